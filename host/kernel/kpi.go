@@ -1,0 +1,311 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// kpi is the KPI bound to one call: the module it acts for, the entry
+// being run and curvnet. SYSINITs and module events run with curvnet
+// vnet0 and allocate global objects.
+type kpi struct {
+	k      *Kernel
+	v      *vnet
+	mod    *modRec
+	at     Site
+	global bool
+}
+
+var _ sdk.KPI = (*kpi)(nil)
+
+func (k *Kernel) kpi(v *vnet, mod *modRec, at Site) *kpi {
+	if v == nil {
+		return &kpi{k: k, v: k.vnet0, mod: mod, at: at, global: true}
+	}
+	return &kpi{k: k, v: v, mod: mod, at: at}
+}
+
+// scope is the VNET objects are allocated in and checked against.
+func (p *kpi) scope() string {
+	if p.global {
+		return ""
+	}
+	return p.v.name
+}
+
+func (p *kpi) Vnet() string   { return p.v.name }
+func (p *kpi) Module() string { return p.mod.decl.Name }
+
+func (p *kpi) op(name string, id sdk.ObjID, err error) {
+	ev := TraceEvent{Kind: TraceKPI, Module: p.mod.decl.Name, Entry: p.at.Entry, Vnet: p.v.name, Rank: p.at.Rank,
+		Detail: fmt.Sprintf("%s #%d", name, id)}
+	if err != nil {
+		ev.Err = err.Error()
+	}
+	p.k.tr.add(ev)
+}
+
+func (p *kpi) alloc(kind ObjKind, name string) sdk.ObjID {
+	o := p.k.w.alloc(kind, name, p.mod.decl.Name, p.scope(), p.at)
+	p.op("alloc "+kind.String()+" "+name, o.ID, nil)
+	return o.ID
+}
+
+func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
+	err := p.k.w.free(id, p.scope(), p.at, kind)
+	p.op("free "+kind.String(), id, err)
+	return err
+}
+
+// Malloc implements sdk.Memory.
+func (p *kpi) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
+	return p.alloc(KindMemory, name), nil
+}
+
+// Free implements sdk.Memory.
+func (p *kpi) Free(_ context.Context, id sdk.ObjID) error { return p.free(id, KindMemory) }
+
+// Use implements sdk.Memory.
+func (p *kpi) Use(_ context.Context, id sdk.ObjID) error { return p.k.w.use(id, p.scope(), p.at) }
+
+// Hold implements sdk.Memory.
+func (p *kpi) Hold(_ context.Context, holder, target sdk.ObjID) error {
+	return p.k.w.hold(holder, target, p.scope(), p.at, true)
+}
+
+// Drop implements sdk.Memory.
+func (p *kpi) Drop(_ context.Context, holder, target sdk.ObjID) error {
+	return p.k.w.hold(holder, target, p.scope(), p.at, false)
+}
+
+// LockInit implements sdk.Locks.
+func (p *kpi) LockInit(_ context.Context, name string) (sdk.ObjID, error) {
+	return p.alloc(KindLock, name), nil
+}
+
+// LockDestroy implements sdk.Locks.
+func (p *kpi) LockDestroy(_ context.Context, id sdk.ObjID) error { return p.free(id, KindLock) }
+
+// Lock implements sdk.Locks.
+func (p *kpi) Lock(_ context.Context, id sdk.ObjID) error {
+	return p.k.w.lock(id, p.scope(), p.at, true)
+}
+
+// Unlock implements sdk.Locks.
+func (p *kpi) Unlock(_ context.Context, id sdk.ObjID) error {
+	return p.k.w.lock(id, p.scope(), p.at, false)
+}
+
+// IfAttach implements sdk.Ifnets: if_alloc + if_attach in curvnet. The
+// interface is cloned when driver names one of the caller's cloners.
+func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, error) {
+	if name == "" || driver == "" {
+		return sdk.IfInfo{}, fmt.Errorf("if_attach: empty name or driver: %w", syscall.EINVAL)
+	}
+	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}}
+	for _, c := range p.mod.decl.Cloners {
+		if c == driver {
+			ifp.cloner = c
+		}
+	}
+	if p.v.ifunit(name) != nil {
+		return sdk.IfInfo{}, fmt.Errorf("if_attach: %s already exists in %s: %w", name, p.v.name, syscall.EEXIST)
+	}
+	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
+	ifp.id = o.ID
+	if err := p.k.ifAttach(ctx, p.v, ifp, false, p.at); err != nil {
+		_ = p.k.w.free(o.ID, p.v.name, p.at, KindIfnet)
+		return sdk.IfInfo{}, err
+	}
+	p.op("if_attach "+name, ifp.id, nil)
+	return ifp.info(), nil
+}
+
+// IfDetach implements sdk.Ifnets: if_detach of an interface the caller
+// attached, then if_free.
+func (p *kpi) IfDetach(ctx context.Context, name string) error {
+	ifp := p.v.ifunit(name)
+	if ifp == nil {
+		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
+	}
+	if ifp.owner != p.mod {
+		return fmt.Errorf("if_detach: %s belongs to %s: %w", name, ifp.owner.decl.Name, syscall.EPERM)
+	}
+	p.k.ifDetachInternal(ctx, ifp, false, p.at)
+	err := p.k.w.free(ifp.id, p.v.name, p.at, KindIfnet)
+	p.op("if_free "+name, ifp.id, err)
+	return err
+}
+
+// IfLookup implements sdk.Ifnets (ifunit).
+func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
+	ifp := p.v.ifunit(name)
+	if ifp == nil {
+		return sdk.IfInfo{}, fmt.Errorf("ifunit: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
+	}
+	return ifp.info(), nil
+}
+
+// IfList implements sdk.Ifnets.
+func (p *kpi) IfList(context.Context) ([]sdk.IfInfo, error) {
+	var out []sdk.IfInfo
+	for _, ifp := range p.v.ifsByIndex() {
+		out = append(out, ifp.info())
+	}
+	return out, nil
+}
+
+// IfSetFlag implements sdk.Ifnets (if_allmulti, ifpromisc).
+func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
+	ifp := p.v.ifunit(name)
+	if ifp == nil {
+		return fmt.Errorf("%s: %s not in %s: %w", flag, name, p.v.name, syscall.ENXIO)
+	}
+	p.v.mu.Lock()
+	defer p.v.mu.Unlock()
+	n := ifp.flags[flag]
+	if on {
+		n++
+	} else if n > 0 {
+		n--
+	} else {
+		return fmt.Errorf("%s: %s: flag not set: %w", flag, name, syscall.EINVAL)
+	}
+	ifp.flags[flag] = n
+	return nil
+}
+
+// registry is a per-VNET table of named heads (pfil, hhook, encap).
+func (p *kpi) register(table map[string]sdk.ObjID, kind ObjKind, what, name string) (sdk.ObjID, error) {
+	p.v.mu.Lock()
+	_, dup := table[name]
+	p.v.mu.Unlock()
+	if dup {
+		return 0, fmt.Errorf("%s %s already registered in %s: %w", what, name, p.v.name, syscall.EEXIST)
+	}
+	id := p.alloc(kind, name)
+	p.v.mu.Lock()
+	table[name] = id
+	p.v.mu.Unlock()
+	return id, nil
+}
+
+func (p *kpi) unregister(table map[string]sdk.ObjID, id sdk.ObjID, kind ObjKind) error {
+	o, err := p.k.w.get(id, p.scope())
+	if err != nil {
+		return err
+	}
+	p.v.mu.Lock()
+	if table[o.Name] == id {
+		delete(table, o.Name)
+	}
+	p.v.mu.Unlock()
+	return p.free(id, kind)
+}
+
+// attach creates an object that references the VNET's head called head.
+func (p *kpi) attach(table map[string]sdk.ObjID, kind ObjKind, what, head, name string) (sdk.ObjID, error) {
+	p.v.mu.Lock()
+	hid, ok := table[head]
+	p.v.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
+	}
+	id := p.alloc(kind, name+"@"+head)
+	if err := p.k.w.hold(id, hid, p.scope(), p.at, true); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// detach removes an attached object: it touches the head it hangs on (a
+// head already freed is a use after free) and frees the object.
+func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
+	o, err := p.k.w.get(id, p.scope())
+	if err != nil {
+		return err
+	}
+	if o.Kind != kind {
+		return fmt.Errorf("%s is not a %s: %w", o, kind, errBadKind)
+	}
+	p.k.w.release(id, p.at)
+	return p.free(id, kind)
+}
+
+// PfilHeadRegister implements sdk.Pfil.
+func (p *kpi) PfilHeadRegister(_ context.Context, name string) (sdk.ObjID, error) {
+	if p.v.privID("pfil") == 0 {
+		return 0, fmt.Errorf("pfil_head_register %s: pfil not initialized in %s: %w", name, p.v.name, syscall.ENXIO)
+	}
+	return p.register(p.v.pfil, KindPfilHead, "pfil head", name)
+}
+
+// PfilHeadUnregister implements sdk.Pfil.
+func (p *kpi) PfilHeadUnregister(_ context.Context, id sdk.ObjID) error {
+	return p.unregister(p.v.pfil, id, KindPfilHead)
+}
+
+// PfilHookAdd implements sdk.Pfil.
+func (p *kpi) PfilHookAdd(_ context.Context, head, hook string) (sdk.ObjID, error) {
+	return p.attach(p.v.pfil, KindPfilHook, "pfil head", head, hook)
+}
+
+// PfilHookRemove implements sdk.Pfil.
+func (p *kpi) PfilHookRemove(_ context.Context, id sdk.ObjID) error {
+	return p.detach(id, KindPfilHook)
+}
+
+// HhookHeadRegister implements sdk.Hhook.
+func (p *kpi) HhookHeadRegister(_ context.Context, name string) (sdk.ObjID, error) {
+	return p.register(p.v.hhook, KindHhookHead, "hhook head", name)
+}
+
+// HhookHeadDeregister implements sdk.Hhook.
+func (p *kpi) HhookHeadDeregister(_ context.Context, id sdk.ObjID) error {
+	return p.unregister(p.v.hhook, id, KindHhookHead)
+}
+
+// HhookAdd implements sdk.Hhook.
+func (p *kpi) HhookAdd(_ context.Context, head, name string) (sdk.ObjID, error) {
+	return p.attach(p.v.hhook, KindHhook, "hhook head", head, name)
+}
+
+// HhookRemove implements sdk.Hhook.
+func (p *kpi) HhookRemove(_ context.Context, id sdk.ObjID) error { return p.detach(id, KindHhook) }
+
+// McastJoin implements sdk.Multicast: the membership references the
+// interface.
+func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, error) {
+	ifp := p.v.ifunit(ifname)
+	if ifp == nil {
+		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
+	}
+	id := p.alloc(KindMcast, group+"%"+ifname)
+	return id, p.k.w.hold(id, ifp.id, p.scope(), p.at, true)
+}
+
+// McastLeave implements sdk.Multicast.
+func (p *kpi) McastLeave(_ context.Context, id sdk.ObjID) error { return p.free(id, KindMcast) }
+
+// EncapRegister implements sdk.Encap (the protocol side).
+func (p *kpi) EncapRegister(_ context.Context, family string) (sdk.ObjID, error) {
+	return p.register(p.v.encap, KindEncapTable, "encap table", family)
+}
+
+// EncapDeregister implements sdk.Encap.
+func (p *kpi) EncapDeregister(_ context.Context, id sdk.ObjID) error {
+	return p.unregister(p.v.encap, id, KindEncapTable)
+}
+
+// EncapAttach implements sdk.Encap (ip_encap_attach).
+func (p *kpi) EncapAttach(_ context.Context, family, name string) (sdk.ObjID, error) {
+	return p.attach(p.v.encap, KindEncapHandle, "encap table", family, name)
+}
+
+// EncapDetach implements sdk.Encap (ip_encap_detach).
+func (p *kpi) EncapDetach(_ context.Context, id sdk.ObjID) error {
+	return p.detach(id, KindEncapHandle)
+}

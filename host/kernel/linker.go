@@ -1,0 +1,585 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+const kernelBase = 0xffffffff80200000
+
+// fileName is how kldload/kldunload name a file: "ipfw", "ipfw.ko" and
+// "/boot/modules/ipfw" are all "ipfw".
+func fileName(name string) string {
+	return strings.TrimSuffix(filepath.Base(name), ".ko")
+}
+
+func (k *Kernel) fileByName(name string) *fileRec {
+	n := fileName(name)
+	for _, fr := range k.files {
+		if fr.f.Name() == n {
+			return fr
+		}
+	}
+	return nil
+}
+
+// Load is kldload: it opens the file through the Opener and links it.
+func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	if k.fileByName(name) != nil {
+		return FileStat{}, fmt.Errorf("can't load %s: module already loaded or in kernel: %w", name, syscall.EEXIST)
+	}
+	if k.opts.Opener == nil {
+		return FileStat{}, fmt.Errorf("can't load %s: no module path: %w", name, syscall.ENOENT)
+	}
+	f, err := k.opts.Opener.OpenFile(ctx, name)
+	if err != nil {
+		return FileStat{}, fmt.Errorf("can't load %s: %w", name, err)
+	}
+	fr, err := k.load(ctx, f, true)
+	if err != nil {
+		return FileStat{}, fmt.Errorf("can't load %s: %w", name, err)
+	}
+	return k.stat(fr), nil
+}
+
+// LoadFile links an already opened file, as if the user loaded it.
+func (k *Kernel) LoadFile(ctx context.Context, f File) (FileStat, error) {
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	fr, err := k.load(ctx, f, true)
+	if err != nil {
+		return FileStat{}, fmt.Errorf("can't load %s: %w", f.Name(), err)
+	}
+	return k.stat(fr), nil
+}
+
+// chooseVersion picks what MODULE_DEPEND asks for among the versions on
+// offer: the preferred one if present, else the highest within [min, max].
+func chooseVersion(versions []int, d sdk.Depend) (int, bool) {
+	best, ok := 0, false
+	for _, v := range versions {
+		if v == d.Pref {
+			return v, true
+		}
+		if v >= d.Min && v <= d.Max && (!ok || v > best) {
+			best, ok = v, true
+		}
+	}
+	return best, ok
+}
+
+func depErr(mod string, d sdk.Depend, cause error) error {
+	if cause == nil || errno(cause) == 0 {
+		cause = syscall.ENOENT
+	}
+	return fmt.Errorf("KLD %s: depends on %s - not available or version mismatch: %w", mod, d.Module, cause)
+}
+
+// load links f; user says whether a user asked for it (userrefs). On any
+// failure nothing stays behind and f is closed.
+func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err error) {
+	if k.fileByName(f.Name()) != nil {
+		f.Close()
+		return nil, fmt.Errorf("module already loaded or in kernel: %w", syscall.EEXIST)
+	}
+	mods := f.Modules()
+	if err := k.checkFile(f, mods); err != nil {
+		f.Close()
+		return nil, err
+	}
+	fr := &fileRec{f: f, refs: 1}
+	if user {
+		fr.userrefs = 1
+	}
+	// MODULE_DEPEND first; what we load for it goes again on failure.
+	var loadedDeps []*fileRec
+	defer func() {
+		if err != nil {
+			for i := len(fr.deps) - 1; i >= 0; i-- {
+				_ = k.unloadFile(ctx, fr.deps[i], true)
+			}
+			f.Close()
+		}
+	}()
+	inFile := map[string]int{}
+	for _, m := range mods {
+		inFile[m.Decl().Name] = m.Decl().Version
+	}
+	for _, m := range mods {
+		d0 := m.Decl()
+		for _, d := range d0.Depends {
+			if v, ok := inFile[d.Module]; ok {
+				if _, ok := chooseVersion([]int{v}, d); !ok {
+					return nil, depErr(d0.Name, d, nil)
+				}
+				continue
+			}
+			dep, err := k.resolveDep(ctx, d0.Name, d)
+			if err != nil {
+				return nil, err
+			}
+			if !containsFile(fr.deps, dep) {
+				fr.deps = append(fr.deps, dep)
+			} else {
+				dep.refs-- // one reference per dependent file
+			}
+			loadedDeps = append(loadedDeps, dep)
+		}
+	}
+	// Register the modules and their entries.
+	k.nextFID++
+	fr.id = k.nextFID
+	fr.addr = k.nextAddr()
+	for _, m := range mods {
+		d := m.Decl()
+		d.Entries = append([]sdk.Entry(nil), d.Entries...)
+		for i, e := range d.Entries {
+			if r, ok := k.opts.Overrides[d.Name+":"+e.Name]; ok {
+				d.Entries[i].Rank = r
+			}
+		}
+		k.nextMID++
+		fr.mods = append(fr.mods, &modRec{id: k.nextMID, m: m, decl: d, file: fr})
+	}
+	if err := k.link(ctx, fr); err != nil {
+		return nil, err
+	}
+	k.files = append(k.files, fr)
+	if len(k.files) > 1 {
+		k.files[0].refs++ // every kld depends on the kernel
+	}
+	return fr, nil
+}
+
+func containsFile(fs []*fileRec, f *fileRec) bool {
+	for _, x := range fs {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *Kernel) nextAddr() uint64 {
+	addr := uint64(kernelBase)
+	for _, fr := range k.files {
+		end := fr.addr + uint64(fr.f.Size())
+		end = (end + 0xfff) &^ 0xfff
+		if end > addr {
+			addr = end
+		}
+	}
+	return addr
+}
+
+// checkFile refuses what the linker cannot link: a bad declaration
+// (ENOEXEC), a module or cloner already present (EEXIST), or a rank
+// override naming an entry the module does not have (EINVAL).
+func (k *Kernel) checkFile(f File, mods []Module) error {
+	if len(mods) == 0 {
+		return fmt.Errorf("%s carries no module: %w", f.Name(), syscall.ENOEXEC)
+	}
+	seen := map[string]bool{}
+	for _, m := range mods {
+		d := m.Decl()
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("%s: %v: %w", f.Name(), err, syscall.ENOEXEC)
+		}
+		if k.mods[d.Name] != nil || seen[d.Name] {
+			return fmt.Errorf("module %s already loaded or in kernel: %w", d.Name, syscall.EEXIST)
+		}
+		seen[d.Name] = true
+		for _, c := range d.Cloners {
+			if o := k.cloners[c]; o != nil {
+				return fmt.Errorf("module %s: cloner %s already provided by %s: %w", d.Name, c, o.decl.Name, syscall.EEXIST)
+			}
+		}
+	}
+	for key := range k.opts.Overrides {
+		mod, entry, _ := strings.Cut(key, ":")
+		if !seen[mod] {
+			continue
+		}
+		for _, m := range mods {
+			if d := m.Decl(); d.Name == mod {
+				if _, ok := d.Entry(entry); !ok {
+					return fmt.Errorf("rank override %s: module %s has no entry %s: %w", key, mod, entry, syscall.EINVAL)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// resolveDep finds or loads the file providing d.
+func (k *Kernel) resolveDep(ctx context.Context, mod string, d sdk.Depend) (*fileRec, error) {
+	if m := k.mods[d.Module]; m != nil {
+		if _, ok := chooseVersion([]int{m.decl.Version}, d); !ok {
+			return nil, depErr(mod, d, nil)
+		}
+		m.file.refs++
+		return m.file, nil
+	}
+	if k.opts.Opener == nil {
+		return nil, depErr(mod, d, nil)
+	}
+	df, err := k.opts.Opener.OpenModule(ctx, d.Module)
+	if err != nil {
+		return nil, depErr(mod, d, err)
+	}
+	var versions []int
+	for _, m := range df.Modules() {
+		if m.Decl().Name == d.Module {
+			versions = append(versions, m.Decl().Version)
+		}
+	}
+	if _, ok := chooseVersion(versions, d); !ok {
+		df.Close()
+		return nil, depErr(mod, d, nil)
+	}
+	fr, err := k.load(ctx, df, false)
+	if err != nil {
+		return nil, depErr(mod, d, err)
+	}
+	return fr, nil
+}
+
+// link runs a file's module registrations (MOD_LOAD), SYSINITs and
+// VNET_SYSINITs in one ascending pass, as FreeBSD's linker_file_sysinit
+// does; each VNET_SYSINIT runs in every VNET, newest first. On failure what
+// ran is undone.
+func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
+	var run []*sysEntry
+	var uninits []*sysEntry
+	for _, m := range fr.mods {
+		run = append(run, k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true))
+		for _, e := range m.decl.Entries {
+			se := k.newEntry(m, e, false)
+			if e.Kind.Init() {
+				run = append(run, se)
+			} else {
+				uninits = append(uninits, se)
+			}
+		}
+	}
+	sortEntries(run)
+	touched := map[*modRec]map[*vnet]bool{}
+	loaded := map[*modRec]bool{}
+	fail := func(err error) error {
+		k.unlink(ctx, fr, uninits, loaded, touched)
+		return err
+	}
+	for _, se := range run {
+		switch {
+		case se.reg:
+			k.registerModule(se.mod)
+			loaded[se.mod] = true
+			if err := k.modEvent(ctx, se.mod, sdk.ModLoad); err != nil && !errors.Is(err, ErrModuleDead) {
+				return fail(fmt.Errorf("module %s: MOD_LOAD: %w", se.mod.decl.Name, err))
+			}
+		case se.e.Kind.PerVnet():
+			for _, v := range k.vnetsNewestFirst() {
+				v.op.Lock()
+				v.setState(se.e.Rank.Sub)
+				_, err := k.runEntry(ctx, v, se)
+				v.op.Unlock()
+				if touched[se.mod] == nil {
+					touched[se.mod] = map[*vnet]bool{}
+				}
+				if err != nil {
+					return fail(err)
+				}
+				touched[se.mod][v] = true
+			}
+			k.addTable(&k.vinit, se)
+		default:
+			if _, err := k.runEntry(ctx, nil, se); err != nil {
+				return fail(err)
+			}
+			if touched[se.mod] == nil {
+				touched[se.mod] = map[*vnet]bool{}
+			}
+		}
+	}
+	for _, se := range uninits {
+		if se.e.Kind == sdk.VnetSysuninit {
+			k.addTable(&k.vuninit, se)
+		}
+	}
+	return nil
+}
+
+// unlink undoes part of a link: the uninits of the modules that ran,
+// descending, then MOD_UNLOAD, then the registrations.
+func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, loaded map[*modRec]bool, touched map[*modRec]map[*vnet]bool) {
+	sortEntries(uninits)
+	for i := len(uninits) - 1; i >= 0; i-- {
+		se := uninits[i]
+		vs, ran := touched[se.mod]
+		if !ran {
+			continue
+		}
+		if se.e.Kind.PerVnet() {
+			for _, v := range k.vnetsNewestFirst() {
+				if vs[v] {
+					v.op.Lock()
+					_, _ = k.runEntry(ctx, v, se)
+					v.op.Unlock()
+				}
+			}
+		} else {
+			_, _ = k.runEntry(ctx, nil, se)
+		}
+	}
+	for _, m := range fr.mods {
+		if loaded[m] {
+			_ = k.modEvent(ctx, m, sdk.ModUnload)
+		}
+	}
+	k.forget(fr)
+}
+
+func (k *Kernel) registerModule(m *modRec) {
+	k.mods[m.decl.Name] = m
+	for _, c := range m.decl.Cloners {
+		k.cloners[c] = m
+	}
+	if len(m.decl.Events) > 0 {
+		ev := append(append([]*modRec(nil), *k.evmods.Load()...), m)
+		k.evmods.Store(&ev)
+	}
+}
+
+// forget drops a file's modules from every registry and table.
+func (k *Kernel) forget(fr *fileRec) {
+	mine := func(se *sysEntry) bool { return se.mod.file == fr }
+	k.dropTable(&k.vinit, mine)
+	k.dropTable(&k.vuninit, mine)
+	var ev []*modRec
+	for _, m := range *k.evmods.Load() {
+		if m.file != fr {
+			ev = append(ev, m)
+		}
+	}
+	k.evmods.Store(&ev)
+	for _, m := range fr.mods {
+		if k.mods[m.decl.Name] == m {
+			delete(k.mods, m.decl.Name)
+		}
+		for _, c := range m.decl.Cloners {
+			if k.cloners[c] == m {
+				delete(k.cloners, c)
+			}
+		}
+	}
+}
+
+func (k *Kernel) addTable(p interface {
+	Load() *[]*sysEntry
+	Store(*[]*sysEntry)
+}, se *sysEntry) {
+	t := append(append([]*sysEntry(nil), *p.Load()...), se)
+	sortEntries(t)
+	p.Store(&t)
+}
+
+func (k *Kernel) dropTable(p interface {
+	Load() *[]*sysEntry
+	Store(*[]*sysEntry)
+}, drop func(*sysEntry) bool) {
+	var t []*sysEntry
+	for _, se := range *p.Load() {
+		if !drop(se) {
+			t = append(t, se)
+		}
+	}
+	p.Store(&t)
+}
+
+// Unload is kldunload -n name [-f].
+func (k *Kernel) Unload(ctx context.Context, name string, force bool) error {
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	fr := k.fileByName(name)
+	if fr == nil {
+		return fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
+	}
+	return k.userUnload(ctx, fr, force)
+}
+
+// UnloadID is kldunload -i id [-f].
+func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	for _, fr := range k.files {
+		if fr.id == id {
+			return k.userUnload(ctx, fr, force)
+		}
+	}
+	return fmt.Errorf("can't find file id %d: %w", id, syscall.ENOENT)
+}
+
+func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
+	if fr.userrefs == 0 {
+		return fmt.Errorf("can't unload file %s: attempt to unload file that was loaded by the kernel: %w", fr.f.Name(), syscall.EBUSY)
+	}
+	fr.userrefs--
+	if err := k.unloadFile(ctx, fr, force); err != nil {
+		fr.userrefs++
+		return fmt.Errorf("can't unload file %s: %w", fr.f.Name(), err)
+	}
+	return nil
+}
+
+// unloadFile is linker_file_unload: drop a reference, or quiesce, unload
+// and uninit the file's modules, then release its dependencies.
+func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error {
+	if fr.refs > 1 {
+		fr.refs--
+		return nil
+	}
+	for _, m := range fr.mods {
+		if err := k.modEvent(ctx, m, sdk.ModQuiesce); err != nil && !errors.Is(err, ErrModuleDead) && !force {
+			if errno(err) == 0 {
+				err = fmt.Errorf("%w: %w", err, syscall.EBUSY)
+			}
+			return fmt.Errorf("module %s refused MOD_QUIESCE: %w", m.decl.Name, err)
+		}
+	}
+	for _, m := range fr.mods {
+		if err := k.modEvent(ctx, m, sdk.ModUnload); err != nil && !errors.Is(err, ErrModuleDead) {
+			return fmt.Errorf("module %s refused MOD_UNLOAD: %w", m.decl.Name, err)
+		}
+	}
+	var uninits []*sysEntry
+	for _, m := range fr.mods {
+		for _, e := range m.decl.Entries {
+			if !e.Kind.Init() {
+				uninits = append(uninits, k.newEntry(m, e, false))
+			}
+		}
+	}
+	k.dropTable(&k.vinit, func(se *sysEntry) bool { return se.mod.file == fr })
+	sortEntries(uninits)
+	for i := len(uninits) - 1; i >= 0; i-- {
+		se := uninits[i]
+		if se.e.Kind.PerVnet() {
+			for _, v := range k.vnetsNewestFirst() {
+				v.op.Lock()
+				if !v.destroying {
+					_, _ = k.runEntry(ctx, v, se)
+				}
+				v.op.Unlock()
+			}
+		} else {
+			_, _ = k.runEntry(ctx, nil, se)
+		}
+	}
+	for _, m := range fr.mods {
+		k.w.moduleGone(m.decl.Name, Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
+	}
+	k.forget(fr)
+	for i, x := range k.files {
+		if x == fr {
+			k.files = append(k.files[:i], k.files[i+1:]...)
+			break
+		}
+	}
+	if len(k.files) > 0 && k.files[0] != fr {
+		k.files[0].refs--
+	}
+	for i := len(fr.deps) - 1; i >= 0; i-- {
+		if err := k.unloadFile(ctx, fr.deps[i], false); err != nil {
+			k.tr.add(TraceEvent{Kind: TraceFault, Module: fr.deps[i].f.Name(), Entry: "kldunload", Err: err.Error()})
+		}
+	}
+	return fr.f.Close()
+}
+
+// Files is kldstat.
+func (k *Kernel) Files() []FileStat {
+	k.sx.RLock()
+	defer k.sx.RUnlock()
+	out := make([]FileStat, 0, len(k.files))
+	for _, fr := range k.files {
+		out = append(out, k.stat(fr))
+	}
+	return out
+}
+
+// Module is kldstat -m: the module called name.
+func (k *Kernel) Module(name string) (ModStat, bool) {
+	k.sx.RLock()
+	defer k.sx.RUnlock()
+	m := k.mods[name]
+	if m == nil {
+		return ModStat{}, false
+	}
+	return modStat(m), true
+}
+
+func modStat(m *modRec) ModStat {
+	return ModStat{ID: m.id, Name: m.decl.Name, Version: m.decl.Version, Rank: m.decl.Rank, File: m.file.f.Name(), Dead: m.dead.Load()}
+}
+
+func (k *Kernel) stat(fr *fileRec) FileStat {
+	fs := FileStat{ID: fr.id, Refs: fr.refs, UserRefs: fr.userrefs, Address: fr.addr, Size: fr.f.Size(), Name: fr.f.Name(), Path: fr.f.Path()}
+	for _, m := range fr.mods {
+		fs.Modules = append(fs.Modules, modStat(m))
+	}
+	return fs
+}
+
+// Shutdown tears everything down: every VNET but vnet0, newest first
+// (top-down each), then every loaded file, newest first, forced.
+func (k *Kernel) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, v := range k.vnetsNewestFirst() {
+		if v != k.vnet0 {
+			if err := k.VnetDestroy(ctx, v.name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	for len(k.files) > 1 {
+		// Files loaded only as dependencies go with their dependents.
+		var fr *fileRec
+		for i := len(k.files) - 1; i > 0; i-- {
+			if k.files[i].userrefs > 0 {
+				fr = k.files[i]
+				break
+			}
+		}
+		if fr == nil {
+			fr = k.files[len(k.files)-1]
+			fr.refs = 1
+		}
+		fr.userrefs = 0
+		if err := k.unloadFile(ctx, fr, true); err != nil {
+			errs = append(errs, fmt.Errorf("unload %s: %w", fr.f.Name(), err))
+			k.files = removeFile(k.files, fr)
+			k.forget(fr)
+			fr.f.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func removeFile(fs []*fileRec, fr *fileRec) []*fileRec {
+	for i, x := range fs {
+		if x == fr {
+			return append(fs[:i], fs[i+1:]...)
+		}
+	}
+	return fs
+}

@@ -1,0 +1,84 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// String renders one trace line: "entry vnet1 PSEUDO/ANY if_lo vnet_loif_init 12µs".
+func (e TraceEvent) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s", e.Kind)
+	if e.Vnet != "" {
+		fmt.Fprintf(&b, " %s", e.Vnet)
+	}
+	if e.Rank.Sub != 0 || e.Rank.Order != 0 {
+		fmt.Fprintf(&b, " %v", e.Rank)
+	}
+	if e.Module != "" {
+		fmt.Fprintf(&b, " %s", e.Module)
+	}
+	if e.Entry != "" {
+		fmt.Fprintf(&b, " %s", e.Entry)
+	}
+	if e.Detail != "" {
+		fmt.Fprintf(&b, " %s", e.Detail)
+	}
+	if e.Err != "" {
+		fmt.Fprintf(&b, " error: %s", e.Err)
+	}
+	return b.String()
+}
+
+// tracer keeps the ordered record of a kernel's life.
+type tracer struct {
+	mu     sync.Mutex
+	off    bool
+	seq    uint64
+	events []TraceEvent
+}
+
+func (t *tracer) add(e TraceEvent) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	if t.off && e.Kind != TraceWitness && e.Kind != TraceFault {
+		return
+	}
+	e.Seq = t.seq
+	t.events = append(t.events, e)
+}
+
+func (t *tracer) tail(n int) []TraceEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n > len(t.events) {
+		n = len(t.events)
+	}
+	return append([]TraceEvent(nil), t.events[len(t.events)-n:]...)
+}
+
+func (t *tracer) all() []TraceEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]TraceEvent(nil), t.events...)
+}
+
+// Errors internal to the witness, each wrapping an errno.
+var (
+	errNoObj     = fmt.Errorf("no such object: %w", syscall.ENOENT)
+	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
+	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
+)
+
+// errno returns the errno an error wraps, or 0.
+func errno(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}

@@ -1,0 +1,128 @@
+package kernel
+
+import (
+	"time"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// Options configure a kernel at boot.
+type Options struct {
+	// EmCount is how many physical em(4) interfaces exist (em0..emN-1,
+	// home vnet0). Zero means 2; negative means none.
+	EmCount int
+	// Legacy knobs reproduce pre-2016 (pre top-down) behaviour.
+	Legacy Legacy
+	// ShuffleSeed, when non-zero, shuffles SYSINIT entries of equal rank
+	// with this seed instead of keeping registration order.
+	ShuffleSeed int64
+	// Overrides change entry ranks before registration, keyed
+	// "module:entry" (e.g. "if_gif:vnet_gif_uninit").
+	Overrides map[string]sdk.Rank
+	// Opener finds files for kldload and MODULE_DEPEND. Nil means only
+	// LoadFile works.
+	Opener Opener
+	// NoTrace turns the trace off (for benchmarks at scale).
+	NoTrace bool
+}
+
+// Legacy knobs.
+type Legacy struct {
+	// TeardownIfFirst detaches every interface of a VNET before running
+	// its VNET_SYSUNINITs, as before the top-down change.
+	TeardownIfFirst bool
+	// DetachIgnoresShutdown makes if_detach_internal purge addresses and
+	// upper-layer protocols even while the VNET is shutting down: the
+	// double free / destroyed lock the seed fixed.
+	DetachIgnoresShutdown bool
+}
+
+// FileStat is one row of kldstat.
+type FileStat struct {
+	ID       int
+	Refs     int
+	UserRefs int
+	Address  uint64
+	Size     int64
+	Name     string
+	Path     string
+	Modules  []ModStat
+}
+
+// ModStat is one "Contains modules:" row of kldstat -v.
+type ModStat struct {
+	ID      int
+	Name    string
+	Version int
+	Rank    sdk.Rank
+	File    string
+	Dead    bool
+}
+
+// VnetStat describes a VNET.
+type VnetStat struct {
+	Name   string
+	State  sdk.Sub
+	Ifaces []string
+}
+
+// IfStat describes an interface for ifconfig.
+type IfStat struct {
+	sdk.IfInfo
+	Flags map[string]int // counted flags: allmulti, promisc
+	Up    bool
+}
+
+// SysinitRow is one row of the VNET_SYSINIT/VNET_SYSUNINIT table.
+type SysinitRow struct {
+	Kind   sdk.EntryKind
+	Rank   sdk.Rank
+	Module string
+	Entry  string
+	File   string
+}
+
+// TraceKind says what a trace event records.
+type TraceKind uint8
+
+// Trace event kinds.
+const (
+	TraceEntry    TraceKind = iota + 1 // an entry ran
+	TraceKPI                           // a KPI operation
+	TraceIfEvent                       // an interface arrival/departure
+	TraceModEvent                      // a module event (MOD_LOAD, ...)
+	TraceWitness                       // a witness report
+	TraceFault                         // a module fault (dead, error)
+)
+
+func (k TraceKind) String() string {
+	switch k {
+	case TraceEntry:
+		return "entry"
+	case TraceKPI:
+		return "kpi"
+	case TraceIfEvent:
+		return "ifevent"
+	case TraceModEvent:
+		return "modevent"
+	case TraceWitness:
+		return "witness"
+	case TraceFault:
+		return "fault"
+	}
+	return "?"
+}
+
+// TraceEvent is one record in the trace.
+type TraceEvent struct {
+	Seq      uint64
+	Kind     TraceKind
+	Module   string
+	Entry    string // entry, KPI op, event name
+	EntryKnd sdk.EntryKind
+	Vnet     string
+	Rank     sdk.Rank
+	Detail   string
+	Err      string
+	Duration time.Duration
+}

@@ -1,0 +1,483 @@
+package kernel
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// ObjKind is the kind of a kernel object the witness records.
+type ObjKind uint8
+
+// Object kinds.
+const (
+	KindMemory ObjKind = iota + 1
+	KindLock
+	KindIfnet
+	KindPfilHead
+	KindPfilHook
+	KindHhookHead
+	KindHhook
+	KindEncapTable
+	KindEncapHandle
+	KindAfdata
+	KindMcast
+)
+
+var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
+	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership"}
+
+func (k ObjKind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("ObjKind(%d)", uint8(k))
+}
+
+// Site is where something happened: which module, in which entry, at
+// which rank, in which VNET. Via names the entry that led there when a
+// kernel path acts on a module's behalf (in6_ifdetach via vnet_loif_uninit).
+type Site struct {
+	Module string
+	Entry  string
+	Rank   sdk.Rank
+	Vnet   string
+	Via    string
+}
+
+func (s Site) String() string {
+	if s.Module == "" {
+		return "?"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", s.Module, s.Entry)
+	if s.Rank != (sdk.Rank{}) {
+		fmt.Fprintf(&b, " (rank %v)", s.Rank)
+	}
+	if s.Via != "" {
+		fmt.Fprintf(&b, " via %s", s.Via)
+	}
+	if s.Vnet != "" {
+		fmt.Fprintf(&b, " in %s", s.Vnet)
+	}
+	return b.String()
+}
+
+// Object is a kernel object in the witness's ledger.
+type Object struct {
+	ID     sdk.ObjID
+	Kind   ObjKind
+	Name   string
+	Owner  string // module
+	Vnet   string // "" for global objects
+	Alloc  Site
+	Freed  bool
+	FreeAt Site
+	// holds are the objects this one references; holders reference it.
+	holds   map[sdk.ObjID]int
+	holders map[sdk.ObjID]int
+	locked  bool
+}
+
+func (o *Object) String() string {
+	return fmt.Sprintf("%s %q (#%d, owner %s)", o.Kind, o.Name, o.ID, o.Owner)
+}
+
+// ReportKind classifies a witness report.
+type ReportKind uint8
+
+// Report kinds.
+const (
+	DoubleFree ReportKind = iota + 1
+	UseAfterFree
+	DestroyedLock
+	FreeReferenced
+	Leak
+	ModuleFault
+)
+
+func (k ReportKind) String() string {
+	switch k {
+	case DoubleFree:
+		return "double free"
+	case UseAfterFree:
+		return "use after free"
+	case DestroyedLock:
+		return "acquiring destroyed lock"
+	case FreeReferenced:
+		return "free of referenced object"
+	case Leak:
+		return "leak"
+	case ModuleFault:
+		return "module fault"
+	}
+	return fmt.Sprintf("ReportKind(%d)", uint8(k))
+}
+
+// Report is one witness finding. It reads like a kernel's: the claim, then
+// where the object was allocated, freed and used, then the trace's tail.
+type Report struct {
+	Kind   ReportKind
+	Claim  string
+	Object *Object // a copy, nil for module faults
+	Holder *Object // for FreeReferenced: the live object still holding it
+	Use    Site    // the offending act (use, second free, leak check)
+	Tail   []TraceEvent
+}
+
+// String renders the report as text.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "witness: %s: %s\n", r.Kind, r.Claim)
+	if o := r.Object; o != nil {
+		fmt.Fprintf(&b, "  object: %s in %s\n", o, vnetLabel(o.Vnet))
+		fmt.Fprintf(&b, "  allocated by %s\n", o.Alloc)
+		if o.Freed {
+			fmt.Fprintf(&b, "  freed by %s\n", o.FreeAt)
+		}
+	}
+	if h := r.Holder; h != nil {
+		fmt.Fprintf(&b, "  still referenced by %s, allocated by %s\n", h, h.Alloc)
+	}
+	if r.Use.Module != "" {
+		verb := "used by"
+		switch r.Kind {
+		case DoubleFree, FreeReferenced:
+			verb = "freed again by"
+			if r.Kind == FreeReferenced {
+				verb = "freed by"
+			}
+		case Leak:
+			verb = "found by"
+		case ModuleFault:
+			verb = "in"
+		}
+		fmt.Fprintf(&b, "  %s %s\n", verb, r.Use)
+	}
+	if len(r.Tail) > 0 {
+		b.WriteString("  trace tail:\n")
+		for _, ev := range r.Tail {
+			fmt.Fprintf(&b, "    %s\n", ev)
+		}
+	}
+	return b.String()
+}
+
+func vnetLabel(v string) string {
+	if v == "" {
+		return "global"
+	}
+	return v
+}
+
+// witness is the ledger of every object modules allocate through the KPI.
+type witness struct {
+	mu      sync.Mutex
+	next    sdk.ObjID
+	objs    map[sdk.ObjID]*Object
+	byVnet  map[string]map[sdk.ObjID]*Object
+	reports []Report
+	trace   *tracer
+}
+
+func newWitness(t *tracer) *witness {
+	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t}
+}
+
+func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.next++
+	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: at}
+	w.objs[o.ID] = o
+	w.index(o)
+	return o
+}
+
+func (w *witness) index(o *Object) {
+	m := w.byVnet[o.Vnet]
+	if m == nil {
+		m = map[sdk.ObjID]*Object{}
+		w.byVnet[o.Vnet] = m
+	}
+	m[o.ID] = o
+}
+
+// get returns the object; errors are ENOENT (never allocated) or EPERM
+// (another VNET's object).
+func (w *witness) get(id sdk.ObjID, vnet string) (*Object, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.getLocked(id, vnet)
+}
+
+func (w *witness) getLocked(id sdk.ObjID, vnet string) (*Object, error) {
+	o := w.objs[id]
+	if o == nil {
+		return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+	}
+	if o.Vnet != "" && vnet != "" && o.Vnet != vnet {
+		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
+	}
+	return o, nil
+}
+
+func copyObj(o *Object) *Object {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.holds, c.holders = nil, nil
+	return &c
+}
+
+func (w *witness) reportLocked(r Report) {
+	r.Object, r.Holder = copyObj(r.Object), copyObj(r.Holder)
+	r.Tail = w.trace.tail(6)
+	w.reports = append(w.reports, r)
+	w.trace.add(TraceEvent{Kind: TraceWitness, Module: r.Use.Module, Entry: r.Use.Entry,
+		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
+}
+
+// free marks o freed. A second free and a free of an object a live object
+// still references are reported.
+func (w *witness) free(id sdk.ObjID, vnet string, at Site, want ObjKind) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o, err := w.getLocked(id, vnet)
+	if err != nil {
+		return err
+	}
+	if want != 0 && o.Kind != want {
+		return fmt.Errorf("%s is not a %s: %w", o, want, errBadKind)
+	}
+	if o.Freed {
+		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: o, Use: at})
+		return nil
+	}
+	w.freeLocked(o, at)
+	return nil
+}
+
+func (w *witness) freeLocked(o *Object, at Site) {
+	for hid := range o.holders {
+		h := w.objs[hid]
+		if h != nil && !h.Freed {
+			w.reportLocked(Report{Kind: FreeReferenced,
+				Claim:  fmt.Sprintf("%s freed while %s still references it", o, h),
+				Object: o, Holder: h, Use: at})
+		}
+	}
+	o.Freed, o.FreeAt = true, at
+	// A freed holder releases what it held, so the targets' holder sets
+	// stay truthful.
+	for tid := range o.holds {
+		if t := w.objs[tid]; t != nil {
+			delete(t.holders, o.ID)
+		}
+	}
+	o.holds = nil
+}
+
+// use records an access; an access to a freed object is reported.
+func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o, err := w.getLocked(id, vnet)
+	if err != nil {
+		return err
+	}
+	w.useLocked(o, at)
+	return nil
+}
+
+func (w *witness) useLocked(o *Object, at Site) {
+	if o.Freed {
+		w.reportLocked(Report{Kind: UseAfterFree, Claim: fmt.Sprintf("use of freed %s", o), Object: o, Use: at})
+	}
+}
+
+func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o, err := w.getLocked(id, vnet)
+	if err != nil {
+		return err
+	}
+	if o.Kind != KindLock {
+		return fmt.Errorf("%s is not a lock: %w", o, errBadKind)
+	}
+	if o.Freed {
+		// Releasing after a reported acquisition adds nothing.
+		if acquire {
+			w.reportLocked(Report{Kind: DestroyedLock, Claim: fmt.Sprintf("acquiring destroyed lock %q", o.Name), Object: o, Use: at})
+		}
+		return nil
+	}
+	o.locked = acquire
+	return nil
+}
+
+func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h, err := w.getLocked(holder, vnet)
+	if err != nil {
+		return err
+	}
+	t, err := w.getLocked(target, vnet)
+	if err != nil {
+		return err
+	}
+	w.useLocked(h, at)
+	w.useLocked(t, at)
+	w.holdLocked(h, t, on)
+	return nil
+}
+
+func (w *witness) holdLocked(h, t *Object, on bool) {
+	if on {
+		if h.holds == nil {
+			h.holds = map[sdk.ObjID]int{}
+		}
+		if t.holders == nil {
+			t.holders = map[sdk.ObjID]int{}
+		}
+		h.holds[t.ID]++
+		t.holders[h.ID]++
+		return
+	}
+	if h.holds[t.ID] > 1 {
+		h.holds[t.ID]--
+		t.holders[h.ID]--
+		return
+	}
+	delete(h.holds, t.ID)
+	delete(t.holders, h.ID)
+}
+
+// move re-homes an object to another VNET (an ifnet on vmove).
+func (w *witness) move(id sdk.ObjID, to string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	delete(w.byVnet[o.Vnet], id)
+	o.Vnet = to
+	w.index(o)
+}
+
+// fault records a module fault as a report.
+func (w *witness) fault(claim string, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
+}
+
+// leaks reports every live object matching keep, then forgets the freed
+// ones that matched (their VNET or module is gone).
+func (w *witness) leaks(objs map[sdk.ObjID]*Object, keep func(*Object) bool, why string, at Site, prune bool) int {
+	var live []*Object
+	for _, o := range objs {
+		if keep(o) && !o.Freed {
+			live = append(live, o)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].ID < live[j].ID })
+	for _, o := range live {
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
+	}
+	if prune {
+		for id, o := range objs {
+			if keep(o) {
+				w.dropLocked(id, o)
+			}
+		}
+	}
+	return len(live)
+}
+
+func (w *witness) dropLocked(id sdk.ObjID, o *Object) {
+	delete(w.objs, id)
+	delete(w.byVnet[o.Vnet], id)
+}
+
+// vnetGone reports the objects left in a destroyed VNET and forgets them.
+func (w *witness) vnetGone(vnet string, at Site) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.byVnet[vnet]
+	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	delete(w.byVnet, vnet)
+	return n
+}
+
+// moduleGone reports the objects a module still owns after its unload.
+func (w *witness) moduleGone(module string, at Site) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after its unload", at, false)
+}
+
+// live counts live objects, optionally in one VNET ("" = all).
+func (w *witness) live(vnet string, all bool) []*Object {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	src := w.objs
+	if !all {
+		src = w.byVnet[vnet]
+	}
+	var out []*Object
+	for _, o := range src {
+		if !o.Freed {
+			out = append(out, copyObj(o))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (w *witness) snapshot() []Report {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Report(nil), w.reports...)
+}
+
+// release drops every reference id holds, touching each target first: a
+// hook removed from a head that is already gone uses freed memory.
+func (w *witness) release(id sdk.ObjID, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	for tid := range o.holds {
+		if t := w.objs[tid]; t != nil {
+			w.useLocked(t, at)
+			delete(t.holders, id)
+		}
+	}
+	o.holds = nil
+}
+
+// assertGone reports a live object that should be gone by now (a
+// framework's KASSERT at its teardown) and forgets it, so the VNET's final
+// leak check does not report it twice.
+func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	if !o.Freed {
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at})
+	}
+	w.dropLocked(id, o)
+}

@@ -1,0 +1,217 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+)
+
+// EntryKind says which linker set an entry belongs to.
+type EntryKind uint8
+
+// The four kinds of startup entries a module declares.
+const (
+	Sysinit       EntryKind = iota + 1 // SYSINIT: once, when the file is loaded
+	Sysuninit                          // SYSUNINIT: once, when the file is unloaded
+	VnetSysinit                        // VNET_SYSINIT: in every VNET, when built or when loaded
+	VnetSysuninit                      // VNET_SYSUNINIT: in every VNET, when torn down or unloaded
+)
+
+var entryKindNames = [...]string{"", "SYSINIT", "SYSUNINIT", "VNET_SYSINIT", "VNET_SYSUNINIT"}
+
+func (k EntryKind) String() string {
+	if int(k) < len(entryKindNames) && k != 0 {
+		return entryKindNames[k]
+	}
+	return fmt.Sprintf("EntryKind(%d)", uint8(k))
+}
+
+// PerVnet reports whether the entry runs once per VNET.
+func (k EntryKind) PerVnet() bool { return k == VnetSysinit || k == VnetSysuninit }
+
+// Init reports whether the entry builds state (SYSINIT or VNET_SYSINIT).
+func (k EntryKind) Init() bool { return k == Sysinit || k == VnetSysinit }
+
+// Entry is one declared SYSINIT/SYSUNINIT/VNET_SYSINIT/VNET_SYSUNINIT.
+// Name is the function's name (e.g. "vnet_ipfw_init"); it identifies the
+// entry within its module.
+type Entry struct {
+	Kind EntryKind
+	Name string
+	Rank Rank
+}
+
+// Depend is a MODULE_DEPEND(module, dep, min, pref, max).
+type Depend struct {
+	Module         string
+	Min, Pref, Max int
+}
+
+// EventKind is an eventhandler a module may register for.
+type EventKind uint8
+
+// Interface events (EVENTHANDLER_REGISTER(ifnet_*_event, ...)).
+const (
+	IfArrival   EventKind = iota + 1 // ifnet_arrival_event
+	IfDeparture                      // ifnet_departure_event
+)
+
+func (e EventKind) String() string {
+	switch e {
+	case IfArrival:
+		return "ifnet_arrival_event"
+	case IfDeparture:
+		return "ifnet_departure_event"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(e))
+}
+
+// Decl is everything a module declares, as data: what FreeBSD source says
+// with DECLARE_MODULE, MODULE_VERSION, MODULE_DEPEND, the SYSINIT macros,
+// cloners and event handler registrations.
+type Decl struct {
+	Name    string
+	Version int
+	Rank    Rank // DECLARE_MODULE(name, data, sub, order)
+	Depends []Depend
+	Entries []Entry
+	Cloners []string
+	Events  []EventKind
+}
+
+// Entry returns the declared entry called name.
+func (d Decl) Entry(name string) (Entry, bool) {
+	for _, e := range d.Entries {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Handles reports whether the module registered for the event.
+func (d Decl) Handles(ev EventKind) bool {
+	for _, e := range d.Events {
+		if e == ev {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks a declaration for what the linker would refuse.
+func (d Decl) Validate() error {
+	var errs []error
+	if d.Name == "" {
+		errs = append(errs, errors.New("module has no name"))
+	}
+	if d.Version < 1 {
+		errs = append(errs, fmt.Errorf("module %s: version %d: want MODULE_VERSION >= 1", d.Name, d.Version))
+	}
+	seen := map[string]bool{}
+	for _, e := range d.Entries {
+		switch {
+		case e.Name == "":
+			errs = append(errs, fmt.Errorf("module %s: %v entry has no name", d.Name, e.Kind))
+		case seen[e.Name]:
+			errs = append(errs, fmt.Errorf("module %s: entry %s declared twice", d.Name, e.Name))
+		case e.Kind < Sysinit || e.Kind > VnetSysuninit:
+			errs = append(errs, fmt.Errorf("module %s: entry %s: bad kind %v", d.Name, e.Name, e.Kind))
+		}
+		seen[e.Name] = true
+	}
+	for _, dep := range d.Depends {
+		if dep.Module == "" || dep.Min > dep.Max || dep.Pref < dep.Min || dep.Pref > dep.Max {
+			errs = append(errs, fmt.Errorf("module %s: MODULE_DEPEND(%s, %d, %d, %d): want min <= pref <= max",
+				d.Name, dep.Module, dep.Min, dep.Pref, dep.Max))
+		}
+	}
+	cl := map[string]bool{}
+	for _, c := range d.Cloners {
+		if c == "" || cl[c] {
+			errs = append(errs, fmt.Errorf("module %s: cloner %q empty or declared twice", d.Name, c))
+		}
+		cl[c] = true
+	}
+	return errors.Join(errs...)
+}
+
+// ModEvent is a module event handler's `what` (enum modeventtype).
+type ModEvent uint8
+
+// The module events, as in sys/sys/module.h.
+const (
+	ModLoad     ModEvent = iota + 1 // MOD_LOAD
+	ModUnload                       // MOD_UNLOAD
+	ModShutdown                     // MOD_SHUTDOWN
+	ModQuiesce                      // MOD_QUIESCE: a non-nil answer vetoes the unload
+)
+
+func (e ModEvent) String() string {
+	switch e {
+	case ModLoad:
+		return "MOD_LOAD"
+	case ModUnload:
+		return "MOD_UNLOAD"
+	case ModShutdown:
+		return "MOD_SHUTDOWN"
+	case ModQuiesce:
+		return "MOD_QUIESCE"
+	}
+	return fmt.Sprintf("ModEvent(%d)", uint8(e))
+}
+
+// DetachPath is which of if_detach_internal's three callers is detaching
+// an interface (the seed's (a), (b) and (c)).
+type DetachPath uint8
+
+// The detach paths. PathNone is used for arrivals.
+const (
+	PathNone     DetachPath = iota
+	PathDestroy             // (a) a cloned interface is destroyed
+	PathVmove               // (b) the interface moves to another VNET
+	PathShutdown            // (c) the interface's VNET is being torn down
+)
+
+func (p DetachPath) String() string {
+	switch p {
+	case PathNone:
+		return "none"
+	case PathDestroy:
+		return "destroy"
+	case PathVmove:
+		return "vmove"
+	case PathShutdown:
+		return "shutdown"
+	}
+	return fmt.Sprintf("DetachPath(%d)", uint8(p))
+}
+
+// IfEvent is an interface arrival or departure delivered to a module that
+// registered for it. For departures, Path and PurgeULP say how much the
+// handler should tear down: with PurgeULP false the protocols' own
+// VNET_SYSUNINITs clean up (in6_ifdetach_destroy), with it true the
+// handler purges upper-layer state itself (in6_ifdetach).
+type IfEvent struct {
+	Kind     EventKind
+	Ifname   string
+	Index    int
+	ID       ObjID
+	Path     DetachPath
+	Vmove    bool
+	PurgeULP bool
+}
+
+// CloneOp asks a module's cloner to create or destroy an interface.
+type CloneOp struct {
+	Create bool
+	Cloner string
+	Ifname string
+}
+
+// ControlReq is a command for a module: an interface command routed to the
+// module that owns Ifname (ifconfig bridge0 addm em1), or a module command
+// when Ifname is empty (ipfw add ...).
+type ControlReq struct {
+	Ifname string
+	Args   []string
+}

@@ -1,0 +1,184 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Func is a SYSINIT/SYSUNINIT/VNET_SYSINIT/VNET_SYSUNINIT function.
+type Func func(ctx context.Context, k KPI) error
+
+// EventFunc is a module event handler (the modevent_t of DECLARE_MODULE).
+// For MOD_QUIESCE, a non-nil answer (usually syscall.EBUSY) vetoes the
+// unload unless it is forced.
+type EventFunc func(ctx context.Context, k KPI, what ModEvent) error
+
+// IfEventFunc handles an ifnet arrival or departure.
+type IfEventFunc func(ctx context.Context, k KPI, ev IfEvent) error
+
+// ControlFunc answers a command for the module (see ControlReq).
+type ControlFunc func(ctx context.Context, k KPI, req ControlReq) (string, error)
+
+// Cloner is an interface cloner (if_clone_advanced). Create must attach
+// the interface with k.IfAttach; Destroy must release what the module holds
+// and detach it with k.IfDetach.
+type Cloner struct {
+	Create  func(ctx context.Context, k KPI, ifname string) error
+	Destroy func(ctx context.Context, k KPI, ifname string) error
+}
+
+// Module is a module being declared, and the value that runs it. Build it
+// with DeclareModule and the chained calls that mirror FreeBSD's macros:
+//
+//	var M = sdk.DeclareModule("ipfw", sdk.SubProtoFirewall, sdk.OrderAny-255).
+//		Version(3).
+//		VnetSysinit("vnet_ipfw_init", sdk.SubProtoFirewall, sdk.OrderAny-253, vnetInit).
+//		VnetSysuninit("vnet_ipfw_uninit", sdk.SubProtoFirewall, sdk.OrderAny-253, vnetUninit)
+//
+// Mistakes in the declaration are collected and reported by Err, by
+// Serve and by the kernel's linker, not panicked.
+type Module struct {
+	decl     Decl
+	funcs    map[string]Func
+	event    EventFunc
+	ifevents map[EventKind]IfEventFunc
+	cloners  map[string]Cloner
+	control  ControlFunc
+	errs     []error
+}
+
+// DeclareModule is DECLARE_MODULE(name, data, sub, order). The version
+// defaults to 1 (MODULE_VERSION(name, 1)).
+func DeclareModule(name string, sub Sub, order Order) *Module {
+	return &Module{
+		decl:     Decl{Name: name, Version: 1, Rank: R(sub, order)},
+		funcs:    map[string]Func{},
+		ifevents: map[EventKind]IfEventFunc{},
+		cloners:  map[string]Cloner{},
+	}
+}
+
+// Version is MODULE_VERSION(name, v).
+func (m *Module) Version(v int) *Module { m.decl.Version = v; return m }
+
+// Depend is MODULE_DEPEND(name, module, min, pref, max).
+func (m *Module) Depend(module string, min, pref, max int) *Module {
+	m.decl.Depends = append(m.decl.Depends, Depend{Module: module, Min: min, Pref: pref, Max: max})
+	return m
+}
+
+func (m *Module) entry(kind EntryKind, name string, sub Sub, order Order, fn Func) *Module {
+	if fn == nil {
+		m.errs = append(m.errs, fmt.Errorf("module %s: %v %s has no function", m.decl.Name, kind, name))
+	}
+	m.decl.Entries = append(m.decl.Entries, Entry{Kind: kind, Name: name, Rank: R(sub, order)})
+	m.funcs[name] = fn
+	return m
+}
+
+// Sysinit is SYSINIT(name, sub, order, fn, NULL).
+func (m *Module) Sysinit(name string, sub Sub, order Order, fn Func) *Module {
+	return m.entry(Sysinit, name, sub, order, fn)
+}
+
+// Sysuninit is SYSUNINIT(name, sub, order, fn, NULL).
+func (m *Module) Sysuninit(name string, sub Sub, order Order, fn Func) *Module {
+	return m.entry(Sysuninit, name, sub, order, fn)
+}
+
+// VnetSysinit is VNET_SYSINIT(name, sub, order, fn, NULL).
+func (m *Module) VnetSysinit(name string, sub Sub, order Order, fn Func) *Module {
+	return m.entry(VnetSysinit, name, sub, order, fn)
+}
+
+// VnetSysuninit is VNET_SYSUNINIT(name, sub, order, fn, NULL).
+func (m *Module) VnetSysuninit(name string, sub Sub, order Order, fn Func) *Module {
+	return m.entry(VnetSysuninit, name, sub, order, fn)
+}
+
+// EventHandler sets the module event handler (MOD_LOAD, MOD_QUIESCE, ...).
+// Without one, every event succeeds.
+func (m *Module) EventHandler(fn EventFunc) *Module { m.event = fn; return m }
+
+// OnIfnet is EVENTHANDLER_REGISTER(ifnet_arrival_event or
+// ifnet_departure_event, fn).
+func (m *Module) OnIfnet(kind EventKind, fn IfEventFunc) *Module {
+	if kind != IfArrival && kind != IfDeparture {
+		m.errs = append(m.errs, fmt.Errorf("module %s: no such event %v", m.decl.Name, kind))
+		return m
+	}
+	if _, dup := m.ifevents[kind]; !dup {
+		m.decl.Events = append(m.decl.Events, kind)
+	}
+	m.ifevents[kind] = fn
+	return m
+}
+
+// Cloner registers an interface cloner (if_clone_advanced(name, ...)).
+func (m *Module) Cloner(name string, c Cloner) *Module {
+	if c.Create == nil || c.Destroy == nil {
+		m.errs = append(m.errs, fmt.Errorf("module %s: cloner %s needs Create and Destroy", m.decl.Name, name))
+	}
+	m.decl.Cloners = append(m.decl.Cloners, name)
+	m.cloners[name] = c
+	return m
+}
+
+// OnControl sets the handler for commands routed to this module.
+func (m *Module) OnControl(fn ControlFunc) *Module { m.control = fn; return m }
+
+// Err reports what is wrong with the declaration, or nil.
+func (m *Module) Err() error {
+	return errors.Join(append(append([]error(nil), m.errs...), m.decl.Validate())...)
+}
+
+// Decl returns the module's declaration.
+func (m *Module) Decl() Decl { return m.decl }
+
+// Run runs the declared entry e.
+func (m *Module) Run(ctx context.Context, k KPI, e Entry) error {
+	fn := m.funcs[e.Name]
+	if fn == nil {
+		return fmt.Errorf("module %s: no entry %s: %w", m.decl.Name, e.Name, syscall.ENOENT)
+	}
+	return fn(ctx, k)
+}
+
+// Event delivers a module event.
+func (m *Module) Event(ctx context.Context, k KPI, what ModEvent) error {
+	if m.event == nil {
+		return nil
+	}
+	return m.event(ctx, k, what)
+}
+
+// IfEvent delivers an interface event the module registered for.
+func (m *Module) IfEvent(ctx context.Context, k KPI, ev IfEvent) error {
+	fn := m.ifevents[ev.Kind]
+	if fn == nil {
+		return nil
+	}
+	return fn(ctx, k, ev)
+}
+
+// Clone runs one of the module's cloners.
+func (m *Module) Clone(ctx context.Context, k KPI, op CloneOp) error {
+	c, ok := m.cloners[op.Cloner]
+	if !ok {
+		return fmt.Errorf("module %s: no cloner %s: %w", m.decl.Name, op.Cloner, syscall.EINVAL)
+	}
+	if op.Create {
+		return c.Create(ctx, k, op.Ifname)
+	}
+	return c.Destroy(ctx, k, op.Ifname)
+}
+
+// Control answers a command routed to the module.
+func (m *Module) Control(ctx context.Context, k KPI, req ControlReq) (string, error) {
+	if m.control == nil {
+		return "", fmt.Errorf("module %s: no control handler: %w", m.decl.Name, syscall.EOPNOTSUPP)
+	}
+	return m.control(ctx, k, req)
+}
