@@ -1,0 +1,171 @@
+// Package sdktest runs modules in-process against the real emulated kernel
+// (host/kernel) with the witness on, so plugin authors can unit-test a
+// module without spawning processes.
+//
+//	h := sdktest.New(t, sdktest.Options{})
+//	h.Load(mymod.Module())
+//	h.VnetCreate("j1")
+//	h.VnetDestroy("j1")
+//	h.RequireClean()
+package sdktest
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// Options configure the kernel under test.
+type Options struct {
+	EmCount     int
+	Legacy      kernel.Legacy
+	ShuffleSeed int64
+	// Overrides change entry ranks, keyed "module:entry".
+	Overrides map[string]sdk.Rank
+	// Files are modules the kernel may load by name for MODULE_DEPEND
+	// (as the module path would provide them), keyed by file name.
+	Files map[string][]*sdk.Module
+}
+
+// Harness is a booted kernel bound to a test.
+type Harness struct {
+	t testing.TB
+	k *kernel.Kernel
+}
+
+// New boots a kernel for t. It fails the test if the kernel cannot boot.
+func New(t testing.TB, o Options) *Harness {
+	t.Helper()
+	k, err := kernel.New(context.Background(), kernel.Options{
+		EmCount: o.EmCount, Legacy: o.Legacy, ShuffleSeed: o.ShuffleSeed,
+		Overrides: o.Overrides, Opener: opener(o.Files),
+	})
+	if err != nil {
+		t.Fatalf("sdktest: boot: %v", err)
+	}
+	return &Harness{t: t, k: k}
+}
+
+// Kernel returns the kernel under test.
+func (h *Harness) Kernel() *kernel.Kernel { return h.k }
+
+// Load links mods as one file named after the first module. It fails the
+// test on error; use TryLoad to check errors.
+func (h *Harness) Load(mods ...*sdk.Module) kernel.FileStat {
+	h.t.Helper()
+	if len(mods) == 0 {
+		h.t.Fatal("sdktest: Load needs a module")
+	}
+	return h.LoadAs(mods[0].Decl().Name, mods...)
+}
+
+// LoadAs links mods as one file called file.
+func (h *Harness) LoadAs(file string, mods ...*sdk.Module) kernel.FileStat {
+	h.t.Helper()
+	fs, err := h.TryLoad(file, mods...)
+	if err != nil {
+		h.t.Fatalf("sdktest: load %s: %v", file, err)
+	}
+	return fs
+}
+
+// TryLoad links mods as one file called file and returns the error.
+func (h *Harness) TryLoad(file string, mods ...*sdk.Module) (kernel.FileStat, error) {
+	return h.k.LoadFile(context.Background(), File(file, mods...))
+}
+
+// VnetCreate creates a VNET, failing the test on error.
+func (h *Harness) VnetCreate(name string) {
+	h.t.Helper()
+	if err := h.k.VnetCreate(context.Background(), name); err != nil {
+		h.t.Fatalf("sdktest: vnet create %s: %v", name, err)
+	}
+}
+
+// VnetDestroy destroys a VNET, failing the test on error.
+func (h *Harness) VnetDestroy(name string) {
+	h.t.Helper()
+	if err := h.k.VnetDestroy(context.Background(), name); err != nil {
+		h.t.Fatalf("sdktest: vnet destroy %s: %v", name, err)
+	}
+}
+
+// Reports returns the witness's reports.
+func (h *Harness) Reports() []kernel.Report { return h.k.Witness() }
+
+// RequireClean fails the test if the witness reported anything.
+func (h *Harness) RequireClean() {
+	h.t.Helper()
+	for _, r := range h.k.Witness() {
+		h.t.Errorf("sdktest: %s", r)
+	}
+}
+
+// Order lists every entry run so far as "module:entry@vnet" ("@-" for
+// SYSINITs), in order.
+func (h *Harness) Order() []string { return Order(h.k.Trace()) }
+
+// Order lists the entries of a trace as "module:entry@vnet".
+func Order(tr []kernel.TraceEvent) []string {
+	var out []string
+	for _, e := range tr {
+		if e.Kind != kernel.TraceEntry {
+			continue
+		}
+		v := e.Vnet
+		if v == "" {
+			v = "-"
+		}
+		out = append(out, fmt.Sprintf("%s:%s@%s", e.Module, e.Entry, v))
+	}
+	return out
+}
+
+// file is an in-process linker file.
+type file struct {
+	name string
+	mods []*sdk.Module
+}
+
+// File makes an in-process linker file carrying mods.
+func File(name string, mods ...*sdk.Module) kernel.File { return &file{name: name, mods: mods} }
+
+func (f *file) Name() string { return f.name }
+func (f *file) Path() string { return "" }
+func (f *file) Size() int64  { return 0x4000 }
+func (f *file) Close() error { return nil }
+func (f *file) Modules() []kernel.Module {
+	out := make([]kernel.Module, len(f.mods))
+	for i, m := range f.mods {
+		out[i] = m
+	}
+	return out
+}
+
+// opener serves Options.Files by file name and by module name.
+type opener map[string][]*sdk.Module
+
+func (o opener) OpenFile(_ context.Context, name string) (kernel.File, error) {
+	mods, ok := o[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: no such file in module path: %w", name, errNoFile)
+	}
+	return File(name, mods...), nil
+}
+
+func (o opener) OpenModule(ctx context.Context, module string) (kernel.File, error) {
+	for name, mods := range o {
+		for _, m := range mods {
+			if m.Decl().Name == module {
+				return o.OpenFile(ctx, name)
+			}
+		}
+	}
+	return nil, fmt.Errorf("module %s: not found in module path: %w", module, errNoFile)
+}
+
+var errNoFile = syscall.ENOENT
