@@ -207,7 +207,7 @@ func simpleDestroy(ctx context.Context, kp sdk.KPI, ifname string) error {
 }
 
 func (k *Kernel) loifInit(ctx context.Context, kp sdk.KPI) error {
-	_, err := k.cloneCreate(ctx, vnetOf(kp), "lo0")
+	_, err := k.cloneCreate(ctx, vnetOf(kp), "lo0", kp.(*kpi).at)
 	return err
 }
 
@@ -216,7 +216,7 @@ func (k *Kernel) loifUninit(ctx context.Context, kp sdk.KPI) error {
 	v := vnetOf(kp)
 	for _, ifp := range v.ifsByIndex() {
 		if ifp.cloner == "lo" && ifp.home == v {
-			if err := k.cloneDestroy(ctx, v, ifp); err != nil {
+			if err := k.cloneDestroy(ctx, v, ifp, kp.(*kpi).at); err != nil {
 				return err
 			}
 		}

@@ -230,10 +230,19 @@ func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, e
 		return "", err
 	}
 	defer leave()
-	return k.cloneCreate(ctx, v, name)
+	return k.cloneCreate(ctx, v, name, Site{})
 }
 
-func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string) (string, error) {
+// cloneSite names a cloner call: the entry that made it (vnet_loif_uninit)
+// when there is one, else the plain ioctl.
+func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
+	if via.Entry != "" {
+		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name}
+	}
+	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
+}
+
+func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site) (string, error) {
 	mod, cloner, unit := k.matchCloner(name)
 	if mod == nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: no interface cloner: %w", name, syscall.EINVAL)
@@ -248,7 +257,7 @@ func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string) (string,
 	} else if v.ifunit(name) != nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
 	}
-	at := Site{Module: mod.decl.Name, Entry: "clone_create", Vnet: v.name}
+	at := cloneSite(mod, v, "clone_create", via)
 	kp := k.kpi(v, mod, at)
 	if err := k.call(mod, at, func() error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
@@ -277,12 +286,12 @@ func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
 	if ifp.cloner == "" {
 		return fmt.Errorf("SIOCIFDESTROY: %s is not a cloned interface: %w", ifname, syscall.EINVAL)
 	}
-	return k.cloneDestroy(ctx, v, ifp)
+	return k.cloneDestroy(ctx, v, ifp, Site{})
 }
 
-func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet) error {
+func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
 	mod := ifp.owner
-	at := Site{Module: mod.decl.Name, Entry: "clone_destroy", Vnet: v.name}
+	at := cloneSite(mod, v, "clone_destroy", via)
 	kp := k.kpi(v, mod, at)
 	if err := k.call(mod, at, func() error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})

@@ -97,6 +97,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
+	k.vnet0.setState(sdk.SubLast)
 	return k, nil
 }
 

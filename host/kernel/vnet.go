@@ -118,6 +118,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 			ran[se.mod] = true
 		}
 	}
+	v.setState(sdk.SubLast) // fully built: not shutting down
 	k.vmu.Lock()
 	k.vlist = append(k.vlist, v)
 	k.vmu.Unlock()
@@ -195,7 +196,7 @@ func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
 		if ifp.home != v {
 			_ = k.vmove(ctx, ifp, v, ifp.home, Site{Module: "if", Entry: "vnet_destroy (legacy)", Vnet: v.name})
 		} else if ifp.cloner != "" {
-			_ = k.cloneDestroy(ctx, v, ifp)
+			_ = k.cloneDestroy(ctx, v, ifp, Site{})
 		}
 	}
 }

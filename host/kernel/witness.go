@@ -313,7 +313,7 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	if o.Freed {
 		// Releasing after a reported acquisition adds nothing.
 		if acquire {
-			w.reportLocked(Report{Kind: DestroyedLock, Claim: fmt.Sprintf("acquiring destroyed lock %q", o.Name), Object: o, Use: at})
+			w.reportLocked(Report{Kind: DestroyedLock, Claim: fmt.Sprintf("lock %q", o.Name), Object: o, Use: at})
 		}
 		return nil
 	}

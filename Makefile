@@ -1,0 +1,33 @@
+# Thin wrappers: the work is in go and scripts/.
+BIN ?= bin
+
+.PHONY: all build demo test race proto links vet fmt clean
+
+all: build
+
+build:
+	scripts/build.sh $(BIN)
+
+demo: build
+	$(BIN)/kldsim run configs/default.hcl
+
+test: build
+	scripts/test.sh
+
+race:
+	go test -race ./host/kernel/... ./host/internal/loader/... ./sdk/...
+
+proto:
+	scripts/proto.sh
+
+links: build
+	$(BIN)/kldsim links $(BIN)
+
+vet:
+	go vet ./...
+
+fmt:
+	gofmt -l -w .
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's tests: formatting, vet, every package's tests, and the race
+# detector on the kernel, loader and SDK packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt wants to rewrite:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -count=1 ./...
+go test -count=1 -race ./host/kernel/... ./host/internal/loader/... ./sdk/...
