@@ -1,0 +1,32 @@
+// Package kernel is kldsim's emulated FreeBSD kernel: the SYSINIT tables,
+// the kernel linker, VNETs, interfaces with if_detach_internal's three
+// detach paths, the KPI modules call back into, the builtin base system
+// (file "kernel") and the witness that checks every teardown.
+//
+// It runs in-process and knows nothing of processes or configuration
+// files: modules reach it through the Module contract, whether they are
+// builtins, *sdk.Module values (sdk/sdktest) or plugin processes adapted by
+// host/internal/loader.
+//
+// The rules it emulates, in order of a module's life:
+//
+//  1. Load: MODULE_DEPENDs are resolved first (loaded modules, else the
+//     Opener's module path; preferred version, else the highest in range).
+//     Then one ascending pass runs module registrations (MOD_LOAD),
+//     SYSINITs and VNET_SYSINITs; each VNET_SYSINIT runs in every VNET,
+//     newest first, as FreeBSD's vnet_register_sysinit does.
+//  2. VNET create: every VNET_SYSINIT ascending, the VNET's state set to
+//     the entry's subsystem first. A failing entry rolls back the modules
+//     that ran and leaves nothing behind.
+//  3. VNET destroy (top-down): every VNET_SYSUNINIT descending;
+//     vnet_if_return first sends loaned interfaces home through the full
+//     detach path, cloned ones go later through the shutdown path.
+//  4. Unload: MOD_QUIESCE (a veto aborts unless forced), MOD_UNLOAD, then
+//     one descending pass of SYSUNINITs and VNET_SYSUNINITs (each in every
+//     VNET, newest first), then the dependencies are released.
+//
+// Ties between equal ranks run in registration order unless
+// Options.ShuffleSeed asks for a seeded shuffle; Options.Overrides change
+// an entry's rank before it is registered; Options.Legacy brings back the
+// pre-2016 behaviour the seed change fixed.
+package kernel
