@@ -271,6 +271,11 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 		}
 	}
 	sortEntries(run)
+	// As linker_file_register_modules: names and cloners are known before
+	// any SYSINIT runs; MOD_LOAD itself runs at the module's rank.
+	for _, m := range fr.mods {
+		k.registerModule(m)
+	}
 	touched := map[*modRec]map[*vnet]bool{}
 	loaded := map[*modRec]bool{}
 	fail := func(err error) error {
@@ -280,7 +285,6 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 	for _, se := range run {
 		switch {
 		case se.reg:
-			k.registerModule(se.mod)
 			loaded[se.mod] = true
 			if err := k.modEvent(ctx, se.mod, sdk.ModLoad); err != nil && !errors.Is(err, ErrModuleDead) {
 				return fail(fmt.Errorf("module %s: MOD_LOAD: %w", se.mod.decl.Name, err))

@@ -330,3 +330,21 @@ func ids(objs []*Object) []string {
 	}
 	return out
 }
+
+// TestShuffledBootIsClean: any tie shuffle of the base system boots, and a
+// VNET built and torn down with it leaves nothing behind.
+func TestShuffledBootIsClean(t *testing.T) {
+	ctx := context.Background()
+	for seed := int64(1); seed <= 40; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			k := boot(t, Options{ShuffleSeed: seed})
+			if err := k.VnetCreate(ctx, "j1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.VnetDestroy(ctx, "j1"); err != nil {
+				t.Fatal(err)
+			}
+			requireClean(t, k)
+		})
+	}
+}
