@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,7 +159,11 @@ func (k *Kernel) markDead(mod *modRec, at Site, err error) {
 	if mod.dead.Swap(true) {
 		return
 	}
-	claim := fmt.Sprintf("module %s died in %s: %v", mod.decl.Name, at.Entry, err)
+	// Transports name the module and entry already; say it once.
+	claim := err.Error()
+	if !strings.Contains(claim, mod.decl.Name) {
+		claim = fmt.Sprintf("module %s died in %s: %v", mod.decl.Name, at.Entry, err)
+	}
 	k.tr.add(TraceEvent{Kind: TraceFault, Module: mod.decl.Name, Entry: at.Entry, Vnet: at.Vnet, Rank: at.Rank, Err: err.Error()})
 	k.w.fault(claim, at)
 }

@@ -1,0 +1,10 @@
+// Command kldbase is a test plugin carrying kldtest_base, which kldtest
+// depends on.
+package main
+
+import (
+	"github.com/kldsim/kldsim/host/internal/loader/testdata/kldtest"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+func main() { sdk.Serve(kldtest.NewBase()) }

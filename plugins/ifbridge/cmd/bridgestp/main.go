@@ -1,0 +1,9 @@
+// Command bridgestp serves the bridgestp module as a kldsim plugin.
+package main
+
+import (
+	"github.com/kldsim/kldsim/plugins/ifbridge"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+func main() { sdk.Serve(ifbridge.STP()) }

@@ -1,0 +1,37 @@
+package ifbridge
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+func TestDecl(t *testing.T) {
+	tests := []struct {
+		m    *sdk.Module
+		want sdk.Decl
+	}{
+		{Bridge(), sdk.Decl{
+			Name: "if_bridge", Version: 1, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny),
+			Depends: []sdk.Depend{{Module: "bridgestp", Min: 1, Pref: 1, Max: 1}},
+			Entries: []sdk.Entry{
+				{Kind: sdk.VnetSysinit, Name: "vnet_bridge_init", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
+				{Kind: sdk.VnetSysuninit, Name: "vnet_bridge_uninit", Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)},
+			},
+			Cloners: []string{"bridge"},
+			Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		}},
+		{STP(), sdk.Decl{Name: "bridgestp", Version: 1, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want.Name, func(t *testing.T) {
+			if err := tt.m.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, tt.m.Decl()); diff != "" {
+				t.Errorf("Decl (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

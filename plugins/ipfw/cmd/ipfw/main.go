@@ -1,0 +1,9 @@
+// Command ipfw serves the ipfw module as a kldsim plugin.
+package main
+
+import (
+	"github.com/kldsim/kldsim/plugins/ipfw"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+func main() { sdk.Serve(ipfw.Module()) }

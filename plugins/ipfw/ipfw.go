@@ -1,0 +1,412 @@
+// Package ipfw is kldsim's miniature of FreeBSD's ipfw(4) firewall: a
+// per-VNET rule chain with its lock and default rule, hooked into the inet
+// and inet6 pfil(9) heads, and a small `ipfw add/delete/list` grammar.
+// Rules that name an interface track it by name, as ipfw's iface tracking
+// does: they hold a reference to the interface only while it is present
+// in the VNET, and drop it when it departs.
+package ipfw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// Module and entry names, as FreeBSD's sys/netpfil/ipfw spells them.
+const (
+	Name            = "ipfw"
+	EntryInit       = "ipfw_init"
+	EntryDestroy    = "ipfw_destroy"
+	EntryVnetInit   = "vnet_ipfw_init"
+	EntryVnetUninit = "vnet_ipfw_uninit"
+)
+
+// heads are the pfil heads vnet_ipfw_init hooks (ipfw_attach_hooks).
+var heads = []string{"inet", "inet6"}
+
+// The ranks of ip_fw_pfil.c/ip_fw2.c: IPFW_SI_SUB_FIREWALL with
+// IPFW_MODEVENT_ORDER, IPFW_MODULE_ORDER and IPFW_VNET_ORDER.
+const (
+	OrderModevent = sdk.OrderAny - 255
+	OrderModule   = sdk.OrderAny - 254
+	OrderVnet     = sdk.OrderAny - 253
+)
+
+// Module returns a new ipfw module (version 3). Every call returns a
+// module with its own, empty state.
+func Module() *sdk.Module {
+	fw := &firewall{vnets: map[string]*chain{}}
+	return sdk.DeclareModule(Name, sdk.SubProtoFirewall, OrderModevent).
+		Version(3).
+		Sysinit(EntryInit, sdk.SubProtoFirewall, OrderModule, fw.init).
+		Sysuninit(EntryDestroy, sdk.SubProtoFirewall, OrderModule, fw.destroy).
+		VnetSysinit(EntryVnetInit, sdk.SubProtoFirewall, OrderVnet, fw.vnetInit).
+		VnetSysuninit(EntryVnetUninit, sdk.SubProtoFirewall, OrderVnet, fw.vnetUninit).
+		OnIfnet(sdk.IfArrival, fw.arrival).
+		OnIfnet(sdk.IfDeparture, fw.departure).
+		OnControl(fw.control)
+}
+
+// firewall is the module's state. mu guards the map and everything under
+// it and is never held across a KPI call.
+type firewall struct {
+	mu     sync.Mutex
+	loaded bool              // ipfw_init ran and ipfw_destroy has not
+	vnets  map[string]*chain // V_layer3_chain by VNET
+}
+
+// chain is one VNET's ip_fw_chain.
+type chain struct {
+	mem   sdk.ObjID // the chain (with its default rule)
+	lock  sdk.ObjID // IPFW_UH lock
+	hooks []sdk.ObjID
+	rules []*rule // sorted by number, stable; the default rule is implicit
+}
+
+type rule struct {
+	Rule
+	mem   sdk.ObjID
+	ifRef sdk.ObjID // the ifnet IfOp names, held while it is present
+}
+
+var defaultRule = Rule{Num: DefaultRule, Action: "deny", Proto: "ip", From: "any", To: "any"}
+
+// init is ipfw_init: module-wide state only (nothing per VNET).
+func (fw *firewall) init(context.Context, sdk.KPI) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.loaded = true
+	return nil
+}
+
+// destroy is ipfw_destroy. Every VNET's chain is gone by now.
+func (fw *firewall) destroy(context.Context, sdk.KPI) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.loaded = false
+	if len(fw.vnets) != 0 {
+		return fmt.Errorf("%s: %d vnets still have a rule chain: %w", EntryDestroy, len(fw.vnets), syscall.EBUSY)
+	}
+	return nil
+}
+
+func (fw *firewall) chain(vnet string) *chain {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return fw.vnets[vnet]
+}
+
+// vnetInit is vnet_ipfw_init: the chain, its lock and the default rule,
+// then ipfw_attach_hooks on the inet and inet6 pfil heads.
+func (fw *firewall) vnetInit(ctx context.Context, k sdk.KPI) (err error) {
+	c := &chain{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(fmt.Errorf("%s: %w", EntryVnetInit, err), c.free(ctx, k))
+		}
+	}()
+	if c.mem, err = k.Malloc(ctx, "ipfw chain"); err != nil {
+		return err
+	}
+	if c.lock, err = k.LockInit(ctx, "IPFW static rules"); err != nil {
+		return err
+	}
+	for _, head := range heads {
+		h, err := k.PfilHookAdd(ctx, head, Name)
+		if err != nil {
+			return fmt.Errorf("pfil hook on %s: %w", head, err)
+		}
+		c.hooks = append(c.hooks, h)
+	}
+	fw.mu.Lock()
+	_, dup := fw.vnets[k.Vnet()]
+	if !dup {
+		fw.vnets[k.Vnet()] = c
+	}
+	fw.mu.Unlock()
+	if dup {
+		return fmt.Errorf("vnet %s already has a chain: %w", k.Vnet(), syscall.EEXIST)
+	}
+	return nil
+}
+
+// free is the body of vnet_ipfw_uninit for an unlinked chain:
+// ipfw_detach_hooks, then every rule (dropping interface references),
+// then the chain and its lock.
+func (c *chain) free(ctx context.Context, k sdk.KPI) error {
+	var errs []error
+	for _, h := range c.hooks {
+		errs = append(errs, k.PfilHookRemove(ctx, h))
+	}
+	c.hooks = nil
+	if c.lock != 0 && len(c.rules) > 0 {
+		errs = append(errs, k.Lock(ctx, c.lock))
+		for _, r := range c.rules {
+			errs = append(errs, r.free(ctx, k))
+		}
+		errs = append(errs, k.Unlock(ctx, c.lock))
+	}
+	c.rules = nil
+	if c.mem != 0 {
+		errs = append(errs, k.Free(ctx, c.mem))
+	}
+	if c.lock != 0 {
+		errs = append(errs, k.LockDestroy(ctx, c.lock))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *rule) free(ctx context.Context, k sdk.KPI) error {
+	var errs []error
+	if r.ifRef != 0 {
+		errs = append(errs, k.Drop(ctx, r.mem, r.ifRef))
+		r.ifRef = 0
+	}
+	return errors.Join(append(errs, k.Free(ctx, r.mem))...)
+}
+
+// vnetUninit is vnet_ipfw_uninit.
+func (fw *firewall) vnetUninit(ctx context.Context, k sdk.KPI) error {
+	fw.mu.Lock()
+	c := fw.vnets[k.Vnet()]
+	delete(fw.vnets, k.Vnet())
+	fw.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if err := c.free(ctx, k); err != nil {
+		return fmt.Errorf("%s: %w", EntryVnetUninit, err)
+	}
+	return nil
+}
+
+// arrival resolves rules naming an interface that has just appeared.
+func (fw *firewall) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
+	c := fw.chain(k.Vnet())
+	if c == nil || ev.ID == 0 {
+		return nil
+	}
+	fw.mu.Lock()
+	var hold []*rule
+	for _, r := range c.rules {
+		if r.Ifname == ev.Ifname && r.ifRef == 0 {
+			r.ifRef = ev.ID
+			hold = append(hold, r)
+		}
+	}
+	fw.mu.Unlock()
+	var errs []error
+	for _, r := range hold {
+		errs = append(errs, k.Hold(ctx, r.mem, ev.ID))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %s arrived: %w", Name, ev.Ifname, err)
+	}
+	return nil
+}
+
+// departure drops every reference rules hold on a departing interface;
+// the rules stay and match the name again if it comes back.
+func (fw *firewall) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
+	c := fw.chain(k.Vnet())
+	if c == nil {
+		return nil
+	}
+	type ref struct{ holder, target sdk.ObjID }
+	var drop []ref
+	fw.mu.Lock()
+	for _, r := range c.rules {
+		if r.ifRef != 0 && (r.ifRef == ev.ID || (ev.ID == 0 && r.Ifname == ev.Ifname)) {
+			drop = append(drop, ref{r.mem, r.ifRef})
+			r.ifRef = 0
+		}
+	}
+	fw.mu.Unlock()
+	if len(drop) == 0 {
+		return nil
+	}
+	errs := []error{k.Lock(ctx, c.lock)}
+	for _, d := range drop {
+		errs = append(errs, k.Drop(ctx, d.holder, d.target))
+	}
+	errs = append(errs, k.Unlock(ctx, c.lock))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %s departing (%v): %w", Name, ev.Ifname, ev.Path, err)
+	}
+	return nil
+}
+
+// control answers the module command (Ifname empty):
+//
+//	add [NUM] allow|deny|count PROTO from A to B [in|out] [via|recv|xmit IF]
+//	delete NUM [NUM ...]
+//	flush
+//	list | show
+func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
+	if req.Ifname != "" {
+		return "", fmt.Errorf("%s: no interface commands (%s): %w", Name, req.Ifname, syscall.EINVAL)
+	}
+	c := fw.chain(k.Vnet())
+	if c == nil {
+		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
+	}
+	if len(req.Args) == 0 {
+		return "", fmt.Errorf("%s: usage: add | delete | flush | list: %w", Name, syscall.EINVAL)
+	}
+	switch verb, args := req.Args[0], req.Args[1:]; verb {
+	case "add":
+		r, err := ParseRule(args)
+		if err != nil {
+			return "", err
+		}
+		r, err = fw.add(ctx, k, c, r)
+		if err != nil {
+			return "", err
+		}
+		return r.String() + "\n", nil
+	case "delete":
+		if len(args) == 0 {
+			return "", fmt.Errorf("%s: delete: rule number required: %w", Name, syscall.EINVAL)
+		}
+		for _, a := range args {
+			n, err := ParseNum(a)
+			if err != nil {
+				return "", err
+			}
+			if err := fw.delete(ctx, k, c, n); err != nil {
+				return "", err
+			}
+		}
+		return "", nil
+	case "flush":
+		if len(args) != 0 {
+			return "", fmt.Errorf("%s: flush takes no arguments: %w", Name, syscall.EINVAL)
+		}
+		return "", fw.flush(ctx, k, c)
+	case "list", "show":
+		if len(args) != 0 {
+			return "", fmt.Errorf("%s: %s takes no arguments: %w", Name, verb, syscall.EINVAL)
+		}
+		return fw.list(c), nil
+	default:
+		return "", fmt.Errorf("%s: unknown command %q: %w", Name, verb, syscall.EINVAL)
+	}
+}
+
+// add is ipfw_add_rule: number the rule if it has none, allocate it,
+// resolve its interface, and insert it after every rule with a number at
+// most its own.
+func (fw *firewall) add(ctx context.Context, k sdk.KPI, c *chain, r Rule) (Rule, error) {
+	var ifRef sdk.ObjID
+	if r.Ifname != "" {
+		info, err := k.IfLookup(ctx, r.Ifname)
+		switch {
+		case err == nil:
+			ifRef = info.ID
+		case errors.Is(err, syscall.ENXIO), errors.Is(err, syscall.ENOENT):
+			// Not here (yet): tracked by name, resolved on arrival.
+		default:
+			return Rule{}, fmt.Errorf("%s: add: %s: %w", Name, r.Ifname, err)
+		}
+	}
+	mem, err := k.Malloc(ctx, "ipfw rule")
+	if err != nil {
+		return Rule{}, fmt.Errorf("%s: add: %w", Name, err)
+	}
+	nr := &rule{Rule: r, mem: mem}
+	if err := k.Lock(ctx, c.lock); err != nil {
+		return Rule{}, fmt.Errorf("%s: add: %w", Name, errors.Join(err, k.Free(ctx, mem)))
+	}
+	var errs []error
+	if ifRef != 0 {
+		if err := k.Hold(ctx, mem, ifRef); err != nil {
+			errs = append(errs, err, k.Free(ctx, mem))
+		} else {
+			nr.ifRef = ifRef
+		}
+	}
+	if len(errs) == 0 {
+		fw.mu.Lock()
+		if nr.Num == 0 {
+			nr.Num = AutoincStep
+			if n := len(c.rules); n > 0 {
+				nr.Num = c.rules[n-1].Num
+				if nr.Num < DefaultRule-AutoincStep {
+					nr.Num += AutoincStep
+				}
+			}
+		}
+		i, _ := slices.BinarySearchFunc(c.rules, nr.Num+1, func(x *rule, n int) int { return x.Num - n })
+		c.rules = slices.Insert(c.rules, i, nr)
+		r = nr.Rule
+		fw.mu.Unlock()
+	}
+	errs = append(errs, k.Unlock(ctx, c.lock))
+	if err := errors.Join(errs...); err != nil {
+		return Rule{}, fmt.Errorf("%s: add: %w", Name, err)
+	}
+	return r, nil
+}
+
+// delete removes every rule numbered n (ipfw delete NUM).
+func (fw *firewall) delete(ctx context.Context, k sdk.KPI, c *chain, n int) error {
+	if n == DefaultRule {
+		return fmt.Errorf("%s: rule %d: the default rule cannot be deleted: %w", Name, n, syscall.EINVAL)
+	}
+	fw.mu.Lock()
+	var gone []*rule
+	c.rules = slices.DeleteFunc(c.rules, func(r *rule) bool {
+		if r.Num == n {
+			gone = append(gone, r)
+			return true
+		}
+		return false
+	})
+	fw.mu.Unlock()
+	if len(gone) == 0 {
+		return fmt.Errorf("%s: rule %d: no such rule: %w", Name, n, syscall.ENOENT)
+	}
+	return fw.freeRules(ctx, k, c, gone)
+}
+
+// flush removes every rule but the default one (ipfw -f flush).
+func (fw *firewall) flush(ctx context.Context, k sdk.KPI, c *chain) error {
+	fw.mu.Lock()
+	gone := c.rules
+	c.rules = nil
+	fw.mu.Unlock()
+	return fw.freeRules(ctx, k, c, gone)
+}
+
+func (fw *firewall) freeRules(ctx context.Context, k sdk.KPI, c *chain, gone []*rule) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	errs := []error{k.Lock(ctx, c.lock)}
+	for _, r := range gone {
+		errs = append(errs, r.free(ctx, k))
+	}
+	errs = append(errs, k.Unlock(ctx, c.lock))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
+}
+
+// list prints the chain as `ipfw list` does, default rule last.
+func (fw *firewall) list(c *chain) string {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	var b strings.Builder
+	for _, r := range c.rules {
+		b.WriteString(r.String() + "\n")
+	}
+	b.WriteString(defaultRule.String() + "\n")
+	return b.String()
+}

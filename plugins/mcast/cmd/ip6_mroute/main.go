@@ -1,0 +1,9 @@
+// Command ip6_mroute serves the ip6_mroute module as a kldsim plugin.
+package main
+
+import (
+	"github.com/kldsim/kldsim/plugins/mcast"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+func main() { sdk.Serve(mcast.IP6Mroute()) }

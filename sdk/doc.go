@@ -1,0 +1,58 @@
+// Package sdk is what a kldsim module author imports: ranks (SI_SUB_*,
+// SI_ORDER_*), the declaration API that mirrors FreeBSD's macros, the KPI
+// a module calls back into, and Serve, which turns a program into a
+// plugin. A plugin binary is one linker file; it may carry several
+// modules. See docs/writing-a-module.md for a walk-through.
+//
+// # Declaring a module
+//
+//	var M = sdk.DeclareModule("foo", sdk.SubPseudo, sdk.OrderAny). // DECLARE_MODULE
+//		Version(1).                                                    // MODULE_VERSION
+//		Depend("bar", 1, 1, 1).                                        // MODULE_DEPEND
+//		VnetSysinit("vnet_foo_init", sdk.SubPseudo, sdk.OrderAny, initFn).
+//		VnetSysuninit("vnet_foo_uninit", sdk.SubPseudo, sdk.OrderAny, uninitFn)
+//
+//	func main() { sdk.Serve(M) }
+//
+// # Lifecycle
+//
+// What the kernel does with a module, in order:
+//
+//  1. Start: kldsim starts the plugin binary with its magic cookie; Serve
+//     checks every declaration (an invalid one is refused, with the
+//     reason), completes the handshake on the negotiated protocol version
+//     and tells the host every module the file carries (Declare). From
+//     then on the plugin exits when the host does, even if the host is
+//     killed.
+//  2. Dependencies: the kernel resolves each MODULE_DEPEND first, loading
+//     the files that carry them from the module path (the preferred
+//     version if present, else the highest in [min, max]).
+//  3. Load: one ascending pass over the file's module registrations
+//     (MOD_LOAD to the event handler, at the DECLARE_MODULE rank),
+//     SYSINITs and VNET_SYSINITs. Each VNET_SYSINIT runs once in every
+//     existing VNET, newest VNET first and vnet0 last, with curvnet
+//     (KPI.Vnet) set to that VNET. If anything fails, what ran is undone.
+//  4. VNET create: every registered VNET_SYSINIT runs in the new VNET in
+//     ascending rank. If one fails, the entries that ran are undone in
+//     reverse and the VNET is not created.
+//  5. Running: the kernel delivers interface arrivals and departures the
+//     module registered for (OnIfnet), asks its cloners to create and
+//     destroy interfaces, and routes commands to it (OnControl). A
+//     departure says which detach path it is (destroy, vmove, shutdown)
+//     and whether upper-layer state is to be purged.
+//  6. VNET destroy (top-down): every VNET_SYSUNINIT runs in descending
+//     rank. Loaned interfaces go home first; the VNET is "shutting down"
+//     until SI_SUB_VNET_DONE, so detaches skip purges the protocols' own
+//     uninits do. A module's VNET_SYSUNINIT destroys its own clones.
+//  7. Unload: MOD_QUIESCE (a non-nil answer vetoes, unless forced), then
+//     MOD_UNLOAD, then one descending pass over the file's VNET_SYSUNINITs
+//     (each in every VNET) and SYSUNINITs; dependencies are released, and
+//     the plugin process is stopped.
+//
+// Every object a module takes through the KPI (memory, locks, interfaces,
+// hooks) is recorded by the kernel's witness, which reports double frees,
+// use after free, destroyed locks and leaks. A module that crashes or
+// hangs is marked dead and reported; the kernel goes on without it.
+//
+// Test a module in-process with package sdktest before building a plugin.
+package sdk
