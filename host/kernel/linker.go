@@ -291,8 +291,9 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 			}
 		case se.e.Kind.PerVnet():
 			for _, v := range k.vnetsNewestFirst() {
+				// vnet_register_sysinit leaves vnet_state alone: the VNET
+				// is built, not shutting down.
 				v.op.Lock()
-				v.setState(se.e.Rank.Sub)
 				_, err := k.runEntry(ctx, v, se)
 				v.op.Unlock()
 				if touched[se.mod] == nil {

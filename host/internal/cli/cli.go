@@ -1,0 +1,214 @@
+// Package cli is kldsim's command line: run, validate and fmt for
+// configuration files, the kernel daemon (kernel start|stop|status), and
+// the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
+// sysinit, witness, modctl) sent to the daemon over its control socket.
+//
+// Invoked through a link named kldload, kldunload, kldstat, ifconfig or
+// ipfw, the binary acts as that command (see `kldsim links`).
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kldsim/kldsim/host/internal/ctl"
+)
+
+// Exit statuses.
+const (
+	ExitOK      = 0 // clean
+	ExitWitness = 1 // the witness found something, or a command failed
+	ExitInput   = 2 // bad input: usage, configuration, a scenario step
+)
+
+// MultiCall lists the names under which the binary acts as that command.
+var MultiCall = []string{"kldload", "kldunload", "kldstat", "ifconfig", "ipfw"}
+
+// Main runs the command line args (args[0] is the program name) and
+// returns the exit status.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// app is one invocation: its streams and global settings.
+type app struct {
+	stdout, stderr io.Writer
+	logger         hclog.Logger
+	socket         string
+	logLevel       string
+	// readySwitch, in a detached daemon, reports that it serves and
+	// sends its output to the log file from then on.
+	readySwitch func()
+}
+
+const usage = `usage: kldsim [-log-level LEVEL] [-socket PATH] COMMAND [ARGS]
+
+Configuration:
+  run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [FILE]
+                 boot, build the config's VNETs, run its scenario, tear
+                 down top-down, print what ran and the witness verdict
+                 (FILE defaults to configs/default.hcl)
+  validate [-var NAME=VALUE] [-module-path DIRS] FILE...
+  fmt [-check] FILE...
+
+Kernel daemon:
+  kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-foreground]
+  kernel stop
+  kernel status
+
+Commands sent to the daemon (FreeBSD's flags and words):
+  kldload [-nqv] name|path ...
+  kldunload [-fv] [-i id | -n name | name] ...
+  kldstat [-v] [-q] [-m module] [--json]
+  vnet create|destroy NAME ... | vnet list [--json]
+  ifconfig [-j VNET] [-a | -l | IF [create|destroy|vnet J|-vnet J|VERB ARGS...]] [--json]
+  ipfw [-j VNET] add|delete|flush|list ...
+  modctl [-j VNET] MODULE ARGS...
+  sysinit [-j VNET] [--json]
+  witness [--json]
+
+Other:
+  links [-dir DIR] [-f]   make kldload, kldunload, kldstat, ifconfig, ipfw links
+
+Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket),
+KLDSIM_MODULE_PATH (module directories, ':'-separated).
+Exit status: 0 clean, 1 the witness found something or a command failed,
+2 bad input.
+`
+
+// Run is Main with explicit streams and context.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status int) {
+	defer func() {
+		// A bug must not reach the user as a Go panic.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "kldsim: internal error: %v\n", r)
+			if lvl := hclog.LevelFromString(os.Getenv("KLDSIM_LOG")); lvl != hclog.NoLevel && lvl <= hclog.Debug {
+				stderr.Write(debug.Stack())
+			} else {
+				fmt.Fprintln(stderr, "kldsim: set KLDSIM_LOG=debug for the stack, and please report it")
+			}
+			status = ExitWitness
+		}
+	}()
+	a := &app{stdout: stdout, stderr: stderr, socket: ctl.DefaultSocket(), logLevel: os.Getenv("KLDSIM_LOG")}
+	name := "kldsim"
+	if len(args) > 0 {
+		name = filepath.Base(args[0])
+		args = args[1:]
+	}
+	for _, mc := range MultiCall {
+		if name == mc {
+			a.setupLogger()
+			return a.client(ctx, name, args)
+		}
+	}
+
+	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
+	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "kldsim: %v\n%s", err, usage)
+		return ExitInput
+	}
+	if err := a.setupLogger(); err != nil {
+		fmt.Fprintf(stderr, "kldsim: %v\n", err)
+		return ExitInput
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitInput
+	}
+	cmd, cargs := rest[0], rest[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	case "run":
+		return a.run(ctx, cargs)
+	case "validate":
+		return a.validate(ctx, cargs)
+	case "fmt":
+		return a.fmt(cargs)
+	case "kernel":
+		return a.kernel(ctx, cargs)
+	case "links":
+		return a.links(cargs)
+	}
+	if ctl.Usage(cmd) != "" {
+		return a.client(ctx, cmd, cargs)
+	}
+	fmt.Fprintf(stderr, "kldsim: unknown command %q\n%s", cmd, usage)
+	return ExitInput
+}
+
+// setupLogger makes the logger from -log-level or KLDSIM_LOG (default
+// warn). Plugins log through it under their module's name.
+func (a *app) setupLogger() error {
+	level := hclog.Warn
+	if a.logLevel != "" {
+		level = hclog.LevelFromString(a.logLevel)
+		if level == hclog.NoLevel {
+			a.logger = hclog.New(&hclog.LoggerOptions{Name: "kldsim", Level: hclog.Warn, Output: a.stderr})
+			return fmt.Errorf("bad log level %q: want trace, debug, info, warn, error or off", a.logLevel)
+		}
+	}
+	a.logger = hclog.New(&hclog.LoggerOptions{Name: "kldsim", Level: level, Output: a.stderr})
+	return nil
+}
+
+// varsFlag collects -var NAME=VALUE.
+type varsFlag map[string]string
+
+func (v varsFlag) String() string { return "" }
+
+func (v varsFlag) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", s)
+	}
+	v[name] = val
+	return nil
+}
+
+// newFlags returns a FlagSet for a subcommand whose errors and -h go to
+// stderr with the usage line.
+func (a *app) newFlags(name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "usage: %s\n", usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses a subcommand's flags; it returns -1 to go on, or the
+// exit status.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitInput
+	}
+	return -1
+}

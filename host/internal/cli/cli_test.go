@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/kldsim/kldsim/host/internal/ctl"
+)
+
+// TestMain lets the test binary act as kldsim and its multi-call names
+// inside scripts.
+func TestMain(m *testing.M) {
+	main := func() { os.Exit(Main(os.Args)) }
+	cmds := map[string]func(){"kldsim": main}
+	for _, n := range MultiCall {
+		cmds[n] = main
+	}
+	testscript.Main(cleanupM{m}, cmds)
+}
+
+// cleanupM removes the plugin binaries built for the tests once they ran.
+type cleanupM struct{ *testing.M }
+
+func (c cleanupM) Run() int {
+	code := c.M.Run()
+	if buildDirs.root != "" {
+		os.RemoveAll(buildDirs.root)
+	}
+	return code
+}
+
+// repoRoot is the module's root directory.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+var (
+	buildOnce sync.Once
+	buildDirs struct{ root, modules, testmods string }
+	buildErr  error
+)
+
+// plugins builds the real plugin binaries (the module path) and the
+// test-only ones, once per test binary.
+func plugins(t testing.TB) (modules, testmods string) {
+	t.Helper()
+	root := repoRoot(t)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kldsim-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDirs.root = dir
+		buildDirs.modules = filepath.Join(dir, "modules")
+		buildDirs.testmods = filepath.Join(dir, "testmods")
+		for _, b := range []struct{ out, pkg string }{
+			{buildDirs.modules, "./plugins/..."},
+			{buildDirs.testmods, "./host/internal/cli/testdata/plugins/..."},
+		} {
+			cmd := exec.Command("go", "build", "-o", b.out+string(filepath.Separator), b.pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDirs.modules, buildDirs.testmods
+}
+
+// TestScripts runs testdata/script/*.txtar against the real binary and
+// real plugin processes. Each script gets its own control socket, and a
+// daemon it leaves running is stopped.
+func TestScripts(t *testing.T) {
+	modules, testmods := plugins(t)
+	root := repoRoot(t)
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			sockDir, err := os.MkdirTemp("", "ks")
+			if err != nil {
+				return err
+			}
+			sock := filepath.Join(sockDir, "k.sock")
+			env.Setenv("KLDSIM_SOCKET", sock)
+			env.Setenv("KLDSIM_MODULE_PATH", modules)
+			env.Setenv("TESTMODS", testmods)
+			env.Setenv("MODULES", modules)
+			env.Setenv("CONFIGS", filepath.Join(root, "configs"))
+			env.Setenv("XDG_RUNTIME_DIR", "")
+			env.Setenv("KLDSIM_LOG", "")
+			env.Defer(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if _, err := ctl.Do(ctx, sock, ctl.Request{Argv: []string{"kernel", "stop"}}); err == nil {
+					waitGone(sock, 5*time.Second)
+				}
+				os.RemoveAll(sockDir)
+			})
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitsock waits for the control socket to answer.
+			"waitsock": func(ts *testscript.TestScript, neg bool, args []string) {
+				sock := ts.Getenv("KLDSIM_SOCKET")
+				for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, err := ctl.Do(ctx, sock, ctl.Request{Argv: []string{"kernel", "status"}})
+					cancel()
+					if err == nil {
+						return
+					}
+				}
+				ts.Fatalf("no kernel answered on %s", sock)
+			},
+			// sockmode checks the control socket's permissions.
+			"sockmode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: sockmode MODE")
+				}
+				fi, err := os.Stat(ts.Getenv("KLDSIM_SOCKET"))
+				ts.Check(err)
+				if got := fmt.Sprintf("%#o", fi.Mode().Perm()); got != args[0] {
+					ts.Fatalf("socket mode %s, want %s", got, args[0])
+				}
+			},
+		},
+		RequireExplicitExec: true,
+	})
+}
+
+// TestConfigs parses and runs every shipped configuration and checks its
+// exit status: the examples in configs/ must keep working.
+func TestConfigs(t *testing.T) {
+	modules, _ := plugins(t)
+	root := repoRoot(t)
+	want := map[string]int{
+		"default.hcl":   ExitOK,
+		"minimal.hcl":   ExitOK,
+		"seed-bug.hcl":  ExitWitness,
+		"gif-order.hcl": ExitWitness,
+	}
+	files, err := filepath.Glob(filepath.Join(root, "configs", "*.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			exp, ok := want[name]
+			if !ok {
+				t.Fatalf("%s: no expected exit status: add it to TestConfigs", name)
+			}
+			var out, errb bytes.Buffer
+			got := Run(context.Background(), []string{"kldsim", "run", "-q", "-module-path", modules, f}, &out, &errb)
+			if got != exp {
+				t.Errorf("kldsim run %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", name, got, exp, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), "witness: ") {
+				t.Errorf("no verdict in output:\n%s", out.String())
+			}
+			if name == "seed-bug.hcl" {
+				// The report names the protocol and the entry at fault.
+				for _, want := range []string{"owner inet6", "in6_ifdetach", "inet6_pr_destroy"} {
+					if !strings.Contains(out.String(), want) {
+						t.Errorf("seed-bug report does not name %q:\n%s", want, out.String())
+					}
+				}
+			}
+		})
+	}
+}

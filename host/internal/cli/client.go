@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/kldsim/kldsim/host/internal/ctl"
+)
+
+// client sends one FreeBSD command to the daemon and prints its answer as
+// if the command had run here.
+func (a *app) client(ctx context.Context, name string, args []string) int {
+	cwd, _ := os.Getwd()
+	cmd, err := ctl.Parse(append([]string{name}, args...), cwd)
+	if err != nil {
+		printUsageError(a.stderr, err)
+		return ExitInput
+	}
+	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: cmd.Argv(), Cwd: cwd})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "%s: %v\n", name, err)
+		return ExitWitness
+	}
+	io.WriteString(a.stdout, resp.Stdout)
+	io.WriteString(a.stderr, resp.Stderr)
+	return resp.Status
+}
+
+func printUsageError(w io.Writer, err error) {
+	var ue *ctl.UsageError
+	if errors.As(err, &ue) {
+		if ue.Msg != "" {
+			fmt.Fprintf(w, "%s: %s\n", ue.Cmd, ue.Msg)
+		}
+		if ue.Usage != "" {
+			fmt.Fprintln(w, ue.Usage)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}

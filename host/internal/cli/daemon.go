@@ -1,0 +1,305 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kldsim/kldsim/host/internal/config"
+	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/loader"
+	"github.com/kldsim/kldsim/host/kernel"
+)
+
+const kernelUsage = "usage: kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-foreground]\n       kldsim kernel stop\n       kldsim kernel status"
+
+// readyEnv names the file descriptor a detached daemon reports its
+// start-up on: what it printed, then readyMark once it serves.
+const (
+	readyEnv  = "KLDSIM_READY_FD"
+	readyMark = "\x00ready\n"
+)
+
+func (a *app) kernel(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(a.stderr, kernelUsage)
+		return ExitInput
+	}
+	switch args[0] {
+	case "start":
+		return a.kernelStart(ctx, args[1:])
+	case "stop", "status":
+		if len(args) > 1 {
+			fmt.Fprintln(a.stderr, kernelUsage)
+			return ExitInput
+		}
+		resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: []string{"kernel", args[0]}})
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim: kernel %s: %v\n", args[0], err)
+			return ExitWitness
+		}
+		io.WriteString(a.stdout, resp.Stdout)
+		io.WriteString(a.stderr, resp.Stderr)
+		if resp.Stopped {
+			waitGone(a.socket, 5*time.Second)
+		}
+		return resp.Status
+	}
+	fmt.Fprintf(a.stderr, "kldsim: kernel: unknown command %q\n%s\n", args[0], kernelUsage)
+	return ExitInput
+}
+
+// waitGone waits for the daemon to remove its socket.
+func waitGone(socket string, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Lstat(socket); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+	}
+}
+
+func (a *app) kernelStart(ctx context.Context, args []string) int {
+	fs := a.newFlags("kernel start", "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-foreground]")
+	file := fs.String("config", "", "configuration to build (its scenario runs too)")
+	vars := varsFlag{}
+	fs.Var(vars, "var", "set a variable (repeatable)")
+	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
+	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
+	if st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return ExitInput
+	}
+	if !*fg {
+		return a.detach(args)
+	}
+	// A detached daemon reports its start on the ready pipe, then logs to
+	// the log file its parent gave it as stdout and stderr.
+	var ready *os.File
+	if fd, err := strconv.Atoi(os.Getenv(readyEnv)); err == nil && fd > 2 {
+		// Plugin processes must not inherit the pipe: the parent waits
+		// for the marker, and would wait forever for their end of it.
+		syscall.CloseOnExec(fd)
+		ready = os.NewFile(uintptr(fd), "ready")
+		os.Unsetenv(readyEnv)
+		sw := &switchWriter{w: ready}
+		a.stdout, a.stderr = sw, sw
+		a.setupLogger()
+		defer func() {
+			if ready != nil {
+				ready.Close()
+			}
+		}()
+		a.readySwitch = func() {
+			io.WriteString(ready, readyMark)
+			ready.Close()
+			ready = nil
+			sw.set(os.Stderr)
+		}
+	}
+
+	ln, err := ctl.Listen(a.socket)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	defer ln.Close()
+
+	var (
+		ld    *loader.Loader
+		opts  kernel.Options
+		steps []step
+		desc  = "no configuration"
+	)
+	if *file != "" {
+		l, ok := a.loadConfig(ctx, loadOpts{file: *file, vars: vars, modulePath: *mp})
+		if !ok {
+			return ExitInput
+		}
+		ld, opts, steps, desc = l.loader, kernelOptions(l.cfg, l.loader), plan(l.cfg), *file
+	} else {
+		if *em < 0 || *em > config.MaxEmCount {
+			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
+			return ExitInput
+		}
+		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger})
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+			return ExitInput
+		}
+		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
+	}
+	defer ld.Close()
+
+	k, err := kernel.New(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
+		return ExitWitness
+	}
+	if !execSteps(ctx, k, steps, a.stdout, a.stderr, nil) {
+		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
+		return max(status, ExitInput)
+	}
+
+	srv := ctl.NewServer(k, a.logger.Named("ctl"))
+	started := time.Now()
+	var (
+		stopOnce   sync.Once
+		stopStatus int
+	)
+	stop := func(ctx context.Context, w io.Writer) int {
+		stopOnce.Do(func() { stopStatus = teardown(ctx, k, w) })
+		return stopStatus
+	}
+	srv.Stop = stop
+	srv.Status = func(w io.Writer) {
+		fmt.Fprintf(w, "pid:         %d\n", os.Getpid())
+		fmt.Fprintf(w, "socket:      %s\n", a.socket)
+		fmt.Fprintf(w, "config:      %s\n", desc)
+		fmt.Fprintf(w, "module path: %s\n", strings.Join(ld.ModulePath(), ":"))
+		fmt.Fprintf(w, "uptime:      %s\n", time.Since(started).Round(time.Second))
+		fmt.Fprintf(w, "files:       %d\n", len(k.Files()))
+		fmt.Fprintf(w, "vnets:       %d\n", len(k.Vnets()))
+		fmt.Fprintf(w, "%s\n", ctl.Verdict(k.Witness()))
+	}
+	fmt.Fprintf(a.stdout, "kldsim: kernel running (pid %d), control socket %s\n", os.Getpid(), a.socket)
+	if a.readySwitch != nil {
+		a.readySwitch()
+	}
+	a.logger.Info("serving", "socket", a.socket)
+	err = srv.Serve(ctx, ln)
+	select {
+	case <-srv.Done():
+	default:
+		// Interrupted (SIGINT, SIGTERM): tear down all the same.
+		a.logger.Info("interrupted, tearing down", "error", err)
+		return stop(context.WithoutCancel(ctx), a.stdout)
+	}
+	return stopStatus
+}
+
+// teardown shuts k down and prints the witness reports and verdict; it
+// returns ExitWitness when something was found.
+func teardown(ctx context.Context, k *kernel.Kernel, w io.Writer) int {
+	err := k.Shutdown(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "kldsim: shutdown: %v\n", err)
+	}
+	reports := k.Witness()
+	ctl.WriteWitness(w, reports)
+	if err != nil || len(reports) > 0 {
+		return ExitWitness
+	}
+	return ExitOK
+}
+
+// detach starts the daemon as a new session in the background, with its
+// output going to a log file next to the socket, and waits until it
+// serves (or fails to start, whose messages it then prints).
+func (a *app) detach(args []string) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	logPath := a.socket + ".log"
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		logf.Close()
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	argv := []string{"kldsim", "-socket", a.socket}
+	if a.logLevel != "" {
+		argv = append(argv, "-log-level", a.logLevel)
+	}
+	argv = append(argv, "kernel", "start", "-foreground")
+	argv = append(argv, args...)
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        argv,
+		Env:         append(os.Environ(), readyEnv+"=3"),
+		Stdout:      logf,
+		Stderr:      logf,
+		ExtraFiles:  []*os.File{w},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if cwd, err := os.Getwd(); err == nil {
+		cmd.Dir = cwd
+	}
+	err = cmd.Start()
+	w.Close()
+	logf.Close()
+	if err != nil {
+		r.Close()
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	out := readUntilReady(r)
+	r.Close()
+	if msg, ok := bytes.CutSuffix(out, []byte(readyMark)); ok {
+		a.stdout.Write(msg)
+		fmt.Fprintf(a.stdout, "kldsim: log %s\n", logPath)
+		cmd.Process.Release()
+		return ExitOK
+	}
+	a.stderr.Write(out)
+	if err := cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() > 0 {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v (see %s)\n", err, logPath)
+	}
+	return ExitWitness
+}
+
+// readUntilReady reads the daemon's start-up output until its ready
+// marker or the end of the pipe.
+func readUntilReady(r io.Reader) []byte {
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if bytes.HasSuffix(out, []byte(readyMark)) || err != nil {
+			return out
+		}
+	}
+}
+
+// switchWriter is a writer whose destination can change while loggers
+// hold it.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// links makes the multi-call links (kldload, kldunload, kldstat, ifconfig,
+// ipfw) to the kldsim binary in a directory, by default the binary's own.
+func (a *app) links(args []string) int {
+	fs := a.newFlags("links", "kldsim links [-dir DIR] [-f]")
+	dir := fs.String("dir", "", "where to make the links (default: next to the kldsim binary)")
+	force := fs.Bool("f", false, "replace existing files that are not links")
+	if st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return ExitInput
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim links: %v\n", err)
+		return ExitWitness
+	}
+	if *dir == "" {
+		*dir = filepath.Dir(exe)
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fmt.Fprintf(a.stderr, "kldsim links: %v\n", err)
+		return ExitWitness
+	}
+	target := exe
+	if abs, err := filepath.Abs(*dir); err == nil && abs == filepath.Dir(exe) {
+		target = filepath.Base(exe) // a relative link survives moving the directory
+	}
+	exit := ExitOK
+	for _, name := range MultiCall {
+		p := filepath.Join(*dir, name)
+		if fi, err := os.Lstat(p); err == nil {
+			if fi.Mode()&os.ModeSymlink == 0 && !*force {
+				fmt.Fprintf(a.stderr, "kldsim links: %s exists and is not a link (use -f to replace it)\n", p)
+				exit = ExitWitness
+				continue
+			}
+			if err := os.Remove(p); err != nil {
+				fmt.Fprintf(a.stderr, "kldsim links: %v\n", err)
+				exit = ExitWitness
+				continue
+			}
+		}
+		if err := os.Symlink(target, p); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim links: %v\n", err)
+			exit = ExitWitness
+			continue
+		}
+		fmt.Fprintf(a.stdout, "%s -> %s\n", p, target)
+	}
+	return exit
+}

@@ -1,0 +1,10 @@
+// Command needy is a test module whose MODULE_DEPEND names a module that
+// no file on the module path carries.
+package main
+
+import "github.com/kldsim/kldsim/sdk"
+
+func main() {
+	sdk.Serve(sdk.DeclareModule("needy", sdk.SubPseudo, sdk.OrderAny).
+		Depend("nosuchmod", 1, 1, 1))
+}

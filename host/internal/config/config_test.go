@@ -1,0 +1,241 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// testIndex is a module path as the loader would index it.
+var testIndex = map[string]string{
+	"ipfw":       "/mod/ipfw",
+	"if_bridge":  "/mod/if_bridge",
+	"bridgestp":  "/mod/if_bridge",
+	"if_gif":     "/mod/if_gif",
+	"ip_mroute":  "/mod/mcast",
+	"ip6_mroute": "/mod/mcast",
+}
+
+func testOptions() Options {
+	return Options{
+		Lookup: func(*Config) Lookup { return IndexLookup(testIndex) },
+		CheckStep: func(line string) error {
+			if strings.HasPrefix(line, "bogus") {
+				return errors.New("bogus: unknown command")
+			}
+			return nil
+		},
+	}
+}
+
+// render is what golden files hold: the decoded config as JSON, or the
+// diagnostics as the CLI prints them.
+func render(t *testing.T, p *Parser, cfg *Config, diags hcl.Diagnostics) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if diags.HasErrors() {
+		if cfg != nil {
+			t.Errorf("Parse returned a config along with errors")
+		}
+		if err := p.WriteDiagnostics(&buf, diags); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.hcl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".hcl")
+		t.Run(name, func(t *testing.T) {
+			p := NewParser(testOptions())
+			cfg, diags := p.ParseFile(f)
+			got := render(t, p, cfg, diags)
+			golden := strings.TrimSuffix(f, ".hcl") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s mismatch (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+func TestVars(t *testing.T) {
+	src := []byte(`
+variable "jails" { default = ["a"] }
+variable "ems" {
+  type    = number
+  default = 2
+}
+variable "name" {
+  type    = string
+  default = "x"
+}
+kernel { em_count = var.ems }
+dynamic "vnet" {
+  for_each = concat(var.jails, [var.name])
+  labels   = [vnet.value]
+  content {}
+}
+`)
+	tests := []struct {
+		name      string
+		vars      map[string]string
+		wantVnets []string
+		wantEm    int
+		wantErr   string
+	}{
+		{name: "defaults", wantVnets: []string{"a", "x"}, wantEm: 2},
+		{name: "list", vars: map[string]string{"jails": `["p", "q"]`}, wantVnets: []string{"p", "q", "x"}, wantEm: 2},
+		{name: "number", vars: map[string]string{"ems": "5"}, wantVnets: []string{"a", "x"}, wantEm: 5},
+		{name: "string as is", vars: map[string]string{"name": "[1]"}, wantErr: "Invalid VNET name"},
+		{name: "bad number", vars: map[string]string{"ems": "five"}, wantErr: "Variables not allowed"},
+		{name: "undeclared", vars: map[string]string{"nope": "1"}, wantErr: "Value for undeclared variable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewParser(Options{Vars: tt.vars})
+			cfg, diags := p.Parse(src, "vars.hcl")
+			if tt.wantErr != "" {
+				if !strings.Contains(diags.Error(), tt.wantErr) {
+					t.Fatalf("diags = %v, want %q", diags, tt.wantErr)
+				}
+				return
+			}
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var got []string
+			for _, v := range cfg.Vnets {
+				got = append(got, v.Name)
+			}
+			if diff := cmp.Diff(tt.wantVnets, got); diff != "" {
+				t.Errorf("vnets (-want +got):\n%s", diff)
+			}
+			if cfg.Kernel.EmCount != tt.wantEm {
+				t.Errorf("em_count = %d, want %d", cfg.Kernel.EmCount, tt.wantEm)
+			}
+		})
+	}
+}
+
+func TestOverridesAndPins(t *testing.T) {
+	p := NewParser(testOptions())
+	cfg, diags := p.ParseFile("testdata/full.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	got := map[string]string{}
+	for k, r := range cfg.Overrides() {
+		got[k] = r.String()
+	}
+	want := map[string]string{
+		"if_gif:vnet_gif_uninit": "PSEUDO/ANY",
+		"if_gif:vnet_gif_init":   "PROTO_IFATTACHDOMAIN/ANY-1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Overrides (-want +got):\n%s", diff)
+	}
+	pins := cfg.Pins()
+	if pins["if_bridge"] == "" || pins["/mod/if_bridge"] != pins["if_bridge"] {
+		t.Errorf("Pins = %v", pins)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	p := NewParser(Options{})
+	got, diags := p.Format([]byte("vnet \"j1\" {\nloan=[\"em1\"]\n  interface \"bridge0\"   {members=[\"em1\"]}\n}\n"), "f.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := "vnet \"j1\" {\n  loan = [\"em1\"]\n  interface \"bridge0\" { members = [\"em1\"] }\n}\n"
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("Format (-want +got):\n%s", diff)
+	}
+	if _, diags := p.Format([]byte("vnet {"), "bad.hcl"); !diags.HasErrors() {
+		t.Errorf("Format of bad syntax: no error")
+	}
+	// Every testdata file that parses is a fixed point of Format twice.
+	files, _ := filepath.Glob("testdata/*.hcl")
+	for _, f := range files {
+		src, _ := os.ReadFile(f)
+		once, diags := NewParser(Options{}).Format(src, f)
+		if diags.HasErrors() {
+			continue
+		}
+		twice, _ := NewParser(Options{}).Format(once, f)
+		if !bytes.Equal(once, twice) {
+			t.Errorf("%s: Format is not idempotent", f)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.hcl")
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		p := NewParser(testOptions())
+		cfg, diags := p.Parse(src, "fuzz.hcl")
+		if diags.HasErrors() {
+			if cfg != nil {
+				t.Fatalf("config returned with errors: %v", diags)
+			}
+			var buf bytes.Buffer
+			if err := p.WriteDiagnostics(&buf, diags); err != nil {
+				t.Fatalf("WriteDiagnostics: %v", err)
+			}
+			return
+		}
+		if cfg == nil {
+			t.Fatal("no config and no errors")
+		}
+		// A valid file stays valid, with the same meaning, once formatted.
+		out, diags := NewParser(Options{}).Format(src, "fuzz.hcl")
+		if diags.HasErrors() {
+			t.Fatalf("Format failed on a valid file: %v", diags)
+		}
+		cfg2, diags := NewParser(testOptions()).Parse(out, "fuzz.hcl")
+		if diags.HasErrors() {
+			t.Fatalf("formatted file does not parse: %v\n%s", diags, out)
+		}
+		a, _ := json.Marshal(cfg)
+		b, _ := json.Marshal(cfg2)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("formatting changed the config:\n%s\n%s", a, b)
+		}
+	})
+}

@@ -1,0 +1,603 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/dynblock"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/mattn/go-isatty"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// Found is what a Lookup learned about a module block's file.
+type Found struct {
+	// Path is the file's location.
+	Path string
+	// Modules are the modules the file carries (DECLARE_MODULE names).
+	Modules []string
+}
+
+// Lookup finds the file a module block names: by name on the module path
+// (path empty), or at path (already made absolute). It fails when the
+// file cannot be found. The product passes the loader's index; tests fake
+// it.
+type Lookup func(name, path string) (Found, error)
+
+// Options tune a Parser.
+type Options struct {
+	// Vars override variable defaults: name -> text, as given with
+	// -var NAME=VALUE.
+	Vars map[string]string
+	// Lookup, if set, returns the Lookup that checks every module block
+	// can be found. It is given the decoded (not yet validated)
+	// configuration, for its module_path and pins; it is not called for a
+	// file that failed to decode.
+	Lookup func(cfg *Config) Lookup
+	// CheckStep, if set, checks that a scenario step parses with the
+	// command grammar.
+	CheckStep func(line string) error
+}
+
+// Parser reads configuration files and remembers their sources so that
+// diagnostics can show snippets.
+type Parser struct {
+	opts Options
+	p    *hclparse.Parser
+}
+
+// NewParser returns a Parser with opts.
+func NewParser(opts Options) *Parser {
+	return &Parser{opts: opts, p: hclparse.NewParser()}
+}
+
+// Files returns every file parsed so far, by name.
+func (p *Parser) Files() map[string]*hcl.File { return p.p.Files() }
+
+// WriteDiagnostics prints diags with file:line and source snippets, in
+// colour when w is a terminal (and NO_COLOR is not set).
+func (p *Parser) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics) error {
+	color := false
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		color = os.Getenv("NO_COLOR") == ""
+	}
+	return hcl.NewDiagnosticTextWriter(w, p.p.Files(), 0, color).WriteDiagnostics(diags)
+}
+
+// ParseFile reads, decodes and validates the file at path.
+func (p *Parser) ParseFile(path string) (*Config, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Failed to read file",
+			Detail:   fmt.Sprintf("The configuration file %q could not be read: %s.", path, unwrapPathError(err)),
+		}}
+	}
+	return p.Parse(src, path)
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+var rootSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "kernel"},
+		{Type: "module", LabelNames: []string{"name"}},
+		{Type: "vnet", LabelNames: []string{"name"}},
+		{Type: "scenario"},
+	},
+}
+
+var preludeSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+	},
+}
+
+var kernelSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "module_path"},
+		{Name: "em_count"},
+		{Name: "shuffle_seed"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}},
+}
+
+var legacySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "teardown_if_first"},
+		{Name: "detach_ignores_shutdown"},
+	},
+}
+
+var moduleSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "path"},
+		{Name: "sha256"},
+		{Name: "rank_overrides"},
+	},
+}
+
+var vnetSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "loan"},
+		{Name: "ipfw"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "interface", LabelNames: []string{"name"}},
+		{Type: "multicast"},
+	},
+}
+
+var interfaceSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "members"},
+		{Name: "tunnel"},
+	},
+}
+
+var multicastSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "router"},
+		{Name: "vifs"},
+	},
+}
+
+var scenarioSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "steps", Required: true}},
+}
+
+// Parse decodes and validates src, read from filename. The returned
+// Config is nil when diags has errors: nothing may run from a file that
+// is not entirely right.
+func (p *Parser) Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
+	file, diags := p.p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	d := &decoder{filename: filename, dir: filepath.Dir(filename), funcs: Functions()}
+	cfg := d.decode(file.Body, p.opts.Vars)
+	diags = append(diags, d.diags...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var lookup Lookup
+	if p.opts.Lookup != nil {
+		lookup = p.opts.Lookup(cfg)
+	}
+	diags = append(diags, validate(cfg, lookup, p.opts.CheckStep)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+// decoder turns a body into a Config, collecting diagnostics as it goes
+// so that one run reports every problem.
+type decoder struct {
+	filename string
+	dir      string
+	funcs    map[string]function.Function
+	ctx      *hcl.EvalContext
+	diags    hcl.Diagnostics
+}
+
+func (d *decoder) add(diags hcl.Diagnostics) bool {
+	d.diags = append(d.diags, diags...)
+	return !diags.HasErrors()
+}
+
+func (d *decoder) decode(body hcl.Body, vars map[string]string) *Config {
+	prelude, _, diags := body.PartialContent(preludeSchema)
+	if !d.add(diags) {
+		return nil
+	}
+	var variables, locals hcl.Blocks
+	for _, b := range prelude.Blocks {
+		if b.Type == "variable" {
+			variables = append(variables, b)
+		} else {
+			locals = append(locals, b)
+		}
+	}
+	// A variable or local that failed would only cause more errors where
+	// it is used: stop at the first failing layer.
+	varVal, diags := evalVariables(variables, vars, d.funcs)
+	if !d.add(diags) {
+		return nil
+	}
+	d.ctx = &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": varVal},
+		Functions: d.funcs,
+	}
+	localVal, diags := evalLocals(locals, d.ctx)
+	if !d.add(diags) {
+		return nil
+	}
+	d.ctx = &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": varVal, "local": localVal},
+		Functions: d.funcs,
+	}
+
+	content, diags := dynblock.Expand(body, d.ctx).Content(rootSchema)
+	if !d.add(diags) {
+		return nil
+	}
+	cfg := &Config{Filename: d.filename, Kernel: Kernel{EmCount: DefaultEmCount}}
+	var seenKernel, seenScenario *hcl.Block
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "kernel":
+			if seenKernel != nil {
+				d.add(hcl.Diagnostics{duplicate("block", "kernel", seenKernel.DefRange, b.DefRange)})
+				continue
+			}
+			seenKernel = b
+			d.kernel(b, &cfg.Kernel)
+		case "module":
+			if m, ok := d.module(b); ok {
+				cfg.Modules = append(cfg.Modules, m)
+			}
+		case "vnet":
+			if v, ok := d.vnet(b); ok {
+				cfg.Vnets = append(cfg.Vnets, v)
+			}
+		case "scenario":
+			if seenScenario != nil {
+				d.add(hcl.Diagnostics{duplicate("block", "scenario", seenScenario.DefRange, b.DefRange)})
+				continue
+			}
+			seenScenario = b
+			cfg.Scenario = d.scenario(b)
+		}
+	}
+	return cfg
+}
+
+func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
+	content, diags := b.Body.Content(kernelSchema)
+	if !d.add(diags) {
+		return
+	}
+	if a, ok := content.Attributes["module_path"]; ok {
+		k.ModulePath = d.modulePath(a.Expr)
+	}
+	if a, ok := content.Attributes["em_count"]; ok {
+		if n, ok, diags := evalInt(a.Expr, d.ctx, "em_count", 0, MaxEmCount); d.add(diags) && ok {
+			k.EmCount = int(n)
+		}
+	}
+	if a, ok := content.Attributes["shuffle_seed"]; ok {
+		if n, ok, diags := evalInt(a.Expr, d.ctx, "shuffle_seed", -1<<62, 1<<62); d.add(diags) && ok {
+			k.ShuffleSeed = n
+		}
+	}
+	var seen *hcl.Block
+	for _, lb := range content.Blocks {
+		if seen != nil {
+			d.add(hcl.Diagnostics{duplicate("block", "legacy", seen.DefRange, lb.DefRange)})
+			continue
+		}
+		seen = lb
+		lc, diags := lb.Body.Content(legacySchema)
+		if !d.add(diags) {
+			continue
+		}
+		if a, ok := lc.Attributes["teardown_if_first"]; ok {
+			v, diags := evalBool(a.Expr, d.ctx, "teardown_if_first")
+			d.add(diags)
+			k.Legacy.TeardownIfFirst = v
+		}
+		if a, ok := lc.Attributes["detach_ignores_shutdown"]; ok {
+			v, diags := evalBool(a.Expr, d.ctx, "detach_ignores_shutdown")
+			d.add(diags)
+			k.Legacy.DetachIgnoresShutdown = v
+		}
+	}
+}
+
+// modulePath accepts a list of directories or one string with ':'
+// separators, and resolves each against the file's directory.
+func (d *decoder) modulePath(expr hcl.Expression) []string {
+	v, diags := expr.Value(d.ctx)
+	if !d.add(diags) || v.IsNull() {
+		return nil
+	}
+	var dirs []string
+	if v.Type() == cty.String {
+		for _, s := range strings.Split(v.AsString(), string(os.PathListSeparator)) {
+			if s != "" {
+				dirs = append(dirs, s)
+			}
+		}
+	} else {
+		names, diags := evalNames(expr, d.ctx, "module_path")
+		if !d.add(diags) {
+			return nil
+		}
+		dirs = Values(names)
+	}
+	for i, dir := range dirs {
+		dirs[i] = d.resolve(dir)
+	}
+	return dirs
+}
+
+func (d *decoder) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.dir, p)
+}
+
+func (d *decoder) module(b *hcl.Block) (Module, bool) {
+	m := Module{Name: b.Labels[0], Range: b.DefRange}
+	content, diags := b.Body.Content(moduleSchema)
+	if !d.add(diags) {
+		return m, false
+	}
+	ok := true
+	if m.Name == "" || strings.ContainsAny(m.Name, "/: \t") {
+		ok = d.add(hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid module name",
+			Detail:   fmt.Sprintf("Module %q: a name has no '/', ':' or spaces; use path = \"...\" to load a file by path.", m.Name),
+			Subject:  b.LabelRanges[0].Ptr(),
+		}})
+	}
+	if a, has := content.Attributes["path"]; has {
+		s, set, diags := evalString(a.Expr, d.ctx, "path")
+		if d.add(diags) && set {
+			if s == "" {
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Empty module path",
+					Detail:   "path must name a file; leave it out to search the module path.",
+					Subject:  a.Expr.Range().Ptr(),
+				}})
+			}
+			m.Path = d.resolve(s)
+		}
+		ok = ok && !diags.HasErrors()
+	}
+	if a, has := content.Attributes["sha256"]; has {
+		s, set, diags := evalString(a.Expr, d.ctx, "sha256")
+		if d.add(diags) && set {
+			s = strings.ToLower(s)
+			if !isHex(s, 64) {
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid sha256",
+					Detail:   "sha256 must be 64 hexadecimal digits (the output of sha256sum).",
+					Subject:  a.Expr.Range().Ptr(),
+				}})
+			}
+			m.SHA256 = s
+		}
+		ok = ok && !diags.HasErrors()
+	}
+	if a, has := content.Attributes["rank_overrides"]; has {
+		kvs, diags := evalStringMap(a.Expr, d.ctx, "rank_overrides")
+		ok = d.add(diags) && ok
+		m.RankOverrides = map[string]sdk.Rank{}
+		for _, kv := range kvs {
+			key := kv.Key.Value
+			if !strings.Contains(key, ":") {
+				key = m.Name + ":" + key
+			}
+			mod, entry, _ := strings.Cut(key, ":")
+			if mod == "" || entry == "" || strings.Contains(entry, ":") {
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid rank override",
+					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_gif_uninit\") or a module's entry (\"if_gif:vnet_gif_uninit\").", kv.Key.Value),
+					Subject:  kv.Key.Range.Ptr(),
+				}})
+				continue
+			}
+			r, err := sdk.ParseRank(kv.Value.Value)
+			if err != nil {
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid rank",
+					Detail:   fmt.Sprintf("%s. A rank is SUBSYSTEM/ORDER, e.g. \"PSEUDO/ANY\" or \"PROTO_FIREWALL/ANY-253\".", capitalize(err.Error())),
+					Subject:  kv.Value.Range.Ptr(),
+				}})
+				continue
+			}
+			m.RankOverrides[key] = r
+		}
+	}
+	return m, ok
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) vnet(b *hcl.Block) (Vnet, bool) {
+	v := Vnet{Name: b.Labels[0], Range: b.DefRange}
+	content, diags := b.Body.Content(vnetSchema)
+	if !d.add(diags) {
+		return v, false
+	}
+	ok := true
+	if a, has := content.Attributes["loan"]; has {
+		names, diags := evalNames(a.Expr, d.ctx, "loan")
+		ok = d.add(diags) && ok
+		v.Loan = names
+	}
+	if a, has := content.Attributes["ipfw"]; has {
+		names, diags := evalNames(a.Expr, d.ctx, "ipfw")
+		ok = d.add(diags) && ok
+		v.Ipfw = names
+	}
+	var seenMC *hcl.Block
+	for _, cb := range content.Blocks {
+		switch cb.Type {
+		case "interface":
+			ifc, good := d.iface(cb)
+			ok = good && ok
+			v.Interfaces = append(v.Interfaces, ifc)
+		case "multicast":
+			if seenMC != nil {
+				ok = d.add(hcl.Diagnostics{duplicate("block", "multicast", seenMC.DefRange, cb.DefRange)})
+				continue
+			}
+			seenMC = cb
+			mc, good := d.multicast(cb)
+			ok = good && ok
+			v.Multicast = mc
+		}
+	}
+	return v, ok
+}
+
+func (d *decoder) iface(b *hcl.Block) (Interface, bool) {
+	ifc := Interface{Name: b.Labels[0], Range: b.DefRange}
+	ifc.Driver = driverOf(ifc.Name)
+	content, diags := b.Body.Content(interfaceSchema)
+	if !d.add(diags) {
+		return ifc, false
+	}
+	ok := true
+	if a, has := content.Attributes["members"]; has {
+		names, diags := evalNames(a.Expr, d.ctx, "members")
+		ok = d.add(diags) && ok
+		ifc.Members = names
+		if ifc.Driver != "bridge" {
+			ok = d.add(hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Unsupported argument",
+				Detail:   fmt.Sprintf("members is a bridge setting; %s is not a bridge interface.", ifc.Name),
+				Subject:  a.NameRange.Ptr(),
+			}})
+		}
+	}
+	if a, has := content.Attributes["tunnel"]; has {
+		kvs, diags := evalStringMap(a.Expr, d.ctx, "tunnel")
+		ok = d.add(diags) && ok
+		if ifc.Driver != "gif" {
+			ok = d.add(hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Unsupported argument",
+				Detail:   fmt.Sprintf("tunnel is a gif setting; %s is not a gif interface.", ifc.Name),
+				Subject:  a.NameRange.Ptr(),
+			}})
+		}
+		t := &Tunnel{}
+		for _, kv := range kvs {
+			switch kv.Key.Value {
+			case "src":
+				t.Src = kv.Value.Value
+			case "dst":
+				t.Dst = kv.Value.Value
+			default:
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Unsupported tunnel attribute",
+					Detail:   fmt.Sprintf("A tunnel has src and dst; %q is not expected here.", kv.Key.Value),
+					Subject:  kv.Key.Range.Ptr(),
+				}})
+			}
+		}
+		if !diags.HasErrors() {
+			if msg := checkTunnel(t); msg != "" {
+				ok = d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid tunnel",
+					Detail:   msg,
+					Subject:  a.Expr.Range().Ptr(),
+				}})
+			}
+		}
+		ifc.Tunnel = t
+	}
+	return ifc, ok
+}
+
+func (d *decoder) multicast(b *hcl.Block) (*Multicast, bool) {
+	mc := &Multicast{}
+	content, diags := b.Body.Content(multicastSchema)
+	if !d.add(diags) {
+		return mc, false
+	}
+	ok := true
+	if a, has := content.Attributes["router"]; has {
+		v, diags := evalBool(a.Expr, d.ctx, "router")
+		ok = d.add(diags) && ok
+		mc.Router = v
+	}
+	if a, has := content.Attributes["vifs"]; has {
+		names, diags := evalNames(a.Expr, d.ctx, "vifs")
+		ok = d.add(diags) && ok
+		mc.Vifs = names
+		if !mc.Router && len(names) > 0 {
+			ok = d.add(hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Vifs without a router",
+				Detail:   "Multicast vifs need a running router: set router = true.",
+				Subject:  a.NameRange.Ptr(),
+			}})
+		}
+	}
+	return mc, ok
+}
+
+func (d *decoder) scenario(b *hcl.Block) []Step {
+	content, diags := b.Body.Content(scenarioSchema)
+	if !d.add(diags) {
+		return nil
+	}
+	a := content.Attributes["steps"]
+	names, diags := evalNames(a.Expr, d.ctx, "steps")
+	d.add(diags)
+	steps := make([]Step, 0, len(names))
+	for _, n := range names {
+		line := strings.TrimSpace(n.Value)
+		st := Step{Text: n.Value, Range: n.Range}
+		if rest, ok := strings.CutPrefix(line, "!"); ok {
+			st.ExpectFail = true
+			line = strings.TrimSpace(rest)
+		}
+		st.Line = line
+		steps = append(steps, st)
+	}
+	return steps
+}
+
+// driverOf is an interface name without its unit number: "bridge0" ->
+// "bridge". A name without a unit returns "".
+func driverOf(ifname string) string {
+	i := len(ifname)
+	for i > 0 && ifname[i-1] >= '0' && ifname[i-1] <= '9' {
+		i--
+	}
+	if i == len(ifname) || i == 0 {
+		return ""
+	}
+	return ifname[:i]
+}

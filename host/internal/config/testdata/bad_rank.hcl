@@ -1,0 +1,5 @@
+module "if_gif" {
+  rank_overrides = {
+    vnet_gif_uninit = "PSEUDO/WHENEVER"
+  }
+}

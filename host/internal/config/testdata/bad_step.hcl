@@ -1,0 +1,7 @@
+scenario {
+  steps = [
+    "kldstat",
+    "bogus command",
+    "",
+  ]
+}

@@ -1,0 +1,2 @@
+module "ipfw" {}
+module "if_nope" {}

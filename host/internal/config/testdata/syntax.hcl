@@ -1,0 +1,4 @@
+kernel {
+  em_count = 2
+
+vnet "j1" {}

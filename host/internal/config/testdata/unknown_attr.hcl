@@ -1,0 +1,3 @@
+kernel {
+  em_cont = 2
+}

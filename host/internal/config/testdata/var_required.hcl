@@ -1,0 +1,5 @@
+variable "count" {}
+
+kernel {
+  em_count = var.count
+}

@@ -1,0 +1,399 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/kldsim/kldsim/host/kernel"
+)
+
+const (
+	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet [list] [--json]"
+	usageIfconfig = "usage: ifconfig [-j vnet] [-a | -l] [--json]\n       ifconfig [-j vnet] [--json] interface\n       ifconfig [-j vnet] interface create|destroy\n       ifconfig [-j vnet] interface vnet|-vnet vnet\n       ifconfig [-j vnet] interface command [args ...]"
+	usageIpfw     = "usage: ipfw [-j vnet] add [NUM] allow|deny|count ip from SRC to DST [via IF]\n       ipfw [-j vnet] delete NUM ...\n       ipfw [-j vnet] flush | list | show"
+	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
+)
+
+// errText is "detail: strerror" for err. The detail loses any of the
+// prefixes given (followed by ": ") that the caller prints itself, and is
+// left out when nothing else remains.
+func errText(err error, prefixes ...string) string {
+	d := consoleMessage(err)
+	for _, p := range prefixes {
+		if d == p {
+			d = ""
+			break
+		}
+		if rest, ok := strings.CutPrefix(d, p+": "); ok {
+			d = rest
+		}
+	}
+	s := describe(err)
+	if d == "" || d == s {
+		return s
+	}
+	return d + ": " + s
+}
+
+func parseVnet(c *Cmd, args []string) (runner, error) {
+	verb := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		verb, args = args[0], args[1:]
+	}
+	switch verb {
+	case "create", "destroy":
+		o, err := getopt(args, "", false)
+		if err != nil {
+			return nil, err
+		}
+		if len(o.rest) == 0 {
+			return nil, fmt.Errorf("%s: missing VNET name", verb)
+		}
+		for _, n := range o.rest {
+			if n == "" || strings.ContainsAny(n, " \t/") {
+				return nil, fmt.Errorf("bad VNET name %q", n)
+			}
+		}
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			var errs []error
+			for _, n := range o.rest {
+				var err error
+				if verb == "create" {
+					err = env.Kernel.VnetCreate(ctx, n)
+				} else {
+					err = env.Kernel.VnetDestroy(ctx, n)
+				}
+				if err != nil {
+					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err, "vnet "+n, "vnet "+n+" not found"))
+					errs = append(errs, err)
+				}
+			}
+			return failed(errs)
+		}, nil
+	case "list":
+		o, err := getopt(args, "", true)
+		if err != nil {
+			return nil, err
+		}
+		if len(o.rest) > 0 {
+			return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
+		}
+		c.JSON = o.json
+		return runVnetList, nil
+	}
+	return nil, fmt.Errorf("unknown verb %q", verb)
+}
+
+// jsonVnet is vnet list --json's record.
+type jsonVnet struct {
+	Name       string   `json:"name"`
+	State      string   `json:"state"`
+	Interfaces []string `json:"interfaces"`
+}
+
+func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
+	vs := env.Kernel.Vnets()
+	if c.JSON {
+		out := make([]jsonVnet, 0, len(vs))
+		for _, v := range vs {
+			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...)})
+		}
+		return writeJSON(env.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Name\tState\tInterfaces")
+	for _, v := range vs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.State, strings.Join(v.Ifaces, " "))
+	}
+	return tw.Flush()
+}
+
+// ifconfigOps names the ioctl FreeBSD's ifconfig reports a verb's
+// failure under.
+var ifconfigOps = map[string]string{
+	"addm":         "BRDGADD",
+	"deletem":      "BRDGDEL",
+	"tunnel":       "SIOCSIFPHYADDR",
+	"-tunnel":      "SIOCDIFPHYADDR",
+	"deletetunnel": "SIOCDIFPHYADDR",
+	"up":           "SIOCSIFFLAGS",
+	"down":         "SIOCSIFFLAGS",
+}
+
+func parseIfconfig(c *Cmd, args []string) (runner, error) {
+	o, err := getopt(args, "alj:", true)
+	if err != nil {
+		return nil, err
+	}
+	c.JSON = o.json
+	vnet := vnetArg(o)
+	if o.has('a') || o.has('l') || len(o.rest) == 0 {
+		if len(o.rest) > 0 {
+			return nil, fmt.Errorf("-a and -l take no interface")
+		}
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			return ifconfigList(ctx, c, env, vnet, "", o.has('l'))
+		}, nil
+	}
+	ifname, words := o.rest[0], o.rest[1:]
+	if ifname == "" || strings.HasPrefix(ifname, "-") {
+		return nil, fmt.Errorf("bad interface name %q", ifname)
+	}
+	if len(words) == 0 {
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			return ifconfigList(ctx, c, env, vnet, ifname, false)
+		}, nil
+	}
+	switch words[0] {
+	case "create":
+		rest := words[1:]
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			name, err := env.Kernel.IfCreate(ctx, vnet, ifname)
+			if err != nil {
+				warnf(env, "ifconfig", "SIOCIFCREATE2 (%s): %s", ifname,
+					errText(err, "SIOCIFCREATE2", ifname, "vnet "+vnet+" not found"))
+				return failed([]error{err})
+			}
+			if name != ifname {
+				fmt.Fprintln(env.Stdout, name)
+			}
+			if len(rest) > 0 {
+				return ifControl(ctx, env, vnet, name, rest)
+			}
+			return nil
+		}, nil
+	case "destroy":
+		if len(words) > 1 {
+			return nil, fmt.Errorf("destroy takes no arguments")
+		}
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			err := env.Kernel.IfDestroy(ctx, vnet, ifname)
+			switch {
+			case err == nil:
+				return nil
+			case Errno(err) == syscall.ENXIO:
+				warnf(env, "ifconfig", "interface %s does not exist", ifname)
+			default:
+				warnf(env, "ifconfig", "SIOCIFDESTROY: %s", errText(err, "SIOCIFDESTROY", ifname))
+			}
+			return failed([]error{err})
+		}, nil
+	case "vnet", "-vnet":
+		if len(words) != 2 || words[1] == "" {
+			return nil, fmt.Errorf("%s takes one VNET name", words[0])
+		}
+		to, op := words[1], "SIOCSIFVNET"
+		from := vnet
+		if words[0] == "-vnet" {
+			from, to, op = to, vnet, "SIOCSIFRVNET"
+		}
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			if err := env.Kernel.IfMove(ctx, ifname, from, to); err != nil {
+				if d := consoleMessage(err); d != "" {
+					warnf(env, "ifconfig", "%s (%s): %s", op, d, describe(err))
+				} else {
+					warnf(env, "ifconfig", "%s: %s", op, describe(err))
+				}
+				return failed([]error{err})
+			}
+			return nil
+		}, nil
+	}
+	return func(ctx context.Context, c *Cmd, env *Env) error {
+		return ifControl(ctx, env, vnet, ifname, words)
+	}, nil
+}
+
+// ifControl sends a driver command (addm em1, tunnel A B, up) to the
+// module owning the interface.
+func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []string) error {
+	out, err := env.Kernel.IfControl(ctx, vnet, ifname, words)
+	if err != nil {
+		if Errno(err) == syscall.ENXIO && strings.Contains(err.Error(), "interface "+ifname+" does not exist") {
+			warnf(env, "ifconfig", "interface %s does not exist", ifname)
+			return failed([]error{err})
+		}
+		op, ok := ifconfigOps[words[0]]
+		if !ok {
+			op = words[0]
+		}
+		if (words[0] == "addm" || words[0] == "deletem") && len(words) > 1 {
+			op += " " + words[1]
+		}
+		warnf(env, "ifconfig", "%s: %s", op, errText(err, op))
+		return failed([]error{err})
+	}
+	writeOut(env.Stdout, out)
+	return nil
+}
+
+// writeOut prints a module's answer, ending it with a newline.
+func writeOut(w io.Writer, out string) {
+	if out == "" {
+		return
+	}
+	io.WriteString(w, out)
+	if !strings.HasSuffix(out, "\n") {
+		io.WriteString(w, "\n")
+	}
+}
+
+// jsonIf is ifconfig --json's record.
+type jsonIf struct {
+	Name    string         `json:"name"`
+	Index   int            `json:"index"`
+	Driver  string         `json:"driver"`
+	Cloned  bool           `json:"cloned"`
+	Up      bool           `json:"up"`
+	Home    string         `json:"home"`
+	Vnet    string         `json:"vnet"`
+	Owner   string         `json:"owner"`
+	Flags   map[string]int `json:"flags,omitempty"`
+	Details string         `json:"details,omitempty"`
+}
+
+func ifFlags(st kernel.IfStat) string {
+	var fl []string
+	if st.Up {
+		fl = append(fl, "UP")
+	}
+	if st.Driver == "lo" {
+		fl = append(fl, "LOOPBACK")
+	}
+	var counted []string
+	for f, n := range st.Flags {
+		if n > 0 {
+			counted = append(counted, strings.ToUpper(f))
+		}
+	}
+	sort.Strings(counted)
+	return strings.Join(append(fl, counted...), ",")
+}
+
+func ifconfigList(ctx context.Context, c *Cmd, env *Env, vnet, only string, names bool) error {
+	ifs, err := env.Kernel.Interfaces(vnet)
+	if err != nil {
+		warnf(env, "ifconfig", "jail %q not found", vnet)
+		return failed([]error{err})
+	}
+	if only != "" {
+		var sel []kernel.IfStat
+		for _, st := range ifs {
+			if st.Name == only {
+				sel = append(sel, st)
+			}
+		}
+		if len(sel) == 0 {
+			err := fmt.Errorf("interface %s does not exist in %s: %w", only, vnet, syscall.ENXIO)
+			warnf(env, "ifconfig", "interface %s does not exist", only)
+			return failed([]error{err})
+		}
+		ifs = sel
+	}
+	if names {
+		n := make([]string, len(ifs))
+		for i, st := range ifs {
+			n[i] = st.Name
+		}
+		fmt.Fprintln(env.Stdout, strings.Join(n, " "))
+		return nil
+	}
+	var out []jsonIf
+	for _, st := range ifs {
+		j := jsonIf{Name: st.Name, Index: st.Index, Driver: st.Driver, Cloned: st.Cloned, Up: st.Up,
+			Home: st.Home, Vnet: st.Vnet, Owner: st.Owner, Flags: st.Flags}
+		if st.Cloned {
+			// The driver's own view: members, tunnel addresses.
+			if s, err := env.Kernel.IfControl(ctx, vnet, st.Name, []string{"show"}); err == nil {
+				j.Details = driverDetails(st.Name, s)
+			}
+		}
+		out = append(out, j)
+	}
+	if c.JSON {
+		if out == nil {
+			out = []jsonIf{}
+		}
+		return writeJSON(env.Stdout, out)
+	}
+	for i, j := range out {
+		fmt.Fprintf(env.Stdout, "%s: flags=<%s> index %d\n", j.Name, ifFlags(ifs[i]), j.Index)
+		kind := "driver " + j.Driver
+		if j.Cloned {
+			kind += " (cloned)"
+		}
+		fmt.Fprintf(env.Stdout, "\t%s owner %s home %s\n", kind, j.Owner, j.Home)
+		if j.Details != "" {
+			for _, line := range strings.Split(j.Details, "\n") {
+				fmt.Fprintf(env.Stdout, "\t%s\n", line)
+			}
+		}
+	}
+	return nil
+}
+
+// driverDetails tidies a driver's "show" answer for ifconfig's listing:
+// without its own "name:" heading, one line per detail.
+func driverDetails(ifname, s string) string {
+	var lines []string
+	for i, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || i == 0 && l == ifname+":" {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+var ipfwVerbs = map[string]bool{"add": true, "delete": true, "flush": true, "list": true, "show": true}
+
+func parseIpfw(c *Cmd, args []string) (runner, error) {
+	o, err := getopt(args, "j:", false)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.rest) == 0 {
+		return nil, errors.New("missing command")
+	}
+	if !ipfwVerbs[o.rest[0]] {
+		return nil, fmt.Errorf("unknown command %q", o.rest[0])
+	}
+	if o.rest[0] == "add" && len(o.rest) < 2 {
+		return nil, errors.New("add: missing rule")
+	}
+	vnet := vnetArg(o)
+	return func(ctx context.Context, c *Cmd, env *Env) error {
+		return modControl(ctx, env, "ipfw", vnet, "ipfw", o.rest)
+	}, nil
+}
+
+func parseModctl(c *Cmd, args []string) (runner, error) {
+	o, err := getopt(args, "j:", false)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.rest) < 2 {
+		return nil, errors.New("missing module or command")
+	}
+	vnet := vnetArg(o)
+	return func(ctx context.Context, c *Cmd, env *Env) error {
+		return modControl(ctx, env, "modctl", vnet, o.rest[0], o.rest[1:])
+	}, nil
+}
+
+func modControl(ctx context.Context, env *Env, cmd, vnet, module string, args []string) error {
+	out, err := env.Kernel.ModControl(ctx, vnet, module, args)
+	if err != nil {
+		warnf(env, cmd, "%s", errText(err))
+		return failed([]error{err})
+	}
+	writeOut(env.Stdout, out)
+	return nil
+}

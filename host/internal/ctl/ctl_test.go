@@ -1,0 +1,278 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/plugins/gif"
+	"github.com/kldsim/kldsim/plugins/ifbridge"
+	"github.com/kldsim/kldsim/plugins/ipfw"
+	"github.com/kldsim/kldsim/plugins/mcast"
+	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/sdktest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// newKernel boots a kernel whose module path holds the real plugins,
+// in-process.
+func newKernel(t *testing.T) *kernel.Kernel {
+	t.Helper()
+	h := sdktest.New(t, sdktest.Options{EmCount: 3, Files: map[string][]*sdk.Module{
+		"ipfw":       {ipfw.Module()},
+		"if_bridge":  {ifbridge.Bridge()},
+		"bridgestp":  {ifbridge.STP()},
+		"if_gif":     {gif.Module()},
+		"ip_mroute":  {mcast.IPMroute()},
+		"ip6_mroute": {mcast.IP6Mroute()},
+	}})
+	return h.Kernel()
+}
+
+// run parses and runs one line, returning what it printed.
+func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd, err := ParseLine(line, "/work")
+	if err != nil {
+		return "", "", err
+	}
+	var out, errb bytes.Buffer
+	err = cmd.Run(context.Background(), &Env{Kernel: k, Stdout: &out, Stderr: &errb})
+	return out.String(), errb.String(), err
+}
+
+// TestSession replays testdata/session.golden: every "$ command" line is
+// run in order against one kernel, and what follows it must be what the
+// command prints (stdout, stderr, then "[exit N ERRNO]" on failure).
+func TestSession(t *testing.T) {
+	const golden = "testdata/session.golden"
+	src, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKernel(t)
+	var got strings.Builder
+	for _, line := range strings.Split(string(src), "\n") {
+		cmdline, ok := strings.CutPrefix(line, "$ ")
+		if !ok {
+			if strings.HasPrefix(line, "#") {
+				got.WriteString(line + "\n")
+			}
+			continue
+		}
+		got.WriteString(line + "\n")
+		stdout, stderr, err := run(t, k, cmdline)
+		got.WriteString(stdout)
+		got.WriteString(stderr)
+		if err != nil {
+			var ue *UsageError
+			switch {
+			case errorsAs(err, &ue):
+				fmt.Fprintf(&got, "%v\n[usage]\n", err)
+			default:
+				fmt.Fprintf(&got, "[exit %d %s]\n", Status(err), ErrnoName(Errno(err)))
+			}
+		}
+	}
+	if *update {
+		if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if diff := cmp.Diff(string(src), got.String()); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", golden, diff)
+	}
+}
+
+func errorsAs(err error, target **UsageError) bool {
+	u, ok := err.(*UsageError)
+	if ok {
+		*target = u
+	}
+	return ok
+}
+
+func TestErrnos(t *testing.T) {
+	k := newKernel(t)
+	steps := []struct {
+		line string
+		want syscall.Errno
+	}{
+		{"kldload ipfw", 0},
+		{"kldload ipfw", syscall.EEXIST},
+		{"kldload -n ipfw", 0},
+		{"kldload nosuch", syscall.ENOENT},
+		{"kldload if_bridge", 0},
+		{"kldunload bridgestp", syscall.EBUSY},
+		{"kldunload -i 99", syscall.ENOENT},
+		{"kldunload nosuch", syscall.ENOENT},
+		{"vnet create j1", 0},
+		{"vnet create j1", syscall.EEXIST},
+		{"vnet destroy j9", syscall.ENOENT},
+		{"ifconfig em1 vnet j1", 0},
+		{"ifconfig em1 vnet j1", syscall.ENXIO},
+		{"ifconfig em2 vnet j9", syscall.ENXIO},
+		{"ifconfig -j j1 em1 vnet j1", syscall.EEXIST},
+		{"ifconfig -j j1 bridge0 create", 0},
+		{"ifconfig -j j1 bridge0 create", syscall.EEXIST},
+		{"ifconfig -j j1 bridge0 addm em1", 0},
+		{"ifconfig -j j1 bridge0 addm em7", syscall.ENOENT},
+		{"ifconfig -j j1 foo0 create", syscall.EINVAL},
+		{"ifconfig -j j1 em7", syscall.ENXIO},
+		{"ifconfig -j j1 em7 destroy", syscall.ENXIO},
+		{"ifconfig -j j9 -a", syscall.ENOENT},
+		{"ipfw -j j1 add 100 allow ip from any to any", 0},
+		{"kldstat -m nosuch", syscall.ENOENT},
+		{"kldstat -q -m ipfw", 0},
+		{"ifconfig em1 -vnet j1", 0},
+		{"vnet destroy j1", 0},
+		{"kldunload ipfw", 0},
+		{"kldunload if_bridge", 0},
+	}
+	for i, st := range steps {
+		_, stderr, err := run(t, k, st.line)
+		if got := Errno(err); got != st.want || (st.want == 0) != (err == nil) {
+			t.Errorf("step %d %q: err = %v (errno %v), want %v\nstderr: %s", i, st.line, err, got, st.want, stderr)
+		}
+	}
+	if r := k.Witness(); len(r) != 0 {
+		t.Errorf("witness: %v", r)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		line    string
+		wantErr string
+		want    []string // argv after parsing
+		json    bool
+	}{
+		{line: "kldload -nv ./mods/ipfw", want: []string{"kldload", "-nv", "/work/mods/ipfw"}},
+		{line: "kldload", wantErr: "missing file name"},
+		{line: "kldload -x ipfw", wantErr: "illegal option -- x"},
+		{line: "kldunload -i x", wantErr: `bad file id "x"`},
+		{line: "kldunload -in 1", wantErr: "exclusive"},
+		{line: "kldstat -v --json", want: []string{"kldstat", "-v", "--json"}, json: true},
+		{line: "kldstat -m", wantErr: "option requires an argument -- m"},
+		{line: "vnet frob x", wantErr: `unknown verb "frob"`},
+		{line: "vnet create", wantErr: "missing VNET name"},
+		{line: "vnet", want: []string{"vnet"}},
+		{line: "ifconfig em1 vnet", wantErr: "vnet takes one VNET name"},
+		{line: "ifconfig -a em1", wantErr: "take no interface"},
+		{line: "ifconfig -jj1 bridge0 addm em1", want: []string{"ifconfig", "-jj1", "bridge0", "addm", "em1"}},
+		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob"`},
+		{line: "ipfw add", wantErr: "add: missing rule"},
+		{line: "modctl ip_mroute", wantErr: "missing module or command"},
+		{line: "sysinit x", wantErr: `unexpected argument "x"`},
+		{line: "frobnicate", wantErr: "unknown command"},
+		{line: "kldload 'unterminated", wantErr: "unterminated quote"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			c, err := ParseLine(tt.line, "/work")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if Status(err) != 2 {
+					t.Errorf("Status = %d, want 2", Status(err))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c.Argv()); diff != "" {
+				t.Errorf("argv (-want +got):\n%s", diff)
+			}
+			if c.JSON != tt.json {
+				t.Errorf("JSON = %v", c.JSON)
+			}
+		})
+	}
+}
+
+func TestSplitJoin(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{`a b  c`, []string{"a", "b", "c"}},
+		{`ipfw add 'allow ip' "from \"x\""`, []string{"ipfw", "add", "allow ip", `from "x"`}},
+		{`a\ b ''`, []string{"a b", ""}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got, err := Split(tt.in)
+		if err != nil {
+			t.Fatalf("Split(%q): %v", tt.in, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Split(%q) (-want +got):\n%s", tt.in, diff)
+		}
+		back, err := Split(Join(got))
+		if err != nil || !cmp.Equal(got, back, cmpEmpty) {
+			t.Errorf("Split(Join(%q)) = %q, %v", got, back, err)
+		}
+	}
+	for _, bad := range []string{`a 'b`, `a "b`, `a\`} {
+		if _, err := Split(bad); err == nil {
+			t.Errorf("Split(%q): no error", bad)
+		}
+	}
+}
+
+var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+})
+
+func TestStrerror(t *testing.T) {
+	for e, want := range map[syscall.Errno]string{
+		syscall.EEXIST: "File exists", syscall.EBUSY: "Device busy", syscall.ENXIO: "Device not configured",
+		syscall.ENOENT: "No such file or directory", syscall.ENOEXEC: "Exec format error",
+	} {
+		if got := Strerror(e); got != want {
+			t.Errorf("Strerror(%d) = %q, want %q", int(e), got, want)
+		}
+	}
+	if ErrnoName(syscall.EBUSY) != "EBUSY" {
+		t.Errorf("ErrnoName(EBUSY) = %q", ErrnoName(syscall.EBUSY))
+	}
+}
+
+var durRE = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)`)
+
+func TestSysinitPerVnet(t *testing.T) {
+	k := newKernel(t)
+	for _, l := range []string{"kldload ipfw", "vnet create j1"} {
+		if _, stderr, err := run(t, k, l); err != nil {
+			t.Fatalf("%s: %v %s", l, err, stderr)
+		}
+	}
+	out, _, err := run(t, k, "sysinit -j j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "vnet_ipfw_init") || !durRE.MatchString(out) {
+		t.Errorf("sysinit -j j1:\n%s", out)
+	}
+}

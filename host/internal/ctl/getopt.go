@@ -1,0 +1,65 @@
+package ctl
+
+import (
+	"fmt"
+	"strings"
+)
+
+// opts is the result of getopt: single-letter flags seen (with their
+// arguments, last one wins), --json, and the remaining operands.
+type opts struct {
+	set  map[byte]bool
+	arg  map[byte]string
+	json bool
+	rest []string
+}
+
+func (o *opts) has(c byte) bool { return o.set[c] }
+
+// getopt parses args as getopt(3) with spec ("nqvj:": n, q and v are
+// flags, j takes an argument). Parsing stops at the first operand or
+// after "--". "--json" is accepted anywhere before the operands when
+// json is allowed.
+func getopt(args []string, spec string, json bool) (*opts, error) {
+	o := &opts{set: map[byte]bool{}, arg: map[byte]string{}}
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if a == "--json" && json {
+			o.json = true
+			continue
+		}
+		if strings.HasPrefix(a, "--") {
+			return nil, fmt.Errorf("unknown option %s", a)
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			k := strings.IndexByte(spec, c)
+			if k < 0 || c == ':' {
+				return nil, fmt.Errorf("illegal option -- %c", c)
+			}
+			o.set[c] = true
+			if k+1 < len(spec) && spec[k+1] == ':' {
+				switch {
+				case j+1 < len(a):
+					o.arg[c] = a[j+1:]
+				case i+1 < len(args):
+					i++
+					o.arg[c] = args[i]
+				default:
+					return nil, fmt.Errorf("option requires an argument -- %c", c)
+				}
+				break
+			}
+		}
+	}
+	o.rest = args[i:]
+	return o, nil
+}

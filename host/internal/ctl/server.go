@@ -1,0 +1,188 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kldsim/kldsim/host/kernel"
+)
+
+// Request is one command sent to the daemon: the words of a command
+// line, and the client's working directory for relative paths.
+type Request struct {
+	Argv []string `json:"argv"`
+	Cwd  string   `json:"cwd,omitempty"`
+}
+
+// Response is a command's outcome, to be printed by the client as if the
+// command had run there.
+type Response struct {
+	Stdout string `json:"stdout,omitempty"`
+	Stderr string `json:"stderr,omitempty"`
+	Status int    `json:"status"`
+	// Errno names the first errno the command failed with ("EEXIST").
+	Errno string `json:"errno,omitempty"`
+	// Stopped says the daemon is going away after this answer.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// Server answers requests on the control socket, one command at a time,
+// from the user that started it only.
+type Server struct {
+	Kernel *kernel.Kernel
+	Logger hclog.Logger
+	// Stop tears the kernel down for "kernel stop", printing what ran
+	// and the verdict on w, and returns the exit status.
+	Stop func(ctx context.Context, w io.Writer) int
+	// Status prints "kernel status".
+	Status func(w io.Writer)
+
+	// UID is who may connect (NewServer sets the current user's);
+	// connections from other users are refused.
+	UID int
+
+	mu      sync.Mutex // one command at a time
+	stopped bool
+	done    chan struct{}
+	once    sync.Once
+}
+
+// NewServer returns a server for k, accepting the current user.
+func NewServer(k *kernel.Kernel, logger hclog.Logger) *Server {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Server{Kernel: k, Logger: logger, UID: os.Getuid(), done: make(chan struct{})}
+}
+
+// Done is closed once the server has been stopped by "kernel stop".
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Serve answers connections on ln until "kernel stop" or ctx ends, then
+// closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var req Request
+	reqErr := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&req)
+	_ = c.SetReadDeadline(time.Time{})
+	if uid, err := peerUID(c); err != nil && !errors.Is(err, errNoPeerCred) {
+		s.Logger.Warn("refusing connection: no peer credentials", "error", err)
+		s.reply(c, &Response{Stderr: fmt.Sprintf("kldsim: connection refused: %v\n", err), Status: 1, Errno: "EPERM"})
+		return
+	} else if err == nil && uid != s.UID {
+		s.Logger.Warn("refusing connection from another user", "uid", uid, "want", s.UID)
+		s.reply(c, &Response{
+			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, Strerror(syscall.EPERM)),
+			Status: 1, Errno: "EPERM",
+		})
+		return
+	}
+	if reqErr != nil {
+		s.reply(c, &Response{Stderr: fmt.Sprintf("kldsim: bad request: %v\n", reqErr), Status: 2})
+		return
+	}
+	s.reply(c, s.Exec(ctx, req))
+}
+
+func (s *Server) reply(c net.Conn, r *Response) {
+	if err := json.NewEncoder(c).Encode(r); err != nil {
+		s.Logger.Debug("reply", "error", err)
+	}
+}
+
+// Exec runs one request.
+func (s *Server) Exec(ctx context.Context, req Request) *Response {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return &Response{Stderr: "kldsim: the kernel is stopping\n", Status: 1, Errno: "ENXIO"}
+	}
+	var out, errb bytes.Buffer
+	argv := req.Argv
+	s.Logger.Debug("command", "argv", argv)
+	switch {
+	case len(argv) == 2 && argv[0] == "kernel" && argv[1] == "stop":
+		s.stopped = true
+		status := 0
+		if s.Stop != nil {
+			status = s.Stop(ctx, &out)
+		}
+		s.once.Do(func() { close(s.done) })
+		return &Response{Stdout: out.String(), Status: status, Stopped: true}
+	case len(argv) == 2 && argv[0] == "kernel" && argv[1] == "status":
+		if s.Status != nil {
+			s.Status(&out)
+		}
+		return &Response{Stdout: out.String()}
+	}
+	cmd, err := Parse(argv, req.Cwd)
+	if err != nil {
+		return usageResponse(err)
+	}
+	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb})
+	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
+	if e := Errno(err); e != 0 {
+		r.Errno = ErrnoName(e)
+	}
+	return r
+}
+
+func usageResponse(err error) *Response {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		msg := ""
+		if ue.Msg != "" {
+			msg = ue.Cmd + ": " + ue.Msg + "\n"
+		}
+		if ue.Usage != "" {
+			msg += ue.Usage + "\n"
+		}
+		return &Response{Stderr: msg, Status: 2}
+	}
+	return &Response{Stderr: err.Error() + "\n", Status: 2}
+}
