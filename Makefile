@@ -21,7 +21,7 @@ proto:
 	scripts/proto.sh
 
 links: build
-	$(BIN)/kldsim links $(BIN)
+	$(BIN)/kldsim links -dir $(BIN)
 
 vet:
 	go vet ./...
