@@ -1,12 +1,10 @@
 package gif_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -17,71 +15,21 @@ import (
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
 
-var ctx = context.Background()
-
-func ifc(h *sdktest.Harness, vnet, ifname string, args ...string) (string, error) {
-	return h.Kernel().IfControl(ctx, vnet, ifname, args)
-}
-
-func mustIfc(t *testing.T, h *sdktest.Harness, vnet, ifname string, args ...string) string {
-	t.Helper()
-	out, err := ifc(h, vnet, ifname, args...)
-	if err != nil {
-		t.Fatalf("ifconfig %s %s (in %s): %v", ifname, strings.Join(args, " "), vnet, err)
-	}
-	return out
-}
-
-func mustCreate(t *testing.T, h *sdktest.Harness, vnet, name string) string {
-	t.Helper()
-	got, err := h.Kernel().IfCreate(ctx, vnet, name)
-	if err != nil {
-		t.Fatalf("ifconfig %s create (in %s): %v", name, vnet, err)
-	}
-	return got
-}
-
-// handles lists the live encap handles if_gif holds in a VNET.
+// handles lists the live encap handles if_gif holds in a VNET, sorted.
 func handles(h *sdktest.Harness, vnet string) []string {
-	var out []string
-	for _, o := range h.Kernel().LiveObjects(vnet) {
-		if o.Owner == "if_gif" && o.Kind == kernel.KindEncapHandle {
-			out = append(out, o.Name)
-		}
-	}
+	out := h.Live(vnet, gif.Name, kernel.KindEncapHandle)
 	slices.Sort(out)
 	return out
-}
-
-func faults(h *sdktest.Harness) []string {
-	var out []string
-	for _, ev := range h.Kernel().Trace() {
-		if ev.Module == "if_gif" && ev.Err != "" && (ev.Kind == kernel.TraceEntry || ev.Kind == kernel.TraceIfEvent) {
-			out = append(out, fmt.Sprintf("%s@%s: %s", ev.Entry, ev.Vnet, ev.Err))
-		}
-	}
-	return out
-}
-
-func shutdownClean(t *testing.T, h *sdktest.Harness) {
-	t.Helper()
-	if err := h.Kernel().Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	h.RequireClean()
-	if f := faults(h); len(f) > 0 {
-		t.Errorf("if_gif faults:\n%s", strings.Join(f, "\n"))
-	}
 }
 
 func TestTunnel(t *testing.T) {
 	h := sdktest.New(t, sdktest.Options{})
 	h.Load(gif.Module())
 	h.VnetCreate("j1")
-	if got := mustCreate(t, h, "j1", "gif"); got != "gif0" {
+	if got := h.IfCreate("j1", "gif"); got != "gif0" {
 		t.Fatalf("created %s, want gif0", got)
 	}
-	mustCreate(t, h, "j1", "gif1")
+	h.IfCreate("j1", "gif1")
 	steps := []struct {
 		ifname  string
 		cmd     string
@@ -104,14 +52,15 @@ func TestTunnel(t *testing.T) {
 	}
 	for i, s := range steps {
 		t.Run(fmt.Sprintf("%02d %s %s", i, s.ifname, s.cmd), func(t *testing.T) {
-			_, err := ifc(h, "j1", s.ifname, strings.Fields(s.cmd)...)
+			h := h.For(t)
+			_, err := h.TryIfControl("j1", s.ifname, strings.Fields(s.cmd)...)
 			if s.err != nil && !errors.Is(err, s.err) {
 				t.Errorf("= %v, want %v", err, s.err)
 			}
 			if s.err == nil && err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(s.want, mustIfc(t, h, "j1", s.ifname, "show")); diff != "" {
+			if diff := cmp.Diff(s.want, h.IfControl("j1", s.ifname, "show")); diff != "" {
 				t.Errorf("show (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(s.handles, handles(h, "j1")); diff != "" {
@@ -119,24 +68,18 @@ func TestTunnel(t *testing.T) {
 			}
 		})
 	}
-	list, err := h.Kernel().ModControl(ctx, "j1", "if_gif", []string{"list"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff("gif0:\ngif1:\n\ttunnel inet6 2001:db8::a --> 2001:db8::b\n", list); diff != "" {
+	if diff := cmp.Diff("gif0:\ngif1:\n\ttunnel inet6 2001:db8::a --> 2001:db8::b\n", h.ModControl("j1", gif.Name, "list")); diff != "" {
 		t.Errorf("list (-want +got):\n%s", diff)
 	}
-	if err := h.Kernel().IfDestroy(ctx, "j1", "gif1"); err != nil { // releases its handle first
-		t.Fatal(err)
-	}
+	h.IfDestroy("j1", "gif1") // releases its handle first
 	if got := handles(h, "j1"); len(got) != 0 {
 		t.Errorf("handles after destroy: %v", got)
 	}
 	h.RequireClean()
-	mustIfc(t, h, "j1", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
+	h.IfControl("j1", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
 	h.VnetDestroy("j1") // vnet_gif_uninit destroys gif0 before IP goes
 	h.RequireClean()
-	shutdownClean(t, h)
+	h.ShutdownClean(gif.Name)
 }
 
 // TestUninitRank is the gif/IP ordering experiment: with vnet_gif_uninit
@@ -165,8 +108,8 @@ func TestUninitRank(t *testing.T) {
 			h := sdktest.New(t, o)
 			h.Load(gif.Module())
 			h.VnetCreate("j1")
-			mustCreate(t, h, "j1", "gif0")
-			mustIfc(t, h, "j1", "gif0", "tunnel", tt.src, tt.dst)
+			h.IfCreate("j1", "gif0")
+			h.IfControl("j1", "gif0", "tunnel", tt.src, tt.dst)
 			h.VnetDestroy("j1")
 			if tt.override == nil {
 				h.RequireClean()
@@ -203,28 +146,26 @@ func TestDeparture(t *testing.T) {
 	h := sdktest.New(t, sdktest.Options{})
 	h.Load(gif.Module())
 	h.VnetCreate("j1")
-	mustCreate(t, h, "vnet0", "gif0")
-	mustIfc(t, h, "vnet0", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
-	if err := h.Kernel().IfMove(ctx, "gif0", "vnet0", "j1"); err != nil {
-		t.Fatal(err)
-	}
+	h.IfCreate("vnet0", "gif0")
+	h.IfControl("vnet0", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
+	h.IfMove("gif0", "vnet0", "j1")
 	if got := handles(h, "vnet0"); len(got) != 0 {
 		t.Errorf("vnet0 handles after the move: %v", got)
 	}
-	if diff := cmp.Diff("gif0:\n", mustIfc(t, h, "j1", "gif0", "show")); diff != "" {
+	if diff := cmp.Diff("gif0:\n", h.IfControl("j1", "gif0", "show")); diff != "" {
 		t.Errorf("moved gif (-want +got):\n%s", diff)
 	}
-	mustIfc(t, h, "j1", "gif0", "tunnel", "2001:db8::1", "2001:db8::2")
+	h.IfControl("j1", "gif0", "tunnel", "2001:db8::1", "2001:db8::2")
 	if diff := cmp.Diff([]string{"gif0@inet6"}, handles(h, "j1")); diff != "" {
 		t.Errorf("j1 handles (-want +got):\n%s", diff)
 	}
 	h.VnetDestroy("j1") // vnet_if_return sends gif0 home first
 	h.RequireClean()
-	if diff := cmp.Diff("gif0:\n", mustIfc(t, h, "vnet0", "gif0", "show")); diff != "" {
+	if diff := cmp.Diff("gif0:\n", h.IfControl("vnet0", "gif0", "show")); diff != "" {
 		t.Errorf("gif0 back home (-want +got):\n%s", diff)
 	}
-	mustIfc(t, h, "vnet0", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
-	shutdownClean(t, h)
+	h.IfControl("vnet0", "gif0", "tunnel", "192.0.2.1", "192.0.2.2")
+	h.ShutdownClean(gif.Name)
 }
 
 // TestTeardown destroys VNETs full of tunnels, top-down and the legacy
@@ -236,16 +177,14 @@ func TestTeardown(t *testing.T) {
 			h.Load(gif.Module())
 			for i, j := range []string{"j1", "j2", "j3"} {
 				h.VnetCreate(j)
-				mustCreate(t, h, j, "gif")
-				mustCreate(t, h, j, "gif")
-				mustIfc(t, h, j, "gif0", "tunnel", fmt.Sprintf("192.0.2.%d", i+1), "192.0.2.100")
-				mustIfc(t, h, j, "gif1", "tunnel", fmt.Sprintf("2001:db8::%d", i+1), "2001:db8::100")
+				h.IfCreate(j, "gif")
+				h.IfCreate(j, "gif")
+				h.IfControl(j, "gif0", "tunnel", fmt.Sprintf("192.0.2.%d", i+1), "192.0.2.100")
+				h.IfControl(j, "gif1", "tunnel", fmt.Sprintf("2001:db8::%d", i+1), "2001:db8::100")
 			}
 			h.VnetDestroy("j2")
 			h.RequireClean()
-			if err := h.Kernel().Unload(ctx, "if_gif", false); err != nil {
-				t.Fatalf("kldunload if_gif: %v", err)
-			}
+			h.Unload(gif.Name, false)
 			for _, j := range []string{"j1", "j3"} {
 				ifs, _ := h.Kernel().Interfaces(j)
 				for _, st := range ifs {
@@ -255,7 +194,7 @@ func TestTeardown(t *testing.T) {
 				}
 			}
 			h.RequireClean()
-			shutdownClean(t, h)
+			h.ShutdownClean(gif.Name)
 		})
 	}
 }
@@ -269,42 +208,26 @@ func TestConcurrentVnets(t *testing.T) {
 	for i := range n {
 		h.VnetCreate(fmt.Sprintf("j%d", i))
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			j := fmt.Sprintf("j%d", i)
-			for r := range 5 {
-				if _, err := h.Kernel().IfCreate(ctx, j, "gif0"); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := ifc(h, j, "gif0", "tunnel", "192.0.2.1", fmt.Sprintf("192.0.2.%d", r+2)); err != nil {
-					errs <- err
-					return
-				}
-				if err := h.Kernel().IfDestroy(ctx, j, "gif0"); err != nil {
-					errs <- err
-					return
-				}
+	h.Concurrently(n, func(i int) error {
+		j := fmt.Sprintf("j%d", i)
+		for r := range 5 {
+			if _, err := h.TryIfCreate(j, "gif0"); err != nil {
+				return err
 			}
-			if _, err := h.Kernel().IfCreate(ctx, j, "gif0"); err != nil {
-				errs <- err
-				return
+			if _, err := h.TryIfControl(j, "gif0", "tunnel", "192.0.2.1", fmt.Sprintf("192.0.2.%d", r+2)); err != nil {
+				return err
 			}
-			if _, err := ifc(h, j, "gif0", "tunnel", "2001:db8::1", "2001:db8::2"); err != nil {
-				errs <- err
-				return
+			if err := h.TryIfDestroy(j, "gif0"); err != nil {
+				return err
 			}
-			if err := h.Kernel().VnetDestroy(ctx, j); err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	shutdownClean(t, h)
+		}
+		if _, err := h.TryIfCreate(j, "gif0"); err != nil {
+			return err
+		}
+		if _, err := h.TryIfControl(j, "gif0", "tunnel", "2001:db8::1", "2001:db8::2"); err != nil {
+			return err
+		}
+		return h.TryVnetDestroy(j)
+	})
+	h.ShutdownClean(gif.Name)
 }

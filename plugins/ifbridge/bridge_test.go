@@ -1,11 +1,10 @@
 package ifbridge_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -15,8 +14,6 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
-
-var ctx = context.Background()
 
 // boot loads if_bridge the way kldload does: bridgestp comes from the
 // "module path" through MODULE_DEPEND.
@@ -31,79 +28,6 @@ func boot(t *testing.T, o sdktest.Options) *sdktest.Harness {
 	return h
 }
 
-// tap is a test-only cloned interface driver, so members can be
-// destroyed (the destroy path) and torn down with their VNET (the
-// shutdown path, from its own VNET uninit, as gif does).
-func tap() *sdk.Module {
-	var mu sync.Mutex
-	taps := map[string]map[string]bool{}
-	return sdk.DeclareModule("if_tap", sdk.SubPseudo, sdk.OrderAny).
-		Cloner("tap", sdk.Cloner{
-			Create: func(ctx context.Context, k sdk.KPI, name string) error {
-				if _, err := k.IfAttach(ctx, name, "tap"); err != nil {
-					return err
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if taps[k.Vnet()] == nil {
-					taps[k.Vnet()] = map[string]bool{}
-				}
-				taps[k.Vnet()][name] = true
-				return nil
-			},
-			Destroy: func(ctx context.Context, k sdk.KPI, name string) error {
-				mu.Lock()
-				delete(taps[k.Vnet()], name)
-				mu.Unlock()
-				return k.IfDetach(ctx, name)
-			},
-		}).
-		VnetSysinit("vnet_tap_init", sdk.SubProtoIfAttachDomain, sdk.OrderAny, func(context.Context, sdk.KPI) error { return nil }).
-		VnetSysuninit("vnet_tap_uninit", sdk.SubProtoIfAttachDomain, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
-			mu.Lock()
-			var names []string
-			for n := range taps[k.Vnet()] {
-				names = append(names, n)
-			}
-			delete(taps, k.Vnet())
-			mu.Unlock()
-			var errs []error
-			for _, n := range names {
-				errs = append(errs, k.IfDetach(ctx, n))
-			}
-			return errors.Join(errs...)
-		})
-}
-
-func ifc(h *sdktest.Harness, vnet, ifname string, args ...string) (string, error) {
-	return h.Kernel().IfControl(ctx, vnet, ifname, args)
-}
-
-func mustIfc(t *testing.T, h *sdktest.Harness, vnet, ifname string, args ...string) string {
-	t.Helper()
-	out, err := ifc(h, vnet, ifname, args...)
-	if err != nil {
-		t.Fatalf("ifconfig %s %s (in %s): %v", ifname, strings.Join(args, " "), vnet, err)
-	}
-	return out
-}
-
-func mustCreate(t *testing.T, h *sdktest.Harness, vnet, name string) string {
-	t.Helper()
-	got, err := h.Kernel().IfCreate(ctx, vnet, name)
-	if err != nil {
-		t.Fatalf("ifconfig %s create (in %s): %v", name, vnet, err)
-	}
-	return got
-}
-
-func mustMove(t *testing.T, h *sdktest.Harness, ifname, from, to string) {
-	t.Helper()
-	if err := h.Kernel().IfMove(ctx, ifname, from, to); err != nil {
-		t.Fatalf("move %s %s -> %s: %v", ifname, from, to, err)
-	}
-}
-
 func show(members ...string) string {
 	var b strings.Builder
 	b.WriteString("bridge0:\n")
@@ -111,29 +35,6 @@ func show(members ...string) string {
 		fmt.Fprintf(&b, "\tmember: %s flags=143<LEARNING,DISCOVER,AUTOEDGE,AUTOPTP>\n", m)
 	}
 	return b.String()
-}
-
-func flag(t *testing.T, h *sdktest.Harness, vnet, ifname, f string) int {
-	t.Helper()
-	ifs, err := h.Kernel().Interfaces(vnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range ifs {
-		if st.Name == ifname {
-			return st.Flags[f]
-		}
-	}
-	t.Fatalf("%s not in %s", ifname, vnet)
-	return 0
-}
-
-func shutdownClean(t *testing.T, h *sdktest.Harness) {
-	t.Helper()
-	if err := h.Kernel().Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	h.RequireClean()
 }
 
 func TestLoadPullsInBridgestp(t *testing.T) {
@@ -146,12 +47,10 @@ func TestLoadPullsInBridgestp(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("kldstat (-want +got):\n%s", diff)
 	}
-	if err := h.Kernel().Unload(ctx, "bridgestp", false); !errors.Is(err, syscall.EBUSY) {
+	if err := h.TryUnload(ifbridge.STPName, false); !errors.Is(err, syscall.EBUSY) {
 		t.Errorf("kldunload bridgestp = %v, want EBUSY", err)
 	}
-	if err := h.Kernel().Unload(ctx, "if_bridge", false); err != nil {
-		t.Fatalf("kldunload if_bridge: %v", err)
-	}
+	h.Unload(ifbridge.BridgeName, false)
 	if n := len(h.Kernel().Files()); n != 1 {
 		t.Errorf("after unload %d files, want only kernel", n)
 	}
@@ -161,18 +60,18 @@ func TestLoadPullsInBridgestp(t *testing.T) {
 func TestMembers(t *testing.T) {
 	h := boot(t, sdktest.Options{EmCount: 3})
 	h.VnetCreate("j1")
-	mustMove(t, h, "em1", "vnet0", "j1")
-	mustMove(t, h, "em2", "vnet0", "j1")
-	if got := mustCreate(t, h, "j1", "bridge"); got != "bridge0" {
+	h.IfMove("em1", "vnet0", "j1")
+	h.IfMove("em2", "vnet0", "j1")
+	if got := h.IfCreate("j1", "bridge"); got != "bridge0" {
 		t.Fatalf("created %s, want bridge0", got)
 	}
-	mustCreate(t, h, "j1", "bridge")    // bridge1
-	mustCreate(t, h, "vnet0", "bridge") // bridge0 in vnet0
+	h.IfCreate("j1", "bridge")    // bridge1
+	h.IfCreate("vnet0", "bridge") // bridge0 in vnet0
 
-	if diff := cmp.Diff(show("em1", "em2"), mustIfc(t, h, "j1", "bridge0", "addm", "em1", "addm", "em2", "show")); diff != "" {
+	if diff := cmp.Diff(show("em1", "em2"), h.IfControl("j1", "bridge0", "addm", "em1", "addm", "em2", "show")); diff != "" {
 		t.Errorf("show (-want +got):\n%s", diff)
 	}
-	if n := flag(t, h, "j1", "em1", "promisc"); n != 1 {
+	if n := h.Flag("j1", "em1", "promisc"); n != 1 {
 		t.Errorf("em1 promisc = %d, want 1", n)
 	}
 
@@ -197,38 +96,33 @@ func TestMembers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ifc(h, tt.vnet, tt.ifname, tt.args...)
+			_, err := h.TryIfControl(tt.vnet, tt.ifname, tt.args...)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("ifconfig %s %v = %v, want %v", tt.ifname, tt.args, err, tt.want)
 			}
 		})
 	}
 
-	mustIfc(t, h, "j1", "bridge0", "deletem", "em1")
-	if diff := cmp.Diff(show("em2"), mustIfc(t, h, "j1", "bridge0", "show")); diff != "" {
+	h.IfControl("j1", "bridge0", "deletem", "em1")
+	if diff := cmp.Diff(show("em2"), h.IfControl("j1", "bridge0", "show")); diff != "" {
 		t.Errorf("after deletem (-want +got):\n%s", diff)
 	}
-	if n := flag(t, h, "j1", "em1", "promisc"); n != 0 {
+	if n := h.Flag("j1", "em1", "promisc"); n != 0 {
 		t.Errorf("em1 promisc after deletem = %d, want 0", n)
 	}
-	mustIfc(t, h, "j1", "bridge1", "addm", "em1")
-	list, err := h.Kernel().ModControl(ctx, "j1", "if_bridge", []string{"list"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.IfControl("j1", "bridge1", "addm", "em1")
+	list := h.ModControl("j1", ifbridge.BridgeName, "list")
 	wantList := show("em2") + "bridge1:\n\tmember: em1 flags=143<LEARNING,DISCOVER,AUTOEDGE,AUTOPTP>\n"
 	if diff := cmp.Diff(wantList, list); diff != "" {
 		t.Errorf("list (-want +got):\n%s", diff)
 	}
-	if err := h.Kernel().IfDestroy(ctx, "j1", "bridge1"); err != nil {
-		t.Fatal(err)
-	}
-	if n := flag(t, h, "j1", "em1", "promisc"); n != 0 {
+	h.IfDestroy("j1", "bridge1")
+	if n := h.Flag("j1", "em1", "promisc"); n != 0 {
 		t.Errorf("em1 promisc after destroying its bridge = %d, want 0", n)
 	}
 	h.VnetDestroy("j1")
 	h.RequireClean()
-	shutdownClean(t, h)
+	h.ShutdownClean()
 }
 
 // TestDeparture: a member that leaves — moved out, destroyed, or torn
@@ -238,54 +132,41 @@ func TestDeparture(t *testing.T) {
 	tests := []struct {
 		name   string
 		member string // "em1" (loaned) or "tap" (cloned in j1)
-		leave  func(t *testing.T, h *sdktest.Harness)
+		leave  func(h *sdktest.Harness)
 		path   sdk.DetachPath
 	}{
-		{"vmove out", "em1", func(t *testing.T, h *sdktest.Harness) { mustMove(t, h, "em1", "j1", "vnet0") }, sdk.PathVmove},
-		{"destroyed", "tap0", func(t *testing.T, h *sdktest.Harness) {
-			if err := h.Kernel().IfDestroy(ctx, "j1", "tap0"); err != nil {
-				t.Fatal(err)
-			}
-		}, sdk.PathDestroy},
-		{"vnet torn down, member cloned", "tap0", func(t *testing.T, h *sdktest.Harness) { h.VnetDestroy("j1") }, sdk.PathShutdown},
-		{"vnet torn down, member loaned", "em1", func(t *testing.T, h *sdktest.Harness) { h.VnetDestroy("j1") }, sdk.PathVmove},
+		{"vmove out", "em1", func(h *sdktest.Harness) { h.IfMove("em1", "j1", "vnet0") }, sdk.PathVmove},
+		{"destroyed", "tap0", func(h *sdktest.Harness) { h.IfDestroy("j1", "tap0") }, sdk.PathDestroy},
+		{"vnet torn down, member cloned", "tap0", func(h *sdktest.Harness) { h.VnetDestroy("j1") }, sdk.PathShutdown},
+		{"vnet torn down, member loaned", "em1", func(h *sdktest.Harness) { h.VnetDestroy("j1") }, sdk.PathVmove},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := boot(t, sdktest.Options{})
-			h.Load(tap())
+			h.Load(sdktest.Tap())
 			h.VnetCreate("j1")
-			mustMove(t, h, "em1", "vnet0", "j1")
-			mustCreate(t, h, "j1", "tap")
-			mustCreate(t, h, "j1", "bridge")
-			mustIfc(t, h, "j1", "bridge0", "addm", tt.member)
-			tt.leave(t, h)
-			if departed := departures(h, "if_bridge", tt.member); !contains(departed, tt.path) {
+			h.IfMove("em1", "vnet0", "j1")
+			h.IfCreate("j1", "tap")
+			h.IfCreate("j1", "bridge")
+			h.IfControl("j1", "bridge0", "addm", tt.member)
+			tt.leave(h)
+			if departed := departures(h, "if_bridge", tt.member); !slices.Contains(departed, tt.path) {
 				t.Errorf("if_bridge saw %s depart via %v, want %v", tt.member, departed, tt.path)
 			}
 			if _, err := h.Kernel().Interfaces("j1"); err == nil {
-				if diff := cmp.Diff(show(), mustIfc(t, h, "j1", "bridge0", "show")); diff != "" {
+				if diff := cmp.Diff(show(), h.IfControl("j1", "bridge0", "show")); diff != "" {
 					t.Errorf("members after departure (-want +got):\n%s", diff)
 				}
 			}
 			h.RequireClean()
 			if tt.member == "em1" {
-				if n := flag(t, h, "vnet0", "em1", "promisc"); n != 0 {
+				if n := h.Flag("vnet0", "em1", "promisc"); n != 0 {
 					t.Errorf("em1 back home with promisc %d, want 0", n)
 				}
 			}
-			shutdownClean(t, h)
+			h.ShutdownClean()
 		})
 	}
-}
-
-func contains(ps []sdk.DetachPath, p sdk.DetachPath) bool {
-	for _, x := range ps {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }
 
 // departures lists the paths by which module heard ifname depart.
@@ -309,23 +190,23 @@ func departures(h *sdktest.Harness, module, ifname string) []sdk.DetachPath {
 func TestBridgeMoves(t *testing.T) {
 	h := boot(t, sdktest.Options{})
 	h.VnetCreate("j1")
-	mustCreate(t, h, "vnet0", "bridge")
-	mustIfc(t, h, "vnet0", "bridge0", "addm", "em0")
-	mustMove(t, h, "bridge0", "vnet0", "j1")
-	if n := flag(t, h, "vnet0", "em0", "promisc"); n != 0 {
+	h.IfCreate("vnet0", "bridge")
+	h.IfControl("vnet0", "bridge0", "addm", "em0")
+	h.IfMove("bridge0", "vnet0", "j1")
+	if n := h.Flag("vnet0", "em0", "promisc"); n != 0 {
 		t.Errorf("em0 promisc after its bridge left = %d, want 0", n)
 	}
-	mustMove(t, h, "em1", "vnet0", "j1")
-	if diff := cmp.Diff(show("em1"), mustIfc(t, h, "j1", "bridge0", "addm", "em1", "show")); diff != "" {
+	h.IfMove("em1", "vnet0", "j1")
+	if diff := cmp.Diff(show("em1"), h.IfControl("j1", "bridge0", "addm", "em1", "show")); diff != "" {
 		t.Errorf("moved bridge (-want +got):\n%s", diff)
 	}
 	h.VnetDestroy("j1") // both go home through vnet_if_return
 	h.RequireClean()
-	if diff := cmp.Diff(show(), mustIfc(t, h, "vnet0", "bridge0", "show")); diff != "" {
+	if diff := cmp.Diff(show(), h.IfControl("vnet0", "bridge0", "show")); diff != "" {
 		t.Errorf("bridge back home (-want +got):\n%s", diff)
 	}
-	mustIfc(t, h, "vnet0", "bridge0", "addm", "em1")
-	shutdownClean(t, h)
+	h.IfControl("vnet0", "bridge0", "addm", "em1")
+	h.ShutdownClean()
 }
 
 // TestTeardown destroys VNETs holding bridges with members, top-down and
@@ -335,21 +216,19 @@ func TestTeardown(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
 			h := boot(t, sdktest.Options{EmCount: 4, Legacy: kernel.Legacy{TeardownIfFirst: legacy}})
-			h.Load(tap())
+			h.Load(sdktest.Tap())
 			for i, j := range []string{"j1", "j2", "j3"} {
 				h.VnetCreate(j)
 				em := fmt.Sprintf("em%d", i+1)
-				mustMove(t, h, em, "vnet0", j)
-				mustCreate(t, h, j, "tap")
-				mustCreate(t, h, j, "bridge")
-				mustCreate(t, h, j, "bridge")
-				mustIfc(t, h, j, "bridge0", "addm", em, "addm", "tap0")
+				h.IfMove(em, "vnet0", j)
+				h.IfCreate(j, "tap")
+				h.IfCreate(j, "bridge")
+				h.IfCreate(j, "bridge")
+				h.IfControl(j, "bridge0", "addm", em, "addm", "tap0")
 			}
 			h.VnetDestroy("j2")
 			h.RequireClean()
-			if err := h.Kernel().Unload(ctx, "if_bridge", false); err != nil {
-				t.Fatalf("kldunload if_bridge: %v", err)
-			}
+			h.Unload(ifbridge.BridgeName, false)
 			h.RequireClean()
 			for _, j := range []string{"j1", "j3"} {
 				ifs, _ := h.Kernel().Interfaces(j)
@@ -359,7 +238,7 @@ func TestTeardown(t *testing.T) {
 					}
 				}
 			}
-			shutdownClean(t, h)
+			h.ShutdownClean()
 		})
 	}
 }
@@ -369,47 +248,31 @@ func TestTeardown(t *testing.T) {
 func TestConcurrentVnets(t *testing.T) {
 	const n = 4
 	h := boot(t, sdktest.Options{EmCount: n + 1})
-	h.Load(tap())
+	h.Load(sdktest.Tap())
 	for i := range n {
 		h.VnetCreate(fmt.Sprintf("j%d", i))
-		mustMove(t, h, fmt.Sprintf("em%d", i+1), "vnet0", fmt.Sprintf("j%d", i))
+		h.IfMove(fmt.Sprintf("em%d", i+1), "vnet0", fmt.Sprintf("j%d", i))
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			j, em := fmt.Sprintf("j%d", i), fmt.Sprintf("em%d", i+1)
-			for range 5 {
-				if _, err := h.Kernel().IfCreate(ctx, j, "bridge0"); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := h.Kernel().IfCreate(ctx, j, "tap0"); err != nil {
-					errs <- err
-					return
-				}
-				if _, err := ifc(h, j, "bridge0", "addm", em, "addm", "tap0"); err != nil {
-					errs <- err
-					return
-				}
-				if err := h.Kernel().IfDestroy(ctx, j, "tap0"); err != nil {
-					errs <- err
-					return
-				}
-				if err := h.Kernel().IfDestroy(ctx, j, "bridge0"); err != nil {
-					errs <- err
-					return
-				}
+	h.Concurrently(n, func(i int) error {
+		j, em := fmt.Sprintf("j%d", i), fmt.Sprintf("em%d", i+1)
+		for range 5 {
+			if _, err := h.TryIfCreate(j, "bridge0"); err != nil {
+				return err
 			}
-			if err := h.Kernel().VnetDestroy(ctx, j); err != nil {
-				errs <- err
+			if _, err := h.TryIfCreate(j, "tap0"); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	shutdownClean(t, h)
+			if _, err := h.TryIfControl(j, "bridge0", "addm", em, "addm", "tap0"); err != nil {
+				return err
+			}
+			if err := h.TryIfDestroy(j, "tap0"); err != nil {
+				return err
+			}
+			if err := h.TryIfDestroy(j, "bridge0"); err != nil {
+				return err
+			}
+		}
+		return h.TryVnetDestroy(j)
+	})
+	h.ShutdownClean()
 }

@@ -1,11 +1,9 @@
 package ipfw_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -16,53 +14,10 @@ import (
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
 
-var ctx = context.Background()
-
-func fw(h *sdktest.Harness, vnet string, args ...string) (string, error) {
-	return h.Kernel().ModControl(ctx, vnet, "ipfw", args)
-}
-
-func mustFw(t *testing.T, h *sdktest.Harness, vnet string, args ...string) string {
-	t.Helper()
-	out, err := fw(h, vnet, args...)
-	if err != nil {
-		t.Fatalf("ipfw %s (in %s): %v", strings.Join(args, " "), vnet, err)
-	}
-	return out
-}
-
-// faults lists the entries and event handlers of module that returned an
-// error: a departure handler that failed to drop a reference shows here.
-func faults(h *sdktest.Harness, module string) []string {
-	var out []string
-	for _, ev := range h.Kernel().Trace() {
-		if ev.Module == module && ev.Err != "" && (ev.Kind == kernel.TraceEntry || ev.Kind == kernel.TraceIfEvent) {
-			out = append(out, fmt.Sprintf("%s@%s: %s", ev.Entry, ev.Vnet, ev.Err))
-		}
-	}
-	return out
-}
-
-func shutdownClean(t *testing.T, h *sdktest.Harness) {
-	t.Helper()
-	if err := h.Kernel().Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	h.RequireClean()
-	if f := faults(h, "ipfw"); len(f) > 0 {
-		t.Errorf("ipfw faults:\n%s", strings.Join(f, "\n"))
-	}
-}
-
-// hooks lists the pfil hooks ipfw has in a VNET.
+// hooks lists the pfil hooks ipfw has in a VNET, in the order it added
+// them.
 func hooks(h *sdktest.Harness, vnet string) []string {
-	var out []string
-	for _, o := range h.Kernel().LiveObjects(vnet) {
-		if o.Owner == "ipfw" && o.Kind == kernel.KindPfilHook {
-			out = append(out, o.Name)
-		}
-	}
-	return out
+	return h.Live(vnet, ipfw.Name, kernel.KindPfilHook)
 }
 
 // TestLoadAttachesEveryVnet: loaded while VNETs exist, ipfw builds a chain
@@ -92,21 +47,19 @@ func TestLoadAttachesEveryVnet(t *testing.T) {
 		if diff := cmp.Diff([]string{"ipfw@inet", "ipfw@inet6"}, hooks(h, v)); diff != "" {
 			t.Errorf("%s: pfil hooks (-want +got):\n%s", v, diff)
 		}
-		if diff := cmp.Diff("65535 deny ip from any to any\n", mustFw(t, h, v, "list")); diff != "" {
+		if diff := cmp.Diff("65535 deny ip from any to any\n", h.ModControl(v, ipfw.Name, "list")); diff != "" {
 			t.Errorf("%s: ipfw list (-want +got):\n%s", v, diff)
 		}
 	}
-	mustFw(t, h, "j2", "add", "allow", "ip", "from", "any", "to", "any", "via", "em0")
-	if err := h.Kernel().Unload(ctx, "ipfw", false); err != nil {
-		t.Fatalf("kldunload ipfw: %v", err)
-	}
+	h.ModControl("j2", ipfw.Name, "add", "allow", "ip", "from", "any", "to", "any", "via", "em0")
+	h.Unload(ipfw.Name, false)
 	for _, v := range []string{"vnet0", "j1", "j2", "j3"} {
 		if got := hooks(h, v); len(got) != 0 {
 			t.Errorf("%s: hooks left after unload: %v", v, got)
 		}
 	}
 	h.RequireClean()
-	shutdownClean(t, h)
+	h.ShutdownClean(ipfw.Name)
 }
 
 // TestRules runs an ipfw session: each step's output or error.
@@ -152,7 +105,7 @@ func TestRules(t *testing.T) {
 	}
 	for i, s := range steps {
 		t.Run(fmt.Sprintf("%02d %s", i, s.cmd), func(t *testing.T) {
-			got, err := fw(h, "j1", strings.Fields(s.cmd)...)
+			got, err := h.TryModControl("j1", ipfw.Name, strings.Fields(s.cmd)...)
 			if s.err != nil {
 				if !errors.Is(err, s.err) {
 					t.Fatalf("ipfw %s = %q, %v; want %v", s.cmd, got, err, s.err)
@@ -168,25 +121,13 @@ func TestRules(t *testing.T) {
 		})
 	}
 	// Rules are per VNET.
-	if diff := cmp.Diff("65535 deny ip from any to any\n", mustFw(t, h, "vnet0", "list")); diff != "" {
+	if diff := cmp.Diff("65535 deny ip from any to any\n", h.ModControl("vnet0", ipfw.Name, "list")); diff != "" {
 		t.Errorf("vnet0 list (-want +got):\n%s", diff)
 	}
-	if _, err := h.Kernel().IfControl(ctx, "vnet0", "em0", []string{"addm", "em1"}); err == nil {
+	if _, err := h.TryIfControl("vnet0", "em0", "addm", "em1"); err == nil {
 		t.Errorf("interface command routed to em0 succeeded")
 	}
-	shutdownClean(t, h)
-}
-
-// tap is a test-only cloned interface driver.
-func tap() *sdk.Module {
-	return sdk.DeclareModule("if_tap", sdk.SubPseudo, sdk.OrderAny).
-		Cloner("tap", sdk.Cloner{
-			Create: func(ctx context.Context, k sdk.KPI, name string) error {
-				_, err := k.IfAttach(ctx, name, "tap")
-				return err
-			},
-			Destroy: func(ctx context.Context, k sdk.KPI, name string) error { return k.IfDetach(ctx, name) },
-		})
+	h.ShutdownClean(ipfw.Name)
 }
 
 // TestInterfaceTracking: rules naming an interface reference it only
@@ -196,44 +137,30 @@ func tap() *sdk.Module {
 // across a move would make the later drop cross VNETs and fail).
 func TestInterfaceTracking(t *testing.T) {
 	h := sdktest.New(t, sdktest.Options{EmCount: 3})
-	h.Load(tap())
+	h.Load(sdktest.Tap())
 	h.Load(ipfw.Module())
 	h.VnetCreate("j1")
-	mustFw(t, h, "j1", "add", "allow", "ip", "from", "any", "to", "any", "via", "em1") // em1 not here yet
-	if err := h.Kernel().IfMove(ctx, "em1", "vnet0", "j1"); err != nil {
-		t.Fatal(err)
-	}
-	mustFw(t, h, "j1", "add", "deny", "ip", "from", "any", "to", "any", "recv", "em1")
-	if _, err := h.Kernel().IfCreate(ctx, "j1", "tap0"); err != nil {
-		t.Fatal(err)
-	}
-	mustFw(t, h, "j1", "add", "count", "ip", "from", "any", "to", "any", "xmit", "tap0")
-	if err := h.Kernel().IfDestroy(ctx, "j1", "tap0"); err != nil { // destroy path
-		t.Fatal(err)
-	}
-	if err := h.Kernel().IfMove(ctx, "em1", "j1", "vnet0"); err != nil { // vmove path
-		t.Fatal(err)
-	}
-	if err := h.Kernel().IfMove(ctx, "em1", "vnet0", "j1"); err != nil { // and back
-		t.Fatal(err)
-	}
-	if _, err := h.Kernel().IfCreate(ctx, "j1", "tap0"); err != nil { // same name again
-		t.Fatal(err)
-	}
+	h.ModControl("j1", ipfw.Name, "add", "allow", "ip", "from", "any", "to", "any", "via", "em1") // em1 not here yet
+	h.IfMove("em1", "vnet0", "j1")
+	h.ModControl("j1", ipfw.Name, "add", "deny", "ip", "from", "any", "to", "any", "recv", "em1")
+	h.IfCreate("j1", "tap0")
+	h.ModControl("j1", ipfw.Name, "add", "count", "ip", "from", "any", "to", "any", "xmit", "tap0")
+	h.IfDestroy("j1", "tap0")      // destroy path
+	h.IfMove("em1", "j1", "vnet0") // vmove path
+	h.IfMove("em1", "vnet0", "j1") // and back
+	h.IfCreate("j1", "tap0")       // same name again
 	want := "00100 allow ip from any to any via em1\n" +
 		"00200 deny ip from any to any recv em1\n" +
 		"00300 count ip from any to any xmit tap0\n" +
 		"65535 deny ip from any to any\n"
-	if diff := cmp.Diff(want, mustFw(t, h, "j1", "list")); diff != "" {
+	if diff := cmp.Diff(want, h.ModControl("j1", ipfw.Name, "list")); diff != "" {
 		t.Errorf("rules kept across departures (-want +got):\n%s", diff)
 	}
 	h.RequireClean()
-	if err := h.Kernel().IfDestroy(ctx, "j1", "tap0"); err != nil {
-		t.Fatal(err)
-	}
+	h.IfDestroy("j1", "tap0")
 	h.VnetDestroy("j1") // em1 goes home first (vnet_if_return), then the chain
 	h.RequireClean()
-	shutdownClean(t, h)
+	h.ShutdownClean(ipfw.Name)
 }
 
 // TestUninitRank is the ipfw/pfil ordering experiment: vnet_ipfw_uninit
@@ -261,7 +188,7 @@ func TestUninitRank(t *testing.T) {
 			h := sdktest.New(t, o)
 			h.Load(ipfw.Module())
 			h.VnetCreate("j1")
-			mustFw(t, h, "j1", "add", "allow", "ip", "from", "any", "to", "any")
+			h.ModControl("j1", ipfw.Name, "add", "allow", "ip", "from", "any", "to", "any")
 			h.VnetDestroy("j1")
 			reps := h.Reports()
 			if !tt.want {
@@ -300,32 +227,16 @@ func TestConcurrentVnets(t *testing.T) {
 	for i := range n {
 		h.VnetCreate(fmt.Sprintf("j%d", i))
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			j := fmt.Sprintf("j%d", i)
-			for range 20 {
-				if _, err := fw(h, j, "add", "allow", "ip", "from", "any", "to", "any", "via", "lo0"); err != nil {
-					errs <- err
-					return
-				}
+	h.Concurrently(n, func(i int) error {
+		j := fmt.Sprintf("j%d", i)
+		for range 20 {
+			if _, err := h.TryModControl(j, ipfw.Name, "add", "allow", "ip", "from", "any", "to", "any", "via", "lo0"); err != nil {
+				return err
 			}
-			if _, err := fw(h, j, "list"); err != nil {
-				errs <- err
-			}
-			if _, err := fw(h, j, "delete", "100", "200"); err != nil {
-				errs <- err
-			}
-			if err := h.Kernel().VnetDestroy(ctx, j); err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	shutdownClean(t, h)
+		}
+		_, errList := h.TryModControl(j, ipfw.Name, "list")
+		_, errDelete := h.TryModControl(j, ipfw.Name, "delete", "100", "200")
+		return errors.Join(errList, errDelete, h.TryVnetDestroy(j))
+	})
+	h.ShutdownClean(ipfw.Name)
 }

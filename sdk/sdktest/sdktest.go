@@ -3,10 +3,20 @@
 // module without spawning processes.
 //
 //	h := sdktest.New(t, sdktest.Options{})
-//	h.Load(mymod.Module())
+//	h.Load(gif.Module())
 //	h.VnetCreate("j1")
+//	ifname := h.IfCreate("j1", "gif") // "gif0"
+//	h.IfControl("j1", ifname, "tunnel", "192.0.2.1", "192.0.2.2")
 //	h.VnetDestroy("j1")
-//	h.RequireClean()
+//	h.ShutdownClean(gif.Name) // no shutdown error, witness report or if_gif fault
+//
+// A Harness is bound to the test it was made for. Its actions (Load,
+// VnetCreate, IfCreate, IfControl, ModControl, Unload, ...) stop that test
+// with t.Fatal on error, so call them from the test's goroutine; each
+// TryX twin returns the error instead, for tests that expect one or run
+// operations in goroutines (see Concurrently). The checks (RequireClean,
+// RequireNoFaults, ShutdownClean) report with t.Error and let the test go
+// on. In a subtest, use h.For(t) so failures land on the subtest.
 package sdktest
 
 import (
@@ -37,10 +47,14 @@ type Harness struct {
 	k *kernel.Kernel
 }
 
+// ctx is the context of every kernel call: a harness is bound to a test,
+// which is what bounds its life.
+var ctx = context.Background()
+
 // New boots a kernel for t. It fails the test if the kernel cannot boot.
 func New(t testing.TB, o Options) *Harness {
 	t.Helper()
-	k, err := kernel.New(context.Background(), kernel.Options{
+	k, err := kernel.New(ctx, kernel.Options{
 		EmCount: o.EmCount, Legacy: o.Legacy, ShuffleSeed: o.ShuffleSeed,
 		Overrides: o.Overrides, Opener: opener(o.Files),
 	})
@@ -52,6 +66,15 @@ func New(t testing.TB, o Options) *Harness {
 
 // Kernel returns the kernel under test.
 func (h *Harness) Kernel() *kernel.Kernel { return h.k }
+
+// For returns a harness on the same kernel that reports failures to t. Use
+// it inside t.Run, where failing the parent test is not allowed:
+//
+//	t.Run(name, func(t *testing.T) {
+//		h := h.For(t)
+//		...
+//	})
+func (h *Harness) For(t testing.TB) *Harness { return &Harness{t: t, k: h.k} }
 
 // Load links mods as one file named after the first module. It fails the
 // test on error; use TryLoad to check errors.
@@ -75,24 +98,44 @@ func (h *Harness) LoadAs(file string, mods ...*sdk.Module) kernel.FileStat {
 
 // TryLoad links mods as one file called file and returns the error.
 func (h *Harness) TryLoad(file string, mods ...*sdk.Module) (kernel.FileStat, error) {
-	return h.k.LoadFile(context.Background(), File(file, mods...))
+	return h.k.LoadFile(ctx, File(file, mods...))
+}
+
+// Unload is kldunload -n name (-f when force), failing the test on error.
+func (h *Harness) Unload(name string, force bool) {
+	h.t.Helper()
+	if err := h.TryUnload(name, force); err != nil {
+		h.t.Fatalf("sdktest: kldunload %s: %v", name, err)
+	}
+}
+
+// TryUnload is kldunload -n name (-f when force); it returns the error
+// (EBUSY when a module refuses MOD_QUIESCE or the file is depended on).
+func (h *Harness) TryUnload(name string, force bool) error {
+	return h.k.Unload(ctx, name, force)
 }
 
 // VnetCreate creates a VNET, failing the test on error.
 func (h *Harness) VnetCreate(name string) {
 	h.t.Helper()
-	if err := h.k.VnetCreate(context.Background(), name); err != nil {
+	if err := h.TryVnetCreate(name); err != nil {
 		h.t.Fatalf("sdktest: vnet create %s: %v", name, err)
 	}
 }
 
+// TryVnetCreate creates a VNET and returns the error.
+func (h *Harness) TryVnetCreate(name string) error { return h.k.VnetCreate(ctx, name) }
+
 // VnetDestroy destroys a VNET, failing the test on error.
 func (h *Harness) VnetDestroy(name string) {
 	h.t.Helper()
-	if err := h.k.VnetDestroy(context.Background(), name); err != nil {
+	if err := h.TryVnetDestroy(name); err != nil {
 		h.t.Fatalf("sdktest: vnet destroy %s: %v", name, err)
 	}
 }
+
+// TryVnetDestroy destroys a VNET and returns the error.
+func (h *Harness) TryVnetDestroy(name string) error { return h.k.VnetDestroy(ctx, name) }
 
 // Reports returns the witness's reports.
 func (h *Harness) Reports() []kernel.Report { return h.k.Witness() }

@@ -1,0 +1,96 @@
+package sdktest
+
+import (
+	"strings"
+)
+
+// IfCreate is ifconfig name create in vnet: a cloner's prefix ("gif")
+// takes the lowest free unit, a full name ("gif3") is created as is. It
+// returns the new interface's name and fails the test on error.
+func (h *Harness) IfCreate(vnet, name string) string {
+	h.t.Helper()
+	ifname, err := h.TryIfCreate(vnet, name)
+	if err != nil {
+		h.t.Fatalf("sdktest: ifconfig %s create (in %s): %v", name, vnet, err)
+	}
+	return ifname
+}
+
+// TryIfCreate is IfCreate returning the error.
+func (h *Harness) TryIfCreate(vnet, name string) (string, error) {
+	return h.k.IfCreate(ctx, vnet, name)
+}
+
+// IfDestroy is ifconfig ifname destroy in vnet, failing the test on error.
+func (h *Harness) IfDestroy(vnet, ifname string) {
+	h.t.Helper()
+	if err := h.TryIfDestroy(vnet, ifname); err != nil {
+		h.t.Fatalf("sdktest: ifconfig %s destroy (in %s): %v", ifname, vnet, err)
+	}
+}
+
+// TryIfDestroy is IfDestroy returning the error.
+func (h *Harness) TryIfDestroy(vnet, ifname string) error {
+	return h.k.IfDestroy(ctx, vnet, ifname)
+}
+
+// IfMove moves ifname from one VNET to another (ifconfig ifname vnet to,
+// or -vnet from), failing the test on error.
+func (h *Harness) IfMove(ifname, from, to string) {
+	h.t.Helper()
+	if err := h.k.IfMove(ctx, ifname, from, to); err != nil {
+		h.t.Fatalf("sdktest: move %s %s -> %s: %v", ifname, from, to, err)
+	}
+}
+
+// IfControl is ifconfig ifname args... in vnet, routed to the module that
+// owns the interface. It returns the command's output and fails the test
+// on error.
+func (h *Harness) IfControl(vnet, ifname string, args ...string) string {
+	h.t.Helper()
+	out, err := h.TryIfControl(vnet, ifname, args...)
+	if err != nil {
+		h.t.Fatalf("sdktest: ifconfig %s %s (in %s): %v", ifname, strings.Join(args, " "), vnet, err)
+	}
+	return out
+}
+
+// TryIfControl is IfControl returning the error.
+func (h *Harness) TryIfControl(vnet, ifname string, args ...string) (string, error) {
+	return h.k.IfControl(ctx, vnet, ifname, args)
+}
+
+// ModControl runs a module's own command (module args... in vnet, as
+// `ipfw list` or `ip_mroute start`). It returns the output and fails the
+// test on error.
+func (h *Harness) ModControl(vnet, module string, args ...string) string {
+	h.t.Helper()
+	out, err := h.TryModControl(vnet, module, args...)
+	if err != nil {
+		h.t.Fatalf("sdktest: %s %s (in %s): %v", module, strings.Join(args, " "), vnet, err)
+	}
+	return out
+}
+
+// TryModControl is ModControl returning the error.
+func (h *Harness) TryModControl(vnet, module string, args ...string) (string, error) {
+	return h.k.ModControl(ctx, vnet, module, args)
+}
+
+// Flag returns the count of a counted interface flag ("promisc",
+// "allmulti") on ifname in vnet: how many holders have it on. It fails the
+// test if the VNET or the interface does not exist.
+func (h *Harness) Flag(vnet, ifname, flag string) int {
+	h.t.Helper()
+	ifs, err := h.k.Interfaces(vnet)
+	if err != nil {
+		h.t.Fatalf("sdktest: flags of %s in %s: %v", ifname, vnet, err)
+	}
+	for _, st := range ifs {
+		if st.Name == ifname {
+			return st.Flags[flag]
+		}
+	}
+	h.t.Fatalf("sdktest: %s not in %s", ifname, vnet)
+	return 0
+}
