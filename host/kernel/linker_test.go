@@ -199,10 +199,22 @@ func TestUnloadLeakReported(t *testing.T) {
 	m := plain("leaky", 1).VnetSysinit("vnet_leaky_init", sdk.SubPseudo, sdk.OrderAny,
 		func(ctx context.Context, kp sdk.KPI) error { _, err := kp.Malloc(ctx, "leaky_softc"); return err })
 	load(t, k, "leaky", m)
+	if err := k.VnetCreate(ctx, "j1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := k.Unload(ctx, "leaky", false); err != nil {
 		t.Fatal(err)
 	}
+	if err := k.VnetDestroy(ctx, "j1"); err != nil {
+		t.Fatal(err)
+	}
 	reps := k.Witness()
+	// One leak per VNET, at the unload; the VNET's destroy does not
+	// report the same objects again.
+	if len(reps) != 2 {
+		t.Fatalf("want two leaks (vnet0, j1), got %d: %v", len(reps), reps)
+	}
+	reps = reps[:1]
 	if len(reps) != 1 || reps[0].Kind != Leak || reps[0].Object.Alloc.Entry != "vnet_leaky_init" {
 		t.Fatalf("want one leak of leaky_softc allocated in vnet_leaky_init, got %v", reps)
 	}

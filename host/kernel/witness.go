@@ -417,11 +417,13 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	return n
 }
 
-// moduleGone reports the objects a module still owns after its unload.
+// moduleGone reports the objects a module still owns after its unload and
+// forgets all of its objects, so a leak is reported once and a long-lived
+// kernel does not keep the tombstones of modules long gone.
 func (w *witness) moduleGone(module string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after its unload", at, false)
+	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after its unload", at, true)
 }
 
 // live counts live objects, optionally in one VNET ("" = all).
