@@ -1,5 +1,6 @@
 // Package cli is kldsim's command line: run, validate and fmt for
-// configuration files, the kernel daemon (kernel start|stop|status), and
+// configuration files, bench (timings, see host/internal/bench), the
+// kernel daemon (kernel start|stop|status), and
 // the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
 // sysinit, witness, modctl) sent to the daemon over its control socket.
 //
@@ -81,6 +82,11 @@ Commands sent to the daemon (FreeBSD's flags and words):
   witness [--json]
 
 Other:
+  bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]]
+        [-module-path DIRS]
+                 time VNET create+destroy (one at a time, and N built then
+                 torn down) and each file's kldload/kldunload, modules as
+                 plugin processes; the witness verdict and exit as for run
   links [-dir DIR] [-f]   make kldload, kldunload, kldstat, ifconfig, ipfw links
 
 Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket),
@@ -152,6 +158,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.kernel(ctx, cargs)
 	case "links":
 		return a.links(cargs)
+	case "bench":
+		return a.bench(ctx, cargs)
 	}
 	if ctl.Usage(cmd) != "" {
 		return a.client(ctx, cmd, cargs)

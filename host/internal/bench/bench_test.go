@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/plugins/gif"
+	"github.com/kldsim/kldsim/plugins/ifbridge"
+	"github.com/kldsim/kldsim/plugins/ipfw"
+	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/sdktest"
+)
+
+// These tests check what Run returns, never how fast: no timing
+// thresholds.
+
+// opener serves the real plugin modules in-process, each open with fresh
+// module state, as a plugin process started again would have.
+type opener map[string]func() []*sdk.Module
+
+func (o opener) OpenFile(_ context.Context, name string) (kernel.File, error) {
+	mods, ok := o[name]
+	if !ok {
+		return nil, fmt.Errorf("no file %s: %w", name, syscall.ENOENT)
+	}
+	return sdktest.File(name, mods()...), nil
+}
+
+func (o opener) OpenModule(ctx context.Context, module string) (kernel.File, error) {
+	for name, mods := range o {
+		for _, m := range mods() {
+			if m.Decl().Name == module {
+				return o.OpenFile(ctx, name)
+			}
+		}
+	}
+	return nil, fmt.Errorf("no module %s: %w", module, syscall.ENOENT)
+}
+
+func plugins() opener {
+	one := func(f func() *sdk.Module) func() []*sdk.Module {
+		return func() []*sdk.Module { return []*sdk.Module{f()} }
+	}
+	return opener{
+		"ipfw":      one(ipfw.Module),
+		"if_bridge": one(ifbridge.Bridge),
+		"bridgestp": one(ifbridge.STP),
+		"if_gif":    one(gif.Module),
+	}
+}
+
+// checkPhase checks one phase's structure: its count and that every
+// duration is there, non-negative and ordered.
+func checkPhase(t *testing.T, res *Result, name, file string, ops int) Phase {
+	t.Helper()
+	p, ok := res.Phase(name, file)
+	if !ok {
+		t.Fatalf("no phase %s %s in %+v", name, file, res.Phases)
+	}
+	if p.Ops != ops {
+		t.Errorf("%s %s: %d ops, want %d", name, file, p.Ops, ops)
+	}
+	for what, d := range map[string]time.Duration{"total": p.Total, "mean": p.Mean, "p50": p.P50, "p99": p.P99, "max": p.Max} {
+		if d < 0 {
+			t.Errorf("%s %s: %s %v is negative", name, file, what, d)
+		}
+	}
+	if p.P50 > p.P99 || p.P99 > p.Max || p.Mean > p.Max {
+		t.Errorf("%s %s: p50 %v, p99 %v, mean %v, max %v out of order", name, file, p.P50, p.P99, p.Mean, p.Max)
+	}
+	if p.PerSec < 0 {
+		t.Errorf("%s %s: per sec %v is negative", name, file, p.PerSec)
+	}
+	return p
+}
+
+func phaseNames(res *Result) []string {
+	var out []string
+	for _, p := range res.Phases {
+		out = append(out, strings.TrimSpace(p.Name+" "+p.File))
+	}
+	return out
+}
+
+func TestRunBaseSystem(t *testing.T) {
+	res, err := Run(context.Background(), Options{Vnets: 4, Rounds: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Vnets != 4 || res.Rounds != 2 || len(res.Modules) != 0 || len(res.Loaded) != 0 {
+		t.Errorf("result header: %+v", res)
+	}
+	want := []string{PhaseCycle, PhaseCreate, PhaseDestroy, PhaseBuild, PhaseTeardown, PhaseShutdown}
+	if got := phaseNames(res); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("phases %v, want %v", got, want)
+	}
+	for _, name := range want[:len(want)-1] {
+		checkPhase(t, res, name, "", 8)
+	}
+	checkPhase(t, res, PhaseShutdown, "", 1)
+	if len(res.Reports) > 0 || res.ShutdownErr != nil {
+		t.Errorf("witness %v, shutdown %v", res.Reports, res.ShutdownErr)
+	}
+}
+
+func TestRunDefaults(t *testing.T) {
+	res, err := Run(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Vnets != DefaultVnets || res.Rounds != DefaultRounds {
+		t.Errorf("vnets %d rounds %d, want the defaults", res.Vnets, res.Rounds)
+	}
+	checkPhase(t, res, PhaseCycle, "", DefaultVnets*DefaultRounds)
+}
+
+func TestRunModules(t *testing.T) {
+	res, err := Run(context.Background(), Options{
+		Vnets:  3,
+		Rounds: 2,
+		// bridgestp comes with if_bridge, so it is not loaded twice.
+		Modules: []string{"if_bridge", "ipfw", "bridgestp", "if_gif"},
+		Kernel:  kernel.Options{Opener: plugins()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"kldload if_bridge", "kldunload if_bridge", "kldload ipfw", "kldunload ipfw",
+		"kldload bridgestp", "kldunload bridgestp", "kldload if_gif", "kldunload if_gif",
+		PhaseCycle, PhaseCreate, PhaseDestroy, PhaseBuild, PhaseTeardown, PhaseShutdown,
+	}
+	if got := phaseNames(res); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("phases %v, want %v", got, want)
+	}
+	for _, f := range res.Modules {
+		p := checkPhase(t, res, PhaseLoad, f, 2)
+		wantFiles := 1
+		if f == "if_bridge" {
+			wantFiles = 2 // and bridgestp
+		}
+		if p.Files != wantFiles {
+			t.Errorf("kldload %s linked %d files, want %d", f, p.Files, wantFiles)
+		}
+		checkPhase(t, res, PhaseUnload, f, 2)
+	}
+	checkPhase(t, res, PhaseCycle, "", 6)
+	checkPhase(t, res, PhaseBuild, "", 6)
+	checkPhase(t, res, PhaseTeardown, "", 6)
+	if got := strings.Join(res.Loaded, " "); got != "bridgestp if_bridge ipfw if_gif" {
+		t.Errorf("loaded %q", got)
+	}
+	if len(res.Reports) > 0 || res.ShutdownErr != nil {
+		t.Errorf("witness %v, shutdown %v", res.Reports, res.ShutdownErr)
+	}
+
+	var out bytes.Buffer
+	if err := WriteTable(&out, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"3 VNETs x 2 rounds, modules if_bridge ipfw bridgestp if_gif;",
+		"Phase ", "kldload if_bridge (2 files) ", "kldunload if_gif ", "create+destroy ",
+		"  create ", "build to 3 ", "teardown from 3 ", "shutdown ",
+	} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("table has no %q:\n%s", s, out.String())
+		}
+	}
+}
+
+// The witness stays on with the trace off: the pre-2016 detach is caught
+// in every VNET the bench builds.
+func TestRunWitness(t *testing.T) {
+	res, err := Run(context.Background(), Options{Vnets: 2, Rounds: 1,
+		Kernel: kernel.Options{Legacy: kernel.Legacy{DetachIgnoresShutdown: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Reports) == 0 {
+		t.Fatal("legacy detach: no witness reports")
+	}
+	checkPhase(t, res, PhaseCycle, "", 2)
+}
+
+func TestRunLoadError(t *testing.T) {
+	res, err := Run(context.Background(), Options{Vnets: 2, Rounds: 1, Modules: []string{"ipfw", "if_nope"},
+		Kernel: kernel.Options{Opener: plugins()}})
+	var le *LoadError
+	if !errors.As(err, &le) || le.File != "if_nope" || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("err %v, want a LoadError for if_nope (ENOENT)", err)
+	}
+	// What ran before is reported and the kernel is shut down.
+	checkPhase(t, res, PhaseLoad, "ipfw", 1)
+	if _, ok := res.Phase(PhaseCycle, ""); ok {
+		t.Error("VNETs measured after a failed load")
+	}
+	checkPhase(t, res, PhaseShutdown, "", 1)
+	if len(res.Reports) > 0 || res.ShutdownErr != nil {
+		t.Errorf("witness %v, shutdown %v", res.Reports, res.ShutdownErr)
+	}
+}
+
+func TestRunCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := Run(ctx, Options{Vnets: 2, Rounds: 1})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	checkPhase(t, res, PhaseCycle, "", 0)
+	checkPhase(t, res, PhaseShutdown, "", 1)
+}
+
+func TestRunBadOptions(t *testing.T) {
+	for _, o := range []Options{
+		{Vnets: -1},
+		{Rounds: -1},
+		{Modules: []string{"ipfw"}}, // no opener
+	} {
+		if res, err := Run(context.Background(), o); err == nil || res != nil {
+			t.Errorf("Run(%+v) = %v, %v; want an error and no result", o, res, err)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	s := []time.Duration{1, 2, 3}
+	for q, want := range map[int]time.Duration{0: 1, 1: 1, 50: 2, 99: 3, 100: 3} {
+		if got := percentile(s, q); got != want {
+			t.Errorf("percentile(%v, %d) = %v, want %v", s, q, got, want)
+		}
+	}
+	p := summarize(Phase{}, []time.Duration{3, 1, 2})
+	if p.Ops != 3 || p.Total != 6 || p.Mean != 2 || p.P50 != 2 || p.P99 != 3 || p.Max != 3 {
+		t.Errorf("summarize: %+v", p)
+	}
+	if p := summarize(Phase{}, nil); p.Ops != 0 || p.Total != 0 || p.PerSec != 0 {
+		t.Errorf("summarize of nothing: %+v", p)
+	}
+}

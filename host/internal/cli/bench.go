@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/kldsim/kldsim/host/internal/bench"
+	"github.com/kldsim/kldsim/host/internal/config"
+	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/loader"
+	"github.com/kldsim/kldsim/host/kernel"
+)
+
+// benchReport is bench -json's output.
+type benchReport struct {
+	*bench.Result
+	Witness []any  `json:"witness"`
+	Verdict string `json:"verdict"`
+	Error   string `json:"error,omitempty"`
+	Exit    int    `json:"exit"`
+}
+
+// bench times the VNET lifecycle and module loading (see package bench):
+// base system only, a -modules list, or the modules and kernel block of a
+// config. The witness stays on and its verdict decides the exit status as
+// for run.
+func (a *app) bench(ctx context.Context, args []string) int {
+	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
+	fs := a.newFlags("bench", usageLine)
+	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
+	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each batch teardown")
+	rounds := fs.Int("rounds", bench.DefaultRounds, "times each measurement is repeated")
+	modules := fs.String("modules", "", "files to load, ','-separated (default: none, the base system only)")
+	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
+	vars := varsFlag{}
+	fs.Var(vars, "var", "set a config variable (repeatable)")
+	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	if st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	bad := func(format string, args ...any) int {
+		fmt.Fprintf(a.stderr, "kldsim bench: "+format+"\n", args...)
+		fs.Usage()
+		return ExitInput
+	}
+	switch {
+	case fs.NArg() > 0:
+		return bad("unexpected argument %q", fs.Arg(0))
+	case *vnets < 1:
+		return bad("-vnets must be at least 1, got %d", *vnets)
+	case *rounds < 1:
+		return bad("-rounds must be at least 1, got %d", *rounds)
+	case *modules != "" && *file != "":
+		return bad("-modules and -config are exclusive")
+	case len(vars) > 0 && *file == "":
+		return bad("-var needs -config")
+	}
+
+	o := bench.Options{Vnets: *vnets, Rounds: *rounds}
+	switch {
+	case *file != "":
+		ld, ok := a.loadConfig(ctx, loadOpts{file: *file, vars: vars, modulePath: *mp})
+		if !ok {
+			return ExitInput
+		}
+		defer ld.loader.Close()
+		o.Kernel = kernelOptions(ld.cfg, ld.loader)
+		for _, m := range ld.cfg.Modules {
+			target := m.Name
+			if m.Path != "" {
+				target = m.Path
+			}
+			o.Modules = append(o.Modules, target)
+		}
+	case *modules != "":
+		seen := map[string]bool{}
+		for _, m := range strings.Split(*modules, ",") {
+			if m = strings.TrimSpace(m); m != "" && !seen[m] {
+				seen[m] = true
+				o.Modules = append(o.Modules, m)
+			}
+		}
+		if len(o.Modules) == 0 {
+			return bad("-modules lists no file")
+		}
+		ld, err := loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger})
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
+			return ExitInput
+		}
+		defer ld.Close()
+		// As for a config: every file is checked before anything runs,
+		// and the module index (which MODULE_DEPEND needs) is built
+		// outside the timings.
+		if !a.checkModules(ctx, ld, o.Modules) {
+			return ExitInput
+		}
+		o.Kernel = kernel.Options{Opener: ld}
+	}
+
+	res, err := bench.Run(ctx, o)
+	if res == nil {
+		fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
+		return ExitWitness
+	}
+	exit := ExitOK
+	var le *bench.LoadError
+	switch {
+	case len(res.Reports) > 0, res.ShutdownErr != nil:
+		exit = ExitWitness
+	case errors.As(err, &le):
+		exit = ExitInput
+	case err != nil:
+		exit = ExitWitness
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
+	}
+	if res.ShutdownErr != nil {
+		fmt.Fprintf(a.stderr, "kldsim bench: shutdown: %v\n", res.ShutdownErr)
+	}
+	if *asJSON {
+		rep := benchReport{Result: res, Witness: ctl.WitnessJSON(res.Reports), Verdict: ctl.Verdict(res.Reports), Exit: exit}
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+		}
+		return exit
+	}
+	if err := bench.WriteTable(a.stdout, res); err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+	}
+	fmt.Fprintln(a.stdout)
+	writeWitnessBrief(a, res.Reports)
+	return exit
+}
+
+// checkModules looks each of files (names on the module path, or paths)
+// up in the loader's module index, and says what is missing.
+func (a *app) checkModules(ctx context.Context, ld *loader.Loader, files []string) bool {
+	idx, err := ld.Index(ctx)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim bench: module index: %v\n", err)
+		return false
+	}
+	look := config.IndexLookup(idx)
+	ok := true
+	for _, f := range files {
+		name, path := f, ""
+		if strings.ContainsRune(f, filepath.Separator) {
+			name, path = filepath.Base(f), f
+		}
+		if _, err := look(name, path); err != nil {
+			if path == "" {
+				err = fmt.Errorf("no file %s in the module path %s", name, strings.Join(ld.ModulePath(), ":"))
+			}
+			fmt.Fprintf(a.stderr, "kldsim bench: can't load %s: %v\n", f, err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// benchReportsShown is how many witness reports bench prints in full: a
+// faulty ordering repeats in every VNET, so the rest are only counted.
+const benchReportsShown = 3
+
+// writeWitnessBrief prints the first reports and the verdict on them all.
+func writeWitnessBrief(a *app, reports []kernel.Report) {
+	if len(reports) <= benchReportsShown {
+		ctl.WriteWitness(a.stdout, reports)
+		return
+	}
+	for _, r := range reports[:benchReportsShown] {
+		fmt.Fprintln(a.stdout, strings.TrimRight(r.String(), "\n"))
+		fmt.Fprintln(a.stdout)
+	}
+	fmt.Fprintf(a.stdout, "... and %d more (kldsim bench -json lists them all)\n\n", len(reports)-benchReportsShown)
+	fmt.Fprintln(a.stdout, ctl.Verdict(reports))
+}
