@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +134,7 @@ func (a *app) lookup(ctx context.Context, ld *loader.Loader, cfg *config.Config)
 			for _, d := range ld.ModulePath() {
 				p := filepath.Join(d, name)
 				if st, e := os.Stat(p); e == nil && !st.IsDir() {
-					if err := checkPin(p, pins[name]); err != nil {
+					if err := loader.CheckPin(p, pins[name]); err != nil {
 						return f, err
 					}
 					return f, fmt.Errorf("%s is not a kldsim plugin", p)
@@ -148,36 +145,8 @@ func (a *app) lookup(ctx context.Context, ld *loader.Loader, cfg *config.Config)
 		if err != nil {
 			return f, err
 		}
-		return f, checkPin(f.Path, pins[name])
+		return f, loader.CheckPin(f.Path, pins[name])
 	}
-}
-
-// checkPin compares the file's sha256 with the pin, if there is one.
-func checkPin(path, pin string) error {
-	if pin == "" {
-		return nil
-	}
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return err
-	}
-	if sum != pin {
-		return fmt.Errorf("sha256 of %s is %s, the configuration pins %s", path, sum, pin)
-	}
-	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // kernelOptions turns the kernel block into the kernel's boot options.

@@ -64,18 +64,11 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 	l.starts.Add(1)
 	var secure *plugin.SecureConfig
 	if s.pin != "" {
-		want, err := hex.DecodeString(s.pin)
-		if err != nil || len(want) != sha256.Size {
-			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("pin %q is not a hex sha256", s.pin))
-		}
-		got, err := sha256File(s.path)
-		if err != nil {
-			return nil, nil, loadErr(s.path, ErrChecksum, err.Error())
-		}
-		if got != strings.ToLower(s.pin) {
-			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 is %s, pinned %s", got, strings.ToLower(s.pin)))
+		if err := CheckPin(s.path, s.pin); err != nil {
+			return nil, nil, err
 		}
 		// go-plugin checks again right before exec.
+		want, _ := hex.DecodeString(s.pin)
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
@@ -222,6 +215,28 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// CheckPin verifies that the file at path has the sha256 pin (hex); an
+// empty pin always passes. A mismatch is a LoadError of kind ErrChecksum
+// naming both sums, so the CLI can refuse a config before anything runs
+// with the same words the loader uses at load time.
+func CheckPin(path, pin string) error {
+	if pin == "" {
+		return nil
+	}
+	want, err := hex.DecodeString(pin)
+	if err != nil || len(want) != sha256.Size {
+		return loadErr(path, ErrChecksum, fmt.Sprintf("pin %q is not a hex sha256", pin))
+	}
+	got, err := sha256File(path)
+	if err != nil {
+		return loadErr(path, ErrChecksum, err.Error())
+	}
+	if got != strings.ToLower(pin) {
+		return loadErr(path, ErrChecksum, fmt.Sprintf("sha256 is %s, pinned %s", got, strings.ToLower(pin)))
+	}
+	return nil
 }
 
 func sha256File(path string) (string, error) {
