@@ -30,14 +30,10 @@ type jsonSysinit struct {
 }
 
 func parseSysinit(c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "j:", true)
+	o, err := tableOpts(c, args, "j:")
 	if err != nil {
 		return nil, err
 	}
-	if len(o.rest) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
-	}
-	c.JSON = o.json
 	vnet, perVnet := o.arg['j']
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		if perVnet {
@@ -185,14 +181,9 @@ func WitnessJSON(reports []kernel.Report) []any {
 }
 
 func parseWitness(c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "", true)
-	if err != nil {
+	if _, err := tableOpts(c, args, ""); err != nil {
 		return nil, err
 	}
-	if len(o.rest) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
-	}
-	c.JSON = o.json
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		reports := env.Kernel.Witness()
 		if c.JSON {

@@ -228,13 +228,9 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func parseKldstat(c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "qvm:n:i:", true)
+	o, err := tableOpts(c, args, "qvm:n:i:")
 	if err != nil {
 		return nil, err
-	}
-	c.JSON = o.json
-	if len(o.rest) > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
 	}
 	var id int
 	if s, ok := o.arg['i']; ok {

@@ -77,14 +77,9 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			return failed(errs)
 		}, nil
 	case "list":
-		o, err := getopt(args, "", true)
-		if err != nil {
+		if _, err := tableOpts(c, args, ""); err != nil {
 			return nil, err
 		}
-		if len(o.rest) > 0 {
-			return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
-		}
-		c.JSON = o.json
 		return runVnetList, nil
 	}
 	return nil, fmt.Errorf("unknown verb %q", verb)

@@ -63,3 +63,17 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 	o.rest = args[i:]
 	return o, nil
 }
+
+// tableOpts parses the options of a command that prints a table: spec's
+// flags and --json, no operands. It sets c.JSON.
+func tableOpts(c *Cmd, args []string, spec string) (*opts, error) {
+	o, err := getopt(args, spec, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.rest) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", o.rest[0])
+	}
+	c.JSON = o.json
+	return o, nil
+}
