@@ -206,25 +206,29 @@ func (k *Kernel) matchCloner(name string) (*modRec, string, string) {
 	return k.cloners[best], best, name[len(best):]
 }
 
-// enter looks a VNET up and takes its op lock for one operation.
-func (k *Kernel) enter(name string) (*vnet, func(), error) {
-	v, err := k.lookupVnet(name)
-	if err != nil {
+// enter begins one operation on a VNET: the linker lock shared, then the
+// VNET's op lock. leave releases both.
+func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
+	k.sx.RLock()
+	if v, err = k.lookupVnet(name); err != nil {
+		k.sx.RUnlock()
 		return nil, nil, err
 	}
 	v.op.Lock()
-	if destroying(v) {
+	leave = func() {
 		v.op.Unlock()
+		k.sx.RUnlock()
+	}
+	if destroying(v) {
+		leave()
 		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
 	}
-	return v, v.op.Unlock, nil
+	return v, leave, nil
 }
 
 // IfCreate is ifconfig NAME create: "bridge" takes the lowest free unit,
 // "bridge7" exactly that one.
 func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, error) {
-	k.sx.RLock()
-	defer k.sx.RUnlock()
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return "", err
@@ -272,8 +276,6 @@ func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site
 
 // IfDestroy is ifconfig NAME destroy, for cloned interfaces.
 func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
-	k.sx.RLock()
-	defer k.sx.RUnlock()
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return err
@@ -306,8 +308,6 @@ func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site
 
 // IfControl routes an interface command to the module that owns it.
 func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []string) (string, error) {
-	k.sx.RLock()
-	defer k.sx.RUnlock()
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return "", err
@@ -328,17 +328,15 @@ func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []
 
 // ModControl sends a command to a module (ipfw add ..., ip_mroute start).
 func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args []string) (string, error) {
-	k.sx.RLock()
-	defer k.sx.RUnlock()
-	m := k.mods[module]
-	if m == nil {
-		return "", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT)
-	}
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return "", err
 	}
 	defer leave()
+	m := k.mods[module]
+	if m == nil {
+		return "", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT)
+	}
 	return k.control(ctx, v, m, sdk.ControlReq{Args: args})
 }
 

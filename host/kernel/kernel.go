@@ -61,12 +61,11 @@ type modRec struct {
 	dead atomic.Bool
 }
 
-// sysEntry is a registered entry; seq is its registration order, tie the
-// key that orders equal ranks (seq, or a seeded shuffle of it).
+// sysEntry is a registered entry; tie orders equal ranks: the registration
+// sequence number, or a seeded shuffle of it.
 type sysEntry struct {
 	mod *modRec
 	e   sdk.Entry
-	seq uint64
 	tie uint64
 	reg bool // module registration (MOD_LOAD) rather than an entry
 }
@@ -119,7 +118,7 @@ func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
 	if k.opts.ShuffleSeed != 0 {
 		tie = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
 	}
-	return &sysEntry{mod: m, e: e, seq: s, tie: tie, reg: reg}
+	return &sysEntry{mod: m, e: e, tie: tie, reg: reg}
 }
 
 // mix is splitmix64's finalizer: a seeded, repeatable shuffle of ties.

@@ -100,7 +100,6 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err e
 		fr.userrefs = 1
 	}
 	// MODULE_DEPEND first; what we load for it goes again on failure.
-	var loadedDeps []*fileRec
 	defer func() {
 		if err != nil {
 			for i := len(fr.deps) - 1; i >= 0; i-- {
@@ -131,7 +130,6 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err e
 			} else {
 				dep.refs-- // one reference per dependent file
 			}
-			loadedDeps = append(loadedDeps, dep)
 		}
 	}
 	// Register the modules and their entries.

@@ -29,7 +29,7 @@ func TestSortEntries(t *testing.T) {
 		var es []*sysEntry
 		for i, n := range names {
 			name, rank, _ := strings.Cut(n, "@")
-			es = append(es, &sysEntry{e: sdk.Entry{Name: name, Rank: r(rank)}, seq: uint64(i), tie: uint64(i)})
+			es = append(es, &sysEntry{e: sdk.Entry{Name: name, Rank: r(rank)}, tie: uint64(i)})
 		}
 		return es
 	}
