@@ -106,8 +106,10 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	v.mu.Lock()
 	delete(v.ifs, ifp.name)
 	v.mu.Unlock()
-	k.tr.add(TraceEvent{Kind: TraceIfEvent, Module: via.Module, Entry: "if_detach_internal", Vnet: v.name,
-		Rank: via.Rank, Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
+	if k.tr.on() {
+		k.tr.add(TraceEvent{Kind: TraceIfEvent, Module: via.Module, Entry: "if_detach_internal", Vnet: v.name,
+			Rank: via.Rank, Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
+	}
 }
 
 // ifEvent delivers an arrival or departure to every module registered for
@@ -122,6 +124,9 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		kp := k.kpi(v, m, at)
 		start := time.Now()
 		err := k.call(m, at, func() error { return m.m.IfEvent(ctx, kp, ev) })
+		if !k.tr.on() {
+			continue
+		}
 		te := TraceEvent{Kind: TraceIfEvent, Module: m.decl.Name, Entry: ev.Kind.String(), Vnet: v.name, Rank: via.Rank,
 			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove, ev.PurgeULP), Duration: time.Since(start)}
 		if err != nil {
@@ -349,8 +354,10 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 		out, err = m.m.Control(ctx, kp, req)
 		return err
 	})
-	k.tr.add(TraceEvent{Kind: TraceKPI, Module: m.decl.Name, Entry: "control", Vnet: v.name,
-		Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
+	if k.tr.on() {
+		k.tr.add(TraceEvent{Kind: TraceKPI, Module: m.decl.Name, Entry: "control", Vnet: v.name,
+			Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
+	}
 	return out, err
 }
 

@@ -40,6 +40,9 @@ func (p *kpi) Vnet() string   { return p.v.name }
 func (p *kpi) Module() string { return p.mod.decl.Name }
 
 func (p *kpi) op(name string, id sdk.ObjID, err error) {
+	if !p.k.tr.on() {
+		return
+	}
 	ev := TraceEvent{Kind: TraceKPI, Module: p.mod.decl.Name, Entry: p.at.Entry, Vnet: p.v.name, Rank: p.at.Rank,
 		Detail: fmt.Sprintf("%s #%d", name, id)}
 	if err != nil {

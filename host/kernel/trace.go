@@ -52,6 +52,10 @@ func (t *tracer) add(e TraceEvent) {
 	t.events = append(t.events, e)
 }
 
+// on reports whether ordinary events are kept; callers skip formatting
+// details nobody will read. Witness reports and faults are always kept.
+func (t *tracer) on() bool { return !t.off }
+
 func (t *tracer) tail(n int) []TraceEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
