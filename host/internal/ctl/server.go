@@ -106,10 +106,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var req Request
-	reqErr := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&req)
-	_ = c.SetReadDeadline(time.Time{})
+	// Who is asking is known from the connection: another user's request
+	// is not even read.
 	if uid, err := peerUID(c); err != nil && !errors.Is(err, errNoPeerCred) {
 		s.Logger.Warn("refusing connection: no peer credentials", "error", err)
 		s.reply(c, &Response{Stderr: fmt.Sprintf("kldsim: connection refused: %v\n", err), Status: 1, Errno: "EPERM"})
@@ -122,6 +120,10 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		})
 		return
 	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var req Request
+	reqErr := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&req)
+	_ = c.SetReadDeadline(time.Time{})
 	if reqErr != nil {
 		s.reply(c, &Response{Stderr: fmt.Sprintf("kldsim: bad request: %v\n", reqErr), Status: 2})
 		return
