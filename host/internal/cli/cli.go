@@ -89,8 +89,10 @@ Other:
                  plugin processes; the witness verdict and exit as for run
   links [-dir DIR] [-f]   make kldload, kldunload, kldstat, ifconfig, ipfw links
 
-Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket),
-KLDSIM_MODULE_PATH (module directories, ':'-separated).
+Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket;
+default kldsim.sock, with the daemon's kldsim.log, in the private directory
+$XDG_RUNTIME_DIR/kldsim or /tmp/kldsim-$UID), KLDSIM_MODULE_PATH (module
+directories, ':'-separated).
 Exit status: 0 clean, 1 the witness found something or a command failed,
 2 bad input.
 `

@@ -88,7 +88,9 @@ func plugins(t testing.TB) (modules, testmods string) {
 }
 
 // TestScripts runs testdata/script/*.txtar against the real binary and
-// real plugin processes. Each script gets its own control socket, and a
+// real plugin processes. Each script gets its own control socket and its
+// own private run directory ($XDG_RUNTIME_DIR/kldsim, for the plugins'
+// scratch directories and a script that unsets KLDSIM_SOCKET), and a
 // daemon it leaves running is stopped.
 func TestScripts(t *testing.T) {
 	modules, testmods := plugins(t)
@@ -106,13 +108,15 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TESTMODS", testmods)
 			env.Setenv("MODULES", modules)
 			env.Setenv("CONFIGS", filepath.Join(root, "configs"))
-			env.Setenv("XDG_RUNTIME_DIR", "")
+			env.Setenv("XDG_RUNTIME_DIR", sockDir)
 			env.Setenv("KLDSIM_LOG", "")
 			env.Defer(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if _, err := ctl.Do(ctx, sock, ctl.Request{Argv: []string{"kernel", "stop"}}); err == nil {
-					waitGone(sock, 5*time.Second)
+				for _, s := range []string{sock, filepath.Join(sockDir, "kldsim", "kldsim.sock")} {
+					if _, err := ctl.Do(ctx, s, ctl.Request{Argv: []string{"kernel", "stop"}}); err == nil {
+						waitGone(s, 5*time.Second)
+					}
 				}
 				os.RemoveAll(sockDir)
 			})

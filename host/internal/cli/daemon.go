@@ -17,6 +17,7 @@ import (
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/loader"
+	"github.com/kldsim/kldsim/host/internal/rundir"
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
@@ -206,7 +207,7 @@ func teardown(ctx context.Context, k *kernel.Kernel, w io.Writer) int {
 }
 
 // detach starts the daemon as a new session in the background, with its
-// output going to a log file next to the socket, and waits until it
+// output appended to a log file next to the socket, and waits until it
 // serves (or fails to start, whose messages it then prints).
 func (a *app) detach(args []string) int {
 	exe, err := os.Executable()
@@ -214,12 +215,19 @@ func (a *app) detach(args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
 		return ExitWitness
 	}
-	logPath := a.socket + ".log"
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	// The log goes beside the socket, in a directory checked to be ours
+	// before anything is opened in it.
+	logPath := logFile(a.socket)
+	if err := ctl.PrepareDir(a.socket); err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+		return ExitWitness
+	}
+	logf, err := rundir.OpenLog(logPath)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
 		return ExitWitness
 	}
+	fmt.Fprintf(logf, "--- kldsim kernel start %s ---\n", time.Now().Format(time.RFC3339))
 	r, w, err := os.Pipe()
 	if err != nil {
 		logf.Close()
@@ -269,6 +277,12 @@ func (a *app) detach(args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: kernel start: %v (see %s)\n", err, logPath)
 	}
 	return ExitWitness
+}
+
+// logFile is the daemon's log for socket: beside it, named after it
+// (kldsim.sock: kldsim.log). It is appended to; see rundir.OpenLog.
+func logFile(socket string) string {
+	return strings.TrimSuffix(socket, ".sock") + ".log"
 }
 
 // readUntilReady reads the daemon's start-up output until its ready

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/kldsim/kldsim/host/internal/rundir"
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
@@ -97,7 +98,7 @@ func New(cfg Config) (*Loader, error) {
 		mp = append(mp, abs)
 	}
 	cfg.ModulePath = mp
-	sockDir, err := os.MkdirTemp("", "kldsim-plugins-")
+	sockDir, err := rundir.Scratch("kldsim-plugins")
 	if err != nil {
 		return nil, fmt.Errorf("loader: socket directory: %w", err)
 	}
