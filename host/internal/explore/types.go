@@ -230,12 +230,20 @@ type Finding struct {
 // Outcome is what one run of the scenario showed.
 type Outcome struct {
 	// Findings are the root causes found: witness reports, entry errors,
-	// failed steps. An injected fault itself is not a finding.
+	// failed steps, each once per signature. What an injected fault does
+	// by design is not a finding: its own fault report, the error of the
+	// faulted entry, and the failure of the operation that entry was part
+	// of (the create that rolls back); what rollback and teardown leave
+	// behind is.
 	Findings []Finding
-	// Footprints of the pass entries that ran. Read from probes only.
+	// Footprints of the pass entries that ran, keyed by entry, with keys
+	// stable across runs (e.g. `pfil head "inet" (inet)`). Read from
+	// probes only.
 	Footprints map[EntryKey]Footprint
-	// Entries are the pass tables, per pass kind, in default run order
-	// (see PassEntry). Read from the default-order probe only.
+	// Entries are every pass entry the scenario registered (modules
+	// unloaded before the end included), per pass kind, in default run
+	// order, with the ranks in force (see PassEntry). Read from the
+	// default-order probe only.
 	Entries []PassEntry
 }
 
