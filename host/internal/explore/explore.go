@@ -156,6 +156,11 @@ func (x *explorer) run(ctx context.Context, v Variant) (*runResult, Outcome, err
 		}
 	}
 	out, err := x.r.Run(ctx, v)
+	for i := 0; err == nil && i < len(out.Findings); i++ {
+		if out.Findings[i].Signature == "" {
+			err = fmt.Errorf("finding %d (%q) has no signature", i, out.Findings[i].Text)
+		}
+	}
 	if err == nil {
 		c.res, c.out = normalize(out), out
 	} else {

@@ -175,10 +175,15 @@ func TestShardMerge(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		models[fmt.Sprint("random", i)] = randomModel(rng)
 	}
+	// One variant only: most shards have nothing to run.
+	models["tiny"] = &model{passes: []PassKind{PassInit}, entries: []modelEntry{ent("a:x", "a", PassInit, "PSEUDO/ANY", "alloc:s")}}
 	for name, m := range models {
 		opts := fullOpts
 		if name != "pfwatch" {
 			opts.Move = ""
+		}
+		if name == "tiny" {
+			opts.Faults = nil
 		}
 		whole := jsonOf(t, explore(t, m, opts))
 		for n := 1; n <= 4; n++ {
@@ -383,6 +388,22 @@ func TestExploreErrors(t *testing.T) {
 				t.Errorf("err = %v, want one saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// unsigned reports a finding without a signature.
+type unsigned struct{ *model }
+
+func (u unsigned) Run(ctx context.Context, v Variant) (Outcome, error) {
+	out, err := u.model.Run(ctx, v)
+	out.Findings = append(out.Findings, Finding{Text: "something broke"})
+	return out, err
+}
+
+func TestExploreRefusesUnsignedFinding(t *testing.T) {
+	_, err := Explore(context.Background(), unsigned{pfwatchModel()}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `probe: run in the default order: finding 0 ("something broke") has no signature`) {
+		t.Errorf("err = %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package explore
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math/big"
 	"math/rand"
 	"sort"
@@ -270,4 +271,72 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestEnumerateAgainstBruteForce: on random groups of up to 8 entries
+// with random module assignment and conflicts, Enumerate's classes are
+// the brute-force classes, each as its lexicographically first order, in
+// lexicographic order.
+func TestEnumerateAgainstBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for trial := 0; trial < *propertyTrials; trial++ {
+		n := 2 + rng.Intn(7)
+		g := TieGroup{Pass: PassUninit, Rank: "PSEUDO/ANY"}
+		nmod := 1 + rng.Intn(n)
+		for i := 0; i < n; i++ {
+			mod := string(rune('A' + rng.Intn(nmod)))
+			g.Entries = append(g.Entries, EntryKey(fmt.Sprintf("%s:e%d", mod, i)))
+			g.Modules = append(g.Modules, mod)
+		}
+		fp := map[EntryKey]Footprint{}
+		conflict := map[[2]int]bool{}
+		density := rng.Intn(4)
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				if g.Modules[i] != g.Modules[j] && rng.Intn(4) < density {
+					conflict[[2]int{i, j}] = true
+					s := fmt.Sprintf("s%d.%d", i, j)
+					a, b := fp[g.Entries[i]], fp[g.Entries[j]]
+					a.Writes = append(a.Writes, s)
+					b.Reads = append(b.Reads, s)
+					fp[g.Entries[i]], fp[g.Entries[j]] = a, b
+				}
+			}
+		}
+		var want [][]EntryKey
+		seen := map[string]bool{}
+		exts := allExtensions(g)
+		for _, ext := range exts {
+			at := make([]int, n)
+			for p, x := range ext {
+				at[x] = p
+			}
+			var key strings.Builder
+			for i := 0; i < n; i++ {
+				for j := i + 1; j < n; j++ {
+					if conflict[[2]int{i, j}] {
+						key.WriteByte("01"[b2i(at[i] < at[j])])
+					}
+				}
+			}
+			if !seen[key.String()] {
+				seen[key.String()] = true
+				var ks []EntryKey
+				for _, x := range ext {
+					ks = append(ks, g.Entries[x])
+				}
+				want = append(want, ks)
+			}
+		}
+		p, err := Enumerate(g, fp, Limits{MaxOrders: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(keyStrings(want), keyStrings(p.Classes)); diff != "" {
+			t.Fatalf("trial %d, %v (modules %v, conflicts %v): classes (-brute +Enumerate):\n%s", trial, g.Entries, g.Modules, conflict, diff)
+		}
+		if p.Extensions.Cmp(big.NewInt(int64(len(exts)))) != 0 {
+			t.Fatalf("trial %d: %v orders, brute force %d", trial, p.Extensions, len(exts))
+		}
+	}
 }
