@@ -386,7 +386,7 @@ func Explore(ctx context.Context, r Runner, opts Options) (*Result, error) {
 		}
 	}
 
-	// 7. Reproducers. A planned order variant needs no minimising: reverting
+	// 6. Reproducers. A planned order variant needs no minimising: reverting
 	// any of its groups to the default zeroes digits of its index, giving an
 	// earlier variant of the plan, and none earlier showed the signature
 	// (in a shard, the shard holding the first variant is the one Merge
