@@ -509,6 +509,7 @@ func TestReadResult(t *testing.T) {
 		{`{"orders": {}}`, "no version field"},
 		{`{"version": 1, "surprise": true}`, `unknown field "surprise"`},
 		{`[`, "explore result:"},
+		{`{"version": 1, "groups": [{"rank": "PSEUDO/ANY"}]}`, "not a pass kind"},
 	} {
 		if _, err := ReadResult([]byte(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ReadResult(%s) = %v, want %q", tt.in, err, tt.want)

@@ -227,6 +227,11 @@ func ReadResult(data []byte) (*Result, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("explore result: %w", err)
 	}
+	// What cannot be written back (a missing pass or fault kind) is not a
+	// result Merge can use.
+	if _, err := r.JSON(); err != nil {
+		return nil, fmt.Errorf("explore result: %w", err)
+	}
 	return &r, nil
 }
 
