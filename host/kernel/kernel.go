@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,8 +33,8 @@ type Kernel struct {
 	mods    map[string]*modRec
 	cloners map[string]*modRec
 	evmods  atomic.Pointer[[]*modRec] // registered for ifnet events
-	vinit   atomic.Pointer[[]*sysEntry]
-	vuninit atomic.Pointer[[]*sysEntry]
+	vinit   sysTable                  // registered VNET_SYSINITs
+	vuninit sysTable                  // registered VNET_SYSUNINITs
 
 	vmu   sync.Mutex
 	vnets map[string]*vnet
@@ -59,15 +58,10 @@ type modRec struct {
 	decl sdk.Decl // entries carry their overridden ranks
 	file *fileRec
 	dead atomic.Bool
-}
-
-// sysEntry is a registered entry; tie orders equal ranks: the registration
-// sequence number, or a seeded shuffle of it.
-type sysEntry struct {
-	mod *modRec
-	e   sdk.Entry
-	tie uint64
-	reg bool // module registration (MOD_LOAD) rather than an entry
+	// reg (MOD_LOAD) and entries (decl.Entries, in order) are made once,
+	// at link, with their tie keys (sysinit.go).
+	reg     *sysEntry
+	entries []*sysEntry
 }
 
 // New boots a kernel: vnet0 exists first (SI_SUB_VNET), then the file
@@ -86,9 +80,6 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 		cloners: map[string]*modRec{},
 		vnets:   map[string]*vnet{},
 	}
-	empty := []*sysEntry{}
-	k.vinit.Store(&empty)
-	k.vuninit.Store(&empty)
 	k.evmods.Store(&[]*modRec{})
 	k.vnet0 = newVnet("vnet0")
 	k.vnet0.state = sdk.SubVnet
@@ -110,35 +101,6 @@ func (k *Kernel) Trace() []TraceEvent { return k.tr.all() }
 // LiveObjects returns the live objects of a VNET, or of all when vnet is "*".
 func (k *Kernel) LiveObjects(vnet string) []*Object {
 	return k.w.live(vnet, vnet == "*")
-}
-
-func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
-	s := k.seq.Add(1)
-	tie := s
-	if k.opts.ShuffleSeed != 0 {
-		tie = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
-	}
-	return &sysEntry{mod: m, e: e, tie: tie, reg: reg}
-}
-
-// mix is splitmix64's finalizer: a seeded, repeatable shuffle of ties.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
-
-// sortEntries orders entries by rank, ties by their tie key. This is the
-// one place ordering is decided.
-func sortEntries(es []*sysEntry) {
-	sort.SliceStable(es, func(i, j int) bool {
-		if c := es[i].e.Rank.Compare(es[j].e.Rank); c != 0 {
-			return c < 0
-		}
-		return es[i].tie < es[j].tie
-	})
 }
 
 // call runs fn as a call into mod; a dead module is not called, and a
@@ -221,24 +183,4 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 		out = append(out, k.vlist[i])
 	}
 	return out
-}
-
-// Sysinits returns the VNET_SYSINIT and VNET_SYSUNINIT tables, each in the
-// order it runs (ascending, and descending).
-func (k *Kernel) Sysinits() []SysinitRow {
-	var rows []SysinitRow
-	add := func(es []*sysEntry) {
-		for _, se := range es {
-			rows = append(rows, SysinitRow{Kind: se.e.Kind, Rank: se.e.Rank, Module: se.mod.decl.Name,
-				Entry: se.e.Name, File: se.mod.file.f.Name()})
-		}
-	}
-	add(*k.vinit.Load())
-	un := *k.vuninit.Load()
-	rev := make([]*sysEntry, len(un))
-	for i, se := range un {
-		rev[len(un)-1-i] = se
-	}
-	add(rev)
-	return rows
 }

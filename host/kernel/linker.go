@@ -145,7 +145,9 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err e
 			}
 		}
 		k.nextMID++
-		fr.mods = append(fr.mods, &modRec{id: k.nextMID, m: m, decl: d, file: fr})
+		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		k.makeEntries(mr)
+		fr.mods = append(fr.mods, mr)
 	}
 	if err := k.link(ctx, fr); err != nil {
 		return nil, err
@@ -255,20 +257,8 @@ func (k *Kernel) resolveDep(ctx context.Context, mod string, d sdk.Depend) (*fil
 // does; each VNET_SYSINIT runs in every VNET, newest first. On failure what
 // ran is undone.
 func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
-	var run []*sysEntry
-	var uninits []*sysEntry
-	for _, m := range fr.mods {
-		run = append(run, k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true))
-		for _, e := range m.decl.Entries {
-			se := k.newEntry(m, e, false)
-			if e.Kind.Init() {
-				run = append(run, se)
-			} else {
-				uninits = append(uninits, se)
-			}
-		}
-	}
-	sortEntries(run)
+	run := fileEntries(fr, true, func(se *sysEntry) bool { return se.e.Kind.Init() })
+	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	// As linker_file_register_modules: names and cloners are known before
 	// any SYSINIT runs; MOD_LOAD itself runs at the module's rank.
 	for _, m := range fr.mods {
@@ -302,7 +292,7 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 				}
 				touched[se.mod][v] = true
 			}
-			k.addTable(&k.vinit, se)
+			k.vinit.add(se)
 		default:
 			if _, err := k.runEntry(ctx, nil, se); err != nil {
 				return fail(err)
@@ -312,18 +302,20 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 			}
 		}
 	}
+	var vuninits []*sysEntry
 	for _, se := range uninits {
 		if se.e.Kind == sdk.VnetSysuninit {
-			k.addTable(&k.vuninit, se)
+			vuninits = append(vuninits, se)
 		}
 	}
+	k.vuninit.add(vuninits...)
 	return nil
 }
 
-// unlink undoes part of a link: the uninits of the modules that ran,
-// descending, then MOD_UNLOAD, then the registrations.
+// unlink undoes part of a link: the uninits (ascending, as fileEntries
+// gives them) of the modules that ran, descending, then MOD_UNLOAD, then
+// the registrations.
 func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, loaded map[*modRec]bool, touched map[*modRec]map[*vnet]bool) {
-	sortEntries(uninits)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		vs, ran := touched[se.mod]
@@ -364,8 +356,8 @@ func (k *Kernel) registerModule(m *modRec) {
 // forget drops a file's modules from every registry and table.
 func (k *Kernel) forget(fr *fileRec) {
 	mine := func(se *sysEntry) bool { return se.mod.file == fr }
-	k.dropTable(&k.vinit, mine)
-	k.dropTable(&k.vuninit, mine)
+	k.vinit.drop(mine)
+	k.vuninit.drop(mine)
 	var ev []*modRec
 	for _, m := range *k.evmods.Load() {
 		if m.file != fr {
@@ -383,28 +375,6 @@ func (k *Kernel) forget(fr *fileRec) {
 			}
 		}
 	}
-}
-
-func (k *Kernel) addTable(p interface {
-	Load() *[]*sysEntry
-	Store(*[]*sysEntry)
-}, se *sysEntry) {
-	t := append(append([]*sysEntry(nil), *p.Load()...), se)
-	sortEntries(t)
-	p.Store(&t)
-}
-
-func (k *Kernel) dropTable(p interface {
-	Load() *[]*sysEntry
-	Store(*[]*sysEntry)
-}, drop func(*sysEntry) bool) {
-	var t []*sysEntry
-	for _, se := range *p.Load() {
-		if !drop(se) {
-			t = append(t, se)
-		}
-	}
-	p.Store(&t)
 }
 
 // Unload is kldunload -n name [-f].
@@ -462,16 +432,8 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 			return fmt.Errorf("module %s refused MOD_UNLOAD: %w", m.decl.Name, err)
 		}
 	}
-	var uninits []*sysEntry
-	for _, m := range fr.mods {
-		for _, e := range m.decl.Entries {
-			if !e.Kind.Init() {
-				uninits = append(uninits, k.newEntry(m, e, false))
-			}
-		}
-	}
-	k.dropTable(&k.vinit, func(se *sysEntry) bool { return se.mod.file == fr })
-	sortEntries(uninits)
+	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
+	k.vinit.drop(func(se *sysEntry) bool { return se.mod.file == fr })
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		if se.e.Kind.PerVnet() {

@@ -104,7 +104,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 	v.op.Lock()
 	defer v.op.Unlock()
 	ran := map[*modRec]bool{}
-	for _, se := range *k.vinit.Load() {
+	for _, se := range k.vinit.entries() {
 		v.setState(se.e.Rank.Sub)
 		dead, err := k.runEntry(ctx, v, se)
 		if err != nil {
@@ -173,7 +173,7 @@ func (k *Kernel) teardown(ctx context.Context, v *vnet, which func(*modRec) bool
 	v.mu.Lock()
 	v.destroying = true
 	v.mu.Unlock()
-	un := *k.vuninit.Load()
+	un := k.vuninit.entries()
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]
 		if !which(se.mod) {
