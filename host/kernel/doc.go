@@ -11,7 +11,10 @@
 // The rules it emulates, in order of a module's life:
 //
 //  1. Load: MODULE_DEPENDs are resolved first (loaded modules, else the
-//     Opener's module path; preferred version, else the highest in range).
+//     Opener's module path; preferred version, else the highest in range),
+//     by a walk that opens every file needed before any is linked; a loop
+//     fails with EDEADLK ("dependency loop: a -> b -> a") and nothing
+//     stays loaded or open.
 //     Then one ascending pass runs module registrations (MOD_LOAD),
 //     SYSINITs and VNET_SYSINITs; each VNET_SYSINIT runs in every VNET,
 //     newest first, as FreeBSD's vnet_register_sysinit does.
