@@ -22,6 +22,15 @@ type IfInfo struct {
 // refused with EPERM. Witness violations (use after free, double free,
 // destroyed locks) are recorded and reported, not returned, so a run goes
 // on and shows every fault: like WITNESS, it complains and continues.
+//
+// A KPI is bound to the one call from the kernel it was passed to (an
+// entry, a module or interface event, a cloner or a command). It may be
+// used from other goroutines while that call runs, but it is not valid to
+// use it after the call returns: every method then fails with an error
+// wrapping syscall.EINVAL ("outside of any call from the kernel"), in
+// process (sdktest) and over the wire alike. Keep object ids, not the
+// KPI; a goroutine that outlives its call has no curvnet, as a kernel
+// thread would not. Vnet and Module keep answering.
 type KPI interface {
 	// Vnet is curvnet: the VNET this call runs in.
 	Vnet() string

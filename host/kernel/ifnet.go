@@ -121,9 +121,8 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 			continue
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
-		kp := k.kpi(v, m, at)
 		start := time.Now()
-		err := k.call(m, at, func() error { return m.m.IfEvent(ctx, kp, ev) })
+		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
@@ -267,8 +266,7 @@ func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
 	}
 	at := cloneSite(mod, v, "clone_create", via)
-	kp := k.kpi(v, mod, at)
-	if err := k.call(mod, at, func() error {
+	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
 	}); err != nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, err)
@@ -299,8 +297,7 @@ func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
 func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
 	mod := ifp.owner
 	at := cloneSite(mod, v, "clone_destroy", via)
-	kp := k.kpi(v, mod, at)
-	if err := k.call(mod, at, func() error {
+	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})
 	}); err != nil {
 		return fmt.Errorf("SIOCIFDESTROY: %s: %w", ifp.name, err)
@@ -347,9 +344,8 @@ func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args [
 
 func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.ControlReq) (string, error) {
 	at := Site{Module: m.decl.Name, Entry: "control", Vnet: v.name}
-	kp := k.kpi(v, m, at)
 	var out string
-	err := k.call(m, at, func() error {
+	err := k.call(v, m, at, func(kp sdk.KPI) error {
 		var err error
 		out, err = m.m.Control(ctx, kp, req)
 		return err

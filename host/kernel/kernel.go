@@ -103,13 +103,17 @@ func (k *Kernel) LiveObjects(vnet string) []*Object {
 	return k.w.live(vnet, vnet == "*")
 }
 
-// call runs fn as a call into mod; a dead module is not called, and a
-// module that dies is marked dead and reported once.
-func (k *Kernel) call(mod *modRec, at Site, fn func() error) error {
+// call runs fn as a call into mod, in v (nil for SYSINITs and module
+// events), with the KPI bound to the call; the KPI is retired when fn
+// returns. A dead module is not called, and a module that dies is marked
+// dead and reported once.
+func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(sdk.KPI) error) error {
 	if mod.dead.Load() {
 		return fmt.Errorf("module %s: %w", mod.decl.Name, ErrModuleDead)
 	}
-	err := fn()
+	kp := k.kpi(v, mod, at)
+	err := fn(kp)
+	kp.retire()
 	if err != nil && errors.Is(err, ErrModuleDead) {
 		k.markDead(mod, at, err)
 	}
@@ -141,9 +145,8 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 		name = v.name
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
-	kp := k.kpi(v, se.mod, at)
 	start := time.Now()
-	err = k.call(se.mod, at, func() error { return se.mod.m.Run(ctx, kp, se.e) })
+	err = k.call(v, se.mod, at, func(kp sdk.KPI) error { return se.mod.m.Run(ctx, kp, se.e) })
 	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
 		Vnet: name, Rank: at.Rank, Duration: time.Since(start)}
 	if err != nil {
@@ -162,9 +165,8 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 // modEvent delivers a module event.
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
-	kp := k.kpi(nil, mod, at)
 	start := time.Now()
-	err := k.call(mod, at, func() error { return mod.m.Event(ctx, kp, what) })
+	err := k.call(nil, mod, at, func(kp sdk.KPI) error { return mod.m.Event(ctx, kp, what) })
 	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank, Duration: time.Since(start)}
 	if err != nil {
 		ev.Err = err.Error()

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -10,13 +11,16 @@ import (
 
 // kpi is the KPI bound to one call: the module it acts for, the entry
 // being run and curvnet. SYSINITs and module events run with curvnet
-// vnet0 and allocate global objects.
+// vnet0 and allocate global objects. It is retired when the call returns:
+// from then on every method fails with EINVAL, as the loader's KPI server
+// refuses a callback whose call has returned.
 type kpi struct {
-	k      *Kernel
-	v      *vnet
-	mod    *modRec
-	at     Site
-	global bool
+	k       *Kernel
+	v       *vnet
+	mod     *modRec
+	at      Site
+	global  bool
+	retired atomic.Bool
 }
 
 var _ sdk.KPI = (*kpi)(nil)
@@ -34,6 +38,18 @@ func (p *kpi) scope() string {
 		return ""
 	}
 	return p.v.name
+}
+
+// retire ends the call the KPI was bound to.
+func (p *kpi) retire() { p.retired.Store(true) }
+
+// live fails when the call the KPI was bound to has returned.
+func (p *kpi) live(op string) error {
+	if p.retired.Load() {
+		return fmt.Errorf("KPI %s by module %s outside of any call from the kernel "+
+			"(the call that issued it, %s, has returned): %w", op, p.mod.decl.Name, p.at.Entry, syscall.EINVAL)
+	}
+	return nil
 }
 
 func (p *kpi) Vnet() string   { return p.v.name }
@@ -65,46 +81,82 @@ func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
 
 // Malloc implements sdk.Memory.
 func (p *kpi) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
+	if err := p.live("Malloc"); err != nil {
+		return 0, err
+	}
 	return p.alloc(KindMemory, name), nil
 }
 
 // Free implements sdk.Memory.
-func (p *kpi) Free(_ context.Context, id sdk.ObjID) error { return p.free(id, KindMemory) }
+func (p *kpi) Free(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("Free"); err != nil {
+		return err
+	}
+	return p.free(id, KindMemory)
+}
 
 // Use implements sdk.Memory.
-func (p *kpi) Use(_ context.Context, id sdk.ObjID) error { return p.k.w.use(id, p.scope(), p.at) }
+func (p *kpi) Use(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("Use"); err != nil {
+		return err
+	}
+	return p.k.w.use(id, p.scope(), p.at)
+}
 
 // Hold implements sdk.Memory.
 func (p *kpi) Hold(_ context.Context, holder, target sdk.ObjID) error {
+	if err := p.live("Hold"); err != nil {
+		return err
+	}
 	return p.k.w.hold(holder, target, p.scope(), p.at, true)
 }
 
 // Drop implements sdk.Memory.
 func (p *kpi) Drop(_ context.Context, holder, target sdk.ObjID) error {
+	if err := p.live("Drop"); err != nil {
+		return err
+	}
 	return p.k.w.hold(holder, target, p.scope(), p.at, false)
 }
 
 // LockInit implements sdk.Locks.
 func (p *kpi) LockInit(_ context.Context, name string) (sdk.ObjID, error) {
+	if err := p.live("LockInit"); err != nil {
+		return 0, err
+	}
 	return p.alloc(KindLock, name), nil
 }
 
 // LockDestroy implements sdk.Locks.
-func (p *kpi) LockDestroy(_ context.Context, id sdk.ObjID) error { return p.free(id, KindLock) }
+func (p *kpi) LockDestroy(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("LockDestroy"); err != nil {
+		return err
+	}
+	return p.free(id, KindLock)
+}
 
 // Lock implements sdk.Locks.
 func (p *kpi) Lock(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("Lock"); err != nil {
+		return err
+	}
 	return p.k.w.lock(id, p.scope(), p.at, true)
 }
 
 // Unlock implements sdk.Locks.
 func (p *kpi) Unlock(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("Unlock"); err != nil {
+		return err
+	}
 	return p.k.w.lock(id, p.scope(), p.at, false)
 }
 
 // IfAttach implements sdk.Ifnets: if_alloc + if_attach in curvnet. The
 // interface is cloned when driver names one of the caller's cloners.
 func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, error) {
+	if err := p.live("IfAttach"); err != nil {
+		return sdk.IfInfo{}, err
+	}
 	if name == "" || driver == "" {
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: empty name or driver: %w", syscall.EINVAL)
 	}
@@ -130,6 +182,9 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 // IfDetach implements sdk.Ifnets: if_detach of an interface the caller
 // attached, then if_free.
 func (p *kpi) IfDetach(ctx context.Context, name string) error {
+	if err := p.live("IfDetach"); err != nil {
+		return err
+	}
 	ifp := p.v.ifunit(name)
 	if ifp == nil {
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
@@ -145,6 +200,9 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 
 // IfLookup implements sdk.Ifnets (ifunit).
 func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
+	if err := p.live("IfLookup"); err != nil {
+		return sdk.IfInfo{}, err
+	}
 	ifp := p.v.ifunit(name)
 	if ifp == nil {
 		return sdk.IfInfo{}, fmt.Errorf("ifunit: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
@@ -154,6 +212,9 @@ func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
 
 // IfList implements sdk.Ifnets.
 func (p *kpi) IfList(context.Context) ([]sdk.IfInfo, error) {
+	if err := p.live("IfList"); err != nil {
+		return nil, err
+	}
 	var out []sdk.IfInfo
 	for _, ifp := range p.v.ifsByIndex() {
 		out = append(out, ifp.info())
@@ -163,6 +224,9 @@ func (p *kpi) IfList(context.Context) ([]sdk.IfInfo, error) {
 
 // IfSetFlag implements sdk.Ifnets (if_allmulti, ifpromisc).
 func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
+	if err := p.live("IfSetFlag"); err != nil {
+		return err
+	}
 	ifp := p.v.ifunit(name)
 	if ifp == nil {
 		return fmt.Errorf("%s: %s not in %s: %w", flag, name, p.v.name, syscall.ENXIO)
@@ -240,6 +304,9 @@ func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
 
 // PfilHeadRegister implements sdk.Pfil.
 func (p *kpi) PfilHeadRegister(_ context.Context, name string) (sdk.ObjID, error) {
+	if err := p.live("PfilHeadRegister"); err != nil {
+		return 0, err
+	}
 	if p.v.privID("pfil") == 0 {
 		return 0, fmt.Errorf("pfil_head_register %s: pfil not initialized in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
@@ -248,40 +315,66 @@ func (p *kpi) PfilHeadRegister(_ context.Context, name string) (sdk.ObjID, error
 
 // PfilHeadUnregister implements sdk.Pfil.
 func (p *kpi) PfilHeadUnregister(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("PfilHeadUnregister"); err != nil {
+		return err
+	}
 	return p.unregister(p.v.pfil, id, KindPfilHead)
 }
 
 // PfilHookAdd implements sdk.Pfil.
 func (p *kpi) PfilHookAdd(_ context.Context, head, hook string) (sdk.ObjID, error) {
+	if err := p.live("PfilHookAdd"); err != nil {
+		return 0, err
+	}
 	return p.attach(p.v.pfil, KindPfilHook, "pfil head", head, hook)
 }
 
 // PfilHookRemove implements sdk.Pfil.
 func (p *kpi) PfilHookRemove(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("PfilHookRemove"); err != nil {
+		return err
+	}
 	return p.detach(id, KindPfilHook)
 }
 
 // HhookHeadRegister implements sdk.Hhook.
 func (p *kpi) HhookHeadRegister(_ context.Context, name string) (sdk.ObjID, error) {
+	if err := p.live("HhookHeadRegister"); err != nil {
+		return 0, err
+	}
 	return p.register(p.v.hhook, KindHhookHead, "hhook head", name)
 }
 
 // HhookHeadDeregister implements sdk.Hhook.
 func (p *kpi) HhookHeadDeregister(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("HhookHeadDeregister"); err != nil {
+		return err
+	}
 	return p.unregister(p.v.hhook, id, KindHhookHead)
 }
 
 // HhookAdd implements sdk.Hhook.
 func (p *kpi) HhookAdd(_ context.Context, head, name string) (sdk.ObjID, error) {
+	if err := p.live("HhookAdd"); err != nil {
+		return 0, err
+	}
 	return p.attach(p.v.hhook, KindHhook, "hhook head", head, name)
 }
 
 // HhookRemove implements sdk.Hhook.
-func (p *kpi) HhookRemove(_ context.Context, id sdk.ObjID) error { return p.detach(id, KindHhook) }
+func (p *kpi) HhookRemove(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("HhookRemove"); err != nil {
+		return err
+	}
+	return p.detach(id, KindHhook)
+}
 
 // McastJoin implements sdk.Multicast: the membership references the
 // interface.
 func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, error) {
+	if err := p.live("McastJoin"); err != nil {
+		return 0, err
+	}
 	ifp := p.v.ifunit(ifname)
 	if ifp == nil {
 		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
@@ -291,24 +384,41 @@ func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, err
 }
 
 // McastLeave implements sdk.Multicast.
-func (p *kpi) McastLeave(_ context.Context, id sdk.ObjID) error { return p.free(id, KindMcast) }
+func (p *kpi) McastLeave(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("McastLeave"); err != nil {
+		return err
+	}
+	return p.free(id, KindMcast)
+}
 
 // EncapRegister implements sdk.Encap (the protocol side).
 func (p *kpi) EncapRegister(_ context.Context, family string) (sdk.ObjID, error) {
+	if err := p.live("EncapRegister"); err != nil {
+		return 0, err
+	}
 	return p.register(p.v.encap, KindEncapTable, "encap table", family)
 }
 
 // EncapDeregister implements sdk.Encap.
 func (p *kpi) EncapDeregister(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("EncapDeregister"); err != nil {
+		return err
+	}
 	return p.unregister(p.v.encap, id, KindEncapTable)
 }
 
 // EncapAttach implements sdk.Encap (ip_encap_attach).
 func (p *kpi) EncapAttach(_ context.Context, family, name string) (sdk.ObjID, error) {
+	if err := p.live("EncapAttach"); err != nil {
+		return 0, err
+	}
 	return p.attach(p.v.encap, KindEncapHandle, "encap table", family, name)
 }
 
 // EncapDetach implements sdk.Encap (ip_encap_detach).
 func (p *kpi) EncapDetach(_ context.Context, id sdk.ObjID) error {
+	if err := p.live("EncapDetach"); err != nil {
+		return err
+	}
 	return p.detach(id, KindEncapHandle)
 }
