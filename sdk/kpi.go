@@ -31,6 +31,13 @@ type IfInfo struct {
 // process (sdktest) and over the wire alike. Keep object ids, not the
 // KPI; a goroutine that outlives its call has no curvnet, as a kernel
 // thread would not. Vnet and Module keep answering.
+//
+// SYSINITs, SYSUNINITs and module events run with curvnet vnet0: the
+// objects they allocate are the module's global ones, usable from every
+// VNET, and objects of other VNETs are refused. A module may free,
+// destroy, unregister or detach only what it owns (what its own KPI calls
+// allocated or attached); anything else is refused with EPERM and reported
+// by the witness naming both modules.
 type KPI interface {
 	// Vnet is curvnet: the VNET this call runs in.
 	Vnet() string

@@ -32,7 +32,8 @@ func (k *Kernel) kpi(v *vnet, mod *modRec, at Site) *kpi {
 	return &kpi{k: k, v: v, mod: mod, at: at}
 }
 
-// scope is the VNET objects are allocated in and checked against.
+// scope is the VNET objects are allocated in: "" (global) for SYSINITs and
+// module events. Checks are against curvnet, p.v, always.
 func (p *kpi) scope() string {
 	if p.global {
 		return ""
@@ -74,7 +75,7 @@ func (p *kpi) alloc(kind ObjKind, name string) sdk.ObjID {
 }
 
 func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
-	err := p.k.w.free(id, p.scope(), p.at, kind)
+	err := p.k.w.free(id, p.v.name, p.mod.decl.Name, p.at, kind)
 	p.op("free "+kind.String(), id, err)
 	return err
 }
@@ -100,7 +101,7 @@ func (p *kpi) Use(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Use"); err != nil {
 		return err
 	}
-	return p.k.w.use(id, p.scope(), p.at)
+	return p.k.w.use(id, p.v.name, p.at)
 }
 
 // Hold implements sdk.Memory.
@@ -108,7 +109,7 @@ func (p *kpi) Hold(_ context.Context, holder, target sdk.ObjID) error {
 	if err := p.live("Hold"); err != nil {
 		return err
 	}
-	return p.k.w.hold(holder, target, p.scope(), p.at, true)
+	return p.k.w.hold(holder, target, p.v.name, p.at, true)
 }
 
 // Drop implements sdk.Memory.
@@ -116,7 +117,7 @@ func (p *kpi) Drop(_ context.Context, holder, target sdk.ObjID) error {
 	if err := p.live("Drop"); err != nil {
 		return err
 	}
-	return p.k.w.hold(holder, target, p.scope(), p.at, false)
+	return p.k.w.hold(holder, target, p.v.name, p.at, false)
 }
 
 // LockInit implements sdk.Locks.
@@ -140,7 +141,7 @@ func (p *kpi) Lock(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Lock"); err != nil {
 		return err
 	}
-	return p.k.w.lock(id, p.scope(), p.at, true)
+	return p.k.w.lock(id, p.v.name, p.at, true)
 }
 
 // Unlock implements sdk.Locks.
@@ -148,7 +149,7 @@ func (p *kpi) Unlock(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Unlock"); err != nil {
 		return err
 	}
-	return p.k.w.lock(id, p.scope(), p.at, false)
+	return p.k.w.lock(id, p.v.name, p.at, false)
 }
 
 // IfAttach implements sdk.Ifnets: if_alloc + if_attach in curvnet. The
@@ -172,7 +173,7 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
 	ifp.id = o.ID
 	if err := p.k.ifAttach(ctx, p.v, ifp, false, p.at); err != nil {
-		_ = p.k.w.free(o.ID, p.v.name, p.at, KindIfnet)
+		_ = p.k.w.free(o.ID, p.v.name, "", p.at, KindIfnet)
 		return sdk.IfInfo{}, err
 	}
 	p.op("if_attach "+name, ifp.id, nil)
@@ -189,11 +190,11 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 	if ifp == nil {
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
-	if ifp.owner != p.mod {
-		return fmt.Errorf("if_detach: %s belongs to %s: %w", name, ifp.owner.decl.Name, syscall.EPERM)
+	if _, err := p.k.w.freeable(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet); err != nil {
+		return fmt.Errorf("if_detach: %s: %w", name, err)
 	}
 	p.k.ifDetachInternal(ctx, ifp, false, p.at)
-	err := p.k.w.free(ifp.id, p.v.name, p.at, KindIfnet)
+	err := p.k.w.free(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet)
 	p.op("if_free "+name, ifp.id, err)
 	return err
 }
@@ -260,9 +261,12 @@ func (p *kpi) register(table map[string]sdk.ObjID, kind ObjKind, what, name stri
 	return id, nil
 }
 
+// unregister removes a head the caller registered from the VNET's table
+// and frees it; nothing is touched when the caller may not free it.
 func (p *kpi) unregister(table map[string]sdk.ObjID, id sdk.ObjID, kind ObjKind) error {
-	o, err := p.k.w.get(id, p.scope())
+	o, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind)
 	if err != nil {
+		p.op("unregister "+kind.String(), id, err)
 		return err
 	}
 	p.v.mu.Lock()
@@ -282,21 +286,19 @@ func (p *kpi) attach(table map[string]sdk.ObjID, kind ObjKind, what, head, name 
 		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
 	}
 	id := p.alloc(kind, name+"@"+head)
-	if err := p.k.w.hold(id, hid, p.scope(), p.at, true); err != nil {
+	if err := p.k.w.hold(id, hid, p.v.name, p.at, true); err != nil {
 		return 0, err
 	}
 	return id, nil
 }
 
-// detach removes an attached object: it touches the head it hangs on (a
-// head already freed is a use after free) and frees the object.
+// detach removes an attached object the caller attached: it touches the
+// head it hangs on (a head already freed is a use after free) and frees
+// the object.
 func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
-	o, err := p.k.w.get(id, p.scope())
-	if err != nil {
+	if _, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind); err != nil {
+		p.op("detach "+kind.String(), id, err)
 		return err
-	}
-	if o.Kind != kind {
-		return fmt.Errorf("%s is not a %s: %w", o, kind, errBadKind)
 	}
 	p.k.w.release(id, p.at)
 	return p.free(id, kind)
@@ -380,7 +382,7 @@ func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, err
 		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
 	}
 	id := p.alloc(KindMcast, group+"%"+ifname)
-	return id, p.k.w.hold(id, ifp.id, p.scope(), p.at, true)
+	return id, p.k.w.hold(id, ifp.id, p.v.name, p.at, true)
 }
 
 // McastLeave implements sdk.Multicast.

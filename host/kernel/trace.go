@@ -76,6 +76,7 @@ var (
 	errNoObj     = fmt.Errorf("no such object: %w", syscall.ENOENT)
 	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
 	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
+	errForeign   = fmt.Errorf("not the owner: %w", syscall.EPERM)
 )
 
 // errno returns the errno an error wraps, or 0.

@@ -97,6 +97,7 @@ const (
 	FreeReferenced
 	Leak
 	ModuleFault
+	ForeignFree
 )
 
 func (k ReportKind) String() string {
@@ -113,6 +114,8 @@ func (k ReportKind) String() string {
 		return "leak"
 	case ModuleFault:
 		return "module fault"
+	case ForeignFree:
+		return "foreign free"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -152,6 +155,8 @@ func (r Report) String() string {
 			}
 		case Leak:
 			verb = "found by"
+		case ForeignFree:
+			verb = "refused for"
 		case ModuleFault:
 			verb = "in"
 		}
@@ -242,17 +247,16 @@ func (w *witness) reportLocked(r Report) {
 		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
 }
 
-// free marks o freed. A second free and a free of an object a live object
-// still references are reported.
-func (w *witness) free(id sdk.ObjID, vnet string, at Site, want ObjKind) error {
+// free marks an object freed on behalf of actor (a module; "" for the
+// kernel's own paths). What actor may not free is refused (freeable). A
+// second free and a free of an object a live object still references are
+// reported.
+func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	o, err := w.freeableLocked(id, vnet, actor, at, want)
 	if err != nil {
 		return err
-	}
-	if want != 0 && o.Kind != want {
-		return fmt.Errorf("%s is not a %s: %w", o, want, errBadKind)
 	}
 	if o.Freed {
 		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: o, Use: at})
@@ -260,6 +264,34 @@ func (w *witness) free(id sdk.ObjID, vnet string, at Site, want ObjKind) error {
 	}
 	w.freeLocked(o, at)
 	return nil
+}
+
+// freeable checks that actor may free id, a want (0: any kind), with
+// curvnet vnet: an object actor does not own is refused with EPERM and
+// reported (ForeignFree, naming both modules), then an object of another
+// VNET (EPERM) or of another kind (EINVAL). actor "" is the kernel itself.
+func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.freeableLocked(id, vnet, actor, at, want)
+}
+
+func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+	o := w.objs[id]
+	if o == nil {
+		return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+	}
+	if actor != "" && o.Owner != actor {
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s", actor, o), Object: o, Use: at})
+		return nil, fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	}
+	if _, err := w.getLocked(id, vnet); err != nil {
+		return nil, err
+	}
+	if want != 0 && o.Kind != want {
+		return nil, fmt.Errorf("%s is not a %s: %w", o, want, errBadKind)
+	}
+	return o, nil
 }
 
 func (w *witness) freeLocked(o *Object, at Site) {
