@@ -130,7 +130,7 @@ func (k *Kernel) markDead(mod *modRec, at Site, err error) {
 		claim = fmt.Sprintf("module %s died in %s: %v", mod.decl.Name, at.Entry, err)
 	}
 	k.tr.add(TraceEvent{Kind: TraceFault, Module: mod.decl.Name, Entry: at.Entry, Vnet: at.Vnet, Rank: at.Rank, Err: err.Error()})
-	k.w.fault(claim, at)
+	k.w.fault(mod.decl.Name, claim, at)
 }
 
 // runEntry runs one entry in v (nil for SYSINIT/SYSUNINIT) and traces it.

@@ -431,7 +431,7 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 		}
 	}
 	for _, m := range fr.mods {
-		k.w.moduleGone(m.decl.Name, Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
+		k.w.moduleGone(m.decl.Name, "its unload", Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
 	}
 	k.unregisterFile(ctx, fr)
 	return fr.f.Close()
@@ -470,8 +470,13 @@ func (k *Kernel) unloadOrDrop(ctx context.Context, fr *fileRec) error {
 	return err
 }
 
-// dropFile removes a file whose modules refused to go.
+// dropFile removes a file whose modules refused to go, reporting what
+// they still own as leaked.
 func (k *Kernel) dropFile(ctx context.Context, fr *fileRec) {
+	for _, m := range fr.mods {
+		k.w.moduleGone(m.decl.Name, "its unload (refused MOD_UNLOAD, dropped anyway)",
+			Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
+	}
 	k.unregisterFile(ctx, fr)
 	fr.f.Close()
 }

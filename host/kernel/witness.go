@@ -186,10 +186,14 @@ type witness struct {
 	byVnet  map[string]map[sdk.ObjID]*Object
 	reports []Report
 	trace   *tracer
+	// dead are the modules that died, and where, until their objects are
+	// forgotten: a free of what they held names them as the cause.
+	dead map[string]Site
 }
 
 func newWitness(t *tracer) *witness {
-	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t}
+	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
+		dead: map[string]Site{}}
 }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
@@ -298,9 +302,11 @@ func (w *witness) freeLocked(o *Object, at Site) {
 	for hid := range o.holders {
 		h := w.objs[hid]
 		if h != nil && !h.Freed {
-			w.reportLocked(Report{Kind: FreeReferenced,
-				Claim:  fmt.Sprintf("%s freed while %s still references it", o, h),
-				Object: o, Holder: h, Use: at})
+			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
+			if died, ok := w.dead[h.Owner]; ok {
+				claim += fmt.Sprintf(": module %s is dead (it died in %s) and can no longer release it", h.Owner, died)
+			}
+			w.reportLocked(Report{Kind: FreeReferenced, Claim: claim, Object: o, Holder: h, Use: at})
 		}
 	}
 	o.Freed, o.FreeAt = true, at
@@ -404,10 +410,11 @@ func (w *witness) move(id sdk.ObjID, to string) {
 	w.index(o)
 }
 
-// fault records a module fault as a report.
-func (w *witness) fault(claim string, at Site) {
+// fault records a module fault as a report; module is dead from now on.
+func (w *witness) fault(module, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.dead[module] = at
 	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
 }
 
@@ -449,13 +456,15 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	return n
 }
 
-// moduleGone reports the objects a module still owns after its unload and
-// forgets all of its objects, so a leak is reported once and a long-lived
-// kernel does not keep the tombstones of modules long gone.
-func (w *witness) moduleGone(module string, at Site) int {
+// moduleGone reports the objects a module still owns after its unload
+// (why says how it went) and forgets all of its objects, so a leak is
+// reported once and a long-lived kernel does not keep the tombstones of
+// modules long gone.
+func (w *witness) moduleGone(module, why string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after its unload", at, true)
+	delete(w.dead, module)
+	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
 // live counts live objects, optionally in one VNET ("" = all).
