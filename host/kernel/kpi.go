@@ -191,7 +191,10 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
 	if _, err := p.k.w.freeable(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet); err != nil {
-		return fmt.Errorf("if_detach: %s: %w", name, err)
+		if err = reported(err); err != nil {
+			err = fmt.Errorf("if_detach: %s: %w", name, err)
+		}
+		return err
 	}
 	p.k.ifDetachInternal(ctx, ifp, false, p.at)
 	err := p.k.w.free(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet)
@@ -267,7 +270,7 @@ func (p *kpi) unregister(table map[string]sdk.ObjID, id sdk.ObjID, kind ObjKind)
 	o, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind)
 	if err != nil {
 		p.op("unregister "+kind.String(), id, err)
-		return err
+		return reported(err)
 	}
 	p.v.mu.Lock()
 	if table[o.Name] == id {
@@ -298,7 +301,7 @@ func (p *kpi) attach(table map[string]sdk.ObjID, kind ObjKind, what, head, name 
 func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
 	if _, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind); err != nil {
 		p.op("detach "+kind.String(), id, err)
-		return err
+		return reported(err)
 	}
 	p.k.w.release(id, p.at)
 	return p.free(id, kind)

@@ -77,6 +77,9 @@ var (
 	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
 	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
 	errForeign   = fmt.Errorf("not the owner: %w", syscall.EPERM)
+	// errForgotten is a use of an object the witness forgot, already
+	// reported; it never reaches a module (see reported).
+	errForgotten = errors.New("object forgotten by the witness")
 )
 
 // errno returns the errno an error wraps, or 0.

@@ -189,11 +189,13 @@ type witness struct {
 	// dead are the modules that died, and where, until their objects are
 	// forgotten: a free of what they held names them as the cause.
 	dead map[string]Site
+	// graves are the details of the objects most recently forgotten.
+	graves graves
 }
 
 func newWitness(t *tracer) *witness {
 	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
-		dead: map[string]Site{}}
+		dead: map[string]Site{}, graves: graves{limit: graveLimit}}
 }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
@@ -215,23 +217,53 @@ func (w *witness) index(o *Object) {
 	m[o.ID] = o
 }
 
-// get returns the object; errors are ENOENT (never allocated) or EPERM
-// (another VNET's object).
-func (w *witness) get(id sdk.ObjID, vnet string) (*Object, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.getLocked(id, vnet)
-}
-
-func (w *witness) getLocked(id sdk.ObjID, vnet string) (*Object, error) {
+// getLocked returns a live or freed object the caller may touch with
+// curvnet vnet. Errors are ENOENT (never allocated), EPERM (another VNET's
+// object) or errForgotten: the object existed but the witness forgot it
+// (its VNET or module went); that use is reported as a use after free
+// (ifFreed when it had been freed: a double free, a destroyed lock), and
+// the caller carries on as after any reported violation.
+func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*Object, error) {
 	o := w.objs[id]
 	if o == nil {
-		return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+		if id == 0 || id > w.next {
+			return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+		}
+		w.forgottenLocked(id, at, ifFreed)
+		return nil, errForgotten
 	}
-	if o.Vnet != "" && vnet != "" && o.Vnet != vnet {
+	if o.Vnet != "" && o.Vnet != vnet {
 		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
 	}
 	return o, nil
+}
+
+// forgottenLocked reports a use of an object the witness forgot. Ids are
+// never reused, so any id up to the last allocated that is not in the
+// ledger is dead; the bounded graves keep the details of the most
+// recently forgotten.
+func (w *witness) forgottenLocked(id sdk.ObjID, at Site, ifFreed ReportKind) {
+	g, ok := w.graves.get(id)
+	if !ok {
+		w.reportLocked(Report{Kind: UseAfterFree, Use: at, Claim: fmt.Sprintf(
+			"use of object #%d after the witness forgot it (freed or leaked earlier; its details are no longer kept)", id)})
+		return
+	}
+	kind := UseAfterFree
+	if g.obj.Freed {
+		kind = ifFreed
+	}
+	w.reportLocked(Report{Kind: kind, Object: &g.obj, Use: at,
+		Claim: fmt.Sprintf("use of %s after the witness forgot it: %s", &g.obj, g.why)})
+}
+
+// reported turns errForgotten, a use already reported, into success: the
+// module is told nothing, as for any other violation.
+func reported(err error) error {
+	if err == errForgotten {
+		return nil
+	}
+	return err
 }
 
 func copyObj(o *Object) *Object {
@@ -260,7 +292,7 @@ func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) 
 	defer w.mu.Unlock()
 	o, err := w.freeableLocked(id, vnet, actor, at, want)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	if o.Freed {
 		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: o, Use: at})
@@ -274,6 +306,8 @@ func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) 
 // curvnet vnet: an object actor does not own is refused with EPERM and
 // reported (ForeignFree, naming both modules), then an object of another
 // VNET (EPERM) or of another kind (EINVAL). actor "" is the kernel itself.
+// A forgotten object is reported and fails with errForgotten (see
+// reported).
 func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -283,13 +317,13 @@ func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKi
 func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
 	o := w.objs[id]
 	if o == nil {
-		return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+		return w.getLocked(id, vnet, at, DoubleFree)
 	}
 	if actor != "" && o.Owner != actor {
 		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s", actor, o), Object: o, Use: at})
 		return nil, fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
 	}
-	if _, err := w.getLocked(id, vnet); err != nil {
+	if _, err := w.getLocked(id, vnet, at, DoubleFree); err != nil {
 		return nil, err
 	}
 	if want != 0 && o.Kind != want {
@@ -324,9 +358,9 @@ func (w *witness) freeLocked(o *Object, at Site) {
 func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	o, err := w.getLocked(id, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	w.useLocked(o, at)
 	return nil
@@ -341,9 +375,13 @@ func (w *witness) useLocked(o *Object, at Site) {
 func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	ifFreed := UseAfterFree
+	if acquire {
+		ifFreed = DestroyedLock
+	}
+	o, err := w.getLocked(id, vnet, at, ifFreed)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	if o.Kind != KindLock {
 		return fmt.Errorf("%s is not a lock: %w", o, errBadKind)
@@ -362,13 +400,13 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	h, err := w.getLocked(holder, vnet)
+	h, err := w.getLocked(holder, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
-	t, err := w.getLocked(target, vnet)
+	t, err := w.getLocked(target, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	w.useLocked(h, at)
 	w.useLocked(t, at)
@@ -432,18 +470,29 @@ func (w *witness) leaks(objs map[sdk.ObjID]*Object, keep func(*Object) bool, why
 		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
 	}
 	if prune {
-		for id, o := range objs {
+		var gone []*Object
+		for _, o := range objs {
 			if keep(o) {
-				w.dropLocked(id, o)
+				gone = append(gone, o)
 			}
+		}
+		sort.Slice(gone, func(i, j int) bool { return gone[i].ID < gone[j].ID })
+		for _, o := range gone {
+			w.dropLocked(o, "left "+why)
 		}
 	}
 	return len(live)
 }
 
-func (w *witness) dropLocked(id sdk.ObjID, o *Object) {
-	delete(w.objs, id)
-	delete(w.byVnet[o.Vnet], id)
+// dropLocked forgets o, keeping its details in the graves; why says how
+// it was left, for a leaked object.
+func (w *witness) dropLocked(o *Object, why string) {
+	if o.Freed {
+		why = "freed by " + o.FreeAt.String()
+	}
+	w.graves.add(o, why)
+	delete(w.objs, o.ID)
+	delete(w.byVnet[o.Vnet], o.ID)
 }
 
 // vnetGone reports the objects left in a destroyed VNET and forgets them.
@@ -522,5 +571,45 @@ func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 	if !o.Freed {
 		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at})
 	}
-	w.dropLocked(id, o)
+	w.dropLocked(o, claim)
+}
+
+// graveLimit is how many forgotten objects the witness keeps details of.
+const graveLimit = 4096
+
+// graves keeps what the witness knew of the last limit objects it forgot,
+// oldest out first, so a late use of one reads like any other report
+// while memory stays bounded.
+type graves struct {
+	limit int
+	byID  map[sdk.ObjID]grave
+	ring  []sdk.ObjID
+	next  int // the ring slot to reuse once it is full
+}
+
+type grave struct {
+	obj Object // a copy, without references
+	why string
+}
+
+func (g *graves) add(o *Object, why string) {
+	if g.limit <= 0 {
+		return
+	}
+	if g.byID == nil {
+		g.byID = map[sdk.ObjID]grave{}
+	}
+	if len(g.ring) < g.limit {
+		g.ring = append(g.ring, o.ID)
+	} else {
+		delete(g.byID, g.ring[g.next])
+		g.ring[g.next] = o.ID
+		g.next = (g.next + 1) % len(g.ring)
+	}
+	g.byID[o.ID] = grave{obj: *copyObj(o), why: why}
+}
+
+func (g *graves) get(id sdk.ObjID) (grave, bool) {
+	gr, ok := g.byID[id]
+	return gr, ok
 }
