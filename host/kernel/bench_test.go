@@ -60,3 +60,35 @@ func BenchmarkTeardownMany(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVnetDestroyOrder destroys 5000 VNETs, oldest first and newest
+// first: taking a VNET off the list is O(1) either way, so the two should
+// cost the same per VNET.
+func BenchmarkVnetDestroyOrder(b *testing.B) {
+	ctx := context.Background()
+	const n = 5000
+	for _, order := range []string{"oldest-first", "newest-first"} {
+		b.Run(order, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				k := boot(b, Options{NoTrace: true})
+				for i := range n {
+					if err := k.VnetCreate(ctx, fmt.Sprint("d", i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				for i := range n {
+					j := i
+					if order == "newest-first" {
+						j = n - 1 - i
+					}
+					if err := k.VnetDestroy(ctx, fmt.Sprint("d", j)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/destroy")
+		})
+	}
+}

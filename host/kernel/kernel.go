@@ -37,9 +37,13 @@ type Kernel struct {
 	vuninit sysTable                  // registered VNET_SYSUNINITs
 
 	vmu   sync.Mutex
-	vnets map[string]*vnet
-	vlist []*vnet // oldest first; vnet0 is vlist[0]
-	vnet0 *vnet
+	vnets map[string]*vnet // by name, from the start of a create to the end of a destroy
+	// The built VNETs, oldest (vnet0) to newest: a list, so a destroy
+	// takes its VNET off in O(1) and keeps nothing of it.
+	vhead, vtail *vnet
+	vcount       int
+	vseq         uint64
+	vnet0        *vnet
 }
 
 type fileRec struct {
@@ -84,7 +88,8 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnet0 = newVnet("vnet0")
 	k.vnet0.state = sdk.SubVnet
 	k.vnets["vnet0"] = k.vnet0
-	k.vlist = []*vnet{k.vnet0}
+	k.vnet0.life.Store(vnetAlive)
+	k.vnetAppend(k.vnet0)
 	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
@@ -173,16 +178,4 @@ func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) e
 	}
 	k.tr.add(ev)
 	return err
-}
-
-// vnetsNewestFirst lists the VNETs in the order FreeBSD's VNET_FOREACH
-// walks them: newest first, vnet0 last.
-func (k *Kernel) vnetsNewestFirst() []*vnet {
-	k.vmu.Lock()
-	defer k.vmu.Unlock()
-	out := make([]*vnet, 0, len(k.vlist))
-	for i := len(k.vlist) - 1; i >= 0; i-- {
-		out = append(out, k.vlist[i])
-	}
-	return out
 }

@@ -172,12 +172,17 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	}
 	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
 	ifp.id = o.ID
-	if err := p.k.ifAttach(ctx, p.v, ifp, false, p.at); err != nil {
+	if err := p.k.ifAttach(ctx, p.v, ifp, false, false, p.at); err != nil {
 		_ = p.k.w.free(o.ID, p.v.name, "", p.at, KindIfnet)
 		return sdk.IfInfo{}, err
 	}
 	p.op("if_attach "+name, ifp.id, nil)
-	return ifp.info(), nil
+	if info, ok := p.v.ifInfo(name); ok && info.ID == ifp.id {
+		return info, nil
+	}
+	// Moved on already (by an arrival handler): say what was attached.
+	return sdk.IfInfo{Name: name, ID: ifp.id, Driver: driver, Cloned: ifp.cloner != "", Home: p.v.name,
+		Owner: p.mod.decl.Name}, nil
 }
 
 // IfDetach implements sdk.Ifnets: if_detach of an interface the caller
@@ -207,11 +212,11 @@ func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
 	if err := p.live("IfLookup"); err != nil {
 		return sdk.IfInfo{}, err
 	}
-	ifp := p.v.ifunit(name)
-	if ifp == nil {
+	info, ok := p.v.ifInfo(name)
+	if !ok {
 		return sdk.IfInfo{}, fmt.Errorf("ifunit: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
-	return ifp.info(), nil
+	return info, nil
 }
 
 // IfList implements sdk.Ifnets.
@@ -219,11 +224,7 @@ func (p *kpi) IfList(context.Context) ([]sdk.IfInfo, error) {
 	if err := p.live("IfList"); err != nil {
 		return nil, err
 	}
-	var out []sdk.IfInfo
-	for _, ifp := range p.v.ifsByIndex() {
-		out = append(out, ifp.info())
-	}
-	return out, nil
+	return p.v.ifInfos(), nil
 }
 
 // IfSetFlag implements sdk.Ifnets (if_allmulti, ifpromisc).
@@ -231,12 +232,12 @@ func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
 	if err := p.live("IfSetFlag"); err != nil {
 		return err
 	}
-	ifp := p.v.ifunit(name)
+	p.v.mu.Lock()
+	defer p.v.mu.Unlock()
+	ifp := p.v.ifs[name]
 	if ifp == nil {
 		return fmt.Errorf("%s: %s not in %s: %w", flag, name, p.v.name, syscall.ENXIO)
 	}
-	p.v.mu.Lock()
-	defer p.v.mu.Unlock()
 	n := ifp.flags[flag]
 	if on {
 		n++

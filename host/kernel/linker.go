@@ -421,7 +421,7 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 		if se.e.Kind.PerVnet() {
 			for _, v := range k.vnetsNewestFirst() {
 				v.op.Lock()
-				if !v.destroying {
+				if v.life.Load() == vnetAlive {
 					_, _ = k.runEntry(ctx, v, se)
 				}
 				v.op.Unlock()
