@@ -27,18 +27,24 @@ func TestStressSameNames(t *testing.T) {
 	vnets := []string{"a", "b", "c"}
 	ems := []string{"em0", "em1", "em2"}
 	allowed := []error{syscall.EEXIST, syscall.ENOENT, syscall.ENXIO, syscall.EBUSY}
-	const workers, ops = 8, 250
+	const workers, ops = 8, 400
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
+	var okMu sync.Mutex
+	succeeded := map[string]int{}
 	for w := range workers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewSource(int64(w)))
 			pick := func(s []string) string { return s[rng.Intn(len(s))] }
 			for i := range ops {
 				v, v2, em := pick(vnets), pick(vnets), pick(ems)
+				for v2 == v {
+					v2 = pick(vnets)
+				}
 				var err error
 				var what string
-				switch rng.Intn(9) {
+				op := opMix[rng.Intn(len(opMix))]
+				switch op {
 				case 0, 1:
 					what, err = "create "+v, k.VnetCreate(ctx, v)
 				case 2:
@@ -63,6 +69,11 @@ func TestStressSameNames(t *testing.T) {
 					errs <- fmt.Errorf("worker %d op %d %s: %w", w, i, what, err)
 					return
 				}
+				if err == nil {
+					okMu.Lock()
+					succeeded[opNames[op]]++
+					okMu.Unlock()
+				}
 			}
 		})
 	}
@@ -70,6 +81,12 @@ func TestStressSameNames(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	t.Logf("succeeded: %v", succeeded)
+	for _, op := range opNames {
+		if succeeded[op] == 0 { // the mix must exercise every operation
+			t.Errorf("no %s succeeded: %v", op, succeeded)
+		}
 	}
 
 	// Consistency: the list and the name table agree, and every VNET can
@@ -103,6 +120,13 @@ func TestStressSameNames(t *testing.T) {
 	}
 	requireClean(t, k)
 }
+
+// opNames names TestStressSameNames's operations by their number.
+var opNames = []string{"create", "create", "destroy", "vmove in", "vmove out", "vmove across",
+	"clone create", "clone destroy", "list"}
+
+// opMix weighs them: moves across need an interface already loaned out.
+var opMix = []int{0, 1, 2, 3, 3, 4, 5, 5, 5, 6, 7, 8}
 
 func isAny(err error, targets []error) bool {
 	for _, t := range targets {
