@@ -75,11 +75,11 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if opts.EmCount == 0 {
 		opts.EmCount = 2
 	}
-	tr := &tracer{off: opts.NoTrace}
+	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}}
 	k := &Kernel{
 		opts:    opts,
 		tr:      tr,
-		w:       newWitness(tr),
+		w:       newWitness(tr, opts.ReportLimit),
 		mods:    map[string]*modRec{},
 		cloners: map[string]*modRec{},
 		vnets:   map[string]*vnet{},
@@ -97,11 +97,22 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	return k, nil
 }
 
-// Witness returns every report so far.
+// Witness returns the witness's reports so far, oldest first: all of
+// them, or the newest Options.ReportLimit (see WitnessDropped).
 func (k *Kernel) Witness() []Report { return k.w.snapshot() }
 
-// Trace returns the trace so far.
+// WitnessDropped counts, by kind, the reports Witness no longer returns
+// because Options.ReportLimit was reached. A verdict counts them too.
+func (k *Kernel) WitnessDropped() map[ReportKind]uint64 { return k.w.droppedReports() }
+
+// Trace returns the trace so far, oldest first: all of it, or the newest
+// Options.TraceLimit events (see TraceDropped). Seq numbers every event,
+// kept or not, so a gap shows where events were dropped.
 func (k *Kernel) Trace() []TraceEvent { return k.tr.all() }
+
+// TraceDropped is how many events Trace no longer returns because
+// Options.TraceLimit was reached.
+func (k *Kernel) TraceDropped() uint64 { return k.tr.dropped() }
 
 // LiveObjects returns the live objects of a VNET, or of all when vnet is "*".
 func (k *Kernel) LiveObjects(vnet string) []*Object {

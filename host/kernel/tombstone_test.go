@@ -92,7 +92,7 @@ func TestUseOfForgottenObject(t *testing.T) {
 // is reported as what a late touch of it is: a destroyed lock taken, a
 // double free.
 func TestForgottenFreedObject(t *testing.T) {
-	w := newWitness(&tracer{})
+	w := newWitness(&tracer{}, 0)
 	at := Site{Module: "m", Entry: "e", Vnet: "j1"}
 	o := w.alloc(KindLock, "l", "m", "j1", at)
 	if err := w.free(o.ID, "j1", "m", at, KindLock); err != nil {

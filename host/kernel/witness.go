@@ -184,7 +184,8 @@ type witness struct {
 	next    sdk.ObjID
 	objs    map[sdk.ObjID]*Object
 	byVnet  map[string]map[sdk.ObjID]*Object
-	reports []Report
+	reports ring[Report]
+	dropped map[ReportKind]uint64 // reports the ring dropped, by kind
 	trace   *tracer
 	// dead are the modules that died, and where, until their objects are
 	// forgotten: a free of what they held names them as the cause.
@@ -193,9 +194,12 @@ type witness struct {
 	graves graves
 }
 
-func newWitness(t *tracer) *witness {
+// newWitness makes a witness that keeps the newest reportLimit reports
+// (0: all of them).
+func newWitness(t *tracer, reportLimit int) *witness {
 	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
-		dead: map[string]Site{}, graves: graves{limit: graveLimit}}
+		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
+		dropped: map[ReportKind]uint64{}}
 }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
@@ -278,7 +282,9 @@ func copyObj(o *Object) *Object {
 func (w *witness) reportLocked(r Report) {
 	r.Object, r.Holder = copyObj(r.Object), copyObj(r.Holder)
 	r.Tail = w.trace.tail(6)
-	w.reports = append(w.reports, r)
+	if old, dropped := w.reports.add(r); dropped {
+		w.dropped[old.Kind]++
+	}
 	w.trace.add(TraceEvent{Kind: TraceWitness, Module: r.Use.Module, Entry: r.Use.Entry,
 		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
 }
@@ -537,7 +543,17 @@ func (w *witness) live(vnet string, all bool) []*Object {
 func (w *witness) snapshot() []Report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]Report(nil), w.reports...)
+	return w.reports.all()
+}
+
+func (w *witness) droppedReports() map[ReportKind]uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[ReportKind]uint64, len(w.dropped))
+	for k, n := range w.dropped {
+		out[k] = n
+	}
+	return out
 }
 
 // release drops every reference id holds, touching each target first: a
