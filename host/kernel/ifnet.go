@@ -238,21 +238,18 @@ func lockPair(a, b *vnet) (unlock func()) {
 	}
 }
 
-// matchCloner splits "bridge3" into the cloner "bridge" and unit "3".
-func (k *Kernel) matchCloner(name string) (*modRec, string, string) {
-	best := ""
-	for c := range k.cloners {
-		if strings.HasPrefix(name, c) && len(c) > len(best) {
-			rest := name[len(c):]
-			if _, err := strconv.Atoi(rest); rest == "" || err == nil {
-				best = c
-			}
-		}
+// matchCloner finds the cloner for name, split by sdk.SplitUnit into the
+// cloner ("bridge") and its unit (3, or -1 for "bridge": any free one).
+func (k *Kernel) matchCloner(name string) (*modRec, string, int, error) {
+	driver, unit, err := sdk.SplitUnit(name)
+	if err != nil {
+		return nil, "", 0, err
 	}
-	if best == "" {
-		return nil, "", ""
+	mod := k.cloners[driver]
+	if mod == nil {
+		return nil, "", 0, fmt.Errorf("%s: no interface cloner: %w", name, syscall.EINVAL)
 	}
-	return k.cloners[best], best, name[len(best):]
+	return mod, driver, unit, nil
 }
 
 // enter begins one operation on a built VNET: the linker lock shared,
@@ -301,18 +298,22 @@ func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 }
 
 func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site) (string, error) {
-	mod, cloner, unit := k.matchCloner(name)
-	if mod == nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: no interface cloner: %w", name, syscall.EINVAL)
+	mod, cloner, unit, err := k.matchCloner(name)
+	if err != nil {
+		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
 	}
-	if unit == "" {
+	if unit < 0 {
 		for i := 0; ; i++ {
 			if n := cloner + strconv.Itoa(i); v.ifunit(n) == nil {
 				name = n
 				break
 			}
 		}
-	} else if v.ifunit(name) != nil {
+	}
+	if err := sdk.ValidIfName(name); err != nil {
+		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+	}
+	if v.ifunit(name) != nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
 	}
 	at := cloneSite(mod, v, "clone_create", via)

@@ -158,8 +158,11 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	if err := p.live("IfAttach"); err != nil {
 		return sdk.IfInfo{}, err
 	}
-	if name == "" || driver == "" {
-		return sdk.IfInfo{}, fmt.Errorf("if_attach: empty name or driver: %w", syscall.EINVAL)
+	if driver == "" {
+		return sdk.IfInfo{}, fmt.Errorf("if_attach %s: empty driver: %w", name, syscall.EINVAL)
+	}
+	if err := sdk.ValidIfName(name); err != nil {
+		return sdk.IfInfo{}, fmt.Errorf("if_attach: %w", err)
 	}
 	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}}
 	for _, c := range p.mod.decl.Cloners {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,13 +83,6 @@ func (v *vnet) setPriv(key string, id sdk.ObjID) {
 	v.priv[key] = id
 }
 
-func validVnetName(name string) error {
-	if name == "" || strings.ContainsAny(name, " \t\n/") {
-		return fmt.Errorf("bad vnet name %q: %w", name, syscall.EINVAL)
-	}
-	return nil
-}
-
 // lookupVnet finds a VNET by name; one still being built is not found
 // yet (a jail is invisible until its creation completes).
 func (k *Kernel) lookupVnet(name string) (*vnet, error) {
@@ -149,7 +141,7 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 // The name is taken (EEXIST) from the start, but the VNET is listed, and
 // can be used or destroyed, only once it is built.
 func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
-	if err := validVnetName(name); err != nil {
+	if err := sdk.ValidVnetName(name); err != nil {
 		return err
 	}
 	k.sx.RLock()
