@@ -28,6 +28,13 @@
 //     one descending pass of SYSUNINITs and VNET_SYSUNINITs (each in every
 //     VNET, newest first), then the dependencies are released.
 //
+// Every KPI call is checked against curvnet (vnet0 for SYSINITs and
+// module events), a module may free only what it owns, and a KPI is valid
+// only until its call returns. A long-lived kernel stays bounded: the
+// trace and the witness's reports are rings when Options.TraceLimit and
+// Options.ReportLimit are set, destroyed VNETs are released, and
+// forgotten objects leave only bounded tombstones.
+//
 // Ties between equal ranks run in registration order unless
 // Options.ShuffleSeed asks for a seeded shuffle; Options.Overrides change
 // an entry's rank before it is registered; Options.Legacy brings back the

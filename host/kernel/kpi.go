@@ -183,7 +183,8 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	if info, ok := p.v.ifInfo(name); ok && info.ID == ifp.id {
 		return info, nil
 	}
-	// Moved on already (by an arrival handler): say what was attached.
+	// Detached already by another goroutine of the module's call: say
+	// what was attached.
 	return sdk.IfInfo{Name: name, ID: ifp.id, Driver: driver, Cloned: ifp.cloner != "", Home: p.v.name,
 		Owner: p.mod.decl.Name}, nil
 }
