@@ -127,8 +127,15 @@ func (d Decl) Validate() error {
 	}
 	cl := map[string]bool{}
 	for _, c := range d.Cloners {
-		if c == "" || cl[c] {
-			errs = append(errs, fmt.Errorf("module %s: cloner %q empty or declared twice", d.Name, c))
+		switch {
+		case cl[c]:
+			errs = append(errs, fmt.Errorf("module %s: cloner %q declared twice", d.Name, c))
+		case c != "":
+			if err := validClonerName(c); err != nil {
+				errs = append(errs, fmt.Errorf("module %s: cloner: %w", d.Name, err))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("module %s: cloner %q empty", d.Name, c))
 		}
 		cl[c] = true
 	}

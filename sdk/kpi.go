@@ -22,6 +22,22 @@ type IfInfo struct {
 // refused with EPERM. Witness violations (use after free, double free,
 // destroyed locks) are recorded and reported, not returned, so a run goes
 // on and shows every fault: like WITNESS, it complains and continues.
+//
+// A KPI is bound to the one call from the kernel it was passed to (an
+// entry, a module or interface event, a cloner or a command). It may be
+// used from other goroutines while that call runs, but it is not valid to
+// use it after the call returns: every method then fails with an error
+// wrapping syscall.EINVAL ("outside of any call from the kernel"), in
+// process (sdktest) and over the wire alike. Keep object ids, not the
+// KPI; a goroutine that outlives its call has no curvnet, as a kernel
+// thread would not. Vnet and Module keep answering.
+//
+// SYSINITs, SYSUNINITs and module events run with curvnet vnet0: the
+// objects they allocate are the module's global ones, usable from every
+// VNET, and objects of other VNETs are refused. A module may free,
+// destroy, unregister or detach only what it owns (what its own KPI calls
+// allocated or attached); anything else is refused with EPERM and reported
+// by the witness naming both modules.
 type KPI interface {
 	// Vnet is curvnet: the VNET this call runs in.
 	Vnet() string

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -58,5 +59,92 @@ func BenchmarkTeardownMany(b *testing.B) {
 		if err := k.Shutdown(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkVnetDestroyOrder destroys 5000 VNETs, oldest first and newest
+// first: taking a VNET off the list is O(1) either way, so the two should
+// cost the same per VNET.
+func BenchmarkVnetDestroyOrder(b *testing.B) {
+	ctx := context.Background()
+	const n = 5000
+	for _, order := range []string{"oldest-first", "newest-first"} {
+		b.Run(order, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				k := boot(b, Options{NoTrace: true})
+				for i := range n {
+					if err := k.VnetCreate(ctx, fmt.Sprint("d", i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				for i := range n {
+					j := i
+					if order == "newest-first" {
+						j = n - 1 - i
+					}
+					if err := k.VnetDestroy(ctx, fmt.Sprint("d", j)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/destroy")
+		})
+	}
+}
+
+// BenchmarkLifecycleMemory runs 100,000 VNET create/destroy lifecycles
+// per op in one kernel, trace on, as the daemon does, and reports the heap
+// in use (after a GC) at the start, after 20,000 lifecycles (the trace
+// ring is full by then) and at the end. With limits set it stays flat
+// from there on; unbounded, the trace grows with every lifecycle.
+// docs/PERFORMANCE.md has the figures. Run it with -benchtime 1x.
+func BenchmarkLifecycleMemory(b *testing.B) {
+	ctx := context.Background()
+	const lifecycles = 100_000
+	heap := func() float64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapInuse) / (1 << 20)
+	}
+	for _, bc := range []struct {
+		name string
+		opts Options
+	}{
+		{"limits", Options{TraceLimit: 10_000, ReportLimit: 1_000}},
+		{"unbounded", Options{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var start, mid, end float64
+			for b.Loop() {
+				b.StopTimer()
+				k := boot(b, bc.opts)
+				start = heap()
+				b.StartTimer()
+				for i := range lifecycles {
+					if i == 20_000 {
+						b.StopTimer()
+						mid = heap()
+						b.StartTimer()
+					}
+					name := fmt.Sprint("m", i)
+					if err := k.VnetCreate(ctx, name); err != nil {
+						b.Fatal(err)
+					}
+					if err := k.VnetDestroy(ctx, name); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				end = heap()
+				runtime.KeepAlive(k)
+				b.StartTimer()
+			}
+			b.ReportMetric(start, "heap-start-MB")
+			b.ReportMetric(mid, "heap-20k-MB")
+			b.ReportMetric(end, "heap-end-MB")
+		})
 	}
 }

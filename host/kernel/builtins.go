@@ -344,7 +344,7 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 		at = via
 	}
 	k.w.release(id, at)
-	_ = k.w.free(id, v.name, at, KindAfdata)
+	_ = k.w.free(id, v.name, "", at, KindAfdata)
 }
 
 // domPurge is in_ifdetach / in6_ifdetach(purgeulp=1): purging upper-layer

@@ -11,7 +11,10 @@
 // The rules it emulates, in order of a module's life:
 //
 //  1. Load: MODULE_DEPENDs are resolved first (loaded modules, else the
-//     Opener's module path; preferred version, else the highest in range).
+//     Opener's module path; preferred version, else the highest in range),
+//     by a walk that opens every file needed before any is linked; a loop
+//     fails with EDEADLK ("dependency loop: a -> b -> a") and nothing
+//     stays loaded or open.
 //     Then one ascending pass runs module registrations (MOD_LOAD),
 //     SYSINITs and VNET_SYSINITs; each VNET_SYSINIT runs in every VNET,
 //     newest first, as FreeBSD's vnet_register_sysinit does.
@@ -24,6 +27,13 @@
 //  4. Unload: MOD_QUIESCE (a veto aborts unless forced), MOD_UNLOAD, then
 //     one descending pass of SYSUNINITs and VNET_SYSUNINITs (each in every
 //     VNET, newest first), then the dependencies are released.
+//
+// Every KPI call is checked against curvnet (vnet0 for SYSINITs and
+// module events), a module may free only what it owns, and a KPI is valid
+// only until its call returns. A long-lived kernel stays bounded: the
+// trace and the witness's reports are rings when Options.TraceLimit and
+// Options.ReportLimit are set, destroyed VNETs are released, and
+// forgotten objects leave only bounded tombstones.
 //
 // Ties between equal ranks run in registration order unless
 // Options.ShuffleSeed asks for a seeded shuffle; Options.Overrides change

@@ -182,3 +182,51 @@ func (d *discMod) departures() []string {
 	}
 	return out
 }
+
+// countingOpener is a mapOpener that counts the files it opens and the
+// closes they get, so a test can check nothing is left open.
+type countingOpener struct {
+	mapOpener
+	mu             sync.Mutex
+	opened, closed int
+}
+
+func (o *countingOpener) wrap(f File, err error) (File, error) {
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.opened++
+	return &countedFile{File: f, o: o}, nil
+}
+
+func (o *countingOpener) OpenFile(ctx context.Context, name string) (File, error) {
+	return o.wrap(o.mapOpener.OpenFile(ctx, name))
+}
+
+func (o *countingOpener) OpenModule(ctx context.Context, module string) (File, error) {
+	return o.wrap(o.mapOpener.OpenModule(ctx, module))
+}
+
+// open is how many files are open now.
+func (o *countingOpener) open() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.opened - o.closed
+}
+
+type countedFile struct {
+	File
+	o    *countingOpener
+	once sync.Once
+}
+
+func (f *countedFile) Close() error {
+	f.once.Do(func() {
+		f.o.mu.Lock()
+		f.o.closed++
+		f.o.mu.Unlock()
+	})
+	return f.File.Close()
+}

@@ -46,6 +46,30 @@ func (v *vnet) ifunit(name string) *ifnet {
 	return v.ifs[name]
 }
 
+// ifInfo describes the interface called name in v, read under v.mu: a
+// module may call from a VNET whose op lock its call does not hold (an
+// arrival delivered by another VNET's teardown).
+func (v *vnet) ifInfo(name string) (sdk.IfInfo, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ifp := v.ifs[name]
+	if ifp == nil {
+		return sdk.IfInfo{}, false
+	}
+	return ifp.info(), true
+}
+
+// ifInfos describes v's interfaces by index, read under v.mu.
+func (v *vnet) ifInfos() []sdk.IfInfo {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []sdk.IfInfo
+	for _, ifp := range v.ifsByIndexLocked() {
+		out = append(out, ifp.info())
+	}
+	return out
+}
+
 // freeIndex is the lowest unused interface index in v (v.mu held).
 func (v *vnet) freeIndex() int {
 	used := make(map[int]bool, len(v.ifs))
@@ -61,14 +85,16 @@ func (v *vnet) freeIndex() int {
 
 // ifAttach is if_attach_internal: the interface joins v, gets an index,
 // its per-domain data once the domains are attached, and the modules that
-// registered for ifnet_arrival_event hear of it.
-func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove bool, via Site) error {
+// registered for ifnet_arrival_event hear of it. A vmove into a VNET
+// shutting down is refused, unless back is set: an interface whose move
+// failed goes back where it was, whatever that VNET's state.
+func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back bool, via Site) error {
 	v.mu.Lock()
 	if v.ifs[ifp.name] != nil {
 		v.mu.Unlock()
 		return fmt.Errorf("interface %s already exists in %s: %w", ifp.name, v.name, syscall.EEXIST)
 	}
-	if vmove && v.destroying {
+	if vmove && !back && v.destroying {
 		v.mu.Unlock()
 		return fmt.Errorf("vnet %s is shutting down: %w", v.name, syscall.EBUSY)
 	}
@@ -121,9 +147,8 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 			continue
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
-		kp := k.kpi(v, m, at)
 		start := time.Now()
-		err := k.call(m, at, func() error { return m.m.IfEvent(ctx, kp, ev) })
+		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
@@ -147,8 +172,8 @@ func viaLabel(s Site) string {
 // attach is refused the interface goes back where it was.
 func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site) error {
 	k.ifDetachInternal(ctx, ifp, true, via)
-	if err := k.ifAttach(ctx, to, ifp, true, via); err != nil {
-		if err2 := k.ifAttach(ctx, from, ifp, true, via); err2 != nil {
+	if err := k.ifAttach(ctx, to, ifp, true, false, via); err != nil {
+		if err2 := k.ifAttach(ctx, from, ifp, true, true, via); err2 != nil {
 			return errors.Join(err, err2)
 		}
 		return err
@@ -159,21 +184,30 @@ func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site
 // IfMove moves an interface between VNETs (ifconfig IF vnet J from the
 // parent; ifconfig IF -vnet J to reclaim it). Errors as FreeBSD's: no such
 // VNET or interface ENXIO; same VNET or name taken EEXIST; a VNET shutting
-// down EBUSY.
+// down EBUSY. Both VNETs' op locks are held, taken in creation order (no
+// two moves can deadlock), and their state is checked once both are held,
+// so neither can be torn down under the move.
 func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
-	k.vmu.Lock()
-	src, dst := k.vnets[from], k.vnets[to]
-	k.vmu.Unlock()
-	switch {
-	case src == nil:
+	src, err := k.lookupVnet(from)
+	if err != nil {
 		return fmt.Errorf("vnet %s: %w", from, syscall.ENXIO)
-	case dst == nil:
+	}
+	dst, err := k.lookupVnet(to)
+	if err != nil {
 		return fmt.Errorf("vnet %s: %w", to, syscall.ENXIO)
 	}
-	src.op.Lock()
-	defer src.op.Unlock()
+	unlock := lockPair(src, dst)
+	defer unlock()
+	for _, v := range []*vnet{src, dst} {
+		switch v.life.Load() {
+		case vnetGone:
+			return fmt.Errorf("vnet %s: %w", v.name, syscall.ENXIO)
+		case vnetDying:
+			return fmt.Errorf("vnet %s is shutting down: %w", v.name, syscall.EBUSY)
+		}
+	}
 	ifp := src.ifunit(ifname)
 	switch {
 	case ifp == nil:
@@ -182,37 +216,45 @@ func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
 		return fmt.Errorf("interface %s is already in %s: %w", ifname, to, syscall.EEXIST)
 	case dst.ifunit(ifname) != nil:
 		return fmt.Errorf("interface %s already exists in %s: %w", ifname, to, syscall.EEXIST)
-	case src.shuttingDown() || dst.shuttingDown() || destroying(dst):
-		return fmt.Errorf("vnet %s is shutting down: %w", to, syscall.EBUSY)
 	}
 	return k.vmove(ctx, ifp, src, dst, Site{Module: "if", Entry: "if_vmove", Vnet: from})
 }
 
-func destroying(v *vnet) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.destroying
+// lockPair takes the op locks of a and b (once if they are the same), the
+// older VNET's first, and returns the function that releases them.
+func lockPair(a, b *vnet) (unlock func()) {
+	if a == b {
+		a.op.Lock()
+		return a.op.Unlock
+	}
+	if b.seq < a.seq {
+		a, b = b, a
+	}
+	a.op.Lock()
+	b.op.Lock()
+	return func() {
+		b.op.Unlock()
+		a.op.Unlock()
+	}
 }
 
-// matchCloner splits "bridge3" into the cloner "bridge" and unit "3".
-func (k *Kernel) matchCloner(name string) (*modRec, string, string) {
-	best := ""
-	for c := range k.cloners {
-		if strings.HasPrefix(name, c) && len(c) > len(best) {
-			rest := name[len(c):]
-			if _, err := strconv.Atoi(rest); rest == "" || err == nil {
-				best = c
-			}
-		}
+// matchCloner finds the cloner for name, split by sdk.SplitUnit into the
+// cloner ("bridge") and its unit (3, or -1 for "bridge": any free one).
+func (k *Kernel) matchCloner(name string) (*modRec, string, int, error) {
+	driver, unit, err := sdk.SplitUnit(name)
+	if err != nil {
+		return nil, "", 0, err
 	}
-	if best == "" {
-		return nil, "", ""
+	mod := k.cloners[driver]
+	if mod == nil {
+		return nil, "", 0, fmt.Errorf("%s: no interface cloner: %w", name, syscall.EINVAL)
 	}
-	return k.cloners[best], best, name[len(best):]
+	return mod, driver, unit, nil
 }
 
-// enter begins one operation on a VNET: the linker lock shared, then the
-// VNET's op lock. leave releases both.
+// enter begins one operation on a built VNET: the linker lock shared,
+// then the VNET's op lock, then a check that the VNET is still alive.
+// leave releases both.
 func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 	k.sx.RLock()
 	if v, err = k.lookupVnet(name); err != nil {
@@ -224,7 +266,11 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 		v.op.Unlock()
 		k.sx.RUnlock()
 	}
-	if destroying(v) {
+	switch v.life.Load() {
+	case vnetGone:
+		leave()
+		return nil, nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+	case vnetDying:
 		leave()
 		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
 	}
@@ -252,23 +298,26 @@ func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 }
 
 func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site) (string, error) {
-	mod, cloner, unit := k.matchCloner(name)
-	if mod == nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: no interface cloner: %w", name, syscall.EINVAL)
+	mod, cloner, unit, err := k.matchCloner(name)
+	if err != nil {
+		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
 	}
-	if unit == "" {
+	if unit < 0 {
 		for i := 0; ; i++ {
 			if n := cloner + strconv.Itoa(i); v.ifunit(n) == nil {
 				name = n
 				break
 			}
 		}
-	} else if v.ifunit(name) != nil {
+	}
+	if err := sdk.ValidIfName(name); err != nil {
+		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+	}
+	if v.ifunit(name) != nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
 	}
 	at := cloneSite(mod, v, "clone_create", via)
-	kp := k.kpi(v, mod, at)
-	if err := k.call(mod, at, func() error {
+	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
 	}); err != nil {
 		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, err)
@@ -299,8 +348,7 @@ func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
 func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
 	mod := ifp.owner
 	at := cloneSite(mod, v, "clone_destroy", via)
-	kp := k.kpi(v, mod, at)
-	if err := k.call(mod, at, func() error {
+	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})
 	}); err != nil {
 		return fmt.Errorf("SIOCIFDESTROY: %s: %w", ifp.name, err)
@@ -347,9 +395,8 @@ func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args [
 
 func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.ControlReq) (string, error) {
 	at := Site{Module: m.decl.Name, Entry: "control", Vnet: v.name}
-	kp := k.kpi(v, m, at)
 	var out string
-	err := k.call(m, at, func() error {
+	err := k.call(v, m, at, func(kp sdk.KPI) error {
 		var err error
 		out, err = m.m.Control(ctx, kp, req)
 		return err
@@ -367,14 +414,14 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	var out []IfStat
-	for _, ifp := range v.ifsByIndex() {
-		v.mu.Lock()
+	for _, ifp := range v.ifsByIndexLocked() {
 		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}}
 		for f, n := range ifp.flags {
 			st.Flags[f] = n
 		}
-		v.mu.Unlock()
 		out = append(out, st)
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,13 +33,17 @@ type Kernel struct {
 	mods    map[string]*modRec
 	cloners map[string]*modRec
 	evmods  atomic.Pointer[[]*modRec] // registered for ifnet events
-	vinit   atomic.Pointer[[]*sysEntry]
-	vuninit atomic.Pointer[[]*sysEntry]
+	vinit   sysTable                  // registered VNET_SYSINITs
+	vuninit sysTable                  // registered VNET_SYSUNINITs
 
 	vmu   sync.Mutex
-	vnets map[string]*vnet
-	vlist []*vnet // oldest first; vnet0 is vlist[0]
-	vnet0 *vnet
+	vnets map[string]*vnet // by name, from the start of a create to the end of a destroy
+	// The built VNETs, oldest (vnet0) to newest: a list, so a destroy
+	// takes its VNET off in O(1) and keeps nothing of it.
+	vhead, vtail *vnet
+	vcount       int
+	vseq         uint64
+	vnet0        *vnet
 }
 
 type fileRec struct {
@@ -59,15 +62,10 @@ type modRec struct {
 	decl sdk.Decl // entries carry their overridden ranks
 	file *fileRec
 	dead atomic.Bool
-}
-
-// sysEntry is a registered entry; tie orders equal ranks: the registration
-// sequence number, or a seeded shuffle of it.
-type sysEntry struct {
-	mod *modRec
-	e   sdk.Entry
-	tie uint64
-	reg bool // module registration (MOD_LOAD) rather than an entry
+	// reg (MOD_LOAD) and entries (decl.Entries, in order) are made once,
+	// at link, with their tie keys (sysinit.go).
+	reg     *sysEntry
+	entries []*sysEntry
 }
 
 // New boots a kernel: vnet0 exists first (SI_SUB_VNET), then the file
@@ -77,23 +75,21 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if opts.EmCount == 0 {
 		opts.EmCount = 2
 	}
-	tr := &tracer{off: opts.NoTrace}
+	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}}
 	k := &Kernel{
 		opts:    opts,
 		tr:      tr,
-		w:       newWitness(tr),
+		w:       newWitness(tr, opts.ReportLimit),
 		mods:    map[string]*modRec{},
 		cloners: map[string]*modRec{},
 		vnets:   map[string]*vnet{},
 	}
-	empty := []*sysEntry{}
-	k.vinit.Store(&empty)
-	k.vuninit.Store(&empty)
 	k.evmods.Store(&[]*modRec{})
 	k.vnet0 = newVnet("vnet0")
 	k.vnet0.state = sdk.SubVnet
 	k.vnets["vnet0"] = k.vnet0
-	k.vlist = []*vnet{k.vnet0}
+	k.vnet0.life.Store(vnetAlive)
+	k.vnetAppend(k.vnet0)
 	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
@@ -101,53 +97,39 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	return k, nil
 }
 
-// Witness returns every report so far.
+// Witness returns the witness's reports so far, oldest first: all of
+// them, or the newest Options.ReportLimit (see WitnessDropped).
 func (k *Kernel) Witness() []Report { return k.w.snapshot() }
 
-// Trace returns the trace so far.
+// WitnessDropped counts, by kind, the reports Witness no longer returns
+// because Options.ReportLimit was reached. A verdict counts them too.
+func (k *Kernel) WitnessDropped() map[ReportKind]uint64 { return k.w.droppedReports() }
+
+// Trace returns the trace so far, oldest first: all of it, or the newest
+// Options.TraceLimit events (see TraceDropped). Seq numbers every event,
+// kept or not, so a gap shows where events were dropped.
 func (k *Kernel) Trace() []TraceEvent { return k.tr.all() }
+
+// TraceDropped is how many events Trace no longer returns because
+// Options.TraceLimit was reached.
+func (k *Kernel) TraceDropped() uint64 { return k.tr.dropped() }
 
 // LiveObjects returns the live objects of a VNET, or of all when vnet is "*".
 func (k *Kernel) LiveObjects(vnet string) []*Object {
 	return k.w.live(vnet, vnet == "*")
 }
 
-func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
-	s := k.seq.Add(1)
-	tie := s
-	if k.opts.ShuffleSeed != 0 {
-		tie = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
-	}
-	return &sysEntry{mod: m, e: e, tie: tie, reg: reg}
-}
-
-// mix is splitmix64's finalizer: a seeded, repeatable shuffle of ties.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
-
-// sortEntries orders entries by rank, ties by their tie key. This is the
-// one place ordering is decided.
-func sortEntries(es []*sysEntry) {
-	sort.SliceStable(es, func(i, j int) bool {
-		if c := es[i].e.Rank.Compare(es[j].e.Rank); c != 0 {
-			return c < 0
-		}
-		return es[i].tie < es[j].tie
-	})
-}
-
-// call runs fn as a call into mod; a dead module is not called, and a
-// module that dies is marked dead and reported once.
-func (k *Kernel) call(mod *modRec, at Site, fn func() error) error {
+// call runs fn as a call into mod, in v (nil for SYSINITs and module
+// events), with the KPI bound to the call; the KPI is retired when fn
+// returns. A dead module is not called, and a module that dies is marked
+// dead and reported once.
+func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(sdk.KPI) error) error {
 	if mod.dead.Load() {
 		return fmt.Errorf("module %s: %w", mod.decl.Name, ErrModuleDead)
 	}
-	err := fn()
+	kp := k.kpi(v, mod, at)
+	err := fn(kp)
+	kp.retire()
 	if err != nil && errors.Is(err, ErrModuleDead) {
 		k.markDead(mod, at, err)
 	}
@@ -164,7 +146,7 @@ func (k *Kernel) markDead(mod *modRec, at Site, err error) {
 		claim = fmt.Sprintf("module %s died in %s: %v", mod.decl.Name, at.Entry, err)
 	}
 	k.tr.add(TraceEvent{Kind: TraceFault, Module: mod.decl.Name, Entry: at.Entry, Vnet: at.Vnet, Rank: at.Rank, Err: err.Error()})
-	k.w.fault(claim, at)
+	k.w.fault(mod.decl.Name, claim, at)
 }
 
 // runEntry runs one entry in v (nil for SYSINIT/SYSUNINIT) and traces it.
@@ -179,9 +161,8 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 		name = v.name
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
-	kp := k.kpi(v, se.mod, at)
 	start := time.Now()
-	err = k.call(se.mod, at, func() error { return se.mod.m.Run(ctx, kp, se.e) })
+	err = k.call(v, se.mod, at, func(kp sdk.KPI) error { return se.mod.m.Run(ctx, kp, se.e) })
 	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
 		Vnet: name, Rank: at.Rank, Duration: time.Since(start)}
 	if err != nil {
@@ -200,45 +181,12 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 // modEvent delivers a module event.
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
-	kp := k.kpi(nil, mod, at)
 	start := time.Now()
-	err := k.call(mod, at, func() error { return mod.m.Event(ctx, kp, what) })
+	err := k.call(nil, mod, at, func(kp sdk.KPI) error { return mod.m.Event(ctx, kp, what) })
 	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank, Duration: time.Since(start)}
 	if err != nil {
 		ev.Err = err.Error()
 	}
 	k.tr.add(ev)
 	return err
-}
-
-// vnetsNewestFirst lists the VNETs in the order FreeBSD's VNET_FOREACH
-// walks them: newest first, vnet0 last.
-func (k *Kernel) vnetsNewestFirst() []*vnet {
-	k.vmu.Lock()
-	defer k.vmu.Unlock()
-	out := make([]*vnet, 0, len(k.vlist))
-	for i := len(k.vlist) - 1; i >= 0; i-- {
-		out = append(out, k.vlist[i])
-	}
-	return out
-}
-
-// Sysinits returns the VNET_SYSINIT and VNET_SYSUNINIT tables, each in the
-// order it runs (ascending, and descending).
-func (k *Kernel) Sysinits() []SysinitRow {
-	var rows []SysinitRow
-	add := func(es []*sysEntry) {
-		for _, se := range es {
-			rows = append(rows, SysinitRow{Kind: se.e.Kind, Rank: se.e.Rank, Module: se.mod.decl.Name,
-				Entry: se.e.Name, File: se.mod.file.f.Name()})
-		}
-	}
-	add(*k.vinit.Load())
-	un := *k.vuninit.Load()
-	rev := make([]*sysEntry, len(un))
-	for i, se := range un {
-		rev[len(un)-1-i] = se
-	}
-	add(rev)
-	return rows
 }

@@ -83,15 +83,51 @@ func depErr(mod string, d sdk.Depend, cause error) error {
 	return fmt.Errorf("KLD %s: depends on %s - not available or version mismatch: %w", mod, d.Module, cause)
 }
 
-// load links f; user says whether a user asked for it (userrefs). On any
-// failure nothing stays behind and f is closed.
-func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err error) {
+// load links f and, before it, the files its MODULE_DEPENDs need (see
+// resolve); user says whether a user asked for f (userrefs). On any
+// failure nothing stays loaded and every file opened for it, f too, is
+// closed.
+func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) {
+	plan, err := k.resolve(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var linked []*fileRec
+	for i, n := range plan {
+		fr, err := k.linkFile(ctx, n, user && i == len(plan)-1)
+		if err != nil && n.neededBy != "" {
+			err = depErr(n.neededBy, n.needed, err)
+		}
+		if err != nil {
+			for _, rest := range plan[i+1:] {
+				rest.f.Close()
+			}
+			for j := len(linked) - 1; j >= 0; j-- {
+				_ = k.unloadOrDrop(ctx, linked[j]) // refs is 1: this load's hold
+			}
+			return nil, err
+		}
+		linked = append(linked, fr)
+	}
+	// The dependencies are held by their dependents now, not by this load.
+	for _, fr := range linked[:len(linked)-1] {
+		fr.refs--
+	}
+	return linked[len(linked)-1], nil
+}
+
+// linkFile links one planned file: it takes a reference on each file it
+// depends on, registers its modules and runs its link pass. refs starts
+// at 1: the user's reference, or, for a dependency, the hold of the load
+// that planned it. On failure the file is closed and the references it
+// took are released.
+func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec, error) {
+	f := n.f
 	if k.fileByName(f.Name()) != nil {
 		f.Close()
-		return nil, fmt.Errorf("module already loaded or in kernel: %w", syscall.EEXIST)
+		return nil, fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST)
 	}
-	mods := f.Modules()
-	if err := k.checkFile(f, mods); err != nil {
+	if err := k.checkFile(f, n.mods); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -99,44 +135,20 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err e
 	if user {
 		fr.userrefs = 1
 	}
-	// MODULE_DEPEND first; what we load for it goes again on failure.
-	defer func() {
-		if err != nil {
-			for i := len(fr.deps) - 1; i >= 0; i-- {
-				_ = k.unloadFile(ctx, fr.deps[i], true)
-			}
-			f.Close()
+	for _, d := range n.deps {
+		dep := d.fr
+		if dep == nil {
+			dep = d.node.fr
 		}
-	}()
-	inFile := map[string]int{}
-	for _, m := range mods {
-		inFile[m.Decl().Name] = m.Decl().Version
-	}
-	for _, m := range mods {
-		d0 := m.Decl()
-		for _, d := range d0.Depends {
-			if v, ok := inFile[d.Module]; ok {
-				if _, ok := chooseVersion([]int{v}, d); !ok {
-					return nil, depErr(d0.Name, d, nil)
-				}
-				continue
-			}
-			dep, err := k.resolveDep(ctx, d0.Name, d)
-			if err != nil {
-				return nil, err
-			}
-			if !containsFile(fr.deps, dep) {
-				fr.deps = append(fr.deps, dep)
-			} else {
-				dep.refs-- // one reference per dependent file
-			}
+		if !containsFile(fr.deps, dep) { // one reference per dependent file
+			dep.refs++
+			fr.deps = append(fr.deps, dep)
 		}
 	}
-	// Register the modules and their entries.
 	k.nextFID++
 	fr.id = k.nextFID
 	fr.addr = k.nextAddr()
-	for _, m := range mods {
+	for _, m := range n.mods {
 		d := m.Decl()
 		d.Entries = append([]sdk.Entry(nil), d.Entries...)
 		for i, e := range d.Entries {
@@ -145,11 +157,16 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (_ *fileRec, err e
 			}
 		}
 		k.nextMID++
-		fr.mods = append(fr.mods, &modRec{id: k.nextMID, m: m, decl: d, file: fr})
+		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		k.makeEntries(mr)
+		fr.mods = append(fr.mods, mr)
 	}
 	if err := k.link(ctx, fr); err != nil {
+		k.releaseDeps(ctx, fr)
+		f.Close()
 		return nil, err
 	}
+	n.fr = fr
 	k.files = append(k.files, fr)
 	if len(k.files) > 1 {
 		k.files[0].refs++ // every kld depends on the kernel
@@ -217,58 +234,13 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 	return nil
 }
 
-// resolveDep finds or loads the file providing d.
-func (k *Kernel) resolveDep(ctx context.Context, mod string, d sdk.Depend) (*fileRec, error) {
-	if m := k.mods[d.Module]; m != nil {
-		if _, ok := chooseVersion([]int{m.decl.Version}, d); !ok {
-			return nil, depErr(mod, d, nil)
-		}
-		m.file.refs++
-		return m.file, nil
-	}
-	if k.opts.Opener == nil {
-		return nil, depErr(mod, d, nil)
-	}
-	df, err := k.opts.Opener.OpenModule(ctx, d.Module)
-	if err != nil {
-		return nil, depErr(mod, d, err)
-	}
-	var versions []int
-	for _, m := range df.Modules() {
-		if m.Decl().Name == d.Module {
-			versions = append(versions, m.Decl().Version)
-		}
-	}
-	if _, ok := chooseVersion(versions, d); !ok {
-		df.Close()
-		return nil, depErr(mod, d, nil)
-	}
-	fr, err := k.load(ctx, df, false)
-	if err != nil {
-		return nil, depErr(mod, d, err)
-	}
-	return fr, nil
-}
-
 // link runs a file's module registrations (MOD_LOAD), SYSINITs and
 // VNET_SYSINITs in one ascending pass, as FreeBSD's linker_file_sysinit
 // does; each VNET_SYSINIT runs in every VNET, newest first. On failure what
 // ran is undone.
 func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
-	var run []*sysEntry
-	var uninits []*sysEntry
-	for _, m := range fr.mods {
-		run = append(run, k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true))
-		for _, e := range m.decl.Entries {
-			se := k.newEntry(m, e, false)
-			if e.Kind.Init() {
-				run = append(run, se)
-			} else {
-				uninits = append(uninits, se)
-			}
-		}
-	}
-	sortEntries(run)
+	run := fileEntries(fr, true, func(se *sysEntry) bool { return se.e.Kind.Init() })
+	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	// As linker_file_register_modules: names and cloners are known before
 	// any SYSINIT runs; MOD_LOAD itself runs at the module's rank.
 	for _, m := range fr.mods {
@@ -302,7 +274,7 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 				}
 				touched[se.mod][v] = true
 			}
-			k.addTable(&k.vinit, se)
+			k.vinit.add(se)
 		default:
 			if _, err := k.runEntry(ctx, nil, se); err != nil {
 				return fail(err)
@@ -312,18 +284,20 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 			}
 		}
 	}
+	var vuninits []*sysEntry
 	for _, se := range uninits {
 		if se.e.Kind == sdk.VnetSysuninit {
-			k.addTable(&k.vuninit, se)
+			vuninits = append(vuninits, se)
 		}
 	}
+	k.vuninit.add(vuninits...)
 	return nil
 }
 
-// unlink undoes part of a link: the uninits of the modules that ran,
-// descending, then MOD_UNLOAD, then the registrations.
+// unlink undoes part of a link: the uninits (ascending, as fileEntries
+// gives them) of the modules that ran, descending, then MOD_UNLOAD, then
+// the registrations.
 func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, loaded map[*modRec]bool, touched map[*modRec]map[*vnet]bool) {
-	sortEntries(uninits)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		vs, ran := touched[se.mod]
@@ -364,8 +338,8 @@ func (k *Kernel) registerModule(m *modRec) {
 // forget drops a file's modules from every registry and table.
 func (k *Kernel) forget(fr *fileRec) {
 	mine := func(se *sysEntry) bool { return se.mod.file == fr }
-	k.dropTable(&k.vinit, mine)
-	k.dropTable(&k.vuninit, mine)
+	k.vinit.drop(mine)
+	k.vuninit.drop(mine)
 	var ev []*modRec
 	for _, m := range *k.evmods.Load() {
 		if m.file != fr {
@@ -383,28 +357,6 @@ func (k *Kernel) forget(fr *fileRec) {
 			}
 		}
 	}
-}
-
-func (k *Kernel) addTable(p interface {
-	Load() *[]*sysEntry
-	Store(*[]*sysEntry)
-}, se *sysEntry) {
-	t := append(append([]*sysEntry(nil), *p.Load()...), se)
-	sortEntries(t)
-	p.Store(&t)
-}
-
-func (k *Kernel) dropTable(p interface {
-	Load() *[]*sysEntry
-	Store(*[]*sysEntry)
-}, drop func(*sysEntry) bool) {
-	var t []*sysEntry
-	for _, se := range *p.Load() {
-		if !drop(se) {
-			t = append(t, se)
-		}
-	}
-	p.Store(&t)
 }
 
 // Unload is kldunload -n name [-f].
@@ -462,22 +414,14 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 			return fmt.Errorf("module %s refused MOD_UNLOAD: %w", m.decl.Name, err)
 		}
 	}
-	var uninits []*sysEntry
-	for _, m := range fr.mods {
-		for _, e := range m.decl.Entries {
-			if !e.Kind.Init() {
-				uninits = append(uninits, k.newEntry(m, e, false))
-			}
-		}
-	}
-	k.dropTable(&k.vinit, func(se *sysEntry) bool { return se.mod.file == fr })
-	sortEntries(uninits)
+	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
+	k.vinit.drop(func(se *sysEntry) bool { return se.mod.file == fr })
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		if se.e.Kind.PerVnet() {
 			for _, v := range k.vnetsNewestFirst() {
 				v.op.Lock()
-				if !v.destroying {
+				if v.life.Load() == vnetAlive {
 					_, _ = k.runEntry(ctx, v, se)
 				}
 				v.op.Unlock()
@@ -487,24 +431,54 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 		}
 	}
 	for _, m := range fr.mods {
-		k.w.moduleGone(m.decl.Name, Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
+		k.w.moduleGone(m.decl.Name, "its unload", Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
 	}
+	k.unregisterFile(ctx, fr)
+	return fr.f.Close()
+}
+
+// unregisterFile takes an unloaded file out of the linker: its modules
+// from every registry, itself from the file list, its reference on the
+// kernel and on each of its dependencies.
+func (k *Kernel) unregisterFile(ctx context.Context, fr *fileRec) {
 	k.forget(fr)
-	for i, x := range k.files {
-		if x == fr {
-			k.files = append(k.files[:i], k.files[i+1:]...)
-			break
-		}
-	}
+	k.files = removeFile(k.files, fr)
 	if len(k.files) > 0 && k.files[0] != fr {
 		k.files[0].refs--
 	}
+	k.releaseDeps(ctx, fr)
+}
+
+// releaseDeps drops fr's reference on each file it depends on, newest
+// first; a dependency left without references is unloaded.
+func (k *Kernel) releaseDeps(ctx context.Context, fr *fileRec) {
 	for i := len(fr.deps) - 1; i >= 0; i-- {
 		if err := k.unloadFile(ctx, fr.deps[i], false); err != nil {
 			k.tr.add(TraceEvent{Kind: TraceFault, Module: fr.deps[i].f.Name(), Entry: "kldunload", Err: err.Error()})
 		}
 	}
-	return fr.f.Close()
+	fr.deps = nil
+}
+
+// unloadOrDrop unloads fr, forced; if a module still refuses (MOD_UNLOAD),
+// the file is dropped anyway: a failed load and a shutdown leave nothing.
+func (k *Kernel) unloadOrDrop(ctx context.Context, fr *fileRec) error {
+	err := k.unloadFile(ctx, fr, true)
+	if err != nil {
+		k.dropFile(ctx, fr)
+	}
+	return err
+}
+
+// dropFile removes a file whose modules refused to go, reporting what
+// they still own as leaked.
+func (k *Kernel) dropFile(ctx context.Context, fr *fileRec) {
+	for _, m := range fr.mods {
+		k.w.moduleGone(m.decl.Name, "its unload (refused MOD_UNLOAD, dropped anyway)",
+			Site{Module: m.decl.Name, Entry: "kldunload", Vnet: "vnet0"})
+	}
+	k.unregisterFile(ctx, fr)
+	fr.f.Close()
 }
 
 // Files is kldstat.
@@ -568,11 +542,8 @@ func (k *Kernel) Shutdown(ctx context.Context) error {
 			fr.refs = 1
 		}
 		fr.userrefs = 0
-		if err := k.unloadFile(ctx, fr, true); err != nil {
+		if err := k.unloadOrDrop(ctx, fr); err != nil {
 			errs = append(errs, fmt.Errorf("unload %s: %w", fr.f.Name(), err))
-			k.files = removeFile(k.files, fr)
-			k.forget(fr)
-			fr.f.Close()
 		}
 	}
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,5 +218,93 @@ func TestUnloadLeakReported(t *testing.T) {
 	reps = reps[:1]
 	if len(reps) != 1 || reps[0].Kind != Leak || reps[0].Object.Alloc.Entry != "vnet_leaky_init" {
 		t.Fatalf("want one leak of leaky_softc allocated in vnet_leaky_init, got %v", reps)
+	}
+}
+
+// TestDependencyLoop: a MODULE_DEPEND loop fails with EDEADLK naming the
+// loop, and leaves nothing loaded or open; a diamond is not a loop.
+func TestDependencyLoop(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		files   mapOpener
+		load    string
+		message string // "" for success
+		files2  []string
+	}{
+		{
+			name: "two modules",
+			files: mapOpener{
+				"a": {plain("a", 1).Depend("b", 1, 1, 1)},
+				"b": {plain("b", 1).Depend("a", 1, 1, 1)},
+			},
+			load: "a", message: "dependency loop: a -> b -> a",
+		},
+		{
+			name: "three modules, entered in the middle",
+			files: mapOpener{
+				"x": {plain("x", 1).Depend("a", 1, 1, 1)},
+				"a": {plain("a", 1).Depend("b", 1, 1, 1)},
+				"b": {plain("b", 1).Depend("c", 1, 1, 1)},
+				"c": {plain("c", 1).Depend("a", 1, 1, 1)},
+			},
+			load: "x", message: "dependency loop: a -> b -> c -> a",
+		},
+		{
+			name: "through a file's second module",
+			files: mapOpener{
+				"a": {plain("a1", 1), plain("a2", 1).Depend("b", 1, 1, 1)},
+				"b": {plain("b", 1).Depend("a1", 1, 1, 1)},
+			},
+			load: "a", message: "dependency loop: a2 -> b -> a1",
+		},
+		{
+			name: "diamond",
+			files: mapOpener{
+				"top":   {plain("top", 1).Depend("left", 1, 1, 1).Depend("right", 1, 1, 1)},
+				"left":  {plain("left", 1).Depend("base", 1, 1, 1)},
+				"right": {plain("right", 1).Depend("base", 1, 1, 1)},
+				"base":  {plain("base", 1)},
+			},
+			load:   "top",
+			files2: []string{"kernel 5/0", "base 2/0", "left 1/0", "right 1/0", "top 1/1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &countingOpener{mapOpener: tt.files}
+			k := boot(t, Options{Opener: o})
+			before := k.Files()
+			_, err := k.Load(ctx, tt.load)
+			if tt.message == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, f := range k.Files() {
+					got = append(got, fmt.Sprintf("%s %d/%d", f.Name, f.Refs, f.UserRefs))
+				}
+				if diff := cmp.Diff(tt.files2, got); diff != "" {
+					t.Errorf("kldstat (-want +got):\n%s", diff)
+				}
+				if err := k.Unload(ctx, tt.load, false); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if !errors.Is(err, syscall.EDEADLK) {
+					t.Fatalf("Load(%s) = %v, want EDEADLK", tt.load, err)
+				}
+				if !strings.Contains(err.Error(), tt.message) {
+					t.Errorf("Load(%s) error %q lacks %q", tt.load, err, tt.message)
+				}
+			}
+			if diff := cmp.Diff(before, k.Files()); diff != "" {
+				t.Errorf("kldstat changed (-before +after):\n%s", diff)
+			}
+			if n := o.open(); n != 0 {
+				t.Errorf("%d files left open (opened %d)", n, o.opened)
+			}
+			requireClean(t, k)
+		})
 	}
 }

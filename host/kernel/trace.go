@@ -33,12 +33,13 @@ func (e TraceEvent) String() string {
 	return b.String()
 }
 
-// tracer keeps the ordered record of a kernel's life.
+// tracer keeps the ordered record of a kernel's life: every event, or the
+// newest Options.TraceLimit of them.
 type tracer struct {
 	mu     sync.Mutex
 	off    bool
 	seq    uint64
-	events []TraceEvent
+	events ring[TraceEvent]
 }
 
 func (t *tracer) add(e TraceEvent) {
@@ -49,7 +50,7 @@ func (t *tracer) add(e TraceEvent) {
 		return
 	}
 	e.Seq = t.seq
-	t.events = append(t.events, e)
+	t.events.add(e)
 }
 
 // on reports whether ordinary events are kept; callers skip formatting
@@ -59,16 +60,19 @@ func (t *tracer) on() bool { return !t.off }
 func (t *tracer) tail(n int) []TraceEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n > len(t.events) {
-		n = len(t.events)
-	}
-	return append([]TraceEvent(nil), t.events[len(t.events)-n:]...)
+	return t.events.tail(n)
 }
 
 func (t *tracer) all() []TraceEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]TraceEvent(nil), t.events...)
+	return t.events.all()
+}
+
+func (t *tracer) dropped() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.events.dropped
 }
 
 // Errors internal to the witness, each wrapping an errno.
@@ -76,6 +80,10 @@ var (
 	errNoObj     = fmt.Errorf("no such object: %w", syscall.ENOENT)
 	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
 	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
+	errForeign   = fmt.Errorf("not the owner: %w", syscall.EPERM)
+	// errForgotten is a use of an object the witness forgot, already
+	// reported; it never reaches a module (see reported).
+	errForgotten = errors.New("object forgotten by the witness")
 )
 
 // errno returns the errno an error wraps, or 0.

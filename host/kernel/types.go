@@ -22,8 +22,17 @@ type Options struct {
 	// Opener finds files for kldload and MODULE_DEPEND. Nil means only
 	// LoadFile works.
 	Opener Opener
-	// NoTrace turns the trace off (for benchmarks at scale).
+	// NoTrace turns the trace off (for benchmarks at scale); witness
+	// reports and faults are still traced.
 	NoTrace bool
+	// TraceLimit bounds the trace to its newest TraceLimit events, so a
+	// long-lived kernel (the daemon) does not grow with the work it does;
+	// Kernel.TraceDropped counts the rest. Zero keeps every event, as
+	// kldsim run needs for its full trace.
+	TraceLimit int
+	// ReportLimit bounds the witness's reports the same way
+	// (Kernel.WitnessDropped counts the rest, by kind). Zero keeps all.
+	ReportLimit int
 }
 
 // Legacy knobs.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -13,9 +13,18 @@ import (
 
 // vnet is one virtual network stack. Its per-VNET state is small: its
 // interfaces and the builtins' few object ids.
+//
+// Its life: building (created, in the name table, not listed; op held by
+// the build), alive (listed), dying (unlisted, being torn down), gone
+// (out of the name table). Ops that take op check life afterwards.
 type vnet struct {
 	name string
+	seq  uint64     // creation order; op locks are taken in this order
 	op   sync.Mutex // serializes operations on this VNET; held across module calls
+	life atomic.Int32
+
+	// The VNET list, oldest to newest (Kernel.vmu).
+	prev, next *vnet
 
 	mu         sync.Mutex
 	state      sdk.Sub
@@ -29,6 +38,14 @@ type vnet struct {
 	priv        map[string]sdk.ObjID
 	domAttached bool
 }
+
+// Life states of a vnet (vnet.life).
+const (
+	vnetBuilding int32 = iota
+	vnetAlive
+	vnetDying
+	vnetGone
+)
 
 func newVnet(name string) *vnet {
 	return &vnet{name: name, ifs: map[string]*ifnet{}, pfil: map[string]sdk.ObjID{},
@@ -66,28 +83,65 @@ func (v *vnet) setPriv(key string, id sdk.ObjID) {
 	v.priv[key] = id
 }
 
-func validVnetName(name string) error {
-	if name == "" || strings.ContainsAny(name, " \t\n/") {
-		return fmt.Errorf("bad vnet name %q: %w", name, syscall.EINVAL)
-	}
-	return nil
-}
-
+// lookupVnet finds a VNET by name; one still being built is not found
+// yet (a jail is invisible until its creation completes).
 func (k *Kernel) lookupVnet(name string) (*vnet, error) {
 	k.vmu.Lock()
 	defer k.vmu.Unlock()
 	v := k.vnets[name]
-	if v == nil {
+	if v == nil || v.life.Load() == vnetBuilding {
 		return nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
 	}
 	return v, nil
 }
 
+// vnetAppend puts a built VNET at the end of the list (k.vmu held).
+func (k *Kernel) vnetAppend(v *vnet) {
+	v.prev, v.next = k.vtail, nil
+	if k.vtail != nil {
+		k.vtail.next = v
+	} else {
+		k.vhead = v
+	}
+	k.vtail = v
+	k.vcount++
+}
+
+// vnetUnlink takes v off the list in O(1) (k.vmu held).
+func (k *Kernel) vnetUnlink(v *vnet) {
+	if v.prev != nil {
+		v.prev.next = v.next
+	} else if k.vhead == v {
+		k.vhead = v.next
+	}
+	if v.next != nil {
+		v.next.prev = v.prev
+	} else if k.vtail == v {
+		k.vtail = v.prev
+	}
+	v.prev, v.next = nil, nil
+	k.vcount--
+}
+
+// vnetsNewestFirst lists the VNETs in the order FreeBSD's VNET_FOREACH
+// walks them: newest first, vnet0 last.
+func (k *Kernel) vnetsNewestFirst() []*vnet {
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	out := make([]*vnet, 0, k.vcount)
+	for v := k.vtail; v != nil; v = v.prev {
+		out = append(out, v)
+	}
+	return out
+}
+
 // VnetCreate builds a VNET: every registered VNET_SYSINIT ascending, the
 // VNET's state set to each entry's subsystem first. If an entry fails, the
 // modules that ran are torn down again (descending) and nothing is left.
+// The name is taken (EEXIST) from the start, but the VNET is listed, and
+// can be used or destroyed, only once it is built.
 func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
-	if err := validVnetName(name); err != nil {
+	if err := sdk.ValidVnetName(name); err != nil {
 		return err
 	}
 	k.sx.RLock()
@@ -98,19 +152,22 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 		return fmt.Errorf("vnet %s: %w", name, syscall.EEXIST)
 	}
 	v := newVnet(name)
-	k.vnets[name] = v // reserved; joins vlist once built
+	k.vseq++
+	v.seq = k.vseq
+	k.vnets[name] = v
+	v.op.Lock() // nobody else can see v yet: this cannot wait
 	k.vmu.Unlock()
-
-	v.op.Lock()
 	defer v.op.Unlock()
+
 	ran := map[*modRec]bool{}
-	for _, se := range *k.vinit.Load() {
+	for _, se := range k.vinit.entries() {
 		v.setState(se.e.Rank.Sub)
 		dead, err := k.runEntry(ctx, v, se)
 		if err != nil {
 			k.teardown(ctx, v, func(m *modRec) bool { return ran[m] })
 			k.vmu.Lock()
 			delete(k.vnets, name)
+			v.life.Store(vnetGone)
 			k.vmu.Unlock()
 			return fmt.Errorf("vnet %s: create failed, rolled back: %w", name, err)
 		}
@@ -120,39 +177,47 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 	}
 	v.setState(sdk.SubLast) // fully built: not shutting down
 	k.vmu.Lock()
-	k.vlist = append(k.vlist, v)
+	v.life.Store(vnetAlive)
+	k.vnetAppend(v)
 	k.vmu.Unlock()
 	return nil
 }
 
 // VnetDestroy tears a VNET down top-down: every VNET_SYSUNINIT descending.
+// A VNET still being built is waited for, as jail_remove waits for a
+// jail_set creating the jail (both hold allprison_lock): if the build
+// succeeds the VNET is then destroyed, if it fails there is nothing to
+// destroy (ENOENT). A VNET already being destroyed is EBUSY.
 func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
-	k.vmu.Lock()
-	v := k.vnets[name]
-	switch {
-	case v == nil:
-		k.vmu.Unlock()
-		return fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
-	case v == k.vnet0:
-		k.vmu.Unlock()
-		return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+	var v *vnet
+	for {
+		k.vmu.Lock()
+		v = k.vnets[name]
+		switch {
+		case v == nil:
+			k.vmu.Unlock()
+			return fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+		case v == k.vnet0:
+			k.vmu.Unlock()
+			return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+		case v.life.Load() == vnetDying:
+			k.vmu.Unlock()
+			return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
+		case v.life.Load() == vnetBuilding:
+			k.vmu.Unlock()
+			v.op.Lock() // the build holds it until it is done
+			v.op.Unlock()
+			continue
+		}
+		break
 	}
+	v.life.Store(vnetDying)
 	v.mu.Lock()
-	busy := v.destroying
 	v.destroying = true
 	v.mu.Unlock()
-	if busy {
-		k.vmu.Unlock()
-		return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
-	}
-	for i, x := range k.vlist {
-		if x == v {
-			k.vlist = append(k.vlist[:i:i], k.vlist[i+1:]...)
-			break
-		}
-	}
+	k.vnetUnlink(v)
 	k.vmu.Unlock()
 
 	v.op.Lock()
@@ -163,6 +228,7 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 	k.teardown(ctx, v, func(*modRec) bool { return true })
 	k.vmu.Lock()
 	delete(k.vnets, name)
+	v.life.Store(vnetGone)
 	k.vmu.Unlock()
 	return nil
 }
@@ -173,7 +239,7 @@ func (k *Kernel) teardown(ctx context.Context, v *vnet, which func(*modRec) bool
 	v.mu.Lock()
 	v.destroying = true
 	v.mu.Unlock()
-	un := *k.vuninit.Load()
+	un := k.vuninit.entries()
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]
 		if !which(se.mod) {
@@ -201,28 +267,39 @@ func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
 	}
 }
 
-// Vnets lists the VNETs, oldest first.
+// Vnets lists the VNETs, oldest first: the built ones, not those being
+// built or destroyed.
 func (k *Kernel) Vnets() []VnetStat {
 	k.vmu.Lock()
-	list := append([]*vnet(nil), k.vlist...)
+	list := make([]*vnet, 0, k.vcount)
+	for v := k.vhead; v != nil; v = v.next {
+		list = append(list, v)
+	}
 	k.vmu.Unlock()
 	out := make([]VnetStat, 0, len(list))
 	for _, v := range list {
 		st := VnetStat{Name: v.name}
 		v.mu.Lock()
 		st.State = v.state
-		v.mu.Unlock()
-		for _, ifp := range v.ifsByIndex() {
+		for _, ifp := range v.ifsByIndexLocked() {
 			st.Ifaces = append(st.Ifaces, ifp.name)
 		}
+		v.mu.Unlock()
 		out = append(out, st)
 	}
 	return out
 }
 
+// ifsByIndex is the VNET's interfaces by index. Their mutable fields may
+// be read only under v.mu while they are in v, or by an operation that
+// holds v.op (nothing moves them out of v then).
 func (v *vnet) ifsByIndex() []*ifnet {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.ifsByIndexLocked()
+}
+
+func (v *vnet) ifsByIndexLocked() []*ifnet {
 	out := make([]*ifnet, 0, len(v.ifs))
 	for _, ifp := range v.ifs {
 		out = append(out, ifp)

@@ -97,6 +97,7 @@ const (
 	FreeReferenced
 	Leak
 	ModuleFault
+	ForeignFree
 )
 
 func (k ReportKind) String() string {
@@ -113,6 +114,8 @@ func (k ReportKind) String() string {
 		return "leak"
 	case ModuleFault:
 		return "module fault"
+	case ForeignFree:
+		return "foreign free"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -152,6 +155,8 @@ func (r Report) String() string {
 			}
 		case Leak:
 			verb = "found by"
+		case ForeignFree:
+			verb = "refused for"
 		case ModuleFault:
 			verb = "in"
 		}
@@ -179,12 +184,22 @@ type witness struct {
 	next    sdk.ObjID
 	objs    map[sdk.ObjID]*Object
 	byVnet  map[string]map[sdk.ObjID]*Object
-	reports []Report
+	reports ring[Report]
+	dropped map[ReportKind]uint64 // reports the ring dropped, by kind
 	trace   *tracer
+	// dead are the modules that died, and where, until their objects are
+	// forgotten: a free of what they held names them as the cause.
+	dead map[string]Site
+	// graves are the details of the objects most recently forgotten.
+	graves graves
 }
 
-func newWitness(t *tracer) *witness {
-	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t}
+// newWitness makes a witness that keeps the newest reportLimit reports
+// (0: all of them).
+func newWitness(t *tracer, reportLimit int) *witness {
+	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
+		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
+		dropped: map[ReportKind]uint64{}}
 }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
@@ -206,23 +221,53 @@ func (w *witness) index(o *Object) {
 	m[o.ID] = o
 }
 
-// get returns the object; errors are ENOENT (never allocated) or EPERM
-// (another VNET's object).
-func (w *witness) get(id sdk.ObjID, vnet string) (*Object, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.getLocked(id, vnet)
-}
-
-func (w *witness) getLocked(id sdk.ObjID, vnet string) (*Object, error) {
+// getLocked returns a live or freed object the caller may touch with
+// curvnet vnet. Errors are ENOENT (never allocated), EPERM (another VNET's
+// object) or errForgotten: the object existed but the witness forgot it
+// (its VNET or module went); that use is reported as a use after free
+// (ifFreed when it had been freed: a double free, a destroyed lock), and
+// the caller carries on as after any reported violation.
+func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*Object, error) {
 	o := w.objs[id]
 	if o == nil {
-		return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+		if id == 0 || id > w.next {
+			return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
+		}
+		w.forgottenLocked(id, at, ifFreed)
+		return nil, errForgotten
 	}
-	if o.Vnet != "" && vnet != "" && o.Vnet != vnet {
+	if o.Vnet != "" && o.Vnet != vnet {
 		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
 	}
 	return o, nil
+}
+
+// forgottenLocked reports a use of an object the witness forgot. Ids are
+// never reused, so any id up to the last allocated that is not in the
+// ledger is dead; the bounded graves keep the details of the most
+// recently forgotten.
+func (w *witness) forgottenLocked(id sdk.ObjID, at Site, ifFreed ReportKind) {
+	g, ok := w.graves.get(id)
+	if !ok {
+		w.reportLocked(Report{Kind: UseAfterFree, Use: at, Claim: fmt.Sprintf(
+			"use of object #%d after the witness forgot it (freed or leaked earlier; its details are no longer kept)", id)})
+		return
+	}
+	kind := UseAfterFree
+	if g.obj.Freed {
+		kind = ifFreed
+	}
+	w.reportLocked(Report{Kind: kind, Object: &g.obj, Use: at,
+		Claim: fmt.Sprintf("use of %s after the witness forgot it: %s", &g.obj, g.why)})
+}
+
+// reported turns errForgotten, a use already reported, into success: the
+// module is told nothing, as for any other violation.
+func reported(err error) error {
+	if err == errForgotten {
+		return nil
+	}
+	return err
 }
 
 func copyObj(o *Object) *Object {
@@ -237,22 +282,23 @@ func copyObj(o *Object) *Object {
 func (w *witness) reportLocked(r Report) {
 	r.Object, r.Holder = copyObj(r.Object), copyObj(r.Holder)
 	r.Tail = w.trace.tail(6)
-	w.reports = append(w.reports, r)
+	if old, dropped := w.reports.add(r); dropped {
+		w.dropped[old.Kind]++
+	}
 	w.trace.add(TraceEvent{Kind: TraceWitness, Module: r.Use.Module, Entry: r.Use.Entry,
 		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
 }
 
-// free marks o freed. A second free and a free of an object a live object
-// still references are reported.
-func (w *witness) free(id sdk.ObjID, vnet string, at Site, want ObjKind) error {
+// free marks an object freed on behalf of actor (a module; "" for the
+// kernel's own paths). What actor may not free is refused (freeable). A
+// second free and a free of an object a live object still references are
+// reported.
+func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	o, err := w.freeableLocked(id, vnet, actor, at, want)
 	if err != nil {
-		return err
-	}
-	if want != 0 && o.Kind != want {
-		return fmt.Errorf("%s is not a %s: %w", o, want, errBadKind)
+		return reported(err)
 	}
 	if o.Freed {
 		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: o, Use: at})
@@ -262,13 +308,45 @@ func (w *witness) free(id sdk.ObjID, vnet string, at Site, want ObjKind) error {
 	return nil
 }
 
+// freeable checks that actor may free id, a want (0: any kind), with
+// curvnet vnet: an object actor does not own is refused with EPERM and
+// reported (ForeignFree, naming both modules), then an object of another
+// VNET (EPERM) or of another kind (EINVAL). actor "" is the kernel itself.
+// A forgotten object is reported and fails with errForgotten (see
+// reported).
+func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.freeableLocked(id, vnet, actor, at, want)
+}
+
+func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+	o := w.objs[id]
+	if o == nil {
+		return w.getLocked(id, vnet, at, DoubleFree)
+	}
+	if actor != "" && o.Owner != actor {
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s", actor, o), Object: o, Use: at})
+		return nil, fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	}
+	if _, err := w.getLocked(id, vnet, at, DoubleFree); err != nil {
+		return nil, err
+	}
+	if want != 0 && o.Kind != want {
+		return nil, fmt.Errorf("%s is not a %s: %w", o, want, errBadKind)
+	}
+	return o, nil
+}
+
 func (w *witness) freeLocked(o *Object, at Site) {
 	for hid := range o.holders {
 		h := w.objs[hid]
 		if h != nil && !h.Freed {
-			w.reportLocked(Report{Kind: FreeReferenced,
-				Claim:  fmt.Sprintf("%s freed while %s still references it", o, h),
-				Object: o, Holder: h, Use: at})
+			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
+			if died, ok := w.dead[h.Owner]; ok {
+				claim += fmt.Sprintf(": module %s is dead (it died in %s) and can no longer release it", h.Owner, died)
+			}
+			w.reportLocked(Report{Kind: FreeReferenced, Claim: claim, Object: o, Holder: h, Use: at})
 		}
 	}
 	o.Freed, o.FreeAt = true, at
@@ -286,9 +364,9 @@ func (w *witness) freeLocked(o *Object, at Site) {
 func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	o, err := w.getLocked(id, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	w.useLocked(o, at)
 	return nil
@@ -303,9 +381,13 @@ func (w *witness) useLocked(o *Object, at Site) {
 func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o, err := w.getLocked(id, vnet)
+	ifFreed := UseAfterFree
+	if acquire {
+		ifFreed = DestroyedLock
+	}
+	o, err := w.getLocked(id, vnet, at, ifFreed)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	if o.Kind != KindLock {
 		return fmt.Errorf("%s is not a lock: %w", o, errBadKind)
@@ -324,13 +406,13 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	h, err := w.getLocked(holder, vnet)
+	h, err := w.getLocked(holder, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
-	t, err := w.getLocked(target, vnet)
+	t, err := w.getLocked(target, vnet, at, UseAfterFree)
 	if err != nil {
-		return err
+		return reported(err)
 	}
 	w.useLocked(h, at)
 	w.useLocked(t, at)
@@ -372,10 +454,11 @@ func (w *witness) move(id sdk.ObjID, to string) {
 	w.index(o)
 }
 
-// fault records a module fault as a report.
-func (w *witness) fault(claim string, at Site) {
+// fault records a module fault as a report; module is dead from now on.
+func (w *witness) fault(module, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.dead[module] = at
 	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
 }
 
@@ -393,18 +476,29 @@ func (w *witness) leaks(objs map[sdk.ObjID]*Object, keep func(*Object) bool, why
 		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
 	}
 	if prune {
-		for id, o := range objs {
+		var gone []*Object
+		for _, o := range objs {
 			if keep(o) {
-				w.dropLocked(id, o)
+				gone = append(gone, o)
 			}
+		}
+		sort.Slice(gone, func(i, j int) bool { return gone[i].ID < gone[j].ID })
+		for _, o := range gone {
+			w.dropLocked(o, "left "+why)
 		}
 	}
 	return len(live)
 }
 
-func (w *witness) dropLocked(id sdk.ObjID, o *Object) {
-	delete(w.objs, id)
-	delete(w.byVnet[o.Vnet], id)
+// dropLocked forgets o, keeping its details in the graves; why says how
+// it was left, for a leaked object.
+func (w *witness) dropLocked(o *Object, why string) {
+	if o.Freed {
+		why = "freed by " + o.FreeAt.String()
+	}
+	w.graves.add(o, why)
+	delete(w.objs, o.ID)
+	delete(w.byVnet[o.Vnet], o.ID)
 }
 
 // vnetGone reports the objects left in a destroyed VNET and forgets them.
@@ -417,13 +511,15 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	return n
 }
 
-// moduleGone reports the objects a module still owns after its unload and
-// forgets all of its objects, so a leak is reported once and a long-lived
-// kernel does not keep the tombstones of modules long gone.
-func (w *witness) moduleGone(module string, at Site) int {
+// moduleGone reports the objects a module still owns after its unload
+// (why says how it went) and forgets all of its objects, so a leak is
+// reported once and a long-lived kernel does not keep the tombstones of
+// modules long gone.
+func (w *witness) moduleGone(module, why string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after its unload", at, true)
+	delete(w.dead, module)
+	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
 // live counts live objects, optionally in one VNET ("" = all).
@@ -447,7 +543,17 @@ func (w *witness) live(vnet string, all bool) []*Object {
 func (w *witness) snapshot() []Report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]Report(nil), w.reports...)
+	return w.reports.all()
+}
+
+func (w *witness) droppedReports() map[ReportKind]uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[ReportKind]uint64, len(w.dropped))
+	for k, n := range w.dropped {
+		out[k] = n
+	}
+	return out
 }
 
 // release drops every reference id holds, touching each target first: a
@@ -481,5 +587,45 @@ func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 	if !o.Freed {
 		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at})
 	}
-	w.dropLocked(id, o)
+	w.dropLocked(o, claim)
+}
+
+// graveLimit is how many forgotten objects the witness keeps details of.
+const graveLimit = 4096
+
+// graves keeps what the witness knew of the last limit objects it forgot,
+// oldest out first, so a late use of one reads like any other report
+// while memory stays bounded.
+type graves struct {
+	limit int
+	byID  map[sdk.ObjID]grave
+	ring  []sdk.ObjID
+	next  int // the ring slot to reuse once it is full
+}
+
+type grave struct {
+	obj Object // a copy, without references
+	why string
+}
+
+func (g *graves) add(o *Object, why string) {
+	if g.limit <= 0 {
+		return
+	}
+	if g.byID == nil {
+		g.byID = map[sdk.ObjID]grave{}
+	}
+	if len(g.ring) < g.limit {
+		g.ring = append(g.ring, o.ID)
+	} else {
+		delete(g.byID, g.ring[g.next])
+		g.ring[g.next] = o.ID
+		g.next = (g.next + 1) % len(g.ring)
+	}
+	g.byID[o.ID] = grave{obj: *copyObj(o), why: why}
+}
+
+func (g *graves) get(id sdk.ObjID) (grave, bool) {
+	gr, ok := g.byID[id]
+	return gr, ok
 }

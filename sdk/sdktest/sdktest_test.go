@@ -332,3 +332,21 @@ func (r *recorder) run(fn func()) {
 	}()
 	<-done
 }
+
+// TestKPIAfterReturn: in-process as over the wire, a KPI kept past the
+// call it was handed to is refused with EINVAL, so a module that would
+// fail as a plugin fails under sdktest too.
+func TestKPIAfterReturn(t *testing.T) {
+	h := sdktest.New(t, sdktest.Options{})
+	var kept sdk.KPI
+	h.Load(sdk.DeclareModule("keeper", sdk.SubPseudo, sdk.OrderAny).
+		OnControl(func(_ context.Context, k sdk.KPI, _ sdk.ControlReq) (string, error) {
+			kept = k
+			return "", nil
+		}))
+	h.ModControl("vnet0", "keeper", "keep")
+	if _, err := kept.Malloc(context.Background(), "late"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Malloc after the call returned = %v, want EINVAL", err)
+	}
+	h.ShutdownClean("keeper")
+}

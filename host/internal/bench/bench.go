@@ -275,7 +275,7 @@ func (b *bench) batch(ctx context.Context) error {
 			if err = ctx.Err(); err != nil {
 				break
 			}
-			name := fmt.Sprintf("b%d.%d", r, i)
+			name := fmt.Sprintf("b%d_%d", r, i) // no dot: jail names may not have one
 			start := time.Now()
 			if err = b.k.VnetCreate(ctx, name); err != nil {
 				break

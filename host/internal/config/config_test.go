@@ -116,7 +116,8 @@ dynamic "vnet" {
 		{name: "defaults", wantVnets: []string{"a", "x"}, wantEm: 2},
 		{name: "list", vars: map[string]string{"jails": `["p", "q"]`}, wantVnets: []string{"p", "q", "x"}, wantEm: 2},
 		{name: "number", vars: map[string]string{"ems": "5"}, wantVnets: []string{"a", "x"}, wantEm: 5},
-		{name: "string as is", vars: map[string]string{"name": "[1]"}, wantErr: "Invalid VNET name"},
+		{name: "string as is", vars: map[string]string{"name": "[1]"}, wantVnets: []string{"a", "[1]"}, wantEm: 2},
+		{name: "bad name", vars: map[string]string{"name": "a.b"}, wantErr: "Invalid VNET name"},
 		{name: "bad number", vars: map[string]string{"ems": "five"}, wantErr: "Variables not allowed"},
 		{name: "undeclared", vars: map[string]string{"nope": "1"}, wantErr: "Value for undeclared variable"},
 	}

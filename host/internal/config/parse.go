@@ -592,12 +592,9 @@ func (d *decoder) scenario(b *hcl.Block) []Step {
 // driverOf is an interface name without its unit number: "bridge0" ->
 // "bridge". A name without a unit returns "".
 func driverOf(ifname string) string {
-	i := len(ifname)
-	for i > 0 && ifname[i-1] >= '0' && ifname[i-1] <= '9' {
-		i--
-	}
-	if i == len(ifname) || i == 0 {
+	driver, unit, err := sdk.SplitUnit(ifname)
+	if err != nil || unit < 0 {
 		return ""
 	}
-	return ifname[:i]
+	return driver
 }

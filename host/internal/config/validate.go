@@ -5,19 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/kldsim/kldsim/sdk"
 )
-
-// vnetName is what a VNET (jail) name may look like.
-var vnetName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,31}$`)
-
-// ifName is what an interface name may look like: a driver and a unit.
-var ifName = regexp.MustCompile(`^[a-z][a-z_]*[0-9]{1,4}$`)
 
 // Modules that config settings need: ipfw rules are sent to ipfw, the
 // multicast router is ip_mroute.
@@ -129,6 +121,18 @@ func (v *validator) overrides(m *Module) {
 	m.RankOverrides = out
 }
 
+// nameReason is a name validator's error as a diagnostic's detail.
+func nameReason(err error) string {
+	var ne *sdk.NameError
+	if !errors.As(err, &ne) {
+		return err.Error()
+	}
+	if ne.Kind == "vnet" {
+		return fmt.Sprintf("VNET name %q: %s", ne.Name, ne.Reason)
+	}
+	return fmt.Sprintf("Interface %q: %s", ne.Name, ne.Reason)
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -142,9 +146,8 @@ func (v *validator) vnets() {
 	seen := map[string]hcl.Range{}
 	loaned := map[string]string{} // em -> vnet
 	for _, vn := range v.cfg.Vnets {
-		if !vnetName.MatchString(vn.Name) {
-			v.errorf(vn.Range, "Invalid VNET name",
-				"VNET name %q: use up to 32 letters, digits, '_', '.' and '-', starting with a letter.", vn.Name)
+		if err := sdk.ValidVnetName(vn.Name); err != nil {
+			v.errorf(vn.Range, "Invalid VNET name", "%s.", nameReason(err))
 		}
 		if prev, ok := seen[vn.Name]; ok {
 			v.diags = append(v.diags, duplicate("VNET", vn.Name, prev, vn.Range))
@@ -175,9 +178,8 @@ func (v *validator) vnets() {
 
 // isEm checks that n names one of the kernel's physical interfaces.
 func (v *validator) isEm(n Name) bool {
-	unit, ok := strings.CutPrefix(n.Value, "em")
-	u, err := strconv.Atoi(unit)
-	if !ok || err != nil || strconv.Itoa(u) != unit {
+	driver, u, err := sdk.SplitUnit(n.Value)
+	if err != nil || driver != "em" || u < 0 {
 		v.errorf(n.Range, "Invalid loan",
 			"%q is not a physical interface: only em0..em%d can be loaned (em_count = %d).",
 			n.Value, v.cfg.Kernel.EmCount-1, v.cfg.Kernel.EmCount)
@@ -209,9 +211,17 @@ func (v *validator) vnetBody(vn *Vnet, loaned map[string]string) {
 	declared := map[string]hcl.Range{}
 	for _, ifc := range vn.Interfaces {
 		switch {
-		case !ifName.MatchString(ifc.Name):
-			v.errorf(ifc.Range, "Invalid interface name",
-				"Interface %q: a cloned interface is named DRIVER UNIT, e.g. bridge0 or gif1.", ifc.Name)
+		case sdk.ValidIfName(ifc.Name) != nil || ifc.Driver == "":
+			err := sdk.ValidIfName(ifc.Name)
+			if err == nil {
+				_, _, err = sdk.SplitUnit(ifc.Name)
+			}
+			const rule = "a cloned interface is named DRIVER UNIT, e.g. bridge0 or gif1."
+			if err != nil {
+				v.errorf(ifc.Range, "Invalid interface name", "%s; %s", nameReason(err), rule)
+			} else {
+				v.errorf(ifc.Range, "Invalid interface name", "Interface %q: %s", ifc.Name, rule)
+			}
 			continue
 		case ifc.Driver == "em":
 			v.errorf(ifc.Range, "Invalid interface",

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 const (
@@ -56,8 +57,8 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			return nil, fmt.Errorf("%s: missing VNET name", verb)
 		}
 		for _, n := range o.rest {
-			if n == "" || strings.ContainsAny(n, " \t/") {
-				return nil, fmt.Errorf("bad VNET name %q", n)
+			if err := sdk.ValidVnetName(n); err != nil {
+				return nil, err
 			}
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
@@ -137,8 +138,8 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 		}, nil
 	}
 	ifname, words := o.rest[0], o.rest[1:]
-	if ifname == "" || strings.HasPrefix(ifname, "-") {
-		return nil, fmt.Errorf("bad interface name %q", ifname)
+	if err := sdk.ValidIfName(ifname); err != nil {
+		return nil, err
 	}
 	if len(words) == 0 {
 		return func(ctx context.Context, c *Cmd, env *Env) error {
@@ -180,8 +181,11 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 			return failed([]error{err})
 		}, nil
 	case "vnet", "-vnet":
-		if len(words) != 2 || words[1] == "" {
+		if len(words) != 2 {
 			return nil, fmt.Errorf("%s takes one VNET name", words[0])
+		}
+		if err := sdk.ValidVnetName(words[1]); err != nil {
+			return nil, err
 		}
 		to, op := words[1], "SIOCSIFVNET"
 		from := vnet

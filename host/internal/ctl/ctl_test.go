@@ -177,6 +177,15 @@ func TestParse(t *testing.T) {
 		{line: "sysinit x", wantErr: `unexpected argument "x"`},
 		{line: "frobnicate", wantErr: "unknown command"},
 		{line: "kldload 'unterminated", wantErr: "unterminated quote"},
+		// One rule for names (sdk.ValidVnetName, sdk.ValidIfName).
+		{line: "vnet create a.b", wantErr: `bad vnet name "a.b": contains '.'`},
+		{line: "vnet destroy 42", wantErr: `bad vnet name "42": digits only`},
+		{line: "vnet create 'x\x1b[2J'", wantErr: `bad vnet name "x\x1b[2J": byte 1 is "\x1b"`},
+		{line: "ifconfig -j a.b -a", wantErr: `bad vnet name "a.b"`},
+		{line: "ipfw -j 'a b' list", wantErr: `bad vnet name "a b"`},
+		{line: "ifconfig em1 vnet 'j 1'", wantErr: `bad vnet name "j 1"`},
+		{line: "ifconfig 'em 1' up", wantErr: `bad interface name "em 1"`},
+		{line: "ifconfig bridge1234567890123 create", wantErr: "longer than 15 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {

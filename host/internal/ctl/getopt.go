@@ -3,6 +3,8 @@ package ctl
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // opts is the result of getopt: single-letter flags seen (with their
@@ -61,6 +63,12 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 		}
 	}
 	o.rest = args[i:]
+	// -j is a VNET (jail) in every command that takes it.
+	if v, ok := o.arg['j']; ok {
+		if err := sdk.ValidVnetName(v); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
 }
 

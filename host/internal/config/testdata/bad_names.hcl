@@ -1,10 +1,14 @@
 module "if_bridge" {}
 
-vnet "9lives" {}
+vnet "j.1" {}
+
+vnet "42" {}
 
 vnet "j1" {
   interface "em5" {}
   interface "bridge" {}
+  interface "bridge-1" {}
+  interface "bridge01" {}
   interface "bridge1" {}
   interface "bridge1" {}
   interface "lo0" {}
