@@ -207,7 +207,7 @@ func simpleDestroy(ctx context.Context, kp sdk.KPI, ifname string) error {
 }
 
 func (k *Kernel) loifInit(ctx context.Context, kp sdk.KPI) error {
-	_, err := k.cloneCreate(ctx, vnetOf(kp), "lo0", kp.(*kpi).at)
+	_, err := kp.IfAttach(ctx, "lo0", "lo")
 	return err
 }
 

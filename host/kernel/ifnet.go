@@ -148,7 +148,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
 		start := time.Now()
-		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
+		err := k.call(v, m, at, func(kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
@@ -182,14 +182,23 @@ func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site
 }
 
 // IfMove moves an interface between VNETs (ifconfig IF vnet J from the
-// parent; ifconfig IF -vnet J to reclaim it). Errors as FreeBSD's: no such
-// VNET or interface ENXIO; same VNET or name taken EEXIST; a VNET shutting
-// down EBUSY. Both VNETs' op locks are held, taken in creation order (no
-// two moves can deadlock), and their state is checked once both are held,
-// so neither can be torn down under the move.
+// parent; ifconfig IF -vnet J to reclaim it). Errors are *Error with Op
+// OpIfVmove, their errnos FreeBSD's: no such VNET or interface ENXIO
+// (ErrNoInterface for the interface); same VNET or name taken EEXIST; a
+// VNET shutting down EBUSY. Both VNETs' op locks are held, taken in
+// creation order (no two moves can deadlock), and their state is checked
+// once both are held, so neither can be torn down under the move.
 func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
+	if err := k.ifMove(ctx, ifname, from, to); err != nil {
+		return &Error{Op: OpIfVmove, Name: ifname, Err: err}
+	}
+	return nil
+}
+
+func (k *Kernel) ifMove(ctx context.Context, ifname, from, to string) error {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
+	// if_vmove_loan: a jail that is not there is ENXIO.
 	src, err := k.lookupVnet(from)
 	if err != nil {
 		return fmt.Errorf("vnet %s: %w", from, syscall.ENXIO)
@@ -211,7 +220,7 @@ func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
 	ifp := src.ifunit(ifname)
 	switch {
 	case ifp == nil:
-		return fmt.Errorf("interface %s not in %s: %w", ifname, from, syscall.ENXIO)
+		return fmt.Errorf("interface %s not in %s: %w", ifname, from, ErrNoInterface)
 	case src == dst:
 		return fmt.Errorf("interface %s is already in %s: %w", ifname, to, syscall.EEXIST)
 	case dst.ifunit(ifname) != nil:
@@ -247,7 +256,7 @@ func (k *Kernel) matchCloner(name string) (*modRec, string, int, error) {
 	}
 	mod := k.cloners[driver]
 	if mod == nil {
-		return nil, "", 0, fmt.Errorf("%s: no interface cloner: %w", name, syscall.EINVAL)
+		return nil, "", 0, fmt.Errorf("no interface cloner: %w", syscall.EINVAL)
 	}
 	return mod, driver, unit, nil
 }
@@ -269,7 +278,7 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 	switch v.life.Load() {
 	case vnetGone:
 		leave()
-		return nil, nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+		return nil, nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	case vnetDying:
 		leave()
 		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
@@ -278,14 +287,20 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 }
 
 // IfCreate is ifconfig NAME create: "bridge" takes the lowest free unit,
-// "bridge7" exactly that one.
+// "bridge7" exactly that one. Errors are *Error with Op OpIfCreate: the
+// VNET (ErrNoVnet), the name (a *sdk.NameError, EEXIST), no cloner
+// (EINVAL) or the cloner's *ModuleError.
 func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, error) {
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return "", err
+		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
 	}
 	defer leave()
-	return k.cloneCreate(ctx, v, name, Site{})
+	created, err := k.cloneCreate(ctx, v, name)
+	if err != nil {
+		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
+	}
+	return created, nil
 }
 
 // cloneSite names a cloner call: the entry that made it (vnet_loif_uninit)
@@ -297,10 +312,12 @@ func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
 }
 
-func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site) (string, error) {
+// cloneCreate is if_clone_create: the cloner that matches name creates
+// the interface in v.
+func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string) (string, error) {
 	mod, cloner, unit, err := k.matchCloner(name)
 	if err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+		return "", err
 	}
 	if unit < 0 {
 		for i := 0; ; i++ {
@@ -311,56 +328,74 @@ func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site
 		}
 	}
 	if err := sdk.ValidIfName(name); err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+		return "", err
 	}
 	if v.ifunit(name) != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
+		return "", syscall.EEXIST
 	}
-	at := cloneSite(mod, v, "clone_create", via)
-	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
+	at := cloneSite(mod, v, "clone_create", Site{})
+	if err := k.call(v, mod, at, func(kp *kpi) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
 	}); err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, err)
+		return "", err
 	}
 	if v.ifunit(name) == nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: cloner %s did not attach it: %w", name, cloner, syscall.EINVAL)
+		return "", fmt.Errorf("cloner %s did not attach it: %w", cloner, syscall.EINVAL)
 	}
 	return name, nil
 }
 
-// IfDestroy is ifconfig NAME destroy, for cloned interfaces.
+// IfDestroy is ifconfig NAME destroy, for cloned interfaces. Errors are
+// *Error with Op OpIfDestroy: the VNET (ErrNoVnet), the interface
+// (ErrNoInterface; EINVAL if not cloned) or the cloner's *ModuleError.
 func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
+	fail := func(err error) error { return &Error{Op: OpIfDestroy, Name: ifname, Err: err} }
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer leave()
 	ifp := v.ifunit(ifname)
 	if ifp == nil {
-		return fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, syscall.ENXIO)
+		return fail(fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface))
 	}
 	if ifp.cloner == "" {
-		return fmt.Errorf("SIOCIFDESTROY: %s is not a cloned interface: %w", ifname, syscall.EINVAL)
+		return fail(fmt.Errorf("%s is not a cloned interface: %w", ifname, syscall.EINVAL))
 	}
-	return k.cloneDestroy(ctx, v, ifp, Site{})
+	if err := k.cloneDestroy(ctx, v, ifp, Site{}); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
+// cloneDestroy is if_clone_destroy: the interface's cloner destroys it.
 func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
 	mod := ifp.owner
 	at := cloneSite(mod, v, "clone_destroy", via)
-	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
+	if err := k.call(v, mod, at, func(kp *kpi) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})
 	}); err != nil {
-		return fmt.Errorf("SIOCIFDESTROY: %s: %w", ifp.name, err)
+		return err
 	}
 	if v.ifunit(ifp.name) == ifp {
-		return fmt.Errorf("SIOCIFDESTROY: %s: cloner %s did not detach it: %w", ifp.name, ifp.cloner, syscall.EBUSY)
+		return fmt.Errorf("cloner %s did not detach it: %w", ifp.cloner, syscall.EBUSY)
 	}
 	return nil
 }
 
 // IfControl routes an interface command to the module that owns it.
+// Errors are *Error with Op OpIfioctl: the VNET (ErrNoVnet), the
+// interface (ErrNoInterface) or the module's answer, a *ModuleError; the
+// module's output so far comes with it.
 func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []string) (string, error) {
+	out, err := k.ifControl(ctx, vnetName, ifname, args)
+	if err != nil {
+		return out, &Error{Op: OpIfioctl, Name: ifname, Err: err}
+	}
+	return out, nil
+}
+
+func (k *Kernel) ifControl(ctx context.Context, vnetName, ifname string, args []string) (string, error) {
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return "", err
@@ -368,7 +403,7 @@ func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []
 	defer leave()
 	ifp := v.ifunit(ifname)
 	if ifp == nil {
-		return "", fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, syscall.ENXIO)
+		return "", fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface)
 	}
 	if len(args) == 1 && (args[0] == "up" || args[0] == "down") {
 		v.mu.Lock()
@@ -380,23 +415,30 @@ func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []
 }
 
 // ModControl sends a command to a module (ipfw add ..., ip_mroute start).
+// Errors are *Error with Op OpModctl: the VNET (ErrNoVnet), no such
+// module (ENOENT) or the module's answer, a *ModuleError.
 func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args []string) (string, error) {
+	fail := func(out string, err error) (string, error) { return out, &Error{Op: OpModctl, Name: module, Err: err} }
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return "", err
+		return fail("", err)
 	}
 	defer leave()
 	m := k.mods[module]
 	if m == nil {
-		return "", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT)
+		return fail("", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT))
 	}
-	return k.control(ctx, v, m, sdk.ControlReq{Args: args})
+	out, err := k.control(ctx, v, m, sdk.ControlReq{Args: args})
+	if err != nil {
+		return fail(out, err)
+	}
+	return out, nil
 }
 
 func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.ControlReq) (string, error) {
 	at := Site{Module: m.decl.Name, Entry: "control", Vnet: v.name}
 	var out string
-	err := k.call(v, m, at, func(kp sdk.KPI) error {
+	err := k.call(v, m, at, func(kp *kpi) error {
 		var err error
 		out, err = m.m.Control(ctx, kp, req)
 		return err
@@ -408,11 +450,12 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 	return out, err
 }
 
-// Interfaces is ifconfig -a in one VNET, by index.
+// Interfaces is ifconfig -a in one VNET, by index. The error is an
+// *Error with Op OpIfList wrapping ErrNoVnet.
 func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	v, err := k.lookupVnet(vnetName)
 	if err != nil {
-		return nil, err
+		return nil, &Error{Op: OpIfList, Name: vnetName, Err: err}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -90,7 +90,7 @@ func (k *Kernel) lookupVnet(name string) (*vnet, error) {
 	defer k.vmu.Unlock()
 	v := k.vnets[name]
 	if v == nil || v.life.Load() == vnetBuilding {
-		return nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+		return nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	}
 	return v, nil
 }
@@ -139,17 +139,19 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 // VNET's state set to each entry's subsystem first. If an entry fails, the
 // modules that ran are torn down again (descending) and nothing is left.
 // The name is taken (EEXIST) from the start, but the VNET is listed, and
-// can be used or destroyed, only once it is built.
+// can be used or destroyed, only once it is built. Errors are *Error with
+// Op OpVnetCreate: a *sdk.NameError, EEXIST, or the entry that failed.
 func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
+	fail := func(err error) error { return &Error{Op: OpVnetCreate, Name: name, Err: err} }
 	if err := sdk.ValidVnetName(name); err != nil {
-		return err
+		return fail(err)
 	}
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	k.vmu.Lock()
 	if k.vnets[name] != nil {
 		k.vmu.Unlock()
-		return fmt.Errorf("vnet %s: %w", name, syscall.EEXIST)
+		return fail(syscall.EEXIST)
 	}
 	v := newVnet(name)
 	k.vseq++
@@ -169,7 +171,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 			delete(k.vnets, name)
 			v.life.Store(vnetGone)
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s: create failed, rolled back: %w", name, err)
+			return fail(fmt.Errorf("create failed, rolled back: %w", err))
 		}
 		if !dead {
 			ran[se.mod] = true
@@ -187,8 +189,10 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 // A VNET still being built is waited for, as jail_remove waits for a
 // jail_set creating the jail (both hold allprison_lock): if the build
 // succeeds the VNET is then destroyed, if it fails there is nothing to
-// destroy (ENOENT). A VNET already being destroyed is EBUSY.
+// destroy (ENOENT). A VNET already being destroyed is EBUSY. Errors are
+// *Error with Op OpVnetDestroy.
 func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
+	fail := func(err error) error { return &Error{Op: OpVnetDestroy, Name: name, Err: err} }
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	var v *vnet
@@ -198,13 +202,13 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 		switch {
 		case v == nil:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+			return fail(ErrNoVnet)
 		case v == k.vnet0:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+			return fail(fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM))
 		case v.life.Load() == vnetDying:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
+			return fail(fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY))
 		case v.life.Load() == vnetBuilding:
 			k.vmu.Unlock()
 			v.op.Lock() // the build holds it until it is done

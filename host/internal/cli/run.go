@@ -9,6 +9,7 @@ import (
 
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // stepResult is what one step did, for run --json.
@@ -50,8 +51,8 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 		if results != nil {
 			r := stepResult{Line: st.line, Scenario: st.scenario, ExpectFail: st.expectFail, Status: ctl.Status(err),
 				Stdout: out.String(), Stderr: errb.String(), Where: where}
-			if e := ctl.Errno(err); e != 0 {
-				r.Errno = ctl.ErrnoName(e)
+			if e := sdk.ErrnoOf(err); e != 0 {
+				r.Errno = sdk.ErrnoName(e)
 			}
 			*results = append(*results, r)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // Request is one command sent to the daemon: the words of a command
@@ -115,7 +116,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	} else if err == nil && uid != s.UID {
 		s.Logger.Warn("refusing connection from another user", "uid", uid, "want", s.UID)
 		s.reply(c, &Response{
-			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, Strerror(syscall.EPERM)),
+			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, sdk.Strerror(syscall.EPERM)),
 			Status: 1, Errno: "EPERM",
 		})
 		return
@@ -168,8 +169,8 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 	}
 	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb})
 	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
-	if e := Errno(err); e != 0 {
-		r.Errno = ErrnoName(e)
+	if e := sdk.ErrnoOf(err); e != 0 {
+		r.Errno = sdk.ErrnoName(e)
 	}
 	return r
 }
