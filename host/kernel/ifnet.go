@@ -106,7 +106,11 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 		k.w.move(ifp.id, v.name)
 	}
 	k.domIfattach(v, ifp, via)
-	k.ifEvent(ctx, v, ifp, sdk.IfEvent{Kind: sdk.IfArrival, Vmove: vmove}, via)
+	ev := sdk.IfEvent{Kind: sdk.IfArrival}
+	if vmove {
+		ev.Path = sdk.PathVmove
+	}
+	k.ifEvent(ctx, v, ifp, ev, via)
 	return nil
 }
 
@@ -124,8 +128,9 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	case shutdown:
 		path = sdk.PathShutdown
 	}
-	k.ifEvent(ctx, v, ifp, sdk.IfEvent{Kind: sdk.IfDeparture, Path: path, Vmove: vmove, PurgeULP: !shutdown}, via)
-	if !shutdown {
+	ev := sdk.IfEvent{Kind: sdk.IfDeparture, Path: path}
+	k.ifEvent(ctx, v, ifp, ev, via)
+	if ev.PurgeULP() {
 		k.domPurge(v, ifp, via) // in_ifdetach, in6_ifdetach(purgeulp=1)
 	}
 	k.domIfdetach(v, ifp, via)
@@ -153,7 +158,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 			continue
 		}
 		te := TraceEvent{Kind: TraceIfEvent, Module: m.decl.Name, Entry: ev.Kind.String(), Vnet: v.name, Rank: via.Rank,
-			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove, ev.PurgeULP), Duration: time.Since(start)}
+			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove(), ev.PurgeULP()), Duration: time.Since(start)}
 		if err != nil {
 			te.Err = err.Error()
 		}

@@ -240,7 +240,7 @@ func (s *state) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 func (s *state) departure(_ context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	s.mu.Lock()
 	s.departures = append(s.departures, fmt.Sprintf("%s@%s path=%v vmove=%t purgeulp=%t",
-		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove, ev.PurgeULP))
+		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove(), ev.PurgeULP()))
 	s.mu.Unlock()
 	return nil
 }
