@@ -138,8 +138,8 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	delete(v.ifs, ifp.name)
 	v.mu.Unlock()
 	if k.tr.on() {
-		k.tr.add(TraceEvent{Kind: TraceIfEvent, Module: via.Module, Entry: "if_detach_internal", Vnet: v.name,
-			Rank: via.Rank, Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
+		k.tr.add(TraceEvent{Kind: TraceIfEvent, Site: Site{Module: via.Module, Entry: "if_detach_internal", Rank: via.Rank, Vnet: v.name},
+			Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
 	}
 }
 
@@ -157,7 +157,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		if !k.tr.on() {
 			continue
 		}
-		te := TraceEvent{Kind: TraceIfEvent, Module: m.decl.Name, Entry: ev.Kind.String(), Vnet: v.name, Rank: via.Rank,
+		te := TraceEvent{Kind: TraceIfEvent, Site: at,
 			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove(), ev.PurgeULP()), Duration: time.Since(start)}
 		if err != nil {
 			te.Err = err.Error()
@@ -449,8 +449,7 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 		return err
 	})
 	if k.tr.on() {
-		k.tr.add(TraceEvent{Kind: TraceKPI, Module: m.decl.Name, Entry: "control", Vnet: v.name,
-			Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
+		k.tr.add(TraceEvent{Kind: TraceKPI, Site: at, Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
 	}
 	return out, err
 }

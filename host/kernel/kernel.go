@@ -148,7 +148,7 @@ func (k *Kernel) markDead(mod *modRec, at Site, err error) {
 	if mod.dead.Swap(true) {
 		return
 	}
-	k.tr.add(TraceEvent{Kind: TraceFault, Module: mod.decl.Name, Entry: at.Entry, Vnet: at.Vnet, Rank: at.Rank, Err: err.Error()})
+	k.tr.add(TraceEvent{Kind: TraceFault, Site: at, Err: err.Error()})
 	k.w.fault(mod.decl.Name, err.Error(), at)
 }
 
@@ -166,8 +166,7 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
 	start := time.Now()
 	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
-	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
-		Vnet: name, Rank: at.Rank, Duration: time.Since(start)}
+	ev := TraceEvent{Kind: TraceEntry, Site: at, EntryKnd: se.e.Kind, Duration: time.Since(start)}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -186,7 +185,8 @@ func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) e
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
 	start := time.Now()
 	err := k.call(nil, mod, at, func(kp *kpi) error { return mod.m.Event(ctx, kp, what) })
-	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank, Duration: time.Since(start)}
+	// Traced without a VNET: a module event is not per-VNET.
+	ev := TraceEvent{Kind: TraceModEvent, Site: Site{Module: at.Module, Entry: at.Entry, Rank: at.Rank}, Duration: time.Since(start)}
 	if err != nil {
 		ev.Err = err.Error()
 	}

@@ -60,8 +60,9 @@ func (p *kpi) op(name string, id sdk.ObjID, err error) {
 	if !p.k.tr.on() {
 		return
 	}
-	ev := TraceEvent{Kind: TraceKPI, Module: p.mod.decl.Name, Entry: p.at.Entry, Vnet: p.v.name, Rank: p.at.Rank,
-		Detail: fmt.Sprintf("%s #%d", name, id)}
+	site := p.at
+	site.Module, site.Vnet = p.mod.decl.Name, p.v.name // curvnet, vnet0 for SYSINITs
+	ev := TraceEvent{Kind: TraceKPI, Site: site, Detail: fmt.Sprintf("%s #%d", name, id)}
 	if err != nil {
 		ev.Err = err.Error()
 	}

@@ -464,7 +464,7 @@ func (k *Kernel) unregisterFile(ctx context.Context, fr *fileRec) {
 func (k *Kernel) releaseDeps(ctx context.Context, fr *fileRec) {
 	for i := len(fr.deps) - 1; i >= 0; i-- {
 		if err := k.unloadFile(ctx, fr.deps[i], false); err != nil {
-			k.tr.add(TraceEvent{Kind: TraceFault, Module: fr.deps[i].f.Name(), Entry: "kldunload", Err: err.Error()})
+			k.tr.add(TraceEvent{Kind: TraceFault, Site: Site{Module: fr.deps[i].f.Name(), Entry: "kldunload"}, Err: err.Error()})
 		}
 	}
 	fr.deps = nil

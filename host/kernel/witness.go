@@ -285,8 +285,7 @@ func (w *witness) reportLocked(r Report) {
 	if old, dropped := w.reports.add(r); dropped {
 		w.dropped[old.Kind]++
 	}
-	w.trace.add(TraceEvent{Kind: TraceWitness, Module: r.Use.Module, Entry: r.Use.Entry,
-		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
+	w.trace.add(TraceEvent{Kind: TraceWitness, Site: r.Use, Detail: r.Kind.String() + ": " + r.Claim})
 }
 
 // free marks an object freed on behalf of actor (a module; "" for the

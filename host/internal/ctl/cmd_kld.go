@@ -194,17 +194,17 @@ type jsonFile struct {
 
 // jsonModule is kldstat --json's record of a module.
 type jsonModule struct {
-	ID      int    `json:"id"`
-	Name    string `json:"name"`
-	Version int    `json:"version"`
-	Rank    string `json:"rank"`
-	File    string `json:"file,omitempty"`
-	Refs    int    `json:"refs,omitempty"`
-	Dead    bool   `json:"dead,omitempty"`
+	ID      int      `json:"id"`
+	Name    string   `json:"name"`
+	Version int      `json:"version"`
+	Rank    sdk.Rank `json:"rank"`
+	File    string   `json:"file,omitempty"`
+	Refs    int      `json:"refs,omitempty"`
+	Dead    bool     `json:"dead,omitempty"`
 }
 
 func toJSONModule(m kernel.ModStat) jsonModule {
-	return jsonModule{ID: m.ID, Name: m.Name, Version: m.Version, Rank: m.Rank.String(), File: m.File, Dead: m.Dead}
+	return jsonModule{ID: m.ID, Name: m.Name, Version: m.Version, Rank: m.Rank, File: m.File, Dead: m.Dead}
 }
 
 func toJSONFile(f kernel.FileStat) jsonFile {
