@@ -83,12 +83,16 @@ func (v *vnet) freeIndex() int {
 	}
 }
 
-// ifAttach is if_attach_internal: the interface joins v, gets an index,
-// its per-domain data once the domains are attached, and the modules that
+// ifAttach is if_attach_internal: the interface joins v's interface list
+// (ENXIO before vnet_if_init has made it), gets an index, its
+// per-domain data once the domains are attached, and the modules that
 // registered for ifnet_arrival_event hear of it. A vmove into a VNET
 // shutting down is refused, unless back is set: an interface whose move
 // failed goes back where it was, whatever that VNET's state.
 func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back bool, via Site) error {
+	if err := k.useList(v, KindIfnet, "if_attach", ifp.name, via); err != nil {
+		return err
+	}
 	v.mu.Lock()
 	if v.ifs[ifp.name] != nil {
 		v.mu.Unlock()
@@ -134,6 +138,9 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 		k.domPurge(v, ifp, via) // in_ifdetach, in6_ifdetach(purgeulp=1)
 	}
 	k.domIfdetach(v, ifp, via)
+	if id := v.list(KindIfnet); id != 0 {
+		_ = k.w.use(id, v.name, via) // off the interface list
+	}
 	v.mu.Lock()
 	delete(v.ifs, ifp.name)
 	v.mu.Unlock()

@@ -65,10 +65,19 @@ type modRec struct {
 	// at link, with their tie keys (sysinit.go).
 	reg     *sysEntry
 	entries []*sysEntry
+	// base is set for the kernel file's own modules, whose entries run
+	// with the base capability (builtins.go).
+	base baseRunner
 }
 
-// run runs entry e of the module.
-func (m *modRec) run(ctx context.Context, kp *kpi, e sdk.Entry) error { return m.m.Run(ctx, kp, e) }
+// run runs entry e of the module, with the base capability if it is one
+// of the kernel file's.
+func (m *modRec) run(ctx context.Context, kp *kpi, e sdk.Entry) error {
+	if m.base != nil {
+		return m.base.runBase(ctx, kp, e)
+	}
+	return m.m.Run(ctx, kp, e)
+}
 
 // New boots a kernel: vnet0 exists first (SI_SUB_VNET), then the file
 // "kernel" with the builtin modules is linked as any other file would be,
@@ -92,7 +101,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnets["vnet0"] = k.vnet0
 	k.vnet0.life.Store(vnetAlive)
 	k.vnetAppend(k.vnet0)
-	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
+	if _, err := k.load(ctx, newBuiltinFile(opts.EmCount), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
 	k.vnet0.setState(sdk.SubLast)

@@ -163,6 +163,9 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 		}
 		k.nextMID++
 		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		if br, ok := m.(baseRunner); ok { // only this package's types can be
+			mr.base = br
+		}
 		k.makeEntries(mr)
 		fr.mods = append(fr.mods, mr)
 	}

@@ -25,10 +25,13 @@ const (
 	KindEncapHandle
 	KindAfdata
 	KindMcast
+	KindIfList   // a VNET's interface list (V_ifnet)
+	KindHeadList // a VNET's list of pfil or hhook heads
 )
 
 var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
-	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership"}
+	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership",
+	"ifnet list", "head list"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {

@@ -8,9 +8,11 @@
 //	KLDTEST_FAULT=hang:vnet_kldtest_init       never return from that entry (any VNET)
 //	KLDTEST_FAULT=exit:MOD_LOAD                os.Exit(3) in that module event
 //	KLDTEST_FAULT=decl                         the file declares kldtest twice
+//	KLDTEST_FAULT=attach:vnet_kldtest_init@j1  clone ktest99 first thing in that entry
 //
 // A fault fires at the end of the entry, after it allocated its objects,
-// so the witness has something the dead module left behind.
+// so the witness has something the dead module left behind; "attach"
+// fires first, before the entry takes anything.
 package kldtest
 
 import (
@@ -123,18 +125,24 @@ func NewBase() *sdk.Module {
 		})
 }
 
-// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
-func fault(entry string, k sdk.KPI) error {
+// faultFor is the kind of fault KLDTEST_FAULT names for this entry (and
+// VNET), or "".
+func faultFor(entry string, k sdk.KPI) string {
 	spec := os.Getenv(FaultEnv)
 	if spec == "" {
-		return nil
+		return ""
 	}
 	kind, target, _ := strings.Cut(spec, ":")
 	name, vnet, scoped := strings.Cut(target, "@")
 	if name != entry || (scoped && k != nil && vnet != k.Vnet()) {
-		return nil
+		return ""
 	}
-	switch kind {
+	return kind
+}
+
+// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
+func fault(entry string, k sdk.KPI) error {
+	switch faultFor(entry, k) {
 	case "crash":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Minute) // the signal is on its way
@@ -169,6 +177,11 @@ func (s *state) uninit(ctx context.Context, k sdk.KPI) error {
 
 // vnetInit takes a lock and some memory in curvnet, and uses the lock.
 func (s *state) vnetInit(ctx context.Context, k sdk.KPI) error {
+	if faultFor(EntryInit, k) == "attach" {
+		if err := s.create(ctx, k, "ktest99"); err != nil {
+			return err
+		}
+	}
 	lock, err := k.LockInit(ctx, "kldtest lock")
 	if err != nil {
 		return err
