@@ -314,3 +314,16 @@ func TestDependencyLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestFileName: one rule for how a file given by name or path is named,
+// which kldload, kldunload, kldstat -n and the benchmarks all call.
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"ipfw": "ipfw", "ipfw.ko": "ipfw", "/boot/modules/ipfw.ko": "ipfw", "./mods/if_gif": "if_gif",
+		"/boot/kernel/kernel": "kernel", "ipfw.ko.ko": "ipfw.ko",
+	} {
+		if got := FileName(in); got != want {
+			t.Errorf("FileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
