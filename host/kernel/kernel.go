@@ -77,7 +77,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if opts.EmCount == 0 {
 		opts.EmCount = 2
 	}
-	tr := &tracer{off: opts.NoTrace}
+	tr := &tracer{off: opts.NoTrace, boot: time.Now()}
 	k := &Kernel{
 		opts:    opts,
 		tr:      tr,
@@ -94,9 +94,11 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnet0.state = sdk.SubVnet
 	k.vnets["vnet0"] = k.vnet0
 	k.vlist = []*vnet{k.vnet0}
+	k.SetStep("boot")
 	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
+	k.SetStep("")
 	k.vnet0.setState(sdk.SubLast)
 	return k, nil
 }
@@ -180,10 +182,10 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
 	kp := k.kpi(v, se.mod, at)
-	start := time.Now()
+	off, step := k.tr.begin()
 	err = k.call(se.mod, at, func() error { return se.mod.m.Run(ctx, kp, se.e) })
 	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
-		Vnet: name, Rank: at.Rank, Duration: time.Since(start)}
+		Vnet: name, Rank: at.Rank, Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -201,9 +203,10 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
 	kp := k.kpi(nil, mod, at)
-	start := time.Now()
+	off, step := k.tr.begin()
 	err := k.call(mod, at, func() error { return mod.m.Event(ctx, kp, what) })
-	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank, Duration: time.Since(start)}
+	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank,
+		Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}
