@@ -46,9 +46,29 @@ func WriteSummary(w io.Writer, run *Run, d Detail) error {
 		fmt.Fprintln(bw)
 		fmt.Fprintln(bw, strings.TrimRight(r.Text, "\n"))
 	}
+	if g := run.Constraints; g != nil {
+		writeConstraints(bw, g)
+	}
 	fmt.Fprintln(bw)
 	fmt.Fprintln(bw, run.VerdictLine())
 	return bw.Flush()
+}
+
+// writeConstraints lists the hazards and rank violations among the
+// constraints: which entry must run before which, and why.
+func writeConstraints(w io.Writer, g *Graph) {
+	nodes := map[string]Node{}
+	for _, n := range g.Nodes {
+		nodes[n.ID] = n
+	}
+	for _, e := range g.Edges {
+		if e.Kind == Enforced {
+			continue
+		}
+		a, b := nodes[e.From], nodes[e.To]
+		fmt.Fprintf(w, "\n%s: %s (%s, %v) must run before %s (%s, %v) in %s passes\n  why: %s %s\n",
+			e.Kind, a.Entry, a.Module, a.Rank, b.Entry, b.Module, b.Rank, e.Pass, e.Rule, e.Object)
+	}
 }
 
 // headline is the run in one line: what was built, what ran, how long.
