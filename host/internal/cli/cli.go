@@ -1,5 +1,6 @@
 // Package cli is kldsim's command line: run, validate and fmt for
-// configuration files, bench (timings, see host/internal/bench), the
+// configuration files, trace (a run's exports, see host/internal/render),
+// bench (timings, see host/internal/bench), the
 // kernel daemon (kernel start|stop|status), and
 // the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
 // sysinit, witness, modctl) sent to the daemon over its control socket.
