@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -147,13 +146,14 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 			continue
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
-		start := time.Now()
+		off, step := k.tr.begin()
 		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
 		te := TraceEvent{Kind: TraceIfEvent, Module: m.decl.Name, Entry: ev.Kind.String(), Vnet: v.name, Rank: via.Rank,
-			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove, ev.PurgeULP), Duration: time.Since(start)}
+			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove, ev.PurgeULP),
+			Start:  off, Step: step, Duration: k.tr.since() - off}
 		if err != nil {
 			te.Err = err.Error()
 		}

@@ -75,7 +75,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if opts.EmCount == 0 {
 		opts.EmCount = 2
 	}
-	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}}
+	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}, boot: time.Now()}
 	k := &Kernel{
 		opts:    opts,
 		tr:      tr,
@@ -90,9 +90,11 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnets["vnet0"] = k.vnet0
 	k.vnet0.life.Store(vnetAlive)
 	k.vnetAppend(k.vnet0)
+	k.SetStep("boot")
 	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
+	k.SetStep("")
 	k.vnet0.setState(sdk.SubLast)
 	return k, nil
 }
@@ -161,10 +163,10 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 		name = v.name
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
-	start := time.Now()
+	off, step := k.tr.begin()
 	err = k.call(v, se.mod, at, func(kp sdk.KPI) error { return se.mod.m.Run(ctx, kp, se.e) })
 	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
-		Vnet: name, Rank: at.Rank, Duration: time.Since(start)}
+		Vnet: name, Rank: at.Rank, Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -181,9 +183,10 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 // modEvent delivers a module event.
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
-	start := time.Now()
+	off, step := k.tr.begin()
 	err := k.call(nil, mod, at, func(kp sdk.KPI) error { return mod.m.Event(ctx, kp, what) })
-	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank, Duration: time.Since(start)}
+	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank,
+		Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}

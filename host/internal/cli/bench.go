@@ -102,7 +102,10 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		o.Kernel = kernel.Options{Opener: ld}
 	}
 
+	prog := newProgress(a.stderr, "bench", 1)
+	o.Progress = func(phase string, done, total int) { prog.set(done, total, phase) }
 	res, err := bench.Run(ctx, o)
+	prog.done()
 	if res == nil {
 		fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
 		return ExitWitness

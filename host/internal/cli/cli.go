@@ -1,5 +1,6 @@
 // Package cli is kldsim's command line: run, validate and fmt for
-// configuration files, bench (timings, see host/internal/bench), the
+// configuration files, trace (a run's exports, see host/internal/render),
+// bench (timings, see host/internal/bench), the
 // kernel daemon (kernel start|stop|status), and
 // the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
 // sysinit, witness, modctl) sent to the daemon over its control socket.
@@ -58,10 +59,17 @@ type app struct {
 const usage = `usage: kldsim [-log-level LEVEL] [-socket PATH] COMMAND [ARGS]
 
 Configuration:
-  run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [FILE]
+  run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [FILE]
                  boot, build the config's VNETs, run its scenario, tear
-                 down top-down, print what ran and the witness verdict
-                 (FILE defaults to configs/default.hcl)
+                 down top-down; print the verdict, each VNET's create and
+                 destroy order and the witness reports (-v: each step's
+                 output and every entry that ran; -report: an HTML page
+                 with the timeline); FILE defaults to configs/default.hcl
+  trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE]
+        [-module-path DIRS] CONFIG|RUN.json|-
+                 run a config (or read a saved run -json) and export it:
+                 Perfetto/Chrome trace JSON, SVG timeline, DOT constraint
+                 graph, blame, the HTML report, the run's JSON
   validate [-var NAME=VALUE] [-module-path DIRS] FILE...
   fmt [-check] FILE...
 
@@ -162,6 +170,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.links(cargs)
 	case "bench":
 		return a.bench(ctx, cargs)
+	case "trace":
+		return a.trace(ctx, cargs)
 	}
 	if ctl.Usage(cmd) != "" {
 		return a.client(ctx, cmd, cargs)

@@ -149,7 +149,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if !execSteps(ctx, k, steps, a.stdout, a.stderr, nil) {
+	if _, ok := execSteps(ctx, k, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
