@@ -24,9 +24,10 @@ type stepResult struct {
 }
 
 // execSteps runs steps against k in order, echoing each as "+ line" on
-// stdout before its output. It stops at the first step whose outcome is
-// not the expected one and returns false.
-func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stderr io.Writer, results *[]stepResult) bool {
+// stdout before its output; watch is the loader's WatchFaults, so a step
+// during which a module process died or hung fails. It stops at the first
+// step whose outcome is not the expected one and returns false.
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, results *[]stepResult) bool {
 	inScenario := false
 	for _, st := range steps {
 		if st.scenario && !inScenario {
@@ -45,7 +46,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 			fmt.Fprintf(stdout, "%s%s\n", prefix, st.line)
 			w, ew = stdout, stderr
 		}
-		err := runLine(ctx, k, st.line, w, ew)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
 		where := fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)
 		if results != nil {
 			r := stepResult{Line: st.line, Scenario: st.scenario, ExpectFail: st.expectFail, Status: ctl.Status(err),
@@ -67,13 +68,13 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 	return true
 }
 
-func runLine(ctx context.Context, k *kernel.Kernel, line string, stdout, stderr io.Writer) error {
+func runLine(ctx context.Context, env *ctl.Env, line string) error {
 	cmd, err := ctl.ParseLine(line, "")
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
 	}
-	return cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: stdout, Stderr: stderr})
+	return cmd.Run(ctx, env)
 }
 
 // runReport is run --json's output.
@@ -87,12 +88,13 @@ type runReport struct {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [FILE]")
+	fs := a.newFlags("run", "kldsim run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	quiet := fs.Bool("q", false, "do not print the table of what ran")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	timeout := callTimeoutFlag(fs)
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -105,14 +107,20 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fs.Usage()
 		return ExitInput
 	}
-	ld, ok := a.loadConfig(ctx, loadOpts{file: file, vars: vars, modulePath: *mp})
+	o := loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
+	ld, ok := a.loadConfig(o)
 	if !ok {
 		return ExitInput
 	}
-	defer ld.loader.Close()
 	cfg := ld.cfg
+	mods, err := a.newLoader(ld, o)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+		return ExitInput
+	}
+	defer mods.Close()
 
-	k, err := kernel.New(ctx, kernelOptions(cfg, ld.loader))
+	k, err := kernel.New(ctx, kernelOptions(cfg, mods))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
@@ -125,15 +133,19 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stdout, "kldsim: %s: %d modules, %d VNETs, %d scenario steps\n== setup\n",
 			file, len(cfg.Modules), len(cfg.Vnets), len(cfg.Scenario))
 	}
-	stepsOK := execSteps(ctx, k, steps, a.stdout, a.stderr, results)
+	stepsOK := execSteps(ctx, k, mods.WatchFaults, steps, a.stdout, a.stderr, results)
 
 	if !*asJSON {
 		fmt.Fprintln(a.stdout, "== teardown")
 	}
 	// Tear down even when interrupted: the witness needs the whole run.
+	stopFaults := mods.WatchFaults()
 	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
 	if shutdownErr != nil {
 		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
+	}
+	if err := ctl.ReportFaults(a.stderr, "kldsim: shutdown", nil, stopFaults()); err != nil && shutdownErr == nil {
+		shutdownErr = err
 	}
 	reports := k.Witness()
 	exit := ExitOK
