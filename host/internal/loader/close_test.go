@@ -1,8 +1,11 @@
 package loader
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -41,8 +44,23 @@ type stopOnClose struct{ l *Loader }
 type stoppedFile struct{ *File }
 
 func (f stoppedFile) Close() error {
-	_ = syscall.Kill(f.Pid(), syscall.SIGSTOP)
+	stop(f.Pid())
 	return f.File.Close()
+}
+
+// stop SIGSTOPs pid and waits until it is stopped: the signal lands
+// asynchronously, and the test is of a stopped process.
+func stop(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	for end := time.Now().Add(hangGuard); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+	}
 }
 
 func (o stopOnClose) wrap(f kernel.File, err error) (kernel.File, error) {
@@ -106,7 +124,7 @@ func TestStoppedPluginNeverBlocks(t *testing.T) {
 		}, "close", "did not exit within 1s of being closed and was killed", true},
 		{"loader close with a stopped plugin", func(t *testing.T, l *Loader) []int {
 			f := openTest(t, l, "kldbase")
-			_ = syscall.Kill(f.Pid(), syscall.SIGSTOP)
+			stop(f.Pid())
 			completes(t, "loader close", func() { l.Close() })
 			return []int{f.Pid()}
 		}, "close", "did not exit within 1s of being closed and was killed", true},

@@ -141,12 +141,13 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 	}
 	p.rpc = raw.(*rpcClient)
+	// Declarations are part of the start, and share its deadline.
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
 	resp, err := p.rpc.mod.Declare(dctx, &pb.DeclareRequest{KpiBrokerId: p.rpc.kpiBrokerID})
 	if err != nil {
-		// Died, hung or stopped in Declare: the same as in any call,
-		// with the start timeout as its deadline.
+		// Died, hung or stopped in Declare: as in a call, with the start
+		// timeout as its deadline.
 		p.callTimeout = l.cfg.StartTimeout
 		ferr := p.fault(ctx, "", "Declare", err)
 		p.kill()

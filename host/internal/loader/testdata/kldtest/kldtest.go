@@ -155,6 +155,9 @@ func fault(entry string, k sdk.KPI) error {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		time.Sleep(time.Hour)
 	case "fail":
+		if k != nil {
+			return fmt.Errorf("%s: %s: injected failure: %w", k.Module(), entry, syscall.EBUSY)
+		}
 		return fmt.Errorf("%s: injected failure: %w", entry, syscall.EBUSY)
 	}
 	return nil
