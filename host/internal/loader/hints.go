@@ -281,37 +281,6 @@ func (ix *Index) Module(module string) (string, *HintsFile, bool) {
 	return "", nil, false
 }
 
-// File returns the record of the binary at path (absolute) if its
-// directory's linker.hints lists it. indexed says whether the directory
-// has a linker.hints at all.
-func (ix *Index) File(path string) (f *HintsFile, indexed bool) {
-	dir, name := filepath.Split(filepath.Clean(path))
-	h := ix.hints[filepath.Clean(dir)]
-	if h == nil {
-		return nil, false
-	}
-	return h.file(name), true
-}
-
-// Modules maps every module the index lists to the binary that carries
-// it (the one Module would return).
-func (ix *Index) Modules() map[string]string {
-	out := map[string]string{}
-	for i := len(ix.dirs) - 1; i >= 0; i-- { // earlier directories win
-		d := ix.dirs[i]
-		h := ix.hints[d]
-		if h == nil {
-			continue
-		}
-		for j := len(h.Files) - 1; j >= 0; j-- {
-			for _, m := range h.Files[j].Modules {
-				out[m.Name] = filepath.Join(d, h.Files[j].Name)
-			}
-		}
-	}
-	return out
-}
-
 // Missing lists the module path's directories that have no linker.hints.
 func (ix *Index) Missing() []string { return append([]string(nil), ix.missing...) }
 
