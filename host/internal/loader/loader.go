@@ -15,8 +15,10 @@
 // version, gRPC only, AutoMTLS, an optional sha256 pin, a start timeout,
 // a deadline on every call, its logs forwarded through hclog named after
 // the module, and one KPI server offered through the GRPCBroker. A plugin
-// that dies or hangs during a call is reported as kernel.ErrModuleDead
-// naming module and entry; it never takes the host down.
+// that dies or hangs (or is stopped) during a call, in Declare or as it is
+// closed is a *Fault, wrapping kernel.ErrModuleDead and naming module and
+// entry, reported to WatchFaults; it never takes the host down, and
+// closing one never blocks for long.
 package loader
 
 import (
