@@ -171,6 +171,12 @@ func viaLabel(s Site) string {
 // vmove is if_vmove: detach with vmove set in from, attach in to. If the
 // attach is refused the interface goes back where it was.
 func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site) error {
+	k.detachSX.Lock()
+	defer k.detachSX.Unlock()
+	if from.ifunit(ifp.name) != ifp {
+		// Another move took it while this one waited for the lock.
+		return fmt.Errorf("interface %s not in %s: %w", ifp.name, from.name, syscall.ENXIO)
+	}
 	k.ifDetachInternal(ctx, ifp, true, via)
 	if err := k.ifAttach(ctx, to, ifp, true, false, via); err != nil {
 		if err2 := k.ifAttach(ctx, from, ifp, true, true, via); err2 != nil {

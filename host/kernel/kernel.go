@@ -36,6 +36,12 @@ type Kernel struct {
 	vinit   sysTable                  // registered VNET_SYSINITs
 	vuninit sysTable                  // registered VNET_SYSUNINITs
 
+	// detachSX is FreeBSD's ifnet_detach_sxlock (r368237): one interface
+	// move at a time, held across its detach and attach, so an interface
+	// coming home (vnet_if_return) is invisible until fully attached and
+	// no other move can take it half way.
+	detachSX sync.Mutex
+
 	vmu   sync.Mutex
 	vnets map[string]*vnet // by name, from the start of a create to the end of a destroy
 	// The built VNETs, oldest (vnet0) to newest: a list, so a destroy

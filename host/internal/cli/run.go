@@ -19,8 +19,9 @@ import (
 // which goes to stdout and stderr as it comes (the daemon); otherwise the
 // output is kept in the results only. It stops at the first step whose
 // outcome is not the expected one, saying so (and what the step printed
-// on stderr) on stderr, and returns false.
-func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+// on stderr) on stderr, and returns false. watch is the loader's
+// WatchFaults, so a step during which a module process died or hung fails.
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -45,7 +46,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, k, st.line, w, ew)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := ctl.Errno(err); e != 0 {
 			r.Errno = ctl.ErrnoName(e)
@@ -67,13 +68,13 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 	return results, true
 }
 
-func runLine(ctx context.Context, k *kernel.Kernel, line string, stdout, stderr io.Writer) error {
+func runLine(ctx context.Context, env *ctl.Env, line string) error {
 	cmd, err := ctl.ParseLine(line, "")
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
 	}
-	return cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: stdout, Stderr: stderr})
+	return cmd.Run(ctx, env)
 }
 
 // execute runs a configuration as `kldsim run` does: boot, the setup
@@ -82,28 +83,37 @@ func runLine(ctx context.Context, k *kernel.Kernel, line string, stdout, stderr 
 // nil when nothing could run; and the exit status. Bad configurations
 // are reported on stderr (ExitInput).
 func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, int) {
-	ld, ok := a.loadConfig(ctx, o)
+	ld, ok := a.loadConfig(o)
 	if !ok {
 		return nil, ExitInput
 	}
-	defer ld.loader.Close()
 	cfg := ld.cfg
+	mods, err := a.newLoader(ld, o)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+		return nil, ExitInput
+	}
+	defer mods.Close()
 
-	k, err := kernel.New(ctx, kernelOptions(cfg, ld.loader))
+	k, err := kernel.New(ctx, kernelOptions(cfg, mods))
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return nil, ExitWitness
 	}
 	steps := plan(cfg)
 	p := newProgress(a.stderr, prog+" "+o.file, len(steps))
-	results, stepsOK := execSteps(ctx, k, steps, a.stdout, a.stderr, false, p)
+	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	modules := render.Modules(k.Files())
 
 	k.SetStep(render.StepTeardown)
+	stopFaults := mods.WatchFaults()
 	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
 	if shutdownErr != nil {
 		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
+	}
+	if err := ctl.ReportFaults(a.stderr, "kldsim: shutdown", nil, stopFaults()); err != nil && shutdownErr == nil {
+		shutdownErr = err
 	}
 	trace := k.Trace()
 	run := &render.Run{Schema: render.Schema, Config: o.file, Steps: results, Modules: modules,
@@ -159,7 +169,7 @@ func (f *outFile) discard() {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [FILE]")
+	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
 	asJSON := fs.Bool("json", false, "print the run as JSON: steps, the whole trace, witness reports (docs/TRACE.md)")
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
@@ -167,6 +177,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	timeout := callTimeoutFlag(fs)
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -194,7 +205,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		defer out.discard()
 	}
 
-	run, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp}, "run")
+	run, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
 	if run == nil {
 		return exit
 	}
