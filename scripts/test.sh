@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's tests: formatting, vet, every package's tests, and the race
-# detector on the kernel, loader and SDK packages.
+# detector on the kernel, loader, ctl and SDK packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
