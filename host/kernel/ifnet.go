@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -159,13 +158,14 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 			continue
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
-		start := time.Now()
+		off, step := k.tr.begin()
 		err := k.call(v, m, at, func(kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
 		te := TraceEvent{Kind: TraceIfEvent, Site: at,
-			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove(), ev.PurgeULP()), Duration: time.Since(start)}
+			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove(), ev.PurgeULP()),
+			Start:  off, Step: step, Duration: k.tr.since() - off}
 		if err != nil {
 			te.Err = err.Error()
 		}
@@ -183,6 +183,12 @@ func viaLabel(s Site) string {
 // vmove is if_vmove: detach with vmove set in from, attach in to. If the
 // attach is refused the interface goes back where it was.
 func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site) error {
+	k.detachSX.Lock()
+	defer k.detachSX.Unlock()
+	if from.ifunit(ifp.name) != ifp {
+		// Another move took it while this one waited for the lock.
+		return fmt.Errorf("interface %s not in %s: %w", ifp.name, from.name, ErrNoInterface)
+	}
 	k.ifDetachInternal(ctx, ifp, true, via)
 	if err := k.ifAttach(ctx, to, ifp, true, false, via); err != nil {
 		if err2 := k.ifAttach(ctx, from, ifp, true, true, via); err2 != nil {

@@ -35,6 +35,12 @@ type Kernel struct {
 	vinit   sysTable                  // registered VNET_SYSINITs
 	vuninit sysTable                  // registered VNET_SYSUNINITs
 
+	// detachSX is FreeBSD's ifnet_detach_sxlock (r368237): one interface
+	// move at a time, held across its detach and attach, so an interface
+	// coming home (vnet_if_return) is invisible until fully attached and
+	// no other move can take it half way.
+	detachSX sync.Mutex
+
 	vmu   sync.Mutex
 	vnets map[string]*vnet // by name, from the start of a create to the end of a destroy
 	// The built VNETs, oldest (vnet0) to newest: a list, so a destroy
@@ -86,7 +92,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	if opts.EmCount == 0 {
 		opts.EmCount = 2
 	}
-	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}}
+	tr := &tracer{off: opts.NoTrace, events: ring[TraceEvent]{limit: opts.TraceLimit}, boot: time.Now()}
 	k := &Kernel{
 		opts:    opts,
 		tr:      tr,
@@ -101,9 +107,11 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnets["vnet0"] = k.vnet0
 	k.vnet0.life.Store(vnetAlive)
 	k.vnetAppend(k.vnet0)
+	k.SetStep("boot")
 	if _, err := k.load(ctx, newBuiltinFile(opts.EmCount), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
+	k.SetStep("")
 	k.vnet0.setState(sdk.SubLast)
 	return k, nil
 }
@@ -173,9 +181,9 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 		name = v.name
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
-	start := time.Now()
+	off, step := k.tr.begin()
 	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
-	ev := TraceEvent{Kind: TraceEntry, Site: at, EntryKnd: se.e.Kind, Duration: time.Since(start)}
+	ev := TraceEvent{Kind: TraceEntry, Site: at, EntryKnd: se.e.Kind, Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -192,10 +200,11 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 // modEvent delivers a module event.
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
-	start := time.Now()
+	off, step := k.tr.begin()
 	err := k.call(nil, mod, at, func(kp *kpi) error { return mod.m.Event(ctx, kp, what) })
 	// Traced without a VNET: a module event is not per-VNET.
-	ev := TraceEvent{Kind: TraceModEvent, Site: Site{Module: at.Module, Entry: at.Entry, Rank: at.Rank}, Duration: time.Since(start)}
+	ev := TraceEvent{Kind: TraceModEvent, Site: Site{Module: at.Module, Entry: at.Entry, Rank: at.Rank},
+		Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}

@@ -132,5 +132,12 @@ type TraceEvent struct {
 	EntryKnd sdk.EntryKind
 	Detail   string
 	Err      string
+	// Start is when the event began, as an offset from the kernel's boot:
+	// before the call for entries, module and interface events (which
+	// last Duration), when it happened for the others.
+	Start    time.Duration
 	Duration time.Duration
+	// Step is what the kernel was asked to do when the event began, as
+	// last set by Kernel.SetStep ("boot" while New runs).
+	Step string
 }

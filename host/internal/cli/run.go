@@ -3,97 +3,182 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// stepResult is what one step did, for run --json.
-type stepResult struct {
-	Line       string `json:"line"`
-	Scenario   bool   `json:"scenario"`
-	ExpectFail bool   `json:"expect_fail,omitempty"`
-	Status     int    `json:"status"`
-	Errno      string `json:"errno,omitempty"`
-	Stdout     string `json:"stdout,omitempty"`
-	Stderr     string `json:"stderr,omitempty"`
-	Where      string `json:"where"`
-}
-
-// execSteps runs steps against k in order, echoing each as "+ line" on
-// stdout before its output. It stops at the first step whose outcome is
-// not the expected one and returns false.
-func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stderr io.Writer, results *[]stepResult) bool {
+// execSteps runs steps against k in order and returns what each did;
+// each step's label (render.StepLabel) is the kernel's step while it
+// runs. With echo, each step is printed as "+ line" before its output,
+// which goes to stdout and stderr as it comes (the daemon); otherwise the
+// output is kept in the results only. It stops at the first step whose
+// outcome is not the expected one, saying so (and what the step printed
+// on stderr) on stderr, and returns false. watch is the loader's
+// WatchFaults, so a step during which a module process died or hung fails.
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+	defer k.SetStep("")
 	inScenario := false
-	for _, st := range steps {
+	var results []render.Step
+	for i, st := range steps {
 		if st.scenario && !inScenario {
 			inScenario = true
-			if results == nil {
+			if echo {
 				fmt.Fprintln(stdout, "== scenario")
 			}
 		}
+		r := render.Step{Index: i + 1, Label: render.StepLabel(i+1, st.line), Line: st.line, Scenario: st.scenario,
+			ExpectFail: st.expectFail, Where: fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)}
+		prog.set(i, len(steps), st.line)
 		var out, errb bytes.Buffer
 		w, ew := io.Writer(&out), io.Writer(&errb)
-		if results == nil {
+		if echo {
 			prefix := "+ "
 			if st.expectFail {
 				prefix = "+ ! "
 			}
 			fmt.Fprintf(stdout, "%s%s\n", prefix, st.line)
-			w, ew = stdout, stderr
+			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
-		err := runLine(ctx, k, st.line, w, ew)
-		where := fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)
-		if results != nil {
-			r := stepResult{Line: st.line, Scenario: st.scenario, ExpectFail: st.expectFail, Status: ctl.Status(err),
-				Stdout: out.String(), Stderr: errb.String(), Where: where}
-			if e := sdk.ErrnoOf(err); e != 0 {
-				r.Errno = sdk.ErrnoName(e)
-			}
-			*results = append(*results, r)
+		k.SetStep(r.Label)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
+		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
+		if e := sdk.ErrnoOf(err); e != 0 {
+			r.Errno = sdk.ErrnoName(e)
 		}
+		results = append(results, r)
 		switch {
 		case err != nil && !st.expectFail:
-			fmt.Fprintf(stderr, "kldsim: %s: step failed: %s\n", where, st.line)
-			return false
+			if !echo {
+				io.WriteString(stderr, r.Stderr)
+			}
+			fmt.Fprintf(stderr, "kldsim: %s: step failed: %s\n", r.Where, st.line)
+			return results, false
 		case err == nil && st.expectFail:
-			fmt.Fprintf(stderr, "kldsim: %s: step succeeded, but the scenario expects it to fail: %s\n", where, st.line)
-			return false
+			fmt.Fprintf(stderr, "kldsim: %s: step succeeded, but the scenario expects it to fail: %s\n", r.Where, st.line)
+			return results, false
 		}
 	}
-	return true
+	prog.set(len(steps), len(steps), "done")
+	return results, true
 }
 
-func runLine(ctx context.Context, k *kernel.Kernel, line string, stdout, stderr io.Writer) error {
+func runLine(ctx context.Context, env *ctl.Env, line string) error {
 	cmd, err := ctl.ParseLine(line, "")
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
 	}
-	return cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: stdout, Stderr: stderr})
+	return cmd.Run(ctx, env)
 }
 
-// runReport is run --json's output.
-type runReport struct {
-	Config  string       `json:"config"`
-	Steps   []stepResult `json:"steps"`
-	Trace   []any        `json:"trace"`
-	Witness []any        `json:"witness"`
-	Verdict string       `json:"verdict"`
-	Exit    int          `json:"exit"`
+// execute runs a configuration as `kldsim run` does: boot, the setup
+// and scenario steps, the teardown (even when a step failed or ctx was
+// cancelled: the witness needs the whole run). It returns the run, or
+// nil when nothing could run; and the exit status. Bad configurations
+// are reported on stderr (ExitInput).
+func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, int) {
+	ld, ok := a.loadConfig(o)
+	if !ok {
+		return nil, ExitInput
+	}
+	cfg := ld.cfg
+	mods, err := a.newLoader(ld, o)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+		return nil, ExitInput
+	}
+	defer mods.Close()
+
+	k, err := kernel.New(ctx, kernelOptions(cfg, mods))
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
+		return nil, ExitWitness
+	}
+	steps := plan(cfg)
+	p := newProgress(a.stderr, prog+" "+o.file, len(steps))
+	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, steps, a.stdout, a.stderr, false, p)
+	p.done()
+	modules := render.Modules(k.Files())
+
+	k.SetStep(render.StepTeardown)
+	stopFaults := mods.WatchFaults()
+	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
+	if shutdownErr != nil {
+		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
+	}
+	if err := ctl.ReportFaults(a.stderr, "kldsim: shutdown", nil, stopFaults()); err != nil && shutdownErr == nil {
+		shutdownErr = err
+	}
+	trace := k.Trace()
+	run := &render.Run{Schema: render.Schema, Config: o.file, Steps: results, Modules: modules,
+		Trace: render.Events(trace), Witness: render.Reports(k.Witness(), trace)}
+	run.Verdict = render.Verdict(run.Witness)
+	switch {
+	case len(run.Witness) > 0, shutdownErr != nil:
+		run.Exit = ExitWitness
+	case !stepsOK:
+		run.Exit = ExitInput
+	}
+	return run, run.Exit
+}
+
+// outFile is an output file made whole or not at all: written to a
+// temporary file beside it, renamed into place by commit. Opening it
+// first checks that the file can be written before any work is done.
+type outFile struct {
+	path string
+	tmp  *os.File
+}
+
+func createOut(path string) (*outFile, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, err
+	}
+	return &outFile{path: path, tmp: tmp}, nil
+}
+
+// commit writes what write writes and puts the file in place.
+func (f *outFile) commit(write func(io.Writer) error) error {
+	err := write(f.tmp)
+	if e := f.tmp.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Chmod(f.tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.tmp.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(f.tmp.Name())
+	}
+	return err
+}
+
+// discard removes the temporary file.
+func (f *outFile) discard() {
+	f.tmp.Close()
+	os.Remove(f.tmp.Name())
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [FILE]")
-	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
-	quiet := fs.Bool("q", false, "do not print the table of what ran")
+	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
+	asJSON := fs.Bool("json", false, "print the run as JSON: steps, the whole trace, witness reports (docs/TRACE.md)")
+	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
+	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
+	report := fs.String("report", "", "write a self-contained HTML report of the run to `FILE`")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	timeout := callTimeoutFlag(fs)
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -106,59 +191,44 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fs.Usage()
 		return ExitInput
 	}
-	ld, ok := a.loadConfig(ctx, loadOpts{file: file, vars: vars, modulePath: *mp})
-	if !ok {
+	if *quiet && *verbose {
+		fmt.Fprintln(a.stderr, "kldsim run: -q and -v are exclusive")
+		fs.Usage()
 		return ExitInput
 	}
-	defer ld.loader.Close()
-	cfg := ld.cfg
-
-	k, err := kernel.New(ctx, kernelOptions(cfg, ld.loader))
-	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
-		return ExitWitness
-	}
-	steps := plan(cfg)
-	var results *[]stepResult
-	if *asJSON {
-		results = &[]stepResult{}
-	} else {
-		fmt.Fprintf(a.stdout, "kldsim: %s: %d modules, %d VNETs, %d scenario steps\n== setup\n",
-			file, len(cfg.Modules), len(cfg.Vnets), len(cfg.Scenario))
-	}
-	stepsOK := execSteps(ctx, k, steps, a.stdout, a.stderr, results)
-
-	if !*asJSON {
-		fmt.Fprintln(a.stdout, "== teardown")
-	}
-	// Tear down even when interrupted: the witness needs the whole run.
-	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
-	if shutdownErr != nil {
-		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
-	}
-	reports := k.Witness()
-	exit := ExitOK
-	switch {
-	case len(reports) > 0, shutdownErr != nil:
-		exit = ExitWitness
-	case !stepsOK:
-		exit = ExitInput
-	}
-	if *asJSON {
-		rep := runReport{Config: file, Steps: *results, Trace: ctl.TraceJSON(k.Trace()),
-			Witness: ctl.WitnessJSON(reports), Verdict: ctl.Verdict(reports), Exit: exit}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+	var out *outFile
+	if *report != "" {
+		var err error
+		if out, err = createOut(*report); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim run: -report %s: %v\n", *report, err)
+			return ExitInput
 		}
+		defer out.discard()
+	}
+
+	run, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
+	if run == nil {
 		return exit
 	}
-	if !*quiet {
-		fmt.Fprintln(a.stdout, "\nWhat ran, in order:")
-		ctl.WriteTrace(a.stdout, k.Trace())
-		fmt.Fprintln(a.stdout)
+	if out != nil {
+		if err := out.commit(func(w io.Writer) error { return render.WriteHTML(ctx, w, run) }); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim run: -report %s: %v\n", *report, err)
+			exit = max(exit, ExitWitness)
+		}
 	}
-	ctl.WriteWitness(a.stdout, reports)
+	var err error
+	switch {
+	case *asJSON:
+		err = render.Write(a.stdout, run)
+	case *quiet:
+		err = render.WriteSummary(a.stdout, run, render.Brief)
+	case *verbose:
+		err = render.WriteSummary(a.stdout, run, render.Verbose)
+	default:
+		err = render.WriteSummary(a.stdout, run, render.Normal)
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+	}
 	return exit
 }

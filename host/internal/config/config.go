@@ -36,6 +36,7 @@ package config
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -75,7 +76,16 @@ type Kernel struct {
 	EmCount     int    `json:"em_count"`
 	Legacy      Legacy `json:"legacy"`
 	ShuffleSeed int64  `json:"shuffle_seed,omitempty"`
+	// CallTimeout is the deadline of each call into a plugin (the
+	// loader's hang deadline); 0 means the loader's default.
+	CallTimeout Duration `json:"call_timeout,omitempty"`
 }
+
+// Duration is a time.Duration that JSON shows as Go writes it ("10s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Legacy holds the pre-top-down behaviour knobs.
 type Legacy struct {

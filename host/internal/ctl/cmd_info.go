@@ -6,8 +6,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -75,7 +75,7 @@ func sysinitRan(c *Cmd, env *Env, vnet string) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Kind\tSubsystem\tOrder\tModule\tEntry\tTime")
 	for _, ev := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.EntryKnd, ev.Rank.Sub, ev.Rank.Order, ev.Module, ev.Entry, fmtDuration(ev.Duration))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.EntryKnd, ev.Rank.Sub, ev.Rank.Order, ev.Module, ev.Entry, render.FormatDuration(ev.Duration))
 	}
 	return tw.Flush()
 }
@@ -85,73 +85,9 @@ func traceJSON(ev kernel.TraceEvent) jsonSysinit {
 		Time: ev.Duration.String(), Error: ev.Err}
 }
 
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d < time.Microsecond:
-		return d.String()
-	case d < time.Millisecond:
-		return d.Round(time.Microsecond).String()
-	default:
-		return d.Round(10 * time.Microsecond).String()
-	}
-}
-
-// WriteTrace prints every entry that ran, in order: the table `kldsim
-// run` ends with.
-func WriteTrace(w io.Writer, trace []kernel.TraceEvent) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Seq\tKind\tRank\tModule\tEntry\tVNET\tTime")
-	for _, ev := range trace {
-		if ev.Kind != kernel.TraceEntry {
-			continue
-		}
-		vnet := ev.Vnet
-		if vnet == "" {
-			vnet = "-"
-		}
-		res := ""
-		if ev.Err != "" {
-			res = "  error: " + ev.Err
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s%s\n", ev.Seq, ev.EntryKnd, ev.Rank, ev.Module, ev.Entry, vnet, fmtDuration(ev.Duration), res)
-	}
-	return tw.Flush()
-}
-
-// TraceJSON is the JSON form of the entries in a trace.
-func TraceJSON(trace []kernel.TraceEvent) []any {
-	out := []any{}
-	for _, ev := range trace {
-		if ev.Kind == kernel.TraceEntry {
-			out = append(out, traceJSON(ev))
-		}
-	}
-	return out
-}
-
-// Verdict is the one-line witness verdict for reports.
+// Verdict is the witness's one-line verdict on reports (render.Verdict).
 func Verdict(reports []kernel.Report) string {
-	if len(reports) == 0 {
-		return "witness: clean: no violations"
-	}
-	kinds := map[string]int{}
-	var order []string
-	for _, r := range reports {
-		k := r.Kind.String()
-		if kinds[k] == 0 {
-			order = append(order, k)
-		}
-		kinds[k]++
-	}
-	parts := make([]string, len(order))
-	for i, k := range order {
-		parts[i] = fmt.Sprintf("%d %s", kinds[k], k)
-	}
-	noun := "violations"
-	if len(reports) == 1 {
-		noun = "violation"
-	}
-	return fmt.Sprintf("witness: %d %s (%s)", len(reports), noun, strings.Join(parts, ", "))
+	return render.Verdict(render.Reports(reports, nil))
 }
 
 // WriteWitness prints every report, then the verdict.
@@ -163,18 +99,13 @@ func WriteWitness(w io.Writer, reports []kernel.Report) {
 	fmt.Fprintln(w, Verdict(reports))
 }
 
-// jsonReport is witness --json's record.
-type jsonReport struct {
-	Kind  string `json:"kind"`
-	Claim string `json:"claim"`
-	Text  string `json:"text"`
-}
-
-// WitnessJSON is the JSON form of reports.
+// WitnessJSON is the JSON form of reports (render.Report): kind, claim,
+// text, where, the modules involved and the seqs of the trace events
+// each cites.
 func WitnessJSON(reports []kernel.Report) []any {
 	out := []any{}
-	for _, r := range reports {
-		out = append(out, jsonReport{Kind: r.Kind.String(), Claim: r.Claim, Text: r.String()})
+	for _, r := range render.Reports(reports, nil) {
+		out = append(out, r)
 	}
 	return out
 }
@@ -186,7 +117,7 @@ func parseWitness(c *Cmd, args []string) (runner, error) {
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		reports := env.Kernel.Witness()
 		if c.JSON {
-			return writeJSON(env.Stdout, map[string]any{"verdict": Verdict(reports), "reports": WitnessJSON(reports)})
+			return writeJSON(env.Stdout, map[string]any{"verdict": Verdict(reports), "reports": render.Reports(reports, env.Kernel.Trace())})
 		}
 		WriteWitness(env.Stdout, reports)
 		return nil

@@ -8,11 +8,15 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// describe is err's errno in FreeBSD's words (strerror), or its text
-// when it carries none.
+// describe is err's errno in FreeBSD's words (strerror), or, for an
+// error that carries none (a module process that died), the kernel's
+// words for it.
 func describe(err error) string {
 	if e := sdk.ErrnoOf(err); e != 0 {
 		return sdk.Strerror(e)
+	}
+	if d := detail(err); d != "" {
+		return d
 	}
 	return err.Error()
 }

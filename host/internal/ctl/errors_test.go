@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
@@ -32,6 +33,9 @@ func TestErrorWords(t *testing.T) {
 			if len(req.Args) > 0 && req.Args[0] == "bare" {
 				return "", syscall.ENXIO
 			}
+			if len(req.Args) > 0 && req.Args[0] == "plain" {
+				return "", errors.New("nak: no errno in these words")
+			}
 			return "", fmt.Errorf("interface %s does not exist: %w", req.Ifname, syscall.ENXIO)
 		})
 	k := sdktest.New(t, sdktest.Options{Files: map[string][]*sdk.Module{"nak": {nak}}}).Kernel()
@@ -50,6 +54,8 @@ func TestErrorWords(t *testing.T) {
 		{"ifconfig -j j9 nak0 destroy", "ifconfig: SIOCIFDESTROY: vnet j9 not found: No such file or directory\n"},
 		{"modctl nak frob", "modctl: interface  does not exist: Device not configured\n"},
 		{"modctl nope frob", "modctl: module nope not loaded: No such file or directory\n"},
+		// No errno: the module's words, once.
+		{"modctl nak plain", "modctl: nak: no errno in these words\n"},
 		{"kldunload -i 42", "kldunload: can't unload file: No such file or directory\n"},
 	}
 	for _, st := range steps {

@@ -187,42 +187,6 @@ func TestIfEventFields(t *testing.T) {
 	}
 }
 
-func TestIndex(t *testing.T) {
-	l := newLoader(t, Config{ModulePath: []string{modDir, t.TempDir()}})
-	writeScript(t, l.cfg.ModulePath[1], "notaplugin", "#!/bin/sh\necho hello\n")
-	ctx := context.Background()
-	want := map[string]string{
-		kldtest.Name:     filepath.Join(modDir, "kldtest"),
-		kldtest.AuxName:  filepath.Join(modDir, "kldtest"),
-		kldtest.BaseName: filepath.Join(modDir, "kldbase"),
-	}
-	for _, pass := range []string{"scan", "cached"} {
-		before := l.starts.Load()
-		got, err := l.Index(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: index (-want +got):\n%s", pass, diff)
-		}
-		started := l.starts.Load() - before
-		if pass == "cached" && started != 0 {
-			t.Errorf("cached index started %d plugins, want 0", started)
-		}
-		if pass == "scan" && started != 3 {
-			t.Errorf("index scan started %d binaries, want 3", started)
-		}
-	}
-	f, err := l.OpenModule(ctx, kldtest.BaseName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Name() != "kldbase" {
-		t.Errorf("OpenModule(%s) opened %s, want kldbase", kldtest.BaseName, f.Name())
-	}
-}
-
 func writeScript(t *testing.T, dir, name, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -309,13 +273,15 @@ func TestLoadErrors(t *testing.T) {
 		l := newLoader(t, Config{Pins: map[string]string{"kldtest": sum}})
 		openTest(t, l, "kldtest")
 	})
-	t.Run("file named after the module fails its pin", func(t *testing.T) {
-		// The index cannot ask a binary that fails its pin; opening the
-		// module by name still says the checksum is why.
+	t.Run("file of a module fails its file pin", func(t *testing.T) {
+		// Found through linker.hints, refused before it runs.
 		l := newLoader(t, Config{Pins: map[string]string{"kldbase": strings.Repeat("1", 64)}})
-		_, err := l.OpenModule(context.Background(), "kldbase")
+		_, err := l.OpenModule(context.Background(), kldtest.BaseName)
 		if !errors.Is(err, ErrChecksum) {
 			t.Errorf("err = %v, want ErrChecksum", err)
+		}
+		if n := l.starts.Load(); n != 0 {
+			t.Errorf("%d processes started, want none", n)
 		}
 	})
 	t.Run("no module of that name", func(t *testing.T) {
