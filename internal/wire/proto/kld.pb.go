@@ -2346,7 +2346,7 @@ const file_kld_proto_rawDesc = "" +
 	"\rEncapRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12;\n" +
 	"\x0fEncapDeregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12D\n" +
 	"\vEncapAttach\x12\x1d.kldsim.v1.EncapAttachRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB$Z\"github.com/kldsim/kldsim/sdk/protob\x06proto3"
+	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
 
 var (
 	file_kld_proto_rawDescOnce sync.Once
