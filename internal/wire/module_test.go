@@ -181,7 +181,7 @@ func (e *echo) module() *sdk.Module {
 
 // connect runs both halves of p in this process, through go-plugin's
 // own gRPC transport and broker, and returns the host's Client.
-func connect(t *testing.T, p *Plugin) *Client {
+func connect(t testing.TB, p *Plugin) *Client {
 	t.Helper()
 	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() {
