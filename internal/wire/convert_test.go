@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -95,9 +96,18 @@ func TestDeclToPB(t *testing.T) {
 	}
 }
 
-// roundTrip checks that from(to(v)) is v again.
+// roundTrip checks that from(to(v)) is v again. The first value must
+// set every field, so that a field added to the sdk type and not carried
+// by the wire fails here until it is.
 func roundTrip[T, W any](t *testing.T, to func(T) W, from func(W) T, vs ...T) {
 	t.Helper()
+	rv := reflect.ValueOf(vs[0])
+	for i := 0; i < rv.NumField(); i++ {
+		if rv.Field(i).IsZero() {
+			t.Errorf("%T.%s is not set in the first test value: set it, so the round trip checks it",
+				vs[0], rv.Type().Field(i).Name)
+		}
+	}
 	for _, v := range vs {
 		if diff := cmp.Diff(v, from(to(v))); diff != "" {
 			t.Errorf("round trip of %+v (-want +got):\n%s", v, diff)
