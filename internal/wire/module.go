@@ -22,6 +22,11 @@ import (
 // of the plugin's file, and serves their KPI callbacks while each call
 // runs. Plugin.GRPCClient makes it. It is safe for concurrent use.
 //
+// Each call takes the KPI the kernel bound for it (k) and the module's
+// name. The module's callbacks during the call reach k; once the call
+// returns, a callback made under it is refused with EINVAL. k may be nil
+// for a call that needs no KPI; curvnet is then "".
+//
 // Its methods return a *TransportError when a call did not complete (the
 // process died, hung past ctx's deadline, or ctx was canceled), and else
 // what the module answered: nil, or a *RemoteError unwrapping to the
