@@ -185,8 +185,10 @@ func connect(t testing.TB, p *Plugin) *Client {
 	t.Helper()
 	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() {
-		client.Close()
+		// Server first: the client's Close asks a live server to stop
+		// itself, which would race with a Stop of our own.
 		server.Stop()
+		client.Close()
 	})
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
