@@ -148,15 +148,20 @@ func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(*kpi) error) error 
 		return fmt.Errorf("module %s: %w", mod.decl.Name, ErrModuleDead)
 	}
 	kp := k.kpi(v, mod, at)
-	err := fn(kp)
+	return k.answered(kp, fn(kp))
+}
+
+// answered ends the call kp was bound to, whose module answered err: the
+// KPI is retired, and the answer comes back as call returns it.
+func (k *Kernel) answered(kp *kpi, err error) error {
 	kp.retire()
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, ErrModuleDead) {
-		k.markDead(mod, at, err)
+		k.markDead(kp.mod, kp.at, err)
 	}
-	return &ModuleError{Module: mod.decl.Name, Err: err}
+	return &ModuleError{Module: kp.mod.decl.Name, Err: err}
 }
 
 // markDead reports a module's death once. The report's site names the
@@ -176,13 +181,26 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 	if se.mod.dead.Load() {
 		return true, nil
 	}
+	at := k.entrySite(ctx, v, se)
+	off, step := k.tr.begin()
+	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
+	return k.entryDone(se, at, off, step, err)
+}
+
+// entrySite is where entry se runs in v (nil for SYSINIT/SYSUNINIT).
+// ctx is the pass it runs in.
+func (k *Kernel) entrySite(_ context.Context, v *vnet, se *sysEntry) Site {
 	name := ""
 	if v != nil {
 		name = v.name
 	}
-	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
-	off, step := k.tr.begin()
-	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
+	return Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
+}
+
+// entryDone traces an entry that ran at (from off, in step) and answered
+// err, as call returned it, and says what that means for its pass (see
+// runEntry).
+func (k *Kernel) entryDone(se *sysEntry, at Site, off time.Duration, step string, err error) (dead bool, _ error) {
 	ev := TraceEvent{Kind: TraceEntry, Site: at, EntryKnd: se.e.Kind, Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
@@ -192,7 +210,7 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%s %s %s (rank %v) in %s: %w", se.mod.decl.Name, se.e.Kind, se.e.Name, se.e.Rank, vnetLabel(name), err)
+		return false, fmt.Errorf("%s %s %s (rank %v) in %s: %w", se.mod.decl.Name, se.e.Kind, se.e.Name, se.e.Rank, vnetLabel(at.Vnet), err)
 	}
 	return false, nil
 }

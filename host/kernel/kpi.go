@@ -3,7 +3,6 @@ package kernel
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync/atomic"
 	"syscall"
 
@@ -71,9 +70,22 @@ func (p *kpi) op(name string, id sdk.ObjID, err error) {
 }
 
 func (p *kpi) alloc(kind ObjKind, name string) sdk.ObjID {
-	o := p.k.w.alloc(kind, name, p.mod.decl.Name, p.scope(), p.at)
-	p.op("alloc "+kind.String()+" "+name, o.ID, nil)
-	return o.ID
+	id, _ := p.allocID(0, kind, name)
+	return id
+}
+
+// allocID allocates an object: with id 0 the kernel numbers it, else it
+// takes id, which the module chose in its space (kpi_ids.go).
+func (p *kpi) allocID(id sdk.ObjID, kind ObjKind, name string) (sdk.ObjID, error) {
+	if id == 0 {
+		id = p.k.w.alloc(kind, name, p.mod.decl.Name, p.scope(), p.at).ID
+	} else if err := p.idFor(id); err != nil {
+		return 0, err
+	} else if _, err := p.k.w.allocAt(id, kind, name, p.mod.decl.Name, p.scope(), p.at); err != nil {
+		return 0, err
+	}
+	p.op("alloc "+kind.String()+" "+name, id, nil)
+	return id, nil
 }
 
 func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
@@ -293,7 +305,8 @@ func (p *kpi) unregister(kind ObjKind, id sdk.ObjID) error {
 
 // attach creates an object of kind that references curvnet's head (of
 // headKind) called head, found through the head's framework list.
-func (p *kpi) attach(headKind, kind ObjKind, what, head, name string) (sdk.ObjID, error) {
+// With id 0 the kernel numbers the object, else it takes id (allocID).
+func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.ObjID) (sdk.ObjID, error) {
 	if lid := p.v.list(headKind); lid != 0 {
 		_ = p.k.w.use(lid, p.v.name, p.at)
 	}
@@ -301,7 +314,10 @@ func (p *kpi) attach(headKind, kind ObjKind, what, head, name string) (sdk.ObjID
 	if !ok {
 		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
 	}
-	id := p.alloc(kind, name+"@"+head)
+	id, err := p.allocID(id, kind, name+"@"+head)
+	if err != nil {
+		return 0, err
+	}
 	if err := p.k.w.hold(id, hid, p.v.name, p.at, true); err != nil {
 		return 0, err
 	}
@@ -341,7 +357,7 @@ func (p *kpi) PfilHookAdd(_ context.Context, head, hook string) (sdk.ObjID, erro
 	if err := p.live("PfilHookAdd"); err != nil {
 		return 0, err
 	}
-	return p.attach(KindPfilHead, KindPfilHook, "pfil head", head, hook)
+	return p.attach(KindPfilHead, KindPfilHook, "pfil head", head, hook, 0)
 }
 
 // PfilHookRemove implements sdk.Pfil.
@@ -373,7 +389,7 @@ func (p *kpi) HhookAdd(_ context.Context, head, name string) (sdk.ObjID, error) 
 	if err := p.live("HhookAdd"); err != nil {
 		return 0, err
 	}
-	return p.attach(KindHhookHead, KindHhook, "hhook head", head, name)
+	return p.attach(KindHhookHead, KindHhook, "hhook head", head, name, 0)
 }
 
 // HhookRemove implements sdk.Hhook.
@@ -427,7 +443,7 @@ func (p *kpi) EncapAttach(_ context.Context, family, name string) (sdk.ObjID, er
 	if err := p.live("EncapAttach"); err != nil {
 		return 0, err
 	}
-	return p.attach(KindEncapTable, KindEncapHandle, "encap table", family, name)
+	return p.attach(KindEncapTable, KindEncapHandle, "encap table", family, name, 0)
 }
 
 // EncapDetach implements sdk.Encap (ip_encap_detach).
@@ -488,17 +504,8 @@ func (p *kpi) listUninit(member ObjKind) error {
 			p.v.mu.Unlock()
 		}
 	} else {
-		p.v.mu.Lock()
-		heads := p.v.heads[member]
-		delete(p.v.heads, member)
-		p.v.mu.Unlock()
-		names := make([]string, 0, len(heads))
-		for name := range heads {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			p.k.w.assertGone(heads[name], fmt.Sprintf("still registered at %s", p.at.Entry), p.at)
+		for _, h := range p.v.dropHeads(member) {
+			p.k.w.assertGone(h.id, fmt.Sprintf("still registered at %s", p.at.Entry), p.at)
 		}
 	}
 	return p.free(id, listKind(member))

@@ -57,3 +57,32 @@ func TestTraceAndReportLimits(t *testing.T) {
 		t.Errorf("unbounded trace keeps %d of %d events, dropped %d", got, want, k.TraceDropped())
 	}
 }
+
+// TestLedgerGivesMemoryBack: once the VNETs that held most of the
+// ledger's objects are destroyed, the ledger is rebuilt at its new size
+// (a Go map keeps the room of its peak).
+func TestLedgerGivesMemoryBack(t *testing.T) {
+	ctx := context.Background()
+	k := boot(t, Options{NoTrace: true})
+	var names []string
+	for i := range 400 { // 18 objects each
+		names = append(names, fmt.Sprint("j", i))
+	}
+	if err := k.VnetCreateBatch(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	k.w.mu.Lock()
+	peak := k.w.peak
+	k.w.mu.Unlock()
+	if peak < 400*18 {
+		t.Fatalf("peak %d objects, want at least %d", peak, 400*18)
+	}
+	if err := k.VnetDestroyBatch(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+	k.w.mu.Lock()
+	defer k.w.mu.Unlock()
+	if k.w.peak > peak/4 || len(k.w.byVnet) > 2 {
+		t.Errorf("after the destroy the ledger is sized for %d objects and %d VNETs, for %d objects now", k.w.peak, len(k.w.byVnet), len(k.w.objs))
+	}
+}

@@ -529,17 +529,17 @@ func (k *Kernel) stat(fr *fileRec) FileStat {
 }
 
 // Shutdown tears everything down: every VNET but vnet0, newest first
-// (top-down each), then every loaded file, newest first, forced. The
-// error joins the *Error of each VNET destroy and unload that failed.
+// (top-down each), in one batch (VnetDestroyBatch), then every loaded
+// file, newest first, forced. The error joins the *Error of each VNET
+// destroy and unload that failed.
 func (k *Kernel) Shutdown(ctx context.Context) error {
-	var errs []error
+	var names []string
 	for _, v := range k.vnetsNewestFirst() {
 		if v != k.vnet0 {
-			if err := k.VnetDestroy(ctx, v.name); err != nil {
-				errs = append(errs, err)
-			}
+			names = append(names, v.name)
 		}
 	}
+	errs := k.destroyVnets(ctx, names, false)
 	k.sx.Lock()
 	defer k.sx.Unlock()
 	for len(k.files) > 1 {

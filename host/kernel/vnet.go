@@ -36,9 +36,10 @@ type vnet struct {
 	// (base.listInit). An id stays after its list is freed, as a V_
 	// pointer does, so a late use is reported as a use after free.
 	lists map[ObjKind]sdk.ObjID
-	// heads are the named heads modules registered through the KPI, by
-	// kind (pfil heads, hhook heads, encap tables), then by name.
-	heads map[ObjKind]map[string]sdk.ObjID
+	// heads are the named heads modules registered through the KPI
+	// (pfil heads, hhook heads, encap tables): a few per VNET, so a
+	// list, not maps.
+	heads []namedHead
 	// vars are the base-system modules' per-VNET state (their
 	// VNET_DEFINEs, base.vnetVar), by module.
 	vars map[string]any
@@ -53,8 +54,7 @@ const (
 )
 
 func newVnet(name string) *vnet {
-	return &vnet{name: name, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
-		heads: map[ObjKind]map[string]sdk.ObjID{}, vars: map[string]any{}}
+	return &vnet{name: name, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{}, vars: map[string]any{}}
 }
 
 func (v *vnet) setState(s sdk.Sub) {
@@ -90,29 +90,78 @@ func (v *vnet) setVar(module string, val any) {
 	v.vars[module] = val
 }
 
+// namedHead is a head of a kind registered under a name in a VNET.
+type namedHead struct {
+	kind ObjKind
+	name string
+	id   sdk.ObjID
+}
+
 // head is the head of kind registered in v under name.
 func (v *vnet) head(kind ObjKind, name string) (sdk.ObjID, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	id, ok := v.heads[kind][name]
-	return id, ok
+	if i := v.headIndex(kind, name); i >= 0 {
+		return v.heads[i].id, true
+	}
+	return 0, false
+}
+
+func (v *vnet) headIndex(kind ObjKind, name string) int {
+	for i, h := range v.heads {
+		if h.kind == kind && h.name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // setHead registers id under name (0: unregisters name, if it is id).
 func (v *vnet) setHead(kind ObjKind, name string, id, was sdk.ObjID) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	t := v.heads[kind]
-	if t == nil {
-		t = map[string]sdk.ObjID{}
-		v.heads[kind] = t
-	}
+	i := v.headIndex(kind, name)
 	switch {
+	case id != 0 && i >= 0:
+		v.heads[i].id = id
 	case id != 0:
-		t[name] = id
-	case t[name] == was:
-		delete(t, name)
+		v.heads = append(v.heads, namedHead{kind: kind, name: name, id: id})
+	case i >= 0 && v.heads[i].id == was:
+		v.heads = append(v.heads[:i], v.heads[i+1:]...)
 	}
+}
+
+// headNames lists the names registered in v for kind, in registration
+// order.
+func (v *vnet) headNames(kind ObjKind) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []string
+	for _, h := range v.heads {
+		if h.kind == kind {
+			out = append(out, h.name)
+		}
+	}
+	return out
+}
+
+// dropHeads unregisters every head of kind in v and returns them by name.
+func (v *vnet) dropHeads(kind ObjKind) []namedHead {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []namedHead
+	keep := v.heads[:0]
+	for _, h := range v.heads {
+		if h.kind == kind {
+			out = append(out, h)
+		} else {
+			keep = append(keep, h)
+		}
+	}
+	clear(v.heads[len(keep):])
+	v.heads = keep
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
 }
 
 // list is v's list of member objects: its id, 0 before its framework's
@@ -211,130 +260,6 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 		out = append(out, v)
 	}
 	return out
-}
-
-// VnetCreate builds a VNET: every registered VNET_SYSINIT ascending, the
-// VNET's state set to each entry's subsystem first. If an entry fails, the
-// modules that ran are torn down again (descending) and nothing is left.
-// The name is taken (EEXIST) from the start, but the VNET is listed, and
-// can be used or destroyed, only once it is built. Errors are *Error with
-// Op OpVnetCreate: a *sdk.NameError, EEXIST, or the entry that failed.
-func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
-	fail := func(err error) error { return &Error{Op: OpVnetCreate, Name: name, Err: err} }
-	if err := sdk.ValidVnetName(name); err != nil {
-		return fail(err)
-	}
-	k.sx.RLock()
-	defer k.sx.RUnlock()
-	k.vmu.Lock()
-	if k.vnets[name] != nil {
-		k.vmu.Unlock()
-		return fail(syscall.EEXIST)
-	}
-	v := newVnet(name)
-	k.vseq++
-	v.seq = k.vseq
-	k.vnets[name] = v
-	v.op.Lock() // nobody else can see v yet: this cannot wait
-	k.vmu.Unlock()
-	defer v.op.Unlock()
-
-	ran := map[*modRec]bool{}
-	for _, se := range k.vinit.entries() {
-		v.setState(se.e.Rank.Sub)
-		dead, err := k.runEntry(ctx, v, se)
-		if err != nil {
-			k.teardown(ctx, v, func(m *modRec) bool { return ran[m] })
-			k.vmu.Lock()
-			delete(k.vnets, name)
-			v.life.Store(vnetGone)
-			k.vmu.Unlock()
-			return fail(fmt.Errorf("create failed, rolled back: %w", err))
-		}
-		if !dead {
-			ran[se.mod] = true
-		}
-	}
-	v.setState(sdk.SubLast) // fully built: not shutting down
-	k.vmu.Lock()
-	v.life.Store(vnetAlive)
-	k.vnetAppend(v)
-	k.vmu.Unlock()
-	return nil
-}
-
-// VnetDestroy tears a VNET down top-down: every VNET_SYSUNINIT descending.
-// A VNET still being built is waited for, as jail_remove waits for a
-// jail_set creating the jail (both hold allprison_lock): if the build
-// succeeds the VNET is then destroyed, if it fails there is nothing to
-// destroy (ENOENT). A VNET already being destroyed is EBUSY. Errors are
-// *Error with Op OpVnetDestroy.
-func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
-	fail := func(err error) error { return &Error{Op: OpVnetDestroy, Name: name, Err: err} }
-	k.sx.RLock()
-	defer k.sx.RUnlock()
-	var v *vnet
-	for {
-		k.vmu.Lock()
-		v = k.vnets[name]
-		switch {
-		case v == nil:
-			k.vmu.Unlock()
-			return fail(ErrNoVnet)
-		case v == k.vnet0:
-			k.vmu.Unlock()
-			return fail(fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM))
-		case v.life.Load() == vnetDying:
-			k.vmu.Unlock()
-			return fail(fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY))
-		case v.life.Load() == vnetBuilding:
-			k.vmu.Unlock()
-			v.op.Lock() // the build holds it until it is done
-			v.op.Unlock()
-			continue
-		}
-		break
-	}
-	v.life.Store(vnetDying)
-	v.mu.Lock()
-	v.destroying = true
-	v.mu.Unlock()
-	k.vnetUnlink(v)
-	k.vmu.Unlock()
-
-	v.op.Lock()
-	defer v.op.Unlock()
-	if k.opts.Legacy.TeardownIfFirst {
-		k.interfacesFirst(ctx, v)
-	}
-	k.teardown(ctx, v, func(*modRec) bool { return true })
-	k.vmu.Lock()
-	delete(k.vnets, name)
-	v.life.Store(vnetGone)
-	k.vmu.Unlock()
-	return nil
-}
-
-// teardown runs the VNET_SYSUNINITs of the modules chosen, descending, then
-// reports and forgets whatever the VNET still holds.
-func (k *Kernel) teardown(ctx context.Context, v *vnet, which func(*modRec) bool) {
-	v.mu.Lock()
-	v.destroying = true
-	v.mu.Unlock()
-	un := k.vuninit.entries()
-	for i := len(un) - 1; i >= 0; i-- {
-		se := un[i]
-		if !which(se.mod) {
-			continue
-		}
-		v.setState(se.e.Rank.Sub)
-		_, _ = k.runEntry(ctx, v, se) // SYSUNINITs cannot fail the teardown
-	}
-	v.setState(sdk.SubDummy)
-	k.w.vnetGone(v.name, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
-	v.mu.Lock()
-	v.ifs = map[string]*ifnet{}
-	v.mu.Unlock()
 }
 
 // interfacesFirst is the pre-2016 teardown: loaned interfaces go home and

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -69,20 +70,83 @@ func (s Site) String() string {
 	return b.String()
 }
 
-// Object is a kernel object in the witness's ledger.
+// Object is a kernel object in the witness's ledger. It is kept small:
+// a kernel with many VNETs holds one per allocation (docs/PERFORMANCE.md).
 type Object struct {
 	ID     sdk.ObjID
 	Kind   ObjKind
+	Freed  bool
+	locked bool
 	Name   string
 	Owner  string // module
 	Vnet   string // "" for global objects
-	Alloc  Site
-	Freed  bool
-	FreeAt Site
-	// holds are the objects this one references; holders reference it.
-	holds   map[sdk.ObjID]int
-	holders map[sdk.ObjID]int
-	locked  bool
+	// Alloc is where it was allocated, FreeAt where it was freed (nil
+	// while it is live). Objects allocated or freed by one call share
+	// its Site.
+	Alloc  *Site
+	FreeAt *Site
+	// refs are the objects this one references (holds) and those that
+	// reference it (holders), nil for the many that do neither.
+	refs *objRefs
+	// seq is the allocation order: ids of objects whose ids modules
+	// chose (allocAt) do not follow it.
+	seq uint64
+}
+
+// objRefs are an object's references, each with its count.
+type objRefs struct{ holds, holders refList }
+
+// refList is a small multiset of object ids: objects hold a few others.
+type refList []objRef
+
+type objRef struct {
+	id sdk.ObjID
+	n  int
+}
+
+func (l *refList) add(id sdk.ObjID) {
+	for i := range *l {
+		if (*l)[i].id == id {
+			(*l)[i].n++
+			return
+		}
+	}
+	*l = append(*l, objRef{id: id, n: 1})
+}
+
+// sub takes one reference to id away, all of them with all.
+func (l *refList) sub(id sdk.ObjID, all bool) {
+	for i, r := range *l {
+		if r.id == id {
+			if r.n > 1 && !all {
+				(*l)[i].n--
+				return
+			}
+			*l = append((*l)[:i], (*l)[i+1:]...)
+			return
+		}
+	}
+}
+
+func (o *Object) holds() refList {
+	if o.refs == nil {
+		return nil
+	}
+	return o.refs.holds
+}
+
+func (o *Object) holders() refList {
+	if o.refs == nil {
+		return nil
+	}
+	return o.refs.holders
+}
+
+func (o *Object) ensureRefs() *objRefs {
+	if o.refs == nil {
+		o.refs = &objRefs{}
+	}
+	return o.refs
 }
 
 func (o *Object) String() string {
@@ -183,10 +247,18 @@ func vnetLabel(v string) string {
 
 // witness is the ledger of every object modules allocate through the KPI.
 type witness struct {
-	mu      sync.Mutex
-	next    sdk.ObjID
-	objs    map[sdk.ObjID]*Object
-	byVnet  map[string]map[sdk.ObjID]*Object
+	mu   sync.Mutex
+	next sdk.ObjID // the last id of the kernel's own space
+	// spaces are the last ids modules chose in their own spaces
+	// (allocAt), by space.
+	spaces map[uint64]sdk.ObjID
+	seq    uint64
+	objs   map[sdk.ObjID]*Object
+	// byVnet lists each VNET's objects ("" the global ones), in no
+	// particular order.
+	byVnet  map[string][]*Object
+	peak    int   // the most objects objs held since it was last rebuilt
+	lastAt  *Site // the Site of the last allocation or free, to share
 	reports ring[Report]
 	dropped map[ReportKind]uint64 // reports the ring dropped, by kind
 	trace   *tracer
@@ -200,28 +272,82 @@ type witness struct {
 // newWitness makes a witness that keeps the newest reportLimit reports
 // (0: all of them).
 func newWitness(t *tracer, reportLimit int) *witness {
-	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
+	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string][]*Object{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
 		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
 		dropped: map[ReportKind]uint64{}}
 }
+
+// IDSpaceShift splits an object id: the bits above it are its space,
+// those below a sequence number in it. Space 0 is the kernel's own (alloc
+// numbers its objects 1, 2, 3...); a module given space s (its kldstat id)
+// numbers the objects it allocates without asking the kernel s<<IDSpaceShift
+// + 1, + 2 ..., and the kernel records them under those ids (allocAt).
+const IDSpaceShift = 40
+
+// idSpace is the space of id.
+func idSpace(id sdk.ObjID) uint64 { return uint64(id) >> IDSpaceShift }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.next++
-	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: at}
+	return w.allocLocked(w.next, kind, name, owner, vnet, at)
+}
+
+// allocAt records an object whose id a module chose in its space: it
+// must be above every id of that space recorded so far (ids are never
+// reused), else EINVAL and nothing is recorded.
+func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) (*Object, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sp := idSpace(id)
+	if sp == 0 || id <= w.spaces[sp] {
+		return nil, fmt.Errorf("object #%d: not a fresh id of space %d (last %d): %w", id, sp, w.spaces[sp], syscall.EINVAL)
+	}
+	w.spaces[sp] = id
+	return w.allocLocked(id, kind, name, owner, vnet, at), nil
+}
+
+func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *Object {
+	w.seq++
+	o := &Object{ID: id, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: w.site(at), seq: w.seq}
 	w.objs[o.ID] = o
+	w.peak = max(w.peak, len(w.objs))
 	w.index(o)
 	return o
 }
 
-func (w *witness) index(o *Object) {
-	m := w.byVnet[o.Vnet]
-	if m == nil {
-		m = map[sdk.ObjID]*Object{}
-		w.byVnet[o.Vnet] = m
+// site returns at as a pointer to keep, the previous one when it is the
+// same: the objects one call allocates or frees share one Site.
+func (w *witness) site(at Site) *Site {
+	if w.lastAt == nil || *w.lastAt != at {
+		w.lastAt = &at
 	}
-	m[o.ID] = o
+	return w.lastAt
+}
+
+// neverAllocated says that no object ever had id: ids are handed out in
+// increasing order in each space.
+func (w *witness) neverAllocated(id sdk.ObjID) bool {
+	if sp := idSpace(id); sp != 0 {
+		return id > w.spaces[sp]
+	}
+	return id == 0 || id > w.next
+}
+
+func (w *witness) index(o *Object) { w.byVnet[o.Vnet] = append(w.byVnet[o.Vnet], o) }
+
+// unindex takes o off its VNET's list.
+func (w *witness) unindex(o *Object) {
+	l := w.byVnet[o.Vnet]
+	for i, x := range l {
+		if x == o {
+			l[i] = l[len(l)-1]
+			l[len(l)-1] = nil
+			w.byVnet[o.Vnet] = l[:len(l)-1]
+			return
+		}
+	}
 }
 
 // getLocked returns a live or freed object the caller may touch with
@@ -233,7 +359,7 @@ func (w *witness) index(o *Object) {
 func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*Object, error) {
 	o := w.objs[id]
 	if o == nil {
-		if id == 0 || id > w.next {
+		if w.neverAllocated(id) {
 			return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
 		}
 		w.forgottenLocked(id, at, ifFreed)
@@ -278,7 +404,7 @@ func copyObj(o *Object) *Object {
 		return nil
 	}
 	c := *o
-	c.holds, c.holders = nil, nil
+	c.refs = nil
 	return &c
 }
 
@@ -341,8 +467,8 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 }
 
 func (w *witness) freeLocked(o *Object, at Site) {
-	for hid := range o.holders {
-		h := w.objs[hid]
+	for _, hr := range o.holders() {
+		h := w.objs[hr.id]
 		if h != nil && !h.Freed {
 			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
 			if died, ok := w.dead[h.Owner]; ok {
@@ -351,15 +477,17 @@ func (w *witness) freeLocked(o *Object, at Site) {
 			w.reportLocked(Report{Kind: FreeReferenced, Claim: claim, Object: o, Holder: h, Use: at})
 		}
 	}
-	o.Freed, o.FreeAt = true, at
+	o.Freed, o.FreeAt = true, w.site(at)
 	// A freed holder releases what it held, so the targets' holder sets
 	// stay truthful.
-	for tid := range o.holds {
-		if t := w.objs[tid]; t != nil {
-			delete(t.holders, o.ID)
+	for _, tr := range o.holds() {
+		if t := w.objs[tr.id]; t != nil && t.refs != nil {
+			t.refs.holders.sub(o.ID, true)
 		}
 	}
-	o.holds = nil
+	if o.refs != nil {
+		o.refs.holds = nil
+	}
 }
 
 // use records an access; an access to a freed object is reported.
@@ -424,23 +552,16 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 
 func (w *witness) holdLocked(h, t *Object, on bool) {
 	if on {
-		if h.holds == nil {
-			h.holds = map[sdk.ObjID]int{}
-		}
-		if t.holders == nil {
-			t.holders = map[sdk.ObjID]int{}
-		}
-		h.holds[t.ID]++
-		t.holders[h.ID]++
+		h.ensureRefs().holds.add(t.ID)
+		t.ensureRefs().holders.add(h.ID)
 		return
 	}
-	if h.holds[t.ID] > 1 {
-		h.holds[t.ID]--
-		t.holders[h.ID]--
-		return
+	if h.refs != nil {
+		h.refs.holds.sub(t.ID, false)
 	}
-	delete(h.holds, t.ID)
-	delete(t.holders, h.ID)
+	if t.refs != nil {
+		t.refs.holders.sub(h.ID, false)
+	}
 }
 
 // move re-homes an object to another VNET (an ifnet on vmove).
@@ -451,7 +572,7 @@ func (w *witness) move(id sdk.ObjID, to string) {
 	if o == nil {
 		return
 	}
-	delete(w.byVnet[o.Vnet], id)
+	w.unindex(o)
 	o.Vnet = to
 	w.index(o)
 }
@@ -464,32 +585,36 @@ func (w *witness) fault(module, claim string, at Site) {
 	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
 }
 
-// leaks reports every live object matching keep, then forgets the freed
-// ones that matched (their VNET or module is gone).
-func (w *witness) leaks(objs map[sdk.ObjID]*Object, keep func(*Object) bool, why string, at Site, prune bool) int {
-	var live []*Object
+// byAlloc orders objects as they were allocated.
+func byAlloc(objs []*Object) {
+	sort.Slice(objs, func(i, j int) bool { return objs[i].seq < objs[j].seq })
+}
+
+// leaks reports every live object of objs matching keep, in allocation
+// order, then, with prune, forgets every one that matched (its VNET or
+// module is gone).
+func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at Site, prune bool) int {
+	var matched []*Object
 	for _, o := range objs {
-		if keep(o) && !o.Freed {
-			live = append(live, o)
+		if keep(o) {
+			matched = append(matched, o)
 		}
 	}
-	sort.Slice(live, func(i, j int) bool { return live[i].ID < live[j].ID })
-	for _, o := range live {
-		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
+	byAlloc(matched)
+	n := 0
+	for _, o := range matched {
+		if !o.Freed {
+			n++
+			w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
+		}
 	}
 	if prune {
-		var gone []*Object
-		for _, o := range objs {
-			if keep(o) {
-				gone = append(gone, o)
-			}
-		}
-		sort.Slice(gone, func(i, j int) bool { return gone[i].ID < gone[j].ID })
-		for _, o := range gone {
+		for _, o := range matched {
 			w.dropLocked(o, "left "+why)
 		}
+		w.shrink()
 	}
-	return len(live)
+	return n
 }
 
 // dropLocked forgets o, keeping its details in the graves; why says how
@@ -500,17 +625,44 @@ func (w *witness) dropLocked(o *Object, why string) {
 	}
 	w.graves.add(o, why)
 	delete(w.objs, o.ID)
-	delete(w.byVnet[o.Vnet], o.ID)
+	w.unindex(o)
+}
+
+// shrink gives the memory of forgotten objects back: a Go map keeps the
+// room its peak needed, so once a quarter or less of it is used the
+// ledger is copied to one of the right size.
+func (w *witness) shrink() {
+	if w.peak < 4096 || len(w.objs) > w.peak/4 {
+		return
+	}
+	objs := make(map[sdk.ObjID]*Object, len(w.objs))
+	for id, o := range w.objs {
+		objs[id] = o
+	}
+	w.objs, w.peak = objs, len(objs)
+	byVnet := make(map[string][]*Object, len(w.byVnet))
+	for v, l := range w.byVnet {
+		byVnet[v] = l
+	}
+	w.byVnet = byVnet
 }
 
 // vnetGone reports the objects left in a destroyed VNET and forgets them.
 func (w *witness) vnetGone(vnet string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	m := w.byVnet[vnet]
-	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	l := w.byVnet[vnet]
 	delete(w.byVnet, vnet)
-	return n
+	return w.leaks(l, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+}
+
+// all lists every object in the ledger.
+func (w *witness) all() []*Object {
+	out := make([]*Object, 0, len(w.objs))
+	for _, o := range w.objs {
+		out = append(out, o)
+	}
+	return out
 }
 
 // moduleGone reports the objects a module still owns after its unload
@@ -521,16 +673,16 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.dead, module)
-	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
+	return w.leaks(w.all(), func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
-// live counts live objects, optionally in one VNET ("" = all).
+// live lists the live objects, of one VNET or all, in allocation order.
 func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	src := w.objs
-	if !all {
-		src = w.byVnet[vnet]
+	src := w.byVnet[vnet]
+	if all {
+		src = w.all()
 	}
 	var out []*Object
 	for _, o := range src {
@@ -538,7 +690,7 @@ func (w *witness) live(vnet string, all bool) []*Object {
 			out = append(out, copyObj(o))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	byAlloc(out)
 	return out
 }
 
@@ -567,13 +719,17 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 	if o == nil {
 		return
 	}
-	for tid := range o.holds {
-		if t := w.objs[tid]; t != nil {
+	for _, tr := range o.holds() {
+		if t := w.objs[tr.id]; t != nil {
 			w.useLocked(t, at)
-			delete(t.holders, id)
+			if t.refs != nil {
+				t.refs.holders.sub(id, true)
+			}
 		}
 	}
-	o.holds = nil
+	if o.refs != nil {
+		o.refs.holds = nil
+	}
 }
 
 // assertGone reports a live object that should be gone by now (a
