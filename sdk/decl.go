@@ -65,6 +65,34 @@ func (e EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", uint8(e))
 }
 
+// EventScope is where a module's interface event handlers run.
+type EventScope uint8
+
+// The scopes.
+const (
+	// ScopeAll: every arrival and departure in every VNET, as
+	// EVENTHANDLER_REGISTER does. The default.
+	ScopeAll EventScope = iota
+	// ScopeAttached: only in the VNETs where the module is attached:
+	// from the start of one of its VNET_SYSINITs there (VNET create, or
+	// its kldload into a VNET that exists) until that fails or one of its
+	// VNET_SYSUNINITs there returns. Declare it when the handlers find
+	// their per-VNET state (a V_ variable) and do nothing without it, as
+	// most do: the module behaves the same, and the kernel makes no call
+	// at all to a plugin process for an event it would ignore.
+	ScopeAttached
+)
+
+func (s EventScope) String() string {
+	switch s {
+	case ScopeAll:
+		return "all"
+	case ScopeAttached:
+		return "attached"
+	}
+	return fmt.Sprintf("EventScope(%d)", uint8(s))
+}
+
 // Decl is everything a module declares, as data: what FreeBSD source says
 // with DECLARE_MODULE, MODULE_VERSION, MODULE_DEPEND, the SYSINIT macros,
 // cloners and event handler registrations.
@@ -76,6 +104,8 @@ type Decl struct {
 	Entries []Entry
 	Cloners []string
 	Events  []EventKind
+	// EventScope is where the Events handlers run.
+	EventScope EventScope
 }
 
 // Entry returns the declared entry called name.
@@ -124,6 +154,9 @@ func (d Decl) Validate() error {
 			errs = append(errs, fmt.Errorf("module %s: MODULE_DEPEND(%s, %d, %d, %d): want min <= pref <= max",
 				d.Name, dep.Module, dep.Min, dep.Pref, dep.Max))
 		}
+	}
+	if d.EventScope > ScopeAttached {
+		errs = append(errs, fmt.Errorf("module %s: bad event scope %v", d.Name, d.EventScope))
 	}
 	cl := map[string]bool{}
 	for _, c := range d.Cloners {

@@ -45,6 +45,38 @@ type IfInfo struct {
 // call returned; EPERM for another VNET's object or one the module does
 // not own; ENOENT for an id that never named an object; EINVAL for an id
 // of the wrong kind.
+//
+// # Calls that do not wait
+//
+// In a plugin process a KPI call costs a round trip to the kernel, so a
+// call whose answer is certain does not wait for it: the module is
+// answered at once, and the call goes to the kernel one-way, as it is
+// made, to be run there, in order and with its cause, before the module's
+// call returns to the kernel. The answer is certain for:
+//
+//   - Malloc and LockInit, which cannot fail; the module numbers the
+//     object itself, in an id space of its own (ids are never reused, but
+//     they are not in allocation order across modules);
+//   - PfilHookAdd, HhookAdd and EncapAttach of a head registered in
+//     curvnet: each call into the module carries curvnet's heads, and
+//     each answer the kernel gives it their current list;
+//   - Free, LockDestroy, Use, Lock, Unlock, Hold, Drop, PfilHookRemove,
+//     HhookRemove, EncapDetach, McastLeave, PfilHeadUnregister,
+//     HhookHeadDeregister and EncapDeregister of objects the module itself
+//     allocated through this KPI (its own calls), of the right kind,
+//     global or curvnet's: the kernel answers them nil, whatever the
+//     witness finds (a double free, a use after free is reported, not
+//     returned).
+//
+// Every other call, and any of these whose answer would be an error,
+// waits for the kernel, as in the kernel's own process. So a module is
+// answered as it would be in-process, and the witness sees every call it
+// made, in order, even if its process dies right after. One case differs,
+// and only under a race: if another thread unregisters a head between the
+// moment the kernel told the module of it and the arrival of the module's
+// hook on it, the kernel refuses the hook the module was told it had, and
+// the module's call (its entry, event or command) fails with that refusal
+// (its errno, saying the module went on as if it succeeded).
 type KPI interface {
 	// Vnet is curvnet: the VNET this call runs in ("vnet0" for SYSINITs,
 	// SYSUNINITs and module events).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 )
 
@@ -47,6 +48,10 @@ type Module struct {
 	cloners  map[string]Cloner
 	control  ControlFunc
 	errs     []error
+
+	// attached are the VNETs where the module is attached, kept for
+	// ScopeAttached.
+	attached Attachment
 }
 
 // DeclareModule is DECLARE_MODULE(name, data, sub, order). The version
@@ -116,6 +121,10 @@ func (m *Module) OnIfnet(kind EventKind, fn IfEventFunc) *Module {
 	return m
 }
 
+// EventScope narrows where the module's interface event handlers run
+// (see ScopeAttached).
+func (m *Module) EventScope(s EventScope) *Module { m.decl.EventScope = s; return m }
+
 // Cloner registers an interface cloner (if_clone_advanced(name, ...)).
 func (m *Module) Cloner(name string, c Cloner) *Module {
 	if c.Create == nil || c.Destroy == nil {
@@ -152,7 +161,62 @@ func (m *Module) Run(ctx context.Context, k KPI, e Entry) error {
 	if fn == nil {
 		return fmt.Errorf("module %s: no entry %s: %w", m.decl.Name, e.Name, syscall.ENOENT)
 	}
-	return fn(ctx, k)
+	if m.decl.EventScope != ScopeAttached || !e.Kind.PerVnet() {
+		return fn(ctx, k)
+	}
+	m.attached.Enter(e.Kind, k.Vnet())
+	err := fn(ctx, k)
+	m.attached.Leave(e.Kind, k.Vnet(), err)
+	return err
+}
+
+// Ignores reports whether the module ignores an interface event in vnet
+// without running a handler: its scope is ScopeAttached and it is not
+// attached there.
+func (m *Module) Ignores(vnet string) bool {
+	return m.decl.EventScope == ScopeAttached && !m.attached.Has(vnet)
+}
+
+// Attachment is the set of VNETs where a module is attached, for
+// ScopeAttached, followed through its VNET entries: Module keeps one, and
+// so does a transport that runs a module in another process, so that it
+// knows, as the module does, which events the module ignores. The zero
+// value is empty; it is safe for concurrent use.
+type Attachment struct {
+	mu    sync.Mutex
+	vnets map[string]struct{}
+}
+
+// Enter is called before each VNET_SYSINIT or VNET_SYSUNINIT of the
+// module, in vnet: a VNET_SYSINIT attaches it there.
+func (a *Attachment) Enter(kind EntryKind, vnet string) {
+	if kind != VnetSysinit {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.vnets == nil {
+		a.vnets = map[string]struct{}{}
+	}
+	a.vnets[vnet] = struct{}{}
+}
+
+// Leave is called after each, with the module's answer: a VNET_SYSINIT
+// that failed, or any VNET_SYSUNINIT, detaches it from vnet.
+func (a *Attachment) Leave(kind EntryKind, vnet string, err error) {
+	if (kind == VnetSysinit && err != nil) || kind == VnetSysuninit {
+		a.mu.Lock()
+		delete(a.vnets, vnet)
+		a.mu.Unlock()
+	}
+}
+
+// Has reports whether the module is attached in vnet.
+func (a *Attachment) Has(vnet string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.vnets[vnet]
+	return ok
 }
 
 // Event delivers a module event.
@@ -163,10 +227,11 @@ func (m *Module) Event(ctx context.Context, k KPI, what ModEvent) error {
 	return m.event(ctx, k, what)
 }
 
-// IfEvent delivers an interface event the module registered for.
+// IfEvent delivers an interface event the module registered for, within
+// its scope.
 func (m *Module) IfEvent(ctx context.Context, k KPI, ev IfEvent) error {
 	fn := m.ifevents[ev.Kind]
-	if fn == nil {
+	if fn == nil || m.Ignores(k.Vnet()) {
 		return nil
 	}
 	return fn(ctx, k, ev)

@@ -42,6 +42,7 @@ func declToPB(d sdk.Decl) *pb.Decl {
 	for _, ev := range d.Events {
 		out.Events = append(out.Events, pb.EventKind(ev))
 	}
+	out.EventScope = pb.EventScope(d.EventScope)
 	return out
 }
 
@@ -63,6 +64,7 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 	for _, ev := range d.GetEvents() {
 		out.Events = append(out.Events, sdk.EventKind(ev))
 	}
+	out.EventScope = sdk.EventScope(d.GetEventScope())
 	return out
 }
 
@@ -111,20 +113,20 @@ func ifEventFromPB(ev *pb.IfEvent) sdk.IfEvent {
 	}
 }
 
-func cloneOpToPB(call *pb.Call, op sdk.CloneOp) *pb.CloneRequest {
+func cloneOpToPB(op sdk.CloneOp) *pb.CloneOp {
 	kind := pb.CloneOpKind_CLONE_OP_KIND_DESTROY
 	if op.Create {
 		kind = pb.CloneOpKind_CLONE_OP_KIND_CREATE
 	}
-	return &pb.CloneRequest{Call: call, Op: kind, Cloner: op.Cloner, Ifname: op.Ifname}
+	return &pb.CloneOp{Op: kind, Cloner: op.Cloner, Ifname: op.Ifname}
 }
 
-func cloneOpFromPB(r *pb.CloneRequest) sdk.CloneOp {
+func cloneOpFromPB(r *pb.CloneOp) sdk.CloneOp {
 	return sdk.CloneOp{Create: r.GetOp() == pb.CloneOpKind_CLONE_OP_KIND_CREATE, Cloner: r.GetCloner(), Ifname: r.GetIfname()}
 }
 
-func controlReqToPB(call *pb.Call, req sdk.ControlReq) *pb.ControlRequest {
-	return &pb.ControlRequest{Call: call, Ifname: req.Ifname, Args: req.Args}
+func controlReqToPB(req sdk.ControlReq) *pb.ControlRequest {
+	return &pb.ControlRequest{Ifname: req.Ifname, Args: req.Args}
 }
 
 func controlReqFromPB(r *pb.ControlRequest) sdk.ControlReq {

@@ -121,6 +121,7 @@ func TestRoundTrips(t *testing.T) {
 	t.Run("Decl", func(t *testing.T) {
 		full := testModule().Decl()
 		full.Events = append(full.Events, sdk.IfArrival)
+		full.EventScope = sdk.ScopeAttached
 		roundTrip(t, declToPB, declFromPB, full, sdk.Decl{Name: "bare", Version: 1})
 	})
 	t.Run("Entry", func(t *testing.T) {
@@ -139,14 +140,12 @@ func TestRoundTrips(t *testing.T) {
 			sdk.IfInfo{})
 	})
 	t.Run("CloneOp", func(t *testing.T) {
-		to := func(op sdk.CloneOp) *pb.CloneRequest { return cloneOpToPB(&pb.Call{}, op) }
-		roundTrip(t, to, cloneOpFromPB,
+		roundTrip(t, cloneOpToPB, cloneOpFromPB,
 			sdk.CloneOp{Create: true, Cloner: "bridge", Ifname: "bridge0"},
 			sdk.CloneOp{Cloner: "gif", Ifname: "gif3"})
 	})
 	t.Run("ControlReq", func(t *testing.T) {
-		to := func(r sdk.ControlReq) *pb.ControlRequest { return controlReqToPB(&pb.Call{}, r) }
-		roundTrip(t, to, controlReqFromPB,
+		roundTrip(t, controlReqToPB, controlReqFromPB,
 			sdk.ControlReq{Ifname: "bridge0", Args: []string{"addm", "em1"}},
 			sdk.ControlReq{Args: []string{"add", "100", "allow", "ip", "from", "any", "to", "any"}})
 	})

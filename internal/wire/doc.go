@@ -1,59 +1,71 @@
 // Package wire is kldsim's transport: how the host (the emulated kernel)
-// and a plugin process (one linker file carrying modules) talk, over
-// hashicorp/go-plugin and gRPC. The two sides import it, the host's
-// loader and sdk/serve, and nothing else does: the contract (package
-// sdk) and the kernel know nothing of processes or transports.
+// and a plugin process (one linker file carrying modules) talk. The two
+// sides import it, the host's loader and sdk/serve, and nothing else
+// does: the contract (package sdk) and the kernel know nothing of
+// processes or transports.
 //
 // It is laid out as go-plugin's examples/grpc/shared and Nomad's
 // plugins/base are:
 //
-//	proto/kld.proto  the messages and the two services: Module, served by
-//	                 the plugin, and KPI, served by the host (generated
-//	                 code beside it; make proto)
+//	proto/kld.proto  the messages, service Module (Declare, Ping) and the
+//	                 session's Frame (generated code beside it; make proto)
 //	plugin.go        the handshake, and Plugin: the one go-plugin
 //	                 GRPCPlugin, both halves
-//	module.go        the Module service: the host's Client and the
-//	                 plugin's server, each call's two ends side by side
-//	kpi.go           the KPI service: the sdk.KPI a module sees in its
-//	                 process and the host's server that hands each
-//	                 callback to the kernel, each method's two ends side
-//	                 by side
+//	tls.go           mutual TLS: the host's Identity, a plugin's Pair,
+//	                 what the plugin reads (PluginTLS)
+//	session.go       framing on the session's connection
+//	module.go        the calls: the host's Client and the plugin's server,
+//	                 each end side by side
+//	kpi.go           the KPI: the sdk.KPI a module sees in its process and
+//	                 the host's half of each method, side by side; which
+//	                 calls are folded
 //	convert.go       sdk values to the wire and back, both directions
 //	errno.go         errors across the wire: a module's or the kernel's
-//	                 answer (*RemoteError, unwrapping to its errno) and a
+//	                 answer (*RemoteError, unwrapping to its errno), a
+//	                 folded call the kernel refused (*ReplayError) and a
 //	                 call that did not complete (*TransportError)
 //
 // # A call
 //
-// The kernel calls a module with an sdk.KPI bound to the call (module,
-// entry, curvnet). The host's Client registers that KPI under a fresh
-// token and sends the call: module, curvnet, token and arguments. The
-// plugin's server runs the module with a KPI client carrying the token;
-// each callback goes over the one connection the plugin dialled to the
-// host's KPI server at Declare (through go-plugin's broker), and the
-// server hands it to the KPI bound to its token. When the call returns
-// the token is retired: a callback made with it afterwards (a goroutine
-// that outlived its call) is refused with EINVAL.
+// go-plugin starts the process and connects to it with gRPC over mutual
+// TLS (P-256 certificates the host makes, not go-plugin's AutoMTLS).
+// Declare, the first call, hands the plugin the path of a unix socket in
+// the host's private directory; the plugin connects to it with the same
+// certificates: that connection, the session, carries everything else,
+// one persistent channel per plugin. A call is a Request (module, what,
+// and a Bound per run: curvnet, and what the plugin needs to answer KPI
+// calls itself); the plugin runs it and answers a Reply per run, the last
+// marked. In between, the module's KPI calls go to the host: a Log
+// one-way when the plugin knows the answer (folded, see kpi.go), a
+// Callback otherwise, which the host answers. The host replays them, in
+// order, on the sdk.KPI the kernel bound for the run, on the goroutine
+// that made the call, before the call returns: the kernel sees each KPI
+// call as it would in-process, with its cause and in order. A call is one
+// round trip plus one per callback; a Run of many VNETs (RunBatch) is one
+// too. Once a run is over its KPI is refused (EINVAL), in the plugin and,
+// for a callback in flight, by the host.
 //
-// Errors travel in-band with their errno, never as gRPC status, so
-// errors.Is(err, syscall.EBUSY) holds on both sides; a gRPC status error
-// always means the transport failed (the process died, hung past its
+// Errors travel in-band with their errno, so errors.Is(err,
+// syscall.EBUSY) holds on both sides; a broken session or a gRPC status
+// error means the transport failed (the process died, hung past its
 // deadline, or the caller gave up). Deadlines and what to do about a
 // dead plugin are the loader's.
 //
-// Client and the module server are the only code that knows a call is
-// one unary gRPC request, and invoke (kpi.go) the one place a callback
-// leaves the plugin: a cheaper channel, or callbacks folded into replies,
-// change those and nothing outside this package.
+// Client and the module server (module.go) are the only code that knows
+// how a call travels, and kpiClient (kpi.go) the only code that decides
+// whether a KPI call waits for the kernel.
 //
 // # Adding a KPI method
 //
-//  1. sdk/kpi.go: the method, in its interface, documented.
-//  2. proto/kld.proto: its rpc in service KPI (reuse a request and
-//     response shape when one fits), then make proto.
-//  3. kpi.go: its client half and its server half, next to each other.
-//  4. host/kernel/kpi.go: what the kernel does.
+//  1. sdk/kpi.go: the method, in its interface, documented, and whether
+//     it may be folded.
+//  2. proto/kld.proto: its value in enum Method, then make proto.
+//  3. kpi.go: its client half (plugin side: a callback, or folded when
+//     the answer is certain) and its host half, next to each other.
+//  4. host/kernel/kpi.go: what the kernel does (and an ...At variant in
+//     kpi_ids.go for an allocation the module may number itself).
 //  5. A test of what the kernel does. TestKPIOverTheWire already checks
 //     every method of sdk.KPI across the wire, arguments, answer and
-//     errno, with no line of its own per method.
+//     errno, and TestFoldedIsInProcess that a module is answered over the
+//     wire as in-process.
 package wire

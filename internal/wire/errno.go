@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -36,6 +37,28 @@ func (e *RemoteError) Unwrap() error {
 	return e.Errno
 }
 
+// ReplayError is a KPI call a plugin logged, and so went on without
+// waiting for the kernel's answer (kpi.go), that the kernel refused when
+// the host replayed it: the module was told it succeeded. It is an error
+// of the run that logged it, and unwraps to the kernel's errno.
+type ReplayError struct {
+	Method  string // the sdk.KPI method
+	Errno   syscall.Errno
+	Message string // the kernel's
+}
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("KPI %s: the module went on as if it succeeded, but the kernel refused it: %s", e.Method, e.Message)
+}
+
+// Unwrap returns the errno, or nil when there is none.
+func (e *ReplayError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
 // TransportError is a call that did not complete: the plugin process
 // died, hung past the call's deadline, was stopped, or the caller gave
 // up. It says nothing about what the module would have answered. It
@@ -43,15 +66,15 @@ func (e *RemoteError) Unwrap() error {
 // context.Canceled when the caller canceled, with errors.Is.
 type TransportError struct {
 	Method string // the Module method called: "Run", "Declare", ...
-	Err    error  // what gRPC said
+	Err    error  // what gRPC or the session said
 }
 
-// Error says which call failed and what gRPC said.
+// Error says which call failed and why.
 func (e *TransportError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Method, status.Convert(e.Err).Message())
 }
 
-// Unwrap returns gRPC's error.
+// Unwrap returns gRPC's or the session's error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // Is reports whether the call ended by its deadline
@@ -59,9 +82,9 @@ func (e *TransportError) Unwrap() error { return e.Err }
 func (e *TransportError) Is(target error) bool {
 	switch target {
 	case context.DeadlineExceeded:
-		return status.Code(e.Err) == codes.DeadlineExceeded
+		return status.Code(e.Err) == codes.DeadlineExceeded || errors.Is(e.Err, context.DeadlineExceeded)
 	case context.Canceled:
-		return status.Code(e.Err) == codes.Canceled
+		return status.Code(e.Err) == codes.Canceled || errors.Is(e.Err, context.Canceled)
 	}
 	return false
 }

@@ -2,440 +2,656 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
-	"github.com/hashicorp/go-hclog"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
-// The KPI service, both ends side by side: kpiClient is the sdk.KPI a
-// module sees inside a plugin process; kpiServer is the host's end, one
-// per plugin process, dispatching each callback to the KPI the kernel
-// bound for the call it belongs to. Each sdk.KPI method has its client
-// half and its server half next to each other below; adding one is the
-// rpc in kld.proto and these two halves (TestKPIOverTheWire checks every
-// method of sdk.KPI crosses the wire with no edit of its own).
+// The KPI, both ends side by side: kpiClient is the sdk.KPI a module sees
+// inside a plugin process, bound to one run of one call; the host's half
+// of each method (served by serveOp) hands a call to the KPI the kernel
+// bound for that run. Adding a method is its Method in kld.proto and its
+// two halves here; TestKPIOverTheWire checks every method of sdk.KPI
+// crosses the wire with no edit of its own.
+//
+// # Folded calls
+//
+// A round trip per KPI call is most of what a plugin costs, so the plugin
+// answers a call itself when the answer is certain, logs it, and goes on:
+// the log goes to the host one-way, as the call is made (so that it
+// reaches the host even if the plugin dies right after), and the host
+// replays each call on the kernel's KPI, in order, before the call into
+// the module returns (sdk.KPI's doc says which calls these are). The
+// plugin is certain of an answer in two cases only:
+//
+//   - an allocation that cannot fail: Malloc and LockInit, and PfilHookAdd,
+//     HhookAdd and EncapAttach when the head is among curvnet's, which the
+//     host sends with the call (Bound.heads) and with each answer. The
+//     module numbers the object itself, in its id space (Folder.IDSpace).
+//   - a call on objects of the module's own, which the plugin remembers
+//     (kind, owner, VNET) from their allocation: frees, uses, locks and
+//     references of objects of the right kind, the module's, in curvnet
+//     or global. The kernel's answer to those is nil, whatever the
+//     witness says of them (a double free, a use after free are reported,
+//     not returned).
+//
+// Every other call, or one whose answer would be an error, is a callback:
+// the plugin sends the call and waits. The host
+// checks each replayed call's answer: if it is not what the plugin said
+// (which takes another thread changing curvnet's heads in between), the
+// run fails with that error, as the module went on without it.
 
-// kpiClient is bound to one host->plugin call: every callback carries
-// that call's token. Vnet and Module are answered locally.
-type kpiClient struct {
-	c      pb.KPIClient // nil when the host offered no KPI
-	token  uint64
-	vnet   string
+// objKind is the kind of an object the plugin remembers.
+type objKind uint8
+
+const (
+	objMemory objKind = iota + 1
+	objLock
+	objPfilHead
+	objPfilHook
+	objHhookHead
+	objHhook
+	objEncapTable
+	objEncapHandle
+	objMcast
+)
+
+// known is what the plugin remembers of an object its modules allocated.
+type known struct {
+	kind   objKind
 	module string
+	scope  string // "" for a global object, else its VNET
+}
+
+// kpiClient is the KPI of one run of a call (one Bound): curvnet, and
+// curvnet's heads as far as the plugin knows. Its mutex orders the run's
+// calls on the session, whichever goroutines make them.
+type kpiClient struct {
+	pc     *pcall // nil: no session, every call fails with ENOTCONN
+	index  uint32
+	b      *pb.Bound
+	module string
+
+	mu      sync.Mutex
+	heads   *pb.Heads
+	retired bool
+}
+
+// logLocked sends op to the host one-way (k.mu held). A session that
+// broke is the host gone: the run's next callback says so.
+func (k *kpiClient) logLocked(op *pb.Op) {
+	_ = k.pc.s.write(&pb.Frame{Call: k.pc.id, Body: &pb.Frame_Log{Log: &pb.Log{Index: k.index, Ops: []*pb.Op{op}}}})
 }
 
 var _ sdk.KPI = (*kpiClient)(nil)
 
-// kpiServer serves the KPI to one plugin process, on the GRPCBroker.
-// Each host->plugin call registers the KPI the kernel bound for it
-// (module, entry, curvnet) under a fresh token for the call's duration.
-type kpiServer struct {
-	pb.UnimplementedKPIServer
-	logger hclog.Logger
-
-	next  atomic.Uint64
-	mu    sync.RWMutex
-	bound map[uint64]sdk.KPI
-}
-
-var _ pb.KPIServer = (*kpiServer)(nil)
-
-func newKPIServer(logger hclog.Logger) *kpiServer {
-	return &kpiServer{logger: logger, bound: map[uint64]sdk.KPI{}}
-}
-
-// bind registers k for one call and returns its token and the function
-// that retires it when the call returns.
-func (s *kpiServer) bind(k sdk.KPI) (token uint64, unbind func()) {
-	token = s.next.Add(1)
-	s.mu.Lock()
-	s.bound[token] = k
-	s.mu.Unlock()
-	return token, func() {
-		s.mu.Lock()
-		delete(s.bound, token)
-		s.mu.Unlock()
+// scope is where the objects the run allocates live: "" if global.
+func (k *kpiClient) scope() string {
+	if k.b.GetGlobal() {
+		return ""
 	}
+	return k.b.GetVnet()
 }
 
-// lookup finds the KPI bound to token. A token of a call that already
-// returned is refused: a plugin goroutine that outlives its call has no
-// curvnet, as a kernel thread would not.
-func (s *kpiServer) lookup(token uint64) (sdk.KPI, error) {
-	s.mu.RLock()
-	k, ok := s.bound[token]
-	s.mu.RUnlock()
-	if !ok || k == nil {
-		return nil, fmt.Errorf("KPI call with token %d outside of any call from the kernel "+
-			"(the call that issued it has returned): %w", token, syscall.EINVAL)
+func (k *kpiClient) retiredErr(op *pb.Op) error {
+	return fmt.Errorf("KPI %s by module %s outside of any call from the kernel "+
+		"(the call that issued it has returned): %w", methodName(op.GetMethod()), k.module, syscall.EINVAL)
+}
+
+// usable says the run may touch o: global, or curvnet's.
+func (k *kpiClient) usable(o known) bool { return o.scope == "" || o.scope == k.b.GetVnet() }
+
+// hasHead says curvnet has a head of kind called name, as far as the
+// plugin knows.
+func (k *kpiClient) hasHead(kind objKind, name string) bool {
+	h := k.heads
+	if h == nil {
+		return false
 	}
-	return k, nil
+	switch kind {
+	case objPfilHead:
+		return slices.Contains(h.GetPfil(), name)
+	case objHhookHead:
+		return slices.Contains(h.GetHhook(), name)
+	case objEncapTable:
+		return slices.Contains(h.GetEncap(), name)
+	}
+	return false
 }
 
-// newGRPCServer builds the server AcceptAndServe runs. The interceptor
-// turns a panic under a callback into an error for the plugin: no
-// plugin's input may bring the host down.
-func (s *kpiServer) newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
-	srv := grpc.NewServer(append(opts, grpc.UnaryInterceptor(s.recoverPanics))...)
-	pb.RegisterKPIServer(srv, s)
-	return srv
+// alloc is an allocating call: logged with an id the module chose when it
+// cannot fail (with head set, when curvnet has that head), else a
+// callback. Either way the plugin remembers the object.
+func (k *kpiClient) alloc(ctx context.Context, kind objKind, op *pb.Op, head objKind) (sdk.ObjID, error) {
+	k.mu.Lock()
+	if k.retired {
+		k.mu.Unlock()
+		return 0, k.retiredErr(op)
+	}
+	if k.b.GetFold() && (head == 0 || k.hasHead(head, op.GetA())) {
+		id := k.pc.s.newID(k.b.GetSpace(), known{kind: kind, module: k.module, scope: k.scope()})
+		op.Id = uint64(id)
+		k.logLocked(op)
+		k.mu.Unlock()
+		return id, nil
+	}
+	k.mu.Unlock()
+	id, err := objOf(k.call(ctx, op))
+	if err == nil && id != 0 && k.b.GetFold() {
+		k.pc.s.remember(id, known{kind: kind, module: k.module, scope: k.scope()})
+	}
+	return id, err
 }
 
-func (s *kpiServer) recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo,
-	handler grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.logger.Error("panic serving a KPI callback", "method", info.FullMethod, "panic", r,
-				"stack", string(debug.Stack()))
-			err = fmt.Errorf("kernel panic in %s: %v", info.FullMethod, r)
+// release frees one of the module's objects of kind: logged when the
+// plugin knows it is, else a callback. A head unregistered changes
+// curvnet's heads, which the plugin then no longer knows.
+func (k *kpiClient) release(ctx context.Context, kind objKind, id sdk.ObjID, op *pb.Op) error {
+	k.mu.Lock()
+	if k.retired {
+		k.mu.Unlock()
+		return k.retiredErr(op)
+	}
+	if k.b.GetFold() {
+		if o, ok := k.pc.s.known(id); ok && o.kind == kind && o.module == k.module && k.usable(o) {
+			k.pc.s.forget(id)
+			k.logLocked(op)
+			if kind == objPfilHead || kind == objHhookHead || kind == objEncapTable {
+				k.heads = nil
+			}
+			k.mu.Unlock()
+			return nil
 		}
-	}()
-	return handler(ctx, req)
+	}
+	k.mu.Unlock()
+	err := resultOf(k.call(ctx, op))
+	if err == nil && k.b.GetFold() {
+		k.pc.s.forget(id)
+	}
+	return err
 }
 
-// invoke makes one KPI callback: every callback of the client goes
-// through it. A gRPC status error means the host is unreachable (or the
-// call's deadline passed), never a refusal: refusals come back in the
-// response's Error.
-func invoke[Req, Resp any](ctx context.Context, k *kpiClient, op string,
-	rpc func(pb.KPIClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
-	var zero Resp
-	if k.c == nil {
-		return zero, fmt.Errorf("KPI %s: no connection to the kernel: %w", op, syscall.ENOTCONN)
+// touch is a call on objects that must be the plugin's and usable (of
+// kind, unless 0): logged if they are, else a callback.
+func (k *kpiClient) touch(ctx context.Context, kind objKind, op *pb.Op, ids ...sdk.ObjID) error {
+	k.mu.Lock()
+	if k.retired {
+		k.mu.Unlock()
+		return k.retiredErr(op)
 	}
-	resp, err := rpc(k.c, ctx, req)
-	if err != nil {
-		errno := syscall.EIO
-		if status.Code(err) == codes.DeadlineExceeded {
-			errno = syscall.ETIMEDOUT
+	ok := k.b.GetFold()
+	for _, id := range ids {
+		if !ok {
+			break
 		}
-		return zero, fmt.Errorf("KPI %s: kernel unreachable (%s): %w", op, status.Convert(err).Message(), errno)
+		o, found := k.pc.s.known(id)
+		ok = found && k.usable(o) && (kind == 0 || o.kind == kind)
 	}
-	return resp, nil
+	if ok {
+		k.logLocked(op)
+		k.mu.Unlock()
+		return nil
+	}
+	k.mu.Unlock()
+	return resultOf(k.call(ctx, op))
 }
 
-// The client's answers, by response shape.
-
-func objOf(r *pb.ObjResponse, err error) (sdk.ObjID, error) {
+// call makes op a callback and waits for the kernel's answer.
+func (k *kpiClient) call(ctx context.Context, op *pb.Op) (*pb.Answer, error) {
+	k.mu.Lock()
+	if k.retired {
+		k.mu.Unlock()
+		return nil, k.retiredErr(op)
+	}
+	k.mu.Unlock()
+	if k.pc == nil {
+		return nil, fmt.Errorf("KPI %s: no connection to the kernel: %w", methodName(op.GetMethod()), syscall.ENOTCONN)
+	}
+	a, err := k.pc.callback(ctx, k, op)
 	if err != nil {
+		return nil, err
+	}
+	if h := a.GetHeads(); h != nil {
+		k.mu.Lock()
+		k.heads = h
+		k.mu.Unlock()
+	}
+	return a, errorFromPB(a.GetError())
+}
+
+// retire ends the run: later calls fail with EINVAL.
+func (k *kpiClient) retire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.retired = true
+}
+
+// The client's answers, by answer shape.
+
+func objOf(a *pb.Answer, err error) (sdk.ObjID, error) {
+	if a == nil {
 		return 0, err
 	}
-	return sdk.ObjID(r.GetId()), errorFromPB(r.GetError())
+	return sdk.ObjID(a.GetObj()), err
 }
 
-func resultOf(r *pb.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	return errorFromPB(r.GetError())
-}
+func resultOf(_ *pb.Answer, err error) error { return err }
 
-func ifInfoOf(r *pb.IfInfoResponse, err error) (sdk.IfInfo, error) {
-	if err != nil {
+func ifInfoOf(a *pb.Answer, err error) (sdk.IfInfo, error) {
+	if a == nil {
 		return sdk.IfInfo{}, err
 	}
-	return ifInfoFromPB(r.GetInfo()), errorFromPB(r.GetError())
+	return ifInfoFromPB(a.GetInfo()), err
 }
 
-// The client's requests, by request shape.
-
-func (k *kpiClient) name(s string) *pb.NameRequest { return &pb.NameRequest{Token: k.token, Name: s} }
-func (k *kpiClient) obj(id sdk.ObjID) *pb.ObjRequest {
-	return &pb.ObjRequest{Token: k.token, Id: uint64(id)}
-}
-func (k *kpiClient) ref(holder, target sdk.ObjID) *pb.RefRequest {
-	return &pb.RefRequest{Token: k.token, Holder: uint64(holder), Target: uint64(target)}
-}
-func (k *kpiClient) hook(head, hook string) *pb.HookRequest {
-	return &pb.HookRequest{Token: k.token, Head: head, Hook: hook}
-}
-
-// The server's answers, by response shape: each looks up the call's KPI
-// and runs f on it.
-
-func (s *kpiServer) obj(token uint64, f func(sdk.KPI) (sdk.ObjID, error)) (*pb.ObjResponse, error) {
-	k, err := s.lookup(token)
-	if err != nil {
-		return &pb.ObjResponse{Error: errorToPB(err)}, nil
+func op(m pb.Method, ids []sdk.ObjID, strs ...string) *pb.Op {
+	o := &pb.Op{Method: m}
+	if len(ids) > 0 {
+		o.Id = uint64(ids[0])
 	}
-	id, err := f(k)
-	return &pb.ObjResponse{Id: uint64(id), Error: errorToPB(err)}, nil
+	if len(ids) > 1 {
+		o.Id2 = uint64(ids[1])
+	}
+	for i, s := range strs {
+		switch i {
+		case 0:
+			o.A = s
+		case 1:
+			o.B = s
+		case 2:
+			o.C = s
+		}
+	}
+	return o
 }
 
-func (s *kpiServer) res(token uint64, f func(sdk.KPI) error) (*pb.Result, error) {
-	k, err := s.lookup(token)
-	if err != nil {
-		return &pb.Result{Error: errorToPB(err)}, nil
+func ids(id ...sdk.ObjID) []sdk.ObjID { return id }
+
+// methodName is the sdk.KPI method of m: METHOD_PFIL_HOOK_ADD is
+// PfilHookAdd.
+func methodName(m pb.Method) string {
+	var b strings.Builder
+	for _, w := range strings.Split(strings.TrimPrefix(m.String(), "METHOD_"), "_") {
+		if w != "" {
+			b.WriteString(w[:1] + strings.ToLower(w[1:]))
+		}
 	}
-	return &pb.Result{Error: errorToPB(f(k))}, nil
+	return b.String()
 }
 
-func (s *kpiServer) ifInfo(token uint64, f func(sdk.KPI) (sdk.IfInfo, error)) (*pb.IfInfoResponse, error) {
-	k, err := s.lookup(token)
-	if err != nil {
-		return &pb.IfInfoResponse{Error: errorToPB(err)}, nil
-	}
-	info, err := f(k)
-	return &pb.IfInfoResponse{Info: ifInfoToPB(info), Error: errorToPB(err)}, nil
+// The host's half: serveOp replays or answers one call on the kernel's
+// KPI for the run. A panic under it is an error for the plugin: no
+// plugin's input may bring the host down.
+
+type serveFunc func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer
+
+var halves = map[pb.Method]serveFunc{}
+
+// serves registers the host's half of method m.
+func serves(m pb.Method, f serveFunc) bool {
+	halves[m] = f
+	return true
 }
+
+func serveOp(ctx context.Context, k sdk.KPI, o *pb.Op) (a *pb.Answer) {
+	defer func() {
+		if r := recover(); r != nil {
+			a = &pb.Answer{Error: errorToPB(fmt.Errorf("kernel panic in KPI %s: %v\n%s", methodName(o.GetMethod()), r, debug.Stack()))}
+		}
+	}()
+	f := halves[o.GetMethod()]
+	switch {
+	case f == nil:
+		return &pb.Answer{Error: errorToPB(fmt.Errorf("no KPI method %v: %w", o.GetMethod(), syscall.ENOSYS))}
+	case k == nil:
+		return &pb.Answer{Error: errorToPB(fmt.Errorf("KPI %s: no KPI bound to the call: %w", methodName(o.GetMethod()), syscall.EINVAL))}
+	}
+	return f(ctx, k, o)
+}
+
+// Folder is what the kernel's KPI offers beyond sdk.KPI so that a plugin
+// may go on without asking (see Folded calls above); a KPI without it
+// gets every call as a callback.
+type Folder interface {
+	sdk.KPI
+	// IDSpace is the module's id space: it numbers its objects
+	// IDSpace()<<40 + 1, + 2, ...
+	IDSpace() uint64
+	// Global reports whether the call's objects are global.
+	Global() bool
+	// Heads lists curvnet's pfil heads, hhook heads and encap tables.
+	Heads() (pfil, hhook, encap []string)
+	// The allocating calls, of an object the module numbered id.
+	MallocAt(ctx context.Context, id sdk.ObjID, name string) error
+	LockInitAt(ctx context.Context, id sdk.ObjID, name string) error
+	PfilHookAddAt(ctx context.Context, id sdk.ObjID, head, hook string) error
+	HhookAddAt(ctx context.Context, id sdk.ObjID, head, name string) error
+	EncapAttachAt(ctx context.Context, id sdk.ObjID, family, name string) error
+}
+
+// folded replays a logged allocation through k's Folder.
+func folded(k sdk.KPI, o *pb.Op, f func(Folder) error) *pb.Answer {
+	fk, ok := k.(Folder)
+	if !ok {
+		return &pb.Answer{Error: errorToPB(fmt.Errorf("KPI %s: object #%d numbered by the module, but the kernel did not let it: %w",
+			methodName(o.GetMethod()), o.GetId(), syscall.EINVAL))}
+	}
+	return &pb.Answer{Obj: o.GetId(), Error: errorToPB(f(fk))}
+}
+
+func objAnswer(id sdk.ObjID, err error) *pb.Answer {
+	return &pb.Answer{Obj: uint64(id), Error: errorToPB(err)}
+}
+
+func resAnswer(err error) *pb.Answer { return &pb.Answer{Error: errorToPB(err)} }
+
+func ifInfoAnswer(info sdk.IfInfo, err error) *pb.Answer {
+	return &pb.Answer{Info: ifInfoToPB(info), Error: errorToPB(err)}
+}
+
+func oid(o *pb.Op) sdk.ObjID  { return sdk.ObjID(o.GetId()) }
+func oid2(o *pb.Op) sdk.ObjID { return sdk.ObjID(o.GetId2()) }
 
 // Answered in the plugin, no callback.
 
-func (k *kpiClient) Vnet() string   { return k.vnet }
+func (k *kpiClient) Vnet() string   { return k.b.GetVnet() }
 func (k *kpiClient) Module() string { return k.module }
 
 // Memory
 
 func (k *kpiClient) Malloc(ctx context.Context, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "Malloc", pb.KPIClient.Malloc, k.name(name)))
+	return k.alloc(ctx, objMemory, op(pb.Method_METHOD_MALLOC, nil, name), 0)
 }
-func (s *kpiServer) Malloc(ctx context.Context, r *pb.NameRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) { return k.Malloc(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_MALLOC, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	if o.GetId() != 0 {
+		return folded(k, o, func(f Folder) error { return f.MallocAt(ctx, oid(o), o.GetA()) })
+	}
+	return objAnswer(k.Malloc(ctx, o.GetA()))
+})
 
 func (k *kpiClient) Free(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Free", pb.KPIClient.Free, k.obj(id)))
+	return k.release(ctx, objMemory, id, op(pb.Method_METHOD_FREE, ids(id)))
 }
-func (s *kpiServer) Free(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.Free(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_FREE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Free(ctx, oid(o)))
+})
 
 func (k *kpiClient) Use(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Use", pb.KPIClient.Use, k.obj(id)))
+	return k.touch(ctx, 0, op(pb.Method_METHOD_USE, ids(id)), id)
 }
-func (s *kpiServer) Use(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.Use(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_USE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Use(ctx, oid(o)))
+})
 
 func (k *kpiClient) Hold(ctx context.Context, holder, target sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Hold", pb.KPIClient.Hold, k.ref(holder, target)))
-}
-func (s *kpiServer) Hold(ctx context.Context, r *pb.RefRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error {
-		return k.Hold(ctx, sdk.ObjID(r.GetHolder()), sdk.ObjID(r.GetTarget()))
-	})
+	return k.touch(ctx, 0, op(pb.Method_METHOD_HOLD, ids(holder, target)), holder, target)
 }
 
+var _ = serves(pb.Method_METHOD_HOLD, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Hold(ctx, oid(o), oid2(o)))
+})
+
 func (k *kpiClient) Drop(ctx context.Context, holder, target sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Drop", pb.KPIClient.Drop, k.ref(holder, target)))
+	return k.touch(ctx, 0, op(pb.Method_METHOD_DROP, ids(holder, target)), holder, target)
 }
-func (s *kpiServer) Drop(ctx context.Context, r *pb.RefRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error {
-		return k.Drop(ctx, sdk.ObjID(r.GetHolder()), sdk.ObjID(r.GetTarget()))
-	})
-}
+
+var _ = serves(pb.Method_METHOD_DROP, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Drop(ctx, oid(o), oid2(o)))
+})
 
 // Locks
 
 func (k *kpiClient) LockInit(ctx context.Context, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "LockInit", pb.KPIClient.LockInit, k.name(name)))
+	return k.alloc(ctx, objLock, op(pb.Method_METHOD_LOCK_INIT, nil, name), 0)
 }
-func (s *kpiServer) LockInit(ctx context.Context, r *pb.NameRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) { return k.LockInit(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_LOCK_INIT, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	if o.GetId() != 0 {
+		return folded(k, o, func(f Folder) error { return f.LockInitAt(ctx, oid(o), o.GetA()) })
+	}
+	return objAnswer(k.LockInit(ctx, o.GetA()))
+})
 
 func (k *kpiClient) LockDestroy(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "LockDestroy", pb.KPIClient.LockDestroy, k.obj(id)))
+	return k.release(ctx, objLock, id, op(pb.Method_METHOD_LOCK_DESTROY, ids(id)))
 }
-func (s *kpiServer) LockDestroy(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.LockDestroy(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_LOCK_DESTROY, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.LockDestroy(ctx, oid(o)))
+})
 
 func (k *kpiClient) Lock(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Lock", pb.KPIClient.Lock, k.obj(id)))
+	return k.touch(ctx, objLock, op(pb.Method_METHOD_LOCK, ids(id)), id)
 }
-func (s *kpiServer) Lock(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.Lock(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_LOCK, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Lock(ctx, oid(o)))
+})
 
 func (k *kpiClient) Unlock(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "Unlock", pb.KPIClient.Unlock, k.obj(id)))
-}
-func (s *kpiServer) Unlock(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.Unlock(ctx, sdk.ObjID(r.GetId())) })
+	return k.touch(ctx, objLock, op(pb.Method_METHOD_UNLOCK, ids(id)), id)
 }
 
-// Ifnets
+var _ = serves(pb.Method_METHOD_UNLOCK, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.Unlock(ctx, oid(o)))
+})
+
+// Ifnets: the kernel's answer depends on curvnet's interfaces, which the
+// plugin does not know: always a callback.
 
 func (k *kpiClient) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, error) {
-	return ifInfoOf(invoke(ctx, k, "IfAttach", pb.KPIClient.IfAttach,
-		&pb.IfAttachRequest{Token: k.token, Name: name, Driver: driver}))
+	return ifInfoOf(k.call(ctx, op(pb.Method_METHOD_IF_ATTACH, nil, name, driver)))
 }
-func (s *kpiServer) IfAttach(ctx context.Context, r *pb.IfAttachRequest) (*pb.IfInfoResponse, error) {
-	return s.ifInfo(r.GetToken(), func(k sdk.KPI) (sdk.IfInfo, error) {
-		return k.IfAttach(ctx, r.GetName(), r.GetDriver())
-	})
-}
+
+var _ = serves(pb.Method_METHOD_IF_ATTACH, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return ifInfoAnswer(k.IfAttach(ctx, o.GetA(), o.GetB()))
+})
 
 func (k *kpiClient) IfDetach(ctx context.Context, name string) error {
-	return resultOf(invoke(ctx, k, "IfDetach", pb.KPIClient.IfDetach, k.name(name)))
+	return resultOf(k.call(ctx, op(pb.Method_METHOD_IF_DETACH, nil, name)))
 }
-func (s *kpiServer) IfDetach(ctx context.Context, r *pb.NameRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.IfDetach(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_IF_DETACH, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.IfDetach(ctx, o.GetA()))
+})
 
 func (k *kpiClient) IfLookup(ctx context.Context, name string) (sdk.IfInfo, error) {
-	return ifInfoOf(invoke(ctx, k, "IfLookup", pb.KPIClient.IfLookup, k.name(name)))
+	return ifInfoOf(k.call(ctx, op(pb.Method_METHOD_IF_LOOKUP, nil, name)))
 }
-func (s *kpiServer) IfLookup(ctx context.Context, r *pb.NameRequest) (*pb.IfInfoResponse, error) {
-	return s.ifInfo(r.GetToken(), func(k sdk.KPI) (sdk.IfInfo, error) { return k.IfLookup(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_IF_LOOKUP, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return ifInfoAnswer(k.IfLookup(ctx, o.GetA()))
+})
 
 func (k *kpiClient) IfList(ctx context.Context) ([]sdk.IfInfo, error) {
-	r, err := invoke(ctx, k, "IfList", pb.KPIClient.IfList, &pb.TokenRequest{Token: k.token})
-	if err != nil {
-		return nil, err
-	}
+	a, err := k.call(ctx, op(pb.Method_METHOD_IF_LIST, nil))
 	var out []sdk.IfInfo
-	for _, i := range r.GetIfaces() {
+	for _, i := range a.GetList() {
 		out = append(out, ifInfoFromPB(i))
 	}
-	return out, errorFromPB(r.GetError())
-}
-func (s *kpiServer) IfList(ctx context.Context, r *pb.TokenRequest) (*pb.IfListResponse, error) {
-	k, err := s.lookup(r.GetToken())
-	if err != nil {
-		return &pb.IfListResponse{Error: errorToPB(err)}, nil
-	}
-	list, err := k.IfList(ctx)
-	resp := &pb.IfListResponse{Error: errorToPB(err)}
-	for _, i := range list {
-		resp.Ifaces = append(resp.Ifaces, ifInfoToPB(i))
-	}
-	return resp, nil
+	return out, err
 }
 
+var _ = serves(pb.Method_METHOD_IF_LIST, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	list, err := k.IfList(ctx)
+	a := &pb.Answer{Error: errorToPB(err)}
+	for _, i := range list {
+		a.List = append(a.List, ifInfoToPB(i))
+	}
+	return a
+})
+
 func (k *kpiClient) IfSetFlag(ctx context.Context, name, flag string, on bool) error {
-	return resultOf(invoke(ctx, k, "IfSetFlag", pb.KPIClient.IfSetFlag,
-		&pb.IfSetFlagRequest{Token: k.token, Name: name, Flag: flag, On: on}))
+	o := op(pb.Method_METHOD_IF_SET_FLAG, nil, name, flag)
+	o.On = on
+	return resultOf(k.call(ctx, o))
 }
-func (s *kpiServer) IfSetFlag(ctx context.Context, r *pb.IfSetFlagRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error {
-		return k.IfSetFlag(ctx, r.GetName(), r.GetFlag(), r.GetOn())
-	})
-}
+
+var _ = serves(pb.Method_METHOD_IF_SET_FLAG, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.IfSetFlag(ctx, o.GetA(), o.GetB(), o.GetOn()))
+})
 
 // Pfil
 
 func (k *kpiClient) PfilHeadRegister(ctx context.Context, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "PfilHeadRegister", pb.KPIClient.PfilHeadRegister, k.name(name)))
+	return k.register(ctx, objPfilHead, op(pb.Method_METHOD_PFIL_HEAD_REGISTER, nil, name))
 }
-func (s *kpiServer) PfilHeadRegister(ctx context.Context, r *pb.NameRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) { return k.PfilHeadRegister(ctx, r.GetName()) })
+
+// register is a head registration: a callback (the name may be taken),
+// after which the plugin remembers the head and learns curvnet's heads
+// anew.
+func (k *kpiClient) register(ctx context.Context, kind objKind, o *pb.Op) (sdk.ObjID, error) {
+	id, err := objOf(k.call(ctx, o))
+	if err == nil && id != 0 && k.b.GetFold() {
+		k.pc.s.remember(id, known{kind: kind, module: k.module, scope: k.scope()})
+	}
+	return id, err
 }
+
+var _ = serves(pb.Method_METHOD_PFIL_HEAD_REGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return objAnswer(k.PfilHeadRegister(ctx, o.GetA()))
+})
 
 func (k *kpiClient) PfilHeadUnregister(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "PfilHeadUnregister", pb.KPIClient.PfilHeadUnregister, k.obj(id)))
+	return k.release(ctx, objPfilHead, id, op(pb.Method_METHOD_PFIL_HEAD_UNREGISTER, ids(id)))
 }
-func (s *kpiServer) PfilHeadUnregister(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.PfilHeadUnregister(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_PFIL_HEAD_UNREGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.PfilHeadUnregister(ctx, oid(o)))
+})
 
 func (k *kpiClient) PfilHookAdd(ctx context.Context, head, hook string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "PfilHookAdd", pb.KPIClient.PfilHookAdd, k.hook(head, hook)))
-}
-func (s *kpiServer) PfilHookAdd(ctx context.Context, r *pb.HookRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) {
-		return k.PfilHookAdd(ctx, r.GetHead(), r.GetHook())
-	})
+	return k.alloc(ctx, objPfilHook, op(pb.Method_METHOD_PFIL_HOOK_ADD, nil, head, hook), objPfilHead)
 }
 
+var _ = serves(pb.Method_METHOD_PFIL_HOOK_ADD, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	if o.GetId() != 0 {
+		return folded(k, o, func(f Folder) error { return f.PfilHookAddAt(ctx, oid(o), o.GetA(), o.GetB()) })
+	}
+	return objAnswer(k.PfilHookAdd(ctx, o.GetA(), o.GetB()))
+})
+
 func (k *kpiClient) PfilHookRemove(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "PfilHookRemove", pb.KPIClient.PfilHookRemove, k.obj(id)))
+	return k.release(ctx, objPfilHook, id, op(pb.Method_METHOD_PFIL_HOOK_REMOVE, ids(id)))
 }
-func (s *kpiServer) PfilHookRemove(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.PfilHookRemove(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_PFIL_HOOK_REMOVE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.PfilHookRemove(ctx, oid(o)))
+})
 
 // Hhook
 
 func (k *kpiClient) HhookHeadRegister(ctx context.Context, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "HhookHeadRegister", pb.KPIClient.HhookHeadRegister, k.name(name)))
+	return k.register(ctx, objHhookHead, op(pb.Method_METHOD_HHOOK_HEAD_REGISTER, nil, name))
 }
-func (s *kpiServer) HhookHeadRegister(ctx context.Context, r *pb.NameRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) { return k.HhookHeadRegister(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_HHOOK_HEAD_REGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return objAnswer(k.HhookHeadRegister(ctx, o.GetA()))
+})
 
 func (k *kpiClient) HhookHeadDeregister(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "HhookHeadDeregister", pb.KPIClient.HhookHeadDeregister, k.obj(id)))
+	return k.release(ctx, objHhookHead, id, op(pb.Method_METHOD_HHOOK_HEAD_DEREGISTER, ids(id)))
 }
-func (s *kpiServer) HhookHeadDeregister(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.HhookHeadDeregister(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_HHOOK_HEAD_DEREGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.HhookHeadDeregister(ctx, oid(o)))
+})
 
 func (k *kpiClient) HhookAdd(ctx context.Context, head, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "HhookAdd", pb.KPIClient.HhookAdd, k.hook(head, name)))
-}
-func (s *kpiServer) HhookAdd(ctx context.Context, r *pb.HookRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) {
-		return k.HhookAdd(ctx, r.GetHead(), r.GetHook())
-	})
+	return k.alloc(ctx, objHhook, op(pb.Method_METHOD_HHOOK_ADD, nil, head, name), objHhookHead)
 }
 
+var _ = serves(pb.Method_METHOD_HHOOK_ADD, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	if o.GetId() != 0 {
+		return folded(k, o, func(f Folder) error { return f.HhookAddAt(ctx, oid(o), o.GetA(), o.GetB()) })
+	}
+	return objAnswer(k.HhookAdd(ctx, o.GetA(), o.GetB()))
+})
+
 func (k *kpiClient) HhookRemove(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "HhookRemove", pb.KPIClient.HhookRemove, k.obj(id)))
+	return k.release(ctx, objHhook, id, op(pb.Method_METHOD_HHOOK_REMOVE, ids(id)))
 }
-func (s *kpiServer) HhookRemove(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.HhookRemove(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_HHOOK_REMOVE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.HhookRemove(ctx, oid(o)))
+})
 
 // Multicast
 
 func (k *kpiClient) McastJoin(ctx context.Context, ifname, group string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "McastJoin", pb.KPIClient.McastJoin,
-		&pb.McastJoinRequest{Token: k.token, Ifname: ifname, Group: group}))
-}
-func (s *kpiServer) McastJoin(ctx context.Context, r *pb.McastJoinRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) {
-		return k.McastJoin(ctx, r.GetIfname(), r.GetGroup())
-	})
+	// The interface must be in curvnet: a callback, after which the
+	// plugin remembers the membership.
+	return k.register(ctx, objMcast, op(pb.Method_METHOD_MCAST_JOIN, nil, ifname, group))
 }
 
+var _ = serves(pb.Method_METHOD_MCAST_JOIN, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return objAnswer(k.McastJoin(ctx, o.GetA(), o.GetB()))
+})
+
 func (k *kpiClient) McastLeave(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "McastLeave", pb.KPIClient.McastLeave, k.obj(id)))
+	return k.release(ctx, objMcast, id, op(pb.Method_METHOD_MCAST_LEAVE, ids(id)))
 }
-func (s *kpiServer) McastLeave(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.McastLeave(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_MCAST_LEAVE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.McastLeave(ctx, oid(o)))
+})
 
 // Encap
 
 func (k *kpiClient) EncapRegister(ctx context.Context, family string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "EncapRegister", pb.KPIClient.EncapRegister, k.name(family)))
+	return k.register(ctx, objEncapTable, op(pb.Method_METHOD_ENCAP_REGISTER, nil, family))
 }
-func (s *kpiServer) EncapRegister(ctx context.Context, r *pb.NameRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) { return k.EncapRegister(ctx, r.GetName()) })
-}
+
+var _ = serves(pb.Method_METHOD_ENCAP_REGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return objAnswer(k.EncapRegister(ctx, o.GetA()))
+})
 
 func (k *kpiClient) EncapDeregister(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "EncapDeregister", pb.KPIClient.EncapDeregister, k.obj(id)))
+	return k.release(ctx, objEncapTable, id, op(pb.Method_METHOD_ENCAP_DEREGISTER, ids(id)))
 }
-func (s *kpiServer) EncapDeregister(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.EncapDeregister(ctx, sdk.ObjID(r.GetId())) })
-}
+
+var _ = serves(pb.Method_METHOD_ENCAP_DEREGISTER, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.EncapDeregister(ctx, oid(o)))
+})
 
 func (k *kpiClient) EncapAttach(ctx context.Context, family, name string) (sdk.ObjID, error) {
-	return objOf(invoke(ctx, k, "EncapAttach", pb.KPIClient.EncapAttach,
-		&pb.EncapAttachRequest{Token: k.token, Family: family, Name: name}))
-}
-func (s *kpiServer) EncapAttach(ctx context.Context, r *pb.EncapAttachRequest) (*pb.ObjResponse, error) {
-	return s.obj(r.GetToken(), func(k sdk.KPI) (sdk.ObjID, error) {
-		return k.EncapAttach(ctx, r.GetFamily(), r.GetName())
-	})
+	return k.alloc(ctx, objEncapHandle, op(pb.Method_METHOD_ENCAP_ATTACH, nil, family, name), objEncapTable)
 }
 
+var _ = serves(pb.Method_METHOD_ENCAP_ATTACH, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	if o.GetId() != 0 {
+		return folded(k, o, func(f Folder) error { return f.EncapAttachAt(ctx, oid(o), o.GetA(), o.GetB()) })
+	}
+	return objAnswer(k.EncapAttach(ctx, o.GetA(), o.GetB()))
+})
+
 func (k *kpiClient) EncapDetach(ctx context.Context, id sdk.ObjID) error {
-	return resultOf(invoke(ctx, k, "EncapDetach", pb.KPIClient.EncapDetach, k.obj(id)))
+	return k.release(ctx, objEncapHandle, id, op(pb.Method_METHOD_ENCAP_DETACH, ids(id)))
 }
-func (s *kpiServer) EncapDetach(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
-	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.EncapDetach(ctx, sdk.ObjID(r.GetId())) })
+
+var _ = serves(pb.Method_METHOD_ENCAP_DETACH, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.EncapDetach(ctx, oid(o)))
+})
+
+// replay applies the calls a run logged, in order, on the kernel's KPI
+// for it. Each must be answered as the plugin answered it (nil); one that
+// is not is an error of the run: the module went on without it.
+func replay(ctx context.Context, k sdk.KPI, ops []*pb.Op) error {
+	var errs []error
+	for _, o := range ops {
+		if e := serveOp(ctx, k, o).GetError(); e != nil {
+			errs = append(errs, &ReplayError{Method: methodName(o.GetMethod()), Errno: syscall.Errno(e.GetErrno()), Message: e.GetMessage()})
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -2,96 +2,107 @@ package wire
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
-	"google.golang.org/grpc"
 )
 
-// The Module service, both ends side by side: Client is the host's end
-// of one plugin process; moduleServer is the plugin's, serving every
-// module of its file. Each call carries the module called, curvnet and
-// a token: the host binds the KPI the kernel passed for the call to the
-// token for the call's duration, and the plugin's KPI client sends the
-// token back with each callback (kpi.go).
+// The Module calls, both ends side by side: Client is the host's end of
+// one plugin process; moduleServer (with pluginSession and pcall) is the
+// plugin's, serving every module of its file. Declare and Ping are gRPC
+// calls on go-plugin's connection; every other call is a Request on the
+// session, answered by Replies, with the run's KPI callbacks (kpi.go) in
+// between.
 
 // Client is the host's end of one plugin process: it calls the modules
 // of the plugin's file, and serves their KPI callbacks while each call
-// runs. Plugin.GRPCClient makes it. It is safe for concurrent use.
+// runs. Plugin.GRPCClient makes it; Declare opens its session. It is safe
+// for concurrent use.
 //
 // Each call takes the KPI the kernel bound for it (k) and the module's
-// name. The module's callbacks during the call reach k; once the call
-// returns, a callback made under it is refused with EINVAL. k may be nil
-// for a call that needs no KPI; curvnet is then "".
+// name. The module's KPI calls during the call reach k, on the calling
+// goroutine, before the call returns; once it returned, a KPI call made
+// under it is refused with EINVAL. k may be nil for a call that needs no
+// KPI; curvnet is then "".
 //
 // Its methods return a *TransportError when a call did not complete (the
 // process died, hung past ctx's deadline, or ctx was canceled), and else
 // what the module answered: nil, or a *RemoteError unwrapping to the
-// module's errno. The Client sets no deadline of its own.
+// module's errno.
 type Client struct {
-	mod   pb.ModuleClient
-	kpi   *kpiServer // nil: declarations only, no callbacks
-	kpiID uint32     // the KPI server's broker id, 0 if none
+	mod    pbModuleClient
+	kpi    bool
+	pair   *Pair
+	dir    string
+	logger hclog.Logger
+
+	sess  atomic.Pointer[hostSession]
+	trips atomic.Uint64
 }
 
-type moduleServer struct {
-	pb.UnimplementedModuleServer
-	file   string
-	mods   []*sdk.Module
-	byName map[string]*sdk.Module
-	dial   func(id uint32) (*grpc.ClientConn, error) // the broker's Dial
+type pbModuleClient = pb.ModuleClient
 
-	mu  sync.Mutex
-	kpi pb.KPIClient // dialled once, at the first Declare that offers it
-}
+// RoundTrips counts the round trips made so far: each call, each KPI
+// callback, each ping; one for a whole batch.
+func (c *Client) RoundTrips() uint64 { return c.trips.Load() }
 
-func newModuleServer(file string, mods []*sdk.Module, dial func(uint32) (*grpc.ClientConn, error)) *moduleServer {
-	s := &moduleServer{file: file, mods: mods, byName: map[string]*sdk.Module{}, dial: dial}
-	for _, m := range mods {
-		s.byName[m.Decl().Name] = m
+// Close ends the session; calls then fail with a *TransportError.
+func (c *Client) Close() error {
+	if s := c.sess.Load(); s != nil {
+		return s.c.Close()
 	}
-	return s
+	return nil
 }
 
-// bind registers k under a fresh token until done is called, and returns
-// the call's context for the wire.
-func (c *Client) bind(module string, k sdk.KPI) (call *pb.Call, done func()) {
-	call = &pb.Call{Module: module}
-	if k != nil {
-		call.Vnet = k.Vnet()
-	}
-	if c.kpi == nil {
-		return call, func() {}
-	}
-	call.Token, done = c.kpi.bind(k)
-	return call, done
-}
-
-// bind finds the called module and builds the KPI bound to the call.
-func (s *moduleServer) bind(call *pb.Call) (*sdk.Module, sdk.KPI, error) {
-	m := s.byName[call.GetModule()]
-	if m == nil {
-		return nil, nil, fmt.Errorf("file %s carries no module %q: %w", s.file, call.GetModule(), syscall.ENOENT)
-	}
-	s.mu.Lock()
-	c := s.kpi
-	s.mu.Unlock()
-	return m, &kpiClient{c: c, token: call.GetToken(), vnet: call.GetVnet(), module: call.GetModule()}, nil
-}
-
-func result(err error) *pb.Result { return &pb.Result{Error: errorToPB(err)} }
-
-// Declare is the first call: it gives the plugin the KPI server's broker
-// id (none when the host only asks for declarations) and returns every
-// module the file carries, in the file's order. An error the plugin
-// answers (it could not reach the KPI server) is a *RemoteError.
+// Declare is the first call: with KPI, the host listens for the plugin's
+// session on a socket in its directory, and the plugin connects in
+// Declare (mutual TLS, the Pair's certificates). It returns every module
+// the file carries, in the file's order. An error the plugin answers (it
+// could not reach the session) is a *RemoteError.
 func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
-	r, err := c.mod.Declare(ctx, &pb.DeclareRequest{KpiBrokerId: c.kpiID})
+	req := &pb.DeclareRequest{}
+	var accepted chan acceptResult
+	if c.kpi {
+		if c.pair == nil || c.dir == "" {
+			return nil, fmt.Errorf("Declare: no TLS certificates or socket directory for the session: %w", syscall.EINVAL)
+		}
+		ln, path, err := listenSession(c.dir)
+		if err != nil {
+			return nil, fmt.Errorf("Declare: session socket: %w", err)
+		}
+		defer func() {
+			ln.Close()
+			os.Remove(path)
+		}()
+		accepted = make(chan acceptResult, 1)
+		go acceptSession(ctx, ln, c.pair.sessionConfig(), accepted)
+		req.Session = path
+	}
+	r, err := c.mod.Declare(ctx, req)
 	if err := answer("Declare", r.GetError(), err); err != nil {
 		return nil, err
+	}
+	if c.kpi {
+		select {
+		case a := <-accepted:
+			if a.err != nil {
+				return nil, &TransportError{Method: "Declare", Err: a.err}
+			}
+			c.sess.Store(newHostSession(a.conn, c.logger))
+		case <-ctx.Done():
+			return nil, &TransportError{Method: "Declare", Err: ctx.Err()}
+		}
 	}
 	out := make([]ModuleInfo, 0, len(r.GetModules()))
 	for _, m := range r.GetModules() {
@@ -100,9 +111,492 @@ func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
 	return out, nil
 }
 
-func (s *moduleServer) Declare(_ context.Context, req *pb.DeclareRequest) (*pb.DeclareResponse, error) {
-	if err := s.dialKPI(req.GetKpiBrokerId()); err != nil {
-		return &pb.DeclareResponse{File: s.file, Error: errorToPB(err)}, nil
+var sessionSeq atomic.Uint64
+
+// listenSession listens on a fresh unix socket in dir, which only the
+// user may enter.
+func listenSession(dir string) (net.Listener, string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("s%d.sock", sessionSeq.Add(1)))
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, "", err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	return ln, path, nil
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error
+}
+
+// acceptSession waits for the plugin: the first connection to complete
+// the TLS handshake with the plugin's certificate. Others are closed.
+func acceptSession(ctx context.Context, ln net.Listener, cfg *tls.Config, out chan<- acceptResult) {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			out <- acceptResult{err: err}
+			return
+		}
+		tc := tls.Server(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			continue
+		}
+		out <- acceptResult{conn: tc}
+		return
+	}
+}
+
+// Ping is a bare gRPC call on go-plugin's connection: no module, no
+// session.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.mod.Ping(ctx, &pb.PingRequest{})
+	c.trips.Add(1)
+	if err != nil {
+		return &TransportError{Method: "Ping", Err: err}
+	}
+	return nil
+}
+
+// SessionPing is a round trip on the session that runs nothing.
+func (c *Client) SessionPing(ctx context.Context) error {
+	_, err := c.one(ctx, "Ping", &pb.Request{What: &pb.Request_Ping{Ping: &pb.PingRequest{}}}, nil)
+	return err
+}
+
+// Run runs entry e of module (a SYSINIT or SYSUNINIT, or a VNET_SYSINIT
+// or VNET_SYSUNINIT in k's VNET).
+func (c *Client) Run(ctx context.Context, module string, k sdk.KPI, e sdk.Entry) error {
+	_, err := c.one(ctx, "Run", &pb.Request{Module: module, What: &pb.Request_Run{Run: entryToPB(e)}}, k)
+	return err
+}
+
+// BatchCall is one run of a RunBatch: its KPI and what to do when it is
+// over.
+type BatchCall struct {
+	KPI  sdk.KPI
+	Done func(err error)
+}
+
+// RunBatch runs entry e of module once per call, in order, in one round
+// trip (plus the callbacks the runs make): as many Runs, one after the
+// other. Each call's Done is called in order, on the calling goroutine,
+// as soon as its run is over and its KPI calls applied, with the
+// module's answer. perRun bounds each run: one that does not end within
+// it, counted from the end of the one before, makes RunBatch give up
+// with a *TransportError, as does ctx; Done is then not called for the
+// runs not over.
+func (c *Client) RunBatch(ctx context.Context, module string, e sdk.Entry, calls []BatchCall, perRun time.Duration) error {
+	ks := make([]sdk.KPI, len(calls))
+	for i, bc := range calls {
+		ks[i] = bc.KPI
+	}
+	return c.exchange(ctx, "Run", &pb.Request{Module: module, What: &pb.Request_Run{Run: entryToPB(e)}}, ks, perRun,
+		func(i int, _ string, err error) { calls[i].Done(err) })
+}
+
+// Event delivers a module event (MOD_LOAD, MOD_QUIESCE, ...) to module.
+func (c *Client) Event(ctx context.Context, module string, k sdk.KPI, what sdk.ModEvent) error {
+	_, err := c.one(ctx, "Event", &pb.Request{Module: module, What: &pb.Request_Event{Event: pb.ModEvent(what)}}, k)
+	return err
+}
+
+// IfEvent delivers an interface arrival or departure to module.
+func (c *Client) IfEvent(ctx context.Context, module string, k sdk.KPI, ev sdk.IfEvent) error {
+	_, err := c.one(ctx, "IfEvent", &pb.Request{Module: module, What: &pb.Request_IfEvent{IfEvent: ifEventToPB(ev)}}, k)
+	return err
+}
+
+// Clone asks one of module's cloners to create or destroy an interface.
+func (c *Client) Clone(ctx context.Context, module string, k sdk.KPI, op sdk.CloneOp) error {
+	_, err := c.one(ctx, "Clone", &pb.Request{Module: module, What: &pb.Request_Clone{Clone: cloneOpToPB(op)}}, k)
+	return err
+}
+
+// Control routes a command to module and returns its output.
+func (c *Client) Control(ctx context.Context, module string, k sdk.KPI, req sdk.ControlReq) (string, error) {
+	return c.one(ctx, "Control", &pb.Request{Module: module, What: &pb.Request_Control{Control: controlReqToPB(req)}}, k)
+}
+
+// one makes a call of one run.
+func (c *Client) one(ctx context.Context, method string, req *pb.Request, k sdk.KPI) (out string, err error) {
+	var answered error
+	terr := c.exchange(ctx, method, req, []sdk.KPI{k}, 0, func(_ int, o string, e error) { out, answered = o, e })
+	if terr != nil {
+		return "", terr
+	}
+	return out, answered
+}
+
+// bound describes k to the plugin.
+func bound(k sdk.KPI) *pb.Bound {
+	if k == nil {
+		return &pb.Bound{}
+	}
+	b := &pb.Bound{Vnet: k.Vnet()}
+	if f, ok := k.(Folder); ok {
+		b.Fold, b.Space, b.Global = true, f.IDSpace(), f.Global()
+		b.Heads = headsToPB(f.Heads())
+	}
+	return b
+}
+
+func headsToPB(pfil, hhook, encap []string) *pb.Heads {
+	return &pb.Heads{Pfil: pfil, Hhook: hhook, Encap: encap}
+}
+
+// exchange makes one call of len(ks) runs: it sends the request, serves
+// its callbacks, replays what each run logged on its KPI and reports each
+// run over, in order, to done. It returns a *TransportError when the call
+// did not complete; the runs' answers go to done.
+func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, ks []sdk.KPI,
+	perRun time.Duration, done func(i int, out string, err error)) error {
+	s := c.sess.Load()
+	if s == nil {
+		err := fmt.Errorf("%s: the plugin was started for its declarations only: %w", method, syscall.ENOTCONN)
+		for i := range ks {
+			done(i, "", err)
+		}
+		return nil
+	}
+	for _, k := range ks {
+		req.Bound = append(req.Bound, bound(k))
+	}
+	id, mb := s.open()
+	defer s.close(id)
+	if err := s.write(&pb.Frame{Call: id, Body: &pb.Frame_Request{Request: req}}); err != nil {
+		return &TransportError{Method: method, Err: err}
+	}
+	c.trips.Add(1)
+	w := s.watch(ctx, id, perRun)
+	defer w.end()
+	next := 0                        // the run in progress
+	failed := make([]error, len(ks)) // replays refused, by run
+	// handle acts on one frame; over says the call is.
+	handle := func(f *pb.Frame) (over bool, err error) {
+		switch b := f.GetBody().(type) {
+		case *pb.Frame_Log:
+			i := int(b.Log.GetIndex())
+			if i != next {
+				return false, fmt.Errorf("plugin logged KPI calls of run %d while run %d is running", i, next)
+			}
+			failed[i] = errors.Join(failed[i], replay(ctx, ks[i], b.Log.GetOps()))
+		case *pb.Frame_Callback:
+			cb := b.Callback
+			i := int(cb.GetIndex())
+			if i != next {
+				return false, fmt.Errorf("callback from run %d while run %d is running", i, next)
+			}
+			a := serveOp(ctx, ks[i], cb.GetOp())
+			a.Id = cb.GetId()
+			if f, ok := ks[i].(Folder); ok {
+				a.Heads = headsToPB(f.Heads())
+			}
+			if err := s.write(&pb.Frame{Call: id, Body: &pb.Frame_Answer{Answer: a}}); err != nil {
+				return false, err
+			}
+			c.trips.Add(1)
+		case *pb.Frame_Reply:
+			d := b.Reply.GetDone()
+			i := int(d.GetIndex())
+			if i != next || i >= len(ks) {
+				return false, fmt.Errorf("plugin reported run %d over while run %d is running", i, next)
+			}
+			next++
+			done(i, d.GetOutput(), errors.Join(errorFromPB(d.GetError()), failed[i]))
+			w.progress()
+			if b.Reply.GetLast() {
+				if next != len(ks) {
+					return false, fmt.Errorf("plugin ended the call after %d of %d runs", next, len(ks))
+				}
+				return true, nil
+			}
+		case *pb.Frame_Cancel:
+			// The plugin took note of our Cancel: give up.
+			return false, w.why()
+		}
+		return false, nil
+	}
+	// drain acts on what arrived: the whole call, or as far as it went.
+	drain := func() (over bool, err error) {
+		for _, f := range mb.take() {
+			if over, err = handle(f); over || err != nil {
+				return over, err
+			}
+		}
+		return false, nil
+	}
+	for {
+		if over, err := drain(); over || err != nil {
+			return transport(method, err)
+		}
+		f, err := s.await(id, mb, w.stop)
+		if err == errStopped || (err != nil && w.stopped()) {
+			return transport(method, w.why())
+		}
+		if err != nil {
+			// What it sent before it went is applied: the witness sees
+			// what the module did up to its death.
+			if over, derr := drain(); over || derr != nil {
+				return transport(method, derr)
+			}
+			return transport(method, err)
+		}
+		if f != nil {
+			if over, err := handle(f); over || err != nil {
+				return transport(method, err)
+			}
+		}
+	}
+}
+
+// transport is nil, or err as a *TransportError of method.
+func transport(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TransportError{Method: method, Err: err}
+}
+
+// hostSession is the host's end of a plugin's session. No goroutine of
+// its own reads it: a caller waiting for its call's frames reads them
+// itself, when no other caller is reading, and hands others' frames to
+// their mailboxes; when it stops reading it lets a waiting caller take
+// over. A frame for the reader costs no goroutine switch, which on a
+// loaded machine halves a round trip.
+type hostSession struct {
+	*framer
+	logger hclog.Logger
+
+	mu      sync.Mutex
+	calls   map[uint64]*mailbox
+	next    uint64
+	reading bool   // a caller is reading the connection
+	reader  uint64 // which
+	err     error
+}
+
+func newHostSession(c net.Conn, logger hclog.Logger) *hostSession {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &hostSession{framer: newFramer(c), logger: logger, calls: map[uint64]*mailbox{}}
+}
+
+func (s *hostSession) open() (uint64, *mailbox) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	mb := newMailbox()
+	s.calls[s.next] = mb
+	return s.next, mb
+}
+
+func (s *hostSession) close(id uint64) {
+	s.mu.Lock()
+	delete(s.calls, id)
+	s.passLocked(id)
+	s.mu.Unlock()
+}
+
+// passLocked lets another caller than id read, if nobody does (s.mu
+// held).
+func (s *hostSession) passLocked(id uint64) {
+	if s.reading {
+		return
+	}
+	for other, mb := range s.calls {
+		if other != id {
+			mb.wake()
+			return
+		}
+	}
+}
+
+// errStopped is await's answer when stop closed.
+var errStopped = errors.New("stopped")
+
+// await waits for something for call id: frames in its mailbox (nil,
+// nil: take them), or a frame of its own that it read itself. It returns
+// errStopped when stop closed first, or why the session broke.
+func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) (*pb.Frame, error) {
+	for {
+		if mb.pending() {
+			return nil, nil
+		}
+		s.mu.Lock()
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.reading {
+			s.mu.Unlock()
+			select {
+			case <-mb.ready:
+				continue
+			case <-stop:
+				return nil, errStopped
+			}
+		}
+		s.reading, s.reader = true, id
+		s.mu.Unlock()
+		f, err := s.framer.read()
+		s.mu.Lock()
+		s.reading = false
+		if err != nil {
+			if s.err == nil {
+				s.err = fmt.Errorf("session with the plugin lost: %w", err)
+				s.c.Close()
+			}
+			for _, other := range s.calls {
+				other.wake()
+			}
+			err = s.err
+			s.mu.Unlock()
+			return nil, err
+		}
+		if f.GetCall() == id {
+			s.passLocked(id)
+			s.mu.Unlock()
+			return f, nil
+		}
+		other := s.calls[f.GetCall()]
+		s.mu.Unlock()
+		switch {
+		case other != nil:
+			// A log waits for the next frame that needs its caller.
+			_, log := f.GetBody().(*pb.Frame_Log)
+			other.put(f, !log)
+		case f.GetCallback() != nil:
+			cb := f.GetCallback()
+			err := fmt.Errorf("KPI %s outside of any call from the kernel (the call that issued it has returned): %w",
+				methodName(cb.GetOp().GetMethod()), syscall.EINVAL)
+			_ = s.write(&pb.Frame{Call: f.GetCall(), Body: &pb.Frame_Answer{Answer: &pb.Answer{Id: cb.GetId(), Error: errorToPB(err)}}})
+		}
+	}
+}
+
+// cancelGrace is how long a caller that gave up waits for the plugin to
+// take note (a plugin that does not is stopped or wedged) before it
+// breaks the session, when its context sets no deadline.
+const cancelGrace = 2 * time.Second
+
+// watch is what ends a call early: ctx done, or a run past perRun. A
+// deadline breaks the session (the process is hung; the loader kills
+// it); a cancel asks the plugin to drop the call, which it answers.
+type watch struct {
+	s       *hostSession
+	id      uint64
+	perRun  time.Duration
+	stop    chan struct{}
+	once    sync.Once
+	err     error
+	timer   *time.Timer
+	ctxStop func() bool
+}
+
+func (s *hostSession) watch(ctx context.Context, id uint64, perRun time.Duration) *watch {
+	w := &watch{s: s, id: id, perRun: perRun, stop: make(chan struct{})}
+	if perRun > 0 {
+		w.timer = time.AfterFunc(perRun, func() { w.fire(context.DeadlineExceeded) })
+	}
+	w.ctxStop = context.AfterFunc(ctx, func() { w.fire(ctx.Err()) })
+	return w
+}
+
+// fire ends the call with err.
+func (w *watch) fire(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.stop)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Hung: the loader kills the process. A call reading the
+			// session can only be stopped by closing it; one waiting
+			// stops now.
+			w.s.mu.Lock()
+			reading := w.s.reading && w.s.reader == w.id
+			w.s.mu.Unlock()
+			if reading {
+				w.s.c.Close()
+			}
+			return
+		}
+		_ = w.s.write(&pb.Frame{Call: w.id, Body: &pb.Frame_Cancel{Cancel: &pb.Cancel{}}})
+		time.AfterFunc(cancelGrace, func() {
+			w.s.mu.Lock()
+			_, open := w.s.calls[w.id]
+			w.s.mu.Unlock()
+			if open {
+				w.s.c.Close()
+			}
+		})
+	})
+}
+
+// stopped reports whether the call was ended.
+func (w *watch) stopped() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// why is the error that ended the call.
+func (w *watch) why() error {
+	<-w.stop
+	return w.err
+}
+
+// progress restarts a run's deadline.
+func (w *watch) progress() {
+	if w.timer != nil {
+		w.timer.Reset(w.perRun)
+	}
+}
+
+func (w *watch) end() {
+	w.ctxStop()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// The plugin's end.
+
+type moduleServer struct {
+	pb.UnimplementedModuleServer
+	file   string
+	mods   []*sdk.Module
+	byName map[string]*sdk.Module
+	tls    *PluginTLS
+
+	mu   sync.Mutex
+	sess *pluginSession
+}
+
+func newModuleServer(file string, mods []*sdk.Module, t *PluginTLS) *moduleServer {
+	s := &moduleServer{file: file, mods: mods, byName: map[string]*sdk.Module{}, tls: t}
+	for _, m := range mods {
+		s.byName[m.Decl().Name] = m
+	}
+	return s
+}
+
+func (s *moduleServer) Declare(ctx context.Context, req *pb.DeclareRequest) (*pb.DeclareResponse, error) {
+	if path := req.GetSession(); path != "" {
+		if err := s.dial(ctx, path); err != nil {
+			return &pb.DeclareResponse{File: s.file, Error: errorToPB(err)}, nil
+		}
 	}
 	resp := &pb.DeclareResponse{File: s.file}
 	for _, m := range s.mods {
@@ -111,103 +605,258 @@ func (s *moduleServer) Declare(_ context.Context, req *pb.DeclareRequest) (*pb.D
 	return resp, nil
 }
 
-// dialKPI connects to the KPI server the host offers on the broker. It
-// happens once per plugin: every call's callbacks share the connection.
-func (s *moduleServer) dialKPI(id uint32) error {
+func (s *moduleServer) Ping(context.Context, *pb.PingRequest) (*pb.PingResponse, error) {
+	return &pb.PingResponse{}, nil
+}
+
+// dial connects to the host's session socket, once per plugin: every
+// call and callback shares the connection.
+func (s *moduleServer) dial(ctx context.Context, path string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.kpi != nil || id == 0 {
+	if s.sess != nil {
 		return nil
 	}
-	if s.dial == nil {
-		return fmt.Errorf("no GRPCBroker to reach the kernel's KPI: %w", syscall.ENOTCONN)
+	if s.tls == nil {
+		return fmt.Errorf("no TLS certificate to reach the kernel's session: %w", syscall.ENOTCONN)
 	}
-	conn, err := s.dial(id)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("dial the kernel's KPI (broker id %d): %v: %w", id, err, syscall.ENOTCONN)
+		return fmt.Errorf("dial the kernel's session: %v: %w", err, syscall.ENOTCONN)
 	}
-	s.kpi = pb.NewKPIClient(conn)
+	tc := tls.Client(c, s.tls.sessionConfig())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return fmt.Errorf("TLS with the kernel's session: %v: %w", err, syscall.ENOTCONN)
+	}
+	s.sess = newPluginSession(s, tc)
 	return nil
 }
 
-// Run runs entry e of module (a SYSINIT or SYSUNINIT, or a VNET_SYSINIT
-// or VNET_SYSUNINIT in k's VNET).
-func (c *Client) Run(ctx context.Context, module string, k sdk.KPI, e sdk.Entry) error {
-	call, done := c.bind(module, k)
-	defer done()
-	r, err := c.mod.Run(ctx, &pb.RunRequest{Call: call, Entry: entryToPB(e)})
-	return answer("Run", r.GetError(), err)
+// pluginSession is the plugin's end of the session, and what the plugin
+// remembers of its modules' objects (kpi.go).
+type pluginSession struct {
+	*framer
+	srv *moduleServer
+
+	mu     sync.Mutex
+	calls  map[uint64]context.CancelFunc
+	waits  map[uint64]chan *pb.Answer
+	nextCB uint64
+	objs   map[sdk.ObjID]known
+	last   map[uint64]sdk.ObjID // the last id numbered, by space
+
+	gone chan struct{}
 }
 
-func (s *moduleServer) Run(ctx context.Context, req *pb.RunRequest) (*pb.Result, error) {
-	m, k, err := s.bind(req.GetCall())
-	if err != nil {
-		return result(err), nil
+func newPluginSession(srv *moduleServer, c net.Conn) *pluginSession {
+	s := &pluginSession{framer: newFramer(c), srv: srv, calls: map[uint64]context.CancelFunc{},
+		waits: map[uint64]chan *pb.Answer{}, objs: map[sdk.ObjID]known{}, last: map[uint64]sdk.ObjID{},
+		gone: make(chan struct{})}
+	go s.read()
+	return s
+}
+
+// serveAlone is how long the goroutine reading the session serves a call
+// itself before another takes over the reading, so that the other calls
+// in flight are not held up by a long one.
+const serveAlone = time.Millisecond
+
+// read reads the session, and serves each call itself: a call that is
+// over soon costs no goroutine switch. A call that waits for the kernel
+// (a callback) or runs past serveAlone has another goroutine read in its
+// stead, and its own ends with it.
+func (s *pluginSession) read() {
+	for {
+		f, err := s.framer.read()
+		if err != nil {
+			s.lost()
+			return
+		}
+		switch b := f.GetBody().(type) {
+		case *pb.Frame_Request:
+			var handed atomic.Bool
+			handoff := func() {
+				if handed.CompareAndSwap(false, true) {
+					go s.read()
+				}
+			}
+			t := time.AfterFunc(serveAlone, handoff)
+			s.serve(f.GetCall(), b.Request, handoff)
+			t.Stop()
+			if handed.Load() {
+				return
+			}
+		case *pb.Frame_Answer:
+			s.mu.Lock()
+			ch := s.waits[b.Answer.GetId()]
+			delete(s.waits, b.Answer.GetId())
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- b.Answer
+			}
+		case *pb.Frame_Cancel:
+			s.mu.Lock()
+			if cancel := s.calls[f.GetCall()]; cancel != nil {
+				cancel()
+			}
+			s.mu.Unlock()
+			// Noted: the host's caller may be waiting on the session.
+			_ = s.write(f)
+		}
 	}
-	return result(m.Run(ctx, k, entryFromPB(req.GetEntry()))), nil
 }
 
-// Event delivers a module event (MOD_LOAD, MOD_QUIESCE, ...) to module.
-func (c *Client) Event(ctx context.Context, module string, k sdk.KPI, what sdk.ModEvent) error {
-	call, done := c.bind(module, k)
-	defer done()
-	r, err := c.mod.Event(ctx, &pb.EventRequest{Call: call, What: pb.ModEvent(what)})
-	return answer("Event", r.GetError(), err)
-}
-
-func (s *moduleServer) Event(ctx context.Context, req *pb.EventRequest) (*pb.Result, error) {
-	m, k, err := s.bind(req.GetCall())
-	if err != nil {
-		return result(err), nil
+// lost ends the session: the host is gone.
+func (s *pluginSession) lost() {
+	close(s.gone)
+	s.mu.Lock()
+	for _, cancel := range s.calls {
+		cancel()
 	}
-	return result(m.Event(ctx, k, sdk.ModEvent(req.GetWhat()))), nil
+	s.mu.Unlock()
+	s.c.Close()
 }
 
-// IfEvent delivers an interface arrival or departure to module.
-func (c *Client) IfEvent(ctx context.Context, module string, k sdk.KPI, ev sdk.IfEvent) error {
-	call, done := c.bind(module, k)
-	defer done()
-	r, err := c.mod.IfEvent(ctx, &pb.IfEventRequest{Call: call, Event: ifEventToPB(ev)})
-	return answer("IfEvent", r.GetError(), err)
-}
-
-func (s *moduleServer) IfEvent(ctx context.Context, req *pb.IfEventRequest) (*pb.Result, error) {
-	m, k, err := s.bind(req.GetCall())
-	if err != nil {
-		return result(err), nil
+// serve runs a call: each of its runs in turn, then the last Reply.
+// handoff is called before it waits for the kernel.
+func (s *pluginSession) serve(id uint64, req *pb.Request, handoff func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.calls[id] = cancel
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		s.mu.Lock()
+		delete(s.calls, id)
+		s.mu.Unlock()
+	}()
+	pc := &pcall{s: s, id: id, handoff: handoff}
+	m := s.srv.byName[req.GetModule()]
+	for i, b := range req.GetBound() {
+		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), heads: b.GetHeads()}
+		out, err := s.srv.run(ctx, m, req, k)
+		pc.over(k, out, err, i == len(req.GetBound())-1)
 	}
-	return result(m.IfEvent(ctx, k, ifEventFromPB(req.GetEvent()))), nil
-}
-
-// Clone asks one of module's cloners to create or destroy an interface.
-func (c *Client) Clone(ctx context.Context, module string, k sdk.KPI, op sdk.CloneOp) error {
-	call, done := c.bind(module, k)
-	defer done()
-	r, err := c.mod.Clone(ctx, cloneOpToPB(call, op))
-	return answer("Clone", r.GetError(), err)
-}
-
-func (s *moduleServer) Clone(ctx context.Context, req *pb.CloneRequest) (*pb.Result, error) {
-	m, k, err := s.bind(req.GetCall())
-	if err != nil {
-		return result(err), nil
+	if len(req.GetBound()) == 0 {
+		pc.send(&pb.Reply{Last: true})
 	}
-	return result(m.Clone(ctx, k, cloneOpFromPB(req))), nil
 }
 
-// Control routes a command to module and returns its output.
-func (c *Client) Control(ctx context.Context, module string, k sdk.KPI, req sdk.ControlReq) (string, error) {
-	call, done := c.bind(module, k)
-	defer done()
-	r, err := c.mod.Control(ctx, controlReqToPB(call, req))
-	return r.GetOutput(), answer("Control", r.GetError(), err)
-}
-
-func (s *moduleServer) Control(ctx context.Context, req *pb.ControlRequest) (*pb.ControlResponse, error) {
-	m, k, err := s.bind(req.GetCall())
-	if err != nil {
-		return &pb.ControlResponse{Error: errorToPB(err)}, nil
+// run runs what req asks of m, with the KPI of one run.
+func (s *moduleServer) run(ctx context.Context, m *sdk.Module, req *pb.Request, k sdk.KPI) (string, error) {
+	if _, ping := req.GetWhat().(*pb.Request_Ping); ping {
+		return "", nil
 	}
-	out, err := m.Control(ctx, k, controlReqFromPB(req))
-	return &pb.ControlResponse{Output: out, Error: errorToPB(err)}, nil
+	if m == nil {
+		return "", fmt.Errorf("file %s carries no module %q: %w", s.file, req.GetModule(), syscall.ENOENT)
+	}
+	switch w := req.GetWhat().(type) {
+	case *pb.Request_Run:
+		return "", m.Run(ctx, k, entryFromPB(w.Run))
+	case *pb.Request_Event:
+		return "", m.Event(ctx, k, sdk.ModEvent(w.Event))
+	case *pb.Request_IfEvent:
+		return "", m.IfEvent(ctx, k, ifEventFromPB(w.IfEvent))
+	case *pb.Request_Clone:
+		return "", m.Clone(ctx, k, cloneOpFromPB(w.Clone))
+	case *pb.Request_Control:
+		return m.Control(ctx, k, controlReqFromPB(w.Control))
+	}
+	return "", fmt.Errorf("a call of no kind: %w", syscall.EINVAL)
+}
+
+// newID numbers an object of space, and remembers it.
+func (s *pluginSession) newID(space uint64, o known) sdk.ObjID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.last[space]
+	if id == 0 {
+		id = sdk.ObjID(space << idSpaceShift)
+	}
+	id++
+	s.last[space] = id
+	s.objs[id] = o
+	return id
+}
+
+// idSpaceShift is the kernel's split of an object id (kernel.IDSpaceShift).
+const idSpaceShift = 40
+
+func (s *pluginSession) remember(id sdk.ObjID, o known) {
+	s.mu.Lock()
+	s.objs[id] = o
+	s.mu.Unlock()
+}
+
+func (s *pluginSession) forget(id sdk.ObjID) {
+	s.mu.Lock()
+	delete(s.objs, id)
+	s.mu.Unlock()
+}
+
+func (s *pluginSession) known(id sdk.ObjID) (known, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objs[id]
+	return o, ok
+}
+
+// pcall is one call being served.
+type pcall struct {
+	s       *pluginSession
+	id      uint64
+	handoff func() // lets another goroutine read the session
+}
+
+// over ends run k with its answer, reported at once: the host counts
+// each run's deadline from the end of the one before.
+func (pc *pcall) over(k *kpiClient, out string, err error, last bool) {
+	k.retire()
+	pc.send(&pb.Reply{Done: &pb.Done{Index: k.index, Error: errorToPB(err), Output: out}, Last: last})
+}
+
+func (pc *pcall) send(r *pb.Reply) {
+	_ = pc.s.write(&pb.Frame{Call: pc.id, Body: &pb.Frame_Reply{Reply: r}})
+}
+
+// callback sends op for run k, after the runs over and what k logged, and
+// waits for the kernel's answer.
+func (pc *pcall) callback(ctx context.Context, k *kpiClient, o *pb.Op) (*pb.Answer, error) {
+	s := pc.s
+	ch := make(chan *pb.Answer, 1)
+	s.mu.Lock()
+	s.nextCB++
+	cbID := s.nextCB
+	s.waits[cbID] = ch
+	s.mu.Unlock()
+	forget := func() {
+		s.mu.Lock()
+		delete(s.waits, cbID)
+		s.mu.Unlock()
+	}
+	k.mu.Lock()
+	err := s.write(&pb.Frame{Call: pc.id, Body: &pb.Frame_Callback{Callback: &pb.Callback{Index: k.index, Op: o, Id: cbID}}})
+	k.mu.Unlock()
+	name := methodName(o.GetMethod())
+	if err != nil {
+		forget()
+		return nil, fmt.Errorf("KPI %s: kernel unreachable (%v): %w", name, err, syscall.EIO)
+	}
+	pc.handoff() // the answer comes on the session: someone must read it
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-ctx.Done():
+		forget()
+		errno := syscall.EIO
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			errno = syscall.ETIMEDOUT
+		}
+		return nil, fmt.Errorf("KPI %s: kernel unreachable (%v): %w", name, ctx.Err(), errno)
+	case <-s.gone:
+		forget()
+		return nil, fmt.Errorf("KPI %s: kernel unreachable (session lost): %w", name, syscall.EIO)
+	}
 }

@@ -1,9 +1,13 @@
 package wire
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,106 +18,126 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
-// fakeKPIClient is the host's KPI as the plugin sees it: it records the
-// token of each callback and answers as told.
-type fakeKPIClient struct {
-	pb.KPIClient // methods not overridden panic
-	tokens       []uint64
-	err          *pb.Error
-	transport    error
+// fakeKPI is a KPI as the host binds it for a call, but not the kernel's
+// (no Folder): every KPI call of the module is a callback. It records
+// those that reach it.
+type fakeKPI struct {
+	sdk.KPI      // methods not overridden panic: a test reaches only those it expects
+	vnet, module string
+
+	mu    sync.Mutex
+	calls []string
+	next  sdk.ObjID
 }
 
-func (f *fakeKPIClient) Malloc(_ context.Context, r *pb.NameRequest, _ ...grpc.CallOption) (*pb.ObjResponse, error) {
-	f.tokens = append(f.tokens, r.GetToken())
-	if f.transport != nil {
-		return nil, f.transport
-	}
-	return &pb.ObjResponse{Id: 77, Error: f.err}, nil
+func newFakeKPI(module, vnet string, base sdk.ObjID) *fakeKPI {
+	return &fakeKPI{vnet: vnet, module: module, next: base}
 }
 
-func (f *fakeKPIClient) Free(_ context.Context, r *pb.ObjRequest, _ ...grpc.CallOption) (*pb.Result, error) {
-	f.tokens = append(f.tokens, r.GetToken())
-	return &pb.Result{Error: f.err}, f.transport
+func (f *fakeKPI) record(format string, args ...any) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
 }
 
-// TestCallToken runs an entry through the plugin's server: its KPI
-// callbacks carry the call's token, curvnet is the call's, and errors
-// come back with their errno.
-func TestCallToken(t *testing.T) {
-	var gotVnet string
-	var gotID sdk.ObjID
-	var gotErr error
-	m := sdk.DeclareModule("tok", sdk.SubPseudo, sdk.OrderAny).
-		VnetSysinit("vnet_tok_init", sdk.SubPseudo, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
-			gotVnet = k.Vnet()
-			gotID, gotErr = k.Malloc(ctx, "x")
-			return k.Free(ctx, gotID)
-		})
-	tests := []struct {
-		name      string
-		kpi       *fakeKPIClient
-		wantID    sdk.ObjID
-		wantErrno syscall.Errno
-	}{
-		{"ok", &fakeKPIClient{}, 77, 0},
-		{"refused with errno", &fakeKPIClient{err: &pb.Error{Errno: uint32(syscall.EPERM), Message: "other vnet"}}, 77, syscall.EPERM},
-		{"host unreachable", &fakeKPIClient{transport: status.Error(codes.Unavailable, "gone")}, 0, syscall.EIO},
-		{"host past the deadline", &fakeKPIClient{transport: status.Error(codes.DeadlineExceeded, "slow")}, 0, syscall.ETIMEDOUT},
+func (f *fakeKPI) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeKPI) Vnet() string   { return f.vnet }
+func (f *fakeKPI) Module() string { return f.module }
+
+func (f *fakeKPI) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
+	f.mu.Lock()
+	f.next++
+	id := f.next
+	f.mu.Unlock()
+	f.record("Malloc %q = %d", name, id)
+	return id, nil
+}
+
+func (f *fakeKPI) Free(_ context.Context, id sdk.ObjID) error {
+	f.record("Free %d", id)
+	return nil
+}
+
+// Unlock refuses, with an errno, to show KPI errors cross the wire.
+func (f *fakeKPI) Unlock(_ context.Context, id sdk.ObjID) error {
+	f.record("Unlock %d", id)
+	if id == 0 {
+		return fmt.Errorf("unlock of no lock: %w", syscall.EINVAL)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newModuleServer("tok", []*sdk.Module{m}, nil)
-			s.kpi = tt.kpi
-			resp, err := s.Run(context.Background(), &pb.RunRequest{
-				Call:  &pb.Call{Token: 42, Module: "tok", Vnet: "j1"},
-				Entry: entryToPB(sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_tok_init"}),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff([]uint64{42, 42}, tt.kpi.tokens); diff != "" {
-				t.Errorf("tokens (-want +got):\n%s", diff)
-			}
-			if gotVnet != "j1" || gotID != tt.wantID {
-				t.Errorf("curvnet %q, id %d; want j1, %d", gotVnet, gotID, tt.wantID)
-			}
-			if tt.wantErrno == 0 {
-				if gotErr != nil || resp.GetError() != nil {
-					t.Errorf("err = %v, response error %v", gotErr, resp.GetError())
-				}
-				return
-			}
-			if !errors.Is(gotErr, tt.wantErrno) {
-				t.Errorf("KPI err = %v, want errno %v", gotErr, tt.wantErrno)
-			}
-			// The entry's own error goes back to the host with its errno.
-			if got := syscall.Errno(resp.GetError().GetErrno()); got != tt.wantErrno {
-				t.Errorf("response errno %v, want %v", got, tt.wantErrno)
-			}
-		})
+	return nil
+}
+
+// pairTLS makes both ends' TLS material, as the loader and serve.Serve
+// make it: the plugin's through what the host writes to its pipe.
+func pairTLS(t testing.TB) (*Pair, *PluginTLS) {
+	t.Helper()
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Run("unknown module", func(t *testing.T) {
-		s := newModuleServer("tok", []*sdk.Module{m}, nil)
-		resp, _ := s.Run(context.Background(), &pb.RunRequest{Call: &pb.Call{Module: "nope"}})
-		if err := errorFromPB(resp.GetError()); !errors.Is(err, syscall.ENOENT) {
-			t.Errorf("err = %v, want ENOENT", err)
-		}
+	p, err := id.NewPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := p.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	pt, err := ReadPluginTLS(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, pt
+}
+
+// sockDir is a short private directory for session sockets (a unix
+// socket's path is short).
+func sockDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "kw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// connect runs both halves of a plugin carrying mods in this process:
+// go-plugin's gRPC connection (in memory, no fork) and, with kpi, the
+// session over a unix socket with mutual TLS. It returns the host's
+// Client, declared.
+func connect(t testing.TB, kpi bool, mods ...*sdk.Module) *Client {
+	t.Helper()
+	pair, ptls := pairTLS(t)
+	p := &Plugin{File: "f", Modules: mods, TLS: ptls, KPI: kpi, Pair: pair, SessionDir: sockDir(t)}
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
+	t.Cleanup(func() {
+		// Server first: the client's Close asks a live server to stop
+		// itself, which would race with a Stop of our own.
+		server.Stop()
+		client.Close()
 	})
-	t.Run("no KPI offered", func(t *testing.T) {
-		s := newModuleServer("tok", []*sdk.Module{m}, nil)
-		resp, _ := s.Run(context.Background(), &pb.RunRequest{
-			Call: &pb.Call{Module: "tok"}, Entry: &pb.Entry{Name: "vnet_tok_init"},
-		})
-		if err := errorFromPB(resp.GetError()); !errors.Is(err, syscall.ENOTCONN) {
-			t.Errorf("err = %v, want ENOTCONN", err)
-		}
-	})
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := raw.(*Client)
+	if !ok {
+		t.Fatalf("Dispense returned %T, want *Client", raw)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Declare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestDeclareCapabilities(t *testing.T) {
@@ -179,46 +203,16 @@ func (e *echo) module() *sdk.Module {
 		})
 }
 
-// connect runs both halves of p in this process, through go-plugin's
-// own gRPC transport and broker, and returns the host's Client.
-func connect(t testing.TB, p *Plugin) *Client {
-	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
-	t.Cleanup(func() {
-		// Server first: the client's Close asks a live server to stop
-		// itself, which would race with a Stop of our own.
-		server.Stop()
-		client.Close()
-	})
-	raw, err := client.Dispense(PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, ok := raw.(*Client)
-	if !ok {
-		t.Fatalf("Dispense returned %T, want *Client", raw)
-	}
-	return c
-}
-
 // TestClientServer drives every Module call from the host's Client to a
-// module in the plugin's server, over go-plugin's gRPC and broker: each
+// module in the plugin's server, over go-plugin and the session: each
 // arrives with its module, curvnet and arguments, its KPI callbacks reach
-// the KPI the host bound for it, answers and errnos come back, and a KPI
-// kept past its call is refused.
+// the KPI the host bound for it, answers and errnos come back, a KPI
+// kept past its call is refused, and each call is one round trip plus
+// its callback.
 func TestClientServer(t *testing.T) {
 	e := &echo{}
-	c := connect(t, &Plugin{File: "echo", Modules: []*sdk.Module{e.module()}, KPI: true})
+	c := connect(t, true, e.module())
 	ctx := context.Background()
-
-	mods, err := c.Declare(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []ModuleInfo{{Decl: e.module().Decl(), EventHandler: true, Control: true}}
-	if diff := cmp.Diff(want, mods); diff != "" {
-		t.Fatalf("Declare (-want +got):\n%s", diff)
-	}
 
 	k := newFakeKPI("echo", "j1", 100)
 	entry := sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_echo_init", Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}
@@ -241,10 +235,10 @@ func TestClientServer(t *testing.T) {
 		{"Control", func() (string, error) {
 			return c.Control(ctx, "echo", k, sdk.ControlReq{Ifname: "echo0", Args: []string{"up", "mtu"}})
 		}, "out: up,mtu", 0},
-		{"unknown module", func() (string, error) { return "", c.Run(ctx, "nope", k, entry) }, "", syscall.ENOENT},
 	}
 	for _, tt := range calls {
 		t.Run(tt.name, func(t *testing.T) {
+			before := c.RoundTrips()
 			out, err := tt.call()
 			if out != tt.wantOut {
 				t.Errorf("output %q, want %q", out, tt.wantOut)
@@ -258,8 +252,16 @@ func TestClientServer(t *testing.T) {
 			case tt.wantErrno != 0 && !errors.Is(err, tt.wantErrno):
 				t.Errorf("err = %v, want errno %v", err, tt.wantErrno)
 			}
+			if n := c.RoundTrips() - before; n != 2 {
+				t.Errorf("%d round trips, want 2 (the call and its callback)", n)
+			}
 		})
 	}
+	t.Run("unknown module", func(t *testing.T) {
+		if err := c.Run(ctx, "nope", k, entry); !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("err = %v, want ENOENT", err)
+		}
+	})
 	wantSeen := []string{
 		"echo@j1 vnet_echo_init",
 		"echo@j1 MOD_QUIESCE",
@@ -280,31 +282,33 @@ func TestClientServer(t *testing.T) {
 		t.Errorf("KPI callbacks (-want +got):\n%s", diff)
 	}
 
-	// A KPI kept after its call returned is refused: the token is retired.
-	_, err = e.late.Malloc(ctx, "late")
+	// A KPI kept after its call returned is refused, in the plugin.
+	before := c.RoundTrips()
+	_, err := e.late.Malloc(ctx, "late")
 	if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "outside of any call") {
 		t.Errorf("KPI used after its call: err = %v, want EINVAL outside of any call", err)
 	}
+	if n := c.RoundTrips() - before; n != 0 {
+		t.Errorf("a retired KPI made %d round trips", n)
+	}
 }
 
-// TestClientDeclarationsOnly: a Client without KPI (kldxref's) still
-// calls modules, whose callbacks then fail with ENOTCONN.
+// TestClientDeclarationsOnly: a Client without KPI (kldxref's) has no
+// session: a call fails with ENOTCONN, and says so.
 func TestClientDeclarationsOnly(t *testing.T) {
 	e := &echo{}
-	c := connect(t, &Plugin{File: "echo", Modules: []*sdk.Module{e.module()}})
-	ctx := context.Background()
-	if _, err := c.Declare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	err := c.Run(ctx, "echo", newFakeKPI("echo", "j1", 0), sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_echo_init"})
-	if !errors.Is(err, syscall.ENOTCONN) {
+	c := connect(t, false, e.module())
+	err := c.Run(context.Background(), "echo", newFakeKPI("echo", "j1", 0), sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_echo_init"})
+	if !errors.Is(err, syscall.ENOTCONN) || !strings.Contains(err.Error(), "declarations only") {
 		t.Errorf("err = %v, want ENOTCONN", err)
 	}
 }
 
 // TestClientTransportErrors: a call that does not complete is a
 // *TransportError that says whether its deadline passed or its caller
-// gave up, whatever the module would have answered.
+// gave up, whatever the module would have answered; a caller that gives
+// up leaves the session usable, a deadline does not (the process is hung
+// and the loader kills it).
 func TestClientTransportErrors(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
@@ -314,11 +318,24 @@ func TestClientTransportErrors(t *testing.T) {
 		VnetSysinit("vnet_slow_init", sdk.SubPseudo, sdk.OrderAny, func(context.Context, sdk.KPI) error {
 			<-release
 			return nil
-		})
-	c := connect(t, &Plugin{File: "slow", Modules: []*sdk.Module{slow}, KPI: true})
+		}).
+		OnControl(func(context.Context, sdk.KPI, sdk.ControlReq) (string, error) { return "fine", nil })
+	c := connect(t, true, slow)
 	entry := sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_slow_init"}
 	k := newFakeKPI("slow", "j1", 0)
 
+	t.Run("canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		err := c.Run(ctx, "slow", k, entry)
+		var te *TransportError
+		if !errors.As(err, &te) || !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v (%T), want a canceled *TransportError", err, err)
+		}
+		if out, err := c.Control(context.Background(), "slow", k, sdk.ControlReq{}); out != "fine" || err != nil {
+			t.Errorf("after a cancel, control = %q, %v; want fine", out, err)
+		}
+	})
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
@@ -328,13 +345,54 @@ func TestClientTransportErrors(t *testing.T) {
 			t.Errorf("err = %v (%T), want a *TransportError past its deadline", err, err)
 		}
 	})
-	t.Run("canceled", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(50*time.Millisecond, cancel)
-		err := c.Run(ctx, "slow", k, entry)
-		var te *TransportError
-		if !errors.As(err, &te) || !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("err = %v (%T), want a canceled *TransportError", err, err)
+}
+
+// TestSessionRefusesStrangers: the session socket accepts the plugin's
+// certificate only; a stranger that connects first is closed, and the
+// plugin still gets in.
+func TestSessionRefusesStrangers(t *testing.T) {
+	pair, ptls := pairTLS(t)
+	_, otherTLS := pairTLS(t)
+	ln, path, err := listenSession(sockDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out := make(chan acceptResult, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go acceptSession(ctx, ln, pair.sessionConfig(), out)
+	for _, who := range []*PluginTLS{otherTLS, nil} {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+		if who != nil {
+			cfg = who.sessionConfig()
+			cfg.InsecureSkipVerify = true // it does not know the host either
+		}
+		if tc := tls.Client(c, cfg); tc.HandshakeContext(ctx) == nil {
+			// TLS 1.3: the client learns of a refused certificate
+			// on its first read.
+			tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := tc.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("stranger (own certificate: %v) got in: read %v", who != nil, err)
+			}
+		}
+		c.Close()
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := tls.Client(c, ptls.sessionConfig()).HandshakeContext(ctx); err != nil {
+		t.Fatalf("the plugin's handshake: %v", err)
+	}
+	if r := <-out; r.err != nil {
+		t.Fatalf("accept: %v", r.err)
+	} else {
+		r.conn.Close()
+	}
 }

@@ -13,9 +13,9 @@ import (
 // The handshake both sides must agree on before any call.
 const (
 	// ProtocolVersion is the version of this wire contract. Bump it on any
-	// incompatible change to kld.proto; the host refuses plugins built
-	// against another version with a clear error.
-	ProtocolVersion = 1
+	// incompatible change to kld.proto or the session; the host refuses
+	// plugins built against another version with a clear error.
+	ProtocolVersion = 2
 
 	// MagicCookieKey and MagicCookieValue are the environment variable the
 	// host sets for its plugins. They are not a secret: they only tell a
@@ -45,7 +45,7 @@ var Handshake = plugin.HandshakeConfig{
 
 // Plugin is the go-plugin glue of kldsim's one kind of plugin, both
 // halves in one type as in go-plugin's examples/grpc/shared: the plugin
-// process serves with File and Modules set (GRPCServer); the host
+// process serves with File, Modules and TLS set (GRPCServer); the host
 // dispenses a *Client (GRPCClient), with KPI set when the file is loaded
 // and its modules may call back into the kernel, unset when it is only
 // asked for its declarations (kldxref). Hand it to go-plugin with
@@ -58,12 +58,18 @@ type Plugin struct {
 	File string
 	// Modules are the modules the file carries, in order. Plugin side.
 	Modules []*sdk.Module
+	// TLS is the plugin's key and certificates, for the session. Plugin
+	// side.
+	TLS *PluginTLS
 
-	// KPI makes the host offer its KPI server to the plugin, once, on
-	// go-plugin's broker. Host side.
-	KPI bool
-	// Logger receives the host's complaints about KPI callbacks (a
-	// panic under one). Host side; nil discards them.
+	// KPI makes the host open a session for the plugin's calls and
+	// callbacks, at Declare, on a socket in SessionDir, with the
+	// certificates of Pair. Host side.
+	KPI        bool
+	Pair       *Pair
+	SessionDir string
+	// Logger receives the host's complaints about the session. Host
+	// side; nil discards them.
 	Logger hclog.Logger
 }
 
@@ -78,25 +84,13 @@ func PluginSets(p *Plugin) map[int]plugin.PluginSet {
 
 // GRPCServer registers the Module service of the file's modules. Called
 // by go-plugin in the plugin process, once.
-func (p *Plugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterModuleServer(s, newModuleServer(p.File, p.Modules, broker.Dial))
+func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterModuleServer(s, newModuleServer(p.File, p.Modules, p.TLS))
 	return nil
 }
 
 // GRPCClient returns the host's *Client for the plugin's connection.
-// Called by go-plugin in the host, at Dispense. With KPI set, it starts
-// the one KPI server this plugin's callbacks reach, on the broker; the
-// id travels to the plugin in Declare.
-func (p *Plugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	c := &Client{mod: pb.NewModuleClient(conn)}
-	if p.KPI {
-		logger := p.Logger
-		if logger == nil {
-			logger = hclog.NewNullLogger()
-		}
-		c.kpi = newKPIServer(logger)
-		c.kpiID = broker.NextId()
-		go broker.AcceptAndServe(c.kpiID, c.kpi.newGRPCServer)
-	}
-	return c, nil
+// Called by go-plugin in the host, at Dispense.
+func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
+	return &Client{mod: pb.NewModuleClient(conn), kpi: p.KPI, pair: p.Pair, dir: p.SessionDir, logger: p.Logger}, nil
 }

@@ -18,8 +18,9 @@ func TestDecl(t *testing.T) {
 			{Kind: sdk.VnetSysinit, Name: "vnet_gif_init", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 			{Kind: sdk.VnetSysuninit, Name: "vnet_gif_uninit", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 		},
-		Cloners: []string{"gif"},
-		Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		Cloners:    []string{"gif"},
+		Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		EventScope: sdk.ScopeAttached,
 	}
 	if diff := cmp.Diff(want, m.Decl()); diff != "" {
 		t.Errorf("Decl (-want +got):\n%s", diff)

@@ -39,6 +39,7 @@ func Module() *sdk.Module {
 		Cloner(ClonerName, sdk.Cloner{Create: g.create, Destroy: g.destroy}).
 		OnIfnet(sdk.IfArrival, g.arrival).
 		OnIfnet(sdk.IfDeparture, g.departure).
+		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
 		OnControl(g.control)
 }
 

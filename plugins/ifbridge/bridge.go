@@ -42,6 +42,7 @@ func Bridge() *sdk.Module {
 		Cloner(ClonerName, sdk.Cloner{Create: b.create, Destroy: b.destroy}).
 		OnIfnet(sdk.IfArrival, b.arrival).
 		OnIfnet(sdk.IfDeparture, b.departure).
+		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
 		OnControl(b.control)
 }
 

@@ -19,8 +19,9 @@ func TestDecl(t *testing.T) {
 				{Kind: sdk.VnetSysinit, Name: "vnet_bridge_init", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 				{Kind: sdk.VnetSysuninit, Name: "vnet_bridge_uninit", Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)},
 			},
-			Cloners: []string{"bridge"},
-			Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+			Cloners:    []string{"bridge"},
+			Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+			EventScope: sdk.ScopeAttached,
 		}},
 		{STP(), sdk.Decl{Name: "bridgestp", Version: 1, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}},
 	}

@@ -21,7 +21,8 @@ func TestDecl(t *testing.T) {
 			{Kind: sdk.VnetSysinit, Name: "vnet_ipfw_init", Rank: fw(sdk.OrderAny - 253)},
 			{Kind: sdk.VnetSysuninit, Name: "vnet_ipfw_uninit", Rank: fw(sdk.OrderAny - 253)},
 		},
-		Events: []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		EventScope: sdk.ScopeAttached,
 	}
 	if diff := cmp.Diff(want, m.Decl()); diff != "" {
 		t.Errorf("Decl (-want +got):\n%s", diff)

@@ -50,6 +50,7 @@ func Module() *sdk.Module {
 		VnetSysuninit(EntryVnetUninit, sdk.SubProtoFirewall, OrderVnet, fw.vnetUninit).
 		OnIfnet(sdk.IfArrival, fw.arrival).
 		OnIfnet(sdk.IfDeparture, fw.departure).
+		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
 		OnControl(fw.control)
 }
 

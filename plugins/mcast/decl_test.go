@@ -19,7 +19,8 @@ func TestDecl(t *testing.T) {
 				{Kind: sdk.VnetSysinit, Name: "vnet_mroute_init", Rank: mc(sdk.OrderAny)},
 				{Kind: sdk.VnetSysuninit, Name: "vnet_mroute_uninit", Rank: mc(sdk.OrderMiddle)},
 			},
-			Events: []sdk.EventKind{sdk.IfDeparture},
+			Events:     []sdk.EventKind{sdk.IfDeparture},
+			EventScope: sdk.ScopeAttached,
 		}},
 		{IP6Mroute(), sdk.Decl{
 			Name: "ip6_mroute", Version: 1, Rank: mc(sdk.OrderAny),
@@ -27,7 +28,8 @@ func TestDecl(t *testing.T) {
 				{Kind: sdk.VnetSysinit, Name: "vnet_mroute_init", Rank: mc(sdk.OrderAny)},
 				{Kind: sdk.VnetSysuninit, Name: "vnet_mroute_uninit", Rank: mc(sdk.OrderAny)},
 			},
-			Events: []sdk.EventKind{sdk.IfDeparture},
+			Events:     []sdk.EventKind{sdk.IfDeparture},
+			EventScope: sdk.ScopeAttached,
 		}},
 	}
 	for _, tt := range tests {

@@ -63,6 +63,7 @@ func newRouter(f family) *sdk.Module {
 		VnetSysuninit(EntryUninit, sdk.SubProtoMC, f.uninitOrder, r.vnetUninit).
 		EventHandler(r.modevent).
 		OnIfnet(sdk.IfDeparture, r.departure).
+		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
 		OnControl(r.control)
 }
 

@@ -14,11 +14,13 @@
 package serve
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,11 +37,13 @@ import (
 //
 // Serve never returns. It refuses to serve (exit status 2) a file whose
 // declarations are invalid, saying why; run by hand rather than by kldsim,
-// it says that it is a plugin and exits with status 1. Otherwise it
-// completes go-plugin's handshake (magic cookie, protocol version, gRPC
-// only) and serves the host until the host closes it. The process also
-// exits when the host dies, even by SIGKILL: Linux's parent-death signal
-// plus a watchdog that notices reparenting.
+// it says that it is a plugin and exits with status 1; without the TLS
+// material the host hands it (on the descriptor wire.EnvTLSFD names) it
+// exits with status 4. Otherwise it completes go-plugin's handshake (magic
+// cookie, protocol version, gRPC only, mutual TLS) and serves the host
+// until the host closes it. The process also exits when the host dies,
+// even by SIGKILL: Linux's parent-death signal plus a watchdog that
+// notices reparenting.
 func Serve(mods ...*sdk.Module) {
 	os.Exit(serve(os.Args[0], os.Getenv, os.Stderr, mods))
 }
@@ -50,6 +54,7 @@ const (
 	exitByHand   = 1 // run without the host's magic cookie
 	exitBadDecl  = 2 // invalid declaration: nothing served
 	exitOrphaned = 3 // the host died
+	exitNoTLS    = 4 // no TLS material from the host: nothing served
 )
 
 func serve(argv0 string, getenv func(string) string, stderr io.Writer, mods []*sdk.Module) int {
@@ -64,6 +69,11 @@ func serve(argv0 string, getenv func(string) string, stderr io.Writer, mods []*s
 		return exitByHand
 	}
 	orphan.Guard(getenv(wire.EnvHostPID), func() { os.Exit(exitOrphaned) })
+	tlsm, err := readTLS(getenv(wire.EnvTLSFD))
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: kldsim plugin refuses to serve without mutual TLS: %v\n", file, err)
+		return exitNoTLS
+	}
 
 	// Logs go to the real stderr as JSON, which the host's loader parses
 	// and forwards through its own hclog logger, named after the module.
@@ -83,11 +93,30 @@ func serve(argv0 string, getenv func(string) string, stderr io.Writer, mods []*s
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSets(&wire.Plugin{File: file, Modules: mods}),
+		VersionedPlugins: wire.PluginSets(&wire.Plugin{File: file, Modules: mods, TLS: tlsm}),
 		GRPCServer:       plugin.DefaultGRPCServer,
+		TLSProvider:      func() (*tls.Config, error) { return tlsm.ServerConfig(), nil },
 		Logger:           logger,
 	})
 	return exitServed
+}
+
+// readTLS reads the plugin's key and certificates from the descriptor the
+// host passed it (fd, a number).
+func readTLS(fd string) (*wire.PluginTLS, error) {
+	if fd == "" {
+		return nil, fmt.Errorf("%s is not set", wire.EnvTLSFD)
+	}
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return nil, fmt.Errorf("%s=%q is no inherited descriptor", wire.EnvTLSFD, fd)
+	}
+	f := os.NewFile(uintptr(n), "kldsim-tls")
+	if f == nil {
+		return nil, fmt.Errorf("%s=%q is not open", wire.EnvTLSFD, fd)
+	}
+	defer f.Close()
+	return wire.ReadPluginTLS(f)
 }
 
 // checkFile reports what is wrong with a file's modules: each module's

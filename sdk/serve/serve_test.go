@@ -63,6 +63,7 @@ func TestServe(t *testing.T) {
 			"module broken: version 0: want MODULE_VERSION >= 1",
 		}},
 		{"invalid declaration by hand", "invalid", false, exitBadDecl, []string{"refuses to serve"}},
+		{"no TLS material", "valid", true, exitNoTLS, []string{"refuses to serve without mutual TLS", wire.EnvTLSFD + " is not set"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

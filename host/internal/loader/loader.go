@@ -34,11 +34,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/kldsim/kldsim/host/internal/rundir"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/wire"
 )
 
 // Defaults for Config's zero values.
@@ -83,6 +85,13 @@ type Loader struct {
 
 	faults faultLog
 	starts atomic.Int64 // plugin processes started, for tests
+
+	// id is the host's TLS identity, made at the first start.
+	idOnce sync.Once
+	id     *wire.Identity
+	idErr  error
+	// trips are the round trips of the plugins closed so far.
+	trips atomic.Uint64
 
 	// sockDir holds the plugins' unix sockets, so that a plugin killed
 	// before it could remove its socket leaves nothing behind after Close.
@@ -183,6 +192,60 @@ func (l *Loader) Close() error {
 }
 
 var errClosed = errors.New("loader: closed")
+
+// identity is the host's TLS key and certificate, shown to every plugin.
+func (l *Loader) identity() (*wire.Identity, error) {
+	l.idOnce.Do(func() { l.id, l.idErr = wire.NewIdentity() })
+	return l.id, l.idErr
+}
+
+// RoundTrips counts the round trips between the host and its plugin
+// processes so far: each call into a module (one for a batch), each KPI
+// callback, each ping.
+func (l *Loader) RoundTrips() uint64 {
+	n := l.trips.Load()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for f := range l.files {
+		n += f.proc.rpc.RoundTrips()
+	}
+	return n
+}
+
+// Pids are the plugin processes running now, in no particular order.
+func (l *Loader) Pids() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int, 0, len(l.files))
+	for f := range l.files {
+		if f.proc.dead() == nil {
+			out = append(out, f.proc.pid)
+		}
+	}
+	return out
+}
+
+// Ping makes one round trip to a running plugin: a bare go-plugin gRPC
+// call, or, with session, a call on the session that runs nothing. It
+// is what kldsim bench measures the transport's floors with; ENOENT when
+// no plugin runs.
+func (l *Loader) Ping(ctx context.Context, session bool) error {
+	l.mu.Lock()
+	var f *File
+	for g := range l.files {
+		if g.proc.dead() == nil && (f == nil || g.proc.pid < f.proc.pid) {
+			f = g
+		}
+	}
+	l.mu.Unlock()
+	if f == nil {
+		return fmt.Errorf("no plugin process runs: %w", syscall.ENOENT)
+	}
+	if session {
+		return f.proc.rpc.SessionPing(ctx)
+	}
+	return f.proc.rpc.Ping(ctx)
+}
 
 func (l *Loader) pathString() string {
 	if len(l.cfg.ModulePath) == 0 {
@@ -335,6 +398,9 @@ func checkPins(path, sum string, pins map[string]string, modules []string) error
 
 func (l *Loader) forget(f *File) {
 	l.mu.Lock()
+	if _, ok := l.files[f]; ok {
+		l.trips.Add(f.proc.rpc.RoundTrips())
+	}
 	delete(l.files, f)
 	l.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/kldsim/kldsim/host/internal/loader/testdata/kldtest"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/wire"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -234,7 +236,7 @@ func TestLoadErrors(t *testing.T) {
 		{"not executable", Config{}, plain, ErrNotPlugin, syscall.ENOEXEC, "permission denied"},
 		{"a directory", Config{}, dir, ErrNotPlugin, syscall.ENOEXEC, "it is a directory"},
 		{"other protocol version", Config{ModulePath: []string{badDir}}, "badproto", ErrProtocol, syscall.ENOEXEC,
-			"it speaks kldsim plugin protocol 99, this host speaks 1"},
+			fmt.Sprintf("it speaks kldsim plugin protocol 99, this host speaks %d", wire.ProtocolVersion)},
 		{"nothing of that name", Config{}, "nosuch", ErrNotFound, syscall.ENOENT,
 			"nosuch: not found in the module path: no such file in the module path " + modDir},
 	}

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -16,21 +17,98 @@ import (
 // through the process (deadline, death detection) to the wire's Client.
 // Handlers the module does not have are answered here, as *sdk.Module
 // would answer them in-process, without a round trip.
+//
+// A module of ScopeAttached ignores interface events in the VNETs it is
+// not attached to; the adapter follows its VNET entries as the module
+// does (sdk.Attachment) and answers those events itself.
 type remoteModule struct {
-	p    *process
-	info wire.ModuleInfo
+	p        *process
+	info     wire.ModuleInfo
+	attached sdk.Attachment
 }
 
-var _ kernel.Module = (*remoteModule)(nil)
+var (
+	_ kernel.Module      = (*remoteModule)(nil)
+	_ kernel.BatchRunner = (*remoteModule)(nil)
+)
+
+// maxBatch is the most VNETs one call of a batch carries: a rank step of
+// a bigger batch is several calls, so that no message grows without
+// bound.
+const maxBatch = 1024
 
 func (m *remoteModule) Decl() sdk.Decl { return m.info.Decl }
 
 func (m *remoteModule) name() string { return m.info.Decl.Name }
 
+// scoped says whether the adapter follows e for the module's scope.
+func (m *remoteModule) scoped(e sdk.Entry) bool {
+	return m.info.Decl.EventScope == sdk.ScopeAttached && e.Kind.PerVnet()
+}
+
+// leave follows the module's answer to e in vnet: its own answer (a
+// *wire.RemoteError), not an error of the transport or of a replayed KPI
+// call, which the module did not see.
+func (m *remoteModule) leave(e sdk.Entry, vnet string, err error) {
+	var own *wire.RemoteError
+	if errors.As(err, &own) {
+		m.attached.Leave(e.Kind, vnet, own)
+		return
+	}
+	m.attached.Leave(e.Kind, vnet, nil)
+}
+
 func (m *remoteModule) Run(ctx context.Context, k sdk.KPI, e sdk.Entry) error {
-	return m.p.call(ctx, m.name(), e.Name, func(ctx context.Context) error {
+	if m.scoped(e) {
+		m.attached.Enter(e.Kind, k.Vnet())
+	}
+	err := m.p.call(ctx, m.name(), e.Name, func(ctx context.Context) error {
 		return m.p.rpc.Run(ctx, m.name(), k, e)
 	})
+	if m.scoped(e) {
+		m.leave(e, k.Vnet(), err)
+	}
+	return err
+}
+
+// RunBatch runs e in many VNETs, each chunk of maxBatch in one call
+// (kernel.BatchRunner). Each run has the call deadline, counted from the
+// end of the one before.
+func (m *remoteModule) RunBatch(ctx context.Context, e sdk.Entry, calls []kernel.BatchCall) {
+	for len(calls) > 0 {
+		n := min(len(calls), maxBatch)
+		chunk := calls[:n]
+		calls = calls[n:]
+		wcalls := make([]wire.BatchCall, n)
+		done := 0
+		for i, c := range chunk {
+			if m.scoped(e) {
+				m.attached.Enter(e.Kind, c.KPI.Vnet())
+			}
+			wcalls[i] = wire.BatchCall{KPI: c.KPI, Done: func(err error) {
+				done++
+				if m.scoped(e) {
+					m.leave(e, c.KPI.Vnet(), err)
+				}
+				c.Done(err)
+			}}
+		}
+		err := m.p.callBatch(ctx, m.name(), e.Name, func(ctx context.Context) error {
+			return m.p.rpc.RunBatch(ctx, m.name(), e, wcalls, m.p.callTimeout)
+		})
+		if err != nil {
+			// The runs not over: the first in the call that failed,
+			// the rest not called at all (the module is dead).
+			for _, c := range chunk[done:] {
+				c.Done(err)
+				err = m.p.deadCall(m.name(), e.Name)
+			}
+			for _, c := range calls {
+				c.Done(m.p.deadCall(m.name(), e.Name))
+			}
+			return
+		}
+	}
 }
 
 func (m *remoteModule) Event(ctx context.Context, k sdk.KPI, what sdk.ModEvent) error {
@@ -44,7 +122,8 @@ func (m *remoteModule) Event(ctx context.Context, k sdk.KPI, what sdk.ModEvent) 
 
 func (m *remoteModule) IfEvent(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	what := fmt.Sprintf("%v(%s)", ev.Kind, ev.Ifname)
-	if !m.info.Decl.Handles(ev.Kind) {
+	ignored := m.info.Decl.EventScope == sdk.ScopeAttached && !m.attached.Has(k.Vnet())
+	if !m.info.Decl.Handles(ev.Kind) || ignored {
 		return m.deadOr(what, nil)
 	}
 	return m.p.call(ctx, m.name(), what, func(ctx context.Context) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,33 +73,53 @@ const (
 func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.ModuleInfo, error) {
 	file := filepath.Base(s.path)
 	l.starts.Add(1)
-	var secure *plugin.SecureConfig
 	if s.sum != "" {
-		// go-plugin hashes the file again right before exec.
 		want, err := hex.DecodeString(s.sum)
 		if err != nil || len(want) != sha256.Size {
 			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 %q is not 64 hex digits", s.sum))
 		}
-		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	id, err := l.identity()
+	if err != nil {
+		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
+	}
+	pair, err := id.NewPair()
+	if err != nil {
+		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
+	}
+	// The plugin's key and both certificates go through a pipe only the
+	// two processes hold; it is small enough to be written whole before
+	// the plugin starts.
+	tlsR, tlsW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
+	}
+	defer tlsR.Close()
+	_, err = pair.WriteTo(tlsW)
+	tlsW.Close()
+	if err != nil {
+		return nil, nil, loadErr(s.path, ErrNotPlugin, fmt.Sprintf("TLS material: %v", err))
 	}
 
 	cmd := exec.Command(s.path)
+	cmd.ExtraFiles = []*os.File{tlsR} // fd 3
 	// Our variables go last so that they win over inherited ones.
 	cmd.Env = append(os.Environ(),
 		wire.EnvHostPID+"="+fmt.Sprint(os.Getpid()),
 		wire.EnvLogLevel+"="+l.logger.GetLevel().String(),
+		wire.EnvTLSFD+"=3",
 		plugin.EnvUnixSocketDir+"="+l.sockDir,
 	)
 	plog := newPluginLogger(l.logger, file)
 	said := &tail{max: 2048}
 	out := plog.Named(file).StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSets(&wire.Plugin{KPI: s.withKPI, Logger: l.logger.Named(file)}),
+		HandshakeConfig: wire.Handshake,
+		VersionedPlugins: wire.PluginSets(&wire.Plugin{KPI: s.withKPI, Pair: pair, SessionDir: l.sockDir,
+			Logger: l.logger.Named(file)}),
 		Cmd:              cmd,
-		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        pair.ClientConfig(),
 		StartTimeout:     l.cfg.StartTimeout,
 		Logger:           plog,
 		SyncStdout:       out,
@@ -118,6 +137,17 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		logger:      l.logger.Named(file),
 		plog:        plog,
 		onFault:     l.faults.record,
+	}
+	// The binary is checked right before it runs, as go-plugin's
+	// SecureConfig would check it (sums.go keeps what was hashed).
+	if s.sum != "" {
+		got, err := sha256File(s.path)
+		if err != nil {
+			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("error verifying checksum: %v", err))
+		}
+		if got != strings.ToLower(s.sum) {
+			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 is %s, want %s: it changed as it was loaded", got, s.sum))
+		}
 	}
 	proto, err := client.Client()
 	if err != nil {
@@ -266,19 +296,6 @@ func checkSum(path, sum, pin, module string) error {
 	return loadErr(path, ErrChecksum, fmt.Sprintf("sha256 is %s, pinned %s", sum, pin))
 }
 
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // dead returns why the process is gone, wrapping kernel.ErrModuleDead,
 // or nil while it is alive.
 func (p *process) dead() error {
@@ -328,6 +345,20 @@ func (p *process) call(ctx context.Context, module, what string, do func(ctx con
 	cctx, cancel := context.WithTimeout(ctx, p.callTimeout)
 	defer cancel()
 	err := do(cctx)
+	var te *wire.TransportError
+	if errors.As(err, &te) {
+		return p.fault(ctx, module, what, te)
+	}
+	return err
+}
+
+// callBatch is call for a batch: do bounds each run itself (the
+// Client's deadline per run), ctx none.
+func (p *process) callBatch(ctx context.Context, module, what string, do func(ctx context.Context) error) error {
+	if err := p.deadCall(module, what); err != nil {
+		return err
+	}
+	err := do(ctx)
 	var te *wire.TransportError
 	if errors.As(err, &te) {
 		return p.fault(ctx, module, what, te)
@@ -444,6 +475,10 @@ func (p *process) close() *Fault {
 // caller waits for the first.
 func (p *process) reap() (forced bool) {
 	p.reapOnce.Do(func() {
+		if p.rpc != nil {
+			l := p.rpc
+			defer l.Close()
+		}
 		addr := p.client.ReattachConfig()
 		done := make(chan struct{})
 		go func() {

@@ -1,14 +1,17 @@
 // The kldsim wire contract between the host (the emulated kernel) and a
 // plugin process (one linker file carrying one or more modules).
 //
-// Service Module is what the host calls in the plugin; service KPI is what
-// the plugin calls back in the host, through a connection the host offers
-// once per plugin over go-plugin's GRPCBroker.
+// Service Module, on go-plugin's gRPC connection, is how the host meets a
+// plugin: Declare, once, hands it the address of the host's session socket
+// and returns the file's modules; Ping is a bare call, for measuring. Every
+// call into a module and every KPI call back into the kernel then goes over
+// the session: one mutual-TLS connection per plugin carrying Frames, each a
+// 4-byte big-endian length and a Frame message.
 //
-// Errors never travel as gRPC status: every response carries an optional
-// Error with the errno, so that errors.Is(err, syscall.EBUSY) holds on the
-// other side. A gRPC status error means the transport failed (the process
-// died or hung), never that a module refused something.
+// Errors never travel as gRPC status or a broken session: every answer
+// carries an optional Error with the errno, so that errors.Is(err,
+// syscall.EBUSY) holds on the other side. A transport error means the
+// process died or hung, never that a module refused something.
 //
 // Regenerate the Go code with `make proto` (scripts/proto.sh).
 
@@ -142,6 +145,53 @@ func (EventKind) EnumDescriptor() ([]byte, []int) {
 	return file_kld_proto_rawDescGZIP(), []int{1}
 }
 
+// EventScope is where a module's interface event handlers run.
+type EventScope int32
+
+const (
+	EventScope_EVENT_SCOPE_ALL      EventScope = 0
+	EventScope_EVENT_SCOPE_ATTACHED EventScope = 1
+)
+
+// Enum value maps for EventScope.
+var (
+	EventScope_name = map[int32]string{
+		0: "EVENT_SCOPE_ALL",
+		1: "EVENT_SCOPE_ATTACHED",
+	}
+	EventScope_value = map[string]int32{
+		"EVENT_SCOPE_ALL":      0,
+		"EVENT_SCOPE_ATTACHED": 1,
+	}
+)
+
+func (x EventScope) Enum() *EventScope {
+	p := new(EventScope)
+	*p = x
+	return p
+}
+
+func (x EventScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_kld_proto_enumTypes[2].Descriptor()
+}
+
+func (EventScope) Type() protoreflect.EnumType {
+	return &file_kld_proto_enumTypes[2]
+}
+
+func (x EventScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventScope.Descriptor instead.
+func (EventScope) EnumDescriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{2}
+}
+
 // ModEvent is a module event (enum modeventtype).
 type ModEvent int32
 
@@ -182,11 +232,11 @@ func (x ModEvent) String() string {
 }
 
 func (ModEvent) Descriptor() protoreflect.EnumDescriptor {
-	return file_kld_proto_enumTypes[2].Descriptor()
+	return file_kld_proto_enumTypes[3].Descriptor()
 }
 
 func (ModEvent) Type() protoreflect.EnumType {
-	return &file_kld_proto_enumTypes[2]
+	return &file_kld_proto_enumTypes[3]
 }
 
 func (x ModEvent) Number() protoreflect.EnumNumber {
@@ -195,7 +245,7 @@ func (x ModEvent) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModEvent.Descriptor instead.
 func (ModEvent) EnumDescriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{2}
+	return file_kld_proto_rawDescGZIP(), []int{3}
 }
 
 // DetachPath is which caller of if_detach_internal detaches an interface.
@@ -235,11 +285,11 @@ func (x DetachPath) String() string {
 }
 
 func (DetachPath) Descriptor() protoreflect.EnumDescriptor {
-	return file_kld_proto_enumTypes[3].Descriptor()
+	return file_kld_proto_enumTypes[4].Descriptor()
 }
 
 func (DetachPath) Type() protoreflect.EnumType {
-	return &file_kld_proto_enumTypes[3]
+	return &file_kld_proto_enumTypes[4]
 }
 
 func (x DetachPath) Number() protoreflect.EnumNumber {
@@ -248,7 +298,7 @@ func (x DetachPath) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DetachPath.Descriptor instead.
 func (DetachPath) EnumDescriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{3}
+	return file_kld_proto_rawDescGZIP(), []int{4}
 }
 
 type CloneOpKind int32
@@ -284,11 +334,11 @@ func (x CloneOpKind) String() string {
 }
 
 func (CloneOpKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_kld_proto_enumTypes[4].Descriptor()
+	return file_kld_proto_enumTypes[5].Descriptor()
 }
 
 func (CloneOpKind) Type() protoreflect.EnumType {
-	return &file_kld_proto_enumTypes[4]
+	return &file_kld_proto_enumTypes[5]
 }
 
 func (x CloneOpKind) Number() protoreflect.EnumNumber {
@@ -297,7 +347,135 @@ func (x CloneOpKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CloneOpKind.Descriptor instead.
 func (CloneOpKind) EnumDescriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{4}
+	return file_kld_proto_rawDescGZIP(), []int{5}
+}
+
+// Method is one method of sdk.KPI that takes a context.
+type Method int32
+
+const (
+	Method_METHOD_UNSPECIFIED           Method = 0
+	Method_METHOD_MALLOC                Method = 1
+	Method_METHOD_FREE                  Method = 2
+	Method_METHOD_USE                   Method = 3
+	Method_METHOD_HOLD                  Method = 4
+	Method_METHOD_DROP                  Method = 5
+	Method_METHOD_LOCK_INIT             Method = 6
+	Method_METHOD_LOCK_DESTROY          Method = 7
+	Method_METHOD_LOCK                  Method = 8
+	Method_METHOD_UNLOCK                Method = 9
+	Method_METHOD_IF_ATTACH             Method = 10
+	Method_METHOD_IF_DETACH             Method = 11
+	Method_METHOD_IF_LOOKUP             Method = 12
+	Method_METHOD_IF_LIST               Method = 13
+	Method_METHOD_IF_SET_FLAG           Method = 14
+	Method_METHOD_PFIL_HEAD_REGISTER    Method = 15
+	Method_METHOD_PFIL_HEAD_UNREGISTER  Method = 16
+	Method_METHOD_PFIL_HOOK_ADD         Method = 17
+	Method_METHOD_PFIL_HOOK_REMOVE      Method = 18
+	Method_METHOD_HHOOK_HEAD_REGISTER   Method = 19
+	Method_METHOD_HHOOK_HEAD_DEREGISTER Method = 20
+	Method_METHOD_HHOOK_ADD             Method = 21
+	Method_METHOD_HHOOK_REMOVE          Method = 22
+	Method_METHOD_MCAST_JOIN            Method = 23
+	Method_METHOD_MCAST_LEAVE           Method = 24
+	Method_METHOD_ENCAP_REGISTER        Method = 25
+	Method_METHOD_ENCAP_DEREGISTER      Method = 26
+	Method_METHOD_ENCAP_ATTACH          Method = 27
+	Method_METHOD_ENCAP_DETACH          Method = 28
+)
+
+// Enum value maps for Method.
+var (
+	Method_name = map[int32]string{
+		0:  "METHOD_UNSPECIFIED",
+		1:  "METHOD_MALLOC",
+		2:  "METHOD_FREE",
+		3:  "METHOD_USE",
+		4:  "METHOD_HOLD",
+		5:  "METHOD_DROP",
+		6:  "METHOD_LOCK_INIT",
+		7:  "METHOD_LOCK_DESTROY",
+		8:  "METHOD_LOCK",
+		9:  "METHOD_UNLOCK",
+		10: "METHOD_IF_ATTACH",
+		11: "METHOD_IF_DETACH",
+		12: "METHOD_IF_LOOKUP",
+		13: "METHOD_IF_LIST",
+		14: "METHOD_IF_SET_FLAG",
+		15: "METHOD_PFIL_HEAD_REGISTER",
+		16: "METHOD_PFIL_HEAD_UNREGISTER",
+		17: "METHOD_PFIL_HOOK_ADD",
+		18: "METHOD_PFIL_HOOK_REMOVE",
+		19: "METHOD_HHOOK_HEAD_REGISTER",
+		20: "METHOD_HHOOK_HEAD_DEREGISTER",
+		21: "METHOD_HHOOK_ADD",
+		22: "METHOD_HHOOK_REMOVE",
+		23: "METHOD_MCAST_JOIN",
+		24: "METHOD_MCAST_LEAVE",
+		25: "METHOD_ENCAP_REGISTER",
+		26: "METHOD_ENCAP_DEREGISTER",
+		27: "METHOD_ENCAP_ATTACH",
+		28: "METHOD_ENCAP_DETACH",
+	}
+	Method_value = map[string]int32{
+		"METHOD_UNSPECIFIED":           0,
+		"METHOD_MALLOC":                1,
+		"METHOD_FREE":                  2,
+		"METHOD_USE":                   3,
+		"METHOD_HOLD":                  4,
+		"METHOD_DROP":                  5,
+		"METHOD_LOCK_INIT":             6,
+		"METHOD_LOCK_DESTROY":          7,
+		"METHOD_LOCK":                  8,
+		"METHOD_UNLOCK":                9,
+		"METHOD_IF_ATTACH":             10,
+		"METHOD_IF_DETACH":             11,
+		"METHOD_IF_LOOKUP":             12,
+		"METHOD_IF_LIST":               13,
+		"METHOD_IF_SET_FLAG":           14,
+		"METHOD_PFIL_HEAD_REGISTER":    15,
+		"METHOD_PFIL_HEAD_UNREGISTER":  16,
+		"METHOD_PFIL_HOOK_ADD":         17,
+		"METHOD_PFIL_HOOK_REMOVE":      18,
+		"METHOD_HHOOK_HEAD_REGISTER":   19,
+		"METHOD_HHOOK_HEAD_DEREGISTER": 20,
+		"METHOD_HHOOK_ADD":             21,
+		"METHOD_HHOOK_REMOVE":          22,
+		"METHOD_MCAST_JOIN":            23,
+		"METHOD_MCAST_LEAVE":           24,
+		"METHOD_ENCAP_REGISTER":        25,
+		"METHOD_ENCAP_DEREGISTER":      26,
+		"METHOD_ENCAP_ATTACH":          27,
+		"METHOD_ENCAP_DETACH":          28,
+	}
+)
+
+func (x Method) Enum() *Method {
+	p := new(Method)
+	*p = x
+	return p
+}
+
+func (x Method) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Method) Descriptor() protoreflect.EnumDescriptor {
+	return file_kld_proto_enumTypes[6].Descriptor()
+}
+
+func (Method) Type() protoreflect.EnumType {
+	return &file_kld_proto_enumTypes[6]
+}
+
+func (x Method) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Method.Descriptor instead.
+func (Method) EnumDescriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{6}
 }
 
 // Rank is a SYSINIT position: (SI_SUB, SI_ORDER).
@@ -493,6 +671,7 @@ type Decl struct {
 	Entries       []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
 	Cloners       []string               `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
 	Events        []EventKind            `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
+	EventScope    EventScope             `protobuf:"varint,8,opt,name=event_scope,json=eventScope,proto3,enum=kldsim.v1.EventScope" json:"event_scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,6 +753,13 @@ func (x *Decl) GetEvents() []EventKind {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *Decl) GetEventScope() EventScope {
+	if x != nil {
+		return x.EventScope
+	}
+	return EventScope_EVENT_SCOPE_ALL
 }
 
 // Capabilities tell the host which optional handlers a module has, so the
@@ -737,81 +923,19 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
-// Call is the context of one host->plugin call: the token the plugin sends
-// back with every KPI callback made on behalf of this call, the module
-// called, and curvnet.
-type Call struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Module        string                 `protobuf:"bytes,2,opt,name=module,proto3" json:"module,omitempty"`
-	Vnet          string                 `protobuf:"bytes,3,opt,name=vnet,proto3" json:"vnet,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Call) Reset() {
-	*x = Call{}
-	mi := &file_kld_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Call) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Call) ProtoMessage() {}
-
-func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Call.ProtoReflect.Descriptor instead.
-func (*Call) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *Call) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *Call) GetModule() string {
-	if x != nil {
-		return x.Module
-	}
-	return ""
-}
-
-func (x *Call) GetVnet() string {
-	if x != nil {
-		return x.Vnet
-	}
-	return ""
-}
-
 type DeclareRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// kpi_broker_id is the GRPCBroker id on which the host serves KPI for
-	// this plugin; 0 when the host only asks for declarations (kldxref).
-	KpiBrokerId   uint32 `protobuf:"varint,1,opt,name=kpi_broker_id,json=kpiBrokerId,proto3" json:"kpi_broker_id,omitempty"`
+	// session is the path of the unix socket on which the host waits for
+	// the plugin's session (mutual TLS, the certificates of the go-plugin
+	// connection); "" when the host only asks for declarations (kldxref).
+	Session       string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeclareRequest) Reset() {
 	*x = DeclareRequest{}
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +947,7 @@ func (x *DeclareRequest) String() string {
 func (*DeclareRequest) ProtoMessage() {}
 
 func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,14 +960,14 @@ func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareRequest.ProtoReflect.Descriptor instead.
 func (*DeclareRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{8}
+	return file_kld_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *DeclareRequest) GetKpiBrokerId() uint32 {
+func (x *DeclareRequest) GetSession() string {
 	if x != nil {
-		return x.KpiBrokerId
+		return x.Session
 	}
-	return 0
+	return ""
 }
 
 type DeclareResponse struct {
@@ -858,7 +982,7 @@ type DeclareResponse struct {
 
 func (x *DeclareResponse) Reset() {
 	*x = DeclareResponse{}
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +994,7 @@ func (x *DeclareResponse) String() string {
 func (*DeclareResponse) ProtoMessage() {}
 
 func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1007,7 @@ func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareResponse.ProtoReflect.Descriptor instead.
 func (*DeclareResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{9}
+	return file_kld_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeclareResponse) GetFile() string {
@@ -907,28 +1031,62 @@ func (x *DeclareResponse) GetError() *Error {
 	return nil
 }
 
-type RunRequest struct {
+type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
-	Entry         *Entry                 `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *RunRequest) Reset() {
-	*x = RunRequest{}
+func (x *PingRequest) Reset() {
+	*x = PingRequest{}
+	mi := &file_kld_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingRequest) ProtoMessage() {}
+
+func (x *PingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
+func (*PingRequest) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{9}
+}
+
+type PingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingResponse) Reset() {
+	*x = PingResponse{}
 	mi := &file_kld_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *RunRequest) String() string {
+func (x *PingResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*RunRequest) ProtoMessage() {}
+func (*PingResponse) ProtoMessage() {}
 
-func (x *RunRequest) ProtoReflect() protoreflect.Message {
+func (x *PingResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_kld_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -940,75 +1098,9 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
-func (*RunRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
+func (*PingResponse) Descriptor() ([]byte, []int) {
 	return file_kld_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *RunRequest) GetCall() *Call {
-	if x != nil {
-		return x.Call
-	}
-	return nil
-}
-
-func (x *RunRequest) GetEntry() *Entry {
-	if x != nil {
-		return x.Entry
-	}
-	return nil
-}
-
-type EventRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
-	What          ModEvent               `protobuf:"varint,2,opt,name=what,proto3,enum=kldsim.v1.ModEvent" json:"what,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *EventRequest) Reset() {
-	*x = EventRequest{}
-	mi := &file_kld_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *EventRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*EventRequest) ProtoMessage() {}
-
-func (x *EventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use EventRequest.ProtoReflect.Descriptor instead.
-func (*EventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *EventRequest) GetCall() *Call {
-	if x != nil {
-		return x.Call
-	}
-	return nil
-}
-
-func (x *EventRequest) GetWhat() ModEvent {
-	if x != nil {
-		return x.What
-	}
-	return ModEvent_MOD_EVENT_UNSPECIFIED
 }
 
 // IfEvent is an interface arrival or departure.
@@ -1025,7 +1117,7 @@ type IfEvent struct {
 
 func (x *IfEvent) Reset() {
 	*x = IfEvent{}
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1129,7 @@ func (x *IfEvent) String() string {
 func (*IfEvent) ProtoMessage() {}
 
 func (x *IfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1142,7 @@ func (x *IfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEvent.ProtoReflect.Descriptor instead.
 func (*IfEvent) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{12}
+	return file_kld_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IfEvent) GetKind() EventKind {
@@ -1088,29 +1180,30 @@ func (x *IfEvent) GetPath() DetachPath {
 	return DetachPath_DETACH_PATH_NONE
 }
 
-type IfEventRequest struct {
+type CloneOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
-	Event         *IfEvent               `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	Op            CloneOpKind            `protobuf:"varint,1,opt,name=op,proto3,enum=kldsim.v1.CloneOpKind" json:"op,omitempty"`
+	Cloner        string                 `protobuf:"bytes,2,opt,name=cloner,proto3" json:"cloner,omitempty"`
+	Ifname        string                 `protobuf:"bytes,3,opt,name=ifname,proto3" json:"ifname,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IfEventRequest) Reset() {
-	*x = IfEventRequest{}
-	mi := &file_kld_proto_msgTypes[13]
+func (x *CloneOp) Reset() {
+	*x = CloneOp{}
+	mi := &file_kld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *IfEventRequest) String() string {
+func (x *CloneOp) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*IfEventRequest) ProtoMessage() {}
+func (*CloneOp) ProtoMessage() {}
 
-func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[13]
+func (x *CloneOp) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,87 +1214,26 @@ func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use IfEventRequest.ProtoReflect.Descriptor instead.
-func (*IfEventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{13}
+// Deprecated: Use CloneOp.ProtoReflect.Descriptor instead.
+func (*CloneOp) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *IfEventRequest) GetCall() *Call {
-	if x != nil {
-		return x.Call
-	}
-	return nil
-}
-
-func (x *IfEventRequest) GetEvent() *IfEvent {
-	if x != nil {
-		return x.Event
-	}
-	return nil
-}
-
-type CloneRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
-	Op            CloneOpKind            `protobuf:"varint,2,opt,name=op,proto3,enum=kldsim.v1.CloneOpKind" json:"op,omitempty"`
-	Cloner        string                 `protobuf:"bytes,3,opt,name=cloner,proto3" json:"cloner,omitempty"`
-	Ifname        string                 `protobuf:"bytes,4,opt,name=ifname,proto3" json:"ifname,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CloneRequest) Reset() {
-	*x = CloneRequest{}
-	mi := &file_kld_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CloneRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CloneRequest) ProtoMessage() {}
-
-func (x *CloneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
-func (*CloneRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *CloneRequest) GetCall() *Call {
-	if x != nil {
-		return x.Call
-	}
-	return nil
-}
-
-func (x *CloneRequest) GetOp() CloneOpKind {
+func (x *CloneOp) GetOp() CloneOpKind {
 	if x != nil {
 		return x.Op
 	}
 	return CloneOpKind_CLONE_OP_KIND_UNSPECIFIED
 }
 
-func (x *CloneRequest) GetCloner() string {
+func (x *CloneOp) GetCloner() string {
 	if x != nil {
 		return x.Cloner
 	}
 	return ""
 }
 
-func (x *CloneRequest) GetIfname() string {
+func (x *CloneOp) GetIfname() string {
 	if x != nil {
 		return x.Ifname
 	}
@@ -1210,16 +1242,15 @@ func (x *CloneRequest) GetIfname() string {
 
 type ControlRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
-	Ifname        string                 `protobuf:"bytes,2,opt,name=ifname,proto3" json:"ifname,omitempty"`
-	Args          []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	Ifname        string                 `protobuf:"bytes,1,opt,name=ifname,proto3" json:"ifname,omitempty"`
+	Args          []string               `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1262,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,14 +1275,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *ControlRequest) GetCall() *Call {
-	if x != nil {
-		return x.Call
-	}
-	return nil
+	return file_kld_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ControlRequest) GetIfname() string {
@@ -1264,103 +1288,6 @@ func (x *ControlRequest) GetIfname() string {
 func (x *ControlRequest) GetArgs() []string {
 	if x != nil {
 		return x.Args
-	}
-	return nil
-}
-
-type ControlResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Output        string                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ControlResponse) Reset() {
-	*x = ControlResponse{}
-	mi := &file_kld_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ControlResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ControlResponse) ProtoMessage() {}
-
-func (x *ControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ControlResponse.ProtoReflect.Descriptor instead.
-func (*ControlResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *ControlResponse) GetOutput() string {
-	if x != nil {
-		return x.Output
-	}
-	return ""
-}
-
-func (x *ControlResponse) GetError() *Error {
-	if x != nil {
-		return x.Error
-	}
-	return nil
-}
-
-// Result is the answer of a call that returns nothing but an error.
-type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Result) Reset() {
-	*x = Result{}
-	mi := &file_kld_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Result) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Result) ProtoMessage() {}
-
-func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Result.ProtoReflect.Descriptor instead.
-func (*Result) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *Result) GetError() *Error {
-	if x != nil {
-		return x.Error
 	}
 	return nil
 }
@@ -1382,7 +1309,7 @@ type IfInfo struct {
 
 func (x *IfInfo) Reset() {
 	*x = IfInfo{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1321,7 @@ func (x *IfInfo) String() string {
 func (*IfInfo) ProtoMessage() {}
 
 func (x *IfInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1334,7 @@ func (x *IfInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfo.ProtoReflect.Descriptor instead.
 func (*IfInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IfInfo) GetName() string {
@@ -1466,28 +1393,42 @@ func (x *IfInfo) GetOwner() string {
 	return ""
 }
 
-type TokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+// Frame is one message of the session. call numbers the call it belongs
+// to, which the host chose: a Request opens it, Replies (the last with
+// last set) close it; in between, Logs go to the host one-way, Callbacks
+// and their Answers back and forth, and a Cancel from the host abandons
+// it.
+type Frame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// Types that are valid to be assigned to Body:
+	//
+	//	*Frame_Request
+	//	*Frame_Reply
+	//	*Frame_Callback
+	//	*Frame_Answer
+	//	*Frame_Cancel
+	//	*Frame_Log
+	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *TokenRequest) Reset() {
-	*x = TokenRequest{}
-	mi := &file_kld_proto_msgTypes[19]
+func (x *Frame) Reset() {
+	*x = Frame{}
+	mi := &file_kld_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *TokenRequest) String() string {
+func (x *Frame) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*TokenRequest) ProtoMessage() {}
+func (*Frame) ProtoMessage() {}
 
-func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+func (x *Frame) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,41 +1439,145 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
-func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+// Deprecated: Use Frame.ProtoReflect.Descriptor instead.
+func (*Frame) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *TokenRequest) GetToken() uint64 {
+func (x *Frame) GetCall() uint64 {
 	if x != nil {
-		return x.Token
+		return x.Call
 	}
 	return 0
 }
 
-type NameRequest struct {
+func (x *Frame) GetBody() isFrame_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Frame) GetRequest() *Request {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetReply() *Reply {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Reply); ok {
+			return x.Reply
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetCallback() *Callback {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Callback); ok {
+			return x.Callback
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetAnswer() *Answer {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Answer); ok {
+			return x.Answer
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetCancel() *Cancel {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetLog() *Log {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Log); ok {
+			return x.Log
+		}
+	}
+	return nil
+}
+
+type isFrame_Body interface {
+	isFrame_Body()
+}
+
+type Frame_Request struct {
+	Request *Request `protobuf:"bytes,2,opt,name=request,proto3,oneof"`
+}
+
+type Frame_Reply struct {
+	Reply *Reply `protobuf:"bytes,3,opt,name=reply,proto3,oneof"`
+}
+
+type Frame_Callback struct {
+	Callback *Callback `protobuf:"bytes,4,opt,name=callback,proto3,oneof"`
+}
+
+type Frame_Answer struct {
+	Answer *Answer `protobuf:"bytes,5,opt,name=answer,proto3,oneof"`
+}
+
+type Frame_Cancel struct {
+	Cancel *Cancel `protobuf:"bytes,6,opt,name=cancel,proto3,oneof"`
+}
+
+type Frame_Log struct {
+	Log *Log `protobuf:"bytes,7,opt,name=log,proto3,oneof"`
+}
+
+func (*Frame_Request) isFrame_Body() {}
+
+func (*Frame_Reply) isFrame_Body() {}
+
+func (*Frame_Callback) isFrame_Body() {}
+
+func (*Frame_Answer) isFrame_Body() {}
+
+func (*Frame_Cancel) isFrame_Body() {}
+
+func (*Frame_Log) isFrame_Body() {}
+
+// Log is KPI calls run index made without waiting for their answer, sent
+// as they are made (so that they reach the host even if the plugin dies
+// right after), for the host to replay in order.
+type Log struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Ops           []*Op                  `protobuf:"bytes,2,rep,name=ops,proto3" json:"ops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *NameRequest) Reset() {
-	*x = NameRequest{}
-	mi := &file_kld_proto_msgTypes[20]
+func (x *Log) Reset() {
+	*x = Log{}
+	mi := &file_kld_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *NameRequest) String() string {
+func (x *Log) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*NameRequest) ProtoMessage() {}
+func (*Log) ProtoMessage() {}
 
-func (x *NameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+func (x *Log) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,289 +1588,135 @@ func (x *NameRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use NameRequest.ProtoReflect.Descriptor instead.
-func (*NameRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+// Deprecated: Use Log.ProtoReflect.Descriptor instead.
+func (*Log) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{16}
 }
 
-func (x *NameRequest) GetToken() uint64 {
+func (x *Log) GetIndex() uint32 {
 	if x != nil {
-		return x.Token
+		return x.Index
 	}
 	return 0
 }
 
-func (x *NameRequest) GetName() string {
+func (x *Log) GetOps() []*Op {
 	if x != nil {
-		return x.Name
+		return x.Ops
+	}
+	return nil
+}
+
+// Bound is the KPI of one run of a call: the kernel binds one per call,
+// one per VNET for a Run of a batch.
+type Bound struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// vnet is curvnet.
+	Vnet string `protobuf:"bytes,1,opt,name=vnet,proto3" json:"vnet,omitempty"`
+	// global: objects allocated are global (a SYSINIT, a SYSUNINIT, a
+	// module event), not curvnet's.
+	Global bool `protobuf:"varint,2,opt,name=global,proto3" json:"global,omitempty"`
+	// fold: the host replays logged KPI calls (the plugin may go on without
+	// asking where it knows the answer); space is the module's id space.
+	Fold  bool   `protobuf:"varint,3,opt,name=fold,proto3" json:"fold,omitempty"`
+	Space uint64 `protobuf:"varint,4,opt,name=space,proto3" json:"space,omitempty"`
+	// heads are the names registered in curvnet (fold only).
+	Heads         *Heads `protobuf:"bytes,5,opt,name=heads,proto3" json:"heads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Bound) Reset() {
+	*x = Bound{}
+	mi := &file_kld_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Bound) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Bound) ProtoMessage() {}
+
+func (x *Bound) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Bound.ProtoReflect.Descriptor instead.
+func (*Bound) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Bound) GetVnet() string {
+	if x != nil {
+		return x.Vnet
 	}
 	return ""
 }
 
-type ObjRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ObjRequest) Reset() {
-	*x = ObjRequest{}
-	mi := &file_kld_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ObjRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ObjRequest) ProtoMessage() {}
-
-func (x *ObjRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+func (x *Bound) GetGlobal() bool {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ObjRequest.ProtoReflect.Descriptor instead.
-func (*ObjRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *ObjRequest) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *ObjRequest) GetId() uint64 {
-	if x != nil {
-		return x.Id
-	}
-	return 0
-}
-
-type RefRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Holder        uint64                 `protobuf:"varint,2,opt,name=holder,proto3" json:"holder,omitempty"`
-	Target        uint64                 `protobuf:"varint,3,opt,name=target,proto3" json:"target,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RefRequest) Reset() {
-	*x = RefRequest{}
-	mi := &file_kld_proto_msgTypes[22]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RefRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RefRequest) ProtoMessage() {}
-
-func (x *RefRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RefRequest.ProtoReflect.Descriptor instead.
-func (*RefRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
-}
-
-func (x *RefRequest) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *RefRequest) GetHolder() uint64 {
-	if x != nil {
-		return x.Holder
-	}
-	return 0
-}
-
-func (x *RefRequest) GetTarget() uint64 {
-	if x != nil {
-		return x.Target
-	}
-	return 0
-}
-
-type IfAttachRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Driver        string                 `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *IfAttachRequest) Reset() {
-	*x = IfAttachRequest{}
-	mi := &file_kld_proto_msgTypes[23]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *IfAttachRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*IfAttachRequest) ProtoMessage() {}
-
-func (x *IfAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use IfAttachRequest.ProtoReflect.Descriptor instead.
-func (*IfAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
-}
-
-func (x *IfAttachRequest) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *IfAttachRequest) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *IfAttachRequest) GetDriver() string {
-	if x != nil {
-		return x.Driver
-	}
-	return ""
-}
-
-type IfSetFlagRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Flag          string                 `protobuf:"bytes,3,opt,name=flag,proto3" json:"flag,omitempty"`
-	On            bool                   `protobuf:"varint,4,opt,name=on,proto3" json:"on,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *IfSetFlagRequest) Reset() {
-	*x = IfSetFlagRequest{}
-	mi := &file_kld_proto_msgTypes[24]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *IfSetFlagRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*IfSetFlagRequest) ProtoMessage() {}
-
-func (x *IfSetFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use IfSetFlagRequest.ProtoReflect.Descriptor instead.
-func (*IfSetFlagRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
-}
-
-func (x *IfSetFlagRequest) GetToken() uint64 {
-	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *IfSetFlagRequest) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *IfSetFlagRequest) GetFlag() string {
-	if x != nil {
-		return x.Flag
-	}
-	return ""
-}
-
-func (x *IfSetFlagRequest) GetOn() bool {
-	if x != nil {
-		return x.On
+		return x.Global
 	}
 	return false
 }
 
-type HookRequest struct {
+func (x *Bound) GetFold() bool {
+	if x != nil {
+		return x.Fold
+	}
+	return false
+}
+
+func (x *Bound) GetSpace() uint64 {
+	if x != nil {
+		return x.Space
+	}
+	return 0
+}
+
+func (x *Bound) GetHeads() *Heads {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+// Heads are the names of curvnet's pfil heads, hhook heads and encap
+// tables.
+type Heads struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Head          string                 `protobuf:"bytes,2,opt,name=head,proto3" json:"head,omitempty"`
-	Hook          string                 `protobuf:"bytes,3,opt,name=hook,proto3" json:"hook,omitempty"`
+	Pfil          []string               `protobuf:"bytes,1,rep,name=pfil,proto3" json:"pfil,omitempty"`
+	Hhook         []string               `protobuf:"bytes,2,rep,name=hhook,proto3" json:"hhook,omitempty"`
+	Encap         []string               `protobuf:"bytes,3,rep,name=encap,proto3" json:"encap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *HookRequest) Reset() {
-	*x = HookRequest{}
-	mi := &file_kld_proto_msgTypes[25]
+func (x *Heads) Reset() {
+	*x = Heads{}
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *HookRequest) String() string {
+func (x *Heads) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*HookRequest) ProtoMessage() {}
+func (*Heads) ProtoMessage() {}
 
-func (x *HookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+func (x *Heads) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,56 +1727,65 @@ func (x *HookRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use HookRequest.ProtoReflect.Descriptor instead.
-func (*HookRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+// Deprecated: Use Heads.ProtoReflect.Descriptor instead.
+func (*Heads) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
-func (x *HookRequest) GetToken() uint64 {
+func (x *Heads) GetPfil() []string {
 	if x != nil {
-		return x.Token
+		return x.Pfil
 	}
-	return 0
+	return nil
 }
 
-func (x *HookRequest) GetHead() string {
+func (x *Heads) GetHhook() []string {
 	if x != nil {
-		return x.Head
+		return x.Hhook
 	}
-	return ""
+	return nil
 }
 
-func (x *HookRequest) GetHook() string {
+func (x *Heads) GetEncap() []string {
 	if x != nil {
-		return x.Hook
+		return x.Encap
 	}
-	return ""
+	return nil
 }
 
-type McastJoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Ifname        string                 `protobuf:"bytes,2,opt,name=ifname,proto3" json:"ifname,omitempty"`
-	Group         string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+// Request calls module: one run of what for each bound, in order.
+type Request struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Module string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Bound  []*Bound               `protobuf:"bytes,2,rep,name=bound,proto3" json:"bound,omitempty"`
+	// Types that are valid to be assigned to What:
+	//
+	//	*Request_Run
+	//	*Request_Event
+	//	*Request_IfEvent
+	//	*Request_Clone
+	//	*Request_Control
+	//	*Request_Ping
+	What          isRequest_What `protobuf_oneof:"what"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *McastJoinRequest) Reset() {
-	*x = McastJoinRequest{}
-	mi := &file_kld_proto_msgTypes[26]
+func (x *Request) Reset() {
+	*x = Request{}
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *McastJoinRequest) String() string {
+func (x *Request) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*McastJoinRequest) ProtoMessage() {}
+func (*Request) ProtoMessage() {}
 
-func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[26]
+func (x *Request) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,115 +1796,151 @@ func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use McastJoinRequest.ProtoReflect.Descriptor instead.
-func (*McastJoinRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{26}
+// Deprecated: Use Request.ProtoReflect.Descriptor instead.
+func (*Request) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
-func (x *McastJoinRequest) GetToken() uint64 {
+func (x *Request) GetModule() string {
 	if x != nil {
-		return x.Token
-	}
-	return 0
-}
-
-func (x *McastJoinRequest) GetIfname() string {
-	if x != nil {
-		return x.Ifname
+		return x.Module
 	}
 	return ""
 }
 
-func (x *McastJoinRequest) GetGroup() string {
+func (x *Request) GetBound() []*Bound {
 	if x != nil {
-		return x.Group
+		return x.Bound
 	}
-	return ""
+	return nil
 }
 
-type EncapAttachRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Family        string                 `protobuf:"bytes,2,opt,name=family,proto3" json:"family,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *EncapAttachRequest) Reset() {
-	*x = EncapAttachRequest{}
-	mi := &file_kld_proto_msgTypes[27]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *EncapAttachRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*EncapAttachRequest) ProtoMessage() {}
-
-func (x *EncapAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[27]
+func (x *Request) GetWhat() isRequest_What {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
+		return x.What
+	}
+	return nil
+}
+
+func (x *Request) GetRun() *Entry {
+	if x != nil {
+		if x, ok := x.What.(*Request_Run); ok {
+			return x.Run
 		}
-		return ms
 	}
-	return mi.MessageOf(x)
+	return nil
 }
 
-// Deprecated: Use EncapAttachRequest.ProtoReflect.Descriptor instead.
-func (*EncapAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{27}
-}
-
-func (x *EncapAttachRequest) GetToken() uint64 {
+func (x *Request) GetEvent() ModEvent {
 	if x != nil {
-		return x.Token
+		if x, ok := x.What.(*Request_Event); ok {
+			return x.Event
+		}
 	}
-	return 0
+	return ModEvent_MOD_EVENT_UNSPECIFIED
 }
 
-func (x *EncapAttachRequest) GetFamily() string {
+func (x *Request) GetIfEvent() *IfEvent {
 	if x != nil {
-		return x.Family
+		if x, ok := x.What.(*Request_IfEvent); ok {
+			return x.IfEvent
+		}
 	}
-	return ""
+	return nil
 }
 
-func (x *EncapAttachRequest) GetName() string {
+func (x *Request) GetClone() *CloneOp {
 	if x != nil {
-		return x.Name
+		if x, ok := x.What.(*Request_Clone); ok {
+			return x.Clone
+		}
 	}
-	return ""
+	return nil
 }
 
-type ObjResponse struct {
+func (x *Request) GetControl() *ControlRequest {
+	if x != nil {
+		if x, ok := x.What.(*Request_Control); ok {
+			return x.Control
+		}
+	}
+	return nil
+}
+
+func (x *Request) GetPing() *PingRequest {
+	if x != nil {
+		if x, ok := x.What.(*Request_Ping); ok {
+			return x.Ping
+		}
+	}
+	return nil
+}
+
+type isRequest_What interface {
+	isRequest_What()
+}
+
+type Request_Run struct {
+	Run *Entry `protobuf:"bytes,3,opt,name=run,proto3,oneof"`
+}
+
+type Request_Event struct {
+	Event ModEvent `protobuf:"varint,4,opt,name=event,proto3,enum=kldsim.v1.ModEvent,oneof"`
+}
+
+type Request_IfEvent struct {
+	IfEvent *IfEvent `protobuf:"bytes,5,opt,name=if_event,json=ifEvent,proto3,oneof"`
+}
+
+type Request_Clone struct {
+	Clone *CloneOp `protobuf:"bytes,6,opt,name=clone,proto3,oneof"`
+}
+
+type Request_Control struct {
+	Control *ControlRequest `protobuf:"bytes,7,opt,name=control,proto3,oneof"`
+}
+
+type Request_Ping struct {
+	Ping *PingRequest `protobuf:"bytes,8,opt,name=ping,proto3,oneof"`
+}
+
+func (*Request_Run) isRequest_What() {}
+
+func (*Request_Event) isRequest_What() {}
+
+func (*Request_IfEvent) isRequest_What() {}
+
+func (*Request_Clone) isRequest_What() {}
+
+func (*Request_Control) isRequest_What() {}
+
+func (*Request_Ping) isRequest_What() {}
+
+// Done is one run of a call over, with its answer.
+type Done struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Output        string                 `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ObjResponse) Reset() {
-	*x = ObjResponse{}
-	mi := &file_kld_proto_msgTypes[28]
+func (x *Done) Reset() {
+	*x = Done{}
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ObjResponse) String() string {
+func (x *Done) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ObjResponse) ProtoMessage() {}
+func (*Done) ProtoMessage() {}
 
-func (x *ObjResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[28]
+func (x *Done) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,48 +1951,56 @@ func (x *ObjResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ObjResponse.ProtoReflect.Descriptor instead.
-func (*ObjResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{28}
+// Deprecated: Use Done.ProtoReflect.Descriptor instead.
+func (*Done) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
-func (x *ObjResponse) GetId() uint64 {
+func (x *Done) GetIndex() uint32 {
 	if x != nil {
-		return x.Id
+		return x.Index
 	}
 	return 0
 }
 
-func (x *ObjResponse) GetError() *Error {
+func (x *Done) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
 	return nil
 }
 
-type IfInfoResponse struct {
+func (x *Done) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+// Reply reports a run over; the last Reply of a call ends it.
+type Reply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Info          *IfInfo                `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Done          *Done                  `protobuf:"bytes,1,opt,name=done,proto3" json:"done,omitempty"`
+	Last          bool                   `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IfInfoResponse) Reset() {
-	*x = IfInfoResponse{}
-	mi := &file_kld_proto_msgTypes[29]
+func (x *Reply) Reset() {
+	*x = Reply{}
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *IfInfoResponse) String() string {
+func (x *Reply) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*IfInfoResponse) ProtoMessage() {}
+func (*Reply) ProtoMessage() {}
 
-func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[29]
+func (x *Reply) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,48 +2011,194 @@ func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use IfInfoResponse.ProtoReflect.Descriptor instead.
-func (*IfInfoResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{29}
+// Deprecated: Use Reply.ProtoReflect.Descriptor instead.
+func (*Reply) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
-func (x *IfInfoResponse) GetInfo() *IfInfo {
+func (x *Reply) GetDone() *Done {
+	if x != nil {
+		return x.Done
+	}
+	return nil
+}
+
+func (x *Reply) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+// Callback is a KPI call whose answer run index waits for.
+type Callback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Op    *Op                    `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	// id numbers the callback, for its Answer.
+	Id            uint64 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Callback) Reset() {
+	*x = Callback{}
+	mi := &file_kld_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Callback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Callback) ProtoMessage() {}
+
+func (x *Callback) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Callback.ProtoReflect.Descriptor instead.
+func (*Callback) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Callback) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Callback) GetOp() *Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *Callback) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// Answer is the kernel's answer to a Callback, with curvnet's heads as
+// they are now.
+type Answer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Obj           uint64                 `protobuf:"varint,2,opt,name=obj,proto3" json:"obj,omitempty"`
+	Info          *IfInfo                `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	List          []*IfInfo              `protobuf:"bytes,4,rep,name=list,proto3" json:"list,omitempty"`
+	Error         *Error                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Heads         *Heads                 `protobuf:"bytes,6,opt,name=heads,proto3" json:"heads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Answer) Reset() {
+	*x = Answer{}
+	mi := &file_kld_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Answer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Answer) ProtoMessage() {}
+
+func (x *Answer) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Answer.ProtoReflect.Descriptor instead.
+func (*Answer) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Answer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Answer) GetObj() uint64 {
+	if x != nil {
+		return x.Obj
+	}
+	return 0
+}
+
+func (x *Answer) GetInfo() *IfInfo {
 	if x != nil {
 		return x.Info
 	}
 	return nil
 }
 
-func (x *IfInfoResponse) GetError() *Error {
+func (x *Answer) GetList() []*IfInfo {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *Answer) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
 	return nil
 }
 
-type IfListResponse struct {
+func (x *Answer) GetHeads() *Heads {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+type Cancel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ifaces        []*IfInfo              `protobuf:"bytes,1,rep,name=ifaces,proto3" json:"ifaces,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IfListResponse) Reset() {
-	*x = IfListResponse{}
-	mi := &file_kld_proto_msgTypes[30]
+func (x *Cancel) Reset() {
+	*x = Cancel{}
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *IfListResponse) String() string {
+func (x *Cancel) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*IfListResponse) ProtoMessage() {}
+func (*Cancel) ProtoMessage() {}
 
-func (x *IfListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[30]
+func (x *Cancel) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,23 +2209,104 @@ func (x *IfListResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use IfListResponse.ProtoReflect.Descriptor instead.
-func (*IfListResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{30}
+// Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
+func (*Cancel) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
-func (x *IfListResponse) GetIfaces() []*IfInfo {
-	if x != nil {
-		return x.Ifaces
-	}
-	return nil
+// Op is one KPI call: its method's arguments in order, object ids first
+// (id, id2), then strings (a, b, c), then a flag. In a log, id of an
+// allocating call is the object's, which the module chose.
+type Op struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Method        Method                 `protobuf:"varint,1,opt,name=method,proto3,enum=kldsim.v1.Method" json:"method,omitempty"`
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Id2           uint64                 `protobuf:"varint,3,opt,name=id2,proto3" json:"id2,omitempty"`
+	A             string                 `protobuf:"bytes,4,opt,name=a,proto3" json:"a,omitempty"`
+	B             string                 `protobuf:"bytes,5,opt,name=b,proto3" json:"b,omitempty"`
+	C             string                 `protobuf:"bytes,6,opt,name=c,proto3" json:"c,omitempty"`
+	On            bool                   `protobuf:"varint,7,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IfListResponse) GetError() *Error {
+func (x *Op) Reset() {
+	*x = Op{}
+	mi := &file_kld_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Op) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Op) ProtoMessage() {}
+
+func (x *Op) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
-		return x.Error
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
 	}
-	return nil
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Op.ProtoReflect.Descriptor instead.
+func (*Op) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Op) GetMethod() Method {
+	if x != nil {
+		return x.Method
+	}
+	return Method_METHOD_UNSPECIFIED
+}
+
+func (x *Op) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Op) GetId2() uint64 {
+	if x != nil {
+		return x.Id2
+	}
+	return 0
+}
+
+func (x *Op) GetA() string {
+	if x != nil {
+		return x.A
+	}
+	return ""
+}
+
+func (x *Op) GetB() string {
+	if x != nil {
+		return x.B
+	}
+	return ""
+}
+
+func (x *Op) GetC() string {
+	if x != nil {
+		return x.C
+	}
+	return ""
+}
+
+func (x *Op) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
 }
 
 var File_kld_proto protoreflect.FileDescriptor
@@ -2154,7 +2325,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x10\n" +
 	"\x03min\x18\x02 \x01(\x05R\x03min\x12\x12\n" +
 	"\x04pref\x18\x03 \x01(\x05R\x04pref\x12\x10\n" +
-	"\x03max\x18\x04 \x01(\x05R\x03max\"\xfa\x01\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\"\xb2\x02\n" +
 	"\x04Decl\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12#\n" +
@@ -2162,7 +2333,9 @@ const file_kld_proto_rawDesc = "" +
 	"\adepends\x18\x04 \x03(\v2\x11.kldsim.v1.DependR\adepends\x12*\n" +
 	"\aentries\x18\x05 \x03(\v2\x10.kldsim.v1.EntryR\aentries\x12\x18\n" +
 	"\acloners\x18\x06 \x03(\tR\acloners\x12,\n" +
-	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\"M\n" +
+	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x126\n" +
+	"\vevent_scope\x18\b \x01(\x0e2\x15.kldsim.v1.EventScopeR\n" +
+	"eventScope\"M\n" +
 	"\fCapabilities\x12#\n" +
 	"\revent_handler\x18\x01 \x01(\bR\feventHandler\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\"^\n" +
@@ -2172,47 +2345,28 @@ const file_kld_proto_rawDesc = "" +
 	"\x04caps\x18\x02 \x01(\v2\x17.kldsim.v1.CapabilitiesR\x04caps\"7\n" +
 	"\x05Error\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\rR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"H\n" +
-	"\x04Call\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
-	"\x06module\x18\x02 \x01(\tR\x06module\x12\x12\n" +
-	"\x04vnet\x18\x03 \x01(\tR\x04vnet\"4\n" +
-	"\x0eDeclareRequest\x12\"\n" +
-	"\rkpi_broker_id\x18\x01 \x01(\rR\vkpiBrokerId\"~\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"*\n" +
+	"\x0eDeclareRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\"~\n" +
 	"\x0fDeclareResponse\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12/\n" +
 	"\amodules\x18\x02 \x03(\v2\x15.kldsim.v1.ModuleInfoR\amodules\x12&\n" +
-	"\x05error\x18\x03 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"Y\n" +
-	"\n" +
-	"RunRequest\x12#\n" +
-	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12&\n" +
-	"\x05entry\x18\x02 \x01(\v2\x10.kldsim.v1.EntryR\x05entry\"\\\n" +
-	"\fEventRequest\x12#\n" +
-	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12'\n" +
-	"\x04what\x18\x02 \x01(\x0e2\x13.kldsim.v1.ModEventR\x04what\"\xba\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"\r\n" +
+	"\vPingRequest\"\x0e\n" +
+	"\fPingResponse\"\xba\x01\n" +
 	"\aIfEvent\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.kldsim.v1.EventKindR\x04kind\x12\x16\n" +
 	"\x06ifname\x18\x02 \x01(\tR\x06ifname\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12)\n" +
-	"\x04path\x18\x05 \x01(\x0e2\x15.kldsim.v1.DetachPathR\x04pathJ\x04\b\x06\x10\aJ\x04\b\a\x10\bR\x05vmoveR\tpurge_ulp\"_\n" +
-	"\x0eIfEventRequest\x12#\n" +
-	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12(\n" +
-	"\x05event\x18\x02 \x01(\v2\x12.kldsim.v1.IfEventR\x05event\"\x8b\x01\n" +
-	"\fCloneRequest\x12#\n" +
-	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12&\n" +
-	"\x02op\x18\x02 \x01(\x0e2\x16.kldsim.v1.CloneOpKindR\x02op\x12\x16\n" +
-	"\x06cloner\x18\x03 \x01(\tR\x06cloner\x12\x16\n" +
-	"\x06ifname\x18\x04 \x01(\tR\x06ifname\"a\n" +
-	"\x0eControlRequest\x12#\n" +
-	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12\x16\n" +
-	"\x06ifname\x18\x02 \x01(\tR\x06ifname\x12\x12\n" +
-	"\x04args\x18\x03 \x03(\tR\x04args\"Q\n" +
-	"\x0fControlResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\tR\x06output\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"0\n" +
-	"\x06Result\x12&\n" +
-	"\x05error\x18\x01 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"\xb0\x01\n" +
+	"\x04path\x18\x05 \x01(\x0e2\x15.kldsim.v1.DetachPathR\x04pathJ\x04\b\x06\x10\aJ\x04\b\a\x10\bR\x05vmoveR\tpurge_ulp\"a\n" +
+	"\aCloneOp\x12&\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x16.kldsim.v1.CloneOpKindR\x02op\x12\x16\n" +
+	"\x06cloner\x18\x02 \x01(\tR\x06cloner\x12\x16\n" +
+	"\x06ifname\x18\x03 \x01(\tR\x06ifname\"<\n" +
+	"\x0eControlRequest\x12\x16\n" +
+	"\x06ifname\x18\x01 \x01(\tR\x06ifname\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\"\xb0\x01\n" +
 	"\x06IfInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x0e\n" +
@@ -2221,51 +2375,66 @@ const file_kld_proto_rawDesc = "" +
 	"\x06cloned\x18\x05 \x01(\bR\x06cloned\x12\x12\n" +
 	"\x04home\x18\x06 \x01(\tR\x04home\x12\x12\n" +
 	"\x04vnet\x18\a \x01(\tR\x04vnet\x12\x14\n" +
-	"\x05owner\x18\b \x01(\tR\x05owner\"$\n" +
-	"\fTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\"7\n" +
-	"\vNameRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"2\n" +
-	"\n" +
-	"ObjRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\x04R\x02id\"R\n" +
-	"\n" +
-	"RefRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
-	"\x06holder\x18\x02 \x01(\x04R\x06holder\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\x04R\x06target\"S\n" +
-	"\x0fIfAttachRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
-	"\x06driver\x18\x03 \x01(\tR\x06driver\"`\n" +
-	"\x10IfSetFlagRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04flag\x18\x03 \x01(\tR\x04flag\x12\x0e\n" +
-	"\x02on\x18\x04 \x01(\bR\x02on\"K\n" +
-	"\vHookRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x12\n" +
-	"\x04head\x18\x02 \x01(\tR\x04head\x12\x12\n" +
-	"\x04hook\x18\x03 \x01(\tR\x04hook\"V\n" +
-	"\x10McastJoinRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
-	"\x06ifname\x18\x02 \x01(\tR\x06ifname\x12\x14\n" +
-	"\x05group\x18\x03 \x01(\tR\x05group\"V\n" +
-	"\x12EncapAttachRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
-	"\x06family\x18\x02 \x01(\tR\x06family\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"E\n" +
-	"\vObjResponse\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"_\n" +
-	"\x0eIfInfoResponse\x12%\n" +
-	"\x04info\x18\x01 \x01(\v2\x11.kldsim.v1.IfInfoR\x04info\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"c\n" +
-	"\x0eIfListResponse\x12)\n" +
-	"\x06ifaces\x18\x01 \x03(\v2\x11.kldsim.v1.IfInfoR\x06ifaces\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error*\x95\x01\n" +
+	"\x05owner\x18\b \x01(\tR\x05owner\"\xae\x02\n" +
+	"\x05Frame\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12.\n" +
+	"\arequest\x18\x02 \x01(\v2\x12.kldsim.v1.RequestH\x00R\arequest\x12(\n" +
+	"\x05reply\x18\x03 \x01(\v2\x10.kldsim.v1.ReplyH\x00R\x05reply\x121\n" +
+	"\bcallback\x18\x04 \x01(\v2\x13.kldsim.v1.CallbackH\x00R\bcallback\x12+\n" +
+	"\x06answer\x18\x05 \x01(\v2\x11.kldsim.v1.AnswerH\x00R\x06answer\x12+\n" +
+	"\x06cancel\x18\x06 \x01(\v2\x11.kldsim.v1.CancelH\x00R\x06cancel\x12\"\n" +
+	"\x03log\x18\a \x01(\v2\x0e.kldsim.v1.LogH\x00R\x03logB\x06\n" +
+	"\x04body\"<\n" +
+	"\x03Log\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1f\n" +
+	"\x03ops\x18\x02 \x03(\v2\r.kldsim.v1.OpR\x03ops\"\x85\x01\n" +
+	"\x05Bound\x12\x12\n" +
+	"\x04vnet\x18\x01 \x01(\tR\x04vnet\x12\x16\n" +
+	"\x06global\x18\x02 \x01(\bR\x06global\x12\x12\n" +
+	"\x04fold\x18\x03 \x01(\bR\x04fold\x12\x14\n" +
+	"\x05space\x18\x04 \x01(\x04R\x05space\x12&\n" +
+	"\x05heads\x18\x05 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\"G\n" +
+	"\x05Heads\x12\x12\n" +
+	"\x04pfil\x18\x01 \x03(\tR\x04pfil\x12\x14\n" +
+	"\x05hhook\x18\x02 \x03(\tR\x05hhook\x12\x14\n" +
+	"\x05encap\x18\x03 \x03(\tR\x05encap\"\xe6\x02\n" +
+	"\aRequest\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\tR\x06module\x12&\n" +
+	"\x05bound\x18\x02 \x03(\v2\x10.kldsim.v1.BoundR\x05bound\x12$\n" +
+	"\x03run\x18\x03 \x01(\v2\x10.kldsim.v1.EntryH\x00R\x03run\x12+\n" +
+	"\x05event\x18\x04 \x01(\x0e2\x13.kldsim.v1.ModEventH\x00R\x05event\x12/\n" +
+	"\bif_event\x18\x05 \x01(\v2\x12.kldsim.v1.IfEventH\x00R\aifEvent\x12*\n" +
+	"\x05clone\x18\x06 \x01(\v2\x12.kldsim.v1.CloneOpH\x00R\x05clone\x125\n" +
+	"\acontrol\x18\a \x01(\v2\x19.kldsim.v1.ControlRequestH\x00R\acontrol\x12,\n" +
+	"\x04ping\x18\b \x01(\v2\x16.kldsim.v1.PingRequestH\x00R\x04pingB\x06\n" +
+	"\x04what\"\\\n" +
+	"\x04Done\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12&\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\x12\x16\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\"@\n" +
+	"\x05Reply\x12#\n" +
+	"\x04done\x18\x01 \x01(\v2\x0f.kldsim.v1.DoneR\x04done\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\bR\x04last\"O\n" +
+	"\bCallback\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1d\n" +
+	"\x02op\x18\x02 \x01(\v2\r.kldsim.v1.OpR\x02op\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\"\xc8\x01\n" +
+	"\x06Answer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
+	"\x03obj\x18\x02 \x01(\x04R\x03obj\x12%\n" +
+	"\x04info\x18\x03 \x01(\v2\x11.kldsim.v1.IfInfoR\x04info\x12%\n" +
+	"\x04list\x18\x04 \x03(\v2\x11.kldsim.v1.IfInfoR\x04list\x12&\n" +
+	"\x05error\x18\x05 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\x12&\n" +
+	"\x05heads\x18\x06 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\"\b\n" +
+	"\x06Cancel\"\x8b\x01\n" +
+	"\x02Op\x12)\n" +
+	"\x06method\x18\x01 \x01(\x0e2\x11.kldsim.v1.MethodR\x06method\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x10\n" +
+	"\x03id2\x18\x03 \x01(\x04R\x03id2\x12\f\n" +
+	"\x01a\x18\x04 \x01(\tR\x01a\x12\f\n" +
+	"\x01b\x18\x05 \x01(\tR\x01b\x12\f\n" +
+	"\x01c\x18\x06 \x01(\tR\x01c\x12\x0e\n" +
+	"\x02on\x18\a \x01(\bR\x02on*\x95\x01\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ENTRY_KIND_SYSINIT\x10\x01\x12\x18\n" +
@@ -2275,7 +2444,11 @@ const file_kld_proto_rawDesc = "" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_KIND_IFNET_ARRIVAL\x10\x01\x12\x1e\n" +
-	"\x1aEVENT_KIND_IFNET_DEPARTURE\x10\x02*~\n" +
+	"\x1aEVENT_KIND_IFNET_DEPARTURE\x10\x02*;\n" +
+	"\n" +
+	"EventScope\x12\x13\n" +
+	"\x0fEVENT_SCOPE_ALL\x10\x00\x12\x18\n" +
+	"\x14EVENT_SCOPE_ATTACHED\x10\x01*~\n" +
 	"\bModEvent\x12\x19\n" +
 	"\x15MOD_EVENT_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eMOD_EVENT_LOAD\x10\x01\x12\x14\n" +
@@ -2291,44 +2464,42 @@ const file_kld_proto_rawDesc = "" +
 	"\vCloneOpKind\x12\x1d\n" +
 	"\x19CLONE_OP_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CLONE_OP_KIND_CREATE\x10\x01\x12\x19\n" +
-	"\x15CLONE_OP_KIND_DESTROY\x10\x022\xe0\x02\n" +
-	"\x06Module\x12@\n" +
-	"\aDeclare\x12\x19.kldsim.v1.DeclareRequest\x1a\x1a.kldsim.v1.DeclareResponse\x12/\n" +
-	"\x03Run\x12\x15.kldsim.v1.RunRequest\x1a\x11.kldsim.v1.Result\x123\n" +
-	"\x05Event\x12\x17.kldsim.v1.EventRequest\x1a\x11.kldsim.v1.Result\x127\n" +
-	"\aIfEvent\x12\x19.kldsim.v1.IfEventRequest\x1a\x11.kldsim.v1.Result\x123\n" +
-	"\x05Clone\x12\x17.kldsim.v1.CloneRequest\x1a\x11.kldsim.v1.Result\x12@\n" +
-	"\aControl\x12\x19.kldsim.v1.ControlRequest\x1a\x1a.kldsim.v1.ControlResponse2\x86\r\n" +
-	"\x03KPI\x128\n" +
-	"\x06Malloc\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x120\n" +
-	"\x04Free\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12/\n" +
-	"\x03Use\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x120\n" +
-	"\x04Hold\x12\x15.kldsim.v1.RefRequest\x1a\x11.kldsim.v1.Result\x120\n" +
-	"\x04Drop\x12\x15.kldsim.v1.RefRequest\x1a\x11.kldsim.v1.Result\x12:\n" +
-	"\bLockInit\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vLockDestroy\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x120\n" +
-	"\x04Lock\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x122\n" +
-	"\x06Unlock\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12A\n" +
-	"\bIfAttach\x12\x1a.kldsim.v1.IfAttachRequest\x1a\x19.kldsim.v1.IfInfoResponse\x125\n" +
-	"\bIfDetach\x12\x16.kldsim.v1.NameRequest\x1a\x11.kldsim.v1.Result\x12=\n" +
-	"\bIfLookup\x12\x16.kldsim.v1.NameRequest\x1a\x19.kldsim.v1.IfInfoResponse\x12<\n" +
-	"\x06IfList\x12\x17.kldsim.v1.TokenRequest\x1a\x19.kldsim.v1.IfListResponse\x12;\n" +
-	"\tIfSetFlag\x12\x1b.kldsim.v1.IfSetFlagRequest\x1a\x11.kldsim.v1.Result\x12B\n" +
-	"\x10PfilHeadRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12>\n" +
-	"\x12PfilHeadUnregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12=\n" +
-	"\vPfilHookAdd\x12\x16.kldsim.v1.HookRequest\x1a\x16.kldsim.v1.ObjResponse\x12:\n" +
-	"\x0ePfilHookRemove\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12C\n" +
-	"\x11HhookHeadRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12?\n" +
-	"\x13HhookHeadDeregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12:\n" +
-	"\bHhookAdd\x12\x16.kldsim.v1.HookRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vHhookRemove\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12@\n" +
-	"\tMcastJoin\x12\x1b.kldsim.v1.McastJoinRequest\x1a\x16.kldsim.v1.ObjResponse\x126\n" +
+	"\x15CLONE_OP_KIND_DESTROY\x10\x02*\xb8\x05\n" +
+	"\x06Method\x12\x16\n" +
+	"\x12METHOD_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rMETHOD_MALLOC\x10\x01\x12\x0f\n" +
+	"\vMETHOD_FREE\x10\x02\x12\x0e\n" +
 	"\n" +
-	"McastLeave\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12?\n" +
-	"\rEncapRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12;\n" +
-	"\x0fEncapDeregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12D\n" +
-	"\vEncapAttach\x12\x1d.kldsim.v1.EncapAttachRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
+	"METHOD_USE\x10\x03\x12\x0f\n" +
+	"\vMETHOD_HOLD\x10\x04\x12\x0f\n" +
+	"\vMETHOD_DROP\x10\x05\x12\x14\n" +
+	"\x10METHOD_LOCK_INIT\x10\x06\x12\x17\n" +
+	"\x13METHOD_LOCK_DESTROY\x10\a\x12\x0f\n" +
+	"\vMETHOD_LOCK\x10\b\x12\x11\n" +
+	"\rMETHOD_UNLOCK\x10\t\x12\x14\n" +
+	"\x10METHOD_IF_ATTACH\x10\n" +
+	"\x12\x14\n" +
+	"\x10METHOD_IF_DETACH\x10\v\x12\x14\n" +
+	"\x10METHOD_IF_LOOKUP\x10\f\x12\x12\n" +
+	"\x0eMETHOD_IF_LIST\x10\r\x12\x16\n" +
+	"\x12METHOD_IF_SET_FLAG\x10\x0e\x12\x1d\n" +
+	"\x19METHOD_PFIL_HEAD_REGISTER\x10\x0f\x12\x1f\n" +
+	"\x1bMETHOD_PFIL_HEAD_UNREGISTER\x10\x10\x12\x18\n" +
+	"\x14METHOD_PFIL_HOOK_ADD\x10\x11\x12\x1b\n" +
+	"\x17METHOD_PFIL_HOOK_REMOVE\x10\x12\x12\x1e\n" +
+	"\x1aMETHOD_HHOOK_HEAD_REGISTER\x10\x13\x12 \n" +
+	"\x1cMETHOD_HHOOK_HEAD_DEREGISTER\x10\x14\x12\x14\n" +
+	"\x10METHOD_HHOOK_ADD\x10\x15\x12\x17\n" +
+	"\x13METHOD_HHOOK_REMOVE\x10\x16\x12\x15\n" +
+	"\x11METHOD_MCAST_JOIN\x10\x17\x12\x16\n" +
+	"\x12METHOD_MCAST_LEAVE\x10\x18\x12\x19\n" +
+	"\x15METHOD_ENCAP_REGISTER\x10\x19\x12\x1b\n" +
+	"\x17METHOD_ENCAP_DEREGISTER\x10\x1a\x12\x17\n" +
+	"\x13METHOD_ENCAP_ATTACH\x10\x1b\x12\x17\n" +
+	"\x13METHOD_ENCAP_DETACH\x10\x1c2\x83\x01\n" +
+	"\x06Module\x12@\n" +
+	"\aDeclare\x12\x19.kldsim.v1.DeclareRequest\x1a\x1a.kldsim.v1.DeclareResponse\x127\n" +
+	"\x04Ping\x12\x16.kldsim.v1.PingRequest\x1a\x17.kldsim.v1.PingResponseB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
 
 var (
 	file_kld_proto_rawDescOnce sync.Once
@@ -2342,148 +2513,90 @@ func file_kld_proto_rawDescGZIP() []byte {
 	return file_kld_proto_rawDescData
 }
 
-var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_kld_proto_goTypes = []any{
-	(EntryKind)(0),             // 0: kldsim.v1.EntryKind
-	(EventKind)(0),             // 1: kldsim.v1.EventKind
-	(ModEvent)(0),              // 2: kldsim.v1.ModEvent
-	(DetachPath)(0),            // 3: kldsim.v1.DetachPath
-	(CloneOpKind)(0),           // 4: kldsim.v1.CloneOpKind
-	(*Rank)(nil),               // 5: kldsim.v1.Rank
-	(*Entry)(nil),              // 6: kldsim.v1.Entry
-	(*Depend)(nil),             // 7: kldsim.v1.Depend
-	(*Decl)(nil),               // 8: kldsim.v1.Decl
-	(*Capabilities)(nil),       // 9: kldsim.v1.Capabilities
-	(*ModuleInfo)(nil),         // 10: kldsim.v1.ModuleInfo
-	(*Error)(nil),              // 11: kldsim.v1.Error
-	(*Call)(nil),               // 12: kldsim.v1.Call
-	(*DeclareRequest)(nil),     // 13: kldsim.v1.DeclareRequest
-	(*DeclareResponse)(nil),    // 14: kldsim.v1.DeclareResponse
-	(*RunRequest)(nil),         // 15: kldsim.v1.RunRequest
-	(*EventRequest)(nil),       // 16: kldsim.v1.EventRequest
-	(*IfEvent)(nil),            // 17: kldsim.v1.IfEvent
-	(*IfEventRequest)(nil),     // 18: kldsim.v1.IfEventRequest
-	(*CloneRequest)(nil),       // 19: kldsim.v1.CloneRequest
-	(*ControlRequest)(nil),     // 20: kldsim.v1.ControlRequest
-	(*ControlResponse)(nil),    // 21: kldsim.v1.ControlResponse
-	(*Result)(nil),             // 22: kldsim.v1.Result
-	(*IfInfo)(nil),             // 23: kldsim.v1.IfInfo
-	(*TokenRequest)(nil),       // 24: kldsim.v1.TokenRequest
-	(*NameRequest)(nil),        // 25: kldsim.v1.NameRequest
-	(*ObjRequest)(nil),         // 26: kldsim.v1.ObjRequest
-	(*RefRequest)(nil),         // 27: kldsim.v1.RefRequest
-	(*IfAttachRequest)(nil),    // 28: kldsim.v1.IfAttachRequest
-	(*IfSetFlagRequest)(nil),   // 29: kldsim.v1.IfSetFlagRequest
-	(*HookRequest)(nil),        // 30: kldsim.v1.HookRequest
-	(*McastJoinRequest)(nil),   // 31: kldsim.v1.McastJoinRequest
-	(*EncapAttachRequest)(nil), // 32: kldsim.v1.EncapAttachRequest
-	(*ObjResponse)(nil),        // 33: kldsim.v1.ObjResponse
-	(*IfInfoResponse)(nil),     // 34: kldsim.v1.IfInfoResponse
-	(*IfListResponse)(nil),     // 35: kldsim.v1.IfListResponse
+	(EntryKind)(0),          // 0: kldsim.v1.EntryKind
+	(EventKind)(0),          // 1: kldsim.v1.EventKind
+	(EventScope)(0),         // 2: kldsim.v1.EventScope
+	(ModEvent)(0),           // 3: kldsim.v1.ModEvent
+	(DetachPath)(0),         // 4: kldsim.v1.DetachPath
+	(CloneOpKind)(0),        // 5: kldsim.v1.CloneOpKind
+	(Method)(0),             // 6: kldsim.v1.Method
+	(*Rank)(nil),            // 7: kldsim.v1.Rank
+	(*Entry)(nil),           // 8: kldsim.v1.Entry
+	(*Depend)(nil),          // 9: kldsim.v1.Depend
+	(*Decl)(nil),            // 10: kldsim.v1.Decl
+	(*Capabilities)(nil),    // 11: kldsim.v1.Capabilities
+	(*ModuleInfo)(nil),      // 12: kldsim.v1.ModuleInfo
+	(*Error)(nil),           // 13: kldsim.v1.Error
+	(*DeclareRequest)(nil),  // 14: kldsim.v1.DeclareRequest
+	(*DeclareResponse)(nil), // 15: kldsim.v1.DeclareResponse
+	(*PingRequest)(nil),     // 16: kldsim.v1.PingRequest
+	(*PingResponse)(nil),    // 17: kldsim.v1.PingResponse
+	(*IfEvent)(nil),         // 18: kldsim.v1.IfEvent
+	(*CloneOp)(nil),         // 19: kldsim.v1.CloneOp
+	(*ControlRequest)(nil),  // 20: kldsim.v1.ControlRequest
+	(*IfInfo)(nil),          // 21: kldsim.v1.IfInfo
+	(*Frame)(nil),           // 22: kldsim.v1.Frame
+	(*Log)(nil),             // 23: kldsim.v1.Log
+	(*Bound)(nil),           // 24: kldsim.v1.Bound
+	(*Heads)(nil),           // 25: kldsim.v1.Heads
+	(*Request)(nil),         // 26: kldsim.v1.Request
+	(*Done)(nil),            // 27: kldsim.v1.Done
+	(*Reply)(nil),           // 28: kldsim.v1.Reply
+	(*Callback)(nil),        // 29: kldsim.v1.Callback
+	(*Answer)(nil),          // 30: kldsim.v1.Answer
+	(*Cancel)(nil),          // 31: kldsim.v1.Cancel
+	(*Op)(nil),              // 32: kldsim.v1.Op
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
-	5,  // 1: kldsim.v1.Entry.rank:type_name -> kldsim.v1.Rank
-	5,  // 2: kldsim.v1.Decl.rank:type_name -> kldsim.v1.Rank
-	7,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
-	6,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
+	7,  // 1: kldsim.v1.Entry.rank:type_name -> kldsim.v1.Rank
+	7,  // 2: kldsim.v1.Decl.rank:type_name -> kldsim.v1.Rank
+	9,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
+	8,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
 	1,  // 5: kldsim.v1.Decl.events:type_name -> kldsim.v1.EventKind
-	8,  // 6: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
-	9,  // 7: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
-	10, // 8: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
-	11, // 9: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
-	12, // 10: kldsim.v1.RunRequest.call:type_name -> kldsim.v1.Call
-	6,  // 11: kldsim.v1.RunRequest.entry:type_name -> kldsim.v1.Entry
-	12, // 12: kldsim.v1.EventRequest.call:type_name -> kldsim.v1.Call
-	2,  // 13: kldsim.v1.EventRequest.what:type_name -> kldsim.v1.ModEvent
-	1,  // 14: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
-	3,  // 15: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
-	12, // 16: kldsim.v1.IfEventRequest.call:type_name -> kldsim.v1.Call
-	17, // 17: kldsim.v1.IfEventRequest.event:type_name -> kldsim.v1.IfEvent
-	12, // 18: kldsim.v1.CloneRequest.call:type_name -> kldsim.v1.Call
-	4,  // 19: kldsim.v1.CloneRequest.op:type_name -> kldsim.v1.CloneOpKind
-	12, // 20: kldsim.v1.ControlRequest.call:type_name -> kldsim.v1.Call
-	11, // 21: kldsim.v1.ControlResponse.error:type_name -> kldsim.v1.Error
-	11, // 22: kldsim.v1.Result.error:type_name -> kldsim.v1.Error
-	11, // 23: kldsim.v1.ObjResponse.error:type_name -> kldsim.v1.Error
-	23, // 24: kldsim.v1.IfInfoResponse.info:type_name -> kldsim.v1.IfInfo
-	11, // 25: kldsim.v1.IfInfoResponse.error:type_name -> kldsim.v1.Error
-	23, // 26: kldsim.v1.IfListResponse.ifaces:type_name -> kldsim.v1.IfInfo
-	11, // 27: kldsim.v1.IfListResponse.error:type_name -> kldsim.v1.Error
-	13, // 28: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	15, // 29: kldsim.v1.Module.Run:input_type -> kldsim.v1.RunRequest
-	16, // 30: kldsim.v1.Module.Event:input_type -> kldsim.v1.EventRequest
-	18, // 31: kldsim.v1.Module.IfEvent:input_type -> kldsim.v1.IfEventRequest
-	19, // 32: kldsim.v1.Module.Clone:input_type -> kldsim.v1.CloneRequest
-	20, // 33: kldsim.v1.Module.Control:input_type -> kldsim.v1.ControlRequest
-	25, // 34: kldsim.v1.KPI.Malloc:input_type -> kldsim.v1.NameRequest
-	26, // 35: kldsim.v1.KPI.Free:input_type -> kldsim.v1.ObjRequest
-	26, // 36: kldsim.v1.KPI.Use:input_type -> kldsim.v1.ObjRequest
-	27, // 37: kldsim.v1.KPI.Hold:input_type -> kldsim.v1.RefRequest
-	27, // 38: kldsim.v1.KPI.Drop:input_type -> kldsim.v1.RefRequest
-	25, // 39: kldsim.v1.KPI.LockInit:input_type -> kldsim.v1.NameRequest
-	26, // 40: kldsim.v1.KPI.LockDestroy:input_type -> kldsim.v1.ObjRequest
-	26, // 41: kldsim.v1.KPI.Lock:input_type -> kldsim.v1.ObjRequest
-	26, // 42: kldsim.v1.KPI.Unlock:input_type -> kldsim.v1.ObjRequest
-	28, // 43: kldsim.v1.KPI.IfAttach:input_type -> kldsim.v1.IfAttachRequest
-	25, // 44: kldsim.v1.KPI.IfDetach:input_type -> kldsim.v1.NameRequest
-	25, // 45: kldsim.v1.KPI.IfLookup:input_type -> kldsim.v1.NameRequest
-	24, // 46: kldsim.v1.KPI.IfList:input_type -> kldsim.v1.TokenRequest
-	29, // 47: kldsim.v1.KPI.IfSetFlag:input_type -> kldsim.v1.IfSetFlagRequest
-	25, // 48: kldsim.v1.KPI.PfilHeadRegister:input_type -> kldsim.v1.NameRequest
-	26, // 49: kldsim.v1.KPI.PfilHeadUnregister:input_type -> kldsim.v1.ObjRequest
-	30, // 50: kldsim.v1.KPI.PfilHookAdd:input_type -> kldsim.v1.HookRequest
-	26, // 51: kldsim.v1.KPI.PfilHookRemove:input_type -> kldsim.v1.ObjRequest
-	25, // 52: kldsim.v1.KPI.HhookHeadRegister:input_type -> kldsim.v1.NameRequest
-	26, // 53: kldsim.v1.KPI.HhookHeadDeregister:input_type -> kldsim.v1.ObjRequest
-	30, // 54: kldsim.v1.KPI.HhookAdd:input_type -> kldsim.v1.HookRequest
-	26, // 55: kldsim.v1.KPI.HhookRemove:input_type -> kldsim.v1.ObjRequest
-	31, // 56: kldsim.v1.KPI.McastJoin:input_type -> kldsim.v1.McastJoinRequest
-	26, // 57: kldsim.v1.KPI.McastLeave:input_type -> kldsim.v1.ObjRequest
-	25, // 58: kldsim.v1.KPI.EncapRegister:input_type -> kldsim.v1.NameRequest
-	26, // 59: kldsim.v1.KPI.EncapDeregister:input_type -> kldsim.v1.ObjRequest
-	32, // 60: kldsim.v1.KPI.EncapAttach:input_type -> kldsim.v1.EncapAttachRequest
-	26, // 61: kldsim.v1.KPI.EncapDetach:input_type -> kldsim.v1.ObjRequest
-	14, // 62: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	22, // 63: kldsim.v1.Module.Run:output_type -> kldsim.v1.Result
-	22, // 64: kldsim.v1.Module.Event:output_type -> kldsim.v1.Result
-	22, // 65: kldsim.v1.Module.IfEvent:output_type -> kldsim.v1.Result
-	22, // 66: kldsim.v1.Module.Clone:output_type -> kldsim.v1.Result
-	21, // 67: kldsim.v1.Module.Control:output_type -> kldsim.v1.ControlResponse
-	33, // 68: kldsim.v1.KPI.Malloc:output_type -> kldsim.v1.ObjResponse
-	22, // 69: kldsim.v1.KPI.Free:output_type -> kldsim.v1.Result
-	22, // 70: kldsim.v1.KPI.Use:output_type -> kldsim.v1.Result
-	22, // 71: kldsim.v1.KPI.Hold:output_type -> kldsim.v1.Result
-	22, // 72: kldsim.v1.KPI.Drop:output_type -> kldsim.v1.Result
-	33, // 73: kldsim.v1.KPI.LockInit:output_type -> kldsim.v1.ObjResponse
-	22, // 74: kldsim.v1.KPI.LockDestroy:output_type -> kldsim.v1.Result
-	22, // 75: kldsim.v1.KPI.Lock:output_type -> kldsim.v1.Result
-	22, // 76: kldsim.v1.KPI.Unlock:output_type -> kldsim.v1.Result
-	34, // 77: kldsim.v1.KPI.IfAttach:output_type -> kldsim.v1.IfInfoResponse
-	22, // 78: kldsim.v1.KPI.IfDetach:output_type -> kldsim.v1.Result
-	34, // 79: kldsim.v1.KPI.IfLookup:output_type -> kldsim.v1.IfInfoResponse
-	35, // 80: kldsim.v1.KPI.IfList:output_type -> kldsim.v1.IfListResponse
-	22, // 81: kldsim.v1.KPI.IfSetFlag:output_type -> kldsim.v1.Result
-	33, // 82: kldsim.v1.KPI.PfilHeadRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 83: kldsim.v1.KPI.PfilHeadUnregister:output_type -> kldsim.v1.Result
-	33, // 84: kldsim.v1.KPI.PfilHookAdd:output_type -> kldsim.v1.ObjResponse
-	22, // 85: kldsim.v1.KPI.PfilHookRemove:output_type -> kldsim.v1.Result
-	33, // 86: kldsim.v1.KPI.HhookHeadRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 87: kldsim.v1.KPI.HhookHeadDeregister:output_type -> kldsim.v1.Result
-	33, // 88: kldsim.v1.KPI.HhookAdd:output_type -> kldsim.v1.ObjResponse
-	22, // 89: kldsim.v1.KPI.HhookRemove:output_type -> kldsim.v1.Result
-	33, // 90: kldsim.v1.KPI.McastJoin:output_type -> kldsim.v1.ObjResponse
-	22, // 91: kldsim.v1.KPI.McastLeave:output_type -> kldsim.v1.Result
-	33, // 92: kldsim.v1.KPI.EncapRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 93: kldsim.v1.KPI.EncapDeregister:output_type -> kldsim.v1.Result
-	33, // 94: kldsim.v1.KPI.EncapAttach:output_type -> kldsim.v1.ObjResponse
-	22, // 95: kldsim.v1.KPI.EncapDetach:output_type -> kldsim.v1.Result
-	62, // [62:96] is the sub-list for method output_type
-	28, // [28:62] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	2,  // 6: kldsim.v1.Decl.event_scope:type_name -> kldsim.v1.EventScope
+	10, // 7: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
+	11, // 8: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
+	12, // 9: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
+	13, // 10: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
+	1,  // 11: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
+	4,  // 12: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
+	5,  // 13: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
+	26, // 14: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
+	28, // 15: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
+	29, // 16: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
+	30, // 17: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
+	31, // 18: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
+	23, // 19: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
+	32, // 20: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
+	25, // 21: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
+	24, // 22: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
+	8,  // 23: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
+	3,  // 24: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
+	18, // 25: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
+	19, // 26: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
+	20, // 27: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
+	16, // 28: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
+	13, // 29: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
+	27, // 30: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
+	32, // 31: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
+	21, // 32: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
+	21, // 33: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
+	13, // 34: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
+	25, // 35: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
+	6,  // 36: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
+	14, // 37: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	16, // 38: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
+	15, // 39: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	17, // 40: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -2491,15 +2604,31 @@ func file_kld_proto_init() {
 	if File_kld_proto != nil {
 		return
 	}
+	file_kld_proto_msgTypes[15].OneofWrappers = []any{
+		(*Frame_Request)(nil),
+		(*Frame_Reply)(nil),
+		(*Frame_Callback)(nil),
+		(*Frame_Answer)(nil),
+		(*Frame_Cancel)(nil),
+		(*Frame_Log)(nil),
+	}
+	file_kld_proto_msgTypes[19].OneofWrappers = []any{
+		(*Request_Run)(nil),
+		(*Request_Event)(nil),
+		(*Request_IfEvent)(nil),
+		(*Request_Clone)(nil),
+		(*Request_Control)(nil),
+		(*Request_Ping)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   31,
+			NumEnums:      7,
+			NumMessages:   26,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   1,
 		},
 		GoTypes:           file_kld_proto_goTypes,
 		DependencyIndexes: file_kld_proto_depIdxs,

@@ -8,7 +8,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -51,9 +54,18 @@ func (*glue) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func main() {
+	// Mutual TLS as serve.Serve does it: the material is on the
+	// descriptor the host names.
+	fd, _ := strconv.Atoi(os.Getenv(wire.EnvTLSFD))
+	t, err := wire.ReadPluginTLS(os.NewFile(uintptr(fd), "tls"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "declfault:", err)
+		os.Exit(4)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &glue{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
+		TLSProvider:      func() (*tls.Config, error) { return t.ServerConfig(), nil },
 	})
 }
