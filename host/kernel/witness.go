@@ -387,7 +387,7 @@ func (w *witness) forgottenLocked(id sdk.ObjID, at Site, ifFreed ReportKind) {
 		kind = ifFreed
 	}
 	w.reportLocked(Report{Kind: kind, Object: &g.obj, Use: at,
-		Claim: fmt.Sprintf("use of %s after the witness forgot it: %s", &g.obj, g.why)})
+		Claim: fmt.Sprintf("use of %s after the witness forgot it: %s", &g.obj, g.reason())})
 }
 
 // reported turns errForgotten, a use already reported, into success: the
@@ -620,9 +620,6 @@ func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at 
 // dropLocked forgets o, keeping its details in the graves; why says how
 // it was left, for a leaked object.
 func (w *witness) dropLocked(o *Object, why string) {
-	if o.Freed {
-		why = "freed by " + o.FreeAt.String()
-	}
 	w.graves.add(o, why)
 	delete(w.objs, o.ID)
 	w.unindex(o)
@@ -763,7 +760,16 @@ type graves struct {
 
 type grave struct {
 	obj Object // a copy, without references
-	why string
+	why string // how a leaked object was left
+}
+
+// reason says how the object went: freed (by whom), or left (why). It is
+// made when a late use needs it, not for every object forgotten.
+func (g grave) reason() string {
+	if g.obj.Freed {
+		return "freed by " + g.obj.FreeAt.String()
+	}
+	return g.why
 }
 
 func (g *graves) add(o *Object, why string) {

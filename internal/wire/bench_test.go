@@ -89,7 +89,7 @@ func BenchmarkRunBatch(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.RunBatch(ctx, "bench", e, calls, 0); err != nil {
+		if err := c.RunBatch(ctx, "bench", e, calls); err != nil {
 			b.Fatal(err)
 		}
 	}

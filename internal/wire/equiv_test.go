@@ -48,7 +48,7 @@ func (m *wireModule) RunBatch(ctx context.Context, e sdk.Entry, calls []kernel.B
 	for i, c := range calls {
 		wc[i] = BatchCall{KPI: c.KPI, Done: c.Done}
 	}
-	if err := m.c.RunBatch(ctx, m.d.Name, e, wc, 0); err != nil {
+	if err := m.c.RunBatch(ctx, m.d.Name, e, wc); err != nil {
 		panic(err)
 	}
 }

@@ -32,7 +32,7 @@ func newTestHost(t *testing.T) *testHost {
 	a, b := net.Pipe()
 	s := newPluginSession(newModuleServer("f", nil, nil), a)
 	t.Cleanup(func() { a.Close(); b.Close() })
-	return &testHost{t: t, fr: newFramer(b), pc: &pcall{s: s, id: 1, handoff: func() {}}}
+	return &testHost{t: t, fr: newFramer(b), pc: &pcall{s: s, id: 1}}
 }
 
 // kpi is a KPI of a run of the session's call.

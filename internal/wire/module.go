@@ -47,9 +47,19 @@ type Client struct {
 	dir    string
 	logger hclog.Logger
 
-	sess  atomic.Pointer[hostSession]
-	trips atomic.Uint64
+	sess    atomic.Pointer[hostSession]
+	trips   atomic.Uint64
+	timeout atomic.Int64 // SetTimeout's
 }
+
+// SetTimeout sets the deadline of each call, and of each run of a batch,
+// counted from the end of the one before: a call that does not complete
+// in time is a *TransportError matching context.DeadlineExceeded. Zero
+// (the default) sets none; ctx's deadline, if any, still holds. One
+// timer serves every call of the session, so that a call arms none of its
+// own (waking the runtime's poller at every call costs more than the
+// call).
+func (c *Client) SetTimeout(d time.Duration) { c.timeout.Store(int64(d)) }
 
 type pbModuleClient = pb.ModuleClient
 
@@ -189,16 +199,16 @@ type BatchCall struct {
 // trip (plus the callbacks the runs make): as many Runs, one after the
 // other. Each call's Done is called in order, on the calling goroutine,
 // as soon as its run is over and its KPI calls applied, with the
-// module's answer. perRun bounds each run: one that does not end within
-// it, counted from the end of the one before, makes RunBatch give up
-// with a *TransportError, as does ctx; Done is then not called for the
-// runs not over.
-func (c *Client) RunBatch(ctx context.Context, module string, e sdk.Entry, calls []BatchCall, perRun time.Duration) error {
+// module's answer. The deadline (SetTimeout) bounds each run, counted
+// from the end of the one before; past it, or when ctx is done, RunBatch
+// gives up with a *TransportError, and Done is not called for the runs
+// not over.
+func (c *Client) RunBatch(ctx context.Context, module string, e sdk.Entry, calls []BatchCall) error {
 	ks := make([]sdk.KPI, len(calls))
 	for i, bc := range calls {
 		ks[i] = bc.KPI
 	}
-	return c.exchange(ctx, "Run", &pb.Request{Module: module, What: &pb.Request_Run{Run: entryToPB(e)}}, ks, perRun,
+	return c.exchange(ctx, "Run", &pb.Request{Module: module, What: &pb.Request_Run{Run: entryToPB(e)}}, ks,
 		func(i int, _ string, err error) { calls[i].Done(err) })
 }
 
@@ -228,7 +238,7 @@ func (c *Client) Control(ctx context.Context, module string, k sdk.KPI, req sdk.
 // one makes a call of one run.
 func (c *Client) one(ctx context.Context, method string, req *pb.Request, k sdk.KPI) (out string, err error) {
 	var answered error
-	terr := c.exchange(ctx, method, req, []sdk.KPI{k}, 0, func(_ int, o string, e error) { out, answered = o, e })
+	terr := c.exchange(ctx, method, req, []sdk.KPI{k}, func(_ int, o string, e error) { out, answered = o, e })
 	if terr != nil {
 		return "", terr
 	}
@@ -257,7 +267,7 @@ func headsToPB(pfil, hhook, encap []string) *pb.Heads {
 // run over, in order, to done. It returns a *TransportError when the call
 // did not complete; the runs' answers go to done.
 func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, ks []sdk.KPI,
-	perRun time.Duration, done func(i int, out string, err error)) error {
+	done func(i int, out string, err error)) error {
 	s := c.sess.Load()
 	if s == nil {
 		err := fmt.Errorf("%s: the plugin was started for its declarations only: %w", method, syscall.ENOTCONN)
@@ -275,7 +285,7 @@ func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, k
 		return &TransportError{Method: method, Err: err}
 	}
 	c.trips.Add(1)
-	w := s.watch(ctx, id, perRun)
+	w := s.watch(ctx, id, time.Duration(c.timeout.Load()))
 	defer w.end()
 	next := 0                        // the run in progress
 	failed := make([]error, len(ks)) // replays refused, by run
@@ -381,6 +391,15 @@ type hostSession struct {
 	reading bool   // a caller is reading the connection
 	reader  uint64 // which
 	err     error
+
+	// The calls' deadlines, and the one timer that serves them: armed
+	// for the earliest, it is left running when that call ends (a later
+	// one needs it anyway, or it finds none due), so a call arms it
+	// only when the session was idle.
+	dmu   sync.Mutex
+	due   map[*watch]time.Time
+	timer *time.Timer
+	at    time.Time
 }
 
 func newHostSession(c net.Conn, logger hclog.Logger) *hostSession {
@@ -489,9 +508,10 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) (*pb.F
 // breaks the session, when its context sets no deadline.
 const cancelGrace = 2 * time.Second
 
-// watch is what ends a call early: ctx done, or a run past perRun. A
-// deadline breaks the session (the process is hung; the loader kills
-// it); a cancel asks the plugin to drop the call, which it answers.
+// watch is what ends a call early: ctx done, or a run past the
+// deadline. A deadline breaks the session (the process is hung; the
+// loader kills it); a cancel asks the plugin to drop the call, which it
+// answers.
 type watch struct {
 	s       *hostSession
 	id      uint64
@@ -499,17 +519,60 @@ type watch struct {
 	stop    chan struct{}
 	once    sync.Once
 	err     error
-	timer   *time.Timer
 	ctxStop func() bool
 }
 
 func (s *hostSession) watch(ctx context.Context, id uint64, perRun time.Duration) *watch {
 	w := &watch{s: s, id: id, perRun: perRun, stop: make(chan struct{})}
-	if perRun > 0 {
-		w.timer = time.AfterFunc(perRun, func() { w.fire(context.DeadlineExceeded) })
-	}
+	s.setDue(w)
 	w.ctxStop = context.AfterFunc(ctx, func() { w.fire(ctx.Err()) })
 	return w
+}
+
+// setDue (re)sets w's deadline, perRun from now.
+func (s *hostSession) setDue(w *watch) {
+	if w.perRun <= 0 {
+		return
+	}
+	at := time.Now().Add(w.perRun)
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if s.due == nil {
+		s.due = map[*watch]time.Time{}
+	}
+	s.due[w] = at
+	if s.timer == nil {
+		s.timer = time.AfterFunc(w.perRun, s.expire)
+		s.at = at
+	} else if s.at.IsZero() || at.Before(s.at) {
+		s.timer.Reset(time.Until(at))
+		s.at = at
+	}
+}
+
+// expire fires the calls past their deadline and arms the timer for the
+// next.
+func (s *hostSession) expire() {
+	now := time.Now()
+	var late []*watch
+	s.dmu.Lock()
+	var next time.Time
+	for w, at := range s.due {
+		if !at.After(now) {
+			late = append(late, w)
+			delete(s.due, w)
+		} else if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	s.at = next
+	if !next.IsZero() {
+		s.timer.Reset(time.Until(next))
+	}
+	s.dmu.Unlock()
+	for _, w := range late {
+		w.fire(context.DeadlineExceeded)
+	}
 }
 
 // fire ends the call with err.
@@ -558,16 +621,14 @@ func (w *watch) why() error {
 }
 
 // progress restarts a run's deadline.
-func (w *watch) progress() {
-	if w.timer != nil {
-		w.timer.Reset(w.perRun)
-	}
-}
+func (w *watch) progress() { w.s.setDue(w) }
 
 func (w *watch) end() {
 	w.ctxStop()
-	if w.timer != nil {
-		w.timer.Stop()
+	if w.perRun > 0 {
+		w.s.dmu.Lock()
+		delete(w.s.due, w)
+		w.s.dmu.Unlock()
 	}
 }
 
@@ -658,15 +719,10 @@ func newPluginSession(srv *moduleServer, c net.Conn) *pluginSession {
 	return s
 }
 
-// serveAlone is how long the goroutine reading the session serves a call
-// itself before another takes over the reading, so that the other calls
-// in flight are not held up by a long one.
-const serveAlone = time.Millisecond
-
-// read reads the session, and serves each call itself: a call that is
-// over soon costs no goroutine switch. A call that waits for the kernel
-// (a callback) or runs past serveAlone has another goroutine read in its
-// stead, and its own ends with it.
+// read reads the session and serves each call on a goroutine of its own,
+// so that a call waiting for the kernel, or slow, holds up no other.
+// (Plugins run with one processor, GOMAXPROCS=1, unless told otherwise:
+// the new goroutine then runs on the reader's, with no thread to wake.)
 func (s *pluginSession) read() {
 	for {
 		f, err := s.framer.read()
@@ -676,18 +732,11 @@ func (s *pluginSession) read() {
 		}
 		switch b := f.GetBody().(type) {
 		case *pb.Frame_Request:
-			var handed atomic.Bool
-			handoff := func() {
-				if handed.CompareAndSwap(false, true) {
-					go s.read()
-				}
-			}
-			t := time.AfterFunc(serveAlone, handoff)
-			s.serve(f.GetCall(), b.Request, handoff)
-			t.Stop()
-			if handed.Load() {
-				return
-			}
+			ctx, cancel := context.WithCancel(context.Background())
+			s.mu.Lock()
+			s.calls[f.GetCall()] = cancel
+			s.mu.Unlock()
+			go s.serve(ctx, f.GetCall(), b.Request)
 		case *pb.Frame_Answer:
 			s.mu.Lock()
 			ch := s.waits[b.Answer.GetId()]
@@ -720,19 +769,16 @@ func (s *pluginSession) lost() {
 }
 
 // serve runs a call: each of its runs in turn, then the last Reply.
-// handoff is called before it waits for the kernel.
-func (s *pluginSession) serve(id uint64, req *pb.Request, handoff func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.mu.Lock()
-	s.calls[id] = cancel
-	s.mu.Unlock()
+func (s *pluginSession) serve(ctx context.Context, id uint64, req *pb.Request) {
 	defer func() {
-		cancel()
 		s.mu.Lock()
+		if cancel := s.calls[id]; cancel != nil {
+			cancel()
+		}
 		delete(s.calls, id)
 		s.mu.Unlock()
 	}()
-	pc := &pcall{s: s, id: id, handoff: handoff}
+	pc := &pcall{s: s, id: id}
 	m := s.srv.byName[req.GetModule()]
 	for i, b := range req.GetBound() {
 		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), heads: b.GetHeads()}
@@ -805,9 +851,8 @@ func (s *pluginSession) known(id sdk.ObjID) (known, bool) {
 
 // pcall is one call being served.
 type pcall struct {
-	s       *pluginSession
-	id      uint64
-	handoff func() // lets another goroutine read the session
+	s  *pluginSession
+	id uint64
 }
 
 // over ends run k with its answer, reported at once: the host counts
@@ -844,7 +889,6 @@ func (pc *pcall) callback(ctx context.Context, k *kpiClient, o *pb.Op) (*pb.Answ
 		forget()
 		return nil, fmt.Errorf("KPI %s: kernel unreachable (%v): %w", name, err, syscall.EIO)
 	}
-	pc.handoff() // the answer comes on the session: someone must read it
 	select {
 	case a := <-ch:
 		return a, nil

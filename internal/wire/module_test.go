@@ -336,7 +336,7 @@ func TestClientTransportErrors(t *testing.T) {
 			t.Errorf("after a cancel, control = %q, %v; want fine", out, err)
 		}
 	})
-	t.Run("deadline", func(t *testing.T) {
+	t.Run("ctx deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		err := c.Run(ctx, "slow", k, entry)
@@ -345,6 +345,46 @@ func TestClientTransportErrors(t *testing.T) {
 			t.Errorf("err = %v (%T), want a *TransportError past its deadline", err, err)
 		}
 	})
+}
+
+// TestClientTimeout: past the Client's deadline a call is a
+// *TransportError matching context.DeadlineExceeded, and a run of a batch
+// has the deadline from the end of the one before, however long the
+// batch.
+func TestClientTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	m := sdk.DeclareModule("slow", sdk.SubPseudo, sdk.OrderAny).
+		VnetSysinit("vnet_slow_init", sdk.SubPseudo, sdk.OrderAny, func(_ context.Context, k sdk.KPI) error {
+			switch k.Vnet() {
+			case "hung":
+				<-release
+			default:
+				time.Sleep(30 * time.Millisecond)
+			}
+			return nil
+		})
+	entry := sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_slow_init"}
+	c := connect(t, true, m)
+	c.SetTimeout(150 * time.Millisecond)
+	var done []string
+	var calls []BatchCall
+	for i := range 10 { // 300ms in all, 30ms each
+		k := newFakeKPI("slow", fmt.Sprint("j", i), 0)
+		calls = append(calls, BatchCall{KPI: k, Done: func(err error) {
+			done = append(done, fmt.Sprintf("%s %v", k.Vnet(), err))
+		}})
+	}
+	if err := c.RunBatch(context.Background(), "slow", entry, calls); err != nil {
+		t.Fatalf("a batch of runs each within the deadline: %v", err)
+	}
+	if len(done) != 10 {
+		t.Errorf("done %v, want 10 runs", done)
+	}
+	err := c.Run(context.Background(), "slow", newFakeKPI("slow", "hung", 0), entry)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a hung run: err = %v, want one past its deadline", err)
+	}
 }
 
 // TestSessionRefusesStrangers: the session socket accepts the plugin's

@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
@@ -281,5 +285,104 @@ func TestRunProgress(t *testing.T) {
 	want := "kldload ipfw,kldunload ipfw,kldload ipfw,kldunload ipfw,create+destroy,build,teardown,build,teardown"
 	if got := strings.Join(phases, ","); got != want {
 		t.Errorf("phases %s, want %s", got, want)
+	}
+}
+
+// fakePlugins stands for the loader: each ping is one round trip, and
+// the only "plugin process" is the test itself.
+type fakePlugins struct{ trips, pings uint64 }
+
+func (f *fakePlugins) RoundTrips() uint64 { return f.trips }
+func (f *fakePlugins) Pids() []int        { return []int{os.Getpid()} }
+func (f *fakePlugins) Ping(context.Context, bool) error {
+	f.trips++
+	f.pings++
+	return nil
+}
+
+// TestRunBatchesAndPlugins: with Batch, the batch phases create and
+// destroy that many VNETs per round, VNETs per second; with Plugins, each
+// phase says its round trips per operation, the floors are timed, and
+// the memory of the host and the plugins is recorded at each point.
+func TestRunBatchesAndPlugins(t *testing.T) {
+	fp := &fakePlugins{}
+	res, err := Run(context.Background(), Options{
+		Vnets: 3, Rounds: 2, Batch: 5, Floors: 7, Plugins: fp,
+		Modules: []string{"ipfw"}, Kernel: kernel.Options{Opener: plugins()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kldload ipfw", "kldunload ipfw", PhaseFloorSocket, PhaseFloorGRPC, PhaseFloorSession,
+		PhaseCycle, PhaseCreate, PhaseDestroy, PhaseBuild, PhaseTeardown, PhaseBatchCreate, PhaseBatchDestroy, PhaseShutdown}
+	if _, err := exec.LookPath("cat"); err != nil {
+		want = slices.DeleteFunc(want, func(s string) bool { return s == PhaseFloorSocket })
+	}
+	if diff := cmp.Diff(want, phaseNames(res)); diff != "" {
+		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+	for _, name := range []string{PhaseFloorGRPC, PhaseFloorSession} {
+		p := checkPhase(t, res, name, "", 7)
+		if p.RoundTrips == nil || *p.RoundTrips != 1 {
+			t.Errorf("%s: round trips %v, want 1 per op", name, p.RoundTrips)
+		}
+	}
+	if fp.pings != 14 {
+		t.Errorf("%d pings, want 14", fp.pings)
+	}
+	for _, name := range []string{PhaseBatchCreate, PhaseBatchDestroy} {
+		p := checkPhase(t, res, name, "", 2)
+		if p.Vnets != 5 {
+			t.Errorf("%s: %d VNETs per op, want 5", name, p.Vnets)
+		}
+		if got, want := p.PerSec, 10/p.Total.Seconds(); got < want*0.999 || got > want*1.001 {
+			t.Errorf("%s: %v per sec, want %v (VNETs)", name, got, want)
+		}
+	}
+	for _, p := range res.Phases {
+		if p.Name == PhaseFloorSocket {
+			continue
+		}
+		if p.RoundTrips == nil {
+			t.Errorf("%s %s: no round trips", p.Name, p.File)
+		} else if p.Name != PhaseFloorGRPC && p.Name != PhaseFloorSession && *p.RoundTrips != 0 {
+			t.Errorf("%s %s: %v round trips per op, want 0 (no ping)", p.Name, p.File, *p.RoundTrips)
+		}
+	}
+	var points []string
+	for _, m := range res.Memory {
+		points = append(points, fmt.Sprintf("%s %d", m.Point, m.Vnets))
+		if m.Host <= 0 || m.HostHeap <= 0 || m.Processes != 1 || m.Plugins <= 0 {
+			t.Errorf("memory at %s: %+v", m.Point, m)
+		}
+	}
+	if diff := cmp.Diff([]string{"loaded 0", "built 3", "batch 5", "torn down 0"}, points); diff != "" {
+		t.Errorf("memory points (-want +got):\n%s", diff)
+	}
+	var out bytes.Buffer
+	if err := WriteTable(&out, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"batches of 5", "batch create 5 ", "Round trips", "floor: session call", "Memory (RSS)", "torn down"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("table has no %q:\n%s", s, out.String())
+		}
+	}
+}
+
+// TestSocketFloor: the raw round trip to cat answers every write, and
+// ends: cat sees the end of its input and exits.
+func TestSocketFloor(t *testing.T) {
+	if _, err := exec.LookPath("cat"); err != nil {
+		t.Skip("no cat")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ds, err := socketFloor(ctx, 50)
+	if err != nil || len(ds) != 50 {
+		t.Fatalf("socketFloor = %d times, %v", len(ds), err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("cat outlived the floor: waited for the deadline")
 	}
 }

@@ -21,15 +21,50 @@ func WriteTable(w io.Writer, r *Result) error {
 			set += " (+ " + strings.Join(extra, " ") + ")"
 		}
 	}
-	fmt.Fprintf(w, "kldsim bench: %d VNETs x %d %s, %s; trace off; %s %s/%s, %d CPUs\n\n",
-		r.Vnets, r.Rounds, plural(r.Rounds, "round", "rounds"), set, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	batch := ""
+	if r.Batch > 0 {
+		batch = fmt.Sprintf(", batches of %d", r.Batch)
+	}
+	fmt.Fprintf(w, "kldsim bench: %d VNETs x %d %s%s, %s; trace off; %s %s/%s, %d CPUs\n\n",
+		r.Vnets, r.Rounds, plural(r.Rounds, "round", "rounds"), batch, set, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Phase\tOps\tTotal\tPer sec\tMean\tp50\tp99\tMax")
+	fmt.Fprintln(tw, "Phase\tOps\tTotal\tPer sec\tMean\tp50\tp99\tMax\tRound trips")
 	for _, p := range r.Phases {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", label(r, p), p.Ops,
-			fmtDuration(p.Total), fmtRate(p.Ops, p.PerSec), fmtDuration(p.Mean), fmtDuration(p.P50), fmtDuration(p.P99), fmtDuration(p.Max))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label(r, p), p.Ops,
+			fmtDuration(p.Total), fmtRate(p.Ops*p.Vnets, p.PerSec), fmtDuration(p.Mean), fmtDuration(p.P50), fmtDuration(p.P99),
+			fmtDuration(p.Max), fmtTrips(p.RoundTrips))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Memory) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Memory (RSS)\tVNETs\tHost\tHost heap\tPlugins\tTotal")
+	for _, m := range r.Memory {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", m.Point, m.Vnets, fmtBytes(m.Host), fmtBytes(m.HostHeap),
+			fmtPlugins(m), fmtBytes(m.Total()))
 	}
 	return tw.Flush()
+}
+
+// fmtTrips is round trips per operation, "-" when not counted.
+func fmtTrips(rt *float64) string {
+	if rt == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *rt)
+}
+
+func fmtBytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
+
+func fmtPlugins(m Memory) string {
+	if m.Processes == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%d)", fmtBytes(m.Plugins), m.Processes)
 }
 
 // deps are the files loaded only as dependencies of r.Modules.
@@ -63,6 +98,8 @@ func label(r *Result, p Phase) string {
 		return fmt.Sprintf("build to %d", r.Vnets)
 	case PhaseTeardown:
 		return fmt.Sprintf("teardown from %d", r.Vnets)
+	case PhaseBatchCreate, PhaseBatchDestroy:
+		return fmt.Sprintf("%s %d", p.Name, p.Vnets)
 	}
 	return p.Name
 }

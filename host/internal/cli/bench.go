@@ -14,6 +14,9 @@ import (
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
+// defaultBatch is bench's -batch.
+const defaultBatch = 1000
+
 // benchReport is bench -json's output.
 type benchReport struct {
 	*bench.Result
@@ -28,11 +31,12 @@ type benchReport struct {
 // config. The witness stays on and its verdict decides the exit status as
 // for run.
 func (a *app) bench(ctx context.Context, args []string) int {
-	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
+	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-batch N] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
 	fs := a.newFlags("bench", usageLine)
 	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
-	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each batch teardown")
+	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each teardown from N")
 	rounds := fs.Int("rounds", bench.DefaultRounds, "times each measurement is repeated")
+	batch := fs.Int("batch", defaultBatch, "VNETs created in one batch and destroyed in one batch, each round (0: none)")
 	modules := fs.String("modules", "", "files to load, ','-separated (default: none, the base system only)")
 	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
 	vars := varsFlag{}
@@ -53,13 +57,15 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		return bad("-vnets must be at least 1, got %d", *vnets)
 	case *rounds < 1:
 		return bad("-rounds must be at least 1, got %d", *rounds)
+	case *batch < 0:
+		return bad("-batch must be at least 0, got %d", *batch)
 	case *modules != "" && *file != "":
 		return bad("-modules and -config are exclusive")
 	case len(vars) > 0 && *file == "":
 		return bad("-var needs -config")
 	}
 
-	o := bench.Options{Vnets: *vnets, Rounds: *rounds}
+	o := bench.Options{Vnets: *vnets, Rounds: *rounds, Batch: *batch}
 	switch {
 	case *file != "":
 		lo := loadOpts{file: *file, vars: vars, modulePath: *mp}
@@ -74,6 +80,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		}
 		defer mods.Close()
 		o.Kernel = kernelOptions(ld.cfg, mods)
+		o.Plugins = mods
 		for _, m := range ld.cfg.Modules {
 			target := m.Name
 			if m.Path != "" {
@@ -103,6 +110,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		o.Kernel = kernel.Options{Opener: ld}
+		o.Plugins = ld
 	}
 
 	prog := newProgress(a.stderr, "bench", 1)

@@ -93,8 +93,8 @@ func (m *remoteModule) RunBatch(ctx context.Context, e sdk.Entry, calls []kernel
 				c.Done(err)
 			}}
 		}
-		err := m.p.callBatch(ctx, m.name(), e.Name, func(ctx context.Context) error {
-			return m.p.rpc.RunBatch(ctx, m.name(), e, wcalls, m.p.callTimeout)
+		err := m.p.call(ctx, m.name(), e.Name, func(ctx context.Context) error {
+			return m.p.rpc.RunBatch(ctx, m.name(), e, wcalls)
 		})
 		if err != nil {
 			// The runs not over: the first in the call that failed,

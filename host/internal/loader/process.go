@@ -103,8 +103,15 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 
 	cmd := exec.Command(s.path)
 	cmd.ExtraFiles = []*os.File{tlsR} // fd 3
+	env := os.Environ()
+	if os.Getenv("GOMAXPROCS") == "" {
+		// A plugin serves one call at a time, mostly: a second
+		// processor only has its runtime spin and wake threads
+		// (docs/PERFORMANCE.md). The user's setting wins.
+		env = append(env, "GOMAXPROCS=1")
+	}
 	// Our variables go last so that they win over inherited ones.
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(env,
 		wire.EnvHostPID+"="+fmt.Sprint(os.Getpid()),
 		wire.EnvLogLevel+"="+l.logger.GetLevel().String(),
 		wire.EnvTLSFD+"=3",
@@ -163,6 +170,7 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 	}
 	p.rpc = raw.(*wire.Client)
+	p.rpc.SetTimeout(p.callTimeout)
 	// Declarations are part of the start, and share its deadline.
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
@@ -333,28 +341,12 @@ func (p *process) markDead(how, at string) bool {
 }
 
 // call makes one host->plugin call on behalf of module for what (an entry
-// or event name), with a deadline: do makes it through the wire's Client.
-// A process that dies or hangs is marked dead; its error is a *Fault
-// naming module and entry, wrapping kernel.ErrModuleDead, and every later
-// call fails at once with ErrModuleDead. Any other error is the module's
-// answer.
+// or event name): do makes it through the wire's Client, whose deadline
+// is the call timeout (for a batch, each run's). A process that dies or
+// hangs is marked dead; its error is a *Fault naming module and entry,
+// wrapping kernel.ErrModuleDead, and every later call fails at once with
+// ErrModuleDead. Any other error is the module's answer.
 func (p *process) call(ctx context.Context, module, what string, do func(ctx context.Context) error) error {
-	if err := p.deadCall(module, what); err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, p.callTimeout)
-	defer cancel()
-	err := do(cctx)
-	var te *wire.TransportError
-	if errors.As(err, &te) {
-		return p.fault(ctx, module, what, te)
-	}
-	return err
-}
-
-// callBatch is call for a batch: do bounds each run itself (the
-// Client's deadline per run), ctx none.
-func (p *process) callBatch(ctx context.Context, module, what string, do func(ctx context.Context) error) error {
 	if err := p.deadCall(module, what); err != nil {
 		return err
 	}

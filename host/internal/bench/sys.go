@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// rss is the resident memory of process pid (0: this one), from
+// /proc/PID/status; 0 where there is none.
+func rss(pid int) int64 {
+	p := "/proc/self/status"
+	if pid != 0 {
+		p = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if f := bytes.Fields(line); len(f) >= 2 && string(f[0]) == "VmRSS:" {
+			kb, _ := strconv.ParseInt(string(f[1]), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// socketFloor times n round trips of 64 bytes on a unix socket pair to a
+// /bin/cat process, which writes back what it reads: the cost of crossing
+// to another process and back, with nothing on top.
+func socketFloor(ctx context.Context, n int) ([]time.Duration, error) {
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		return nil, err
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "floor"), os.NewFile(uintptr(fds[1]), "floor")
+	c, err := net.FileConn(mine) // a copy of mine
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, cat)
+	cmd.Stdin, cmd.Stdout = theirs, theirs
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	defer cmd.Wait()
+	defer c.Close() // cat exits at end of file, before Wait
+	buf := make([]byte, 64)
+	ds := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return ds, nil
+}
