@@ -86,9 +86,7 @@ type kpiClient struct {
 
 // logLocked sends op to the host one-way (k.mu held). A session that
 // broke is the host gone: the run's next callback says so.
-func (k *kpiClient) logLocked(op *pb.Op) {
-	_ = k.pc.s.write(&pb.Frame{Call: k.pc.id, Body: &pb.Frame_Log{Log: &pb.Log{Index: k.index, Ops: []*pb.Op{op}}}})
-}
+func (k *kpiClient) logLocked(op *pb.Op) { k.pc.s.logOp(k.pc.id, k.index, op) }
 
 var _ sdk.KPI = (*kpiClient)(nil)
 

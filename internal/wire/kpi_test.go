@@ -31,6 +31,7 @@ func newTestHost(t *testing.T) *testHost {
 	t.Helper()
 	a, b := net.Pipe()
 	s := newPluginSession(newModuleServer("f", nil, nil), a)
+	go s.read()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return &testHost{t: t, fr: newFramer(b), pc: &pcall{s: s, id: 1}}
 }

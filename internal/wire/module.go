@@ -41,11 +41,12 @@ import (
 // what the module answered: nil, or a *RemoteError unwrapping to the
 // module's errno.
 type Client struct {
-	mod    pbModuleClient
-	kpi    bool
-	pair   *Pair
-	dir    string
-	logger hclog.Logger
+	mod     pbModuleClient
+	kpi     bool
+	pair    *Pair
+	dir     string
+	logger  hclog.Logger
+	logFile *os.File
 
 	sess    atomic.Pointer[hostSession]
 	trips   atomic.Uint64
@@ -70,7 +71,13 @@ func (c *Client) RoundTrips() uint64 { return c.trips.Load() }
 // Close ends the session; calls then fail with a *TransportError.
 func (c *Client) Close() error {
 	if s := c.sess.Load(); s != nil {
+		if s.logr != nil {
+			s.logr.Close()
+		}
 		return s.c.Close()
+	}
+	if c.logFile != nil {
+		return c.logFile.Close()
 	}
 	return nil
 }
@@ -109,7 +116,17 @@ func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
 			if a.err != nil {
 				return nil, &TransportError{Method: "Declare", Err: a.err}
 			}
-			c.sess.Store(newHostSession(a.conn, c.logger))
+			s := newHostSession(a.conn, c.logger)
+			if c.logFile != nil {
+				lr, err := newLogReader(c.logFile)
+				c.logFile = nil
+				if err != nil {
+					a.conn.Close()
+					return nil, err
+				}
+				s.log, s.logr = newReadFramer(lr), lr
+			}
+			c.sess.Store(s)
 		case <-ctx.Done():
 			return nil, &TransportError{Method: "Declare", Err: ctx.Err()}
 		}
@@ -347,22 +364,22 @@ func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, k
 		if over, err := drain(); over || err != nil {
 			return transport(method, err)
 		}
-		f, err := s.await(id, mb, w.stop)
+		fs, err := s.await(id, mb, w.stop)
+		// What it sent, even before it went, is applied: the witness
+		// sees what the module did up to its death.
+		for _, f := range fs {
+			if over, herr := handle(f); over || herr != nil {
+				return transport(method, herr)
+			}
+		}
 		if err == errStopped || (err != nil && w.stopped()) {
 			return transport(method, w.why())
 		}
 		if err != nil {
-			// What it sent before it went is applied: the witness sees
-			// what the module did up to its death.
 			if over, derr := drain(); over || derr != nil {
 				return transport(method, derr)
 			}
 			return transport(method, err)
-		}
-		if f != nil {
-			if over, err := handle(f); over || err != nil {
-				return transport(method, err)
-			}
 		}
 	}
 }
@@ -391,6 +408,11 @@ type hostSession struct {
 	reading bool   // a caller is reading the connection
 	reader  uint64 // which
 	err     error
+	// log is the log channel, read by the reader as far as a session
+	// frame says (drained counts what it read); nil without one.
+	log     *framer
+	logr    *logReader
+	drained uint64
 
 	// The calls' deadlines, and the one timer that serves them: armed
 	// for the earliest, it is left running when that call ends (a later
@@ -443,9 +465,10 @@ func (s *hostSession) passLocked(id uint64) {
 var errStopped = errors.New("stopped")
 
 // await waits for something for call id: frames in its mailbox (nil,
-// nil: take them), or a frame of its own that it read itself. It returns
-// errStopped when stop closed first, or why the session broke.
-func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) (*pb.Frame, error) {
+// nil: take them), or frames of its own that it read itself, in order.
+// It returns errStopped when stop closed first, or why the session broke
+// (with the frames it read before, which the caller applies first).
+func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb.Frame, error) {
 	for {
 		if mb.pending() {
 			return nil, nil
@@ -468,6 +491,18 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) (*pb.F
 		s.reading, s.reader = true, id
 		s.mu.Unlock()
 		f, err := s.framer.read()
+		var mine []*pb.Frame
+		if err == nil {
+			// What the plugin logged before this frame, first.
+			mine, err = s.drain(id, loggedOf(f))
+		} else if s.log != nil {
+			// Gone (or hung and cut off): what it logged before is read
+			// too, so that the witness sees what the module did up to
+			// then. Only what is there already: a hung plugin's end is
+			// still open.
+			s.logr.ended = true
+			mine, _ = s.drain(id, ^uint64(0))
+		}
 		s.mu.Lock()
 		s.reading = false
 		if err != nil {
@@ -480,27 +515,61 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) (*pb.F
 			}
 			err = s.err
 			s.mu.Unlock()
-			return nil, err
+			return mine, err
 		}
-		if f.GetCall() == id {
-			s.passLocked(id)
-			s.mu.Unlock()
-			return f, nil
-		}
-		other := s.calls[f.GetCall()]
+		s.passLocked(id)
 		s.mu.Unlock()
-		switch {
-		case other != nil:
-			// A log waits for the next frame that needs its caller.
-			_, log := f.GetBody().(*pb.Frame_Log)
-			other.put(f, !log)
-		case f.GetCallback() != nil:
-			cb := f.GetCallback()
-			err := fmt.Errorf("KPI %s outside of any call from the kernel (the call that issued it has returned): %w",
-				methodName(cb.GetOp().GetMethod()), syscall.EINVAL)
-			_ = s.write(&pb.Frame{Call: f.GetCall(), Body: &pb.Frame_Answer{Answer: &pb.Answer{Id: cb.GetId(), Error: errorToPB(err)}}})
+		if f.GetCall() == id {
+			return append(mine, f), nil
+		}
+		s.route(f)
+		if len(mine) > 0 {
+			return mine, nil
 		}
 	}
+}
+
+// route hands a frame of another call to its caller; a callback of a
+// call that is over is refused, as the kernel refuses a KPI used after
+// its call.
+func (s *hostSession) route(f *pb.Frame) {
+	s.mu.Lock()
+	other := s.calls[f.GetCall()]
+	s.mu.Unlock()
+	switch {
+	case other != nil:
+		// A log waits for the next frame that needs its caller.
+		_, log := f.GetBody().(*pb.Frame_Log)
+		other.put(f, !log)
+	case f.GetCallback() != nil:
+		cb := f.GetCallback()
+		err := fmt.Errorf("KPI %s outside of any call from the kernel (the call that issued it has returned): %w",
+			methodName(cb.GetOp().GetMethod()), syscall.EINVAL)
+		_ = s.write(&pb.Frame{Call: f.GetCall(), Body: &pb.Frame_Answer{Answer: &pb.Answer{Id: cb.GetId(), Error: errorToPB(err)}}})
+	}
+}
+
+// drain reads the log channel up to logged bytes (to its end, or its
+// deadline, for the highest), returning call id's logs and routing the
+// others'.
+func (s *hostSession) drain(id uint64, logged uint64) ([]*pb.Frame, error) {
+	var mine []*pb.Frame
+	for s.log != nil && s.drained < logged {
+		f, n, err := s.log.readSized()
+		if err != nil {
+			if logged == ^uint64(0) {
+				return mine, nil
+			}
+			return mine, fmt.Errorf("log channel: %w", err)
+		}
+		s.drained += uint64(n)
+		if f.GetCall() == id {
+			mine = append(mine, f)
+		} else {
+			s.route(f)
+		}
+	}
+	return mine, nil
 }
 
 // cancelGrace is how long a caller that gave up waits for the plugin to
@@ -636,10 +705,11 @@ func (w *watch) end() {
 
 type moduleServer struct {
 	pb.UnimplementedModuleServer
-	file   string
-	mods   []*sdk.Module
-	byName map[string]*sdk.Module
-	tls    *PluginTLS
+	file    string
+	mods    []*sdk.Module
+	byName  map[string]*sdk.Module
+	tls     *PluginTLS
+	logFile *os.File // the plugin's end of the log channel, nil if none
 
 	mu   sync.Mutex
 	sess *pluginSession
@@ -691,7 +761,19 @@ func (s *moduleServer) dial(ctx context.Context, path string) error {
 		c.Close()
 		return fmt.Errorf("TLS with the kernel's session: %v: %w", err, syscall.ENOTCONN)
 	}
-	s.sess = newPluginSession(s, tc)
+	ps := newPluginSession(s, tc)
+	if s.logFile != nil {
+		lc, err := logConn(s.logFile)
+		s.logFile.Close() // lc has a copy
+		s.logFile = nil
+		if err != nil {
+			tc.Close()
+			return err
+		}
+		ps.log = newFramer(lc)
+	}
+	s.sess = ps
+	go ps.read()
 	return nil
 }
 
@@ -708,15 +790,48 @@ type pluginSession struct {
 	objs   map[sdk.ObjID]known
 	last   map[uint64]sdk.ObjID // the last id numbered, by space
 
+	// log is the log channel, nil if none; logged counts the bytes
+	// written to it, marked those the last LogMark said.
+	log            *framer
+	lmu            sync.Mutex
+	logged, marked uint64
+
 	gone chan struct{}
 }
 
 func newPluginSession(srv *moduleServer, c net.Conn) *pluginSession {
-	s := &pluginSession{framer: newFramer(c), srv: srv, calls: map[uint64]context.CancelFunc{},
+	return &pluginSession{framer: newFramer(c), srv: srv, calls: map[uint64]context.CancelFunc{},
 		waits: map[uint64]chan *pb.Answer{}, objs: map[sdk.ObjID]known{}, last: map[uint64]sdk.ObjID{},
 		gone: make(chan struct{})}
-	go s.read()
-	return s
+}
+
+// logOp sends op, logged by run index of call id: on the log channel,
+// with a LogMark on the session when much went since the last, or on the
+// session when there is no log channel.
+func (s *pluginSession) logOp(id uint64, index uint32, op *pb.Op) {
+	f := &pb.Frame{Call: id, Body: &pb.Frame_Log{Log: &pb.Log{Index: index, Ops: []*pb.Op{op}}}}
+	if s.log == nil {
+		_ = s.write(f)
+		return
+	}
+	s.lmu.Lock()
+	n, _ := s.log.writeSized(f)
+	s.logged += uint64(n)
+	var mark uint64
+	if s.logged-s.marked >= logMarkEvery {
+		s.marked, mark = s.logged, s.logged
+	}
+	s.lmu.Unlock()
+	if mark != 0 {
+		_ = s.write(&pb.Frame{Body: &pb.Frame_LogMark{LogMark: &pb.LogMark{Logged: mark}}})
+	}
+}
+
+// loggedNow is how much was written to the log channel.
+func (s *pluginSession) loggedNow() uint64 {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return s.logged
 }
 
 // read reads the session and serves each call on a goroutine of its own,
@@ -859,7 +974,8 @@ type pcall struct {
 // each run's deadline from the end of the one before.
 func (pc *pcall) over(k *kpiClient, out string, err error, last bool) {
 	k.retire()
-	pc.send(&pb.Reply{Done: &pb.Done{Index: k.index, Error: errorToPB(err), Output: out}, Last: last})
+	pc.send(&pb.Reply{Done: &pb.Done{Index: k.index, Error: errorToPB(err), Output: out}, Last: last,
+		Logged: pc.s.loggedNow()})
 }
 
 func (pc *pcall) send(r *pb.Reply) {
@@ -882,7 +998,8 @@ func (pc *pcall) callback(ctx context.Context, k *kpiClient, o *pb.Op) (*pb.Answ
 		s.mu.Unlock()
 	}
 	k.mu.Lock()
-	err := s.write(&pb.Frame{Call: pc.id, Body: &pb.Frame_Callback{Callback: &pb.Callback{Index: k.index, Op: o, Id: cbID}}})
+	err := s.write(&pb.Frame{Call: pc.id, Body: &pb.Frame_Callback{Callback: &pb.Callback{Index: k.index, Op: o, Id: cbID,
+		Logged: s.loggedNow()}}})
 	k.mu.Unlock()
 	name := methodName(o.GetMethod())
 	if err != nil {

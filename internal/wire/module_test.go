@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/rpc"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
@@ -117,8 +119,12 @@ func sockDir(t testing.TB) string {
 func connect(t testing.TB, kpi bool, mods ...*sdk.Module) *Client {
 	t.Helper()
 	pair, ptls := pairTLS(t)
-	p := &Plugin{File: "f", Modules: mods, TLS: ptls, KPI: kpi, Pair: pair, SessionDir: sockDir(t)}
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
+	hostLog, pluginLog := logPair(t)
+	// Two Plugin values: go-plugin serves and dispenses each name once,
+	// and each side owns its end of the log channel.
+	hostSide := &Plugin{KPI: kpi, Pair: pair, SessionDir: sockDir(t), Log: hostLog}
+	pluginSide := &Plugin{File: "f", Modules: mods, TLS: ptls, Log: pluginLog}
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &both{hostSide, pluginSide}})
 	t.Cleanup(func() {
 		// Server first: the client's Close asks a live server to stop
 		// itself, which would race with a Stop of our own.
@@ -138,6 +144,31 @@ func connect(t testing.TB, kpi bool, mods ...*sdk.Module) *Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// both serves with one Plugin and dispenses the other.
+type both struct{ host, plugin *Plugin }
+
+func (b *both) Server(*plugin.MuxBroker) (interface{}, error) { return nil, errors.New("no net/rpc") }
+func (b *both) Client(*plugin.MuxBroker, *rpc.Client) (interface{}, error) {
+	return nil, errors.New("no net/rpc")
+}
+func (b *both) GRPCServer(br *plugin.GRPCBroker, s *grpc.Server) error {
+	return b.plugin.GRPCServer(br, s)
+}
+func (b *both) GRPCClient(ctx context.Context, br *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return b.host.GRPCClient(ctx, br, c)
+}
+
+// logPair makes the log channel's socket pair: the host's end and the
+// plugin's.
+func logPair(t testing.TB) (*os.File, *os.File) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fds[0]), "log"), os.NewFile(uintptr(fds[1]), "log")
 }
 
 func TestDeclareCapabilities(t *testing.T) {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"os"
 
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -34,6 +35,10 @@ const (
 	// EnvLogLevel carries the host's log level (an hclog level name), so a
 	// plugin does not format log lines the host would drop.
 	EnvLogLevel = "KLDSIM_PLUGIN_LOG_LEVEL"
+
+	// EnvLogFD names the inherited descriptor of the plugin's end of the
+	// log channel (Plugin.Log).
+	EnvLogFD = "KLDSIM_PLUGIN_LOG_FD"
 )
 
 // Handshake is the go-plugin handshake of the current protocol version.
@@ -61,6 +66,11 @@ type Plugin struct {
 	// TLS is the plugin's key and certificates, for the session. Plugin
 	// side.
 	TLS *PluginTLS
+	// Log is this side's end of the log channel: a socket pair the host
+	// makes and hands the plugin at its start, on which the plugin sends
+	// the KPI calls it does not wait for (kpi.go); nil sends them on the
+	// session. Both sides; the Client or the server owns it.
+	Log *os.File
 
 	// KPI makes the host open a session for the plugin's calls and
 	// callbacks, at Declare, on a socket in SessionDir, with the
@@ -85,12 +95,14 @@ func PluginSets(p *Plugin) map[int]plugin.PluginSet {
 // GRPCServer registers the Module service of the file's modules. Called
 // by go-plugin in the plugin process, once.
 func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterModuleServer(s, newModuleServer(p.File, p.Modules, p.TLS))
+	srv := newModuleServer(p.File, p.Modules, p.TLS)
+	srv.logFile = p.Log
+	pb.RegisterModuleServer(s, srv)
 	return nil
 }
 
 // GRPCClient returns the host's *Client for the plugin's connection.
 // Called by go-plugin in the host, at Dispense.
 func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	return &Client{mod: pb.NewModuleClient(conn), kpi: p.KPI, pair: p.Pair, dir: p.SessionDir, logger: p.Logger}, nil
+	return &Client{mod: pb.NewModuleClient(conn), kpi: p.KPI, pair: p.Pair, dir: p.SessionDir, logger: p.Logger, logFile: p.Log}, nil
 }

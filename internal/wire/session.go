@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"google.golang.org/protobuf/proto"
@@ -26,7 +28,7 @@ const maxFrame = 64 << 20
 // framer reads and writes the frames of one end of a session. Writes may
 // come from any goroutine, whole frames at a time; one goroutine reads.
 type framer struct {
-	c  net.Conn
+	c  net.Conn // nil for a reader only (the host's end of the log)
 	br *bufio.Reader
 
 	wmu sync.Mutex
@@ -37,44 +39,136 @@ func newFramer(c net.Conn) *framer {
 	return &framer{c: c, br: bufio.NewReaderSize(c, 32<<10)}
 }
 
+// newReadFramer reads frames from r.
+func newReadFramer(r io.Reader) *framer { return &framer{br: bufio.NewReaderSize(r, 32<<10)} }
+
 // write sends f in one write.
 func (f *framer) write(fr *pb.Frame) error {
+	_, err := f.writeSized(fr)
+	return err
+}
+
+// writeSized sends f in one write and says how many bytes that was.
+func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	b, err := proto.MarshalOptions{}.MarshalAppend(append(f.wb[:0], 0, 0, 0, 0), fr)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(b)-4 > maxFrame {
-		return fmt.Errorf("session frame of %d bytes exceeds %d", len(b)-4, maxFrame)
+		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", len(b)-4, maxFrame)
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	_, err = f.c.Write(b)
 	if cap(b) <= 1<<20 {
 		f.wb = b // keep a small buffer, not a batch's
 	}
-	return err
+	return len(b), err
 }
 
 // read returns the next frame.
 func (f *framer) read() (*pb.Frame, error) {
+	fr, _, err := f.readSized()
+	return fr, err
+}
+
+// readSized returns the next frame and its size in bytes.
+func (f *framer) readSized() (*pb.Frame, int, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > maxFrame {
-		return nil, fmt.Errorf("session frame of %d bytes exceeds %d", n, maxFrame)
+		return nil, 0, fmt.Errorf("session frame of %d bytes exceeds %d", n, maxFrame)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(f.br, buf); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fr := &pb.Frame{}
 	if err := proto.Unmarshal(buf, fr); err != nil {
-		return nil, fmt.Errorf("session frame: %w", err)
+		return nil, 0, fmt.Errorf("session frame: %w", err)
 	}
-	return fr, nil
+	return fr, 4 + int(n), nil
+}
+
+// logBuffer is the socket buffer asked for each end of the log channel,
+// and logMarkEvery how much the plugin writes to it before it says so on
+// the session: the host, which reads the log only when the session says
+// how far, never lets it fill.
+const (
+	logBuffer    = 1 << 20
+	logMarkEvery = 64 << 10
+)
+
+// logConn makes f, the plugin's end of the log channel's socket pair, a
+// connection with room for what the plugin logs before the host reads it.
+func logConn(f *os.File) (net.Conn, error) {
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("log channel: %w", err)
+	}
+	if uc, ok := c.(*net.UnixConn); ok {
+		_ = uc.SetWriteBuffer(logBuffer)
+	}
+	return c, nil
+}
+
+// logReader is the host's end of the log channel. It is not the
+// runtime's to poll: each log the plugin writes would wake a thread of
+// the host for nothing, the host reading the channel only when the
+// session says how far, when the bytes are there. A read blocks, but
+// only for bytes on their way; once the session broke, reads take what
+// is there and stop (whole, so that the last frame read is complete).
+type logReader struct {
+	fd    int
+	f     *os.File // keeps fd open
+	ended bool     // the session broke: read without waiting
+}
+
+func newLogReader(f *os.File) (*logReader, error) {
+	fd := int(f.Fd()) // Fd puts the descriptor in blocking mode, off the poller
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, logBuffer)
+	return &logReader{fd: fd, f: f}, nil
+}
+
+func (r *logReader) Read(p []byte) (int, error) {
+	for {
+		flags := 0
+		if r.ended {
+			flags = syscall.MSG_DONTWAIT
+		}
+		n, _, err := syscall.Recvfrom(r.fd, p, flags)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, io.EOF
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (r *logReader) Close() error { return r.f.Close() }
+
+// loggedOf is how far into the log channel a session frame says the
+// plugin had written when it sent it (0: nothing to read first).
+func loggedOf(f *pb.Frame) uint64 {
+	switch b := f.GetBody().(type) {
+	case *pb.Frame_Reply:
+		return b.Reply.GetLogged()
+	case *pb.Frame_Callback:
+		return b.Callback.GetLogged()
+	case *pb.Frame_LogMark:
+		return b.LogMark.GetLogged()
+	}
+	return 0
 }
 
 // mailbox queues the frames of one call for the goroutine that waits

@@ -93,12 +93,22 @@ func serve(argv0 string, getenv func(string) string, stderr io.Writer, mods []*s
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSets(&wire.Plugin{File: file, Modules: mods, TLS: tlsm}),
+		VersionedPlugins: wire.PluginSets(&wire.Plugin{File: file, Modules: mods, TLS: tlsm, Log: inherited(getenv(wire.EnvLogFD))}),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		TLSProvider:      func() (*tls.Config, error) { return tlsm.ServerConfig(), nil },
 		Logger:           logger,
 	})
 	return exitServed
+}
+
+// inherited is the descriptor the host passed the plugin (fd, a number),
+// or nil.
+func inherited(fd string) *os.File {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return nil
+	}
+	return os.NewFile(uintptr(n), "kldsim-log")
 }
 
 // readTLS reads the plugin's key and certificates from the descriptor the

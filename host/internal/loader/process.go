@@ -103,6 +103,19 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 
 	cmd := exec.Command(s.path)
 	cmd.ExtraFiles = []*os.File{tlsR} // fd 3
+	// The log channel (wire.Plugin.Log): a socket pair, the plugin's end
+	// at fd 4.
+	var hostLog *os.File
+	if s.withKPI {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, loadErr(s.path, ErrNotPlugin, fmt.Sprintf("log channel: %v", err))
+		}
+		hostLog = os.NewFile(uintptr(fds[0]), "kldsim-log")
+		pluginLog := os.NewFile(uintptr(fds[1]), "kldsim-log")
+		defer pluginLog.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, pluginLog)
+	}
 	env := os.Environ()
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin serves one call at a time, mostly: a second
@@ -117,13 +130,16 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		wire.EnvTLSFD+"=3",
 		plugin.EnvUnixSocketDir+"="+l.sockDir,
 	)
+	if hostLog != nil {
+		cmd.Env = append(cmd.Env, wire.EnvLogFD+"=4")
+	}
 	plog := newPluginLogger(l.logger, file)
 	said := &tail{max: 2048}
 	out := plog.Named(file).StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: wire.Handshake,
 		VersionedPlugins: wire.PluginSets(&wire.Plugin{KPI: s.withKPI, Pair: pair, SessionDir: l.sockDir,
-			Logger: l.logger.Named(file)}),
+			Log: hostLog, Logger: l.logger.Named(file)}),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		TLSConfig:        pair.ClientConfig(),
@@ -145,6 +161,14 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		plog:        plog,
 		onFault:     l.faults.record,
 	}
+	// Until a Client owns the host's end of the log channel, a failure
+	// closes it.
+	owned := false
+	defer func() {
+		if !owned && hostLog != nil {
+			hostLog.Close()
+		}
+	}()
 	// The binary is checked right before it runs, as go-plugin's
 	// SecureConfig would check it (sums.go keeps what was hashed).
 	if s.sum != "" {
@@ -170,6 +194,7 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 	}
 	p.rpc = raw.(*wire.Client)
+	owned = true
 	p.rpc.SetTimeout(p.callTimeout)
 	// Declarations are part of the start, and share its deadline.
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)

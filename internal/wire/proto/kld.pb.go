@@ -1409,6 +1409,7 @@ type Frame struct {
 	//	*Frame_Answer
 	//	*Frame_Cancel
 	//	*Frame_Log
+	//	*Frame_LogMark
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1512,6 +1513,15 @@ func (x *Frame) GetLog() *Log {
 	return nil
 }
 
+func (x *Frame) GetLogMark() *LogMark {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_LogMark); ok {
+			return x.LogMark
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -1540,6 +1550,10 @@ type Frame_Log struct {
 	Log *Log `protobuf:"bytes,7,opt,name=log,proto3,oneof"`
 }
 
+type Frame_LogMark struct {
+	LogMark *LogMark `protobuf:"bytes,8,opt,name=log_mark,json=logMark,proto3,oneof"`
+}
+
 func (*Frame_Request) isFrame_Body() {}
 
 func (*Frame_Reply) isFrame_Body() {}
@@ -1552,9 +1566,13 @@ func (*Frame_Cancel) isFrame_Body() {}
 
 func (*Frame_Log) isFrame_Body() {}
 
+func (*Frame_LogMark) isFrame_Body() {}
+
 // Log is KPI calls run index made without waiting for their answer, sent
 // as they are made (so that they reach the host even if the plugin dies
-// right after), for the host to replay in order.
+// right after), for the host to replay in order. Logs go on the log
+// channel (a socket pair the host hands the plugin at its start, which
+// the host reads only when it must), or, without one, on the session.
 type Log struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -1607,6 +1625,53 @@ func (x *Log) GetOps() []*Op {
 	return nil
 }
 
+// LogMark tells the host, on the session, that the plugin has written
+// logged bytes to the log channel: it comes when much was written since
+// the last, so that the channel never fills.
+type LogMark struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Logged        uint64                 `protobuf:"varint,1,opt,name=logged,proto3" json:"logged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogMark) Reset() {
+	*x = LogMark{}
+	mi := &file_kld_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogMark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogMark) ProtoMessage() {}
+
+func (x *LogMark) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogMark.ProtoReflect.Descriptor instead.
+func (*LogMark) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LogMark) GetLogged() uint64 {
+	if x != nil {
+		return x.Logged
+	}
+	return 0
+}
+
 // Bound is the KPI of one run of a call: the kernel binds one per call,
 // one per VNET for a Run of a batch.
 type Bound struct {
@@ -1628,7 +1693,7 @@ type Bound struct {
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1705,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1718,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Bound) GetVnet() string {
@@ -1704,7 +1769,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1781,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1794,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Heads) GetPfil() []string {
@@ -1773,7 +1838,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1850,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1863,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Request) GetModule() string {
@@ -1928,7 +1993,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2005,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2018,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Done) GetIndex() uint32 {
@@ -1977,18 +2042,21 @@ func (x *Done) GetOutput() string {
 	return ""
 }
 
-// Reply reports a run over; the last Reply of a call ends it.
+// Reply reports a run over; the last Reply of a call ends it. logged is
+// the bytes written to the log channel before it: the host reads that
+// far first.
 type Reply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Done          *Done                  `protobuf:"bytes,1,opt,name=done,proto3" json:"done,omitempty"`
 	Last          bool                   `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	Logged        uint64                 `protobuf:"varint,3,opt,name=logged,proto3" json:"logged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2068,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2081,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
+	return file_kld_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Reply) GetDone() *Done {
@@ -2030,20 +2098,29 @@ func (x *Reply) GetLast() bool {
 	return false
 }
 
-// Callback is a KPI call whose answer run index waits for.
+func (x *Reply) GetLogged() uint64 {
+	if x != nil {
+		return x.Logged
+	}
+	return 0
+}
+
+// Callback is a KPI call whose answer run index waits for; logged as in
+// Reply.
 type Callback struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Op    *Op                    `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
 	// id numbers the callback, for its Answer.
 	Id            uint64 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	Logged        uint64 `protobuf:"varint,4,opt,name=logged,proto3" json:"logged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Callback) Reset() {
 	*x = Callback{}
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2132,7 @@ func (x *Callback) String() string {
 func (*Callback) ProtoMessage() {}
 
 func (x *Callback) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2145,7 @@ func (x *Callback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Callback.ProtoReflect.Descriptor instead.
 func (*Callback) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
+	return file_kld_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Callback) GetIndex() uint32 {
@@ -2092,6 +2169,13 @@ func (x *Callback) GetId() uint64 {
 	return 0
 }
 
+func (x *Callback) GetLogged() uint64 {
+	if x != nil {
+		return x.Logged
+	}
+	return 0
+}
+
 // Answer is the kernel's answer to a Callback, with curvnet's heads as
 // they are now.
 type Answer struct {
@@ -2108,7 +2192,7 @@ type Answer struct {
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2204,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2217,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Answer) GetId() uint64 {
@@ -2186,7 +2270,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2282,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2295,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
+	return file_kld_proto_rawDescGZIP(), []int{25}
 }
 
 // Op is one KPI call: its method's arguments in order, object ids first
@@ -2232,7 +2316,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2328,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2341,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+	return file_kld_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Op) GetMethod() Method {
@@ -2375,7 +2459,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06cloned\x18\x05 \x01(\bR\x06cloned\x12\x12\n" +
 	"\x04home\x18\x06 \x01(\tR\x04home\x12\x12\n" +
 	"\x04vnet\x18\a \x01(\tR\x04vnet\x12\x14\n" +
-	"\x05owner\x18\b \x01(\tR\x05owner\"\xae\x02\n" +
+	"\x05owner\x18\b \x01(\tR\x05owner\"\xdf\x02\n" +
 	"\x05Frame\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12.\n" +
 	"\arequest\x18\x02 \x01(\v2\x12.kldsim.v1.RequestH\x00R\arequest\x12(\n" +
@@ -2383,11 +2467,14 @@ const file_kld_proto_rawDesc = "" +
 	"\bcallback\x18\x04 \x01(\v2\x13.kldsim.v1.CallbackH\x00R\bcallback\x12+\n" +
 	"\x06answer\x18\x05 \x01(\v2\x11.kldsim.v1.AnswerH\x00R\x06answer\x12+\n" +
 	"\x06cancel\x18\x06 \x01(\v2\x11.kldsim.v1.CancelH\x00R\x06cancel\x12\"\n" +
-	"\x03log\x18\a \x01(\v2\x0e.kldsim.v1.LogH\x00R\x03logB\x06\n" +
+	"\x03log\x18\a \x01(\v2\x0e.kldsim.v1.LogH\x00R\x03log\x12/\n" +
+	"\blog_mark\x18\b \x01(\v2\x12.kldsim.v1.LogMarkH\x00R\alogMarkB\x06\n" +
 	"\x04body\"<\n" +
 	"\x03Log\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1f\n" +
-	"\x03ops\x18\x02 \x03(\v2\r.kldsim.v1.OpR\x03ops\"\x85\x01\n" +
+	"\x03ops\x18\x02 \x03(\v2\r.kldsim.v1.OpR\x03ops\"!\n" +
+	"\aLogMark\x12\x16\n" +
+	"\x06logged\x18\x01 \x01(\x04R\x06logged\"\x85\x01\n" +
 	"\x05Bound\x12\x12\n" +
 	"\x04vnet\x18\x01 \x01(\tR\x04vnet\x12\x16\n" +
 	"\x06global\x18\x02 \x01(\bR\x06global\x12\x12\n" +
@@ -2411,14 +2498,16 @@ const file_kld_proto_rawDesc = "" +
 	"\x04Done\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12&\n" +
 	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\x12\x16\n" +
-	"\x06output\x18\x03 \x01(\tR\x06output\"@\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\"X\n" +
 	"\x05Reply\x12#\n" +
 	"\x04done\x18\x01 \x01(\v2\x0f.kldsim.v1.DoneR\x04done\x12\x12\n" +
-	"\x04last\x18\x02 \x01(\bR\x04last\"O\n" +
+	"\x04last\x18\x02 \x01(\bR\x04last\x12\x16\n" +
+	"\x06logged\x18\x03 \x01(\x04R\x06logged\"g\n" +
 	"\bCallback\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1d\n" +
 	"\x02op\x18\x02 \x01(\v2\r.kldsim.v1.OpR\x02op\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\x04R\x02id\"\xc8\x01\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06logged\x18\x04 \x01(\x04R\x06logged\"\xc8\x01\n" +
 	"\x06Answer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
 	"\x03obj\x18\x02 \x01(\x04R\x03obj\x12%\n" +
@@ -2514,7 +2603,7 @@ func file_kld_proto_rawDescGZIP() []byte {
 }
 
 var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_kld_proto_goTypes = []any{
 	(EntryKind)(0),          // 0: kldsim.v1.EntryKind
 	(EventKind)(0),          // 1: kldsim.v1.EventKind
@@ -2540,15 +2629,16 @@ var file_kld_proto_goTypes = []any{
 	(*IfInfo)(nil),          // 21: kldsim.v1.IfInfo
 	(*Frame)(nil),           // 22: kldsim.v1.Frame
 	(*Log)(nil),             // 23: kldsim.v1.Log
-	(*Bound)(nil),           // 24: kldsim.v1.Bound
-	(*Heads)(nil),           // 25: kldsim.v1.Heads
-	(*Request)(nil),         // 26: kldsim.v1.Request
-	(*Done)(nil),            // 27: kldsim.v1.Done
-	(*Reply)(nil),           // 28: kldsim.v1.Reply
-	(*Callback)(nil),        // 29: kldsim.v1.Callback
-	(*Answer)(nil),          // 30: kldsim.v1.Answer
-	(*Cancel)(nil),          // 31: kldsim.v1.Cancel
-	(*Op)(nil),              // 32: kldsim.v1.Op
+	(*LogMark)(nil),         // 24: kldsim.v1.LogMark
+	(*Bound)(nil),           // 25: kldsim.v1.Bound
+	(*Heads)(nil),           // 26: kldsim.v1.Heads
+	(*Request)(nil),         // 27: kldsim.v1.Request
+	(*Done)(nil),            // 28: kldsim.v1.Done
+	(*Reply)(nil),           // 29: kldsim.v1.Reply
+	(*Callback)(nil),        // 30: kldsim.v1.Callback
+	(*Answer)(nil),          // 31: kldsim.v1.Answer
+	(*Cancel)(nil),          // 32: kldsim.v1.Cancel
+	(*Op)(nil),              // 33: kldsim.v1.Op
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
@@ -2565,38 +2655,39 @@ var file_kld_proto_depIdxs = []int32{
 	1,  // 11: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
 	4,  // 12: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
 	5,  // 13: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
-	26, // 14: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
-	28, // 15: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
-	29, // 16: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
-	30, // 17: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
-	31, // 18: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
+	27, // 14: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
+	29, // 15: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
+	30, // 16: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
+	31, // 17: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
+	32, // 18: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
 	23, // 19: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
-	32, // 20: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
-	25, // 21: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
-	24, // 22: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
-	8,  // 23: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
-	3,  // 24: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
-	18, // 25: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
-	19, // 26: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
-	20, // 27: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
-	16, // 28: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
-	13, // 29: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
-	27, // 30: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
-	32, // 31: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
-	21, // 32: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
-	21, // 33: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
-	13, // 34: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
-	25, // 35: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
-	6,  // 36: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
-	14, // 37: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	16, // 38: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
-	15, // 39: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	17, // 40: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
-	39, // [39:41] is the sub-list for method output_type
-	37, // [37:39] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	24, // 20: kldsim.v1.Frame.log_mark:type_name -> kldsim.v1.LogMark
+	33, // 21: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
+	26, // 22: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
+	25, // 23: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
+	8,  // 24: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
+	3,  // 25: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
+	18, // 26: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
+	19, // 27: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
+	20, // 28: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
+	16, // 29: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
+	13, // 30: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
+	28, // 31: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
+	33, // 32: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
+	21, // 33: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
+	21, // 34: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
+	13, // 35: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
+	26, // 36: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
+	6,  // 37: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
+	14, // 38: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	16, // 39: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
+	15, // 40: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	17, // 41: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
+	40, // [40:42] is the sub-list for method output_type
+	38, // [38:40] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -2611,8 +2702,9 @@ func file_kld_proto_init() {
 		(*Frame_Answer)(nil),
 		(*Frame_Cancel)(nil),
 		(*Frame_Log)(nil),
+		(*Frame_LogMark)(nil),
 	}
-	file_kld_proto_msgTypes[19].OneofWrappers = []any{
+	file_kld_proto_msgTypes[20].OneofWrappers = []any{
 		(*Request_Run)(nil),
 		(*Request_Event)(nil),
 		(*Request_IfEvent)(nil),
@@ -2626,7 +2718,7 @@ func file_kld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
