@@ -77,6 +77,11 @@ type Object struct {
 	Kind   ObjKind
 	Freed  bool
 	locked bool
+	// seq is the allocation order (ids of objects modules numbered
+	// themselves do not follow it), modulo 2^32: compared by
+	// difference, it orders any two objects allocated fewer than 2^31
+	// allocations apart, as the live ones of a kernel are.
+	seq    uint32
 	Name   string
 	Owner  string // module
 	Vnet   string // "" for global objects
@@ -88,9 +93,6 @@ type Object struct {
 	// refs are the objects this one references (holds) and those that
 	// reference it (holders), nil for the many that do neither.
 	refs *objRefs
-	// seq is the allocation order: ids of objects whose ids modules
-	// chose (allocAt) do not follow it.
-	seq uint64
 }
 
 // objRefs are an object's references, each with its count.
@@ -252,7 +254,7 @@ type witness struct {
 	// spaces are the last ids modules chose in their own spaces
 	// (allocAt), by space.
 	spaces map[uint64]sdk.ObjID
-	seq    uint64
+	seq    uint32
 	objs   map[sdk.ObjID]*Object
 	// byVnet lists each VNET's objects ("" the global ones), in no
 	// particular order.
@@ -587,7 +589,7 @@ func (w *witness) fault(module, claim string, at Site) {
 
 // byAlloc orders objects as they were allocated.
 func byAlloc(objs []*Object) {
-	sort.Slice(objs, func(i, j int) bool { return objs[i].seq < objs[j].seq })
+	sort.Slice(objs, func(i, j int) bool { return int32(objs[i].seq-objs[j].seq) < 0 })
 }
 
 // leaks reports every live object of objs matching keep, in allocation
