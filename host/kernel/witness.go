@@ -81,10 +81,10 @@ type Object struct {
 	// themselves do not follow it), modulo 2^32: compared by
 	// difference, it orders any two objects allocated fewer than 2^31
 	// allocations apart, as the live ones of a kernel are.
-	seq    uint32
-	Name   string
-	Owner  string // module
-	Vnet   string // "" for global objects
+	seq   uint32
+	Name  string
+	Owner string // module
+	Vnet  string // "" for global objects
 	// Alloc is where it was allocated, FreeAt where it was freed (nil
 	// while it is live). Objects allocated or freed by one call share
 	// its Site.

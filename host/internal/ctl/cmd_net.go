@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -15,7 +17,7 @@ import (
 )
 
 const (
-	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet [list] [--json]"
+	usageVnet     = "usage: vnet create NAME ...\n       vnet create -n COUNT PREFIX\n       vnet destroy NAME|PATTERN ...\n       vnet [list] [--json]"
 	usageIfconfig = "usage: ifconfig [-j vnet] [-a | -l] [--json]\n       ifconfig [-j vnet] [--json] interface\n       ifconfig [-j vnet] interface create|destroy\n       ifconfig [-j vnet] interface vnet|-vnet vnet\n       ifconfig [-j vnet] interface command [args ...]"
 	usageIpfw     = "usage: ipfw [-j vnet] add [NUM] allow|deny|count ip from SRC to DST [via IF]\n       ipfw [-j vnet] delete NUM ...\n       ipfw [-j vnet] flush | list | show"
 	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
@@ -27,7 +29,19 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 		verb, args = args[0], args[1:]
 	}
 	switch verb {
-	case "create", "destroy":
+	case "create":
+		names, err := createNames(args)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *Cmd, env *Env) error {
+			if len(names) == 1 {
+				return vnetErrs(env, verb, names, env.Kernel.VnetCreate(ctx, names[0]))
+			}
+			// One pass for them all: a rank step is one call per plugin.
+			return vnetErrs(env, verb, names, env.Kernel.VnetCreateBatch(ctx, names))
+		}, nil
+	case "destroy":
 		o, err := getopt(args, "", false)
 		if err != nil {
 			return nil, err
@@ -36,25 +50,24 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			return nil, fmt.Errorf("%s: missing VNET name", verb)
 		}
 		for _, n := range o.rest {
-			if err := sdk.ValidVnetName(n); err != nil {
+			if isPattern(n) {
+				if _, err := path.Match(n, ""); err != nil {
+					return nil, fmt.Errorf("%s: bad pattern %q: %w", verb, n, syscall.EINVAL)
+				}
+			} else if err := sdk.ValidVnetName(n); err != nil {
 				return nil, err
 			}
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
-			var errs []error
-			for _, n := range o.rest {
-				var err error
-				if verb == "create" {
-					err = env.Kernel.VnetCreate(ctx, n)
-				} else {
-					err = env.Kernel.VnetDestroy(ctx, n)
-				}
-				if err != nil {
-					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err))
-					errs = append(errs, err)
-				}
+			names, err := destroyNames(env, o.rest)
+			if err != nil {
+				warnf(env, "vnet", "can't destroy: %s", errText(err))
+				return failed([]error{err})
 			}
-			return failed(errs)
+			if len(names) == 1 {
+				return vnetErrs(env, verb, names, env.Kernel.VnetDestroy(ctx, names[0]))
+			}
+			return vnetErrs(env, verb, names, env.Kernel.VnetDestroyBatch(ctx, names))
 		}, nil
 	case "list":
 		if _, err := tableOpts(c, args, ""); err != nil {
@@ -63,6 +76,99 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 		return runVnetList, nil
 	}
 	return nil, fmt.Errorf("unknown verb %q", verb)
+}
+
+// createNames are the VNETs vnet create names: its operands, or with -n
+// COUNT PREFIX, PREFIX1 to PREFIXCOUNT. Each must be a jail name.
+func createNames(args []string) ([]string, error) {
+	o, err := getopt(args, "n:", false)
+	if err != nil {
+		return nil, err
+	}
+	names := o.rest
+	if count, ok := o.arg['n']; ok {
+		n, err := strconv.Atoi(count)
+		switch {
+		case err != nil || n < 1:
+			return nil, fmt.Errorf("create: -n %q: want a count of VNETs, at least 1: %w", count, syscall.EINVAL)
+		case len(o.rest) != 1:
+			return nil, fmt.Errorf("create: -n %d: want one PREFIX, got %d operands: %w", n, len(o.rest), syscall.EINVAL)
+		}
+		names = make([]string, n)
+		for i := range names {
+			names[i] = o.rest[0] + strconv.Itoa(i+1)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("create: missing VNET name")
+	}
+	for _, n := range names {
+		if err := sdk.ValidVnetName(n); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// isPattern says whether a destroy operand is a pattern (path.Match's
+// syntax) rather than a name: a jail name has no '*', '?' or '['.
+func isPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// destroyNames are the VNETs vnet destroy names: the names as given, in
+// order; each pattern's matches, newest first (as the kernel's shutdown
+// destroys them), once each. A pattern that matches none is ENOENT.
+func destroyNames(env *Env, operands []string) ([]string, error) {
+	var vnets []string
+	for _, v := range env.Kernel.Vnets() {
+		if v.Name != "vnet0" {
+			vnets = append(vnets, v.Name)
+		}
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, op := range operands {
+		if !isPattern(op) {
+			names = append(names, op)
+			seen[op] = true
+			continue
+		}
+		matched := false
+		for i := len(vnets) - 1; i >= 0; i-- {
+			if ok, _ := path.Match(op, vnets[i]); ok {
+				matched = true
+				if !seen[vnets[i]] {
+					names = append(names, vnets[i])
+					seen[vnets[i]] = true
+				}
+			}
+		}
+		if !matched {
+			return nil, fmt.Errorf("no VNET matches %q: %w", op, kernel.ErrNoVnet)
+		}
+	}
+	return names, nil
+}
+
+// vnetErrs says what of a vnet create or destroy of names failed, each
+// VNET on its line, and fails the command if any did.
+func vnetErrs(env *Env, verb string, names []string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		name := names[0]
+		if ke := (*kernel.Error)(nil); errors.As(e, &ke) && ke.Name != "" {
+			name = ke.Name
+		}
+		warnf(env, "vnet", "can't %s %s: %s", verb, name, errText(e))
+	}
+	return failed(errs)
 }
 
 // jsonVnet is vnet list --json's record.
