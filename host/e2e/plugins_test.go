@@ -37,12 +37,17 @@ var pluginPkgs = []string{
 
 // buildPlugins builds every plugin binary into a fresh directory: the
 // module path. KLDSIM_E2E_MODULES names one already built instead.
-func buildPlugins(t *testing.T) string {
+func buildPlugins(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("KLDSIM_E2E_MODULES"); dir != "" {
 		return dir
 	}
-	dir := t.TempDir()
+	return buildPluginsIn(t, t.TempDir())
+}
+
+// buildPluginsIn builds every plugin binary into dir and indexes it.
+func buildPluginsIn(t testing.TB, dir string) string {
+	t.Helper()
 	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gocmd); err != nil {
 		gocmd = "go"
@@ -57,7 +62,7 @@ func buildPlugins(t *testing.T) string {
 
 // kldxref writes dir's linker.hints, as make build does for bin/modules:
 // MODULE_DEPEND is resolved through it.
-func kldxref(t *testing.T, dir string) {
+func kldxref(t testing.TB, dir string) {
 	t.Helper()
 	l, err := loader.New(loader.Config{Logger: hclog.NewNullLogger()})
 	if err != nil {
