@@ -110,7 +110,7 @@ func BenchmarkVnetCreateDestroy(b *testing.B) {
 }
 
 // BenchmarkPluginStart is a plugin's start to its first answered call:
-// spawn, handshake with AutoMTLS, KPI broker, Declare, one call. Stopping
+// spawn, handshake with mutual TLS, Declare and its session, one call. Stopping
 // the plugin is not timed.
 func BenchmarkPluginStart(b *testing.B) {
 	l := newLoader(b, Config{Logger: hclog.NewNullLogger()})

@@ -12,12 +12,15 @@
 // their declarations.
 //
 // Each plugin gets: a magic-cookie handshake on a negotiated protocol
-// version, gRPC only, AutoMTLS, an optional sha256 pin, a start timeout,
-// a deadline on every call, its logs forwarded through hclog named after
-// the module, and one KPI server offered through the GRPCBroker. The
-// transport itself (handshake, kld.proto, both ends of the Module and KPI
-// services) is package internal/wire, shared with the plugins' side; the
-// loader keeps what is about processes. A plugin
+// version, gRPC only, mutual TLS with P-256 certificates the loader makes
+// (its key handed over a pipe at exec), a socket pair for the KPI calls
+// it does not wait for (the log channel), an optional sha256 pin checked
+// right before exec, a start timeout, GOMAXPROCS=1 unless the
+// environment sets it, a deadline on every call, and its logs forwarded
+// through hclog named after the module. The transport itself (handshake,
+// kld.proto, the session, both ends of every call and KPI method) is
+// package internal/wire, shared with the plugins' side; the loader keeps
+// what is about processes. A plugin
 // that dies or hangs (or is stopped) during a call, in Declare or as it is
 // closed is a *Fault, wrapping kernel.ErrModuleDead and naming module and
 // entry, reported to WatchFaults; it never takes the host down, and
