@@ -28,9 +28,19 @@
 //     one descending pass of SYSUNINITs and VNET_SYSUNINITs (each in every
 //     VNET, newest first), then the dependencies are released.
 //
+// Many VNETs are created or destroyed in a batch (VnetCreateBatch,
+// VnetDestroyBatch; Shutdown is one): one pass for all of them, a rank step
+// in each VNET before the next step, one call per step to a module that is
+// a BatchRunner (a plugin process), as Linux's net namespace exit_batch.
+// Within each VNET the order and what the witness sees are those of 2 and
+// 3 for it alone.
+//
 // Every KPI call is checked against curvnet (vnet0 for SYSINITs and
 // module events), a module may free only what it owns, and a KPI is valid
-// only until its call returns. A long-lived kernel stays bounded: the
+// only until its call returns. The kernel numbers the objects it records
+// 1, 2, 3...; a transport may let a module number those it allocates in
+// its own space (IDSpaceShift, kpi_ids.go), to run its KPI calls without
+// waiting for their answers. A long-lived kernel stays bounded: the
 // trace and the witness's reports are rings when Options.TraceLimit and
 // Options.ReportLimit are set, destroyed VNETs are released, and
 // forgotten objects leave only bounded tombstones.
