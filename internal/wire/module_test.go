@@ -467,3 +467,58 @@ func TestSessionRefusesStrangers(t *testing.T) {
 		r.conn.Close()
 	}
 }
+
+// TestConcurrentCalls: calls made at once from many goroutines on one
+// session, with callbacks and folded calls, each get their own answers:
+// whichever caller reads the session hands the others their frames.
+func TestConcurrentCalls(t *testing.T) {
+	m := sdk.DeclareModule("conc", sdk.SubPseudo, sdk.OrderAny).
+		VnetSysinit("vnet_conc_init", sdk.SubPseudo, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
+			for range 3 {
+				id, err := k.Malloc(ctx, k.Vnet())
+				if err != nil {
+					return err
+				}
+				if err := k.Free(ctx, id); err != nil {
+					return err
+				}
+			}
+			if k.Vnet() == "busy" {
+				return syscall.EBUSY
+			}
+			return nil
+		})
+	c := connect(t, true, m)
+	e := sdk.Entry{Kind: sdk.VnetSysinit, Name: "vnet_conc_init"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*20)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				vnet := fmt.Sprintf("j%d_%d", g, i)
+				var k sdk.KPI = newFakeKPI("conc", vnet, 0) // callbacks
+				if g%2 == 1 {
+					k = &folder{fakeKPI: newFakeKPI("conc", vnet, 0), space: uint64(g + 1)} // folded
+				}
+				if i == 7 {
+					k = newFakeKPI("conc", "busy", 0)
+				}
+				err := c.Run(context.Background(), "conc", k, e)
+				if (i == 7) != errors.Is(err, syscall.EBUSY) {
+					errs <- fmt.Errorf("%s: %v", vnet, err)
+				}
+				calls := k.(interface{ Calls() []string }).Calls()
+				if len(calls) != 6 {
+					errs <- fmt.Errorf("%s: %d KPI calls reached it, want 6: %v", vnet, len(calls), calls)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
