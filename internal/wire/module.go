@@ -38,11 +38,12 @@ import (
 // KPI; curvnet is then "".
 //
 // Its methods return a *TransportError when a call did not complete (the
-// process died, hung past ctx's deadline, or ctx was canceled), and else
+// process died, hung past the deadline (SetTimeout, or ctx's), or ctx was
+// canceled), and else
 // what the module answered: nil, or a *RemoteError unwrapping to the
 // module's errno.
 type Client struct {
-	mod     pbModuleClient
+	mod     pb.ModuleClient
 	kpi     bool
 	pair    *Pair
 	dir     string
@@ -62,8 +63,6 @@ type Client struct {
 // own (waking the runtime's poller at every call costs more than the
 // call).
 func (c *Client) SetTimeout(d time.Duration) { c.timeout.Store(int64(d)) }
-
-type pbModuleClient = pb.ModuleClient
 
 // RoundTrips counts the round trips made so far: each call, each KPI
 // callback, each ping; one for a whole batch.
@@ -499,9 +498,7 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 		} else if s.log != nil {
 			// Gone (or hung and cut off): what it logged before is read
 			// too, so that the witness sees what the module did up to
-			// then. Only what is there already: a hung plugin's end is
-			// still open.
-			s.logr.ended = true
+			// then.
 			mine, _ = s.drain(id, ^uint64(0))
 		}
 		s.mu.Lock()
@@ -550,9 +547,9 @@ func (s *hostSession) route(f *pb.Frame) {
 	}
 }
 
-// drain reads the log channel up to logged bytes (to its end, or its
-// deadline, for the highest), returning call id's logs and routing the
-// others'.
+// drain reads the log channel up to logged bytes (all that is there, for
+// the highest), returning call id's logs and routing the others'. A
+// plugin that says it wrote more than there is breaks the session.
 func (s *hostSession) drain(id uint64, logged uint64) ([]*pb.Frame, error) {
 	var mine []*pb.Frame
 	for s.log != nil && s.drained < logged {
@@ -561,7 +558,7 @@ func (s *hostSession) drain(id uint64, logged uint64) ([]*pb.Frame, error) {
 			if logged == ^uint64(0) {
 				return mine, nil
 			}
-			return mine, fmt.Errorf("log channel: %w", err)
+			return mine, fmt.Errorf("log channel: the plugin said it wrote %d bytes, %d are there: %w", logged, s.drained, err)
 		}
 		s.drained += uint64(n)
 		if f.GetCall() == id {

@@ -119,13 +119,12 @@ func logConn(f *os.File) (net.Conn, error) {
 // logReader is the host's end of the log channel. It is not the
 // runtime's to poll: each log the plugin writes would wake a thread of
 // the host for nothing, the host reading the channel only when the
-// session says how far, when the bytes are there. A read blocks, but
-// only for bytes on their way; once the session broke, reads take what
-// is there and stop (whole, so that the last frame read is complete).
+// session says how far. By then the bytes are there (the plugin wrote
+// them before the session frame), so a read never waits: it takes what
+// is there, and the end of it reads as io.EOF.
 type logReader struct {
-	fd    int
-	f     *os.File // keeps fd open
-	ended bool     // the session broke: read without waiting
+	fd int
+	f  *os.File // keeps fd open
 }
 
 func newLogReader(f *os.File) (*logReader, error) {
@@ -136,11 +135,7 @@ func newLogReader(f *os.File) (*logReader, error) {
 
 func (r *logReader) Read(p []byte) (int, error) {
 	for {
-		flags := 0
-		if r.ended {
-			flags = syscall.MSG_DONTWAIT
-		}
-		n, _, err := syscall.Recvfrom(r.fd, p, flags)
+		n, _, err := syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EINTR:
 			continue
