@@ -315,7 +315,7 @@ func (k *Kernel) domIfattach(v *vnet, ifp *ifnet, via Site) {
 		if ds == nil || !ds.active || !ready {
 			continue
 		}
-		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.name, at)
 		_ = k.w.hold(o.ID, ifp.id, v.name, at, true)
 		v.mu.Lock()
@@ -339,7 +339,7 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 	if id == 0 {
 		return
 	}
-	at := Site{Module: d.module, Entry: "dom_ifdetach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+	at := Site{Module: d.module, Entry: "dom_ifdetach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 	if via.Module == d.module {
 		at = via
 	}
@@ -355,7 +355,7 @@ func (k *Kernel) domPurge(v *vnet, ifp *ifnet, via Site) {
 		if ds == nil {
 			continue
 		}
-		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		_ = k.w.lock(ds.pcb, v.name, at, true)
 		_ = k.w.lock(ds.pcb, v.name, at, false)
 	}

@@ -146,7 +146,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		if !m.decl.Handles(ev.Kind) || m.dead.Load() {
 			continue
 		}
-		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		start := time.Now()
 		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
@@ -292,7 +292,7 @@ func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, e
 // when there is one, else the plain ioctl.
 func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 	if via.Entry != "" {
-		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name}
+		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name, Cause: via.Cause}
 	}
 	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
 }

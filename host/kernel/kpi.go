@@ -170,7 +170,8 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 			ifp.cloner = c
 		}
 	}
-	if p.v.ifunit(name) != nil {
+	if old := p.v.ifunit(name); old != nil {
+		p.lookupIn(KindIfnet, name, old.id)
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %s already exists in %s: %w", name, p.v.name, syscall.EEXIST)
 	}
 	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
@@ -197,6 +198,7 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 	}
 	ifp := p.v.ifunit(name)
 	if ifp == nil {
+		p.lookupIn(KindIfnet, name, 0)
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
 	if _, err := p.k.w.freeable(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet); err != nil {
@@ -217,6 +219,7 @@ func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
 		return sdk.IfInfo{}, err
 	}
 	info, ok := p.v.ifInfo(name)
+	p.lookupIn(KindIfnet, name, info.ID)
 	if !ok {
 		return sdk.IfInfo{}, fmt.Errorf("ifunit: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
@@ -257,9 +260,10 @@ func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
 // registry is a per-VNET table of named heads (pfil, hhook, encap).
 func (p *kpi) register(table map[string]sdk.ObjID, kind ObjKind, what, name string) (sdk.ObjID, error) {
 	p.v.mu.Lock()
-	_, dup := table[name]
+	old, dup := table[name]
 	p.v.mu.Unlock()
 	if dup {
+		p.lookupIn(kind, name, old)
 		return 0, fmt.Errorf("%s %s already registered in %s: %w", what, name, p.v.name, syscall.EEXIST)
 	}
 	id := p.alloc(kind, name)
@@ -290,6 +294,7 @@ func (p *kpi) attach(table map[string]sdk.ObjID, kind ObjKind, what, head, name 
 	p.v.mu.Lock()
 	hid, ok := table[head]
 	p.v.mu.Unlock()
+	p.lookupIn(headOf(kind), head, hid)
 	if !ok {
 		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
 	}
@@ -387,6 +392,7 @@ func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, err
 	}
 	ifp := p.v.ifunit(ifname)
 	if ifp == nil {
+		p.lookupIn(KindIfnet, ifname, 0)
 		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
 	}
 	id := p.alloc(KindMcast, group+"%"+ifname)

@@ -149,6 +149,7 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 	fr.id = k.nextFID
 	fr.addr = k.nextAddr()
 	for _, m := range n.mods {
+		m = k.withFaults(m, f)
 		d := m.Decl()
 		d.Entries = append([]sdk.Entry(nil), d.Entries...)
 		for i, e := range d.Entries {
@@ -231,7 +232,7 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 			}
 		}
 	}
-	return nil
+	return k.checkOrdering(mods)
 }
 
 // link runs a file's module registrations (MOD_LOAD), SYSINITs and
@@ -239,6 +240,7 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 // does; each VNET_SYSINIT runs in every VNET, newest first. On failure what
 // ran is undone.
 func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
+	ctx = beginPass(ctx, PassInit)
 	run := fileEntries(fr, true, func(se *sysEntry) bool { return se.e.Kind.Init() })
 	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	// As linker_file_register_modules: names and cloners are known before
@@ -298,6 +300,7 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 // gives them) of the modules that ran, descending, then MOD_UNLOAD, then
 // the registrations.
 func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, loaded map[*modRec]bool, touched map[*modRec]map[*vnet]bool) {
+	ctx = beginPass(ctx, PassUninit)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		vs, ran := touched[se.mod]
@@ -416,6 +419,7 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 	}
 	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	k.vinit.drop(func(se *sysEntry) bool { return se.mod.file == fr })
+	ctx = beginPass(ctx, PassUninit)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		if se.e.Kind.PerVnet() {

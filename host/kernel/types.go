@@ -33,6 +33,16 @@ type Options struct {
 	// ReportLimit bounds the witness's reports the same way
 	// (Kernel.WitnessDropped counts the rest, by kind). Zero keeps all.
 	ReportLimit int
+	// TieOrders fix the order of the entries tied at a rank, per pass
+	// kind (see TieOrder); other ranks keep the tie key's order.
+	TieOrders []TieOrder
+	// Faults fail an entry ("module:entry", MOD_LOAD for a module's
+	// registration) the first time it runs: FaultError returns EIO
+	// without calling it, FaultCrash closes its file (ErrModuleDead).
+	Faults map[string]FaultKind
+	// Footprints makes the kernel record what each pass entry touches
+	// (Kernel.Footprints), as `kldsim explore` needs.
+	Footprints bool
 }
 
 // Legacy knobs.

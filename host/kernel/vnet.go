@@ -160,6 +160,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 	defer v.op.Unlock()
 
 	ran := map[*modRec]bool{}
+	ctx = beginPass(ctx, PassInit)
 	for _, se := range k.vinit.entries() {
 		v.setState(se.e.Rank.Sub)
 		dead, err := k.runEntry(ctx, v, se)
@@ -239,6 +240,7 @@ func (k *Kernel) teardown(ctx context.Context, v *vnet, which func(*modRec) bool
 	v.mu.Lock()
 	v.destroying = true
 	v.mu.Unlock()
+	ctx = beginPass(ctx, PassUninit)
 	un := k.vuninit.entries()
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]

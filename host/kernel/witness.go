@@ -39,13 +39,16 @@ func (k ObjKind) String() string {
 
 // Site is where something happened: which module, in which entry, at
 // which rank, in which VNET. Via names the entry that led there when a
-// kernel path acts on a module's behalf (in6_ifdetach via vnet_loif_uninit).
+// kernel path acts on a module's behalf (in6_ifdetach via vnet_loif_uninit);
+// Cause is the pass entry all of it was for (if_lo:vnet_loif_uninit), if
+// any.
 type Site struct {
 	Module string
 	Entry  string
 	Rank   sdk.Rank
 	Vnet   string
 	Via    string
+	Cause  Cause
 }
 
 func (s Site) String() string {
@@ -80,6 +83,7 @@ type Object struct {
 	holds   map[sdk.ObjID]int
 	holders map[sdk.ObjID]int
 	locked  bool
+	ord     objOrder // for the ordering constraints (constraints.go)
 }
 
 func (o *Object) String() string {
@@ -98,6 +102,7 @@ const (
 	Leak
 	ModuleFault
 	ForeignFree
+	Injected
 )
 
 func (k ReportKind) String() string {
@@ -116,6 +121,8 @@ func (k ReportKind) String() string {
 		return "module fault"
 	case ForeignFree:
 		return "foreign free"
+	case Injected:
+		return "injected fault"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -129,10 +136,23 @@ type Report struct {
 	Holder *Object // for FreeReferenced: the live object still holding it
 	Use    Site    // the offending act (use, second free, leak check)
 	Tail   []TraceEvent
+	// Release names, for a leak, the entries that should have released
+	// the object (its owner's uninits, with their ranks).
+	Release string
+	// Fix is the rank change that would fix the report, from the
+	// ordering analysis; "" when no rank change would.
+	Fix string
+	// Injected marks a fault injected by Options.Faults (a module crash
+	// or an entry's EIO), not one the run made.
+	Injected bool
 }
 
 // String renders the report as text.
-func (r Report) String() string {
+func (r Report) String() string { return r.render(nil) }
+
+// render renders the report with the reports it caused folded under it
+// (see FoldReports), ending with the fix and the trace's tail.
+func (r Report) render(more []Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "witness: %s: %s\n", r.Kind, r.Claim)
 	if o := r.Object; o != nil {
@@ -157,10 +177,17 @@ func (r Report) String() string {
 			verb = "found by"
 		case ForeignFree:
 			verb = "refused for"
-		case ModuleFault:
+		case ModuleFault, Injected:
 			verb = "in"
 		}
 		fmt.Fprintf(&b, "  %s %s\n", verb, r.Use)
+	}
+	if r.Release != "" {
+		fmt.Fprintf(&b, "  should have been released by %s\n", r.Release)
+	}
+	writeMore(&b, more)
+	if r.Fix != "" {
+		fmt.Fprintf(&b, "  fix: %s\n", r.Fix)
 	}
 	if len(r.Tail) > 0 {
 		b.WriteString("  trace tail:\n")
@@ -192,6 +219,8 @@ type witness struct {
 	dead map[string]Site
 	// graves are the details of the objects most recently forgotten.
 	graves graves
+	// ord is the ordering analysis's state (constraints.go).
+	ord *order
 }
 
 // newWitness makes a witness that keeps the newest reportLimit reports
@@ -199,7 +228,7 @@ type witness struct {
 func newWitness(t *tracer, reportLimit int) *witness {
 	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string]map[sdk.ObjID]*Object{}, trace: t,
 		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
-		dropped: map[ReportKind]uint64{}}
+		dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
 
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
@@ -209,6 +238,7 @@ func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object
 	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: at}
 	w.objs[o.ID] = o
 	w.index(o)
+	w.allocated(o, at)
 	return o
 }
 
@@ -276,6 +306,7 @@ func copyObj(o *Object) *Object {
 	}
 	c := *o
 	c.holds, c.holders = nil, nil
+	c.ord = objOrder{}
 	return &c
 }
 
@@ -339,6 +370,7 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 }
 
 func (w *witness) freeLocked(o *Object, at Site) {
+	w.freeing(o, at)
 	for hid := range o.holders {
 		h := w.objs[hid]
 		if h != nil && !h.Freed {
@@ -354,6 +386,7 @@ func (w *witness) freeLocked(o *Object, at Site) {
 	// stay truthful.
 	for tid := range o.holds {
 		if t := w.objs[tid]; t != nil {
+			w.access(t, at, RuleHold, true)
 			delete(t.holders, o.ID)
 		}
 	}
@@ -368,6 +401,7 @@ func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
 	if err != nil {
 		return reported(err)
 	}
+	w.access(o, at, RuleUse, false)
 	w.useLocked(o, at)
 	return nil
 }
@@ -392,6 +426,7 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	if o.Kind != KindLock {
 		return fmt.Errorf("%s is not a lock: %w", o, errBadKind)
 	}
+	w.access(o, at, RuleLock, false)
 	if o.Freed {
 		// Releasing after a reported acquisition adds nothing.
 		if acquire {
@@ -414,6 +449,8 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 	if err != nil {
 		return reported(err)
 	}
+	w.access(h, at, RuleUse, false)
+	w.access(t, at, RuleHold, true)
 	w.useLocked(h, at)
 	w.useLocked(t, at)
 	w.holdLocked(h, t, on)
@@ -459,7 +496,7 @@ func (w *witness) fault(module, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dead[module] = at
-	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
+	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at, Injected: w.ord.injectedDead[module]})
 }
 
 // leaks reports every live object matching keep, then forgets the freed
@@ -473,7 +510,7 @@ func (w *witness) leaks(objs map[sdk.ObjID]*Object, keep func(*Object) bool, why
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].ID < live[j].ID })
 	for _, o := range live {
-		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at, Release: w.ord.releaser(o)})
 	}
 	if prune {
 		var gone []*Object
@@ -508,6 +545,7 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	m := w.byVnet[vnet]
 	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
 	delete(w.byVnet, vnet)
+	w.ord.forgetVnet(vnet)
 	return n
 }
 
@@ -543,7 +581,7 @@ func (w *witness) live(vnet string, all bool) []*Object {
 func (w *witness) snapshot() []Report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.reports.all()
+	return w.ord.withFixes(w.reports.all())
 }
 
 func (w *witness) droppedReports() map[ReportKind]uint64 {
@@ -567,6 +605,7 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 	}
 	for tid := range o.holds {
 		if t := w.objs[tid]; t != nil {
+			w.access(t, at, RuleHold, true)
 			w.useLocked(t, at)
 			delete(t.holders, id)
 		}
@@ -585,7 +624,7 @@ func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 		return
 	}
 	if !o.Freed {
-		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at})
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at, Release: w.ord.releaser(o)})
 	}
 	w.dropLocked(o, claim)
 }
