@@ -234,8 +234,10 @@ type order struct {
 	// unregistered is, per VNET and slot, the uninit entry that last
 	// unregistered it.
 	unregistered map[string]map[string]Cause
-	// injectedDead are the modules crashed by an injected fault.
+	// injectedDead are the modules crashed by an injected fault; fired
+	// the faults that fired.
 	injectedDead map[string]bool
+	fired        map[string]bool
 	fp           map[string]*fpSets
 }
 
@@ -244,7 +246,8 @@ type fpSets struct{ reads, writes map[string]bool }
 func newOrder() *order {
 	return &order{entries: map[string]*entryInfo{}, modules: map[string][]string{}, cons: map[consKey]*consRec{},
 		registrars: map[string][]string{}, failed: map[string]map[string][]failedLookup{},
-		unregistered: map[string]map[string]Cause{}, injectedDead: map[string]bool{}, fp: map[string]*fpSets{}}
+		unregistered: map[string]map[string]Cause{}, injectedDead: map[string]bool{}, fired: map[string]bool{},
+		fp: map[string]*fpSets{}}
 }
 
 // ordering makes the kernel's tie orders and ordering options once; the
@@ -353,6 +356,20 @@ func (w *witness) allocated(o *Object, at Site) {
 		}
 	}
 	delete(ord.failed[o.Vnet], slot)
+}
+
+// dependent reports whether h's reference is part of its target's own
+// lifecycle, not an order between entries: an interface's per-domain
+// data (if_afdata) is made when the interface attaches and freed by its
+// detach, whichever entry runs first.
+func dependent(h *Object) bool { return h.Kind == KindAfdata }
+
+// accessHeld records a hold or release by h of t (w.mu held), unless h's
+// reference is dependent.
+func (w *witness) accessHeld(h, t *Object, at Site) {
+	if !dependent(h) {
+		w.access(t, at, RuleHold, true)
+	}
 }
 
 // access records an entry's use of o (w.mu held): rule says how, write

@@ -56,9 +56,8 @@ type faultModule struct {
 	name   string
 	faults map[string]FaultKind // by entry name (MOD_LOAD for registration)
 
-	mu    sync.Mutex
-	fired map[string]bool
-	dead  bool
+	mu   sync.Mutex
+	dead bool
 }
 
 // withFaults wraps m when a fault names one of its entries; f is the file
@@ -77,15 +76,15 @@ func (k *Kernel) withFaults(m Module, f File) Module {
 	if len(mine) == 0 {
 		return m
 	}
-	return &faultModule{Module: m, w: k.w, file: f, name: name, faults: mine, fired: map[string]bool{}}
+	return &faultModule{Module: m, w: k.w, file: f, name: name, faults: mine}
 }
 
 func (fm *faultModule) deadErr() error {
 	return fmt.Errorf("module %s (crashed by an injected fault): %w", fm.name, ErrModuleDead)
 }
 
-// fire injects entry's fault the first time it runs; nil means call the
-// module.
+// fire injects entry's fault the first time it runs in the kernel (a
+// module loaded again is not faulted again); nil means call the module.
 func (fm *faultModule) fire(kp sdk.KPI, entry string) error {
 	fm.mu.Lock()
 	if fm.dead {
@@ -93,14 +92,13 @@ func (fm *faultModule) fire(kp sdk.KPI, entry string) error {
 		return fm.deadErr()
 	}
 	kind, ok := fm.faults[entry]
-	if !ok || fm.fired[entry] {
+	key := entryKey(fm.name, entry)
+	if !ok || !fm.w.fireOnce(key) {
 		fm.mu.Unlock()
 		return nil
 	}
-	fm.fired[entry] = true
 	fm.dead = kind == FaultCrash
 	fm.mu.Unlock()
-	key := entryKey(fm.name, entry)
 	var at Site
 	if p, ok := kp.(*kpi); ok {
 		at = p.at

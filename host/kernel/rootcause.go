@@ -205,6 +205,18 @@ func (w *witness) injectedError(key string, at Site) {
 		Claim: fmt.Sprintf("%s fails with EIO without running (injected fault)", key)})
 }
 
+// fireOnce reports whether an injected fault at key fires now: the first
+// time only.
+func (w *witness) fireOnce(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ord.fired[key] {
+		return false
+	}
+	w.ord.fired[key] = true
+	return true
+}
+
 // injectedCrash marks modules as crashed by an injected fault, so their
 // fault reports say so.
 func (w *witness) injectedCrash(mods []string) {

@@ -386,7 +386,7 @@ func (w *witness) freeLocked(o *Object, at Site) {
 	// stay truthful.
 	for tid := range o.holds {
 		if t := w.objs[tid]; t != nil {
-			w.access(t, at, RuleHold, true)
+			w.accessHeld(o, t, at)
 			delete(t.holders, o.ID)
 		}
 	}
@@ -450,7 +450,7 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 		return reported(err)
 	}
 	w.access(h, at, RuleUse, false)
-	w.access(t, at, RuleHold, true)
+	w.accessHeld(h, t, at)
 	w.useLocked(h, at)
 	w.useLocked(t, at)
 	w.holdLocked(h, t, on)
@@ -605,7 +605,7 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 	}
 	for tid := range o.holds {
 		if t := w.objs[tid]; t != nil {
-			w.access(t, at, RuleHold, true)
+			w.accessHeld(o, t, at)
 			w.useLocked(t, at)
 			delete(t.holders, id)
 		}
