@@ -74,6 +74,9 @@ func (m *slotMod) run(ops []slotOp) sdk.Func {
 				if len(hs) > 0 {
 					id, m.hooks[k] = hs[len(hs)-1], hs[:len(hs)-1]
 				}
+				if len(m.hooks[k]) == 0 {
+					delete(m.hooks, k)
+				}
 				m.mu.Unlock()
 				if id != 0 {
 					_ = kp.PfilHookRemove(ctx, id)

@@ -75,6 +75,15 @@ type Kernel struct {
 	EmCount     int    `json:"em_count"`
 	Legacy      Legacy `json:"legacy"`
 	ShuffleSeed int64  `json:"shuffle_seed,omitempty"`
+	// RankOverrides map base-system entries ("module:entry") to another
+	// rank: an experiment, and every output of the run says so.
+	RankOverrides map[string]sdk.Rank `json:"rank_overrides,omitempty"`
+	// TieOrders fix the order of the entries tied at a rank (the
+	// tie_order block; see ordering.go).
+	TieOrders []TieOrder `json:"tie_orders,omitempty"`
+	// Faults fail an entry ("module:entry") the first time it runs:
+	// "error" or "crash".
+	Faults map[string]string `json:"faults,omitempty"`
 }
 
 // Legacy holds the pre-top-down behaviour knobs.
@@ -173,10 +182,13 @@ func (c *Config) Vnet(name string) (*Vnet, bool) {
 	return nil, false
 }
 
-// Overrides merges every module's rank overrides, keyed "module:entry" as
-// the kernel's Options.Overrides wants them.
+// Overrides merges every module's rank overrides and the kernel block's,
+// keyed "module:entry" as the kernel's Options.Overrides wants them.
 func (c *Config) Overrides() map[string]sdk.Rank {
 	out := map[string]sdk.Rank{}
+	for k, r := range c.Kernel.RankOverrides {
+		out[k] = r
+	}
 	for _, m := range c.Modules {
 		for k, r := range m.RankOverrides {
 			out[k] = r

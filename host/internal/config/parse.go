@@ -114,8 +114,10 @@ var kernelSchema = &hcl.BodySchema{
 		{Name: "module_path"},
 		{Name: "em_count"},
 		{Name: "shuffle_seed"},
+		{Name: "rank_overrides"},
+		{Name: "faults"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}, {Type: "tie_order"}},
 }
 
 var legacySchema = &hcl.BodySchema{
@@ -287,8 +289,12 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 			k.ShuffleSeed = n
 		}
 	}
+	d.kernelOrdering(content, k)
 	var seen *hcl.Block
 	for _, lb := range content.Blocks {
+		if lb.Type != "legacy" {
+			continue
+		}
 		if seen != nil {
 			d.add(hcl.Diagnostics{duplicate("block", "legacy", seen.DefRange, lb.DefRange)})
 			continue
