@@ -163,6 +163,8 @@ func kernelOptions(cfg *config.Config, opener kernel.Opener) kernel.Options {
 		},
 		ShuffleSeed: cfg.Kernel.ShuffleSeed,
 		Overrides:   cfg.Overrides(),
+		TieOrders:   tieOrders(cfg),
+		Faults:      faults(cfg),
 		Opener:      opener,
 	}
 }

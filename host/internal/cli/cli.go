@@ -62,6 +62,11 @@ Configuration:
                  boot, build the config's VNETs, run its scenario, tear
                  down top-down, print what ran and the witness verdict
                  (FILE defaults to configs/default.hcl)
+  check [-windows] [-json] [-var NAME=VALUE] [-module-path DIRS] FILE
+                 run the scenario once and report what its ordering
+                 constraints make of the ranks: violations, latent
+                 hazards (ties that load order decides) and, with
+                 -windows, each entry's safe rank window; exit 1 on any
   validate [-var NAME=VALUE] [-module-path DIRS] FILE...
   fmt [-check] FILE...
 
@@ -152,6 +157,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return ExitOK
 	case "run":
 		return a.run(ctx, cargs)
+	case "check":
+		return a.check(ctx, cargs)
 	case "validate":
 		return a.validate(ctx, cargs)
 	case "fmt":

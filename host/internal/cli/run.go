@@ -78,12 +78,14 @@ func runLine(ctx context.Context, k *kernel.Kernel, line string, stdout, stderr 
 
 // runReport is run --json's output.
 type runReport struct {
-	Config  string       `json:"config"`
-	Steps   []stepResult `json:"steps"`
-	Trace   []any        `json:"trace"`
-	Witness []any        `json:"witness"`
-	Verdict string       `json:"verdict"`
-	Exit    int          `json:"exit"`
+	Config      string           `json:"config"`
+	Experiments []string         `json:"experiments,omitempty"`
+	Steps       []stepResult     `json:"steps"`
+	Trace       []any            `json:"trace"`
+	Witness     []any            `json:"witness"`
+	Verdict     string           `json:"verdict"`
+	Ordering    *kernel.Analysis `json:"ordering"`
+	Exit        int              `json:"exit"`
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
@@ -112,28 +114,37 @@ func (a *app) run(ctx context.Context, args []string) int {
 	defer ld.loader.Close()
 	cfg := ld.cfg
 
-	k, err := kernel.New(ctx, kernelOptions(cfg, ld.loader))
-	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
-		return ExitWitness
-	}
-	steps := plan(cfg)
 	var results *[]stepResult
 	if *asJSON {
 		results = &[]stepResult{}
 	} else {
-		fmt.Fprintf(a.stdout, "kldsim: %s: %d modules, %d VNETs, %d scenario steps\n== setup\n",
-			file, len(cfg.Modules), len(cfg.Vnets), len(cfg.Scenario))
+		writeExperiments(a.stdout, cfg)
 	}
-	stepsOK := execSteps(ctx, k, steps, a.stdout, a.stderr, results)
-
-	if !*asJSON {
-		fmt.Fprintln(a.stdout, "== teardown")
+	phase := func(p string) {
+		switch {
+		case *asJSON:
+		case p == "setup":
+			fmt.Fprintf(a.stdout, "kldsim: %s: %d modules, %d VNETs, %d scenario steps\n== setup\n",
+				file, len(cfg.Modules), len(cfg.Vnets), len(cfg.Scenario))
+		default:
+			fmt.Fprintln(a.stdout, "== "+p)
+		}
 	}
-	// Tear down even when interrupted: the witness needs the whole run.
-	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
+	r, err := runScenario(ctx, cfg, kernelOptions(cfg, ld.loader), phase, a.stdout, a.stderr, results)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
+		if _, ok := err.(*bootError); ok {
+			return ExitWitness
+		}
+		return ExitInput
+	}
+	k, stepsOK, shutdownErr := r.k, r.stepsOK, r.shutdownErr
 	if shutdownErr != nil {
 		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
+	}
+	if err := k.UnusedOptions(); err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", file, err)
+		return ExitInput
 	}
 	reports := k.Witness()
 	exit := ExitOK
@@ -144,8 +155,9 @@ func (a *app) run(ctx context.Context, args []string) int {
 		exit = ExitInput
 	}
 	if *asJSON {
-		rep := runReport{Config: file, Steps: *results, Trace: ctl.TraceJSON(k.Trace()),
-			Witness: ctl.WitnessJSON(reports), Verdict: ctl.Verdict(reports), Exit: exit}
+		an := k.Analysis()
+		rep := runReport{Config: file, Experiments: cfg.Kernel.Experiments(), Steps: *results, Trace: ctl.TraceJSON(k.Trace()),
+			Witness: ctl.WitnessJSON(reports), Verdict: ctl.Verdict(reports), Ordering: &an, Exit: exit}
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -159,5 +171,6 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fmt.Fprintln(a.stdout)
 	}
 	ctl.WriteWitness(a.stdout, reports)
+	writeOrderingBlock(a.stdout, k.Analysis(), file)
 	return exit
 }
