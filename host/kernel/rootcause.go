@@ -26,8 +26,8 @@ func (rc RootCause) String() string { return rc.Report.render(rc.More) }
 //   - a module's death: the objects it leaves (leaks) and still holds
 //     (frees of what it references) fold under its fault report;
 //   - an injected error at an uninit entry: the objects its module
-//     leaves in that VNET, which the entry would have freed, fold under
-//     the injected fault.
+//     leaves in that VNET, which the entry would have freed, and the
+//     frees of what they still hold, fold under the injected fault.
 func FoldReports(rs []Report) []RootCause {
 	var out []RootCause
 	freed := map[sdk.ObjID]int{}   // object → its root cause
@@ -62,8 +62,11 @@ func foldInto(r Report, freed map[sdk.ObjID]int, dead map[string]int, skipped ma
 	o := r.Object
 	switch r.Kind {
 	case FreeReferenced:
-		if r.Holder != nil {
-			if i, ok := dead[r.Holder.Owner]; ok {
+		if h := r.Holder; h != nil {
+			if i, ok := dead[h.Owner]; ok {
+				return i, true
+			}
+			if i, ok := skipped[[2]string{h.Owner, h.Vnet}]; ok {
 				return i, true
 			}
 		}

@@ -64,6 +64,9 @@ type loadOpts struct {
 	file       string
 	vars       map[string]string
 	modulePath string // -module-path
+	// index, when set, is the module index to check the config against
+	// instead of the module path's (module name -> file path).
+	index map[string]string
 }
 
 // loaded is a checked configuration with the loader it was checked
@@ -93,6 +96,9 @@ func (a *app) loadConfig(ctx context.Context, o loadOpts) (*loaded, bool) {
 			})
 			if loadErr != nil {
 				return func(string, string) (config.Found, error) { return config.Found{}, loadErr }
+			}
+			if o.index != nil {
+				return config.IndexLookup(o.index)
 			}
 			return a.lookup(ctx, ld, cfg)
 		},

@@ -28,10 +28,10 @@ type scenarioRun struct {
 	shutdownErr error
 }
 
-// bootError is a kernel that did not boot.
+// bootError is a kernel that did not boot (the kernel's error says so).
 type bootError struct{ err error }
 
-func (e *bootError) Error() string { return "boot: " + e.err.Error() }
+func (e *bootError) Error() string { return e.err.Error() }
 func (e *bootError) Unwrap() error { return e.err }
 
 // runScenario runs cfg once: boot with opts, check the kernel block's

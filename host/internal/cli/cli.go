@@ -67,6 +67,14 @@ Configuration:
                  constraints make of the ranks: violations, latent
                  hazards (ties that load order decides) and, with
                  -windows, each entry's safe rank window; exit 1 on any
+  explore [-faults error,crash] [-move MODULE:ENTRY [-move-span N]] [-max-orders N]
+          [-shard I/N] [-j N] [-json] [-o FILE] [-inprocess] [-var NAME=VALUE]
+          [-module-path DIRS] FILE
+                 run the scenario under every order of tied entries that
+                 can differ (pruned by footprints), injected faults and
+                 rank moves; each root cause once, with a reproducer
+  explore merge [-json] [-o FILE] FILE...
+                 join the results of explore -shard runs
   validate [-var NAME=VALUE] [-module-path DIRS] FILE...
   fmt [-check] FILE...
 
@@ -159,6 +167,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.run(ctx, cargs)
 	case "check":
 		return a.check(ctx, cargs)
+	case "explore":
+		return a.explore(ctx, cargs)
 	case "validate":
 		return a.validate(ctx, cargs)
 	case "fmt":

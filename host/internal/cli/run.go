@@ -21,6 +21,7 @@ type stepResult struct {
 	Stdout     string `json:"stdout,omitempty"`
 	Stderr     string `json:"stderr,omitempty"`
 	Where      string `json:"where"`
+	err        error  // the step's error, for callers that classify it
 }
 
 // execSteps runs steps against k in order, echoing each as "+ line" on
@@ -49,7 +50,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, steps []step, stdout, stde
 		where := fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)
 		if results != nil {
 			r := stepResult{Line: st.line, Scenario: st.scenario, ExpectFail: st.expectFail, Status: ctl.Status(err),
-				Stdout: out.String(), Stderr: errb.String(), Where: where}
+				Stdout: out.String(), Stderr: errb.String(), Where: where, err: err}
 			if e := ctl.Errno(err); e != 0 {
 				r.Errno = ctl.ErrnoName(e)
 			}

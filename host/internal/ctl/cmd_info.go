@@ -155,9 +155,10 @@ func Verdict(reports []kernel.Report) string {
 	return fmt.Sprintf("witness: %d %s (%s)", len(reports), noun, strings.Join(parts, ", "))
 }
 
-// WriteWitness prints every report, then the verdict.
+// WriteWitness prints every report, those one root cause caused folded
+// under it (kernel.FoldReports), then the verdict.
 func WriteWitness(w io.Writer, reports []kernel.Report) {
-	for _, r := range reports {
+	for _, r := range kernel.FoldReports(reports) {
 		fmt.Fprintln(w, strings.TrimRight(r.String(), "\n"))
 		fmt.Fprintln(w)
 	}
