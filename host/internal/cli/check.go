@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
@@ -30,6 +32,16 @@ type scenarioRun struct {
 
 // bootError is a kernel that did not boot (the kernel's error says so).
 type bootError struct{ err error }
+
+// exitFor is the exit status of a scenario that could not run: 2 for
+// bad input (a kernel block the kernel refuses: EINVAL at boot), else 1.
+func exitFor(err error) int {
+	var be *bootError
+	if errors.As(err, &be) && !errors.Is(err, syscall.EINVAL) {
+		return ExitWitness
+	}
+	return ExitInput
+}
 
 func (e *bootError) Error() string { return e.err.Error() }
 func (e *bootError) Unwrap() error { return e.err }
@@ -69,8 +81,8 @@ func checkBaseOverrides(k *kernel.Kernel, cfg *config.Config) error {
 	for _, key := range sortedKeys(cfg.Kernel.RankOverrides) {
 		mod, _, _ := strings.Cut(key, ":")
 		if st, ok := k.Module(mod); !ok || st.File != "kernel" {
-			return fmt.Errorf("%s: kernel block: rank override %s: %s is not a base-system module (override a loaded module's entries in its module block)",
-				cfg.Filename, key, mod)
+			return fmt.Errorf("kernel block: rank override %s: %s is not a base-system module (override a loaded module's entries in its module block)",
+				key, mod)
 		}
 	}
 	return nil
@@ -266,16 +278,15 @@ func (a *app) check(ctx context.Context, args []string) int {
 	}
 	defer ld.loader.Close()
 	cfg := ld.cfg
-	if !*asJSON {
-		writeExperiments(a.stdout, cfg)
-	}
-	r, err := runScenario(ctx, cfg, kernelOptions(cfg, ld.loader), nil, io.Discard, a.stderr, &[]stepResult{})
-	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
-		if _, ok := err.(*bootError); ok {
-			return ExitWitness
+	phase := func(p string) {
+		if p == "setup" && !*asJSON {
+			writeExperiments(a.stdout, cfg)
 		}
-		return ExitInput
+	}
+	r, err := runScenario(ctx, cfg, kernelOptions(cfg, ld.loader), phase, io.Discard, a.stderr, &[]stepResult{})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", file, err)
+		return exitFor(err)
 	}
 	k := r.k
 	if err := k.UnusedOptions(); err != nil {

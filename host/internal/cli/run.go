@@ -118,13 +118,12 @@ func (a *app) run(ctx context.Context, args []string) int {
 	var results *[]stepResult
 	if *asJSON {
 		results = &[]stepResult{}
-	} else {
-		writeExperiments(a.stdout, cfg)
 	}
 	phase := func(p string) {
 		switch {
 		case *asJSON:
 		case p == "setup":
+			writeExperiments(a.stdout, cfg)
 			fmt.Fprintf(a.stdout, "kldsim: %s: %d modules, %d VNETs, %d scenario steps\n== setup\n",
 				file, len(cfg.Modules), len(cfg.Vnets), len(cfg.Scenario))
 		default:
@@ -133,11 +132,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	r, err := runScenario(ctx, cfg, kernelOptions(cfg, ld.loader), phase, a.stdout, a.stderr, results)
 	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
-		if _, ok := err.(*bootError); ok {
-			return ExitWitness
-		}
-		return ExitInput
+		fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", file, err)
+		return exitFor(err)
 	}
 	k, stepsOK, shutdownErr := r.k, r.stepsOK, r.shutdownErr
 	if shutdownErr != nil {
