@@ -72,6 +72,17 @@ func slotKey(kind ObjKind, name string) string { return fmt.Sprintf("%s %q", kin
 // MarshalText implements encoding.TextMarshaler ("pfil head").
 func (k ObjKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *ObjKind) UnmarshalText(b []byte) error {
+	for i, n := range kindNames {
+		if i > 0 && n == string(b) {
+			*k = ObjKind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("object kind %q: unknown", b)
+}
+
 // Rule is why a constraint holds: what the later (init) or earlier
 // (uninit) entry does with the object.
 type Rule uint8
@@ -106,6 +117,17 @@ func (r Rule) MarshalText() ([]byte, error) {
 		return nil, fmt.Errorf("marshal %v: not a rule", r)
 	}
 	return []byte(ruleNames[r]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *Rule) UnmarshalText(b []byte) error {
+	for i, n := range ruleNames {
+		if i > 0 && n == string(b) {
+			*r = Rule(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("rule %q: want use, hold, lock or lookup", b)
 }
 
 // EntryRef describes a pass entry.

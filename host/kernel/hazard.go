@@ -43,6 +43,17 @@ func (c Class) MarshalText() ([]byte, error) {
 	return []byte(c.String()), nil
 }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (c *Class) UnmarshalText(b []byte) error {
+	for i, n := range classNames {
+		if i > 0 && n == string(b) {
+			*c = Class(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("class %q: want enforced, note, hazard or violation", b)
+}
+
 // Issue is a constraint the ranks do not enforce, or an entry no rank
 // satisfies.
 type Issue struct {

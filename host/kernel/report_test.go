@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -305,5 +306,26 @@ func TestOrderingStateBounded(t *testing.T) {
 	}
 	if got := size(); got != after10 {
 		t.Errorf("ordering state grew: after 10 lifecycles %s, after 1000 %s", after10, got)
+	}
+}
+
+// TestAnalysisJSONRoundTrip: an Analysis written as JSON reads back the
+// same, so tools can consume check -json.
+func TestAnalysisJSONRoundTrip(t *testing.T) {
+	k := seedBugKernel(t, "j1")
+	a := k.Analysis()
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Analysis
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, back); diff != "" {
+		t.Errorf("round trip (-before +after):\n%s", diff)
+	}
+	if len(a.Violations) == 0 {
+		t.Fatal("the seed bug has no violation to round-trip")
 	}
 }

@@ -3,18 +3,22 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/kernel"
 )
 
 // TestMain lets the test binary act as kldsim and its multi-call names
@@ -191,5 +195,84 @@ func TestConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckShippedConfigs runs `kldsim check -json` on every shipped
+// configuration with the real plugin processes: those meant to be clean
+// have no hazard and no violation (no false alarm); those meant to show
+// a bug show exactly it, as violations, and are clean once fixed by
+// their variable.
+func TestCheckShippedConfigs(t *testing.T) {
+	modules, _ := plugins(t)
+	root := repoRoot(t)
+	type want struct {
+		vars       []string
+		violations []string // "pass before < after: object"
+		exit       int
+	}
+	seedBug := []string{
+		`uninit if_bridge:vnet_bridge_uninit < inet:inet_pr_destroy: lock "udbinfo" (inet)`,
+		`uninit if_bridge:vnet_bridge_uninit < inet6:inet6_pr_destroy: lock "udbinfo6" (inet6)`,
+		`uninit if_lo:vnet_loif_uninit < inet:inet_pr_destroy: lock "udbinfo" (inet)`,
+		`uninit if_lo:vnet_loif_uninit < inet6:inet6_pr_destroy: lock "udbinfo6" (inet6)`,
+	}
+	gifOrder := []string{
+		`uninit if_gif:vnet_gif_uninit < inet:ip_destroy: encap table "inet" (inet)`,
+		`uninit if_gif:vnet_gif_uninit < inet6:ip6_destroy: encap table "inet6" (inet6)`,
+	}
+	cases := map[string][]want{
+		"default.hcl":   {{exit: ExitOK}},
+		"minimal.hcl":   {{exit: ExitOK}},
+		"seed-bug.hcl":  {{violations: seedBug, exit: ExitWitness}, {vars: []string{"buggy=false"}, exit: ExitOK}},
+		"gif-order.hcl": {{violations: gifOrder, exit: ExitWitness}, {vars: []string{"rank=PROTO_IFATTACHDOMAIN/ANY"}, exit: ExitOK}},
+	}
+	files, err := filepath.Glob(filepath.Join(root, "configs", "*.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		ws, ok := cases[name]
+		if !ok {
+			t.Errorf("%s: no expectation: add it to TestCheckShippedConfigs", name)
+			continue
+		}
+		for _, w := range ws {
+			t.Run(strings.Join(append([]string{name}, w.vars...), " "), func(t *testing.T) {
+				args := []string{"kldsim", "check", "-json", "-module-path", modules}
+				for _, v := range w.vars {
+					args = append(args, "-var", v)
+				}
+				var out, errb bytes.Buffer
+				got := Run(context.Background(), append(args, f), &out, &errb)
+				if got != w.exit {
+					t.Errorf("exit %d, want %d\nstderr:\n%s", got, w.exit, errb.String())
+				}
+				var rep struct {
+					Analysis kernel.Analysis `json:"analysis"`
+				}
+				if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+					t.Fatalf("check -json output: %v\n%s", err, out.String())
+				}
+				var viol []string
+				for _, is := range rep.Analysis.Violations {
+					c := is.Constraint
+					if c == nil {
+						viol = append(viol, "no rank for "+is.Window.Entry.Key)
+						continue
+					}
+					viol = append(viol, fmt.Sprintf("%v %s < %s: %s", c.Pass, c.Before.Key, c.After.Key, c.Object))
+				}
+				sort.Strings(viol)
+				sort.Strings(w.violations)
+				if diff := cmp.Diff(w.violations, viol); diff != "" {
+					t.Errorf("violations (-want +got):\n%s", diff)
+				}
+				if n := len(rep.Analysis.Hazards); n != 0 {
+					t.Errorf("%d hazards, want none:\n%s", n, out.String())
+				}
+			})
+		}
 	}
 }
