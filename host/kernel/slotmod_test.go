@@ -18,8 +18,11 @@ import (
 //	alloc s  register head s (the module keeps it)
 //	hold s   add a hook on head s and keep it
 //	look s   add a hook on head s and remove it at once
-//	drop s   remove one hook kept on s
-//	free s   unregister the head s this module registered
+//	drop s   remove one hook kept on s, or, with none kept, look s
+//	free s   unregister the head s this module registered, or, with
+//	         none, look s
+//
+// drop and free fall back to a look so that they touch s in any order.
 type slotMod struct {
 	name  string
 	mu    sync.Mutex
@@ -48,6 +51,11 @@ func parseOps(t testing.TB, s string) []slotOp {
 
 func (m *slotMod) run(ops []slotOp) sdk.Func {
 	return func(ctx context.Context, kp sdk.KPI) error {
+		look := func(slot string) {
+			if id, err := kp.PfilHookAdd(ctx, slot, m.name); err == nil {
+				_ = kp.PfilHookRemove(ctx, id)
+			}
+		}
 		for _, o := range ops {
 			k := kp.Vnet() + "/" + o.slot
 			switch o.op {
@@ -64,9 +72,7 @@ func (m *slotMod) run(ops []slotOp) sdk.Func {
 					m.mu.Unlock()
 				}
 			case "look":
-				if id, err := kp.PfilHookAdd(ctx, o.slot, m.name); err == nil {
-					_ = kp.PfilHookRemove(ctx, id)
-				}
+				look(o.slot)
 			case "drop":
 				m.mu.Lock()
 				hs := m.hooks[k]
@@ -80,6 +86,8 @@ func (m *slotMod) run(ops []slotOp) sdk.Func {
 				m.mu.Unlock()
 				if id != 0 {
 					_ = kp.PfilHookRemove(ctx, id)
+				} else {
+					look(o.slot)
 				}
 			case "free":
 				m.mu.Lock()
@@ -88,6 +96,8 @@ func (m *slotMod) run(ops []slotOp) sdk.Func {
 				m.mu.Unlock()
 				if id != 0 {
 					_ = kp.PfilHeadUnregister(ctx, id)
+				} else {
+					look(o.slot)
 				}
 			default:
 				panic("slotMod: unknown op " + o.op)
