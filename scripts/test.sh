@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's tests: formatting, vet, every package's tests, and the race
-# detector on the kernel, loader and SDK packages.
+# detector on the kernel, loader, ctl and SDK packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,5 +11,8 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+if [ "${CI:-}" != "true" ] && ! command -v chromium >/dev/null 2>&1 && [ -z "${KLDSIM_CHROMIUM:-}" ]; then
+	echo "*** no chromium: the HTML report's browser test will be SKIPPED (install: scripts/install-chromium.sh) ***" >&2
+fi
 go test -count=1 ./...
-go test -count=1 -race ./host/kernel/... ./host/internal/loader/... ./sdk/...
+go test -count=1 -race ./host/kernel/... ./host/internal/loader/... ./host/internal/ctl/... ./sdk/...

@@ -43,13 +43,11 @@ func declToPB(d Decl) *pb.Decl {
 
 func ifEventFromPB(ev *pb.IfEvent) IfEvent {
 	return IfEvent{
-		Kind:     EventKind(ev.GetKind()),
-		Ifname:   ev.GetIfname(),
-		Index:    int(ev.GetIndex()),
-		ID:       ObjID(ev.GetId()),
-		Path:     DetachPath(ev.GetPath()),
-		Vmove:    ev.GetVmove(),
-		PurgeULP: ev.GetPurgeUlp(),
+		Kind:   EventKind(ev.GetKind()),
+		Ifname: ev.GetIfname(),
+		Index:  int(ev.GetIndex()),
+		ID:     ObjID(ev.GetId()),
+		Path:   DetachPath(ev.GetPath()),
 	}
 }
 

@@ -51,7 +51,26 @@ func buildPlugins(t *testing.T) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build plugins: %v\n%s", err, out)
 	}
+	kldxref(t, dir)
 	return dir
+}
+
+// kldxref writes dir's linker.hints, as make build does for bin/modules:
+// MODULE_DEPEND is resolved through it.
+func kldxref(t *testing.T, dir string) {
+	t.Helper()
+	l, err := loader.New(loader.Config{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h, skipped, err := l.Kldxref(context.Background(), dir)
+	if err != nil || len(skipped) > 0 {
+		t.Fatalf("kldxref %s: %v (skipped %v)", dir, err, skipped)
+	}
+	if err := loader.WriteHints(dir, h); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // pidOpener records the plugin processes the kernel opens (for kldload

@@ -526,19 +526,6 @@ func (p *kpi) lookupIn(kind ObjKind, name string, found sdk.ObjID) {
 	p.k.w.lookup(p.v.name, kind, name, found, p.at)
 }
 
-// headOf is the kind of head an attached object hangs on.
-func headOf(kind ObjKind) ObjKind {
-	switch kind {
-	case KindPfilHook:
-		return KindPfilHead
-	case KindHhook:
-		return KindHhookHead
-	case KindEncapHandle:
-		return KindEncapTable
-	}
-	return kind
-}
-
 // Constraints returns the ordering constraints learnt so far, in the order
 // they were first seen (see docs/ORDERING.md for the rules).
 func (k *Kernel) Constraints() []Constraint {

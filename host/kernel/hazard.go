@@ -164,9 +164,17 @@ func (o *order) analyze(decider func(before, after *entryInfo, pass PassKind) st
 			a.Notes = append(a.Notes, is)
 		}
 	}
+	// An entry no rank satisfies is a violation of its own, unless a
+	// bound comes from a violation already listed: moving the other entry
+	// of that one may leave room.
+	violated := map[consKey]bool{}
+	for _, is := range a.Violations {
+		c := is.Constraint
+		violated[consKey{c.Pass, c.Before.Key, c.After.Key}] = true
+	}
 	var empty []*Window
 	for _, w := range ws {
-		if w.Empty {
+		if w.Empty && !boundByViolation(w, violated) {
 			empty = append(empty, w)
 		}
 	}
@@ -176,6 +184,20 @@ func (o *order) analyze(decider func(before, after *entryInfo, pass PassKind) st
 			Why: fmt.Sprintf("no rank satisfies all of %s's constraints", w.Entry.Name)})
 	}
 	return a
+}
+
+func boundByViolation(w *Window, violated map[consKey]bool) bool {
+	for _, b := range []*Bound{w.Low, w.High} {
+		if b == nil {
+			continue
+		}
+		for _, c := range b.By {
+			if violated[consKey{c.Pass, c.Before.Key, c.After.Key}] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func why(c Constraint, cl Class, before, after *entryInfo, decider func(before, after *entryInfo, pass PassKind) string) string {

@@ -30,16 +30,32 @@ func (rc RootCause) String() string { return rc.Report.render(rc.More) }
 //     frees of what they still hold, fold under the injected fault.
 func FoldReports(rs []Report) []RootCause {
 	var out []RootCause
+	at := map[int]int{} // report index -> its root cause in out
+	for i, root := range RootOf(rs) {
+		if root == i {
+			at[i] = len(out)
+			out = append(out, RootCause{Report: rs[i]})
+			continue
+		}
+		rc := &out[at[root]]
+		rc.More = append(rc.More, rs[i])
+	}
+	return out
+}
+
+// RootOf returns, for each report, the index of the report whose root
+// cause it folds under (FoldReports): its own index for a root cause.
+func RootOf(rs []Report) []int {
+	out := make([]int, len(rs))
 	freed := map[sdk.ObjID]int{}   // object → its root cause
 	dead := map[string]int{}       // module → its death
 	skipped := map[[2]string]int{} // module, VNET → an injected uninit error
-	for _, r := range rs {
-		if i, ok := foldInto(r, freed, dead, skipped); ok {
-			out[i].More = append(out[i].More, r)
+	for i, r := range rs {
+		if root, ok := foldInto(r, freed, dead, skipped); ok {
+			out[i] = root
 			continue
 		}
-		i := len(out)
-		out = append(out, RootCause{Report: r})
+		out[i] = i
 		switch r.Kind {
 		case FreeReferenced, UseAfterFree, DestroyedLock, DoubleFree:
 			if r.Object != nil {

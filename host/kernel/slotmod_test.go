@@ -152,12 +152,12 @@ func conString(c Constraint) string {
 	return fmt.Sprintf("%v %s < %s: %s %s%s", c.Pass, c.Before.Key, c.After.Key, name, c.Object, v)
 }
 
-// testConstraints are the constraints that involve a module not of the
-// base system.
+// testConstraints are the constraints between test modules (not those
+// with the base system, such as pfil's head list before every pfil user).
 func testConstraints(k *Kernel) []string {
 	var out []string
 	for _, c := range k.Constraints() {
-		if c.Before.Builtin() && c.After.Builtin() {
+		if c.Before.Builtin() || c.After.Builtin() {
 			continue
 		}
 		out = append(out, conString(c))
@@ -172,7 +172,7 @@ func issueStrings(a Analysis) []string {
 	for _, list := range [][]Issue{a.Violations, a.Hazards, a.Notes} {
 		for _, is := range list {
 			if c := is.Constraint; c != nil {
-				if c.Before.Builtin() && c.After.Builtin() {
+				if c.Before.Builtin() || c.After.Builtin() {
 					continue
 				}
 				out = append(out, fmt.Sprintf("%v %v %s < %s", is.Class, c.Pass, c.Before.Key, c.After.Key))

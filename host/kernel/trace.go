@@ -1,11 +1,11 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
+	"time"
 )
 
 // String renders one trace line: "entry vnet1 PSEUDO/ANY if_lo vnet_loif_init 12µs".
@@ -40,9 +40,40 @@ type tracer struct {
 	off    bool
 	seq    uint64
 	events ring[TraceEvent]
+
+	boot time.Time              // Start is measured from here
+	step atomic.Pointer[string] // the current step (SetStep)
 }
 
+// begin returns the start offset and step of an event beginning now.
+func (t *tracer) begin() (time.Duration, string) {
+	step := ""
+	if p := t.step.Load(); p != nil {
+		step = *p
+	}
+	return t.since(), step
+}
+
+// since is the time from boot: the one clock of Start and Duration, so an
+// entry's interval contains the events traced during it.
+func (t *tracer) since() time.Duration { return time.Since(t.boot) }
+
+// stamp gives an event that did not say when it began "now" and the
+// current step.
+func (t *tracer) stamp(e *TraceEvent) {
+	if e.Start == 0 && e.Step == "" {
+		e.Start, e.Step = t.begin()
+	}
+}
+
+// SetStep names what the kernel is asked to do from now on (a scenario
+// step, "teardown"); every trace event that begins afterwards carries it,
+// so a trace can be read step by step. Safe for concurrent use; with
+// concurrent callers an event carries whichever step was set last.
+func (k *Kernel) SetStep(step string) { k.tr.step.Store(&step) }
+
 func (t *tracer) add(e TraceEvent) {
+	t.stamp(&e)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
@@ -73,24 +104,4 @@ func (t *tracer) dropped() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.events.dropped
-}
-
-// Errors internal to the witness, each wrapping an errno.
-var (
-	errNoObj     = fmt.Errorf("no such object: %w", syscall.ENOENT)
-	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
-	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
-	errForeign   = fmt.Errorf("not the owner: %w", syscall.EPERM)
-	// errForgotten is a use of an object the witness forgot, already
-	// reported; it never reaches a module (see reported).
-	errForgotten = errors.New("object forgotten by the witness")
-)
-
-// errno returns the errno an error wraps, or 0.
-func errno(err error) syscall.Errno {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return 0
 }

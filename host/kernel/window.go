@@ -116,11 +116,12 @@ func windows(es map[string]*entryInfo, cons []Constraint) map[string]*Window {
 			w.Empty = true
 			return
 		}
+		// The tightest bound wins: the lowest high, the highest low.
 		b := &w.High
-		better := func(x sdk.Rank) bool { return x.Less(r) }
+		better := func(cur sdk.Rank) bool { return r.Less(cur) }
 		if low {
 			b = &w.Low
-			better = func(x sdk.Rank) bool { return r.Less(x) }
+			better = func(cur sdk.Rank) bool { return cur.Less(r) }
 		}
 		switch {
 		case *b == nil || better((*b).Rank):

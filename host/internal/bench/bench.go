@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/kldsim/kldsim/host/kernel"
@@ -44,6 +42,10 @@ type Options struct {
 	// Kernel are the boot options. Run turns the trace off; Opener must
 	// be set when Modules are given.
 	Kernel kernel.Options
+	// Progress, when set, is called on Run's goroutine after each timed
+	// operation: the phase it belongs to, the operations done so far
+	// and how many Run times in all.
+	Progress func(phase string, done, total int)
 }
 
 // Phase names, in the order Run measures them.
@@ -148,9 +150,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 type bench struct {
-	k   *kernel.Kernel
-	o   Options
-	res *Result
+	k    *kernel.Kernel
+	o    Options
+	res  *Result
+	done int
+}
+
+// tick reports one more operation of phase done.
+func (b *bench) tick(phase string) {
+	b.done++
+	if b.o.Progress != nil {
+		// Each file loaded and unloaded R times; N VNETs cycled, built
+		// and torn down, R times.
+		total := 2*len(b.o.Modules)*b.o.Rounds + 3*b.o.Vnets*b.o.Rounds
+		b.o.Progress(phase, b.done, total)
+	}
 }
 
 func (b *bench) measure(ctx context.Context) error {
@@ -179,17 +193,13 @@ func (b *bench) measure(ctx context.Context) error {
 // loaded says whether the file name (a name or a path) is linked: the
 // linker names "ipfw", "ipfw.ko" and "/boot/modules/ipfw" all "ipfw".
 func (b *bench) loaded(name string) bool {
-	name = baseName(name)
+	name = kernel.FileName(name)
 	for _, st := range b.k.Files() {
 		if st.Name == name {
 			return true
 		}
 	}
 	return false
-}
-
-func baseName(name string) string {
-	return strings.TrimSuffix(filepath.Base(name), ".ko")
 }
 
 // loadUnload times kldload and kldunload of one file, R times, with
@@ -209,6 +219,7 @@ func (b *bench) loadUnload(ctx context.Context, file string) error {
 			return &LoadError{File: file, Err: err}
 		}
 		loads = append(loads, d)
+		b.tick(PhaseLoad + " " + file)
 		files = len(b.k.Files()) - before
 		start = time.Now()
 		err = b.k.Unload(ctx, st.Name, false)
@@ -217,6 +228,7 @@ func (b *bench) loadUnload(ctx context.Context, file string) error {
 			return &LoadError{File: file, Err: err}
 		}
 		unloads = append(unloads, d)
+		b.tick(PhaseUnload + " " + file)
 	}
 	b.res.Phases = append(b.res.Phases,
 		summarize(Phase{Name: PhaseLoad, File: file, Files: files}, loads),
@@ -253,6 +265,7 @@ func (b *bench) cycle(ctx context.Context) error {
 		creates = append(creates, mid.Sub(start))
 		destroys = append(destroys, end.Sub(mid))
 		both = append(both, end.Sub(start))
+		b.tick(PhaseCycle)
 	}
 	return nil
 }
@@ -282,6 +295,7 @@ func (b *bench) batch(ctx context.Context) error {
 			}
 			builds = append(builds, time.Since(start))
 			names = append(names, name)
+			b.tick(PhaseBuild)
 		}
 		// What was built goes again, even after a failure: the
 		// teardown is measured either way.
@@ -291,6 +305,7 @@ func (b *bench) batch(ctx context.Context) error {
 				return errors.Join(err, e)
 			}
 			teardowns = append(teardowns, time.Since(start))
+			b.tick(PhaseTeardown)
 		}
 		if err != nil {
 			return err

@@ -246,3 +246,40 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("summarize of nothing: %+v", p)
 	}
 }
+
+// TestRunProgress: Progress hears of every timed operation, in order,
+// and the last call says all of them are done.
+func TestRunProgress(t *testing.T) {
+	type call struct {
+		phase       string
+		done, total int
+	}
+	var calls []call
+	_, err := Run(context.Background(), Options{
+		Vnets: 2, Rounds: 2, Modules: []string{"ipfw"},
+		Kernel:   kernel.Options{Opener: plugins()},
+		Progress: func(phase string, done, total int) { calls = append(calls, call{phase, done, total}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 2*1*2 + 3*2*2 // load+unload of ipfw twice; 2 VNETs cycled, built, torn down, twice
+	if len(calls) != total {
+		t.Fatalf("%d calls, want %d: %v", len(calls), total, calls)
+	}
+	for i, c := range calls {
+		if c.done != i+1 || c.total != total {
+			t.Errorf("call %d: %+v, want done %d of %d", i, c, i+1, total)
+		}
+	}
+	var phases []string
+	for _, c := range calls {
+		if len(phases) == 0 || phases[len(phases)-1] != c.phase {
+			phases = append(phases, c.phase)
+		}
+	}
+	want := "kldload ipfw,kldunload ipfw,kldload ipfw,kldunload ipfw,create+destroy,build,teardown,build,teardown"
+	if got := strings.Join(phases, ","); got != want {
+		t.Errorf("phases %s, want %s", got, want)
+	}
+}

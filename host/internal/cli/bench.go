@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/kldsim/kldsim/host/internal/bench"
-	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/kernel"
@@ -63,12 +62,18 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	o := bench.Options{Vnets: *vnets, Rounds: *rounds}
 	switch {
 	case *file != "":
-		ld, ok := a.loadConfig(ctx, loadOpts{file: *file, vars: vars, modulePath: *mp})
+		lo := loadOpts{file: *file, vars: vars, modulePath: *mp}
+		ld, ok := a.loadConfig(lo)
 		if !ok {
 			return ExitInput
 		}
-		defer ld.loader.Close()
-		o.Kernel = kernelOptions(ld.cfg, ld.loader)
+		mods, err := a.newLoader(ld, lo)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
+			return ExitInput
+		}
+		defer mods.Close()
+		o.Kernel = kernelOptions(ld.cfg, mods)
 		for _, m := range ld.cfg.Modules {
 			target := m.Name
 			if m.Path != "" {
@@ -93,16 +98,17 @@ func (a *app) bench(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		defer ld.Close()
-		// As for a config: every file is checked before anything runs,
-		// and the module index (which MODULE_DEPEND needs) is built
-		// outside the timings.
-		if !a.checkModules(ctx, ld, o.Modules) {
+		// As for a config: every file is checked before anything runs.
+		if !a.checkModules(ld, o.Modules) {
 			return ExitInput
 		}
 		o.Kernel = kernel.Options{Opener: ld}
 	}
 
+	prog := newProgress(a.stderr, "bench", 1)
+	o.Progress = func(phase string, done, total int) { prog.set(done, total, phase) }
 	res, err := bench.Run(ctx, o)
+	prog.done()
 	if res == nil {
 		fmt.Fprintf(a.stderr, "kldsim bench: %v\n", err)
 		return ExitWitness
@@ -144,14 +150,10 @@ func (a *app) bench(ctx context.Context, args []string) int {
 }
 
 // checkModules looks each of files (names on the module path, or paths)
-// up in the loader's module index, and says what is missing.
-func (a *app) checkModules(ctx context.Context, ld *loader.Loader, files []string) bool {
-	idx, err := ld.Index(ctx)
-	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim bench: module index: %v\n", err)
-		return false
-	}
-	look := config.IndexLookup(idx)
+// up as a config's module blocks are, running nothing, and says what is
+// missing.
+func (a *app) checkModules(ld *loader.Loader, files []string) bool {
+	look := hintsLookup(ld.ModulePath(), nil)
 	ok := true
 	for _, f := range files {
 		name, path := f, ""
@@ -159,9 +161,6 @@ func (a *app) checkModules(ctx context.Context, ld *loader.Loader, files []strin
 			name, path = filepath.Base(f), f
 		}
 		if _, err := look(name, path); err != nil {
-			if path == "" {
-				err = fmt.Errorf("no file %s in the module path %s", name, strings.Join(ld.ModulePath(), ":"))
-			}
 			fmt.Fprintf(a.stderr, "kldsim bench: can't load %s: %v\n", f, err)
 			ok = false
 		}

@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -61,98 +61,140 @@ func splitPath(s string) []string {
 
 // loadOpts says how to read a configuration.
 type loadOpts struct {
-	file       string
-	vars       map[string]string
-	modulePath string // -module-path
-	// index, when set, is the module index to check the config against
-	// instead of the module path's (module name -> file path).
-	index map[string]string
+	file        string
+	vars        map[string]string
+	modulePath  string        // -module-path
+	callTimeout time.Duration // -call-timeout; 0: the config's, else the default
+	// lookup, when set, finds the config's modules instead of the module
+	// path's linker.hints (explore -inprocess).
+	lookup config.Lookup
 }
 
-// loaded is a checked configuration with the loader it was checked
-// against (which then opens its modules).
+// loaded is a checked configuration and the module path it was checked
+// against.
 type loaded struct {
-	cfg    *config.Config
-	parser *config.Parser
-	loader *loader.Loader
+	cfg        *config.Config
+	parser     *config.Parser
+	modulePath []string
 }
 
 // loadConfig parses and validates a configuration file, checking its
-// modules against the module path. On failure the diagnostics are
-// printed and nothing is left running.
-func (a *app) loadConfig(ctx context.Context, o loadOpts) (*loaded, bool) {
-	var (
-		ld      *loader.Loader
-		loadErr error
-	)
+// modules against the module path's linker.hints. It runs no module
+// file: validate promises that. On failure the diagnostics are printed.
+func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
+	var mp []string
 	parser := config.NewParser(config.Options{
 		Vars:      o.vars,
 		CheckStep: ctl.CheckLine,
 		Lookup: func(cfg *config.Config) config.Lookup {
-			ld, loadErr = loader.New(loader.Config{
-				ModulePath: modulePath(o.modulePath, cfg.Kernel.ModulePath),
-				Pins:       cfg.Pins(),
-				Logger:     a.logger,
-			})
-			if loadErr != nil {
-				return func(string, string) (config.Found, error) { return config.Found{}, loadErr }
+			mp = modulePath(o.modulePath, cfg.Kernel.ModulePath)
+			if o.lookup != nil {
+				return o.lookup
 			}
-			if o.index != nil {
-				return config.IndexLookup(o.index)
-			}
-			return a.lookup(ctx, ld, cfg)
+			return hintsLookup(mp, cfg.Pins())
 		},
 	})
 	cfg, diags := parser.ParseFile(o.file)
-	if loadErr != nil && !diags.HasErrors() {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Module path", Detail: loadErr.Error()})
-	}
 	if len(diags) > 0 {
 		parser.WriteDiagnostics(a.stderr, diags)
 	}
 	if diags.HasErrors() {
-		if ld != nil {
-			ld.Close()
-		}
 		return nil, false
 	}
-	return &loaded{cfg: cfg, parser: parser, loader: ld}, true
+	return &loaded{cfg: cfg, parser: parser, modulePath: mp}, true
 }
 
-// lookup finds module blocks in the loader's index, and checks pinned
-// binaries' checksums so a mismatch is reported before anything runs.
-func (a *app) lookup(ctx context.Context, ld *loader.Loader, cfg *config.Config) config.Lookup {
-	idx, err := ld.Index(ctx)
-	if err != nil {
-		return func(string, string) (config.Found, error) { return config.Found{}, err }
+// newLoader returns the loader that opens a checked configuration's
+// modules, with its pins and call deadline.
+func (a *app) newLoader(l *loaded, o loadOpts) (*loader.Loader, error) {
+	timeout := time.Duration(l.cfg.Kernel.CallTimeout)
+	if o.callTimeout > 0 {
+		timeout = o.callTimeout
 	}
-	pins := map[string]string{}
-	for _, m := range cfg.Modules {
-		pins[m.Name] = m.SHA256
+	return loader.New(loader.Config{
+		ModulePath:  l.modulePath,
+		Pins:        l.cfg.Pins(),
+		Logger:      a.logger,
+		CallTimeout: timeout,
+	})
+}
+
+// hintsLookup finds module blocks through the module path's linker.hints
+// and checks each file as a load would before running it (linker.hints
+// up to date, pins), reading files but running none. A file of the
+// block's name that no linker.hints lists is found with a warning: what
+// it carries is not known until it is loaded.
+func hintsLookup(modulePath []string, pins map[string]string) config.Lookup {
+	abs := make([]string, 0, len(modulePath))
+	for _, d := range modulePath {
+		if a, err := filepath.Abs(d); err == nil {
+			d = a
+		}
+		abs = append(abs, d)
 	}
-	base := config.IndexLookup(idx)
-	where := strings.Join(ld.ModulePath(), ":")
+	modulePath = abs
+	ix, ixErr := loader.ReadIndex(modulePath)
 	return func(name, path string) (config.Found, error) {
-		f, err := base(name, path)
-		if err != nil && path == "" {
-			// The index leaves out binaries that are not plugins or fail
-			// their pin: say which.
-			for _, d := range ld.ModulePath() {
-				p := filepath.Join(d, name)
-				if st, e := os.Stat(p); e == nil && !st.IsDir() {
-					if err := loader.CheckPin(p, pins[name]); err != nil {
-						return f, err
-					}
-					return f, fmt.Errorf("%s is not a kldsim plugin", p)
-				}
+		if ixErr != nil {
+			return config.Found{}, ixErr
+		}
+		if path == "" {
+			var ok bool
+			if path, _, ok = ix.Module(name); !ok {
+				path = findFile(modulePath, name)
 			}
-			return f, config.NotFound("no file %s in the module path %s", name, where)
+			if path == "" {
+				where := strings.Join(modulePath, ":")
+				if miss := ix.Missing(); len(miss) > 0 {
+					return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints lists a module %s (%s has none: run kldsim kldxref %s)",
+						name, where, name, strings.Join(miss, ", "), strings.Join(miss, " "))
+				}
+				return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints there lists a module %s", name, where, name)
+			}
+		} else {
+			st, err := os.Stat(path)
+			if err != nil {
+				return config.Found{}, config.NotFound("no such file %s", path)
+			}
+			if st.IsDir() {
+				return config.Found{}, fmt.Errorf("%s is a directory", path)
+			}
 		}
+		path = filepath.Clean(path)
+		in, err := loader.Inspect(path, pins)
 		if err != nil {
-			return f, err
+			return config.Found{}, err
 		}
-		return f, loader.CheckPin(f.Path, pins[name])
+		f := config.Found{Path: path, Modules: in.Hints.ModuleNames()}
+		dir := filepath.Dir(path)
+		switch {
+		case in.Hints != nil:
+		case !in.Indexed:
+			f.Warning = fmt.Sprintf("%s has no %s, so the modules %s carries are not known until it is loaded; run kldsim kldxref %s",
+				dir, loader.HintsName, path, dir)
+		default:
+			f.Warning = fmt.Sprintf("%s/%s does not list %s (it was not a kldsim plugin when kldxref ran, or it is newer); run kldsim kldxref %s",
+				dir, loader.HintsName, filepath.Base(path), dir)
+		}
+		return f, nil
 	}
+}
+
+// findFile returns the first regular file called name in dirs, or "".
+func findFile(dirs []string, name string) string {
+	if strings.ContainsRune(name, filepath.Separator) {
+		return ""
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+			return p
+		}
+	}
+	return ""
 }
 
 // kernelOptions turns the kernel block into the kernel's boot options.

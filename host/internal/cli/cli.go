@@ -1,5 +1,6 @@
 // Package cli is kldsim's command line: run, validate and fmt for
-// configuration files, bench (timings, see host/internal/bench), the
+// configuration files, trace (a run's exports, see host/internal/render),
+// bench (timings, see host/internal/bench), the
 // kernel daemon (kernel start|stop|status), and
 // the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
 // sysinit, witness, modctl) sent to the daemon over its control socket.
@@ -20,10 +21,13 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/loader"
 )
 
 // Exit statuses.
@@ -58,10 +62,18 @@ type app struct {
 const usage = `usage: kldsim [-log-level LEVEL] [-socket PATH] COMMAND [ARGS]
 
 Configuration:
-  run [-json] [-q] [-var NAME=VALUE] [-module-path DIRS] [FILE]
+  run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS]
+      [-call-timeout D] [FILE]
                  boot, build the config's VNETs, run its scenario, tear
-                 down top-down, print what ran and the witness verdict
-                 (FILE defaults to configs/default.hcl)
+                 down top-down; print the verdict, each VNET's create and
+                 destroy order and the witness reports (-v: each step's
+                 output and every entry that ran; -report: an HTML page
+                 with the timeline); FILE defaults to configs/default.hcl
+  trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE]
+        [-module-path DIRS] CONFIG|RUN.json|-
+                 run a config (or read a saved run -json) and export it:
+                 Perfetto/Chrome trace JSON, SVG timeline, DOT constraint
+                 graph, blame, the HTML report, the run's JSON
   check [-windows] [-json] [-var NAME=VALUE] [-module-path DIRS] FILE
                  run the scenario once and report what its ordering
                  constraints make of the ranks: violations, latent
@@ -76,10 +88,17 @@ Configuration:
   explore merge [-json] [-o FILE] FILE...
                  join the results of explore -shard runs
   validate [-var NAME=VALUE] [-module-path DIRS] FILE...
+                 check configs; reads linker.hints, runs no module
   fmt [-check] FILE...
 
+Module index:
+  kldxref [-dv] DIR...
+                 ask each plugin binary in DIR for its declarations and
+                 write DIR/linker.hints, the index module lookups read
+
 Kernel daemon:
-  kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-foreground]
+  kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N]
+               [-call-timeout D] [-foreground]
   kernel stop
   kernel status
 
@@ -170,7 +189,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 	case "explore":
 		return a.explore(ctx, cargs)
 	case "validate":
-		return a.validate(ctx, cargs)
+		return a.validate(cargs)
+	case "kldxref":
+		return a.kldxref(ctx, cargs)
 	case "fmt":
 		return a.fmt(cargs)
 	case "kernel":
@@ -179,6 +200,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.links(cargs)
 	case "bench":
 		return a.bench(ctx, cargs)
+	case "trace":
+		return a.trace(ctx, cargs)
 	}
 	if ctl.Usage(cmd) != "" {
 		return a.client(ctx, cmd, cargs)
@@ -214,6 +237,36 @@ func (v varsFlag) Set(s string) error {
 	}
 	v[name] = val
 	return nil
+}
+
+// durationFlag is -call-timeout: a duration within the bounds the config
+// language puts on call_timeout; 0 when not given.
+type durationFlag struct{ d time.Duration }
+
+func (f *durationFlag) String() string {
+	if f.d == 0 {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: write one such as 10s or 1m30s", s)
+	}
+	if v < config.MinCallTimeout || v > config.MaxCallTimeout {
+		return fmt.Errorf("%v: want %v to %v", v, config.MinCallTimeout, config.MaxCallTimeout)
+	}
+	f.d = v
+	return nil
+}
+
+// callTimeoutFlag adds -call-timeout to fs.
+func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
+	f := &durationFlag{}
+	fs.Var(f, "call-timeout", fmt.Sprintf("deadline of each call into a module process, past which it is killed (default: the config's call_timeout, else %v)", loader.DefaultCallTimeout))
+	return f
 }
 
 // newFlags returns a FlagSet for a subcommand whose errors and -h go to

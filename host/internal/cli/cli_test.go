@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -76,6 +77,9 @@ func plugins(t testing.TB) (modules, testmods string) {
 		for _, b := range []struct{ out, pkg string }{
 			{buildDirs.modules, "./plugins/..."},
 			{buildDirs.testmods, "./host/internal/cli/testdata/plugins/..."},
+			// kldtest crashes, hangs or stops where KLDTEST_FAULT says.
+			{buildDirs.testmods, "./host/internal/loader/testdata/cmd/kldtest"},
+			{buildDirs.testmods, "./host/internal/loader/testdata/cmd/kldbase"},
 		} {
 			cmd := exec.Command("go", "build", "-o", b.out+string(filepath.Separator), b.pkg)
 			cmd.Dir = root
@@ -83,6 +87,11 @@ func plugins(t testing.TB) (modules, testmods string) {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 				return
 			}
+		}
+		// As make build does: the module path gets its linker.hints.
+		var out bytes.Buffer
+		if st := Run(context.Background(), []string{"kldsim", "kldxref", buildDirs.modules, buildDirs.testmods}, &out, &out); st != ExitOK {
+			buildErr = fmt.Errorf("kldsim kldxref: exit %d\n%s", st, out.String())
 		}
 	})
 	if buildErr != nil {
@@ -139,6 +148,15 @@ func TestScripts(t *testing.T) {
 					}
 				}
 				ts.Fatalf("no kernel answered on %s", sock)
+			},
+			// sha256 FILE VAR sets $VAR to FILE's sha256 (for pins).
+			"sha256": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: sha256 FILE VAR")
+				}
+				b, err := os.ReadFile(ts.MkAbs(args[0]))
+				ts.Check(err)
+				ts.Setenv(args[1], fmt.Sprintf("%x", sha256.Sum256(b)))
 			},
 			// sockmode checks the control socket's permissions.
 			"sockmode": func(ts *testscript.TestScript, neg bool, args []string) {

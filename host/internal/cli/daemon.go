@@ -21,7 +21,7 @@ import (
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
-const kernelUsage = "usage: kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-foreground]\n       kldsim kernel stop\n       kldsim kernel status"
+const kernelUsage = "usage: kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]\n       kldsim kernel stop\n       kldsim kernel status"
 
 // readyEnv names the file descriptor a detached daemon reports its
 // start-up on: what it printed, then readyMark once it serves.
@@ -69,13 +69,14 @@ func waitGone(socket string, d time.Duration) {
 }
 
 func (a *app) kernelStart(ctx context.Context, args []string) int {
-	fs := a.newFlags("kernel start", "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-foreground]")
+	fs := a.newFlags("kernel start", "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
+	timeout := callTimeoutFlag(fs)
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -125,17 +126,22 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		desc  = "no configuration"
 	)
 	if *file != "" {
-		l, ok := a.loadConfig(ctx, loadOpts{file: *file, vars: vars, modulePath: *mp})
+		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
+		l, ok := a.loadConfig(o)
 		if !ok {
 			return ExitInput
 		}
-		ld, opts, steps, desc = l.loader, kernelOptions(l.cfg, l.loader), plan(l.cfg), *file
+		if ld, err = a.newLoader(l, o); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
+			return ExitInput
+		}
+		opts, steps, desc = kernelOptions(l.cfg, ld), plan(l.cfg), *file
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
 			return ExitInput
 		}
-		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger})
+		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger, CallTimeout: timeout.d})
 		if err != nil {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
 			return ExitInput
@@ -149,12 +155,13 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if !execSteps(ctx, k, steps, a.stdout, a.stderr, nil) {
+	if _, ok := execSteps(ctx, k, ld.WatchFaults, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
 
 	srv := ctl.NewServer(k, a.logger.Named("ctl"))
+	srv.WatchFaults = ld.WatchFaults
 	started := time.Now()
 	var (
 		stopOnce   sync.Once
@@ -170,6 +177,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(w, "socket:      %s\n", a.socket)
 		fmt.Fprintf(w, "config:      %s\n", desc)
 		fmt.Fprintf(w, "module path: %s\n", strings.Join(ld.ModulePath(), ":"))
+		fmt.Fprintf(w, "call timeout: %v\n", ld.CallTimeout())
 		fmt.Fprintf(w, "uptime:      %s\n", time.Since(started).Round(time.Second))
 		fmt.Fprintf(w, "files:       %d\n", len(k.Files()))
 		fmt.Fprintf(w, "vnets:       %d\n", len(k.Vnets()))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/explore"
+	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/plugins/all"
 	"github.com/kldsim/kldsim/sdk"
@@ -31,8 +32,10 @@ import (
 // for concurrent use (each call has its own kernel and plugin processes)
 // and deterministic when the scenario is.
 type scenarioRunner struct {
-	cfg    *config.Config
-	opener kernel.Opener
+	a         *app // writes nowhere: a run's output is its Outcome
+	ld        *loaded
+	o         loadOpts
+	inprocess bool
 }
 
 var _ explore.Runner = (*scenarioRunner)(nil)
@@ -94,13 +97,24 @@ func applyVariant(opts *kernel.Options, v explore.Variant) error {
 // report and what folds under it, the faulted entry's error and the step
 // (or boot) it made fail.
 func (r *scenarioRunner) Run(ctx context.Context, v explore.Variant) (explore.Outcome, error) {
-	opts := kernelOptions(r.cfg, r.opener)
+	var opener kernel.Opener = inprocOpener{}
+	var watch func() func() []error
+	if !r.inprocess {
+		// A loader per run: its fault watch must see this run's
+		// processes only.
+		mods, err := r.a.newLoader(r.ld, r.o)
+		if err != nil {
+			return explore.Outcome{}, err
+		}
+		defer mods.Close()
+		opener, watch = mods, mods.WatchFaults
+	}
+	opts := kernelOptions(r.ld.cfg, opener)
 	opts.Footprints = true
 	if err := applyVariant(&opts, v); err != nil {
 		return explore.Outcome{}, err
 	}
-	var steps []stepResult
-	run, err := runScenario(ctx, r.cfg, opts, nil, io.Discard, io.Discard, &steps)
+	run, err := r.a.runScenario(ctx, r.ld.cfg, opts, watch, "")
 	if err != nil {
 		var be *bootError
 		if v.Fault != nil && errors.As(err, &be) {
@@ -173,20 +187,17 @@ func (r *scenarioRunner) Run(ctx context.Context, v explore.Variant) (explore.Ou
 		add(explore.Finding{Signature: "entry error: " + key, Text: fmt.Sprintf("%s failed: %s\n", key, ev.Err),
 			Entries: []explore.EntryKey{explore.EntryKey(key)}})
 	}
-	for _, st := range steps {
-		if (st.Status != 0) == st.ExpectFail {
-			continue
+	if n := len(run.steps); !run.stepsOK && n > 0 {
+		st := run.steps[n-1] // the step that ended them
+		byDesign := v.Fault != nil && (errors.Is(run.stepErr, kernel.ErrInjected) ||
+			v.Fault.Kind == explore.FaultCrash && errors.Is(run.stepErr, kernel.ErrModuleDead))
+		if !byDesign {
+			what := "step failed"
+			if st.ExpectFail {
+				what = "step succeeded, but the scenario expects it to fail"
+			}
+			add(explore.Finding{Signature: what + ": " + st.Line, Text: fmt.Sprintf("%s (%s): %s\n%s", what, st.Where, st.Line, st.Stderr)})
 		}
-		if f := v.Fault; f != nil && (errors.Is(st.err, kernel.ErrInjected) ||
-			f.Kind == explore.FaultCrash && errors.Is(st.err, kernel.ErrModuleDead)) {
-			break // an operation the fault made fail, by design
-		}
-		what := "step failed"
-		if st.ExpectFail {
-			what = "step succeeded, but the scenario expects it to fail"
-		}
-		add(explore.Finding{Signature: what + ": " + st.Line, Text: fmt.Sprintf("%s (%s): %s\n%s", what, st.Where, st.Line, st.Stderr)})
-		break
 	}
 	if run.shutdownErr != nil {
 		add(explore.Finding{Signature: "teardown failed", Text: run.shutdownErr.Error() + "\n"})
@@ -239,24 +250,33 @@ func (o inprocOpener) OpenModule(ctx context.Context, module string) (kernel.Fil
 	return nil, fmt.Errorf("module %s: no shipped file carries it: %w", module, syscall.ENOENT)
 }
 
-// inprocIndex is the module index of the shipped modules, for checking a
-// config run in-process.
-func inprocIndex() map[string]string {
-	idx := map[string]string{}
+// inprocLookup finds a config's modules among the shipped ones, for a
+// config run in-process: a module block names a shipped file, or a
+// module one carries; a path cannot run in-process.
+func inprocLookup(name, path string) (config.Found, error) {
+	if path != "" {
+		return config.Found{}, fmt.Errorf("path = %q cannot run in-process: only the shipped modules can (plugins/all)", path)
+	}
 	for _, f := range all.Files() {
 		mods, _ := all.Modules(f)
+		var names []string
+		match := f == name
 		for _, m := range mods {
-			idx[m.Decl().Name] = filepath.Join("inprocess", f)
+			names = append(names, m.Decl().Name)
+			match = match || m.Decl().Name == name
+		}
+		if match {
+			return config.Found{Path: filepath.Join("inprocess", f), Modules: names}, nil
 		}
 	}
-	return idx
+	return config.Found{}, config.NotFound("no shipped module file %s to run in-process (plugins/all has %s)", name, strings.Join(all.Files(), ", "))
 }
 
 // configHash identifies what an exploration explores: the mode, the
 // config file, the variables, and the module binaries on the module path
 // (or, in-process, the kldsim binary they are compiled into), so shards
 // of different inputs do not merge.
-func configHash(ctx context.Context, ld *loaded, file string, vars map[string]string, inprocess bool) (string, error) {
+func configHash(ld *loaded, file string, vars map[string]string, inprocess bool) (string, error) {
 	h := sha256.New()
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -267,34 +287,33 @@ func configHash(ctx context.Context, ld *loaded, file string, vars map[string]st
 	for _, k := range sortedKeys(vars) {
 		fmt.Fprintf(h, "\x00var %s=%s", k, vars[k])
 	}
-	var bins []string
 	if inprocess {
 		exe, err := os.Executable()
 		if err != nil {
 			return "", err
 		}
-		bins = []string{exe}
-	} else {
-		idx, err := ld.loader.Index(ctx)
+		data, err := os.ReadFile(exe)
 		if err != nil {
 			return "", err
 		}
-		set := map[string]bool{}
-		for _, p := range idx {
-			set[p] = true
-		}
-		for p := range set {
-			bins = append(bins, p)
-		}
-		sort.Slice(bins, func(i, j int) bool { return filepath.Base(bins[i]) < filepath.Base(bins[j]) })
+		fmt.Fprintf(h, "\x00bin kldsim %x", sha256.Sum256(data))
+		return hex.EncodeToString(h.Sum(nil)), nil
 	}
-	for _, b := range bins {
-		data, err := os.ReadFile(b)
+	// The module path's binaries, as its linker.hints records them
+	// (the loader refuses a binary that differs from its hints).
+	var bins []string
+	for _, dir := range ld.modulePath {
+		hs, err := loader.ReadHints(dir)
 		if err != nil {
-			return "", err
+			continue // no linker.hints: no module found there either
 		}
-		sum := sha256.Sum256(data)
-		fmt.Fprintf(h, "\x00bin %s %x", filepath.Base(b), sum)
+		for _, f := range hs.Files {
+			bins = append(bins, f.Name+" "+f.SHA256)
+		}
+	}
+	sort.Strings(bins)
+	for _, b := range bins {
+		fmt.Fprintf(h, "\x00bin %s", b)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -315,6 +334,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	outFile := fs.String("o", "", "write the result's JSON to FILE (the text goes to stdout)")
 	inprocess := fs.Bool("inprocess", false, "run the shipped modules in-process (faster; plugins/all) instead of as plugin processes")
+	timeout := callTimeoutFlag(fs)
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
@@ -357,31 +377,23 @@ func (a *app) explore(ctx context.Context, args []string) int {
 		return bad("-max-orders must be 0 (the default cap) or more, got %d", *maxOrders)
 	}
 	file := fs.Arg(0)
-	lo := loadOpts{file: file, vars: vars, modulePath: *mp}
+	lo := loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
 	if *inprocess {
-		lo.index = inprocIndex()
+		lo.lookup = inprocLookup
 	}
-	ld, ok := a.loadConfig(ctx, lo)
+	ld, ok := a.loadConfig(lo)
 	if !ok {
 		return ExitInput
 	}
-	defer ld.loader.Close()
-	var opener kernel.Opener = ld.loader
-	if *inprocess {
-		for _, m := range ld.cfg.Modules {
-			if m.Path != "" {
-				fmt.Fprintf(a.stderr, "kldsim explore: %s: module %q: path = %q cannot run in-process: only the shipped modules can\n", file, m.Name, m.Path)
-				return ExitInput
-			}
-		}
-		opener = inprocOpener{}
-	}
-	if opts.ConfigHash, err = configHash(ctx, ld, file, vars, *inprocess); err != nil {
+	if opts.ConfigHash, err = configHash(ld, file, vars, *inprocess); err != nil {
 		fmt.Fprintf(a.stderr, "kldsim explore: %s: %v\n", file, err)
 		return ExitInput
 	}
-	writeExperiments(a.stdout, ld.cfg)
-	res, err := explore.Explore(ctx, &scenarioRunner{cfg: ld.cfg, opener: opener}, opts)
+	for _, e := range ld.cfg.Kernel.Experiments() {
+		fmt.Fprintf(a.stdout, "experiment: %s\n", e)
+	}
+	quiet := &app{stdout: io.Discard, stderr: io.Discard, logger: a.logger}
+	res, err := explore.Explore(ctx, &scenarioRunner{a: quiet, ld: ld, o: lo, inprocess: *inprocess}, opts)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim explore: %s: %v\n", file, err)
 		var ce *explore.CapError

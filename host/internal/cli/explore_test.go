@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kldsim/kldsim/host/internal/explore"
-	"github.com/kldsim/kldsim/host/kernel"
 )
 
 // BenchmarkExploreOrders measures orders explored per second on
@@ -27,18 +26,13 @@ func BenchmarkExploreOrders(b *testing.B) {
 			a := &app{stdout: io.Discard, stderr: io.Discard, logger: hclog.NewNullLogger()}
 			lo := loadOpts{file: file, modulePath: modules}
 			if inprocess {
-				lo.index = inprocIndex()
+				lo.lookup = inprocLookup
 			}
-			ld, ok := a.loadConfig(ctx, lo)
+			ld, ok := a.loadConfig(lo)
 			if !ok {
 				b.Fatal("config does not load")
 			}
-			defer ld.loader.Close()
-			var opener kernel.Opener = ld.loader
-			if inprocess {
-				opener = inprocOpener{}
-			}
-			r := &scenarioRunner{cfg: ld.cfg, opener: opener}
+			r := &scenarioRunner{a: a, ld: ld, o: lo, inprocess: inprocess}
 			runs := 0
 			for b.Loop() {
 				res, err := explore.Explore(ctx, r, explore.Options{Faults: []explore.FaultKind{explore.FaultError}, Concurrency: 1})

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,9 @@ import (
 	"github.com/kldsim/kldsim/host/internal/config"
 )
 
-func (a *app) validate(ctx context.Context, args []string) int {
+// validate checks configuration files. It reads them, the module path's
+// linker.hints and the module files' checksums; it runs nothing.
+func (a *app) validate(args []string) int {
 	fs := a.newFlags("validate", "kldsim validate [-var NAME=VALUE] [-module-path DIRS] FILE...")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
@@ -24,12 +25,11 @@ func (a *app) validate(ctx context.Context, args []string) int {
 	}
 	exit := ExitOK
 	for _, file := range fs.Args() {
-		ld, ok := a.loadConfig(ctx, loadOpts{file: file, vars: vars, modulePath: *mp})
+		ld, ok := a.loadConfig(loadOpts{file: file, vars: vars, modulePath: *mp})
 		if !ok {
 			exit = ExitInput
 			continue
 		}
-		ld.loader.Close()
 		fmt.Fprintf(a.stdout, "%s: valid: %d modules, %d VNETs, %d scenario steps\n",
 			file, len(ld.cfg.Modules), len(ld.cfg.Vnets), len(ld.cfg.Scenario))
 	}

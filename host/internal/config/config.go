@@ -36,6 +36,7 @@ package config
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -75,6 +76,9 @@ type Kernel struct {
 	EmCount     int    `json:"em_count"`
 	Legacy      Legacy `json:"legacy"`
 	ShuffleSeed int64  `json:"shuffle_seed,omitempty"`
+	// CallTimeout is the deadline of each call into a plugin (the
+	// loader's hang deadline); 0 means the loader's default.
+	CallTimeout Duration `json:"call_timeout,omitempty"`
 	// RankOverrides map base-system entries ("module:entry") to another
 	// rank: an experiment, and every output of the run says so.
 	RankOverrides map[string]sdk.Rank `json:"rank_overrides,omitempty"`
@@ -85,6 +89,12 @@ type Kernel struct {
 	// "error" or "crash".
 	Faults map[string]string `json:"faults,omitempty"`
 }
+
+// Duration is a time.Duration that JSON shows as Go writes it ("10s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Legacy holds the pre-top-down behaviour knobs.
 type Legacy struct {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -28,7 +30,7 @@ var testIndex = map[string]string{
 
 func testOptions() Options {
 	return Options{
-		Lookup: func(*Config) Lookup { return IndexLookup(testIndex) },
+		Lookup: func(*Config) Lookup { return indexLookup(testIndex) },
 		CheckStep: func(line string) error {
 			if strings.HasPrefix(line, "bogus") {
 				return errors.New("bogus: unknown command")
@@ -239,4 +241,42 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("formatting changed the config:\n%s\n%s", a, b)
 		}
 	})
+}
+
+// indexLookup is the tests' Lookup, over a module index (module name ->
+// file path) as linker.hints would give it. A name matches a module, or a
+// file by its base name; a path must exist, and its modules are those the
+// index lists for it (or none, when it is off the module path).
+func indexLookup(index map[string]string) Lookup {
+	byPath := map[string][]string{}
+	for mod, p := range index {
+		p = filepath.Clean(p)
+		byPath[p] = append(byPath[p], mod)
+	}
+	for _, mods := range byPath {
+		sort.Strings(mods)
+	}
+	return func(name, path string) (Found, error) {
+		if path != "" {
+			st, err := os.Stat(path)
+			if err != nil {
+				return Found{}, NotFound("no such file %s", path)
+			}
+			if st.IsDir() {
+				return Found{}, fmt.Errorf("%s is a directory", path)
+			}
+			p := filepath.Clean(path)
+			return Found{Path: p, Modules: byPath[p]}, nil
+		}
+		if p, ok := index[name]; ok {
+			p = filepath.Clean(p)
+			return Found{Path: p, Modules: byPath[p]}, nil
+		}
+		for _, p := range sortedKeys(byPath) {
+			if filepath.Base(p) == name {
+				return Found{Path: p, Modules: byPath[p]}, nil
+			}
+		}
+		return Found{}, NotFound("no file %s on the module path", name)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/dynblock"
@@ -21,14 +22,18 @@ import (
 type Found struct {
 	// Path is the file's location.
 	Path string
-	// Modules are the modules the file carries (DECLARE_MODULE names).
+	// Modules are the modules the file carries (DECLARE_MODULE names);
+	// none when no index lists the file.
 	Modules []string
+	// Warning, if set, is said about the block without failing it (e.g.
+	// what the file carries is not known until it is loaded).
+	Warning string
 }
 
 // Lookup finds the file a module block names: by name on the module path
 // (path empty), or at path (already made absolute). It fails when the
-// file cannot be found. The product passes the loader's index; tests fake
-// it.
+// file cannot be found or must not be loaded. It must not run the file:
+// the product reads the module path's linker.hints; tests fake it.
 type Lookup func(name, path string) (Found, error)
 
 // Options tune a Parser.
@@ -114,6 +119,7 @@ var kernelSchema = &hcl.BodySchema{
 		{Name: "module_path"},
 		{Name: "em_count"},
 		{Name: "shuffle_seed"},
+		{Name: "call_timeout"},
 		{Name: "rank_overrides"},
 		{Name: "faults"},
 	},
@@ -289,6 +295,9 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 			k.ShuffleSeed = n
 		}
 	}
+	if a, ok := content.Attributes["call_timeout"]; ok {
+		k.CallTimeout = d.callTimeout(a.Expr)
+	}
 	d.kernelOrdering(content, k)
 	var seen *hcl.Block
 	for _, lb := range content.Blocks {
@@ -315,6 +324,38 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 			k.Legacy.DetachIgnoresShutdown = v
 		}
 	}
+}
+
+// Bounds of call_timeout: shorter fails every call, longer is a hang.
+const (
+	MinCallTimeout = 10 * time.Millisecond
+	MaxCallTimeout = time.Hour
+)
+
+// callTimeout evaluates call_timeout: a duration as Go writes it ("10s",
+// "1m30s") within [MinCallTimeout, MaxCallTimeout]; 0 on error.
+func (d *decoder) callTimeout(expr hcl.Expression) Duration {
+	s, set, diags := evalString(expr, d.ctx, "call_timeout")
+	if !d.add(diags) || !set {
+		return 0
+	}
+	v, err := time.ParseDuration(s)
+	var detail string
+	switch {
+	case err != nil:
+		detail = fmt.Sprintf("call_timeout %q is not a duration: write one such as \"10s\" or \"1m30s\".", s)
+	case v < MinCallTimeout || v > MaxCallTimeout:
+		detail = fmt.Sprintf("call_timeout must be from %v to %v; got %v.", MinCallTimeout, MaxCallTimeout, v)
+	default:
+		return Duration(v)
+	}
+	d.add(hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid duration",
+		Detail:   detail,
+		Subject:  expr.Range().Ptr(),
+	}})
+	return 0
 }
 
 // modulePath accepts a list of directories or one string with ':'

@@ -69,6 +69,14 @@ func (v *validator) modules(lookup Lookup) {
 				continue
 			}
 			m.Resolved = f.Path
+			if f.Warning != "" {
+				v.diags = append(v.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Module contents unknown",
+					Detail:   fmt.Sprintf("Module %q is the file %s: %s.", m.Name, f.Path, f.Warning),
+					Subject:  m.Range.Ptr(),
+				})
+			}
 			if len(f.Modules) > 0 {
 				m.Provides = append([]string(nil), f.Modules...)
 			}

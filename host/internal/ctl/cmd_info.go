@@ -6,9 +6,10 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 const (
@@ -18,15 +19,14 @@ const (
 
 // jsonSysinit is sysinit --json's record.
 type jsonSysinit struct {
-	Kind      string `json:"kind"`
-	Subsystem string `json:"subsystem"`
-	Order     string `json:"order"`
-	Module    string `json:"module"`
-	Entry     string `json:"entry"`
-	File      string `json:"file,omitempty"`
-	Vnet      string `json:"vnet,omitempty"`
-	Time      string `json:"time,omitempty"`
-	Error     string `json:"error,omitempty"`
+	Kind   string   `json:"kind"`
+	Rank   sdk.Rank `json:"rank"` // its one JSON form: "SUB/ORDER"
+	Module string   `json:"module"`
+	Entry  string   `json:"entry"`
+	File   string   `json:"file,omitempty"`
+	Vnet   string   `json:"vnet,omitempty"`
+	Time   string   `json:"time,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 func parseSysinit(c *Cmd, args []string) (runner, error) {
@@ -43,8 +43,7 @@ func parseSysinit(c *Cmd, args []string) (runner, error) {
 		if c.JSON {
 			out := make([]jsonSysinit, 0, len(rows))
 			for _, r := range rows {
-				out = append(out, jsonSysinit{Kind: r.Kind.String(), Subsystem: r.Rank.Sub.String(),
-					Order: r.Rank.Order.String(), Module: r.Module, Entry: r.Entry, File: r.File})
+				out = append(out, jsonSysinit{Kind: r.Kind.String(), Rank: r.Rank, Module: r.Module, Entry: r.Entry, File: r.File})
 			}
 			return writeJSON(env.Stdout, out)
 		}
@@ -76,83 +75,19 @@ func sysinitRan(c *Cmd, env *Env, vnet string) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Kind\tSubsystem\tOrder\tModule\tEntry\tTime")
 	for _, ev := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.EntryKnd, ev.Rank.Sub, ev.Rank.Order, ev.Module, ev.Entry, fmtDuration(ev.Duration))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.EntryKnd, ev.Rank.Sub, ev.Rank.Order, ev.Module, ev.Entry, render.FormatDuration(ev.Duration))
 	}
 	return tw.Flush()
 }
 
 func traceJSON(ev kernel.TraceEvent) jsonSysinit {
-	return jsonSysinit{Kind: ev.EntryKnd.String(), Subsystem: ev.Rank.Sub.String(), Order: ev.Rank.Order.String(),
-		Module: ev.Module, Entry: ev.Entry, Vnet: ev.Vnet, Time: ev.Duration.String(), Error: ev.Err}
+	return jsonSysinit{Kind: ev.EntryKnd.String(), Rank: ev.Rank, Module: ev.Module, Entry: ev.Entry, Vnet: ev.Vnet,
+		Time: ev.Duration.String(), Error: ev.Err}
 }
 
-func fmtDuration(d time.Duration) string {
-	switch {
-	case d < time.Microsecond:
-		return d.String()
-	case d < time.Millisecond:
-		return d.Round(time.Microsecond).String()
-	default:
-		return d.Round(10 * time.Microsecond).String()
-	}
-}
-
-// WriteTrace prints every entry that ran, in order: the table `kldsim
-// run` ends with.
-func WriteTrace(w io.Writer, trace []kernel.TraceEvent) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Seq\tKind\tRank\tModule\tEntry\tVNET\tTime")
-	for _, ev := range trace {
-		if ev.Kind != kernel.TraceEntry {
-			continue
-		}
-		vnet := ev.Vnet
-		if vnet == "" {
-			vnet = "-"
-		}
-		res := ""
-		if ev.Err != "" {
-			res = "  error: " + ev.Err
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s%s\n", ev.Seq, ev.EntryKnd, ev.Rank, ev.Module, ev.Entry, vnet, fmtDuration(ev.Duration), res)
-	}
-	return tw.Flush()
-}
-
-// TraceJSON is the JSON form of the entries in a trace.
-func TraceJSON(trace []kernel.TraceEvent) []any {
-	out := []any{}
-	for _, ev := range trace {
-		if ev.Kind == kernel.TraceEntry {
-			out = append(out, traceJSON(ev))
-		}
-	}
-	return out
-}
-
-// Verdict is the one-line witness verdict for reports.
+// Verdict is the witness's one-line verdict on reports (render.Verdict).
 func Verdict(reports []kernel.Report) string {
-	if len(reports) == 0 {
-		return "witness: clean: no violations"
-	}
-	kinds := map[string]int{}
-	var order []string
-	for _, r := range reports {
-		k := r.Kind.String()
-		if kinds[k] == 0 {
-			order = append(order, k)
-		}
-		kinds[k]++
-	}
-	parts := make([]string, len(order))
-	for i, k := range order {
-		parts[i] = fmt.Sprintf("%d %s", kinds[k], k)
-	}
-	noun := "violations"
-	if len(reports) == 1 {
-		noun = "violation"
-	}
-	return fmt.Sprintf("witness: %d %s (%s)", len(reports), noun, strings.Join(parts, ", "))
+	return render.Verdict(render.Reports(reports, nil))
 }
 
 // WriteWitness prints every report, those one root cause caused folded
@@ -165,18 +100,13 @@ func WriteWitness(w io.Writer, reports []kernel.Report) {
 	fmt.Fprintln(w, Verdict(reports))
 }
 
-// jsonReport is witness --json's record.
-type jsonReport struct {
-	Kind  string `json:"kind"`
-	Claim string `json:"claim"`
-	Text  string `json:"text"`
-}
-
-// WitnessJSON is the JSON form of reports.
+// WitnessJSON is the JSON form of reports (render.Report): kind, claim,
+// text, where, the modules involved and the seqs of the trace events
+// each cites.
 func WitnessJSON(reports []kernel.Report) []any {
 	out := []any{}
-	for _, r := range reports {
-		out = append(out, jsonReport{Kind: r.Kind.String(), Claim: r.Claim, Text: r.String()})
+	for _, r := range render.Reports(reports, nil) {
+		out = append(out, r)
 	}
 	return out
 }
@@ -188,7 +118,7 @@ func parseWitness(c *Cmd, args []string) (runner, error) {
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		reports := env.Kernel.Witness()
 		if c.JSON {
-			return writeJSON(env.Stdout, map[string]any{"verdict": Verdict(reports), "reports": WitnessJSON(reports)})
+			return writeJSON(env.Stdout, map[string]any{"verdict": Verdict(reports), "reports": render.Reports(reports, env.Kernel.Trace())})
 		}
 		WriteWitness(env.Stdout, reports)
 		return nil

@@ -10,6 +10,7 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,6 +28,11 @@ type Env struct {
 	Kernel *kernel.Kernel
 	Stdout io.Writer
 	Stderr io.Writer
+	// WatchFaults, if set, starts collecting the module processes that
+	// die or hang (each error wraps kernel.ErrModuleDead) until the
+	// returned stop is called: the loader's WatchFaults. A command
+	// during which one went fails and says so (see ReportFaults).
+	WatchFaults func() (stop func() []error)
 }
 
 // Cmd is a parsed command line.
@@ -50,9 +56,44 @@ func (c *Cmd) String() string { return Join(c.Argv()) }
 
 // Run executes the command. Messages go to env.Stderr as FreeBSD's
 // commands print them; the error, an *ExitError, wraps the kernel's
-// errors so that errors.Is finds their errnos.
+// errors so that errors.Is finds their errnos. A module process that died
+// or hung while it ran makes it fail, even where the kernel carried on
+// without the module (see ReportFaults).
 func (c *Cmd) Run(ctx context.Context, env *Env) error {
-	return c.run(ctx, c, env)
+	if env.WatchFaults == nil {
+		return c.run(ctx, c, env)
+	}
+	stop := env.WatchFaults()
+	err := c.run(ctx, c, env)
+	return ReportFaults(env.Stderr, c.Name, err, stop())
+}
+
+// ReportFaults is how a command answers for the module processes that
+// died or hung while it ran (faults, each wrapping kernel.ErrModuleDead):
+// it prints each one that err does not already carry as "cmd: fault" on
+// w, naming module, entry and how the process went, and returns err as a
+// failure (status 1 at least) that wraps them all. With no faults it
+// returns err unchanged. The kernel goes on without a dead module, as it
+// must; the user still learns of it, and the exit status says so.
+func ReportFaults(w io.Writer, cmd string, err error, faults []error) error {
+	if len(faults) == 0 {
+		return err
+	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range faults {
+		if err == nil || !errors.Is(err, f) {
+			fmt.Fprintf(w, "%s: %v\n", cmd, f)
+			errs = append(errs, f)
+		}
+	}
+	status := max(Status(err), 1)
+	if len(errs) == 1 {
+		return &ExitError{Status: status, Err: errs[0]}
+	}
+	return &ExitError{Status: status, Err: joinErrors(errs)}
 }
 
 // UsageError is a command line that does not parse.

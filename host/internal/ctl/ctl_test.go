@@ -80,7 +80,7 @@ func TestSession(t *testing.T) {
 			case errorsAs(err, &ue):
 				fmt.Fprintf(&got, "%v\n[usage]\n", err)
 			default:
-				fmt.Fprintf(&got, "[exit %d %s]\n", Status(err), ErrnoName(Errno(err)))
+				fmt.Fprintf(&got, "[exit %d %s]\n", Status(err), sdk.ErrnoName(sdk.ErrnoOf(err)))
 			}
 		}
 	}
@@ -142,7 +142,7 @@ func TestErrnos(t *testing.T) {
 	}
 	for i, st := range steps {
 		_, stderr, err := run(t, k, st.line)
-		if got := Errno(err); got != st.want || (st.want == 0) != (err == nil) {
+		if got := sdk.ErrnoOf(err); got != st.want || (st.want == 0) != (err == nil) {
 			t.Errorf("step %d %q: err = %v (errno %v), want %v\nstderr: %s", i, st.line, err, got, st.want, stderr)
 		}
 	}
@@ -253,20 +253,6 @@ var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
 	}
 	return true
 })
-
-func TestStrerror(t *testing.T) {
-	for e, want := range map[syscall.Errno]string{
-		syscall.EEXIST: "File exists", syscall.EBUSY: "Device busy", syscall.ENXIO: "Device not configured",
-		syscall.ENOENT: "No such file or directory", syscall.ENOEXEC: "Exec format error",
-	} {
-		if got := Strerror(e); got != want {
-			t.Errorf("Strerror(%d) = %q, want %q", int(e), got, want)
-		}
-	}
-	if ErrnoName(syscall.EBUSY) != "EBUSY" {
-		t.Errorf("ErrnoName(EBUSY) = %q", ErrnoName(syscall.EBUSY))
-	}
-}
 
 var durRE = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)`)
 

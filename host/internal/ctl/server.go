@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // Request is one command sent to the daemon: the words of a command
@@ -51,6 +52,9 @@ type Server struct {
 	// UID is who may connect (NewServer sets the current user's);
 	// connections from other users are refused.
 	UID int
+	// WatchFaults, if set, is the loader's: commands, and kernel stop,
+	// fail when a module process dies or hangs while they run.
+	WatchFaults func() (stop func() []error)
 
 	mu      sync.Mutex // one command at a time
 	stopped bool
@@ -115,7 +119,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	} else if err == nil && uid != s.UID {
 		s.Logger.Warn("refusing connection from another user", "uid", uid, "want", s.UID)
 		s.reply(c, &Response{
-			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, Strerror(syscall.EPERM)),
+			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, sdk.Strerror(syscall.EPERM)),
 			Status: 1, Errno: "EPERM",
 		})
 		return
@@ -150,12 +154,21 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 	switch {
 	case len(argv) == 2 && argv[0] == "kernel" && argv[1] == "stop":
 		s.stopped = true
+		var stopFaults func() []error
+		if s.WatchFaults != nil {
+			stopFaults = s.WatchFaults()
+		}
 		status := 0
 		if s.Stop != nil {
 			status = s.Stop(ctx, &out)
 		}
+		if stopFaults != nil {
+			if err := ReportFaults(&errb, "kldsim: kernel stop", nil, stopFaults()); err != nil {
+				status = max(status, Status(err))
+			}
+		}
 		s.once.Do(func() { close(s.done) })
-		return &Response{Stdout: out.String(), Status: status, Stopped: true}
+		return &Response{Stdout: out.String(), Stderr: errb.String(), Status: status, Stopped: true}
 	case len(argv) == 2 && argv[0] == "kernel" && argv[1] == "status":
 		if s.Status != nil {
 			s.Status(&out)
@@ -166,10 +179,10 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 	if err != nil {
 		return usageResponse(err)
 	}
-	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb})
+	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults})
 	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
-	if e := Errno(err); e != 0 {
-		r.Errno = ErrnoName(e)
+	if e := sdk.ErrnoOf(err); e != 0 {
+		r.Errno = sdk.ErrnoName(e)
 	}
 	return r
 }

@@ -13,6 +13,10 @@ var (
 	// ErrChecksum: the binary's sha256 differs from its pin; the load is
 	// refused (EPERM).
 	ErrChecksum = errors.New("checksum mismatch, load refused")
+	// ErrStale: the binary is not what its directory's linker.hints says
+	// (it changed since kldxref ran), or the linker.hints cannot be read;
+	// the load is refused until kldxref runs again (EPERM).
+	ErrStale = errors.New("linker.hints is out of date, load refused")
 	// ErrNotPlugin: the file is not a kldsim plugin (ENOEXEC).
 	ErrNotPlugin = errors.New("not a kldsim plugin")
 	// ErrProtocol: a kldsim plugin built for another protocol version
@@ -23,7 +27,7 @@ var (
 // LoadError is a failure to open a linker file.
 type LoadError struct {
 	Name   string        // what was asked for: a file name, path or module
-	Kind   error         // ErrNotFound, ErrChecksum, ErrNotPlugin or ErrProtocol
+	Kind   error         // ErrNotFound, ErrChecksum, ErrStale, ErrNotPlugin or ErrProtocol
 	Errno  syscall.Errno // ENOENT, EPERM or ENOEXEC
 	Detail string        // why, for a person
 }
@@ -44,7 +48,7 @@ func loadErr(name string, kind error, detail string) *LoadError {
 	switch kind {
 	case ErrNotFound:
 		errno = syscall.ENOENT
-	case ErrChecksum:
+	case ErrChecksum, ErrStale:
 		errno = syscall.EPERM
 	}
 	return &LoadError{Name: name, Kind: kind, Errno: errno, Detail: detail}

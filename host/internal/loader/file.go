@@ -40,11 +40,14 @@ func (f *File) Pid() int { return f.proc.pid }
 // kernel.ErrModuleDead), or nil while it runs.
 func (f *File) Dead() error { return f.proc.dead() }
 
-// Close stops the plugin process and waits for it. Calls to the file's
-// modules fail with kernel.ErrModuleDead afterwards.
+// Close stops the plugin process and waits for it, never for long (see
+// process.reap). Calls to the file's modules fail with
+// kernel.ErrModuleDead afterwards. A plugin that had to be killed, or
+// died rather than exit, is a *Fault reported to WatchFaults, not an
+// error: the file is closed all the same.
 func (f *File) Close() error {
 	f.closeOnce.Do(func() {
-		f.proc.kill()
+		f.proc.close()
 		if f.onClose != nil {
 			f.onClose(f)
 		}

@@ -128,8 +128,9 @@ func TestWireHostSide(t *testing.T) {
 	if diff := cmp.Diff(d, declFromPB(pd)); diff != "" {
 		t.Errorf("declFromPB (-want +got):\n%s", diff)
 	}
-	ev := ifEventToPB(sdk.IfEvent{Kind: sdk.IfDeparture, Ifname: "gif0", Path: sdk.PathShutdown, PurgeULP: false, Vmove: false})
-	if ev.GetPath() != pb.DetachPath_DETACH_PATH_SHUTDOWN || ev.GetKind() != pb.EventKind_EVENT_KIND_IFNET_DEPARTURE {
+	ev := ifEventToPB(sdk.IfEvent{Kind: sdk.IfDeparture, Ifname: "gif0", Path: sdk.PathShutdown})
+	if ev.GetPath() != pb.DetachPath_DETACH_PATH_SHUTDOWN || ev.GetKind() != pb.EventKind_EVENT_KIND_IFNET_DEPARTURE ||
+		ev.GetVmove() || ev.GetPurgeUlp() {
 		t.Errorf("ifEventToPB = %v", ev)
 	}
 	if cloneOpToPB(sdk.CloneOp{Create: true}) != pb.CloneOpKind_CLONE_OP_KIND_CREATE ||

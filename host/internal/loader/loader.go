@@ -2,21 +2,30 @@
 // (hashicorp/go-plugin over gRPC) and adapts each to the kernel's Module
 // contract: kernel.File for a plugin binary, kernel.Module for each module
 // it carries. It finds binaries on the module path by file name, or by
-// module name through an index of every binary's declarations (as kldxref
-// builds linker.hints), and it satisfies kernel.Opener.
+// module name through each directory's linker.hints, and it satisfies
+// kernel.Opener.
+//
+// A binary runs only when it is loaded: kldload of that file, or of a
+// dependency that linker.hints names. Finding, checking and listing read
+// linker.hints and hash files; they never run one. Only Kldxref, which
+// writes linker.hints for a directory the user names, asks binaries for
+// their declarations.
 //
 // Each plugin gets: a magic-cookie handshake on a negotiated protocol
 // version, gRPC only, AutoMTLS, an optional sha256 pin, a start timeout,
 // a deadline on every call, its logs forwarded through hclog named after
 // the module, and one KPI server offered through the GRPCBroker. A plugin
-// that dies or hangs during a call is reported as kernel.ErrModuleDead
-// naming module and entry; it never takes the host down.
+// that dies or hangs (or is stopped) during a call, in Declare or as it is
+// closed is a *Fault, wrapping kernel.ErrModuleDead and naming module and
+// entry, reported to WatchFaults; it never takes the host down, and
+// closing one never blocks for long.
 package loader
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,8 +49,12 @@ type Config struct {
 	// ModulePath is the list of directories searched, in order, for
 	// plugin binaries (kern.module_path).
 	ModulePath []string
-	// Pins maps a binary's file name ("ipfw") or path to the hex sha256 it
-	// must have. A binary that differs is refused (ErrChecksum).
+	// Pins maps a module name ("ipfw"), a binary's file name or its path
+	// to the hex sha256 the binary must have. A pin on a module holds
+	// for whichever file provides it, whatever the file is called:
+	// checked before exec against linker.hints, and after Declare for a
+	// file no linker.hints lists (the process is killed before any
+	// MOD_LOAD). A binary that differs is refused (ErrChecksum).
 	Pins map[string]string
 	// Logger receives the loader's and the plugins' logs. Nil means
 	// warnings and errors to stderr.
@@ -64,8 +77,8 @@ type Loader struct {
 	mu     sync.Mutex
 	files  map[*File]struct{} // open files, stopped by Close
 	closed bool
-	index  map[string]indexEntry // binary path -> what it declared
 
+	faults faultLog
 	starts atomic.Int64 // plugin processes started, for tests
 
 	// sockDir holds the plugins' unix sockets, so that a plugin killed
@@ -106,18 +119,23 @@ func New(cfg Config) (*Loader, error) {
 		cfg:     cfg,
 		logger:  cfg.Logger,
 		files:   map[*File]struct{}{},
-		index:   map[string]indexEntry{},
 		sockDir: sockDir,
 	}, nil
 }
+
+// CallTimeout returns the deadline of each call into a plugin.
+func (l *Loader) CallTimeout() time.Duration { return l.cfg.CallTimeout }
 
 // ModulePath returns the directories searched, made absolute.
 func (l *Loader) ModulePath() []string { return append([]string(nil), l.cfg.ModulePath...) }
 
 // OpenFile starts the plugin binary name, a file name looked up on the
 // module path ("ipfw") or a path ("./ipfw", "/opt/mods/ipfw"), and returns
-// it as a linker file. Errors are *LoadError: ErrNotFound (ENOENT),
-// ErrChecksum (EPERM), ErrNotPlugin or ErrProtocol (ENOEXEC).
+// it as a linker file: this is the load of that file, so it runs. Before
+// it runs it is checked against its directory's linker.hints, if any, and
+// against the pins that apply. Errors are *LoadError: ErrNotFound
+// (ENOENT), ErrStale or ErrChecksum (EPERM), ErrNotPlugin or ErrProtocol
+// (ENOEXEC); or a *Fault when the process died or hung in Declare.
 func (l *Loader) OpenFile(ctx context.Context, name string) (kernel.File, error) {
 	path, err := l.find(name)
 	if err != nil {
@@ -126,41 +144,20 @@ func (l *Loader) OpenFile(ctx context.Context, name string) (kernel.File, error)
 	return l.open(ctx, name, path)
 }
 
-// OpenModule opens the binary that carries module, as the module index
-// says (see Index), or fails with ErrNotFound (ENOENT).
+// OpenModule opens the binary that carries module: the first directory
+// of the module path whose linker.hints lists it (see ReadIndex). Finding
+// it runs nothing; a module no linker.hints lists fails with ErrNotFound
+// (ENOENT), saying where to run kldsim kldxref.
 func (l *Loader) OpenModule(ctx context.Context, module string) (kernel.File, error) {
-	idx, err := l.Index(ctx)
+	ix, err := ReadIndex(l.cfg.ModulePath)
 	if err != nil {
-		return nil, err
+		return nil, loadErr(module, ErrStale, err.Error())
 	}
-	path, ok := idx[module]
+	path, _, ok := ix.Module(module)
 	if !ok {
-		// As the kernel falls back to module.ko: a file named after the
-		// module that the index could not ask (it fails its pin, say)
-		// gets opened, so the error says why.
-		if p, err := l.find(module); err == nil {
-			f, err := l.open(ctx, module, p)
-			if err != nil {
-				return nil, err
-			}
-			if carries(f, module) {
-				return f, nil
-			}
-			f.Close()
-		}
-		return nil, loadErr(module, ErrNotFound,
-			fmt.Sprintf("no file in %s carries module %s", l.pathString(), module))
+		return nil, ix.notIndexed(module)
 	}
 	return l.open(ctx, module, path)
-}
-
-func carries(f *File, module string) bool {
-	for _, m := range f.mods {
-		if m.Decl().Name == module {
-			return true
-		}
-	}
-	return false
 }
 
 // Close stops every plugin process the loader started and still runs,
@@ -215,15 +212,9 @@ func (l *Loader) find(name string) (string, error) {
 	return "", loadErr(name, ErrNotFound, "no such file in "+l.pathString())
 }
 
-// pin returns the sha256 pinned for the binary at path, by path or name.
-func (l *Loader) pin(path string) string {
-	if p, ok := l.cfg.Pins[path]; ok {
-		return p
-	}
-	return l.cfg.Pins[filepath.Base(path)]
-}
-
-// open starts the binary at path with a KPI server and wraps it as a File.
+// open checks the binary at path against its directory's linker.hints
+// and the pins, starts it with a KPI server, checks what it declared
+// against the pins, and wraps it as a File.
 func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	l.mu.Lock()
 	closed := l.closed
@@ -238,7 +229,12 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	if st.IsDir() {
 		return nil, loadErr(path, ErrNotPlugin, "it is a directory")
 	}
-	p, resp, err := l.start(ctx, startSpec{name: name, path: path, pin: l.pin(path), withKPI: true})
+	in, err := Inspect(path, l.cfg.Pins)
+	if err != nil {
+		return nil, err
+	}
+	sum := in.SHA256
+	p, resp, err := l.start(ctx, startSpec{path: path, sum: sum, withKPI: true})
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +245,12 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 		f.mods = append(f.mods, &remoteModule{p: p, decl: d, caps: mi.GetCaps()})
 		names = append(names, d.Name)
 	}
+	// What it declared, for a file no linker.hints vouched for: refused
+	// before the kernel sees it, so before any MOD_LOAD.
+	if err := checkPins(path, sum, l.cfg.Pins, names); err != nil {
+		p.kill()
+		return nil, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -256,9 +258,77 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 		return nil, errClosed
 	}
 	l.files[f] = struct{}{}
-	l.remember(path, st, names) // what we just learnt saves a later scan
 	p.logger.Debug("plugin loaded", "path", path, "pid", p.pid, "modules", strings.Join(names, ","))
 	return f, nil
+}
+
+// Inspection is what a load knows of a binary before it runs it.
+type Inspection struct {
+	// Path is the binary.
+	Path string
+	// SHA256 is its checksum, "" when neither linker.hints nor a pin
+	// needed it.
+	SHA256 string
+	// Hints is its directory's linker.hints record of it; nil when none
+	// lists it.
+	Hints *HintsFile
+	// Indexed says its directory has a linker.hints.
+	Indexed bool
+}
+
+// Inspect checks the binary at path as a load does before running it:
+// against its directory's linker.hints (ErrStale when it changed since
+// kldxref ran, or the hints are unusable) and against the pins on its
+// path, its file name and the modules linker.hints says it carries
+// (ErrChecksum). It reads files and runs none, so configuration checks
+// use it as well as every load.
+func Inspect(path string, pins map[string]string) (*Inspection, error) {
+	in := &Inspection{Path: path}
+	dir, base := filepath.Split(path)
+	switch h, err := ReadHints(dir); {
+	case err == nil:
+		in.Indexed = true
+		in.Hints = h.file(base)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, loadErr(path, ErrStale, err.Error())
+	}
+	if in.Hints == nil && len(pins) == 0 {
+		return in, nil
+	}
+	sum, err := sha256File(path)
+	if err != nil {
+		return nil, loadErr(path, ErrNotFound, err.Error())
+	}
+	in.SHA256 = sum
+	if in.Hints != nil && in.Hints.SHA256 != sum {
+		return nil, loadErr(path, ErrStale, fmt.Sprintf(
+			"%s lists it with sha256 %s, but its sha256 is %s: it changed since kldxref ran; rerun kldsim kldxref %s",
+			filepath.Join(dir, HintsName), in.Hints.SHA256, sum, filepath.Clean(dir)))
+	}
+	if err := checkPins(path, sum, pins, in.Hints.ModuleNames()); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// checkPins checks the binary at path, whose sha256 is sum, against the
+// pins on its path, its file name and each of modules it carries.
+func checkPins(path, sum string, pins map[string]string, modules []string) error {
+	for _, key := range []string{path, filepath.Base(path)} {
+		if pin, ok := pins[key]; ok {
+			if err := checkSum(path, sum, pin, ""); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range modules {
+		if pin, ok := pins[m]; ok {
+			if err := checkSum(path, sum, pin, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (l *Loader) forget(f *File) {

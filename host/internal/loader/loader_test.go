@@ -164,9 +164,9 @@ func TestIfEventFields(t *testing.T) {
 	ctx := context.Background()
 	k := newFakeKPI(kldtest.Name, "j1", 0)
 	for _, ev := range []sdk.IfEvent{
-		{Kind: sdk.IfDeparture, Ifname: "em1", Index: 2, ID: 9, Path: sdk.PathVmove, Vmove: true, PurgeULP: true},
+		{Kind: sdk.IfDeparture, Ifname: "em1", Index: 2, ID: 9, Path: sdk.PathVmove},
 		{Kind: sdk.IfDeparture, Ifname: "ktest0", Index: 3, ID: 10, Path: sdk.PathShutdown},
-		{Kind: sdk.IfDeparture, Ifname: "ktest1", Index: 4, ID: 11, Path: sdk.PathDestroy, PurgeULP: true},
+		{Kind: sdk.IfDeparture, Ifname: "ktest1", Index: 4, ID: 11, Path: sdk.PathDestroy},
 		{Kind: sdk.IfArrival, Ifname: "em2", Index: 5, ID: 12}, // not registered: not delivered
 	} {
 		if err := m.IfEvent(ctx, k, ev); err != nil {
@@ -184,42 +184,6 @@ func TestIfEventFields(t *testing.T) {
 	}, "\n")
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("departures seen by the module (-want +got):\n%s", diff)
-	}
-}
-
-func TestIndex(t *testing.T) {
-	l := newLoader(t, Config{ModulePath: []string{modDir, t.TempDir()}})
-	writeScript(t, l.cfg.ModulePath[1], "notaplugin", "#!/bin/sh\necho hello\n")
-	ctx := context.Background()
-	want := map[string]string{
-		kldtest.Name:     filepath.Join(modDir, "kldtest"),
-		kldtest.AuxName:  filepath.Join(modDir, "kldtest"),
-		kldtest.BaseName: filepath.Join(modDir, "kldbase"),
-	}
-	for _, pass := range []string{"scan", "cached"} {
-		before := l.starts.Load()
-		got, err := l.Index(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: index (-want +got):\n%s", pass, diff)
-		}
-		started := l.starts.Load() - before
-		if pass == "cached" && started != 0 {
-			t.Errorf("cached index started %d plugins, want 0", started)
-		}
-		if pass == "scan" && started != 3 {
-			t.Errorf("index scan started %d binaries, want 3", started)
-		}
-	}
-	f, err := l.OpenModule(ctx, kldtest.BaseName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if f.Name() != "kldbase" {
-		t.Errorf("OpenModule(%s) opened %s, want kldbase", kldtest.BaseName, f.Name())
 	}
 }
 
@@ -309,13 +273,15 @@ func TestLoadErrors(t *testing.T) {
 		l := newLoader(t, Config{Pins: map[string]string{"kldtest": sum}})
 		openTest(t, l, "kldtest")
 	})
-	t.Run("file named after the module fails its pin", func(t *testing.T) {
-		// The index cannot ask a binary that fails its pin; opening the
-		// module by name still says the checksum is why.
+	t.Run("file of a module fails its file pin", func(t *testing.T) {
+		// Found through linker.hints, refused before it runs.
 		l := newLoader(t, Config{Pins: map[string]string{"kldbase": strings.Repeat("1", 64)}})
-		_, err := l.OpenModule(context.Background(), "kldbase")
+		_, err := l.OpenModule(context.Background(), kldtest.BaseName)
 		if !errors.Is(err, ErrChecksum) {
 			t.Errorf("err = %v, want ErrChecksum", err)
+		}
+		if n := l.starts.Load(); n != 0 {
+			t.Errorf("%d processes started, want none", n)
 		}
 	})
 	t.Run("no module of that name", func(t *testing.T) {

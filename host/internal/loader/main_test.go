@@ -17,8 +17,9 @@ import (
 
 // Where TestMain built the test plugins.
 var (
-	modDir string // kldtest (kldtest + kldtest_aux) and kldbase (kldtest_base)
-	badDir string // badproto: speaks protocol version 99
+	modDir   string // kldtest (kldtest + kldtest_aux) and kldbase (kldtest_base), with linker.hints
+	badDir   string // badproto: speaks protocol version 99
+	faultDir string // declfault: fails in Declare as KLDTEST_FAULT says
 )
 
 // helperEnv makes the test binary act as a small host that loads plugins,
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	modDir, badDir = filepath.Join(tmp, "modules"), filepath.Join(tmp, "bad")
+	modDir, badDir, faultDir = filepath.Join(tmp, "modules"), filepath.Join(tmp, "bad"), filepath.Join(tmp, "fault")
 	if err := buildPlugins(); err != nil {
 		fmt.Fprintln(os.Stderr, "building test plugins:", err)
 		os.RemoveAll(tmp)
@@ -50,8 +51,9 @@ func buildPlugins() error {
 	// go test puts its own GOROOT/bin first on PATH.
 	gocmd := "go"
 	for dir, pkgs := range map[string][]string{
-		modDir: {"./testdata/cmd/kldtest", "./testdata/cmd/kldbase"},
-		badDir: {"./testdata/cmd/badproto"},
+		modDir:   {"./testdata/cmd/kldtest", "./testdata/cmd/kldbase"},
+		badDir:   {"./testdata/cmd/badproto"},
+		faultDir: {"./testdata/cmd/declfault"},
 	} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -62,7 +64,24 @@ func buildPlugins() error {
 			return fmt.Errorf("go build %v: %w", pkgs, err)
 		}
 	}
-	return nil
+	return kldxref(modDir)
+}
+
+// kldxref writes dir's linker.hints, as `kldsim kldxref dir` does.
+func kldxref(dir string) error {
+	l, err := New(Config{Logger: hclog.NewNullLogger()})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	h, skipped, err := l.Kldxref(context.Background(), dir)
+	if err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("kldxref %s skipped %v", dir, skipped)
+	}
+	return WriteHints(dir, h)
 }
 
 // helperHost loads kldtest and kldbase from dir, prints "pids A B" and

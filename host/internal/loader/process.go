@@ -36,11 +36,16 @@ type process struct {
 	rpc         *rpcClient
 	kpi         *kpiServer
 	callTimeout time.Duration
+	closeGrace  time.Duration
 	logger      hclog.Logger
 	plog        *pluginLogger
+	onFault     func(*Fault) // the loader's fault log
 
 	mu   sync.Mutex
 	gone *death // set once, when the process is found gone
+
+	reapOnce sync.Once
+	forced   bool // reap had to SIGKILL it; written inside reapOnce
 }
 
 // death is how and where a plugin process went.
@@ -51,24 +56,34 @@ type death struct {
 
 // startSpec says how to start one plugin.
 type startSpec struct {
-	name    string // what was asked for, for errors
 	path    string
-	pin     string // hex sha256, "" for none
-	withKPI bool   // false: only ask for declarations (index)
+	sum     string // hex sha256 the binary must have when exec'd, "" for no check
+	withKPI bool   // false: only ask for declarations (kldxref)
 }
 
+// Bounds on stopping a plugin process.
+const (
+	// maxCloseGrace bounds the graceful shutdown of a plugin being
+	// closed (the call deadline, if shorter, bounds it instead).
+	maxCloseGrace = 2 * time.Second
+	// killWait is how long a SIGKILLed process may take to be reaped
+	// before the host stops waiting for it.
+	killWait = 5 * time.Second
+)
+
 // start spawns the plugin, completes the handshake and asks for its
-// declarations. On any failure the process is gone when start returns.
+// declarations. On any failure the process is gone when start returns;
+// a process that dies or hangs in Declare is a *Fault, recorded.
 func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareResponse, error) {
 	file := filepath.Base(s.path)
 	l.starts.Add(1)
 	var secure *plugin.SecureConfig
-	if s.pin != "" {
-		if err := CheckPin(s.path, s.pin); err != nil {
-			return nil, nil, err
+	if s.sum != "" {
+		// go-plugin hashes the file again right before exec.
+		want, err := hex.DecodeString(s.sum)
+		if err != nil || len(want) != sha256.Size {
+			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 %q is not 64 hex digits", s.sum))
 		}
-		// go-plugin checks again right before exec.
-		want, _ := hex.DecodeString(s.pin)
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
@@ -100,36 +115,45 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 		Stderr:           said, // what it said, for the error if it fails to start
 		SkipHostEnv:      true, // cmd.Env already has it, ours last
 	})
-	proto, err := client.Client()
-	if err != nil {
-		plog.expectExit()
-		client.Kill()
-		return nil, nil, classifyStart(s.path, l.cfg.StartTimeout, err, said.String())
-	}
-	raw, err := proto.Dispense(pb.PluginName)
-	if err != nil {
-		plog.expectExit()
-		client.Kill()
-		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
-	}
 	p := &process{
 		file:        file,
 		path:        s.path,
-		pid:         cmd.Process.Pid,
 		client:      client,
 		cmd:         cmd,
-		rpc:         raw.(*rpcClient),
 		kpi:         kpi,
 		callTimeout: l.cfg.CallTimeout,
+		closeGrace:  min(l.cfg.CallTimeout, maxCloseGrace),
 		logger:      l.logger.Named(file),
 		plog:        plog,
+		onFault:     l.faults.record,
 	}
+	proto, err := client.Client()
+	if err != nil {
+		p.plog.expectExit()
+		p.reap()
+		return nil, nil, classifyStart(s.path, l.cfg.StartTimeout, err, said.String())
+	}
+	p.pid = cmd.Process.Pid
+	raw, err := proto.Dispense(pb.PluginName)
+	if err != nil {
+		p.plog.expectExit()
+		p.reap()
+		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
+	}
+	p.rpc = raw.(*rpcClient)
+	// Declarations are part of the start, and share its deadline.
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
 	resp, err := p.rpc.mod.Declare(dctx, &pb.DeclareRequest{KpiBrokerId: p.rpc.kpiBrokerID})
-	if err == nil {
-		err = resp.GetError().Err()
+	if err != nil {
+		// Died, hung or stopped in Declare: as in a call, with the start
+		// timeout as its deadline.
+		p.callTimeout = l.cfg.StartTimeout
+		ferr := p.fault(ctx, "", "Declare", err)
+		p.kill()
+		return nil, nil, ferr
 	}
+	err = resp.GetError().Err()
 	if err == nil {
 		err = checkDecls(resp)
 	}
@@ -220,23 +244,34 @@ func (t *tail) String() string {
 // CheckPin verifies that the file at path has the sha256 pin (hex); an
 // empty pin always passes. A mismatch is a LoadError of kind ErrChecksum
 // naming both sums, so the CLI can refuse a config before anything runs
-// with the same words the loader uses at load time.
+// with the same words the loader uses at load time. It reads the file;
+// it does not run it.
 func CheckPin(path, pin string) error {
 	if pin == "" {
 		return nil
 	}
+	sum, err := sha256File(path)
+	if err != nil {
+		return loadErr(path, ErrChecksum, err.Error())
+	}
+	return checkSum(path, sum, pin, "")
+}
+
+// checkSum compares a file's sha256 with a pin: the file's own, or, when
+// module is set, the pin of a module the file carries.
+func checkSum(path, sum, pin, module string) error {
 	want, err := hex.DecodeString(pin)
 	if err != nil || len(want) != sha256.Size {
 		return loadErr(path, ErrChecksum, fmt.Sprintf("pin %q is not a hex sha256", pin))
 	}
-	got, err := sha256File(path)
-	if err != nil {
-		return loadErr(path, ErrChecksum, err.Error())
+	pin = strings.ToLower(pin)
+	switch {
+	case sum == pin:
+		return nil
+	case module != "":
+		return loadErr(path, ErrChecksum, fmt.Sprintf("it provides module %s, pinned to sha256 %s, but its sha256 is %s", module, pin, sum))
 	}
-	if got != strings.ToLower(pin) {
-		return loadErr(path, ErrChecksum, fmt.Sprintf("sha256 is %s, pinned %s", got, strings.ToLower(pin)))
-	}
-	return nil
+	return loadErr(path, ErrChecksum, fmt.Sprintf("sha256 is %s, pinned %s", sum, pin))
 }
 
 func sha256File(path string) (string, error) {
@@ -291,8 +326,8 @@ func (p *process) markDead(how, at string) bool {
 // call makes one host->plugin call on behalf of module for what (an entry
 // or event name), with k registered under a fresh token until it returns,
 // and a deadline. A process that dies or hangs is marked dead; its error
-// names module and entry and wraps kernel.ErrModuleDead, and every later
-// call fails at once with the same.
+// is a *Fault naming module and entry, wrapping kernel.ErrModuleDead, and
+// every later call fails at once with ErrModuleDead.
 func (p *process) call(ctx context.Context, module, what string, k sdk.KPI,
 	do func(ctx context.Context, c *pb.Call) (*pb.Error, error)) error {
 	if err := p.deadCall(module, what); err != nil {
@@ -317,17 +352,18 @@ func (p *process) call(ctx context.Context, module, what string, k sdk.KPI,
 }
 
 // fault handles a call that failed in transport: the caller gave up, the
-// plugin hung past its deadline, or it died.
+// plugin hung past its deadline (or is stopped), or it died. The first
+// to find the process gone records a *Fault and returns it.
 func (p *process) fault(ctx context.Context, module, what string, err error) error {
 	code := status.Code(err)
 	var how string
 	switch {
 	case code == codes.Canceled && errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up; the plugin may well be fine.
-		return fmt.Errorf("module %s: %s: %w", module, what, ctx.Err())
+		return fmt.Errorf("%s: %s: %w", p.who(module), what, ctx.Err())
 	case code == codes.DeadlineExceeded:
 		p.plog.expectExit()
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		p.sigkill()
 		how = fmt.Sprintf("did not answer within %v and was killed", p.callTimeout)
 		p.logger.Error("plugin hung past its deadline; killed", "module", module, "entry", what, "pid", p.pid)
 	default:
@@ -335,11 +371,24 @@ func (p *process) fault(ctx context.Context, module, what string, err error) err
 		p.logger.Error("plugin died during a call", "module", module, "entry", what, "pid", p.pid, "error", err)
 	}
 	go p.reap()
-	if !p.markDead(how, module+":"+what) {
-		// Another call saw it go first (or it was closed): say that.
-		return fmt.Errorf("module %s: %s: %w", module, what, p.dead())
+	at := module + ":" + what
+	if module == "" {
+		at = what
 	}
-	return fmt.Errorf("module %s: %s: plugin %s (pid %d) %s: %w", module, what, p.file, p.pid, how, kernel.ErrModuleDead)
+	if !p.markDead(how, at) {
+		// Another call saw it go first (or it was closed): say that.
+		return fmt.Errorf("%s: %s: %w", p.who(module), what, p.dead())
+	}
+	f := &Fault{File: p.file, Pid: p.pid, Module: module, Entry: what, How: how}
+	p.onFault(f)
+	return f
+}
+
+func (p *process) who(module string) string {
+	if module == "" {
+		return "file " + p.file
+	}
+	return "module " + module
 }
 
 // exitStatus waits briefly for the process to be reaped and says how it
@@ -348,7 +397,7 @@ func (p *process) exitStatus() string {
 	deadline := time.Now().Add(time.Second)
 	for !p.client.Exited() {
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			p.sigkill()
 			return "connection lost; killed"
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -361,19 +410,79 @@ func (p *process) exitStatus() string {
 	return "exited"
 }
 
-// kill stops the process (gracefully if it answers) and waits for it.
+// sigkill kills the process, stopped or not. os.Process knows when it was
+// reaped, so a recycled pid is never hit.
+func (p *process) sigkill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+}
+
+// kill stops the process after a failed start: no fault of its own.
 func (p *process) kill() {
 	p.plog.expectExit()
 	p.markDead("was closed", "")
 	p.reap()
 }
 
-// reap waits for the process and removes the socket a killed plugin could
-// not remove itself.
-func (p *process) reap() {
-	addr := p.client.ReattachConfig()
-	p.client.Kill()
-	if addr != nil && addr.Addr != nil && addr.Addr.Network() == "unix" {
-		_ = os.Remove(addr.Addr.String())
+// close stops the process for good (File.Close). A plugin that does not
+// exit within the grace period (stopped, wedged) is killed, and one that
+// dies instead of exiting is a *Fault at "close", recorded and returned;
+// nil when it exited cleanly or was found dead before.
+func (p *process) close() *Fault {
+	p.plog.expectExit()
+	alive := p.markDead("was closed", "")
+	forced := p.reap()
+	if !alive {
+		return nil
 	}
+	var how string
+	switch st := p.cmd.ProcessState; {
+	case forced:
+		how = fmt.Sprintf("did not exit within %v of being closed and was killed", p.closeGrace)
+	case st != nil && !st.Success():
+		how = fmt.Sprintf("died (%s) as it was closed", st)
+	default:
+		return nil
+	}
+	p.logger.Error("plugin did not exit cleanly when closed", "pid", p.pid, "how", how)
+	f := &Fault{File: p.file, Pid: p.pid, Entry: "close", How: how}
+	p.onFault(f)
+	return f
+}
+
+// reap stops the process and waits for it, never for long: go-plugin's
+// Kill asks the plugin to shut down over gRPC without a deadline, so a
+// plugin that is stopped (SIGSTOP, a debugger) or wedged would hold it
+// forever. Past the grace period the process is SIGKILLed, which works on
+// a stopped process too and ends go-plugin's wait; past killWait after
+// that the host stops waiting. It reports whether the SIGKILL was needed,
+// and removes the socket a killed plugin could not remove itself. Every
+// caller waits for the first.
+func (p *process) reap() (forced bool) {
+	p.reapOnce.Do(func() {
+		addr := p.client.ReattachConfig()
+		done := make(chan struct{})
+		go func() {
+			p.client.Kill()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(p.closeGrace):
+			p.forced = true
+			p.plog.expectExit()
+			p.logger.Warn("plugin did not exit in time; killing it", "pid", p.pid, "grace", p.closeGrace)
+			p.sigkill()
+			select {
+			case <-done:
+			case <-time.After(killWait):
+				p.logger.Error("plugin process not reaped after SIGKILL; no longer waiting for it", "pid", p.pid)
+			}
+		}
+		if addr != nil && addr.Addr != nil && addr.Addr.Network() == "unix" {
+			_ = os.Remove(addr.Addr.String())
+		}
+	})
+	return p.forced
 }

@@ -48,8 +48,8 @@ func ifEventToPB(ev sdk.IfEvent) *pb.IfEvent {
 		Index:    int32(ev.Index),
 		Id:       uint64(ev.ID),
 		Path:     pb.DetachPath(ev.Path),
-		Vmove:    ev.Vmove,
-		PurgeUlp: ev.PurgeULP,
+		Vmove:    ev.Vmove(),
+		PurgeUlp: ev.PurgeULP(),
 	}
 }
 

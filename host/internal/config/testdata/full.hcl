@@ -19,6 +19,7 @@ kernel {
   module_path  = ["modules", "/opt/kldsim/modules"]
   em_count     = var.ems
   shuffle_seed = 7
+  call_timeout = "5s"
   legacy {
     teardown_if_first       = false
     detach_ignores_shutdown = false

@@ -6,11 +6,18 @@
 //
 //	KLDTEST_FAULT=crash:vnet_kldtest_init@j2   SIGKILL itself in that entry in j2
 //	KLDTEST_FAULT=hang:vnet_kldtest_init       never return from that entry (any VNET)
+//	KLDTEST_FAULT=stop:MOD_QUIESCE             SIGSTOP itself there, as a debugger would
 //	KLDTEST_FAULT=exit:MOD_LOAD                os.Exit(3) in that module event
+//	KLDTEST_FAULT=fail:control                 return an error (EBUSY) there
 //	KLDTEST_FAULT=decl                         the file declares kldtest twice
+//	KLDTEST_FAULT=attach:vnet_kldtest_init@j1  clone ktest99 first thing in that entry
 //
-// A fault fires at the end of the entry, after it allocated its objects,
-// so the witness has something the dead module left behind.
+// The points: each entry by name, each module event (MOD_LOAD,
+// MOD_QUIESCE, MOD_UNLOAD), ifnet_departure_event, clone_create,
+// clone_destroy and control. A fault fires at the end of the call, after
+// it allocated its objects, so the witness has something the dead module
+// left behind; "attach" fires first, before the entry takes anything.
+// (Declare is faulted by the declfault plugin.)
 package kldtest
 
 import (
@@ -61,7 +68,9 @@ func New() *sdk.Module {
 		Sysuninit("kldtest_uninit", sdk.SubPseudo, sdk.OrderAny, s.uninit).
 		VnetSysinit(EntryInit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, s.vnetInit).
 		VnetSysuninit(EntryFini, sdk.SubPseudo, sdk.OrderAny, s.vnetUninit).
-		Cloner(Cloner, sdk.Cloner{Create: s.create, Destroy: s.destroy}).
+		Cloner(Cloner, sdk.Cloner{Create: s.create, Destroy: func(ctx context.Context, k sdk.KPI, ifname string) error {
+			return errors.Join(s.destroy(ctx, k, ifname), fault("clone_destroy", k))
+		}}).
 		OnIfnet(sdk.IfDeparture, s.departure).
 		EventHandler(func(ctx context.Context, k sdk.KPI, what sdk.ModEvent) error {
 			return fault(what.String(), k)
@@ -123,18 +132,24 @@ func NewBase() *sdk.Module {
 		})
 }
 
-// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
-func fault(entry string, k sdk.KPI) error {
+// faultFor is the kind of fault KLDTEST_FAULT names for this entry (and
+// VNET), or "".
+func faultFor(entry string, k sdk.KPI) string {
 	spec := os.Getenv(FaultEnv)
 	if spec == "" {
-		return nil
+		return ""
 	}
 	kind, target, _ := strings.Cut(spec, ":")
 	name, vnet, scoped := strings.Cut(target, "@")
 	if name != entry || (scoped && k != nil && vnet != k.Vnet()) {
-		return nil
+		return ""
 	}
-	switch kind {
+	return kind
+}
+
+// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
+func fault(entry string, k sdk.KPI) error {
+	switch faultFor(entry, k) {
 	case "crash":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Minute) // the signal is on its way
@@ -142,7 +157,15 @@ func fault(entry string, k sdk.KPI) error {
 		os.Exit(3)
 	case "hang":
 		time.Sleep(time.Hour) // deaf to ctx, as a wedged module is
+	case "stop":
+		// The stop lands asynchronously: without the wait, the answer
+		// could leave before it.
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		time.Sleep(time.Hour)
 	case "fail":
+		if k != nil {
+			return fmt.Errorf("%s: %s: injected failure: %w", k.Module(), entry, syscall.EBUSY)
+		}
 		return fmt.Errorf("%s: injected failure: %w", entry, syscall.EBUSY)
 	}
 	return nil
@@ -169,6 +192,11 @@ func (s *state) uninit(ctx context.Context, k sdk.KPI) error {
 
 // vnetInit takes a lock and some memory in curvnet, and uses the lock.
 func (s *state) vnetInit(ctx context.Context, k sdk.KPI) error {
+	if faultFor(EntryInit, k) == "attach" {
+		if err := s.create(ctx, k, "ktest99"); err != nil {
+			return err
+		}
+	}
 	lock, err := k.LockInit(ctx, "kldtest lock")
 	if err != nil {
 		return err
@@ -240,14 +268,17 @@ func (s *state) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 func (s *state) departure(_ context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	s.mu.Lock()
 	s.departures = append(s.departures, fmt.Sprintf("%s@%s path=%v vmove=%t purgeulp=%t",
-		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove, ev.PurgeULP))
+		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove(), ev.PurgeULP()))
 	s.mu.Unlock()
-	return nil
+	return fault(ev.Kind.String(), k)
 }
 
 // control answers "ping", "departures", "errno N" (fails with errno N),
 // and "iflist".
 func (s *state) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
+	if err := fault("control", k); err != nil {
+		return "", err
+	}
 	if len(req.Args) == 0 {
 		return "", fmt.Errorf("kldtest: no command: %w", syscall.EINVAL)
 	}

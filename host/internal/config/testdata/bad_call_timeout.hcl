@@ -1,0 +1,3 @@
+kernel {
+  call_timeout = "ten seconds"
+}
