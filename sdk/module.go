@@ -129,6 +129,15 @@ func (m *Module) Cloner(name string, c Cloner) *Module {
 // OnControl sets the handler for commands routed to this module.
 func (m *Module) OnControl(fn ControlFunc) *Module { m.control = fn; return m }
 
+// HasEventHandler reports whether EventHandler set a handler. The
+// transport tells the host, which then answers module events itself
+// when there is none (every event succeeds), without a round trip.
+func (m *Module) HasEventHandler() bool { return m.event != nil }
+
+// HasControl reports whether OnControl set a handler. Without one,
+// Control fails with EOPNOTSUPP, and the host answers so itself.
+func (m *Module) HasControl() bool { return m.control != nil }
+
 // Err reports what is wrong with the declaration, or nil.
 func (m *Module) Err() error {
 	return errors.Join(append(append([]error(nil), m.errs...), m.decl.Validate())...)

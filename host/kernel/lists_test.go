@@ -13,7 +13,7 @@ import (
 )
 
 // What an entry attaches to is a witness object with an owner and a
-// lifetime (ORDERING-DESIGN §3): the VNET's interface list, made by
+// lifetime: the VNET's interface list, made by
 // vnet_if_init and freed by vnet_if_uninit; pfil's and hhook's head
 // lists; each domain's state. These tests pin that model.
 
