@@ -39,7 +39,7 @@ func TestEveryShippedBinary(t *testing.T) {
 		}
 		// "github.com/kldsim/kldsim/plugins/gif.Module" -> "gif.Module()"
 		ctor := path.Base(runtime.FuncForPC(reflect.ValueOf(files[f]).Pointer()).Name()) + "()"
-		if !strings.Contains(string(src), "sdk.Serve("+ctor+")") {
+		if !strings.Contains(string(src), "Serve("+ctor+")") {
 			t.Errorf("%s's main does not serve %s:\n%s", f, ctor, src)
 		}
 	}

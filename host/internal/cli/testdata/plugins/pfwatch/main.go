@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
 type pfwatch struct {
@@ -44,7 +45,7 @@ func (p *pfwatch) uninit(ctx context.Context, k sdk.KPI) error {
 
 func main() {
 	p := &pfwatch{hooks: map[string]sdk.ObjID{}}
-	sdk.Serve(sdk.DeclareModule("pfwatch", sdk.SubPseudo, sdk.OrderAny).
+	serve.Serve(sdk.DeclareModule("pfwatch", sdk.SubPseudo, sdk.OrderAny).
 		Version(1).
 		VnetSysinit("vnet_pfwatch_init", sdk.SubProtoDomain, sdk.OrderSecond, p.init).
 		VnetSysuninit("vnet_pfwatch_uninit", sdk.SubProtoDomain, sdk.OrderThird, p.uninit))
