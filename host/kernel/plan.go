@@ -188,7 +188,7 @@ func (f IfFate) String() string {
 	case IfLeft:
 		return "left"
 	case IfMoveFails:
-		return "home fails"
+		return "home-fails"
 	}
 	return fmt.Sprintf("IfFate(%d)", uint8(f))
 }
@@ -404,7 +404,7 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 		quiesce := "a veto stops the unload of " + fr.f.Name() + " (-f overrides it)"
 		switch {
 		case force:
-			quiesce = ""
+			quiesce = "a veto is overridden (-f)"
 		case fr != root:
 			quiesce = "a veto keeps " + fr.f.Name() + " loaded; the unload of " + root.f.Name() + " stands"
 		}
@@ -434,12 +434,10 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 				if handled[v] == nil {
 					handled[v] = map[string]bool{}
 				}
-				// A module's first VNET_SYSUNINIT to run destroys what it
-				// attached in the VNET: the VNET is alive, not shutting
-				// down, so by the destroy path.
+				// The VNET is alive, not shutting down: the destroy path.
 				path, _ := k.detachPath(false, false)
 				for _, in := range ifs[v] {
-					if in.owner == se.mod && in.home == v && !handled[v][in.name] {
+					if in.owner == se.mod && !handled[v][in.name] {
 						handled[v][in.name] = true
 						pl.p.Ifaces = append(pl.p.Ifaces, in.destroyed(pl.p.Steps[at].Site, path, at))
 					}
@@ -456,16 +454,7 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 			if !unloading[in.owner] || handled[v][in.name] {
 				continue
 			}
-			left := in.fate(IfLeft, Site{}, 0, -1)
-			switch {
-			case in.owner.dead.Load():
-				left.Why = "its owner " + in.owner.decl.Name + " is dead"
-			case in.home != v:
-				left.Why = fmt.Sprintf("on loan from %s: %s's uninit runs in each VNET, but only what it attached there is its to destroy", in.home.name, in.owner.decl.Name)
-			default:
-				left.Why = "its owner " + in.owner.decl.Name + " has no VNET_SYSUNINIT to destroy it: the witness will report it"
-			}
-			pl.p.Ifaces = append(pl.p.Ifaces, left)
+			pl.p.Ifaces = append(pl.p.Ifaces, in.left())
 		}
 	}
 	pl.p.Notes = append(pl.p.Notes, "once MOD_UNLOAD has agreed, no SYSUNINIT or VNET_SYSUNINIT can stop the unload")
@@ -501,12 +490,12 @@ func (k *Kernel) PlanVnetCreate(ctx context.Context, name string) (*Plan, error)
 }
 
 // PlanVnetDestroy is what VnetDestroy(ctx, name) would do: every
-// VNET_SYSUNINIT, descending, and each interface's fate — one on loan
-// sent home by vnet_if_return through the vmove path, one the VNET's own
-// destroyed by its owner's first VNET_SYSUNINIT (through the shutdown
-// path when that runs between SI_SUB_VNET and SI_SUB_VNET_DONE), or,
-// with Legacy.TeardownIfFirst, all of them before any uninit. The error
-// is the *Error (Op OpVnetDestroy) VnetDestroy would return before
+// VNET_SYSUNINIT, descending, and each interface's fate: one on loan
+// sent home by vnet_if_return through the vmove path; one its owner
+// destroys, through the shutdown path when the owner's uninit runs
+// between SI_SUB_VNET and SI_SUB_VNET_DONE; or, with
+// Legacy.TeardownIfFirst, each moved or destroyed before any uninit. The
+// error is the *Error (Op OpVnetDestroy) VnetDestroy would return before
 // calling a module.
 func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error) {
 	k.sx.RLock()
@@ -525,9 +514,11 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 			"if the build fails there is nothing to destroy (ENOENT)", name))
 	}
 	ifs := v.snapIfs()
-	done := map[string]bool{}
+	gone := map[string]bool{} // moved or destroyed
 	fate := func(f PlanIface) {
-		done[f.Name] = true
+		if f.Fate == IfMoveHome || f.Fate == IfDestroy {
+			gone[f.Name] = true
+		}
 		pl.p.Ifaces = append(pl.p.Ifaces, f)
 	}
 	if k.opts.Legacy.TeardownIfFirst {
@@ -541,7 +532,7 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 				if why := in.cannotGoHome(); why != "" {
 					f := in.fate(IfMoveFails, by, path, -1)
 					f.Why = why
-					pl.p.Ifaces = append(pl.p.Ifaces, f)
+					fate(f)
 					continue
 				}
 				fate(in.fate(IfMoveHome, by, path, -1))
@@ -564,23 +555,19 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		if se.mod.base != nil && se.mod.decl.Name == ifModule && se.e.Name == ifReturnEntry {
 			path, _ := k.detachPath(true, shutdownAt(true, se.e.Rank.Sub))
 			for _, in := range ifs {
-				if in.home == v || done[in.name] {
+				if in.home == v || gone[in.name] || stopped != "" {
 					continue
 				}
-				switch why := in.cannotGoHome(); {
-				case stopped != "":
-					f := in.fate(IfLeft, Site{}, 0, -1)
-					f.Why = fmt.Sprintf("%s stops at %s", ifReturnEntry, stopped)
-					fate(f)
-				case why != "":
-					// It departs, the attach fails, it comes back.
+				if why := in.cannotGoHome(); why != "" {
+					// It departs, the attach fails, it comes back; and
+					// vnet_if_return returns the error.
 					stopped = in.name
 					f := in.fate(IfMoveFails, by, path, at)
 					f.Why = why
-					pl.p.Ifaces = append(pl.p.Ifaces, f)
-				default:
-					fate(in.fate(IfMoveHome, by, path, at))
+					fate(f)
+					continue
 				}
+				fate(in.fate(IfMoveHome, by, path, at))
 			}
 		}
 		if first[se.mod] {
@@ -589,25 +576,21 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		first[se.mod] = true
 		path, _ := k.detachPath(false, shutdownAt(true, se.e.Rank.Sub))
 		for _, in := range ifs {
-			if in.owner == se.mod && in.home == v && !done[in.name] {
+			if in.owner == se.mod && !gone[in.name] {
 				fate(in.destroyed(by, path, at))
 			}
 		}
 	}
 	for _, in := range ifs {
-		if done[in.name] {
+		if gone[in.name] {
 			continue
 		}
-		f := in.fate(IfLeft, Site{}, 0, -1)
-		switch {
-		case in.home != v:
+		f := in.left()
+		if in.home != v {
 			f.Why = "its move home fails: it goes with the VNET, and the witness will report it"
-		case in.owner == nil:
-			f.Why = "it has no owner"
-		case in.owner.dead.Load():
-			f.Why = "its owner " + in.owner.decl.Name + " is dead"
-		default:
-			f.Why = "its owner " + in.owner.decl.Name + " has no VNET_SYSUNINIT to destroy it: the witness will report it"
+			if stopped != "" && stopped != in.name {
+				f.Why = fmt.Sprintf("%s stops at %s: it goes with the VNET, and the witness will report it", ifReturnEntry, stopped)
+			}
 		}
 		fate(f)
 	}
@@ -649,9 +632,11 @@ func (in ifSnap) cannotGoHome() string {
 }
 
 // destroyed is the interface destroyed by by, its owner's first
-// VNET_SYSUNINIT to run. Which of its uninits destroys what it attached
-// is the module's code; with more than one, the plan says it assumes the
-// first.
+// VNET_SYSUNINIT to run in its VNET: a module's VNET uninit destroys the
+// interfaces it owns there, those moved in too, as FreeBSD's
+// if_clone_detach does and if_bridge's and if_gif's do. Which of its
+// uninits does it is the module's code; with more than one, the plan
+// says it assumes the first.
 func (in ifSnap) destroyed(by Site, path sdk.DetachPath, at int) PlanIface {
 	f := in.fate(IfDestroy, by, path, at)
 	var names []string
@@ -663,6 +648,21 @@ func (in ifSnap) destroyed(by Site, path sdk.DetachPath, at int) PlanIface {
 	if len(names) > 1 {
 		f.Why = fmt.Sprintf("assumed: %s has %d VNET_SYSUNINITs (%s), and the first to run is taken to destroy it",
 			in.owner.decl.Name, len(names), strings.Join(names, ", "))
+	}
+	return f
+}
+
+// left is the interface left where it is: nothing of the action moves
+// or destroys it.
+func (in ifSnap) left() PlanIface {
+	f := in.fate(IfLeft, Site{}, 0, -1)
+	switch {
+	case in.owner == nil:
+		f.Why = "it has no owner"
+	case in.owner.dead.Load():
+		f.Why = "its owner " + in.owner.decl.Name + " is dead"
+	default:
+		f.Why = "its owner " + in.owner.decl.Name + " has no VNET_SYSUNINIT to destroy it: the witness will report it"
 	}
 	return f
 }

@@ -104,7 +104,7 @@ func traceCalls(tr []TraceEvent) (calls, detaches []string) {
 			detaches = append(detaches, fmt.Sprintf("#%d %s in %s %s by %s %v", len(calls), f[0], e.Vnet, f[1], e.Module, e.Rank))
 		}
 	}
-	// Within one call, the order is the module's (if_disc walks a map).
+	// Within one call, the order is the module's.
 	slices.Sort(detaches)
 	return calls, detaches
 }
@@ -214,21 +214,48 @@ func checkPlan(t *testing.T, k *Kernel, o *planOpener, a action) *Plan {
 	return p
 }
 
-// A small module set: bridgestp-like "stp" (its own file), "br" that
-// depends on it and clones "disc" (if_disc), and "fw" with every kind of
-// entry, tied ranks included.
+// newPtest is a cloner module ("ptest") as the contract has it, and
+// if_bridge and if_gif are: its VNET_SYSUNINIT destroys every interface
+// it owns in the VNET, those moved in as well.
+func newPtest() *sdk.Module {
+	return sdk.DeclareModule("if_ptest", sdk.SubPseudo, sdk.OrderAny).
+		Cloner("ptest", sdk.Cloner{
+			Create: func(ctx context.Context, k sdk.KPI, ifname string) error {
+				_, err := k.IfAttach(ctx, ifname, "ptest")
+				return err
+			},
+			Destroy: func(ctx context.Context, k sdk.KPI, ifname string) error { return k.IfDetach(ctx, ifname) },
+		}).
+		VnetSysuninit("vnet_ptest_uninit", sdk.SubPseudo, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
+			ifs, err := k.IfList(ctx)
+			if err != nil {
+				return err
+			}
+			for _, in := range ifs {
+				if in.Owner == k.Module() {
+					if err := k.IfDetach(ctx, in.Name); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+}
+
+// A small module set: bridgestp-like "stp" (its own file), if_ptest in
+// file "ptest" that depends on it, and "fw" with every kind of entry,
+// tied ranks included.
 func planFiles(t *testing.T) map[string][]*sdk.Module {
 	t.Helper()
 	a := func() *allocMod { return &allocMod{held: map[string][]sdk.ObjID{}} }
 	stp, fw := a(), a()
-	_, disc := newDisc()
-	disc.Depend("stp", 1, 1, 1).
-		VnetSysinit("vnet_disc_init", sdk.SubPseudo, sdk.OrderAny, func(context.Context, sdk.KPI) error { return nil })
+	ptest := newPtest().Depend("stp", 1, 1, 1).
+		VnetSysinit("vnet_ptest_init", sdk.SubPseudo, sdk.OrderAny, func(context.Context, sdk.KPI) error { return nil })
 	return map[string][]*sdk.Module{
 		"stp": {sdk.DeclareModule("stp", sdk.SubPseudo, sdk.OrderAny).
 			VnetSysinit("vnet_stp_init", sdk.SubPseudo, sdk.OrderAny, stp.init("vnet_stp_init")).
 			VnetSysuninit("vnet_stp_uninit", sdk.SubPseudo, sdk.OrderAny, stp.uninit)},
-		"disc": {disc},
+		"ptest": {ptest},
 		"fw": {sdk.DeclareModule("fw", sdk.SubProtoFirewall, sdk.OrderAny-255).
 			Sysinit("fw_init", sdk.SubProtoFirewall, sdk.OrderAny-254, fw.init("fw_init")).
 			Sysuninit("fw_destroy", sdk.SubProtoFirewall, sdk.OrderAny-254, fw.uninit).
@@ -264,8 +291,8 @@ func TestPlanMatchesRun(t *testing.T) {
 	clone := func(v, ifn string) func(*Kernel) error {
 		return func(k *Kernel) error { _, err := k.IfCreate(ctx, v, ifn); return err }
 	}
-	busy := do(ld("disc"), mk("j1"), mk("j2"), mv("em1", "vnet0", "j1"), clone("j1", "disc0"), clone("j1", "disc1"),
-		clone("vnet0", "disc0"), mv("disc0", "vnet0", "j2"), ld("fw"))
+	busy := do(ld("ptest"), mk("j1"), mk("j2"), mv("em1", "vnet0", "j1"), clone("j1", "ptest0"), clone("j1", "ptest1"),
+		clone("vnet0", "ptest2"), mv("ptest2", "vnet0", "j2"), clone("vnet0", "ptest3"), mv("ptest3", "vnet0", "j1"), ld("fw"))
 	tests := []struct {
 		name  string
 		opts  Options
@@ -273,18 +300,18 @@ func TestPlanMatchesRun(t *testing.T) {
 		act   action
 		want  func(t *testing.T, p *Plan)
 	}{
-		{name: "kldload pulls in its dependency", setup: do(mk("j1")), act: loadAction("disc"),
+		{name: "kldload pulls in its dependency", setup: do(mk("j1")), act: loadAction("ptest"),
 			want: func(t *testing.T, p *Plan) {
 				got := []string{}
 				for _, f := range p.Files {
 					got = append(got, fmt.Sprintf("%v %s %s", f.Change, f.Name, f.Why))
 				}
-				want := []string{"link stp if_disc depends on stp", "link disc "}
+				want := []string{"link stp if_ptest depends on stp", "link ptest "}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("files (-want +got):\n%s", diff)
 				}
 			}},
-		{name: "kldload holds a loaded dependency", setup: do(ld("stp"), mk("j1")), act: loadAction("disc")},
+		{name: "kldload holds a loaded dependency", setup: do(ld("stp"), mk("j1")), act: loadAction("ptest")},
 		{name: "kldload every kind of entry, ties", setup: do(mk("j1"), mk("j2")), act: loadAction("fw")},
 		{name: "kldload shuffled", opts: Options{ShuffleSeed: 7}, setup: do(mk("j1")), act: loadAction("fw")},
 		{name: "kldload with rank overrides", opts: Options{Overrides: map[string]sdk.Rank{
@@ -294,21 +321,25 @@ func TestPlanMatchesRun(t *testing.T) {
 		{name: "kldload of no such file", act: loadAction("nosuch")},
 		{name: "kldload with an override naming no entry", opts: Options{Overrides: map[string]sdk.Rank{
 			"fw:nosuch": sdk.R(sdk.SubPseudo, sdk.OrderFirst)}}, act: loadAction("fw")},
-		{name: "kldunload releases its dependency", setup: busy, act: unloadAction("disc", false),
+		{name: "kldunload releases its dependency", setup: busy, act: unloadAction("ptest", false),
 			want: func(t *testing.T, p *Plan) {
 				got := []string{}
 				for _, f := range p.Ifaces {
-					got = append(got, fmt.Sprintf("%s in %s: %v %s", f.Name, f.Vnet, f.Fate, f.Why))
+					got = append(got, fmt.Sprintf("%s in %s: %v by %s", f.Name, f.Vnet, f.Fate, f.By))
 				}
-				want := []string{"disc0 in j1: destroy ", "disc1 in j1: destroy ",
-					"disc0 in j2: left on loan from vnet0: if_disc's uninit runs in each VNET, but only what it attached there is its to destroy"}
+				want := []string{
+					"ptest2 in j2: destroy by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j2",
+					"ptest0 in j1: destroy by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j1",
+					"ptest1 in j1: destroy by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j1",
+					"ptest3 in j1: destroy by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j1",
+				}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("interfaces (-want +got):\n%s", diff)
 				}
 			}},
 		{name: "kldunload -f", setup: busy, act: unloadAction("fw", true)},
 		{name: "kldunload of a dependency only", setup: busy, act: unloadAction("stp", false)},
-		{name: "kldunload of a file others depend on", setup: do(ld("stp"), ld("disc")), act: unloadAction("stp", false),
+		{name: "kldunload of a file others depend on", setup: do(ld("stp"), ld("ptest")), act: unloadAction("stp", false),
 			want: func(t *testing.T, p *Plan) {
 				if len(p.Steps) != 0 || len(p.Files) != 1 || p.Files[0].Change != FileRelease {
 					t.Errorf("want one reference dropped and nothing called, got files %+v, %d steps", p.Files, len(p.Steps))
@@ -328,8 +359,9 @@ func TestPlanMatchesRun(t *testing.T) {
 				}
 				want := []string{
 					"em1 home vnet0 vmove by if vnet_if_return (rank VNET_DONE/ANY) in j1",
-					"disc0 destroy j1 shutdown by if_disc vnet_disc_uninit (rank PSEUDO/ANY) in j1",
-					"disc1 destroy j1 shutdown by if_disc vnet_disc_uninit (rank PSEUDO/ANY) in j1",
+					"ptest3 home vnet0 vmove by if vnet_if_return (rank VNET_DONE/ANY) in j1",
+					"ptest0 destroy j1 shutdown by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j1",
+					"ptest1 destroy j1 shutdown by if_ptest vnet_ptest_uninit (rank PSEUDO/ANY) in j1",
 					"lo0 destroy j1 shutdown by if_lo vnet_loif_uninit (rank INIT_IF/SECOND) in j1",
 				}
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -338,7 +370,16 @@ func TestPlanMatchesRun(t *testing.T) {
 			}},
 		{name: "vnet destroy of a VNET holding a loan", setup: busy, act: destroyAction("j2")},
 		{name: "vnet destroy, uninit overridden past VNET_DONE", opts: Options{Overrides: map[string]sdk.Rank{
-			"if_disc:vnet_disc_uninit": sdk.R(sdk.SubLast, sdk.OrderAny)}}, setup: busy, act: destroyAction("j1")},
+			"if_ptest:vnet_ptest_uninit": sdk.R(sdk.SubLast, sdk.OrderAny)}}, setup: busy, act: destroyAction("j1"),
+			want: func(t *testing.T, p *Plan) {
+				// It runs before vnet_if_return: the loaned ptest3 is
+				// destroyed, not sent home; not shutting down yet.
+				for _, f := range p.Ifaces {
+					if f.Name == "ptest3" && (f.Fate != IfDestroy || f.Path != sdk.PathDestroy) {
+						t.Errorf("ptest3: %v %v, want destroyed by the destroy path", f.Fate, f.Path)
+					}
+				}
+			}},
 		{name: "vnet destroy, legacy interfaces first", opts: Options{Legacy: Legacy{TeardownIfFirst: true}},
 			setup: busy, act: destroyAction("j1")},
 		{name: "vnet destroy, legacy detach", opts: Options{Legacy: Legacy{DetachIgnoresShutdown: true}},
@@ -407,7 +448,7 @@ func TestPlanWithoutDescriber(t *testing.T) {
 // randomFiles declares n files of random modules: entries of every kind
 // at a few ranks (ties are common), MODULE_DEPENDs on modules of earlier
 // files, now and then one no version satisfies, and, in one file, the
-// disc cloner. It returns the files and the overrides a kernel may get,
+// ptest cloner. It returns the files and the overrides a kernel may get,
 // now and then one naming no entry.
 func randomFiles(rng *rand.Rand, n int) (mapOpener, map[string]sdk.Rank) {
 	subs := []sdk.Sub{sdk.SubInitIf, sdk.SubPseudo, sdk.SubProtoMC, sdk.SubProtoFirewall, sdk.SubVnetDone}
@@ -416,7 +457,7 @@ func randomFiles(rng *rand.Rand, n int) (mapOpener, map[string]sdk.Rank) {
 	files := mapOpener{}
 	overrides := map[string]sdk.Rank{}
 	var mods []string
-	discAt := rng.Intn(n)
+	ptestAt := rng.Intn(n)
 	for f := 0; f < n; f++ {
 		var fileMods []*sdk.Module
 		var declared []string
@@ -425,15 +466,15 @@ func randomFiles(rng *rand.Rand, n int) (mapOpener, map[string]sdk.Rank) {
 			a := &allocMod{held: map[string][]sdk.ObjID{}}
 			s, o := rank()
 			m := sdk.DeclareModule(name, s, o)
-			if f == discAt && i == 0 {
-				_, m = newDisc()
-				name = "if_disc"
+			if f == ptestAt && i == 0 {
+				m = newPtest()
+				name = "if_ptest"
 			}
 			for j := 0; j < rng.Intn(4); j++ {
 				s, o := rank()
 				en := fmt.Sprintf("%s_e%d", name, j)
 				kind := rng.Intn(4)
-				if name == "if_disc" && kind == 3 {
+				if name == "if_ptest" && kind == 3 {
 					kind = 2 // its one VNET_SYSUNINIT destroys its clones (see TestPlanAssumesFirstUninit)
 				}
 				switch kind {
@@ -519,7 +560,7 @@ func TestPlanProperty(t *testing.T) {
 				case 5:
 					a = destroyAction(vnetNames[rng.Intn(4)])
 				case 6, 7:
-					_, _ = k.IfCreate(ctx, vnetNames[rng.Intn(4)], "disc")
+					_, _ = k.IfCreate(ctx, vnetNames[rng.Intn(4)], "ptest")
 					continue
 				default:
 					vs := k.Vnets()
@@ -578,7 +619,7 @@ func TestPlanConcurrent(t *testing.T) {
 	ctx := context.Background()
 	o := &planOpener{mapOpener: mapOpener(planFiles(t))}
 	k := boot(t, Options{Opener: o})
-	if _, err := k.Load(ctx, "disc"); err != nil {
+	if _, err := k.Load(ctx, "ptest"); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -587,7 +628,7 @@ func TestPlanConcurrent(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			j := fmt.Sprint("j", i%3)
 			_ = k.VnetCreate(ctx, j)
-			_, _ = k.IfCreate(ctx, j, "disc")
+			_, _ = k.IfCreate(ctx, j, "ptest")
 			_ = k.IfMove(ctx, "em1", "vnet0", j)
 			_ = k.VnetDestroy(ctx, j)
 		}
@@ -596,7 +637,7 @@ func TestPlanConcurrent(t *testing.T) {
 		for _, plan := range []func() (*Plan, error){
 			func() (*Plan, error) { return k.PlanVnetDestroy(ctx, fmt.Sprint("j", i%3)) },
 			func() (*Plan, error) { return k.PlanVnetCreate(ctx, fmt.Sprint("j", i%3)) },
-			func() (*Plan, error) { return k.PlanUnload(ctx, "disc", false) },
+			func() (*Plan, error) { return k.PlanUnload(ctx, "ptest", false) },
 			func() (*Plan, error) { return k.PlanLoad(ctx, "fw") },
 		} {
 			p, err := plan()

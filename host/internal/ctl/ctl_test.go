@@ -54,8 +54,12 @@ func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, er
 // TestSession replays testdata/session.golden: every "$ command" line is
 // run in order against one kernel, and what follows it must be what the
 // command prints (stdout, stderr, then "[exit N ERRNO]" on failure).
-func TestSession(t *testing.T) {
-	const golden = "testdata/session.golden"
+func TestSession(t *testing.T) { replay(t, "testdata/session.golden") }
+
+// replay runs golden's "$ command" lines against one kernel and compares
+// what they print with what follows each in the file.
+func replay(t *testing.T, golden string) {
+	t.Helper()
 	src, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
