@@ -135,3 +135,27 @@ func planVnet(verb string, names []string) (runner, error) {
 		return k.PlanVnetDestroy(ctx, names[0])
 	})
 }
+
+// ParsePlan parses argv, an action (kldload, kldunload, vnet create or
+// vnet destroy, with its flags and operand), as its -plan command; with
+// json, as its --json one. cwd is as for Parse. An action that cannot be
+// planned is an error saying so; one that does not parse, Parse's
+// *UsageError.
+func ParsePlan(argv []string, cwd string, json bool) (*Cmd, error) {
+	flags := []string{"-plan"}
+	if json {
+		flags = append(flags, "--json")
+	}
+	at := 1 // where the flags go: after the command, or after vnet's verb
+	switch {
+	case len(argv) == 0:
+		return nil, errors.New("no action to plan")
+	case argv[0] == "kldload" || argv[0] == "kldunload":
+	case argv[0] == "vnet" && len(argv) > 1 && (argv[1] == "create" || argv[1] == "destroy"):
+		at = 2
+	default:
+		return nil, fmt.Errorf("cannot plan %q: want kldload, kldunload, vnet create or vnet destroy", Join(argv))
+	}
+	words := append(append(append([]string{}, argv[:at]...), flags...), argv[at:]...)
+	return Parse(words, cwd)
+}
