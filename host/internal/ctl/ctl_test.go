@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // newKernel boots a kernel whose module path holds the real plugins,
 // in-process.
-func newKernel(t *testing.T) *kernel.Kernel {
+func newKernel(t testing.TB) *kernel.Kernel {
 	t.Helper()
 	h := sdktest.New(t, sdktest.Options{EmCount: 3, Files: map[string][]*sdk.Module{
 		"ipfw":       {ipfw.Module()},
@@ -40,7 +40,7 @@ func newKernel(t *testing.T) *kernel.Kernel {
 }
 
 // run parses and runs one line, returning what it printed.
-func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
+func run(t testing.TB, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd, err := ParseLine(line, "/work")
 	if err != nil {
