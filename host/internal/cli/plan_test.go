@@ -61,82 +61,86 @@ func TestPlanGolden(t *testing.T) {
 }
 
 // TestPlanMatchesRunDefault: on the default configuration's state, with
-// real plugin processes, each planned action then runs exactly the calls
+// real plugin processes, each action of a sequence runs exactly the calls
 // its plan lists and detaches exactly the interfaces it says, by the
 // entries and paths it says.
 func TestPlanMatchesRunDefault(t *testing.T) {
 	modules, _ := plugins(t)
 	cfg := filepath.Join(repoRoot(t), DefaultConfig)
 	ctx := context.Background()
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	a.setupLogger()
+	o := loadOpts{file: cfg, modulePath: modules}
+	l, ok := a.loadConfig(o)
+	if !ok {
+		t.Fatal("config does not load")
+	}
+	ld, err := a.newLoader(l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	k, err := kernel.New(ctx, kernelOptions(l.cfg, ld))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Shutdown(ctx)
+	if _, ok := execSteps(ctx, k, ld.WatchFaults, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
+		t.Fatal("the configuration's steps failed")
+	}
 	for _, tt := range []struct {
 		name string
 		plan func(*kernel.Kernel) (*kernel.Plan, error)
 		do   func(*kernel.Kernel) error
 	}{
-		{"vnet destroy br",
-			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanVnetDestroy(ctx, "br") },
-			func(k *kernel.Kernel) error { return k.VnetDestroy(ctx, "br") }},
 		{"vnet destroy tun",
 			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanVnetDestroy(ctx, "tun") },
 			func(k *kernel.Kernel) error { return k.VnetDestroy(ctx, "tun") }},
 		{"kldunload if_bridge",
 			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanUnload(ctx, "if_bridge", false) },
 			func(k *kernel.Kernel) error { return k.Unload(ctx, "if_bridge", false) }},
-		{"kldunload if_gif",
-			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanUnload(ctx, "if_gif", false) },
-			func(k *kernel.Kernel) error { return k.Unload(ctx, "if_gif", false) }},
+		{"kldload if_bridge",
+			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanLoad(ctx, "if_bridge") },
+			func(k *kernel.Kernel) error { _, err := k.Load(ctx, "if_bridge"); return err }},
 		{"vnet create j9",
 			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanVnetCreate(ctx, "j9") },
 			func(k *kernel.Kernel) error { return k.VnetCreate(ctx, "j9") }},
+		{"vnet destroy br",
+			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanVnetDestroy(ctx, "br") },
+			func(k *kernel.Kernel) error { return k.VnetDestroy(ctx, "br") }},
+		{"kldunload -f ipfw",
+			func(k *kernel.Kernel) (*kernel.Plan, error) { return k.PlanUnload(ctx, "ipfw", true) },
+			func(k *kernel.Kernel) error { return k.Unload(ctx, "ipfw", true) }},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			a := &app{stdout: io.Discard, stderr: io.Discard}
-			a.setupLogger()
-			o := loadOpts{file: cfg, modulePath: modules}
-			l, ok := a.loadConfig(o)
-			if !ok {
-				t.Fatal("config does not load")
+		p, err := tt.plan(k)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		mark := len(k.Trace())
+		if err := tt.do(k); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		calls, detaches := traced(k.Trace()[mark:])
+		var want []string
+		for _, s := range p.Steps {
+			want = append(want, callLine(s.TraceEvent))
+		}
+		if diff := cmp.Diff(want, calls); diff != "" {
+			t.Errorf("%s: calls (-plan +run):\n%s", tt.name, diff)
+		}
+		want = nil
+		for _, f := range p.Ifaces {
+			if f.Fate != kernel.IfLeft {
+				want = append(want, fmt.Sprintf("#%d %s in %s path=%v by %s %v", max(f.Step, 0), f.Name, f.Vnet, f.Path, f.By.Module, f.By.Rank))
 			}
-			ld, err := a.newLoader(l, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ld.Close()
-			k, err := kernel.New(ctx, kernelOptions(l.cfg, ld))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer k.Shutdown(ctx)
-			if _, ok := execSteps(ctx, k, ld.WatchFaults, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
-				t.Fatal("the configuration's steps failed")
-			}
-			p, err := tt.plan(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mark := len(k.Trace())
-			if err := tt.do(k); err != nil {
-				t.Fatal(err)
-			}
-			calls, detaches := traced(k.Trace()[mark:])
-			var want []string
-			for _, s := range p.Steps {
-				want = append(want, callLine(s.TraceEvent))
-			}
-			if diff := cmp.Diff(want, calls); diff != "" {
-				t.Errorf("calls (-plan +run):\n%s", diff)
-			}
-			want = nil
-			for _, f := range p.Ifaces {
-				if f.Fate != kernel.IfLeft {
-					want = append(want, fmt.Sprintf("#%d %s in %s path=%v by %s %v", max(f.Step, 0), f.Name, f.Vnet, f.Path, f.By.Module, f.By.Rank))
-				}
-			}
-			slices.Sort(want)
-			if diff := cmp.Diff(want, detaches); diff != "" {
-				t.Errorf("interface detaches (-plan +run):\n%s", diff)
-			}
-		})
+		}
+		slices.Sort(want)
+		if diff := cmp.Diff(want, detaches); diff != "" {
+			t.Errorf("%s: interface detaches (-plan +run):\n%s", tt.name, diff)
+		}
+		if len(calls) == 0 {
+			t.Errorf("%s: nothing ran", tt.name)
+		}
 	}
 }
 
