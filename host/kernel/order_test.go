@@ -67,9 +67,9 @@ func TestShuffleTies(t *testing.T) {
 		m := &modRec{}
 		var es []*sysEntry
 		for i := 0; i < 8; i++ {
-			es = append(es, k.newEntry(m, sdk.Entry{Name: fmt.Sprint("tie", i), Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}, false))
+			es = append(es, k.newEntry(m, sdk.Entry{Name: fmt.Sprint("tie", i), Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}, false, k.seq.Add(1)))
 		}
-		es = append(es, k.newEntry(m, sdk.Entry{Name: "first", Rank: sdk.R(sdk.SubInitIf, sdk.OrderFirst)}, false))
+		es = append(es, k.newEntry(m, sdk.Entry{Name: "first", Rank: sdk.R(sdk.SubInitIf, sdk.OrderFirst)}, false, k.seq.Add(1)))
 		sortEntries(es)
 		var out []string
 		for _, e := range es {

@@ -21,10 +21,10 @@ type sysEntry struct {
 	reg bool // module registration (MOD_LOAD) rather than an entry
 }
 
-// newEntry makes an entry and decides its tie key. Only makeEntries calls
-// it: a key made twice for one entry could order its ties two ways.
-func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
-	s := k.seq.Add(1)
+// newEntry makes an entry whose registration number is s and decides its
+// tie key from it. Only makeEntriesFrom calls it: a key made twice for one
+// entry could order its ties two ways.
+func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool, s uint64) *sysEntry {
 	tie := s
 	if k.opts.ShuffleSeed != 0 {
 		tie = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
@@ -35,10 +35,18 @@ func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
 // makeEntries makes a module's registration and its declared entries (with
 // their overridden ranks), in declaration order, once, when it is linked.
 func (k *Kernel) makeEntries(m *modRec) {
-	m.reg = k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true)
+	k.makeEntriesFrom(m, func() uint64 { return k.seq.Add(1) })
+}
+
+// makeEntriesFrom is makeEntries numbering the entries with next: the
+// kernel's counter for a link; for a plan (plan.go), a copy of it, so that
+// the plan's tie keys are the ones the link will make, and the counter
+// does not move.
+func (k *Kernel) makeEntriesFrom(m *modRec, next func() uint64) {
+	m.reg = k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true, next())
 	m.entries = make([]*sysEntry, len(m.decl.Entries))
 	for i, e := range m.decl.Entries {
-		m.entries[i] = k.newEntry(m, e, false)
+		m.entries[i] = k.newEntry(m, e, false, next())
 	}
 }
 

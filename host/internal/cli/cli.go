@@ -74,6 +74,12 @@ Configuration:
                  run a config (or read a saved run -json) and export it:
                  Perfetto/Chrome trace JSON, SVG timeline, DOT constraint
                  graph, blame, the HTML report, the run's JSON
+  plan [-json] [-config FILE [-var NAME=VALUE]] [-module-path DIRS] [-em N]
+       [-call-timeout D] [--] ACTION...
+                 build the config's state (or boot a fresh kernel), then
+                 print what ACTION (kldload, kldunload, vnet create|destroy)
+                 would run there, in order, in which VNETs, and what
+                 becomes of each interface, without running it
   validate [-var NAME=VALUE] [-module-path DIRS] FILE...
                  check configs; reads linker.hints, runs no module
   fmt [-check] FILE...
@@ -90,10 +96,10 @@ Kernel daemon:
   kernel status
 
 Commands sent to the daemon (FreeBSD's flags and words):
-  kldload [-nqv] name|path ...
-  kldunload [-fv] [-i id | -n name | name] ...
+  kldload [-nqv] name|path ...   (-plan [--json]: what it would run)
+  kldunload [-fv] [-i id | -n name | name] ...   (-plan [--json] as well)
   kldstat [-v] [-q] [-m module] [--json]
-  vnet create|destroy NAME ... | vnet list [--json]
+  vnet create|destroy [-plan [--json]] NAME ... | vnet list [--json]
   ifconfig [-j VNET] [-a | -l | IF [create|destroy|vnet J|-vnet J|VERB ARGS...]] [--json]
   ipfw [-j VNET] add|delete|flush|list ...
   modctl [-j VNET] MODULE ARGS...
@@ -185,6 +191,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.bench(ctx, cargs)
 	case "trace":
 		return a.trace(ctx, cargs)
+	case "plan":
+		return a.planAction(ctx, cargs)
 	}
 	if ctl.Usage(cmd) != "" {
 		return a.client(ctx, cmd, cargs)

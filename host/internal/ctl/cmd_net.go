@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet [list] [--json]"
+	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
 	usageIfconfig = "usage: ifconfig [-j vnet] [-a | -l] [--json]\n       ifconfig [-j vnet] [--json] interface\n       ifconfig [-j vnet] interface create|destroy\n       ifconfig [-j vnet] interface vnet|-vnet vnet\n       ifconfig [-j vnet] interface command [args ...]"
 	usageIpfw     = "usage: ipfw [-j vnet] add [NUM] allow|deny|count ip from SRC to DST [via IF]\n       ipfw [-j vnet] delete NUM ...\n       ipfw [-j vnet] flush | list | show"
 	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
@@ -28,6 +28,7 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	}
 	switch verb {
 	case "create", "destroy":
+		args, plan := cutPlan(c, args)
 		o, err := getopt(args, "", false)
 		if err != nil {
 			return nil, err
@@ -39,6 +40,9 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			if err := sdk.ValidVnetName(n); err != nil {
 				return nil, err
 			}
+		}
+		if plan {
+			return planVnet(verb, o.rest)
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			var errs []error

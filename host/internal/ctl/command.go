@@ -2,7 +2,9 @@
 //
 // The commands are FreeBSD's, with their flags, words and errno texts:
 // kldload, kldunload, kldstat, ifconfig and ipfw, plus vnet (create,
-// destroy, list), sysinit, witness and modctl. Parse checks a command line
+// destroy, list), sysinit, witness and modctl; kldload, kldunload and vnet
+// create|destroy take -plan, to print what they would run instead of
+// running it (ParsePlan, plan.go). Parse checks a command line
 // without a kernel; Cmd.Run executes it against one. The same commands
 // are scenario steps in a configuration file, and what a client sends to
 // the daemon over the control socket (Server, Do).

@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // newKernel boots a kernel whose module path holds the real plugins,
 // in-process.
-func newKernel(t *testing.T) *kernel.Kernel {
+func newKernel(t testing.TB) *kernel.Kernel {
 	t.Helper()
 	h := sdktest.New(t, sdktest.Options{EmCount: 3, Files: map[string][]*sdk.Module{
 		"ipfw":       {ipfw.Module()},
@@ -40,7 +40,7 @@ func newKernel(t *testing.T) *kernel.Kernel {
 }
 
 // run parses and runs one line, returning what it printed.
-func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
+func run(t testing.TB, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd, err := ParseLine(line, "/work")
 	if err != nil {
@@ -54,8 +54,12 @@ func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, er
 // TestSession replays testdata/session.golden: every "$ command" line is
 // run in order against one kernel, and what follows it must be what the
 // command prints (stdout, stderr, then "[exit N ERRNO]" on failure).
-func TestSession(t *testing.T) {
-	const golden = "testdata/session.golden"
+func TestSession(t *testing.T) { replay(t, "testdata/session.golden") }
+
+// replay runs golden's "$ command" lines against one kernel and compares
+// what they print with what follows each in the file.
+func replay(t *testing.T, golden string) {
+	t.Helper()
 	src, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
