@@ -38,6 +38,33 @@ func declToPB(d Decl) *pb.Decl {
 	for _, ev := range d.Events {
 		out.Events = append(out.Events, pb.EventKind(ev))
 	}
+	out.Config = configToPB(d.Config)
+	return out
+}
+
+func configToPB(c ConfigSchema) *pb.ConfigSchema {
+	out := &pb.ConfigSchema{Vnet: settingsToPB(c.Vnet), Interface: settingsToPB(c.Interface),
+		Verbs: verbsToPB(c.Verbs), IfVerbs: verbsToPB(c.IfVerbs)}
+	for _, cmd := range c.Commands {
+		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary})
+	}
+	return out
+}
+
+func settingsToPB(ss []Setting) []*pb.Setting {
+	var out []*pb.Setting
+	for _, s := range ss {
+		out = append(out, &pb.Setting{Name: s.Name, Doc: s.Doc, Type: string(s.Type), Fields: settingsToPB(s.Fields),
+			Required: s.Required, Ref: string(s.Ref), Unique: s.Unique, Commands: append([]string(nil), s.Commands...)})
+	}
+	return out
+}
+
+func verbsToPB(vs []Verb) []*pb.Verb {
+	var out []*pb.Verb
+	for _, v := range vs {
+		out = append(out, &pb.Verb{Name: v.Name, Args: v.Args, Min: int32(v.Min), Max: int32(v.Max), Op: v.Op, Summary: v.Summary})
+	}
 	return out
 }
 

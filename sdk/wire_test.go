@@ -66,7 +66,21 @@ func testModule() *Module {
 		VnetSysuninit("vnet_test_uninit", SubProtoFirewall, OrderAny-253, nop).
 		Cloner("tst", Cloner{Create: func(context.Context, KPI, string) error { return nil },
 			Destroy: func(context.Context, KPI, string) error { return nil }}).
-		OnIfnet(IfDeparture, func(context.Context, KPI, IfEvent) error { return nil })
+		OnIfnet(IfDeparture, func(context.Context, KPI, IfEvent) error { return nil }).
+		OnControl(func(context.Context, KPI, ControlReq) (string, error) { return "", nil }).
+		Config(testConfig)
+}
+
+// testConfig uses every field of a schema.
+var testConfig = ConfigSchema{
+	Vnet: []Setting{{Name: "b", Doc: "d", Type: TypeBlock, Fields: []Setting{
+		{Name: "f", Type: TypeList, Ref: RefInterface, Unique: true, Commands: []string{"modctl if_test add {each}"}},
+		{Name: "g", Type: TypeString, Required: true},
+	}, Commands: []string{"tcmd {g}"}}},
+	Interface: []Setting{{Name: "i", Type: TypeBool, Commands: []string{"ifconfig {if} on"}}},
+	Commands:  []Command{{Name: "tcmd", Summary: "s"}},
+	Verbs:     []Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+	IfVerbs:   []Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
 }
 
 func TestDeclToPB(t *testing.T) {
@@ -82,6 +96,19 @@ func TestDeclToPB(t *testing.T) {
 		},
 		Cloners: []string{"tst"},
 		Events:  []pb.EventKind{pb.EventKind_EVENT_KIND_IFNET_DEPARTURE},
+		Config: &pb.ConfigSchema{
+			Vnet: []*pb.Setting{{Name: "b", Doc: "d", Type: "block", Fields: []*pb.Setting{
+				{Name: "f", Type: "list(string)", Ref: "interface", Unique: true, Commands: []string{"modctl if_test add {each}"}},
+				{Name: "g", Type: "string", Required: true},
+			}, Commands: []string{"tcmd {g}"}}},
+			Interface: []*pb.Setting{{Name: "i", Type: "bool", Commands: []string{"ifconfig {if} on"}}},
+			Commands:  []*pb.Command{{Name: "tcmd", Summary: "s"}},
+			Verbs:     []*pb.Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+			IfVerbs:   []*pb.Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
+		},
+	}
+	if err := testModule().Err(); err != nil {
+		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, declToPB(testModule().Decl()), protocmp.Transform()); diff != "" {
 		t.Errorf("declToPB (-want +got):\n%s", diff)

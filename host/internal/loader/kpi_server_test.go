@@ -118,12 +118,32 @@ func TestWireHostSide(t *testing.T) {
 		Entries: []sdk.Entry{{Kind: sdk.VnetSysuninit, Name: "vnet_gif_uninit", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)}},
 		Cloners: []string{"gif"},
 		Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		Config: sdk.ConfigSchema{
+			Vnet: []sdk.Setting{{Name: "b", Doc: "d", Type: sdk.TypeBlock, Fields: []sdk.Setting{
+				{Name: "f", Type: sdk.TypeList, Ref: sdk.RefInterface, Unique: true, Commands: []string{"modctl if_gif add {each}"}},
+				{Name: "g", Type: sdk.TypeString, Required: true},
+			}, Commands: []string{"tcmd {g}"}}},
+			Interface: []sdk.Setting{{Name: "tunnel", Type: sdk.TypeBool, Commands: []string{"ifconfig {if} on"}}},
+			Commands:  []sdk.Command{{Name: "tcmd", Summary: "s"}},
+			Verbs:     []sdk.Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+			IfVerbs:   []sdk.Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
+		},
 	}
 	pd := &pb.Decl{Name: d.Name, Version: 1, Rank: rankToPB(d.Rank),
 		Depends: []*pb.Depend{{Module: "x", Min: 1, Pref: 2, Max: 3}},
 		Entries: []*pb.Entry{entryToPB(d.Entries[0])},
 		Cloners: []string{"gif"},
 		Events:  []pb.EventKind{pb.EventKind_EVENT_KIND_IFNET_ARRIVAL, pb.EventKind_EVENT_KIND_IFNET_DEPARTURE},
+		Config: &pb.ConfigSchema{
+			Vnet: []*pb.Setting{{Name: "b", Doc: "d", Type: "block", Fields: []*pb.Setting{
+				{Name: "f", Type: "list(string)", Ref: "interface", Unique: true, Commands: []string{"modctl if_gif add {each}"}},
+				{Name: "g", Type: "string", Required: true},
+			}, Commands: []string{"tcmd {g}"}}},
+			Interface: []*pb.Setting{{Name: "tunnel", Type: "bool", Commands: []string{"ifconfig {if} on"}}},
+			Commands:  []*pb.Command{{Name: "tcmd", Summary: "s"}},
+			Verbs:     []*pb.Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+			IfVerbs:   []*pb.Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
+		},
 	}
 	if diff := cmp.Diff(d, declFromPB(pd)); diff != "" {
 		t.Errorf("declFromPB (-want +got):\n%s", diff)

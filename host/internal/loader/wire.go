@@ -38,6 +38,35 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 	for _, ev := range d.GetEvents() {
 		out.Events = append(out.Events, sdk.EventKind(ev))
 	}
+	out.Config = configFromPB(d.GetConfig())
+	return out
+}
+
+func configFromPB(c *pb.ConfigSchema) sdk.ConfigSchema {
+	out := sdk.ConfigSchema{Vnet: settingsFromPB(c.GetVnet()), Interface: settingsFromPB(c.GetInterface()),
+		Verbs: verbsFromPB(c.GetVerbs()), IfVerbs: verbsFromPB(c.GetIfVerbs())}
+	for _, cmd := range c.GetCommands() {
+		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary()})
+	}
+	return out
+}
+
+func settingsFromPB(ss []*pb.Setting) []sdk.Setting {
+	var out []sdk.Setting
+	for _, s := range ss {
+		out = append(out, sdk.Setting{Name: s.GetName(), Doc: s.GetDoc(), Type: sdk.ValueType(s.GetType()),
+			Fields: settingsFromPB(s.GetFields()), Required: s.GetRequired(), Ref: sdk.Ref(s.GetRef()),
+			Unique: s.GetUnique(), Commands: append([]string(nil), s.GetCommands()...)})
+	}
+	return out
+}
+
+func verbsFromPB(vs []*pb.Verb) []sdk.Verb {
+	var out []sdk.Verb
+	for _, v := range vs {
+		out = append(out, sdk.Verb{Name: v.GetName(), Args: v.GetArgs(), Min: int(v.GetMin()), Max: int(v.GetMax()),
+			Op: v.GetOp(), Summary: v.GetSummary()})
+	}
 	return out
 }
 
