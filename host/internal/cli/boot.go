@@ -82,7 +82,7 @@ func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
 	var mp []string
 	parser := config.NewParser(config.Options{
 		Vars:      o.vars,
-		CheckStep: ctl.CheckLine,
+		CheckStep: ctl.NewTable(nil).CheckLine,
 		Lookup: func(cfg *config.Config) config.Lookup {
 			mp = modulePath(o.modulePath, cfg.Kernel.ModulePath)
 			return hintsLookup(mp, cfg.Pins())
