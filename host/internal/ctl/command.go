@@ -131,6 +131,9 @@ type command struct {
 	usage   string // FreeBSD's usage text, "usage: " first
 	summary string // one line for help
 	parse   func(c *Cmd, args []string) (runner, error)
+	// freebsd marks a command of FreeBSD's own: a multi-call name of the
+	// kldsim binary (the others are reached as kldsim COMMAND).
+	freebsd bool
 }
 
 type runner func(ctx context.Context, c *Cmd, env *Env) error
@@ -141,11 +144,11 @@ var base map[string]command
 
 func init() {
 	base = map[string]command{
-		"kldload":   {usage: usageKldload, summary: "load a kernel module (kldload(8))", parse: parseKldload},
-		"kldunload": {usage: usageKldunload, summary: "unload a kernel module (kldunload(8))", parse: parseKldunload},
-		"kldstat":   {usage: usageKldstat, summary: "list loaded files and their modules (kldstat(8))", parse: parseKldstat},
+		"kldload":   {usage: usageKldload, summary: "load a kernel module (kldload(8))", parse: parseKldload, freebsd: true},
+		"kldunload": {usage: usageKldunload, summary: "unload a kernel module (kldunload(8))", parse: parseKldunload, freebsd: true},
+		"kldstat":   {usage: usageKldstat, summary: "list loaded files and their modules (kldstat(8))", parse: parseKldstat, freebsd: true},
 		"vnet":      {usage: usageVnet, summary: "create, destroy and list VNETs (the jails' network stacks)", parse: parseVnet},
-		"ifconfig":  {usage: usageIfconfig, summary: "list, create, destroy and move interfaces; their drivers' verbs (ifconfig(8))", parse: parseIfconfig},
+		"ifconfig":  {usage: usageIfconfig, summary: "list, create, destroy and move interfaces; their drivers' verbs (ifconfig(8))", parse: parseIfconfig, freebsd: true},
 		"modctl":    {usage: usageModctl, summary: "send a command to a module's control handler", parse: parseModctl},
 		"sysinit":   {usage: usageSysinit, summary: "the SYSINIT tables, or what ran in a VNET", parse: parseSysinit},
 		"witness":   {usage: usageWitness, summary: "the witness's reports and verdict", parse: parseWitness},
@@ -162,11 +165,68 @@ func Base() []string {
 	return out
 }
 
+// FreeBSD lists the base commands that are FreeBSD's own, sorted: with
+// the modules' commands, the multi-call names of the kldsim binary.
+func FreeBSD() []string {
+	var out []string
+	for _, n := range Base() {
+		if base[n].freebsd {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// IsBase reports whether name is a base command.
+func IsBase(name string) bool { return base[name].parse != nil }
+
+// ModuleCommands lists the commands the table's modules declare, in
+// declaration order.
+func (t *Table) ModuleCommands() []string {
+	if t == nil {
+		return nil
+	}
+	return append([]string(nil), t.order...)
+}
+
+// IfVerbs lists, for each cloner of the table's modules, by cloner, the
+// module and the ifconfig verbs its interfaces take besides
+// sdk.HostIfVerbs: for help.
+func (t *Table) IfVerbs() []ClonerVerbs {
+	if t == nil {
+		return nil
+	}
+	var out []ClonerVerbs
+	for _, c := range sortedKeys(t.cloners) {
+		d := t.mods[t.cloners[c]]
+		if len(d.Config.IfVerbs) > 0 {
+			out = append(out, ClonerVerbs{Cloner: c, Module: d.Name, Verbs: d.Config.IfVerbs})
+		}
+	}
+	return out
+}
+
+// ClonerVerbs is what the interfaces of one cloner take.
+type ClonerVerbs struct {
+	Cloner, Module string
+	Verbs          []sdk.Verb
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Table is the command language over a set of module declarations: the
 // base commands, each module's commands (routed to its control handler,
 // checked against its verbs), and the interface verbs of each module's
 // cloners, which Parse checks where an interface's name says its cloner.
-// Build it with NewTable; the zero Table has the base commands only.
+// Build it with NewTable. A nil *Table is the base commands only (what a
+// client checks before sending): every method takes one.
 type Table struct {
 	mods      map[string]sdk.Decl // by module name
 	cmds      map[string]string   // module command -> module
@@ -207,11 +267,19 @@ func NewTable(decls []sdk.Decl) *Table {
 }
 
 // Conflicts lists the commands NewTable left out, and why.
-func (t *Table) Conflicts() []error { return t.conflicts }
+func (t *Table) Conflicts() []error {
+	if t == nil {
+		return nil
+	}
+	return t.conflicts
+}
 
 // Module returns the declaration of the module called name, as the table
-// has it.
+// has it. A nil Table (the base commands only) has none.
 func (t *Table) Module(name string) (sdk.Decl, bool) {
+	if t == nil {
+		return sdk.Decl{}, false
+	}
 	d, ok := t.mods[name]
 	return d, ok
 }
@@ -219,6 +287,9 @@ func (t *Table) Module(name string) (sdk.Decl, bool) {
 // Cloner returns the module whose cloner makes interfaces called
 // cloner+unit ("bridge" for bridge0).
 func (t *Table) Cloner(cloner string) (sdk.Decl, bool) {
+	if t == nil {
+		return sdk.Decl{}, false
+	}
 	if m, ok := t.cloners[cloner]; ok {
 		return t.mods[m], true
 	}

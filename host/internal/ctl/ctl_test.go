@@ -367,9 +367,15 @@ func TestTable(t *testing.T) {
 	if diff := cmp.Diff([]string{"run", "-j", "j1", "go", "home"}, c.Argv()); diff != "" {
 		t.Errorf("argv (-want +got):\n%s", diff)
 	}
-	// The base table knows no module command.
+	// The base table knows no module command, and leaves the modules'
+	// verbs to the daemon's table.
 	if _, err := ParseLine("walk go home", ""); err == nil || Status(err) != 2 {
 		t.Errorf("base table parsed a module command: %v", err)
+	}
+	for _, l := range []string{"modctl -j j1 one frob", "ifconfig -j j1 bridge0 frob", "ifconfig bridge create frob"} {
+		if _, err := ParseLine(l, ""); err != nil {
+			t.Errorf("base table: %s: %v", l, err)
+		}
 	}
 	if Usage("walk") != "" || Usage("kldload") == "" {
 		t.Error("package Usage is not the base commands'")
