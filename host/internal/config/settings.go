@@ -114,7 +114,7 @@ func (d *decoder) settings(cfg *Config, set *schemaSet, lenient bool) {
 		for _, name := range sortedKeys(set.vnet) {
 			vnetDecl = append(vnetDecl, set.vnet[name])
 		}
-		vn.Settings = d.moduleSettings(rest.body, vnetDecl, set.otherVnet, nil, lenient, set.unindexed,
+		vn.Settings = d.moduleSettings(rest.body, vnetSchema, vnetDecl, set.otherVnet, nil, lenient, set.unindexed,
 			func(name string) string { return "a vnet block" })
 		for j := range vn.Interfaces {
 			ifc := &vn.Interfaces[j]
@@ -131,20 +131,33 @@ func (d *decoder) settings(cfg *Config, set *schemaSet, lenient bool) {
 			if ok {
 				here += fmt.Sprintf(" (made by module %s's cloner %s)", c.module, ifc.Driver)
 			}
-			ifc.Settings = d.moduleSettings(rest.ifaces[j], decl, nil, set.ifSettings, lenient, set.unindexed,
+			ifc.Settings = d.moduleSettings(rest.ifaces[j], nil, decl, nil, set.ifSettings, lenient, set.unindexed,
 				func(name string) string { return here })
 		}
 	}
 }
 
-// moduleSettings decodes body against decl. others maps settings of
-// modules the set does not load to them; elsewhere maps settings that
-// belong to other interfaces to who declares them.
-func (d *decoder) moduleSettings(body hcl.Body, decl []declared, others map[string]declared, elsewhere map[string]elsewhere,
+// moduleSettings decodes body, what is left of a block once the host read
+// what host describes, against decl. others maps settings of modules the
+// set does not load to them; elsewhere maps settings that belong to other
+// interfaces to who declares them.
+func (d *decoder) moduleSettings(body hcl.Body, host *hcl.BodySchema, decl []declared, others map[string]declared, elsewhere map[string]elsewhere,
 	lenient bool, unindexed []string, where func(string) string) []Setting {
 	schema := &hcl.BodySchema{}
 	byName := map[string]declared{}
 	taken := map[string]bool{}
+	if host != nil {
+		// Already read (and hidden), but named, so that a misspelling
+		// of them is answered "did you mean".
+		schema.Attributes = append(schema.Attributes, host.Attributes...)
+		schema.Blocks = append(schema.Blocks, host.Blocks...)
+		for _, a := range host.Attributes {
+			taken[a.Name] = true
+		}
+		for _, b := range host.Blocks {
+			taken[b.Type] = true
+		}
+	}
 	catch := func(st sdk.Setting) {
 		if taken[st.Name] {
 			return
