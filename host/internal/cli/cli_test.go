@@ -19,11 +19,12 @@ import (
 )
 
 // TestMain lets the test binary act as kldsim and its multi-call names
-// inside scripts.
+// inside scripts: FreeBSD's, and the commands of the modules the scripts
+// use (Run tells them apart by the module path's linker.hints).
 func TestMain(m *testing.M) {
 	main := func() { os.Exit(Main(os.Args)) }
 	cmds := map[string]func(){"kldsim": main}
-	for _, n := range MultiCall {
+	for _, n := range append(ctl.FreeBSD(), "ipfw", "greet") {
 		cmds[n] = main
 	}
 	testscript.Main(cleanupM{m}, cmds)
