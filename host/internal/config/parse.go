@@ -440,7 +440,7 @@ func (d *decoder) module(b *hcl.Block) (Module, bool) {
 				ok = d.add(hcl.Diagnostics{{
 					Severity: hcl.DiagError,
 					Summary:  "Invalid rank override",
-					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_gif_uninit\") or a module's entry (\"if_gif:vnet_gif_uninit\").", kv.Key.Value),
+					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_mymod_uninit\") or a module's entry (\"mymod:vnet_mymod_uninit\").", kv.Key.Value),
 					Subject:  kv.Key.Range.Ptr(),
 				}})
 				continue
