@@ -15,7 +15,7 @@ test: build
 	scripts/test.sh
 
 race:
-	go test -race ./host/kernel/... ./host/internal/loader/... ./host/internal/ctl/... ./sdk/...
+	go test -race ./host/kernel/... ./host/internal/loader/... ./host/internal/ctl/... ./sdk/... ./internal/...
 
 proto:
 	scripts/proto.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the Go code of the wire contract (sdk/proto/kld.proto).
+# Regenerate the Go code of the wire contract (internal/wire/proto/kld.proto).
 # Installs what it needs: protoc from Debian's protobuf-compiler package,
 # protoc-gen-go at the protobuf version go.mod pins, and protoc-gen-go-grpc.
 set -euo pipefail
@@ -32,9 +32,10 @@ if ! protoc-gen-go-grpc --version 2>/dev/null | grep -q "${GRPC_GEN_VERSION#v}$"
 	GOFLAGS= go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${GRPC_GEN_VERSION}"
 fi
 
-protoc -I sdk/proto \
-	--go_out=sdk/proto --go_opt=paths=source_relative \
-	--go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative \
-	sdk/proto/kld.proto
+dir=internal/wire/proto
+protoc -I "$dir" \
+	--go_out="$dir" --go_opt=paths=source_relative \
+	--go-grpc_out="$dir" --go-grpc_opt=paths=source_relative \
+	"$dir/kld.proto"
 
-echo "proto.sh: regenerated sdk/proto/kld.pb.go and sdk/proto/kld_grpc.pb.go" >&2
+echo "proto.sh: regenerated $dir/kld.pb.go and $dir/kld_grpc.pb.go" >&2

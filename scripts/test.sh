@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's tests: formatting, vet, every package's tests, and the race
-# detector on the kernel, loader, ctl and SDK packages.
+# detector on the kernel, loader, ctl, SDK and transport (internal/wire)
+# packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +16,4 @@ if [ "${CI:-}" != "true" ] && ! command -v chromium >/dev/null 2>&1 && [ -z "${K
 	echo "*** no chromium: the HTML report's browser test will be SKIPPED (install: scripts/install-chromium.sh) ***" >&2
 fi
 go test -count=1 ./...
-go test -count=1 -race ./host/kernel/... ./host/internal/loader/... ./host/internal/ctl/... ./sdk/...
+go test -count=1 -race ./host/kernel/... ./host/internal/loader/... ./host/internal/ctl/... ./sdk/... ./internal/...

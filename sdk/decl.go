@@ -198,18 +198,31 @@ func (p DetachPath) String() string {
 }
 
 // IfEvent is an interface arrival or departure delivered to a module that
-// registered for it. For departures, Path and PurgeULP say how much the
-// handler should tear down: with PurgeULP false the protocols' own
-// VNET_SYSUNINITs clean up (in6_ifdetach_destroy), with it true the
-// handler purges upper-layer state itself (in6_ifdetach).
+// registered for it. Path says how: for a departure, which of
+// if_detach_internal's callers detaches the interface; for an arrival,
+// PathVmove when it arrives by if_vmove, else PathNone. Vmove and
+// PurgeULP follow from it.
 type IfEvent struct {
-	Kind     EventKind
-	Ifname   string
-	Index    int
-	ID       ObjID
-	Path     DetachPath
-	Vmove    bool
-	PurgeULP bool
+	Kind   EventKind
+	Ifname string
+	Index  int
+	ID     ObjID // the ifnet's witness object
+	Path   DetachPath
+}
+
+// Vmove reports whether the interface is moving between VNETs (if_vmove):
+// it leaves or arrives whole, not destroyed, its link address kept. A
+// VNET is never shutting down while an interface moves out of it
+// (vnet_if_return runs at SI_SUB_VNET_DONE, before the shutdown window),
+// so a vmove departure always purges (PurgeULP).
+func (e IfEvent) Vmove() bool { return e.Path == PathVmove }
+
+// PurgeULP reports whether a departure's handler purges upper-layer state
+// itself (in6_ifdetach, purgeulp=1): on every departure but one during
+// its VNET's shutdown, when the protocols' own VNET_SYSUNINITs clean up
+// (in6_ifdetach_destroy). False for arrivals.
+func (e IfEvent) PurgeULP() bool {
+	return e.Kind == IfDeparture && (e.Path == PathDestroy || e.Path == PathVmove)
 }
 
 // CloneOp asks a module's cloner to create or destroy an interface.

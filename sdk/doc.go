@@ -1,8 +1,10 @@
 // Package sdk is what a kldsim module author imports: ranks (SI_SUB_*,
-// SI_ORDER_*), the declaration API that mirrors FreeBSD's macros, the KPI
-// a module calls back into, and Serve, which turns a program into a
-// plugin. A plugin binary is one linker file; it may carry several
-// modules. See docs/writing-a-module.md for a walk-through.
+// SI_ORDER_*), the declaration API that mirrors FreeBSD's macros, and the
+// KPI a module calls back into. It is the contract between modules and
+// the kernel, and nothing else: standard library only, no processes, no
+// transport. Package sdk/serve turns a program into a plugin (its main
+// is one line); a plugin binary is one linker file, and it may carry
+// several modules. See docs/writing-a-module.md for a walk-through.
 //
 // # Declaring a module
 //
@@ -12,18 +14,18 @@
 //		VnetSysinit("vnet_foo_init", sdk.SubPseudo, sdk.OrderAny, initFn).
 //		VnetSysuninit("vnet_foo_uninit", sdk.SubPseudo, sdk.OrderAny, uninitFn)
 //
-//	func main() { sdk.Serve(M) }
+//	func main() { serve.Serve(M) } // package sdk/serve
 //
 // # Lifecycle
 //
 // What the kernel does with a module, in order:
 //
-//  1. Start: kldsim starts the plugin binary with its magic cookie; Serve
-//     checks every declaration (an invalid one is refused, with the
-//     reason), completes the handshake on the negotiated protocol version
-//     and tells the host every module the file carries (Declare). From
-//     then on the plugin exits when the host does, even if the host is
-//     killed.
+//  1. Start: kldsim starts the plugin binary with its magic cookie;
+//     serve.Serve checks every declaration (an invalid one is refused,
+//     with the reason), completes the handshake on the negotiated
+//     protocol version and tells the host every module the file carries
+//     (Declare). From then on the plugin exits when the host does, even
+//     if the host is killed.
 //  2. Dependencies: the kernel resolves each MODULE_DEPEND first, loading
 //     the files that carry them from the module path (the preferred
 //     version if present, else the highest in [min, max]).

@@ -38,7 +38,7 @@ func vnetExampleUninit(ctx context.Context, k sdk.KPI) error {
 }
 
 // A whole module: DECLARE_MODULE, MODULE_VERSION and a VNET_SYSINIT /
-// VNET_SYSUNINIT pair. A plugin's main would be `sdk.Serve(m)`.
+// VNET_SYSUNINIT pair. A plugin's main would be `serve.Serve(m)` (package sdk/serve).
 func Example() {
 	m := sdk.DeclareModule("example", sdk.SubPseudo, sdk.OrderAny).
 		Version(1).

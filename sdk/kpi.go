@@ -38,8 +38,16 @@ type IfInfo struct {
 // destroy, unregister or detach only what it owns (what its own KPI calls
 // allocated or attached); anything else is refused with EPERM and reported
 // by the witness naming both modules.
+//
+// Errors wrap a syscall.Errno, so errors.Is(err, syscall.ENXIO) works on
+// both sides of the wire; ErrnoOf, Strerror and Detail read them. The
+// errors common to every method are not repeated below: EINVAL after the
+// call returned; EPERM for another VNET's object or one the module does
+// not own; ENOENT for an id that never named an object; EINVAL for an id
+// of the wrong kind.
 type KPI interface {
-	// Vnet is curvnet: the VNET this call runs in.
+	// Vnet is curvnet: the VNET this call runs in ("vnet0" for SYSINITs,
+	// SYSUNINITs and module events).
 	Vnet() string
 	// Module is the module on whose behalf this KPI acts.
 	Module() string
@@ -55,57 +63,101 @@ type KPI interface {
 
 // Memory is malloc(9) with references the witness follows.
 type Memory interface {
+	// Malloc allocates an object called name in curvnet (global from a
+	// SYSINIT), owned by the module, until Free.
 	Malloc(ctx context.Context, name string) (ObjID, error)
+	// Free frees what Malloc allocated. A second free, or a free of an
+	// object another live object still holds, is reported.
 	Free(ctx context.Context, id ObjID) error
 	// Use records an access to an object (use after free is reported).
 	Use(ctx context.Context, id ObjID) error
 	// Hold records that holder references target, e.g. a bridge member
-	// holding its interface; Drop releases it.
+	// holding its interface, until Drop or holder's free; freeing target
+	// meanwhile is reported naming the holder.
 	Hold(ctx context.Context, holder, target ObjID) error
+	// Drop releases one Hold.
 	Drop(ctx context.Context, holder, target ObjID) error
 }
 
 // Locks is mtx(9)/rw(9): init, destroy, acquire, release.
 type Locks interface {
+	// LockInit makes a lock called name, owned by the module.
 	LockInit(ctx context.Context, name string) (ObjID, error)
+	// LockDestroy destroys a lock the module made; taking it afterwards
+	// is reported.
 	LockDestroy(ctx context.Context, id ObjID) error
+	// Lock acquires a lock; a destroyed one is reported. EINVAL if id is
+	// not a lock.
 	Lock(ctx context.Context, id ObjID) error
+	// Unlock releases it.
 	Unlock(ctx context.Context, id ObjID) error
 }
 
-// Ifnets is the ifnet KPI. IfAttach is if_alloc+if_attach of an interface
-// in the current VNET, owned by the caller (a cloner's create); IfDetach is
-// if_detach of it, through if_detach_internal with the path the kernel
-// derives from the VNET's state.
+// Ifnets is the ifnet KPI, in curvnet.
 type Ifnets interface {
+	// IfAttach is if_alloc + if_attach of an interface called name in
+	// curvnet, owned by the caller (a cloner's create); it is a clone
+	// when driver names one of the caller's cloners. The modules that
+	// registered for arrivals hear of it before IfAttach returns. ENXIO
+	// before curvnet's interface list exists (vnet_if_init has not
+	// run), EEXIST for a name taken, EINVAL for a bad name or driver.
 	IfAttach(ctx context.Context, name, driver string) (IfInfo, error)
+	// IfDetach is if_detach + if_free of an interface the caller
+	// attached, through if_detach_internal with the path the kernel
+	// derives from the VNET's state; departures are delivered first.
+	// ENXIO if it is not in curvnet.
 	IfDetach(ctx context.Context, name string) error
+	// IfLookup is ifunit: the interface called name in curvnet, ENXIO
+	// if there is none.
 	IfLookup(ctx context.Context, name string) (IfInfo, error)
+	// IfList lists curvnet's interfaces by index, with their home and
+	// owner.
 	IfList(ctx context.Context) ([]IfInfo, error)
 	// IfSetFlag counts a flag such as "allmulti" or "promisc" up or down
-	// (if_allmulti, ifpromisc).
+	// (if_allmulti, ifpromisc). ENXIO if the interface is not in
+	// curvnet, EINVAL to count down a flag that is not set.
 	IfSetFlag(ctx context.Context, name, flag string, on bool) error
 }
 
-// Pfil is pfil(9): named heads per VNET and hooks on them.
+// Pfil is pfil(9): named heads per VNET, on the VNET's head list, and
+// hooks on them.
 type Pfil interface {
+	// PfilHeadRegister registers a head called name in curvnet. ENXIO
+	// before curvnet's pfil head list exists (vnet_pfil_init), EEXIST
+	// for a name taken.
 	PfilHeadRegister(ctx context.Context, name string) (ObjID, error)
+	// PfilHeadUnregister unregisters and frees a head the caller
+	// registered; hooks still on it are reported.
 	PfilHeadUnregister(ctx context.Context, id ObjID) error
+	// PfilHookAdd hooks the head called head in curvnet; the hook holds
+	// the head. ENOENT if no such head is registered.
 	PfilHookAdd(ctx context.Context, head, hook string) (ObjID, error)
+	// PfilHookRemove removes a hook the caller added.
 	PfilHookRemove(ctx context.Context, id ObjID) error
 }
 
-// Hhook is hhook(9): helper hook heads and hooks.
+// Hhook is hhook(9): helper hook heads and hooks, as Pfil.
 type Hhook interface {
+	// HhookHeadRegister registers a head called name in curvnet. ENXIO
+	// before curvnet's hhook head list exists (vnet_hhook_init), EEXIST
+	// for a name taken.
 	HhookHeadRegister(ctx context.Context, name string) (ObjID, error)
+	// HhookHeadDeregister deregisters and frees a head the caller
+	// registered.
 	HhookHeadDeregister(ctx context.Context, id ObjID) error
+	// HhookAdd adds a hook to the head called head; ENOENT if there is
+	// none.
 	HhookAdd(ctx context.Context, head, name string) (ObjID, error)
+	// HhookRemove removes a hook the caller added.
 	HhookRemove(ctx context.Context, id ObjID) error
 }
 
 // Multicast is in_joingroup/in6_joingroup on an interface.
 type Multicast interface {
+	// McastJoin joins group on the interface called ifname in curvnet;
+	// the membership holds the interface. ENXIO if there is none.
 	McastJoin(ctx context.Context, ifname, group string) (ObjID, error)
+	// McastLeave leaves a group the caller joined.
 	McastLeave(ctx context.Context, id ObjID) error
 }
 
@@ -113,8 +165,15 @@ type Multicast interface {
 // encapsulation table; a tunnel attaches a handle to it, and the handle
 // references the table, so the tunnel must go before the protocol.
 type Encap interface {
+	// EncapRegister registers curvnet's table for family; EEXIST if it
+	// has one.
 	EncapRegister(ctx context.Context, family string) (ObjID, error)
+	// EncapDeregister deregisters and frees a table the caller
+	// registered; handles still on it are reported.
 	EncapDeregister(ctx context.Context, id ObjID) error
+	// EncapAttach attaches a handle called name to curvnet's table for
+	// family; ENOENT if there is none.
 	EncapAttach(ctx context.Context, family, name string) (ObjID, error)
+	// EncapDetach detaches a handle the caller attached.
 	EncapDetach(ctx context.Context, id ObjID) error
 }

@@ -135,6 +135,15 @@ func (m *Module) Config(c ConfigSchema) *Module { m.decl.Config = c; return m }
 // OnControl sets the handler for commands routed to this module.
 func (m *Module) OnControl(fn ControlFunc) *Module { m.control = fn; return m }
 
+// HasEventHandler reports whether EventHandler set a handler. The
+// transport tells the host, which then answers module events itself
+// when there is none (every event succeeds), without a round trip.
+func (m *Module) HasEventHandler() bool { return m.event != nil }
+
+// HasControl reports whether OnControl set a handler. Without one,
+// Control fails with EOPNOTSUPP, and the host answers so itself.
+func (m *Module) HasControl() bool { return m.control != nil }
+
 // Err reports what is wrong with the declaration, or nil.
 func (m *Module) Err() error {
 	errs := append([]error(nil), m.errs...)

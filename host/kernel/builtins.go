@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"syscall"
@@ -11,7 +12,9 @@ import (
 
 // builtinFile is the linker file "kernel": the base system's modules,
 // compiled in. They satisfy Module in-process and do through the KPI what
-// their FreeBSD counterparts do to their own state.
+// their FreeBSD counterparts do to their own state; what no loadable
+// module may do (the VNET's lists, every interface of it) they do through
+// base, which the kernel grants them alone.
 type builtinFile struct{ mods []Module }
 
 func (f *builtinFile) Name() string      { return "kernel" }
@@ -19,6 +22,120 @@ func (f *builtinFile) Path() string      { return "/boot/kernel/kernel" }
 func (f *builtinFile) Size() int64       { return 0x1f41500 }
 func (f *builtinFile) Modules() []Module { return f.mods }
 func (f *builtinFile) Close() error      { return nil }
+
+// base is what the kernel grants the modules of its own file, the base
+// system, beyond sdk.KPI: the parts of if.c, pfil.c, hhook.c and
+// domain.c that act on a VNET's framework lists or on every interface
+// of the VNET, which a loadable module may not. It is not on the wire:
+// a plugin never sees it. Its methods keep sdk.KPI's contract: bound
+// to one call from the kernel (they fail with EINVAL after it returns),
+// acting in curvnet, on behalf of the calling module; errors wrap an
+// errno.
+type base interface {
+	sdk.KPI
+	// vnetVar is the calling module's state in curvnet (its
+	// VNET_DEFINEs): what setVnetVar stored last, nil before.
+	vnetVar() any
+	// setVnetVar stores the calling module's state in curvnet; nil
+	// forgets it. It goes with the VNET.
+	setVnetVar(val any)
+	// listInit allocates curvnet's list of member objects (KindIfnet:
+	// the ifnet list; KindPfilHead, KindHhookHead: the head lists),
+	// owned by the caller and called name. Until it runs, attaching or
+	// registering a member fails with ENXIO. EEXIST if curvnet has the
+	// list already.
+	listInit(member ObjKind, name string) error
+	// listUninit is the list's KASSERT and free: members still on it are
+	// reported as leaks and forgotten, then the list is freed. Its id
+	// stays, as a V_ pointer does, so a late use is a use after free.
+	// Nothing happens when the list was never allocated (an uninit may
+	// run when its init did not).
+	listUninit(member ObjKind) error
+	// ifVmoveHome is if_vmove(ifp, ifp->if_home_vnet) for an interface
+	// of curvnet loaned from elsewhere: the full detach path here, the
+	// attach in its home VNET. ENXIO if it is not in curvnet, EINVAL if
+	// it is home already.
+	ifVmoveHome(ctx context.Context, ifname string) error
+	// ifAttachDomains is if_attachdomain1 for an interface of curvnet:
+	// every active domain allocates its data on it. ENXIO if it is not
+	// in curvnet.
+	ifAttachDomains(ifname string) error
+	// ifDetachDomain is the calling domain's dom_ifdetach for an
+	// interface of curvnet: the domain's data on it is freed. ENXIO if
+	// it is not in curvnet; nothing happens if the domain has no data
+	// on it.
+	ifDetachDomain(ifname string) error
+}
+
+// baseFunc is an entry of a base-system module.
+type baseFunc func(ctx context.Context, b base) error
+
+// baseRunner is how the kernel tells its own modules from any other:
+// only this package can implement it (its method is unexported), and the
+// kernel runs the entries of a module that does with base.
+type baseRunner interface {
+	runBase(ctx context.Context, b base, e sdk.Entry) error
+}
+
+// baseModule is a module of the kernel file: an *sdk.Module for its
+// declaration, events and cloners, whose entries take base.
+type baseModule struct {
+	*sdk.Module
+	entries map[string]baseFunc
+}
+
+var _ baseRunner = (*baseModule)(nil)
+
+func declareBase(name string, sub sdk.Sub, order sdk.Order) *baseModule {
+	return &baseModule{Module: sdk.DeclareModule(name, sub, order), entries: map[string]baseFunc{}}
+}
+
+// entry declares an entry with the sdk's builder, whose function only
+// refuses: an entry of the base system runs through runBase, never
+// through Module.Run with a plain KPI.
+func (m *baseModule) entry(kind sdk.EntryKind, name string, sub sdk.Sub, order sdk.Order, fn baseFunc) *baseModule {
+	refuse := func(context.Context, sdk.KPI) error {
+		return fmt.Errorf("module %s: %s is a base-system entry: it runs only with the kernel's base KPI: %w",
+			m.Decl().Name, name, syscall.EPERM)
+	}
+	switch kind {
+	case sdk.Sysinit:
+		m.Sysinit(name, sub, order, refuse)
+	case sdk.VnetSysinit:
+		m.VnetSysinit(name, sub, order, refuse)
+	case sdk.VnetSysuninit:
+		m.VnetSysuninit(name, sub, order, refuse)
+	}
+	m.entries[name] = fn
+	return m
+}
+
+func (m *baseModule) sysinit(name string, sub sdk.Sub, order sdk.Order, fn baseFunc) *baseModule {
+	return m.entry(sdk.Sysinit, name, sub, order, fn)
+}
+
+func (m *baseModule) vnetSysinit(name string, sub sdk.Sub, order sdk.Order, fn baseFunc) *baseModule {
+	return m.entry(sdk.VnetSysinit, name, sub, order, fn)
+}
+
+func (m *baseModule) vnetSysuninit(name string, sub sdk.Sub, order sdk.Order, fn baseFunc) *baseModule {
+	return m.entry(sdk.VnetSysuninit, name, sub, order, fn)
+}
+
+func (m *baseModule) runBase(ctx context.Context, b base, e sdk.Entry) error {
+	fn := m.entries[e.Name]
+	if fn == nil {
+		return fmt.Errorf("module %s: no entry %s: %w", m.Decl().Name, e.Name, syscall.ENOENT)
+	}
+	return fn(ctx, b)
+}
+
+// vnetVar is the calling base module's state of type T in curvnet, and
+// whether it has one.
+func vnetVar[T any](b base) (T, bool) {
+	v, ok := b.vnetVar().(T)
+	return v, ok
+}
 
 // domain describes one address family's builtin (inet, inet6): the names
 // of its state and of its entries, which differ only in spelling.
@@ -34,57 +151,61 @@ var domains = []domain{
 		ipDestroy: "ip6_destroy", afdata: "in6_ifextra", ifdetach: "in6_ifdetach"},
 }
 
-// domState is a domain's per-VNET state. The ids stay after teardown, as
-// FreeBSD's V_ pointers do, which is what lets a late detach touch them.
+// domState is a domain's per-VNET state (the module's vnetVar). The ids
+// stay after teardown, as FreeBSD's V_ pointers do, which is what lets a
+// late detach touch them.
 type domState struct {
-	pcb, pfil, hhook, encap sdk.ObjID
-	active                  bool
+	state, pcb, pfil, hhook, encap sdk.ObjID
+	active                         bool
 }
 
-func vnetOf(k sdk.KPI) *vnet { return k.(*kpi).v }
+// attachDomainsModule is the module whose vnetVar (a bool) says the
+// domains are attached in a VNET (if_attachdomain has run).
+const attachDomainsModule = "domainifattach"
 
 // newBuiltinFile declares the base system. Ranks are DESIGN §2's; this is
 // the one place they are written down.
-func newBuiltinFile(k *Kernel) *builtinFile {
-	mods := []*sdk.Module{
-		sdk.DeclareModule("hhook", sdk.SubInitIf, sdk.OrderFirst).
-			VnetSysinit("vnet_hhook_init", sdk.SubInitIf, sdk.OrderFirst, k.privAlloc("hhook", "hhook_vhead_list")).
-			VnetSysuninit("vnet_hhook_uninit", sdk.SubInitIf, sdk.OrderFirst, k.hhookUninit),
-		sdk.DeclareModule("if", sdk.SubInitIf, sdk.OrderSecond).
-			VnetSysinit("vnet_if_init", sdk.SubInitIf, sdk.OrderSecond, k.ifInit).
-			VnetSysuninit("vnet_if_uninit", sdk.SubInitIf, sdk.OrderFirst, k.ifUninit).
-			VnetSysuninit("vnet_if_return", sdk.SubVnetDone, sdk.OrderAny, k.ifReturn),
-		sdk.DeclareModule("em", sdk.SubDrivers, sdk.OrderMiddle).
-			Sysinit("em_attach", sdk.SubDrivers, sdk.OrderMiddle, k.emAttach),
-		sdk.DeclareModule("if_lo", sdk.SubPseudo, sdk.OrderAny).
-			Cloner("lo", sdk.Cloner{Create: simpleCreate("lo"), Destroy: simpleDestroy}).
-			VnetSysinit("vnet_loif_init", sdk.SubPseudo, sdk.OrderAny, k.loifInit).
-			VnetSysuninit("vnet_loif_uninit", sdk.SubInitIf, sdk.OrderSecond, k.loifUninit).
-			EventHandler(func(_ context.Context, _ sdk.KPI, what sdk.ModEvent) error {
-				if what == sdk.ModUnload {
-					return fmt.Errorf("if_lo cannot be unloaded: %w", syscall.EINVAL)
-				}
-				return nil
-			}),
-		sdk.DeclareModule("pfil", sdk.SubProtoPfil, sdk.OrderFirst).
-			VnetSysinit("vnet_pfil_init", sdk.SubProtoPfil, sdk.OrderFirst, k.privAlloc("pfil", "pfil_head_list")).
-			VnetSysuninit("vnet_pfil_uninit", sdk.SubProtoPfil, sdk.OrderFirst, k.pfilUninit),
+func newBuiltinFile(emCount int) *builtinFile {
+	lo := declareBase("if_lo", sdk.SubPseudo, sdk.OrderAny).
+		vnetSysinit("vnet_loif_init", sdk.SubPseudo, sdk.OrderAny, loifInit).
+		vnetSysuninit("vnet_loif_uninit", sdk.SubInitIf, sdk.OrderSecond, loifUninit)
+	lo.Cloner("lo", sdk.Cloner{Create: simpleCreate("lo"), Destroy: simpleDestroy})
+	lo.EventHandler(func(_ context.Context, _ sdk.KPI, what sdk.ModEvent) error {
+		if what == sdk.ModUnload {
+			return fmt.Errorf("if_lo cannot be unloaded: %w", syscall.EINVAL)
+		}
+		return nil
+	})
+	mods := []*baseModule{
+		declareBase("hhook", sdk.SubInitIf, sdk.OrderFirst).
+			vnetSysinit("vnet_hhook_init", sdk.SubInitIf, sdk.OrderFirst, listInit(KindHhookHead, "V_hhook_vhead_list")).
+			vnetSysuninit("vnet_hhook_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindHhookHead)),
+		declareBase("if", sdk.SubInitIf, sdk.OrderSecond).
+			vnetSysinit("vnet_if_init", sdk.SubInitIf, sdk.OrderSecond, listInit(KindIfnet, "V_ifnet")).
+			vnetSysuninit("vnet_if_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindIfnet)).
+			vnetSysuninit("vnet_if_return", sdk.SubVnetDone, sdk.OrderAny, ifReturn),
+		declareBase("em", sdk.SubDrivers, sdk.OrderMiddle).
+			sysinit("em_attach", sdk.SubDrivers, sdk.OrderMiddle, emAttach(emCount)),
+		lo,
+		declareBase("pfil", sdk.SubProtoPfil, sdk.OrderFirst).
+			vnetSysinit("vnet_pfil_init", sdk.SubProtoPfil, sdk.OrderFirst, listInit(KindPfilHead, "V_pfil_head_list")).
+			vnetSysuninit("vnet_pfil_uninit", sdk.SubProtoPfil, sdk.OrderFirst, listUninit(KindPfilHead)),
 	}
 	for _, d := range domains {
-		mods = append(mods, sdk.DeclareModule(d.module, sdk.SubProtoDomain, sdk.OrderSecond).
-			VnetSysinit(d.init, sdk.SubProtoDomain, sdk.OrderSecond, k.domInit(d)).
-			VnetSysuninit(d.prDestroy, sdk.SubProtoDomain, sdk.OrderSecond, k.prDestroy(d)).
-			VnetSysuninit(d.ipDestroy, sdk.SubProtoDomain, sdk.OrderThird, k.ipDestroy(d)))
+		mods = append(mods, declareBase(d.module, sdk.SubProtoDomain, sdk.OrderSecond).
+			vnetSysinit(d.init, sdk.SubProtoDomain, sdk.OrderSecond, domInit(d)).
+			vnetSysuninit(d.prDestroy, sdk.SubProtoDomain, sdk.OrderSecond, prDestroy).
+			vnetSysuninit(d.ipDestroy, sdk.SubProtoDomain, sdk.OrderThird, ipDestroy))
 	}
 	mods = append(mods,
-		sdk.DeclareModule("igmp", sdk.SubProtoMC, sdk.OrderAny).
-			VnetSysinit("vnet_igmp_init", sdk.SubProtoMC, sdk.OrderAny, k.privAlloc("igmp", "igmp_vnet")).
-			VnetSysuninit("vnet_igmp_uninit", sdk.SubProtoMC, sdk.OrderAny, k.privFree("igmp")),
-		sdk.DeclareModule("mld", sdk.SubProtoMC, sdk.OrderAny).
-			VnetSysinit("vnet_mld_init", sdk.SubProtoMC, sdk.OrderAny, k.privAlloc("mld", "mld_vnet")).
-			VnetSysuninit("vnet_mld_uninit", sdk.SubProtoMC, sdk.OrderAny, k.privFree("mld")),
-		sdk.DeclareModule("domainifattach", sdk.SubProtoIfAttachDomain, sdk.OrderSecond).
-			VnetSysinit("if_attachdomain", sdk.SubProtoIfAttachDomain, sdk.OrderSecond, k.attachDomains),
+		declareBase("igmp", sdk.SubProtoMC, sdk.OrderAny).
+			vnetSysinit("vnet_igmp_init", sdk.SubProtoMC, sdk.OrderAny, privAlloc("igmp_vnet")).
+			vnetSysuninit("vnet_igmp_uninit", sdk.SubProtoMC, sdk.OrderAny, privFree),
+		declareBase("mld", sdk.SubProtoMC, sdk.OrderAny).
+			vnetSysinit("vnet_mld_init", sdk.SubProtoMC, sdk.OrderAny, privAlloc("mld_vnet")).
+			vnetSysuninit("vnet_mld_uninit", sdk.SubProtoMC, sdk.OrderAny, privFree),
+		declareBase(attachDomainsModule, sdk.SubProtoIfAttachDomain, sdk.OrderSecond).
+			vnetSysinit("if_attachdomain", sdk.SubProtoIfAttachDomain, sdk.OrderSecond, attachDomains),
 	)
 	f := &builtinFile{}
 	for _, m := range mods {
@@ -93,106 +214,66 @@ func newBuiltinFile(k *Kernel) *builtinFile {
 	return f
 }
 
+// listInit returns the entry that allocates a framework's list in each
+// VNET (vnet_if_init, vnet_pfil_init, vnet_hhook_init).
+func listInit(member ObjKind, name string) baseFunc {
+	return func(_ context.Context, b base) error { return b.listInit(member, name) }
+}
+
+// listUninit returns the entry that checks the list empty and frees it
+// (vnet_if_uninit, vnet_pfil_uninit, vnet_hhook_uninit).
+func listUninit(member ObjKind) baseFunc {
+	return func(_ context.Context, b base) error { return b.listUninit(member) }
+}
+
 // privAlloc returns an entry that allocates a builtin's per-VNET memory.
-func (k *Kernel) privAlloc(key, name string) sdk.Func {
-	return func(ctx context.Context, kp sdk.KPI) error {
-		id, err := kp.Malloc(ctx, name)
+func privAlloc(name string) baseFunc {
+	return func(ctx context.Context, b base) error {
+		id, err := b.Malloc(ctx, name)
 		if err != nil {
 			return err
 		}
-		vnetOf(kp).setPriv(key, id)
+		b.setVnetVar(id)
 		return nil
 	}
 }
 
-func (k *Kernel) privFree(key string) sdk.Func {
-	return func(ctx context.Context, kp sdk.KPI) error {
-		v := vnetOf(kp)
-		id := v.privID(key)
-		if id == 0 {
-			return nil
-		}
-		v.setPriv(key, 0)
-		return kp.Free(ctx, id)
+// privFree frees what privAlloc allocated.
+func privFree(ctx context.Context, b base) error {
+	id, ok := vnetVar[sdk.ObjID](b)
+	if !ok {
+		return nil
 	}
-}
-
-// assertEmpty reports the heads still registered in table when their
-// framework goes away, and forgets them (the framework's KASSERT).
-func (k *Kernel) assertEmpty(kp sdk.KPI, table map[string]sdk.ObjID, what string) {
-	v := vnetOf(kp)
-	v.mu.Lock()
-	var ids []sdk.ObjID
-	for name, id := range table {
-		ids = append(ids, id)
-		delete(table, name)
-	}
-	v.mu.Unlock()
-	at := kp.(*kpi).at
-	for _, id := range ids {
-		k.w.assertGone(id, fmt.Sprintf("still registered at %s", at.Entry), at)
-	}
-}
-
-func (k *Kernel) hhookUninit(ctx context.Context, kp sdk.KPI) error {
-	k.assertEmpty(kp, vnetOf(kp).hhook, "hhook head")
-	return k.privFree("hhook")(ctx, kp)
-}
-
-func (k *Kernel) pfilUninit(ctx context.Context, kp sdk.KPI) error {
-	k.assertEmpty(kp, vnetOf(kp).pfil, "pfil head")
-	return k.privFree("pfil")(ctx, kp)
-}
-
-func (k *Kernel) ifInit(ctx context.Context, kp sdk.KPI) error {
-	if err := k.privAlloc("if", "ifindex_table")(ctx, kp); err != nil {
-		return err
-	}
-	id, err := kp.LockInit(ctx, "ifnet_sxlock")
-	vnetOf(kp).setPriv("iflock", id)
-	return err
-}
-
-// ifUninit is vnet_if_uninit: the VNET must have no interface left.
-func (k *Kernel) ifUninit(ctx context.Context, kp sdk.KPI) error {
-	v := vnetOf(kp)
-	at := kp.(*kpi).at
-	for _, ifp := range v.ifsByIndex() {
-		k.w.assertGone(ifp.id, fmt.Sprintf("interface %s still attached at vnet_if_uninit", ifp.name), at)
-		v.mu.Lock()
-		delete(v.ifs, ifp.name)
-		v.mu.Unlock()
-	}
-	if id := v.privID("iflock"); id != 0 {
-		v.setPriv("iflock", 0)
-		if err := kp.LockDestroy(ctx, id); err != nil {
-			return err
-		}
-	}
-	return k.privFree("if")(ctx, kp)
+	b.setVnetVar(nil)
+	return b.Free(ctx, id)
 }
 
 // ifReturn is vnet_if_return: loaned interfaces go home first, through
 // the full (vmove) detach path.
-func (k *Kernel) ifReturn(ctx context.Context, kp sdk.KPI) error {
-	v := vnetOf(kp)
-	for _, ifp := range v.ifsByIndex() {
-		if ifp.home != v {
-			if err := k.vmove(ctx, ifp, v, ifp.home, kp.(*kpi).at); err != nil {
-				return fmt.Errorf("vnet_if_return %s: %w", ifp.name, err)
+func ifReturn(ctx context.Context, b base) error {
+	ifs, err := b.IfList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ifs {
+		if in.Home != b.Vnet() {
+			if err := b.ifVmoveHome(ctx, in.Name); err != nil {
+				return fmt.Errorf("vnet_if_return %s: %w", in.Name, err)
 			}
 		}
 	}
 	return nil
 }
 
-func (k *Kernel) emAttach(ctx context.Context, kp sdk.KPI) error {
-	for i := 0; i < k.opts.EmCount; i++ {
-		if _, err := kp.IfAttach(ctx, "em"+strconv.Itoa(i), "em"); err != nil {
-			return err
+func emAttach(n int) baseFunc {
+	return func(ctx context.Context, b base) error {
+		for i := 0; i < n; i++ {
+			if _, err := b.IfAttach(ctx, "em"+strconv.Itoa(i), "em"); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return nil
 }
 
 func simpleCreate(driver string) func(context.Context, sdk.KPI, string) error {
@@ -206,17 +287,22 @@ func simpleDestroy(ctx context.Context, kp sdk.KPI, ifname string) error {
 	return kp.IfDetach(ctx, ifname)
 }
 
-func (k *Kernel) loifInit(ctx context.Context, kp sdk.KPI) error {
-	_, err := k.cloneCreate(ctx, vnetOf(kp), "lo0", kp.(*kpi).at)
+// loifInit is vnet_loif_init: lo0, from if_lo's own cloner.
+func loifInit(ctx context.Context, b base) error {
+	_, err := b.IfAttach(ctx, "lo0", "lo")
 	return err
 }
 
-// loifUninit is vnet_loif_uninit: if_clone_detach destroys every lo.
-func (k *Kernel) loifUninit(ctx context.Context, kp sdk.KPI) error {
-	v := vnetOf(kp)
-	for _, ifp := range v.ifsByIndex() {
-		if ifp.cloner == "lo" && ifp.home == v {
-			if err := k.cloneDestroy(ctx, v, ifp, kp.(*kpi).at); err != nil {
+// loifUninit is vnet_loif_uninit: if_clone_detach destroys every lo
+// whose home this is.
+func loifUninit(ctx context.Context, b base) error {
+	ifs, err := b.IfList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ifs {
+		if in.Cloned && in.Driver == "lo" && in.Owner == b.Module() && in.Home == b.Vnet() {
+			if err := b.IfDetach(ctx, in.Name); err != nil {
 				return err
 			}
 		}
@@ -224,98 +310,115 @@ func (k *Kernel) loifUninit(ctx context.Context, kp sdk.KPI) error {
 	return nil
 }
 
-func (k *Kernel) domInit(d domain) sdk.Func {
-	return func(ctx context.Context, kp sdk.KPI) error {
+// domInit is a domain's VNET init: its state, its PCB-info lock, its pfil
+// head, hhook head and encap table. What it took so far is kept at each
+// step, so its uninits release it even if a later step fails.
+func domInit(d domain) baseFunc {
+	return func(ctx context.Context, b base) error {
 		var ds domState
-		var err error
-		if ds.pcb, err = kp.LockInit(ctx, d.pcb); err != nil {
-			return err
-		}
-		if ds.pfil, err = kp.PfilHeadRegister(ctx, d.module); err != nil {
-			return err
-		}
-		if ds.hhook, err = kp.HhookHeadRegister(ctx, "ipsec_in:"+d.module); err != nil {
-			return err
-		}
-		if ds.encap, err = kp.EncapRegister(ctx, d.module); err != nil {
-			return err
-		}
-		ds.active = true
-		v := vnetOf(kp)
-		v.mu.Lock()
-		v.dom[d.module] = &ds
-		v.mu.Unlock()
-		return nil
-	}
-}
-
-func (v *vnet) domState(module string) *domState {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.dom[module]
-}
-
-// prDestroy is the domain's pr_destroy: the PCB-info lock goes.
-func (k *Kernel) prDestroy(d domain) sdk.Func {
-	return func(ctx context.Context, kp sdk.KPI) error {
-		ds := vnetOf(kp).domState(d.module)
-		if ds == nil {
-			return nil
-		}
-		return kp.LockDestroy(ctx, ds.pcb)
-	}
-}
-
-// ipDestroy is ip_destroy/ip6_destroy: drop the pfil head, the hhooks and
-// the encap table, and the per-interface data (in6_ifdetach_destroy).
-func (k *Kernel) ipDestroy(d domain) sdk.Func {
-	return func(ctx context.Context, kp sdk.KPI) error {
-		v := vnetOf(kp)
-		ds := v.domState(d.module)
-		if ds == nil {
-			return nil
-		}
-		v.mu.Lock()
-		ds.active = false
-		v.mu.Unlock()
-		for _, err := range []error{
-			kp.PfilHeadUnregister(ctx, ds.pfil),
-			kp.HhookHeadDeregister(ctx, ds.hhook),
-			kp.EncapDeregister(ctx, ds.encap),
+		for _, step := range []func() (err error){
+			func() (err error) { ds.state, err = b.Malloc(ctx, d.module+" domain"); return },
+			func() (err error) { ds.pcb, err = b.LockInit(ctx, d.pcb); return },
+			func() (err error) { ds.pfil, err = b.PfilHeadRegister(ctx, d.module); return },
+			func() (err error) { ds.hhook, err = b.HhookHeadRegister(ctx, "ipsec_in:"+d.module); return },
+			func() (err error) { ds.encap, err = b.EncapRegister(ctx, d.module); return },
 		} {
+			err := step()
+			b.setVnetVar(ds)
 			if err != nil {
 				return err
 			}
 		}
-		for _, ifp := range v.ifsByIndex() {
-			k.domIfdetachOne(v, ifp, d, kp.(*kpi).at)
-		}
+		ds.active = true
+		b.setVnetVar(ds)
 		return nil
 	}
 }
 
-func (k *Kernel) attachDomains(_ context.Context, kp sdk.KPI) error {
-	v := vnetOf(kp)
-	v.mu.Lock()
-	v.domAttached = true
-	v.mu.Unlock()
-	for _, ifp := range v.ifsByIndex() {
-		k.domIfattach(v, ifp, kp.(*kpi).at)
+// prDestroy is the domain's pr_destroy, its last uninit: the PCB-info
+// lock and the domain's state go.
+func prDestroy(ctx context.Context, b base) error {
+	ds, ok := vnetVar[domState](b)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	if ds.pcb != 0 {
+		errs = append(errs, b.LockDestroy(ctx, ds.pcb))
+	}
+	if ds.state != 0 {
+		errs = append(errs, b.Free(ctx, ds.state))
+	}
+	return errors.Join(errs...)
+}
+
+// ipDestroy is ip_destroy/ip6_destroy: drop the pfil head, the hhooks and
+// the encap table, and the per-interface data (in6_ifdetach_destroy).
+func ipDestroy(ctx context.Context, b base) error {
+	ds, ok := vnetVar[domState](b)
+	if !ok {
+		return nil
+	}
+	ds.active = false
+	b.setVnetVar(ds)
+	if ds.state != 0 {
+		if err := b.Use(ctx, ds.state); err != nil {
+			return err
+		}
+	}
+	for _, x := range []struct {
+		id   sdk.ObjID
+		free func(context.Context, sdk.ObjID) error
+	}{{ds.pfil, b.PfilHeadUnregister}, {ds.hhook, b.HhookHeadDeregister}, {ds.encap, b.EncapDeregister}} {
+		if x.id == 0 {
+			continue
+		}
+		if err := x.free(ctx, x.id); err != nil {
+			return err
+		}
+	}
+	ifs, err := b.IfList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ifs {
+		if err := b.ifDetachDomain(in.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// domIfattach is if_attachdomain1: each active domain allocates its
-// per-interface data, which references the interface.
+// attachDomains is if_attachdomain: from now on each new interface gets
+// the domains' data, and those already here get it now.
+func attachDomains(ctx context.Context, b base) error {
+	b.setVnetVar(true)
+	ifs, err := b.IfList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ifs {
+		if err := b.ifAttachDomains(in.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// domIfattach is if_attachdomain1: once the domains are attached in v,
+// each active domain allocates its per-interface data, which references
+// the interface, and touches the domain's state to do it.
 func (k *Kernel) domIfattach(v *vnet, ifp *ifnet, via Site) {
+	if attached, _ := varOf[bool](v, attachDomainsModule); !attached {
+		return
+	}
 	for _, d := range domains {
-		v.mu.Lock()
-		ds, ready := v.dom[d.module], v.domAttached
-		v.mu.Unlock()
-		if ds == nil || !ds.active || !ready {
+		ds, ok := varOf[domState](v, d.module)
+		if !ok || !ds.active {
 			continue
 		}
 		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		_ = k.w.use(ds.state, v.name, at)
 		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.name, at)
 		_ = k.w.hold(o.ID, ifp.id, v.name, at, true)
 		v.mu.Lock()
@@ -343,6 +446,9 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 	if via.Module == d.module {
 		at = via
 	}
+	if ds, ok := varOf[domState](v, d.module); ok && ds.state != 0 {
+		_ = k.w.use(ds.state, v.name, at)
+	}
 	k.w.release(id, at)
 	_ = k.w.free(id, v.name, "", at, KindAfdata)
 }
@@ -351,12 +457,22 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 // PCBs takes each domain's PCB-info lock.
 func (k *Kernel) domPurge(v *vnet, ifp *ifnet, via Site) {
 	for _, d := range domains {
-		ds := v.domState(d.module)
-		if ds == nil {
+		ds, ok := varOf[domState](v, d.module)
+		if !ok || ds.pcb == 0 {
 			continue
 		}
 		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
 		_ = k.w.lock(ds.pcb, v.name, at, true)
 		_ = k.w.lock(ds.pcb, v.name, at, false)
 	}
+}
+
+// domainOf is the domain a module is, if it is one.
+func domainOf(module string) (domain, bool) {
+	for _, d := range domains {
+		if d.module == module {
+			return d, true
+		}
+	}
+	return domain{}, false
 }

@@ -35,6 +35,20 @@
 // Options.ReportLimit are set, destroyed VNETs are released, and
 // forgotten objects leave only bounded tombstones.
 //
+// Every exported operation that fails returns an *Error naming the
+// operation (Op, FreeBSD's syscall or ioctl) and its object (Name); its
+// cause wraps the errno, and is a *ModuleError when a module refused, or
+// carries ErrNoVnet or ErrNoInterface when a lookup failed. Callers use
+// errors.Is and errors.As, never the text.
+//
+// The base system (file "kernel": hhook, if, em, if_lo, pfil, inet, inet6,
+// igmp, mld, domainifattach) is made of modules that use the KPI as any
+// module does, plus base, a capability only they receive, for what only
+// the base system may do. What an entry attaches to is a witness object
+// with an owner and a lifetime: a VNET's interface list (vnet_if_init to
+// vnet_if_uninit; attaching before it exists is ENXIO), pfil's and
+// hhook's head lists, each domain's state.
+//
 // Ties between equal ranks run in registration order unless
 // Options.ShuffleSeed asks for a seeded shuffle; Options.Overrides change
 // an entry's rank before it is registered; Options.Legacy brings back the

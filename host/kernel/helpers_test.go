@@ -178,7 +178,7 @@ func (d *discMod) departures() []string {
 	defer d.mu.Unlock()
 	var out []string
 	for _, ev := range d.events {
-		out = append(out, fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ev.Ifname, ev.Path, ev.Vmove, ev.PurgeULP))
+		out = append(out, fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ev.Ifname, ev.Path, ev.Vmove(), ev.PurgeULP()))
 	}
 	return out
 }

@@ -82,12 +82,16 @@ func (v *vnet) freeIndex() int {
 	}
 }
 
-// ifAttach is if_attach_internal: the interface joins v, gets an index,
-// its per-domain data once the domains are attached, and the modules that
+// ifAttach is if_attach_internal: the interface joins v's interface list
+// (ENXIO before vnet_if_init has made it), gets an index, its
+// per-domain data once the domains are attached, and the modules that
 // registered for ifnet_arrival_event hear of it. A vmove into a VNET
 // shutting down is refused, unless back is set: an interface whose move
 // failed goes back where it was, whatever that VNET's state.
 func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back bool, via Site) error {
+	if err := k.useList(v, KindIfnet, "if_attach", ifp.name, via); err != nil {
+		return err
+	}
 	v.mu.Lock()
 	if v.ifs[ifp.name] != nil {
 		v.mu.Unlock()
@@ -105,7 +109,11 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 		k.w.move(ifp.id, v.name)
 	}
 	k.domIfattach(v, ifp, via)
-	k.ifEvent(ctx, v, ifp, sdk.IfEvent{Kind: sdk.IfArrival, Vmove: vmove}, via)
+	ev := sdk.IfEvent{Kind: sdk.IfArrival}
+	if vmove {
+		ev.Path = sdk.PathVmove
+	}
+	k.ifEvent(ctx, v, ifp, ev, via)
 	return nil
 }
 
@@ -123,17 +131,21 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	case shutdown:
 		path = sdk.PathShutdown
 	}
-	k.ifEvent(ctx, v, ifp, sdk.IfEvent{Kind: sdk.IfDeparture, Path: path, Vmove: vmove, PurgeULP: !shutdown}, via)
-	if !shutdown {
+	ev := sdk.IfEvent{Kind: sdk.IfDeparture, Path: path}
+	k.ifEvent(ctx, v, ifp, ev, via)
+	if ev.PurgeULP() {
 		k.domPurge(v, ifp, via) // in_ifdetach, in6_ifdetach(purgeulp=1)
 	}
 	k.domIfdetach(v, ifp, via)
+	if id := v.list(KindIfnet); id != 0 {
+		_ = k.w.use(id, v.name, via) // off the interface list
+	}
 	v.mu.Lock()
 	delete(v.ifs, ifp.name)
 	v.mu.Unlock()
 	if k.tr.on() {
-		k.tr.add(TraceEvent{Kind: TraceIfEvent, Module: via.Module, Entry: "if_detach_internal", Vnet: v.name,
-			Rank: via.Rank, Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
+		k.tr.add(TraceEvent{Kind: TraceIfEvent, Site: Site{Module: via.Module, Entry: "if_detach_internal", Rank: via.Rank, Vnet: v.name},
+			Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
 	}
 }
 
@@ -147,12 +159,12 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
 		off, step := k.tr.begin()
-		err := k.call(v, m, at, func(kp sdk.KPI) error { return m.m.IfEvent(ctx, kp, ev) })
+		err := k.call(v, m, at, func(kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
-		te := TraceEvent{Kind: TraceIfEvent, Module: m.decl.Name, Entry: ev.Kind.String(), Vnet: v.name, Rank: via.Rank,
-			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove, ev.PurgeULP),
+		te := TraceEvent{Kind: TraceIfEvent, Site: at,
+			Detail: fmt.Sprintf("%s path=%v vmove=%v purgeulp=%v", ifp.name, ev.Path, ev.Vmove(), ev.PurgeULP()),
 			Start:  off, Step: step, Duration: k.tr.since() - off}
 		if err != nil {
 			te.Err = err.Error()
@@ -175,7 +187,7 @@ func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site
 	defer k.detachSX.Unlock()
 	if from.ifunit(ifp.name) != ifp {
 		// Another move took it while this one waited for the lock.
-		return fmt.Errorf("interface %s not in %s: %w", ifp.name, from.name, syscall.ENXIO)
+		return fmt.Errorf("interface %s not in %s: %w", ifp.name, from.name, ErrNoInterface)
 	}
 	k.ifDetachInternal(ctx, ifp, true, via)
 	if err := k.ifAttach(ctx, to, ifp, true, false, via); err != nil {
@@ -188,14 +200,23 @@ func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site
 }
 
 // IfMove moves an interface between VNETs (ifconfig IF vnet J from the
-// parent; ifconfig IF -vnet J to reclaim it). Errors as FreeBSD's: no such
-// VNET or interface ENXIO; same VNET or name taken EEXIST; a VNET shutting
-// down EBUSY. Both VNETs' op locks are held, taken in creation order (no
-// two moves can deadlock), and their state is checked once both are held,
-// so neither can be torn down under the move.
+// parent; ifconfig IF -vnet J to reclaim it). Errors are *Error with Op
+// OpIfVmove, their errnos FreeBSD's: no such VNET or interface ENXIO
+// (ErrNoInterface for the interface); same VNET or name taken EEXIST; a
+// VNET shutting down EBUSY. Both VNETs' op locks are held, taken in
+// creation order (no two moves can deadlock), and their state is checked
+// once both are held, so neither can be torn down under the move.
 func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
+	if err := k.ifMove(ctx, ifname, from, to); err != nil {
+		return &Error{Op: OpIfVmove, Name: ifname, Err: err}
+	}
+	return nil
+}
+
+func (k *Kernel) ifMove(ctx context.Context, ifname, from, to string) error {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
+	// if_vmove_loan: a jail that is not there is ENXIO.
 	src, err := k.lookupVnet(from)
 	if err != nil {
 		return fmt.Errorf("vnet %s: %w", from, syscall.ENXIO)
@@ -217,7 +238,7 @@ func (k *Kernel) IfMove(ctx context.Context, ifname, from, to string) error {
 	ifp := src.ifunit(ifname)
 	switch {
 	case ifp == nil:
-		return fmt.Errorf("interface %s not in %s: %w", ifname, from, syscall.ENXIO)
+		return fmt.Errorf("interface %s not in %s: %w", ifname, from, ErrNoInterface)
 	case src == dst:
 		return fmt.Errorf("interface %s is already in %s: %w", ifname, to, syscall.EEXIST)
 	case dst.ifunit(ifname) != nil:
@@ -253,7 +274,7 @@ func (k *Kernel) matchCloner(name string) (*modRec, string, int, error) {
 	}
 	mod := k.cloners[driver]
 	if mod == nil {
-		return nil, "", 0, fmt.Errorf("%s: no interface cloner: %w", name, syscall.EINVAL)
+		return nil, "", 0, fmt.Errorf("no interface cloner: %w", syscall.EINVAL)
 	}
 	return mod, driver, unit, nil
 }
@@ -275,7 +296,7 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 	switch v.life.Load() {
 	case vnetGone:
 		leave()
-		return nil, nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+		return nil, nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	case vnetDying:
 		leave()
 		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
@@ -284,14 +305,20 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 }
 
 // IfCreate is ifconfig NAME create: "bridge" takes the lowest free unit,
-// "bridge7" exactly that one.
+// "bridge7" exactly that one. Errors are *Error with Op OpIfCreate: the
+// VNET (ErrNoVnet), the name (a *sdk.NameError, EEXIST), no cloner
+// (EINVAL) or the cloner's *ModuleError.
 func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, error) {
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return "", err
+		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
 	}
 	defer leave()
-	return k.cloneCreate(ctx, v, name, Site{})
+	created, err := k.cloneCreate(ctx, v, name)
+	if err != nil {
+		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
+	}
+	return created, nil
 }
 
 // cloneSite names a cloner call: the entry that made it (vnet_loif_uninit)
@@ -303,10 +330,12 @@ func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
 }
 
-func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site) (string, error) {
+// cloneCreate is if_clone_create: the cloner that matches name creates
+// the interface in v.
+func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string) (string, error) {
 	mod, cloner, unit, err := k.matchCloner(name)
 	if err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+		return "", err
 	}
 	if unit < 0 {
 		for i := 0; ; i++ {
@@ -317,56 +346,74 @@ func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string, via Site
 		}
 	}
 	if err := sdk.ValidIfName(name); err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %w", err)
+		return "", err
 	}
 	if v.ifunit(name) != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, syscall.EEXIST)
+		return "", syscall.EEXIST
 	}
-	at := cloneSite(mod, v, "clone_create", via)
-	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
+	at := cloneSite(mod, v, "clone_create", Site{})
+	if err := k.call(v, mod, at, func(kp *kpi) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
 	}); err != nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: %w", name, err)
+		return "", err
 	}
 	if v.ifunit(name) == nil {
-		return "", fmt.Errorf("SIOCIFCREATE2: %s: cloner %s did not attach it: %w", name, cloner, syscall.EINVAL)
+		return "", fmt.Errorf("cloner %s did not attach it: %w", cloner, syscall.EINVAL)
 	}
 	return name, nil
 }
 
-// IfDestroy is ifconfig NAME destroy, for cloned interfaces.
+// IfDestroy is ifconfig NAME destroy, for cloned interfaces. Errors are
+// *Error with Op OpIfDestroy: the VNET (ErrNoVnet), the interface
+// (ErrNoInterface; EINVAL if not cloned) or the cloner's *ModuleError.
 func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
+	fail := func(err error) error { return &Error{Op: OpIfDestroy, Name: ifname, Err: err} }
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer leave()
 	ifp := v.ifunit(ifname)
 	if ifp == nil {
-		return fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, syscall.ENXIO)
+		return fail(fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface))
 	}
 	if ifp.cloner == "" {
-		return fmt.Errorf("SIOCIFDESTROY: %s is not a cloned interface: %w", ifname, syscall.EINVAL)
+		return fail(fmt.Errorf("%s is not a cloned interface: %w", ifname, syscall.EINVAL))
 	}
-	return k.cloneDestroy(ctx, v, ifp, Site{})
+	if err := k.cloneDestroy(ctx, v, ifp, Site{}); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
+// cloneDestroy is if_clone_destroy: the interface's cloner destroys it.
 func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
 	mod := ifp.owner
 	at := cloneSite(mod, v, "clone_destroy", via)
-	if err := k.call(v, mod, at, func(kp sdk.KPI) error {
+	if err := k.call(v, mod, at, func(kp *kpi) error {
 		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})
 	}); err != nil {
-		return fmt.Errorf("SIOCIFDESTROY: %s: %w", ifp.name, err)
+		return err
 	}
 	if v.ifunit(ifp.name) == ifp {
-		return fmt.Errorf("SIOCIFDESTROY: %s: cloner %s did not detach it: %w", ifp.name, ifp.cloner, syscall.EBUSY)
+		return fmt.Errorf("cloner %s did not detach it: %w", ifp.cloner, syscall.EBUSY)
 	}
 	return nil
 }
 
 // IfControl routes an interface command to the module that owns it.
+// Errors are *Error with Op OpIfioctl: the VNET (ErrNoVnet), the
+// interface (ErrNoInterface) or the module's answer, a *ModuleError; the
+// module's output so far comes with it.
 func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []string) (string, error) {
+	out, err := k.ifControl(ctx, vnetName, ifname, args)
+	if err != nil {
+		return out, &Error{Op: OpIfioctl, Name: ifname, Err: err}
+	}
+	return out, nil
+}
+
+func (k *Kernel) ifControl(ctx context.Context, vnetName, ifname string, args []string) (string, error) {
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
 		return "", err
@@ -374,7 +421,7 @@ func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []
 	defer leave()
 	ifp := v.ifunit(ifname)
 	if ifp == nil {
-		return "", fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, syscall.ENXIO)
+		return "", fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface)
 	}
 	if len(args) == 1 && (args[0] == "up" || args[0] == "down") {
 		v.mu.Lock()
@@ -386,39 +433,46 @@ func (k *Kernel) IfControl(ctx context.Context, vnetName, ifname string, args []
 }
 
 // ModControl sends a command to a module (ipfw add ..., ip_mroute start).
+// Errors are *Error with Op OpModctl: the VNET (ErrNoVnet), no such
+// module (ENOENT) or the module's answer, a *ModuleError.
 func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args []string) (string, error) {
+	fail := func(out string, err error) (string, error) { return out, &Error{Op: OpModctl, Name: module, Err: err} }
 	v, leave, err := k.enter(vnetName)
 	if err != nil {
-		return "", err
+		return fail("", err)
 	}
 	defer leave()
 	m := k.mods[module]
 	if m == nil {
-		return "", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT)
+		return fail("", fmt.Errorf("module %s not loaded: %w", module, syscall.ENOENT))
 	}
-	return k.control(ctx, v, m, sdk.ControlReq{Args: args})
+	out, err := k.control(ctx, v, m, sdk.ControlReq{Args: args})
+	if err != nil {
+		return fail(out, err)
+	}
+	return out, nil
 }
 
 func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.ControlReq) (string, error) {
 	at := Site{Module: m.decl.Name, Entry: "control", Vnet: v.name}
 	var out string
-	err := k.call(v, m, at, func(kp sdk.KPI) error {
+	err := k.call(v, m, at, func(kp *kpi) error {
 		var err error
 		out, err = m.m.Control(ctx, kp, req)
 		return err
 	})
 	if k.tr.on() {
-		k.tr.add(TraceEvent{Kind: TraceKPI, Module: m.decl.Name, Entry: "control", Vnet: v.name,
-			Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
+		k.tr.add(TraceEvent{Kind: TraceKPI, Site: at, Detail: strings.TrimSpace(req.Ifname + " " + strings.Join(req.Args, " "))})
 	}
 	return out, err
 }
 
-// Interfaces is ifconfig -a in one VNET, by index.
+// Interfaces is ifconfig -a in one VNET, by index. The error is an
+// *Error with Op OpIfList wrapping ErrNoVnet.
 func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	v, err := k.lookupVnet(vnetName)
 	if err != nil {
-		return nil, err
+		return nil, &Error{Op: OpIfList, Name: vnetName, Err: err}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

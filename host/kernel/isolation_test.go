@@ -293,7 +293,7 @@ func TestGlobalCallsRunInVnet0(t *testing.T) {
 		"j1 command global": 0, "j1 command vnet0": syscall.EPERM, "j1 command j1": 0,
 	}
 	for where, e := range want {
-		if errno(got[where]) != e {
+		if sdk.ErrnoOf(got[where]) != e {
 			t.Errorf("%s: Use = %v, want errno %v", where, got[where], e)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +71,18 @@ type modRec struct {
 	// at link, with their tie keys (sysinit.go).
 	reg     *sysEntry
 	entries []*sysEntry
+	// base is set for the kernel file's own modules, whose entries run
+	// with the base capability (builtins.go).
+	base baseRunner
+}
+
+// run runs entry e of the module, with the base capability if it is one
+// of the kernel file's.
+func (m *modRec) run(ctx context.Context, kp *kpi, e sdk.Entry) error {
+	if m.base != nil {
+		return m.base.runBase(ctx, kp, e)
+	}
+	return m.m.Run(ctx, kp, e)
 }
 
 // New boots a kernel: vnet0 exists first (SI_SUB_VNET), then the file
@@ -97,7 +108,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 	k.vnet0.life.Store(vnetAlive)
 	k.vnetAppend(k.vnet0)
 	k.SetStep("boot")
-	if _, err := k.load(ctx, newBuiltinFile(k), false); err != nil {
+	if _, err := k.load(ctx, newBuiltinFile(opts.EmCount), false); err != nil {
 		return nil, fmt.Errorf("boot: %w", err)
 	}
 	k.SetStep("")
@@ -129,32 +140,33 @@ func (k *Kernel) LiveObjects(vnet string) []*Object {
 
 // call runs fn as a call into mod, in v (nil for SYSINITs and module
 // events), with the KPI bound to the call; the KPI is retired when fn
-// returns. A dead module is not called, and a module that dies is marked
-// dead and reported once.
-func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(sdk.KPI) error) error {
+// returns. What the module answers comes back as a *ModuleError. A dead
+// module is not called, and a module that dies is marked dead and
+// reported once.
+func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(*kpi) error) error {
 	if mod.dead.Load() {
 		return fmt.Errorf("module %s: %w", mod.decl.Name, ErrModuleDead)
 	}
 	kp := k.kpi(v, mod, at)
 	err := fn(kp)
 	kp.retire()
-	if err != nil && errors.Is(err, ErrModuleDead) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrModuleDead) {
 		k.markDead(mod, at, err)
 	}
-	return err
+	return &ModuleError{Module: mod.decl.Name, Err: err}
 }
 
+// markDead reports a module's death once. The report's site names the
+// module and the entry; the claim is the transport's account of it.
 func (k *Kernel) markDead(mod *modRec, at Site, err error) {
 	if mod.dead.Swap(true) {
 		return
 	}
-	// Transports name the module and entry already; say it once.
-	claim := err.Error()
-	if !strings.Contains(claim, mod.decl.Name) {
-		claim = fmt.Sprintf("module %s died in %s: %v", mod.decl.Name, at.Entry, err)
-	}
-	k.tr.add(TraceEvent{Kind: TraceFault, Module: mod.decl.Name, Entry: at.Entry, Vnet: at.Vnet, Rank: at.Rank, Err: err.Error()})
-	k.w.fault(mod.decl.Name, claim, at)
+	k.tr.add(TraceEvent{Kind: TraceFault, Site: at, Err: err.Error()})
+	k.w.fault(mod.decl.Name, err.Error(), at)
 }
 
 // runEntry runs one entry in v (nil for SYSINIT/SYSUNINIT) and traces it.
@@ -170,9 +182,8 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 	}
 	at := Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
 	off, step := k.tr.begin()
-	err = k.call(v, se.mod, at, func(kp sdk.KPI) error { return se.mod.m.Run(ctx, kp, se.e) })
-	ev := TraceEvent{Kind: TraceEntry, Module: at.Module, Entry: at.Entry, EntryKnd: se.e.Kind,
-		Vnet: name, Rank: at.Rank, Start: off, Step: step, Duration: k.tr.since() - off}
+	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
+	ev := TraceEvent{Kind: TraceEntry, Site: at, EntryKnd: se.e.Kind, Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -190,8 +201,9 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
 	off, step := k.tr.begin()
-	err := k.call(nil, mod, at, func(kp sdk.KPI) error { return mod.m.Event(ctx, kp, what) })
-	ev := TraceEvent{Kind: TraceModEvent, Module: at.Module, Entry: at.Entry, Rank: at.Rank,
+	err := k.call(nil, mod, at, func(kp *kpi) error { return mod.m.Event(ctx, kp, what) })
+	// Traced without a VNET: a module event is not per-VNET.
+	ev := TraceEvent{Kind: TraceModEvent, Site: Site{Module: at.Module, Entry: at.Entry, Rank: at.Rank},
 		Start: off, Step: step, Duration: k.tr.since() - off}
 	if err != nil {
 		ev.Err = err.Error()

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync/atomic"
 	"syscall"
 
@@ -60,8 +61,9 @@ func (p *kpi) op(name string, id sdk.ObjID, err error) {
 	if !p.k.tr.on() {
 		return
 	}
-	ev := TraceEvent{Kind: TraceKPI, Module: p.mod.decl.Name, Entry: p.at.Entry, Vnet: p.v.name, Rank: p.at.Rank,
-		Detail: fmt.Sprintf("%s #%d", name, id)}
+	site := p.at
+	site.Module, site.Vnet = p.mod.decl.Name, p.v.name // curvnet, vnet0 for SYSINITs
+	ev := TraceEvent{Kind: TraceKPI, Site: site, Detail: fmt.Sprintf("%s #%d", name, id)}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -170,6 +172,9 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 			ifp.cloner = c
 		}
 	}
+	if err := p.v.needList(KindIfnet, "if_attach", name); err != nil {
+		return sdk.IfInfo{}, err
+	}
 	if p.v.ifunit(name) != nil {
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %s already exists in %s: %w", name, p.v.name, syscall.EEXIST)
 	}
@@ -254,42 +259,45 @@ func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
 	return nil
 }
 
-// registry is a per-VNET table of named heads (pfil, hhook, encap).
-func (p *kpi) register(table map[string]sdk.ObjID, kind ObjKind, what, name string) (sdk.ObjID, error) {
-	p.v.mu.Lock()
-	_, dup := table[name]
-	p.v.mu.Unlock()
-	if dup {
+// register allocates a named head of kind in curvnet's table (pfil,
+// hhook heads; encap tables) and, for the kinds that hang on a framework
+// list, uses the list: ENXIO before the list exists.
+func (p *kpi) register(kind ObjKind, op, what, name string) (sdk.ObjID, error) {
+	if _, listed := listInfos[kind]; listed {
+		if err := p.k.useList(p.v, kind, op, name, p.at); err != nil {
+			return 0, err
+		}
+	}
+	if _, dup := p.v.head(kind, name); dup {
 		return 0, fmt.Errorf("%s %s already registered in %s: %w", what, name, p.v.name, syscall.EEXIST)
 	}
 	id := p.alloc(kind, name)
-	p.v.mu.Lock()
-	table[name] = id
-	p.v.mu.Unlock()
+	p.v.setHead(kind, name, id, 0)
 	return id, nil
 }
 
-// unregister removes a head the caller registered from the VNET's table
+// unregister removes a head the caller registered from curvnet's table
 // and frees it; nothing is touched when the caller may not free it.
-func (p *kpi) unregister(table map[string]sdk.ObjID, id sdk.ObjID, kind ObjKind) error {
+func (p *kpi) unregister(kind ObjKind, id sdk.ObjID) error {
 	o, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind)
 	if err != nil {
 		p.op("unregister "+kind.String(), id, err)
 		return reported(err)
 	}
-	p.v.mu.Lock()
-	if table[o.Name] == id {
-		delete(table, o.Name)
+	if lid := p.v.list(kind); lid != 0 {
+		_ = p.k.w.use(lid, p.v.name, p.at)
 	}
-	p.v.mu.Unlock()
+	p.v.setHead(kind, o.Name, 0, id)
 	return p.free(id, kind)
 }
 
-// attach creates an object that references the VNET's head called head.
-func (p *kpi) attach(table map[string]sdk.ObjID, kind ObjKind, what, head, name string) (sdk.ObjID, error) {
-	p.v.mu.Lock()
-	hid, ok := table[head]
-	p.v.mu.Unlock()
+// attach creates an object of kind that references curvnet's head (of
+// headKind) called head, found through the head's framework list.
+func (p *kpi) attach(headKind, kind ObjKind, what, head, name string) (sdk.ObjID, error) {
+	if lid := p.v.list(headKind); lid != 0 {
+		_ = p.k.w.use(lid, p.v.name, p.at)
+	}
+	hid, ok := p.v.head(headKind, head)
 	if !ok {
 		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
 	}
@@ -317,10 +325,7 @@ func (p *kpi) PfilHeadRegister(_ context.Context, name string) (sdk.ObjID, error
 	if err := p.live("PfilHeadRegister"); err != nil {
 		return 0, err
 	}
-	if p.v.privID("pfil") == 0 {
-		return 0, fmt.Errorf("pfil_head_register %s: pfil not initialized in %s: %w", name, p.v.name, syscall.ENXIO)
-	}
-	return p.register(p.v.pfil, KindPfilHead, "pfil head", name)
+	return p.register(KindPfilHead, "pfil_head_register", "pfil head", name)
 }
 
 // PfilHeadUnregister implements sdk.Pfil.
@@ -328,7 +333,7 @@ func (p *kpi) PfilHeadUnregister(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("PfilHeadUnregister"); err != nil {
 		return err
 	}
-	return p.unregister(p.v.pfil, id, KindPfilHead)
+	return p.unregister(KindPfilHead, id)
 }
 
 // PfilHookAdd implements sdk.Pfil.
@@ -336,7 +341,7 @@ func (p *kpi) PfilHookAdd(_ context.Context, head, hook string) (sdk.ObjID, erro
 	if err := p.live("PfilHookAdd"); err != nil {
 		return 0, err
 	}
-	return p.attach(p.v.pfil, KindPfilHook, "pfil head", head, hook)
+	return p.attach(KindPfilHead, KindPfilHook, "pfil head", head, hook)
 }
 
 // PfilHookRemove implements sdk.Pfil.
@@ -352,7 +357,7 @@ func (p *kpi) HhookHeadRegister(_ context.Context, name string) (sdk.ObjID, erro
 	if err := p.live("HhookHeadRegister"); err != nil {
 		return 0, err
 	}
-	return p.register(p.v.hhook, KindHhookHead, "hhook head", name)
+	return p.register(KindHhookHead, "hhook_head_register", "hhook head", name)
 }
 
 // HhookHeadDeregister implements sdk.Hhook.
@@ -360,7 +365,7 @@ func (p *kpi) HhookHeadDeregister(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("HhookHeadDeregister"); err != nil {
 		return err
 	}
-	return p.unregister(p.v.hhook, id, KindHhookHead)
+	return p.unregister(KindHhookHead, id)
 }
 
 // HhookAdd implements sdk.Hhook.
@@ -368,7 +373,7 @@ func (p *kpi) HhookAdd(_ context.Context, head, name string) (sdk.ObjID, error) 
 	if err := p.live("HhookAdd"); err != nil {
 		return 0, err
 	}
-	return p.attach(p.v.hhook, KindHhook, "hhook head", head, name)
+	return p.attach(KindHhookHead, KindHhook, "hhook head", head, name)
 }
 
 // HhookRemove implements sdk.Hhook.
@@ -406,7 +411,7 @@ func (p *kpi) EncapRegister(_ context.Context, family string) (sdk.ObjID, error)
 	if err := p.live("EncapRegister"); err != nil {
 		return 0, err
 	}
-	return p.register(p.v.encap, KindEncapTable, "encap table", family)
+	return p.register(KindEncapTable, "ip_encap_register", "encap table", family)
 }
 
 // EncapDeregister implements sdk.Encap.
@@ -414,7 +419,7 @@ func (p *kpi) EncapDeregister(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("EncapDeregister"); err != nil {
 		return err
 	}
-	return p.unregister(p.v.encap, id, KindEncapTable)
+	return p.unregister(KindEncapTable, id)
 }
 
 // EncapAttach implements sdk.Encap (ip_encap_attach).
@@ -422,7 +427,7 @@ func (p *kpi) EncapAttach(_ context.Context, family, name string) (sdk.ObjID, er
 	if err := p.live("EncapAttach"); err != nil {
 		return 0, err
 	}
-	return p.attach(p.v.encap, KindEncapHandle, "encap table", family, name)
+	return p.attach(KindEncapTable, KindEncapHandle, "encap table", family, name)
 }
 
 // EncapDetach implements sdk.Encap (ip_encap_detach).
@@ -431,4 +436,112 @@ func (p *kpi) EncapDetach(_ context.Context, id sdk.ObjID) error {
 		return err
 	}
 	return p.detach(id, KindEncapHandle)
+}
+
+// The base capability (builtins.go): what only the kernel file's modules
+// get, through the same call-bound value.
+
+var _ base = (*kpi)(nil)
+
+func (p *kpi) vnetVar() any {
+	p.v.mu.Lock()
+	defer p.v.mu.Unlock()
+	return p.v.vars[p.mod.decl.Name]
+}
+
+func (p *kpi) setVnetVar(val any) { p.v.setVar(p.mod.decl.Name, val) }
+
+func (p *kpi) listInit(member ObjKind, name string) error {
+	if err := p.live("listInit"); err != nil {
+		return err
+	}
+	li, ok := listInfos[member]
+	if !ok {
+		return fmt.Errorf("%s: no list of %v: %w", name, member, syscall.EINVAL)
+	}
+	if p.v.list(member) != 0 {
+		return fmt.Errorf("%s of %s already initialized: %w", li.what, p.v.name, syscall.EEXIST)
+	}
+	id := p.alloc(listKind(member), name)
+	p.v.mu.Lock()
+	p.v.lists[member] = id
+	p.v.mu.Unlock()
+	return nil
+}
+
+func (p *kpi) listUninit(member ObjKind) error {
+	if err := p.live("listUninit"); err != nil {
+		return err
+	}
+	id := p.v.list(member)
+	if id == 0 {
+		return nil
+	}
+	// The framework's KASSERT: what is still on the list is a leak;
+	// it is forgotten, so the VNET's final check does not report it
+	// twice.
+	if member == KindIfnet {
+		for _, ifp := range p.v.ifsByIndex() {
+			p.k.w.assertGone(ifp.id, fmt.Sprintf("interface %s still attached at %s", ifp.name, p.at.Entry), p.at)
+			p.v.mu.Lock()
+			delete(p.v.ifs, ifp.name)
+			p.v.mu.Unlock()
+		}
+	} else {
+		p.v.mu.Lock()
+		heads := p.v.heads[member]
+		delete(p.v.heads, member)
+		p.v.mu.Unlock()
+		names := make([]string, 0, len(heads))
+		for name := range heads {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			p.k.w.assertGone(heads[name], fmt.Sprintf("still registered at %s", p.at.Entry), p.at)
+		}
+	}
+	return p.free(id, listKind(member))
+}
+
+func (p *kpi) ifVmoveHome(ctx context.Context, ifname string) error {
+	if err := p.live("ifVmoveHome"); err != nil {
+		return err
+	}
+	ifp := p.v.ifunit(ifname)
+	switch {
+	case ifp == nil:
+		return fmt.Errorf("if_vmove: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+	case ifp.home == p.v:
+		return fmt.Errorf("if_vmove: %s is home in %s: %w", ifname, p.v.name, syscall.EINVAL)
+	}
+	return p.k.vmove(ctx, ifp, p.v, ifp.home, p.at)
+}
+
+func (p *kpi) ifAttachDomains(ifname string) error {
+	if err := p.live("ifAttachDomains"); err != nil {
+		return err
+	}
+	ifp := p.v.ifunit(ifname)
+	if ifp == nil {
+		return fmt.Errorf("if_attachdomain1: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+	}
+	p.k.domIfattach(p.v, ifp, p.at)
+	return nil
+}
+
+func (p *kpi) ifDetachDomain(ifname string) error {
+	if err := p.live("ifDetachDomain"); err != nil {
+		return err
+	}
+	d, ok := domainOf(p.mod.decl.Name)
+	if !ok {
+		return fmt.Errorf("dom_ifdetach %s: module %s is no domain: %w", ifname, p.mod.decl.Name, syscall.EINVAL)
+	}
+	ifp := p.v.ifunit(ifname)
+	if ifp == nil {
+		return fmt.Errorf("dom_ifdetach: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+	}
+	p.k.domIfdetachOne(p.v, ifp, d, p.at)
+	return nil
 }

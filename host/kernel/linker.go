@@ -13,14 +13,15 @@ import (
 
 const kernelBase = 0xffffffff80200000
 
-// fileName is how kldload/kldunload name a file: "ipfw", "ipfw.ko" and
-// "/boot/modules/ipfw" are all "ipfw".
-func fileName(name string) string {
+// FileName is how the linker names a file given by name or path: "ipfw",
+// "ipfw.ko" and "/boot/modules/ipfw.ko" are all "ipfw". Every layer that
+// matches a name against kldstat's calls it.
+func FileName(name string) string {
 	return strings.TrimSuffix(filepath.Base(name), ".ko")
 }
 
 func (k *Kernel) fileByName(name string) *fileRec {
-	n := fileName(name)
+	n := FileName(name)
 	for _, fr := range k.files {
 		if fr.f.Name() == n {
 			return fr
@@ -30,33 +31,37 @@ func (k *Kernel) fileByName(name string) *fileRec {
 }
 
 // Load is kldload: it opens the file through the Opener and links it.
+// Errors are *Error with Op OpKldload: EEXIST when the file is loaded
+// already, the Opener's error, or why linking failed.
 func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
 	k.sx.Lock()
 	defer k.sx.Unlock()
+	fail := func(err error) (FileStat, error) { return FileStat{}, &Error{Op: OpKldload, Name: name, Err: err} }
 	if k.fileByName(name) != nil {
-		return FileStat{}, fmt.Errorf("can't load %s: module already loaded or in kernel: %w", name, syscall.EEXIST)
+		return fail(syscall.EEXIST)
 	}
 	if k.opts.Opener == nil {
-		return FileStat{}, fmt.Errorf("can't load %s: no module path: %w", name, syscall.ENOENT)
+		return fail(fmt.Errorf("no module path: %w", syscall.ENOENT))
 	}
 	f, err := k.opts.Opener.OpenFile(ctx, name)
 	if err != nil {
-		return FileStat{}, fmt.Errorf("can't load %s: %w", name, err)
+		return fail(err)
 	}
 	fr, err := k.load(ctx, f, true)
 	if err != nil {
-		return FileStat{}, fmt.Errorf("can't load %s: %w", name, err)
+		return fail(err)
 	}
 	return k.stat(fr), nil
 }
 
 // LoadFile links an already opened file, as if the user loaded it.
+// Errors are as Load's.
 func (k *Kernel) LoadFile(ctx context.Context, f File) (FileStat, error) {
 	k.sx.Lock()
 	defer k.sx.Unlock()
 	fr, err := k.load(ctx, f, true)
 	if err != nil {
-		return FileStat{}, fmt.Errorf("can't load %s: %w", f.Name(), err)
+		return FileStat{}, &Error{Op: OpKldload, Name: f.Name(), Err: err}
 	}
 	return k.stat(fr), nil
 }
@@ -77,7 +82,7 @@ func chooseVersion(versions []int, d sdk.Depend) (int, bool) {
 }
 
 func depErr(mod string, d sdk.Depend, cause error) error {
-	if cause == nil || errno(cause) == 0 {
+	if cause == nil || sdk.ErrnoOf(cause) == 0 {
 		cause = syscall.ENOENT
 	}
 	return fmt.Errorf("KLD %s: depends on %s - not available or version mismatch: %w", mod, d.Module, cause)
@@ -158,6 +163,9 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 		}
 		k.nextMID++
 		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		if br, ok := m.(baseRunner); ok { // only this package's types can be
+			mr.base = br
+		}
 		k.makeEntries(mr)
 		fr.mods = append(fr.mods, mr)
 	}
@@ -359,18 +367,21 @@ func (k *Kernel) forget(fr *fileRec) {
 	}
 }
 
-// Unload is kldunload -n name [-f].
+// Unload is kldunload -n name [-f]. Errors are *Error with Op
+// OpKldunload: ENOENT when no file has that name, else why the file
+// stays.
 func (k *Kernel) Unload(ctx context.Context, name string, force bool) error {
 	k.sx.Lock()
 	defer k.sx.Unlock()
 	fr := k.fileByName(name)
 	if fr == nil {
-		return fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
+		return &Error{Op: OpKldunload, Name: name, Err: syscall.ENOENT}
 	}
 	return k.userUnload(ctx, fr, force)
 }
 
-// UnloadID is kldunload -i id [-f].
+// UnloadID is kldunload -i id [-f]. Errors are as Unload's; Name is
+// "id N" when no file has that id.
 func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 	k.sx.Lock()
 	defer k.sx.Unlock()
@@ -379,17 +390,19 @@ func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 			return k.userUnload(ctx, fr, force)
 		}
 	}
-	return fmt.Errorf("can't find file id %d: %w", id, syscall.ENOENT)
+	return &Error{Op: OpKldunload, Name: fmt.Sprintf("id %d", id), Err: syscall.ENOENT}
 }
 
 func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
+	fail := func(err error) error { return &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err} }
 	if fr.userrefs == 0 {
-		return fmt.Errorf("can't unload file %s: attempt to unload file that was loaded by the kernel: %w", fr.f.Name(), syscall.EBUSY)
+		// kern_kldunload's words.
+		return fail(fmt.Errorf("attempt to unload file that was loaded by the kernel: %w", syscall.EBUSY))
 	}
 	fr.userrefs--
 	if err := k.unloadFile(ctx, fr, force); err != nil {
 		fr.userrefs++
-		return fmt.Errorf("can't unload file %s: %w", fr.f.Name(), err)
+		return fail(err)
 	}
 	return nil
 }
@@ -403,7 +416,7 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 	}
 	for _, m := range fr.mods {
 		if err := k.modEvent(ctx, m, sdk.ModQuiesce); err != nil && !errors.Is(err, ErrModuleDead) && !force {
-			if errno(err) == 0 {
+			if sdk.ErrnoOf(err) == 0 {
 				err = fmt.Errorf("%w: %w", err, syscall.EBUSY)
 			}
 			return fmt.Errorf("module %s refused MOD_QUIESCE: %w", m.decl.Name, err)
@@ -454,7 +467,7 @@ func (k *Kernel) unregisterFile(ctx context.Context, fr *fileRec) {
 func (k *Kernel) releaseDeps(ctx context.Context, fr *fileRec) {
 	for i := len(fr.deps) - 1; i >= 0; i-- {
 		if err := k.unloadFile(ctx, fr.deps[i], false); err != nil {
-			k.tr.add(TraceEvent{Kind: TraceFault, Module: fr.deps[i].f.Name(), Entry: "kldunload", Err: err.Error()})
+			k.tr.add(TraceEvent{Kind: TraceFault, Site: Site{Module: fr.deps[i].f.Name(), Entry: "kldunload"}, Err: err.Error()})
 		}
 	}
 	fr.deps = nil
@@ -516,7 +529,8 @@ func (k *Kernel) stat(fr *fileRec) FileStat {
 }
 
 // Shutdown tears everything down: every VNET but vnet0, newest first
-// (top-down each), then every loaded file, newest first, forced.
+// (top-down each), then every loaded file, newest first, forced. The
+// error joins the *Error of each VNET destroy and unload that failed.
 func (k *Kernel) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, v := range k.vnetsNewestFirst() {
@@ -543,7 +557,7 @@ func (k *Kernel) Shutdown(ctx context.Context) error {
 		}
 		fr.userrefs = 0
 		if err := k.unloadOrDrop(ctx, fr); err != nil {
-			errs = append(errs, fmt.Errorf("unload %s: %w", fr.f.Name(), err))
+			errs = append(errs, &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err})
 		}
 	}
 	return errors.Join(errs...)

@@ -47,13 +47,14 @@ func TestLinkerErrors(t *testing.T) {
 		load    []string // files loaded first, by name through the opener
 		try     string
 		want    error
-		message string
+		message string // in the kernel's words (sdk.Detail of the cause)
+		bare    bool   // the cause is the errno alone: the kernel says nothing more
 	}{
 		{
 			name:   "second load",
 			opener: mapOpener{"foo": {plain("foo", 1)}},
 			load:   []string{"foo"}, try: "foo",
-			want: syscall.EEXIST, message: "module already loaded or in kernel",
+			want: syscall.EEXIST, bare: true,
 		},
 		{
 			name:   "module already in kernel",
@@ -105,8 +106,13 @@ func TestLinkerErrors(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Load(%s) = %v, want %v", tt.try, err, tt.want)
 			}
-			if !strings.Contains(err.Error(), tt.message) {
-				t.Errorf("Load(%s) error %q lacks %q", tt.try, err, tt.message)
+			var ke *Error
+			if !errors.As(err, &ke) || ke.Op != OpKldload || ke.Name != tt.try {
+				t.Fatalf("Load(%s) = %#v, want an *Error for %s %s", tt.try, err, OpKldload, tt.try)
+			}
+			detail := sdk.Detail(ke.Err)
+			if !strings.Contains(detail, tt.message) || tt.bare != (detail == "") {
+				t.Errorf("Load(%s): the kernel says %q, want %q (bare %v)", tt.try, detail, tt.message, tt.bare)
 			}
 			if diff := cmp.Diff(before, k.Files()); diff != "" {
 				t.Errorf("a failed load changed kldstat (-before +after):\n%s", diff)
@@ -306,5 +312,18 @@ func TestDependencyLoop(t *testing.T) {
 			}
 			requireClean(t, k)
 		})
+	}
+}
+
+// TestFileName: one rule for how a file given by name or path is named,
+// which kldload, kldunload, kldstat -n and the benchmarks all call.
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"ipfw": "ipfw", "ipfw.ko": "ipfw", "/boot/modules/ipfw.ko": "ipfw", "./mods/if_gif": "if_gif",
+		"/boot/kernel/kernel": "kernel", "ipfw.ko.ko": "ipfw.ko",
+	} {
+		if got := FileName(in); got != want {
+			t.Errorf("FileName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -194,8 +194,8 @@ func oracle(mods []*sdk.Module, kind sdk.EntryKind) []string {
 
 func builtinMods(k *Kernel) []*sdk.Module {
 	var out []*sdk.Module
-	for _, m := range newBuiltinFile(k).mods {
-		out = append(out, m.(*sdk.Module))
+	for _, m := range newBuiltinFile(k.opts.EmCount).mods {
+		out = append(out, m.(*baseModule).Module)
 	}
 	return out
 }

@@ -106,7 +106,7 @@ func TestForgottenFreedObject(t *testing.T) {
 	if err := w.free(o.ID, "vnet0", "m", late, KindLock); err != nil {
 		t.Errorf("free = %v, want it reported", err)
 	}
-	if err := w.use(o.ID+1, "vnet0", late); errno(err) != syscall.ENOENT {
+	if err := w.use(o.ID+1, "vnet0", late); sdk.ErrnoOf(err) != syscall.ENOENT {
 		t.Errorf("use of an id never allocated = %v, want ENOENT", err)
 	}
 	var got []string

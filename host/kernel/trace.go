@@ -1,12 +1,10 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -106,24 +104,4 @@ func (t *tracer) dropped() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.events.dropped
-}
-
-// Errors internal to the witness, each wrapping an errno.
-var (
-	errNoObj     = fmt.Errorf("no such object: %w", syscall.ENOENT)
-	errCrossVnet = fmt.Errorf("object of another vnet: %w", syscall.EPERM)
-	errBadKind   = fmt.Errorf("wrong kind of object: %w", syscall.EINVAL)
-	errForeign   = fmt.Errorf("not the owner: %w", syscall.EPERM)
-	// errForgotten is a use of an object the witness forgot, already
-	// reported; it never reaches a module (see reported).
-	errForgotten = errors.New("object forgotten by the witness")
-)
-
-// errno returns the errno an error wraps, or 0.
-func errno(err error) syscall.Errno {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return 0
 }

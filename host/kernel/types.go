@@ -122,15 +122,14 @@ func (k TraceKind) String() string {
 	return "?"
 }
 
-// TraceEvent is one record in the trace.
+// TraceEvent is one record in the trace: what happened (Kind, Detail,
+// Err) where (Site: the module, the entry or KPI operation or event name,
+// its rank, the VNET).
 type TraceEvent struct {
-	Seq      uint64
-	Kind     TraceKind
-	Module   string
-	Entry    string // entry, KPI op, event name
+	Seq  uint64
+	Kind TraceKind
+	Site
 	EntryKnd sdk.EntryKind
-	Vnet     string
-	Rank     sdk.Rank
 	Detail   string
 	Err      string
 	// Start is when the event began, as an offset from the kernel's boot:

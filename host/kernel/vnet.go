@@ -12,7 +12,7 @@ import (
 )
 
 // vnet is one virtual network stack. Its per-VNET state is small: its
-// interfaces and the builtins' few object ids.
+// interfaces, and per-kind tables of framework and module state.
 //
 // Its life: building (created, in the name table, not listed; op held by
 // the build), alive (listed), dying (unlisted, being torn down), gone
@@ -30,13 +30,18 @@ type vnet struct {
 	state      sdk.Sub
 	destroying bool
 	ifs        map[string]*ifnet
-	// Builtin state (the kernel file's modules).
-	pfil        map[string]sdk.ObjID
-	hhook       map[string]sdk.ObjID
-	encap       map[string]sdk.ObjID
-	dom         map[string]*domState
-	priv        map[string]sdk.ObjID
-	domAttached bool
+	// lists are the frameworks' lists, by the kind of object they list
+	// (KindIfnet: the ifnet list; KindPfilHead, KindHhookHead: the head
+	// lists): witness objects the frameworks' VNET_SYSINITs allocate
+	// (base.listInit). An id stays after its list is freed, as a V_
+	// pointer does, so a late use is reported as a use after free.
+	lists map[ObjKind]sdk.ObjID
+	// heads are the named heads modules registered through the KPI, by
+	// kind (pfil heads, hhook heads, encap tables), then by name.
+	heads map[ObjKind]map[string]sdk.ObjID
+	// vars are the base-system modules' per-VNET state (their
+	// VNET_DEFINEs, base.vnetVar), by module.
+	vars map[string]any
 }
 
 // Life states of a vnet (vnet.life).
@@ -48,9 +53,8 @@ const (
 )
 
 func newVnet(name string) *vnet {
-	return &vnet{name: name, ifs: map[string]*ifnet{}, pfil: map[string]sdk.ObjID{},
-		hhook: map[string]sdk.ObjID{}, encap: map[string]sdk.ObjID{}, dom: map[string]*domState{},
-		priv: map[string]sdk.ObjID{}}
+	return &vnet{name: name, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
+		heads: map[ObjKind]map[string]sdk.ObjID{}, vars: map[string]any{}}
 }
 
 func (v *vnet) setState(s sdk.Sub) {
@@ -67,20 +71,94 @@ func (v *vnet) shuttingDown() bool {
 	return v.destroying && v.state > sdk.SubVnet && v.state < sdk.SubVnetDone
 }
 
-func (v *vnet) privID(key string) sdk.ObjID {
+// varOf is module's per-VNET state in v, if it has one of type T.
+func varOf[T any](v *vnet, module string) (T, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.priv[key]
+	val, ok := v.vars[module].(T)
+	return val, ok
 }
 
-func (v *vnet) setPriv(key string, id sdk.ObjID) {
+// setVar stores module's per-VNET state in v; nil forgets it.
+func (v *vnet) setVar(module string, val any) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if id == 0 {
-		delete(v.priv, key)
+	if val == nil {
+		delete(v.vars, module)
 		return
 	}
-	v.priv[key] = id
+	v.vars[module] = val
+}
+
+// head is the head of kind registered in v under name.
+func (v *vnet) head(kind ObjKind, name string) (sdk.ObjID, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	id, ok := v.heads[kind][name]
+	return id, ok
+}
+
+// setHead registers id under name (0: unregisters name, if it is id).
+func (v *vnet) setHead(kind ObjKind, name string, id, was sdk.ObjID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t := v.heads[kind]
+	if t == nil {
+		t = map[string]sdk.ObjID{}
+		v.heads[kind] = t
+	}
+	switch {
+	case id != 0:
+		t[name] = id
+	case t[name] == was:
+		delete(t, name)
+	}
+}
+
+// list is v's list of member objects: its id, 0 before its framework's
+// VNET_SYSINIT has run.
+func (v *vnet) list(member ObjKind) sdk.ObjID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.lists[member]
+}
+
+// listInfo names a framework's list, for messages: what it is and the
+// entry that makes it.
+type listInfo struct{ what, init string }
+
+var listInfos = map[ObjKind]listInfo{
+	KindIfnet:     {"interface list", "vnet_if_init"},
+	KindPfilHead:  {"pfil head list", "vnet_pfil_init"},
+	KindHhookHead: {"hhook head list", "vnet_hhook_init"},
+}
+
+// listKind is the witness kind of the list of member objects.
+func listKind(member ObjKind) ObjKind {
+	if member == KindIfnet {
+		return KindIfList
+	}
+	return KindHeadList
+}
+
+// needList fails with ENXIO, naming op and its object, while v has no
+// list of member objects yet: its framework's VNET_SYSINIT has not run.
+func (v *vnet) needList(member ObjKind, op, name string) error {
+	if v.list(member) != 0 {
+		return nil
+	}
+	li := listInfos[member]
+	return fmt.Errorf("%s %s: %s of %s not initialized (%s has not run): %w", op, name, li.what, v.name, li.init, syscall.ENXIO)
+}
+
+// useList is an attach, detach or lookup on v's list of member objects:
+// ENXIO (needList) before the list exists, a use the witness records
+// (and reports if the list is freed) after.
+func (k *Kernel) useList(v *vnet, member ObjKind, op, name string, at Site) error {
+	if err := v.needList(member, op, name); err != nil {
+		return err
+	}
+	return k.w.use(v.list(member), v.name, at)
 }
 
 // lookupVnet finds a VNET by name; one still being built is not found
@@ -90,7 +168,7 @@ func (k *Kernel) lookupVnet(name string) (*vnet, error) {
 	defer k.vmu.Unlock()
 	v := k.vnets[name]
 	if v == nil || v.life.Load() == vnetBuilding {
-		return nil, fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+		return nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	}
 	return v, nil
 }
@@ -139,17 +217,19 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 // VNET's state set to each entry's subsystem first. If an entry fails, the
 // modules that ran are torn down again (descending) and nothing is left.
 // The name is taken (EEXIST) from the start, but the VNET is listed, and
-// can be used or destroyed, only once it is built.
+// can be used or destroyed, only once it is built. Errors are *Error with
+// Op OpVnetCreate: a *sdk.NameError, EEXIST, or the entry that failed.
 func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
+	fail := func(err error) error { return &Error{Op: OpVnetCreate, Name: name, Err: err} }
 	if err := sdk.ValidVnetName(name); err != nil {
-		return err
+		return fail(err)
 	}
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	k.vmu.Lock()
 	if k.vnets[name] != nil {
 		k.vmu.Unlock()
-		return fmt.Errorf("vnet %s: %w", name, syscall.EEXIST)
+		return fail(syscall.EEXIST)
 	}
 	v := newVnet(name)
 	k.vseq++
@@ -169,7 +249,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 			delete(k.vnets, name)
 			v.life.Store(vnetGone)
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s: create failed, rolled back: %w", name, err)
+			return fail(fmt.Errorf("create failed, rolled back: %w", err))
 		}
 		if !dead {
 			ran[se.mod] = true
@@ -187,8 +267,10 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 // A VNET still being built is waited for, as jail_remove waits for a
 // jail_set creating the jail (both hold allprison_lock): if the build
 // succeeds the VNET is then destroyed, if it fails there is nothing to
-// destroy (ENOENT). A VNET already being destroyed is EBUSY.
+// destroy (ENOENT). A VNET already being destroyed is EBUSY. Errors are
+// *Error with Op OpVnetDestroy.
 func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
+	fail := func(err error) error { return &Error{Op: OpVnetDestroy, Name: name, Err: err} }
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	var v *vnet
@@ -198,13 +280,13 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 		switch {
 		case v == nil:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s not found: %w", name, syscall.ENOENT)
+			return fail(ErrNoVnet)
 		case v == k.vnet0:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+			return fail(fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM))
 		case v.life.Load() == vnetDying:
 			k.vmu.Unlock()
-			return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
+			return fail(fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY))
 		case v.life.Load() == vnetBuilding:
 			k.vmu.Unlock()
 			v.op.Lock() // the build holds it until it is done

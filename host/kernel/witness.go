@@ -25,10 +25,13 @@ const (
 	KindEncapHandle
 	KindAfdata
 	KindMcast
+	KindIfList   // a VNET's interface list (V_ifnet)
+	KindHeadList // a VNET's list of pfil or hhook heads
 )
 
 var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
-	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership"}
+	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership",
+	"ifnet list", "head list"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -285,8 +288,7 @@ func (w *witness) reportLocked(r Report) {
 	if old, dropped := w.reports.add(r); dropped {
 		w.dropped[old.Kind]++
 	}
-	w.trace.add(TraceEvent{Kind: TraceWitness, Module: r.Use.Module, Entry: r.Use.Entry,
-		Vnet: r.Use.Vnet, Rank: r.Use.Rank, Detail: r.Kind.String() + ": " + r.Claim})
+	w.trace.add(TraceEvent{Kind: TraceWitness, Site: r.Use, Detail: r.Kind.String() + ": " + r.Claim})
 }
 
 // free marks an object freed on behalf of actor (a module; "" for the

@@ -218,7 +218,7 @@ func release(ctx context.Context, k sdk.KPI, sc *softc) error {
 // arrival adopts a gif moved into this VNET: like gif_reassign, it
 // arrives without a tunnel.
 func (g *gifs) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	if !ev.Vmove {
+	if !ev.Vmove() {
 		return nil
 	}
 	if _, ok := g.vnets.Get(k); !ok {

@@ -261,7 +261,7 @@ func releaseMember(ctx context.Context, k sdk.KPI, m *member, gone bool) error {
 // arrival adopts a bridge moved into this VNET (if_vmove of a bridge):
 // it gets a fresh softc here, as its old one was freed on departure.
 func (b *bridges) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	if !ev.Vmove {
+	if !ev.Vmove() {
 		return nil
 	}
 	vs, ok := b.vnets.Get(k)

@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/kldsim/kldsim/host/kernel"
@@ -195,17 +193,13 @@ func (b *bench) measure(ctx context.Context) error {
 // loaded says whether the file name (a name or a path) is linked: the
 // linker names "ipfw", "ipfw.ko" and "/boot/modules/ipfw" all "ipfw".
 func (b *bench) loaded(name string) bool {
-	name = baseName(name)
+	name = kernel.FileName(name)
 	for _, st := range b.k.Files() {
 		if st.Name == name {
 			return true
 		}
 	}
 	return false
-}
-
-func baseName(name string) string {
-	return strings.TrimSuffix(filepath.Base(name), ".ko")
 }
 
 // loadUnload times kldload and kldunload of one file, R times, with

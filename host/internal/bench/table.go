@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kldsim/kldsim/host/kernel"
 )
 
 // WriteTable prints what was measured: a line saying how, then one row
@@ -34,7 +36,7 @@ func WriteTable(w io.Writer, r *Result) error {
 func deps(r *Result) []string {
 	asked := map[string]bool{}
 	for _, m := range r.Modules {
-		asked[baseName(m)] = true
+		asked[kernel.FileName(m)] = true
 	}
 	var out []string
 	for _, f := range r.Loaded {

@@ -50,8 +50,8 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 		k.SetStep(r.Label)
 		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
-		if e := ctl.Errno(err); e != 0 {
-			r.Errno = ctl.ErrnoName(e)
+		if e := sdk.ErrnoOf(err); e != 0 {
+			r.Errno = sdk.ErrnoName(e)
 		}
 		results = append(results, r)
 		switch {

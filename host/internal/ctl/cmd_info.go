@@ -9,6 +9,7 @@ import (
 
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 const (
@@ -18,15 +19,14 @@ const (
 
 // jsonSysinit is sysinit --json's record.
 type jsonSysinit struct {
-	Kind      string `json:"kind"`
-	Subsystem string `json:"subsystem"`
-	Order     string `json:"order"`
-	Module    string `json:"module"`
-	Entry     string `json:"entry"`
-	File      string `json:"file,omitempty"`
-	Vnet      string `json:"vnet,omitempty"`
-	Time      string `json:"time,omitempty"`
-	Error     string `json:"error,omitempty"`
+	Kind   string   `json:"kind"`
+	Rank   sdk.Rank `json:"rank"` // its one JSON form: "SUB/ORDER"
+	Module string   `json:"module"`
+	Entry  string   `json:"entry"`
+	File   string   `json:"file,omitempty"`
+	Vnet   string   `json:"vnet,omitempty"`
+	Time   string   `json:"time,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 func parseSysinit(c *Cmd, args []string) (runner, error) {
@@ -43,8 +43,7 @@ func parseSysinit(c *Cmd, args []string) (runner, error) {
 		if c.JSON {
 			out := make([]jsonSysinit, 0, len(rows))
 			for _, r := range rows {
-				out = append(out, jsonSysinit{Kind: r.Kind.String(), Subsystem: r.Rank.Sub.String(),
-					Order: r.Rank.Order.String(), Module: r.Module, Entry: r.Entry, File: r.File})
+				out = append(out, jsonSysinit{Kind: r.Kind.String(), Rank: r.Rank, Module: r.Module, Entry: r.Entry, File: r.File})
 			}
 			return writeJSON(env.Stdout, out)
 		}
@@ -82,8 +81,8 @@ func sysinitRan(c *Cmd, env *Env, vnet string) error {
 }
 
 func traceJSON(ev kernel.TraceEvent) jsonSysinit {
-	return jsonSysinit{Kind: ev.EntryKnd.String(), Subsystem: ev.Rank.Sub.String(), Order: ev.Rank.Order.String(),
-		Module: ev.Module, Entry: ev.Entry, Vnet: ev.Vnet, Time: ev.Duration.String(), Error: ev.Err}
+	return jsonSysinit{Kind: ev.EntryKnd.String(), Rank: ev.Rank, Module: ev.Module, Entry: ev.Entry, Vnet: ev.Vnet,
+		Time: ev.Duration.String(), Error: ev.Err}
 }
 
 // Verdict is the witness's one-line verdict on reports (render.Verdict).

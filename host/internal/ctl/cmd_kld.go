@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 const (
@@ -19,11 +18,6 @@ const (
 	usageKldunload = "usage: kldunload [-fv] -i id ...\n       kldunload [-fv] [-n] name ..."
 	usageKldstat   = "usage: kldstat [-q] [-v] [--json] [-i id] [-n filename]\n       kldstat [-q] [-v] [--json] [-m modname]"
 )
-
-// fileName is how the linker names a file given as a name or a path.
-func fileName(arg string) string {
-	return strings.TrimSuffix(filepath.Base(arg), ".ko")
-}
 
 func parseKldload(c *Cmd, args []string) (runner, error) {
 	o, err := getopt(args, "nqv", false)
@@ -37,7 +31,7 @@ func parseKldload(c *Cmd, args []string) (runner, error) {
 		var errs []error
 		for _, name := range o.rest {
 			if o.has('n') {
-				if _, ok := findFile(env.Kernel, fileName(name)); ok {
+				if _, ok := findFile(env.Kernel, kernel.FileName(name)); ok {
 					if o.has('v') {
 						fmt.Fprintf(env.Stdout, "%s is already loaded\n", name)
 					}
@@ -45,7 +39,7 @@ func parseKldload(c *Cmd, args []string) (runner, error) {
 				}
 			}
 			st, err := env.Kernel.Load(ctx, name)
-			switch e := Errno(err); {
+			switch e := sdk.ErrnoOf(err); {
 			case err == nil:
 				if o.has('v') {
 					fmt.Fprintf(env.Stdout, "Loaded %s, id=%d\n", name, st.ID)
@@ -57,18 +51,19 @@ func parseKldload(c *Cmd, args []string) (runner, error) {
 				}
 				continue
 			case e == syscall.EEXIST:
+				// kldload.c's words for EEXIST, and for ENOEXEC below.
 				if !o.has('q') {
-					console(env, consoleMessage(err, "module already loaded or in kernel"))
+					console(env, detail(err))
 				}
 				warnf(env, "kldload", "can't load %s: module already loaded or in kernel", name)
 			case e == syscall.ENOEXEC:
 				if !o.has('q') {
-					console(env, consoleMessage(err))
+					console(env, detail(err))
 				}
 				warnf(env, "kldload", "an error occurred while loading module %s. Please check dmesg(8) for more details.", name)
 			default:
 				if !o.has('q') {
-					console(env, consoleMessage(err))
+					console(env, detail(err))
 				}
 				warnf(env, "kldload", "can't load %s: %s", name, describe(err))
 			}
@@ -119,7 +114,7 @@ func parseKldunload(c *Cmd, args []string) (runner, error) {
 					}
 				}
 				if err := env.Kernel.UnloadID(ctx, id, force); err != nil {
-					console(env, consoleMessage(err, "can't find file id "+strconv.Itoa(id)))
+					console(env, detail(err))
 					warnf(env, "kldunload", "can't unload file: %s", describe(err))
 					errs = append(errs, err)
 				}
@@ -127,7 +122,7 @@ func parseKldunload(c *Cmd, args []string) (runner, error) {
 			return failed(errs)
 		}
 		for _, name := range o.rest {
-			st, ok := findFile(env.Kernel, fileName(name))
+			st, ok := findFile(env.Kernel, kernel.FileName(name))
 			if !ok {
 				err := fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
 				warnf(env, "kldunload", "can't find file %s: %s", name, describe(err))
@@ -138,7 +133,7 @@ func parseKldunload(c *Cmd, args []string) (runner, error) {
 				fmt.Fprintf(env.Stdout, "Unloading %s, id=%d\n", st.Name, st.ID)
 			}
 			if err := env.Kernel.Unload(ctx, st.Name, force); err != nil {
-				console(env, consoleMessage(err))
+				console(env, detail(err))
 				warnf(env, "kldunload", "can't unload file: %s", describe(err))
 				errs = append(errs, err)
 			}
@@ -199,17 +194,17 @@ type jsonFile struct {
 
 // jsonModule is kldstat --json's record of a module.
 type jsonModule struct {
-	ID      int    `json:"id"`
-	Name    string `json:"name"`
-	Version int    `json:"version"`
-	Rank    string `json:"rank"`
-	File    string `json:"file,omitempty"`
-	Refs    int    `json:"refs,omitempty"`
-	Dead    bool   `json:"dead,omitempty"`
+	ID      int      `json:"id"`
+	Name    string   `json:"name"`
+	Version int      `json:"version"`
+	Rank    sdk.Rank `json:"rank"`
+	File    string   `json:"file,omitempty"`
+	Refs    int      `json:"refs,omitempty"`
+	Dead    bool     `json:"dead,omitempty"`
 }
 
 func toJSONModule(m kernel.ModStat) jsonModule {
-	return jsonModule{ID: m.ID, Name: m.Name, Version: m.Version, Rank: m.Rank.String(), File: m.File, Dead: m.Dead}
+	return jsonModule{ID: m.ID, Name: m.Name, Version: m.Version, Rank: m.Rank, File: m.File, Dead: m.Dead}
 }
 
 func toJSONFile(f kernel.FileStat) jsonFile {
@@ -270,7 +265,7 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 		switch {
 		case o.has('n'):
 			name := o.arg['n']
-			f, ok := findFile(k, fileName(name))
+			f, ok := findFile(k, kernel.FileName(name))
 			if !ok {
 				err := fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
 				if !o.has('q') {

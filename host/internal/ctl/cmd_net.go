@@ -20,27 +20,6 @@ const (
 	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
 )
 
-// errText is "detail: strerror" for err. The detail loses any of the
-// prefixes given (followed by ": ") that the caller prints itself, and is
-// left out when nothing else remains.
-func errText(err error, prefixes ...string) string {
-	d := consoleMessage(err)
-	for _, p := range prefixes {
-		if d == p {
-			d = ""
-			break
-		}
-		if rest, ok := strings.CutPrefix(d, p+": "); ok {
-			d = rest
-		}
-	}
-	s := describe(err)
-	if d == "" || d == s {
-		return s
-	}
-	return d + ": " + s
-}
-
 func parseVnet(c *Cmd, args []string) (runner, error) {
 	verb := "list"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -70,7 +49,7 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 					err = env.Kernel.VnetDestroy(ctx, n)
 				}
 				if err != nil {
-					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err, "vnet "+n, "vnet "+n+" not found"))
+					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err))
 					errs = append(errs, err)
 				}
 			}
@@ -142,8 +121,11 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			name, err := env.Kernel.IfCreate(ctx, vnet, ifname)
 			if err != nil {
-				warnf(env, "ifconfig", "SIOCIFCREATE2 (%s): %s", ifname,
-					errText(err, "SIOCIFCREATE2", ifname, "vnet "+vnet+" not found"))
+				text := errText(err)
+				if errors.Is(err, kernel.ErrNoVnet) {
+					text = describe(err) // the errno says it: no such jail
+				}
+				warnf(env, "ifconfig", "SIOCIFCREATE2 (%s): %s", ifname, text)
 				return failed([]error{err})
 			}
 			if name != ifname {
@@ -163,10 +145,10 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 			switch {
 			case err == nil:
 				return nil
-			case Errno(err) == syscall.ENXIO:
+			case errors.Is(err, kernel.ErrNoInterface):
 				warnf(env, "ifconfig", "interface %s does not exist", ifname)
 			default:
-				warnf(env, "ifconfig", "SIOCIFDESTROY: %s", errText(err, "SIOCIFDESTROY", ifname))
+				warnf(env, "ifconfig", "SIOCIFDESTROY: %s", errText(err))
 			}
 			return failed([]error{err})
 		}, nil
@@ -184,7 +166,7 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			if err := env.Kernel.IfMove(ctx, ifname, from, to); err != nil {
-				if d := consoleMessage(err); d != "" {
+				if d := detail(err); d != "" {
 					warnf(env, "ifconfig", "%s (%s): %s", op, d, describe(err))
 				} else {
 					warnf(env, "ifconfig", "%s: %s", op, describe(err))
@@ -213,15 +195,21 @@ func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []strin
 	}
 	out, err := env.Kernel.IfControl(ctx, vnet, ifname, words)
 	if err != nil {
-		if Errno(err) == syscall.ENXIO && strings.Contains(err.Error(), "interface "+ifname+" does not exist") {
+		var me *kernel.ModuleError
+		switch {
+		case errors.Is(err, kernel.ErrNoInterface):
 			warnf(env, "ifconfig", "interface %s does not exist", ifname)
-			return failed([]error{err})
+		case errors.As(err, &me) && sdk.Detail(me.Err) != "":
+			// The driver's own words name its ioctl ("BRDGADD em1: ...").
+			warnf(env, "ifconfig", "%s: %s", sdk.Detail(me.Err), describe(err))
+		default:
+			// The ioctl the verb declares ("BRDGADD em1"), else the verb.
+			op := words[0]
+			if len(calls) > 0 {
+				op = calls[0].Verb.OpName(calls[0].Args)
+			}
+			warnf(env, "ifconfig", "%s: %s", op, errText(err))
 		}
-		op := words[0]
-		if len(calls) > 0 {
-			op = calls[0].Verb.OpName(calls[0].Args)
-		}
-		warnf(env, "ifconfig", "%s: %s", op, errText(err, op))
 		return failed([]error{err})
 	}
 	writeOut(env.Stdout, out)

@@ -101,7 +101,7 @@ func TestSession(t *testing.T) {
 			case errorsAs(err, &ue):
 				fmt.Fprintf(&got, "%v\n[usage]\n", err)
 			default:
-				fmt.Fprintf(&got, "[exit %d %s]\n", Status(err), ErrnoName(Errno(err)))
+				fmt.Fprintf(&got, "[exit %d %s]\n", Status(err), sdk.ErrnoName(sdk.ErrnoOf(err)))
 			}
 		}
 	}
@@ -163,7 +163,7 @@ func TestErrnos(t *testing.T) {
 	}
 	for i, st := range steps {
 		_, stderr, err := run(t, k, st.line)
-		if got := Errno(err); got != st.want || (st.want == 0) != (err == nil) {
+		if got := sdk.ErrnoOf(err); got != st.want || (st.want == 0) != (err == nil) {
 			t.Errorf("step %d %q: err = %v (errno %v), want %v\nstderr: %s", i, st.line, err, got, st.want, stderr)
 		}
 	}
@@ -288,20 +288,6 @@ var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
 	return true
 })
 
-func TestStrerror(t *testing.T) {
-	for e, want := range map[syscall.Errno]string{
-		syscall.EEXIST: "File exists", syscall.EBUSY: "Device busy", syscall.ENXIO: "Device not configured",
-		syscall.ENOENT: "No such file or directory", syscall.ENOEXEC: "Exec format error",
-	} {
-		if got := Strerror(e); got != want {
-			t.Errorf("Strerror(%d) = %q, want %q", int(e), got, want)
-		}
-	}
-	if ErrnoName(syscall.EBUSY) != "EBUSY" {
-		t.Errorf("ErrnoName(EBUSY) = %q", ErrnoName(syscall.EBUSY))
-	}
-}
-
 var durRE = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)`)
 
 func TestSysinitPerVnet(t *testing.T) {
@@ -398,7 +384,7 @@ func TestOwnerVerbs(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	err = cmd.Run(context.Background(), &Env{Kernel: k, Stdout: &out, Stderr: &errb})
-	if Errno(err) != syscall.EINVAL || Status(err) != 1 {
+	if sdk.ErrnoOf(err) != syscall.EINVAL || Status(err) != 1 {
 		t.Errorf("err = %v (status %d), want EINVAL, status 1", err, Status(err))
 	}
 	if want := "ifconfig: bridge0: unknown command \"frob\" (want up, down, addm, deletem, show, list)\n"; errb.String() != want {

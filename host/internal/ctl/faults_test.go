@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // fault is a module death as the loader reports one.
@@ -63,8 +64,8 @@ func TestReportFaults(t *testing.T) {
 					t.Errorf("err %v does not carry fault %v", err, f)
 				}
 			}
-			if tt.err != nil && Errno(tt.err) != 0 && Errno(err) != Errno(tt.err) {
-				t.Errorf("errno %v, want %v kept", Errno(err), Errno(tt.err))
+			if tt.err != nil && sdk.ErrnoOf(tt.err) != 0 && sdk.ErrnoOf(err) != sdk.ErrnoOf(tt.err) {
+				t.Errorf("errno %v, want %v kept", sdk.ErrnoOf(err), sdk.ErrnoOf(tt.err))
 			}
 		})
 	}

@@ -122,7 +122,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	} else if err == nil && uid != s.UID {
 		s.Logger.Warn("refusing connection from another user", "uid", uid, "want", s.UID)
 		s.reply(c, &Response{
-			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, Strerror(syscall.EPERM)),
+			Stderr: fmt.Sprintf("kldsim: connection refused: uid %d may not control the kernel of uid %d: %s\n", uid, s.UID, sdk.Strerror(syscall.EPERM)),
 			Status: 1, Errno: "EPERM",
 		})
 		return
@@ -185,8 +185,8 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 	}
 	err = cmd.Run(ctx, env)
 	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
-	if e := Errno(err); e != 0 {
-		r.Errno = ErrnoName(e)
+	if e := sdk.ErrnoOf(err); e != 0 {
+		r.Errno = sdk.ErrnoName(e)
 	}
 	return r
 }

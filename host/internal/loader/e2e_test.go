@@ -307,3 +307,44 @@ func TestNoOrphans(t *testing.T) {
 		waitGone(t, pid, time.Until(deadline))
 	}
 }
+
+// TestAttachBeforeIfListRemote: a plugin whose VNET_SYSINIT, ranked
+// before vnet_if_init, clones an interface gets ENXIO across the wire
+// (the VNET's interface list does not exist yet); the create fails,
+// rolls back, and leaves nothing behind, in the plugin either.
+func TestAttachBeforeIfListRemote(t *testing.T) {
+	t.Setenv(kldtest.FaultEnv, "attach:"+kldtest.EntryInit+"@j1")
+	l := newLoader(t, Config{})
+	ctx := context.Background()
+	k, err := kernel.New(ctx, kernel.Options{Opener: l, Overrides: map[string]sdk.Rank{
+		kldtest.Name + ":" + kldtest.EntryInit: sdk.R(sdk.SubInitIf, sdk.OrderFirst),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Load(ctx, "kldtest"); err != nil {
+		t.Fatal(err)
+	}
+	before := k.LiveObjects("*")
+	err = k.VnetCreate(ctx, "j1")
+	var ke *kernel.Error
+	if !errors.As(err, &ke) || ke.Op != kernel.OpVnetCreate || !errors.Is(err, syscall.ENXIO) ||
+		!strings.Contains(err.Error(), "if_attach ktest99: interface list of j1 not initialized (vnet_if_init has not run)") {
+		t.Fatalf("vnet create j1 = %v, want ENXIO: the interface list of j1 is not initialized", err)
+	}
+	if vs := k.Vnets(); len(vs) != 1 || vs[0].Name != "vnet0" {
+		t.Errorf("VNETs after the failed create: %v", vs)
+	}
+	if len(k.LiveObjects("*")) != len(before) {
+		t.Errorf("live objects: %d before the create, %d after", len(before), len(k.LiveObjects("*")))
+	}
+	if out, err := k.ModControl(ctx, "vnet0", kldtest.Name, []string{"iflist"}); err != nil || strings.Contains(out, "ktest99") {
+		t.Errorf("vnet0's interfaces as the plugin sees them: %q, %v", out, err)
+	}
+	if err := k.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := k.Witness(); len(r) != 0 {
+		t.Errorf("witness: %v", r)
+	}
+}

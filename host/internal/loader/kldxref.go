@@ -93,14 +93,14 @@ func (l *Loader) declared(ctx context.Context, path string) (*HintsFile, error) 
 	if err != nil {
 		return nil, err
 	}
-	p, resp, err := l.start(ctx, startSpec{path: path, sum: sum})
+	p, mods, err := l.start(ctx, startSpec{path: path, sum: sum})
 	if err != nil {
 		return nil, err
 	}
 	p.kill()
 	f := &HintsFile{Name: filepath.Base(path), SHA256: sum, Size: st.Size(), Modules: []HintsModule{}}
-	for _, mi := range resp.GetModules() {
-		f.Modules = append(f.Modules, hintsModule(declFromPB(mi.GetDecl())))
+	for _, mi := range mods {
+		f.Modules = append(f.Modules, hintsModule(mi.Decl))
 	}
 	if len(f.Modules) == 0 {
 		return nil, fmt.Errorf("%s carries no module", path)

@@ -14,7 +14,10 @@
 // Each plugin gets: a magic-cookie handshake on a negotiated protocol
 // version, gRPC only, AutoMTLS, an optional sha256 pin, a start timeout,
 // a deadline on every call, its logs forwarded through hclog named after
-// the module, and one KPI server offered through the GRPCBroker. A plugin
+// the module, and one KPI server offered through the GRPCBroker. The
+// transport itself (handshake, kld.proto, both ends of the Module and KPI
+// services) is package internal/wire, shared with the plugins' side; the
+// loader keeps what is about processes. A plugin
 // that dies or hangs (or is stopped) during a call, in Declare or as it is
 // closed is a *Fault, wrapping kernel.ErrModuleDead and naming module and
 // entry, reported to WatchFaults; it never takes the host down, and
@@ -234,16 +237,15 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 		return nil, err
 	}
 	sum := in.SHA256
-	p, resp, err := l.start(ctx, startSpec{path: path, sum: sum, withKPI: true})
+	p, mods, err := l.start(ctx, startSpec{path: path, sum: sum, withKPI: true})
 	if err != nil {
 		return nil, err
 	}
 	f := &File{name: p.file, path: path, size: st.Size(), proc: p, onClose: l.forget}
 	var names []string
-	for _, mi := range resp.GetModules() {
-		d := declFromPB(mi.GetDecl())
-		f.mods = append(f.mods, &remoteModule{p: p, decl: d, caps: mi.GetCaps()})
-		names = append(names, d.Name)
+	for _, mi := range mods {
+		f.mods = append(f.mods, &remoteModule{p: p, info: mi})
+		names = append(names, mi.Decl.Name)
 	}
 	// What it declared, for a file no linker.hints vouched for: refused
 	// before the kernel sees it, so before any MOD_LOAD.

@@ -164,9 +164,9 @@ func TestIfEventFields(t *testing.T) {
 	ctx := context.Background()
 	k := newFakeKPI(kldtest.Name, "j1", 0)
 	for _, ev := range []sdk.IfEvent{
-		{Kind: sdk.IfDeparture, Ifname: "em1", Index: 2, ID: 9, Path: sdk.PathVmove, Vmove: true, PurgeULP: true},
+		{Kind: sdk.IfDeparture, Ifname: "em1", Index: 2, ID: 9, Path: sdk.PathVmove},
 		{Kind: sdk.IfDeparture, Ifname: "ktest0", Index: 3, ID: 10, Path: sdk.PathShutdown},
-		{Kind: sdk.IfDeparture, Ifname: "ktest1", Index: 4, ID: 11, Path: sdk.PathDestroy, PurgeULP: true},
+		{Kind: sdk.IfDeparture, Ifname: "ktest1", Index: 4, ID: 11, Path: sdk.PathDestroy},
 		{Kind: sdk.IfArrival, Ifname: "em2", Index: 5, ID: 12}, // not registered: not delivered
 	} {
 		if err := m.IfEvent(ctx, k, ev); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // pluginLogger is the logger go-plugin forwards a plugin's stderr to. A
-// plugin built with sdk.Serve logs JSON whose @module is its module's
+// plugin built with serve.Serve logs JSON whose @module is its module's
 // name; those lines are logged through root.Named(module), so a host log
 // reads "kldsim.ipfw: ..." rather than naming the binary. Lines without
 // @module (a panic, raw writes) go to the logger named after the file.

@@ -19,22 +19,19 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/kldsim/kldsim/host/kernel"
-	"github.com/kldsim/kldsim/sdk"
-	pb "github.com/kldsim/kldsim/sdk/proto"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/kldsim/kldsim/internal/wire"
 )
 
-// process is one running plugin: the go-plugin client, the Module stub,
-// the KPI server offered to it, and whether it is still alive.
+// process is one running plugin: the go-plugin client, the wire's Client
+// (which calls its modules and serves their KPI callbacks), and whether
+// it is still alive.
 type process struct {
 	file        string // binary base name = linker file name
 	path        string
 	pid         int
 	client      *plugin.Client
 	cmd         *exec.Cmd
-	rpc         *rpcClient
-	kpi         *kpiServer
+	rpc         *wire.Client
 	callTimeout time.Duration
 	closeGrace  time.Duration
 	logger      hclog.Logger
@@ -74,7 +71,7 @@ const (
 // start spawns the plugin, completes the handshake and asks for its
 // declarations. On any failure the process is gone when start returns;
 // a process that dies or hangs in Declare is a *Fault, recorded.
-func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareResponse, error) {
+func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.ModuleInfo, error) {
 	file := filepath.Base(s.path)
 	l.starts.Add(1)
 	var secure *plugin.SecureConfig
@@ -87,23 +84,19 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
-	var kpi *kpiServer
-	if s.withKPI {
-		kpi = newKPIServer(l.logger.Named(file))
-	}
 	cmd := exec.Command(s.path)
 	// Our variables go last so that they win over inherited ones.
 	cmd.Env = append(os.Environ(),
-		pb.EnvHostPID+"="+fmt.Sprint(os.Getpid()),
-		pb.EnvLogLevel+"="+l.logger.GetLevel().String(),
+		wire.EnvHostPID+"="+fmt.Sprint(os.Getpid()),
+		wire.EnvLogLevel+"="+l.logger.GetLevel().String(),
 		plugin.EnvUnixSocketDir+"="+l.sockDir,
 	)
 	plog := newPluginLogger(l.logger, file)
 	said := &tail{max: 2048}
 	out := plog.Named(file).StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  pb.Handshake,
-		VersionedPlugins: pluginSets(kpi),
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.PluginSets(&wire.Plugin{KPI: s.withKPI, Logger: l.logger.Named(file)}),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -120,7 +113,6 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 		path:        s.path,
 		client:      client,
 		cmd:         cmd,
-		kpi:         kpi,
 		callTimeout: l.cfg.CallTimeout,
 		closeGrace:  min(l.cfg.CallTimeout, maxCloseGrace),
 		logger:      l.logger.Named(file),
@@ -134,43 +126,43 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, *pb.DeclareR
 		return nil, nil, classifyStart(s.path, l.cfg.StartTimeout, err, said.String())
 	}
 	p.pid = cmd.Process.Pid
-	raw, err := proto.Dispense(pb.PluginName)
+	raw, err := proto.Dispense(wire.PluginName)
 	if err != nil {
 		p.plog.expectExit()
 		p.reap()
 		return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 	}
-	p.rpc = raw.(*rpcClient)
+	p.rpc = raw.(*wire.Client)
 	// Declarations are part of the start, and share its deadline.
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.StartTimeout)
 	defer cancel()
-	resp, err := p.rpc.mod.Declare(dctx, &pb.DeclareRequest{KpiBrokerId: p.rpc.kpiBrokerID})
-	if err != nil {
+	mods, err := p.rpc.Declare(dctx)
+	var te *wire.TransportError
+	if errors.As(err, &te) {
 		// Died, hung or stopped in Declare: as in a call, with the start
 		// timeout as its deadline.
 		p.callTimeout = l.cfg.StartTimeout
-		ferr := p.fault(ctx, "", "Declare", err)
+		ferr := p.fault(ctx, "", "Declare", te)
 		p.kill()
 		return nil, nil, ferr
 	}
-	err = resp.GetError().Err()
 	if err == nil {
-		err = checkDecls(resp)
+		err = checkDecls(mods)
 	}
 	if err != nil {
 		p.kill()
 		return nil, nil, loadErr(s.path, ErrNotPlugin, fmt.Sprintf("declarations: %v", err))
 	}
-	return p, resp, nil
+	return p, mods, nil
 }
 
-func checkDecls(resp *pb.DeclareResponse) error {
-	if len(resp.GetModules()) == 0 {
+func checkDecls(mods []wire.ModuleInfo) error {
+	if len(mods) == 0 {
 		return errors.New("the file carries no module")
 	}
 	var errs []error
-	for _, m := range resp.GetModules() {
-		if err := declFromPB(m.GetDecl()).Validate(); err != nil {
+	for _, m := range mods {
+		if err := m.Decl.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -195,7 +187,7 @@ func classifyStart(path string, timeout time.Duration, err error, stderr string)
 		}
 		return loadErr(path, ErrProtocol, fmt.Sprintf(
 			"it speaks kldsim plugin protocol %s, this host speaks %d: rebuild it against this kldsim's sdk",
-			theirs, pb.ProtocolVersion))
+			theirs, wire.ProtocolVersion))
 	case strings.Contains(msg, "plugin exited before we could connect"):
 		e = loadErr(path, ErrNotPlugin, "it exited without the plugin handshake")
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
@@ -324,44 +316,35 @@ func (p *process) markDead(how, at string) bool {
 }
 
 // call makes one host->plugin call on behalf of module for what (an entry
-// or event name), with k registered under a fresh token until it returns,
-// and a deadline. A process that dies or hangs is marked dead; its error
-// is a *Fault naming module and entry, wrapping kernel.ErrModuleDead, and
-// every later call fails at once with ErrModuleDead.
-func (p *process) call(ctx context.Context, module, what string, k sdk.KPI,
-	do func(ctx context.Context, c *pb.Call) (*pb.Error, error)) error {
+// or event name), with a deadline: do makes it through the wire's Client.
+// A process that dies or hangs is marked dead; its error is a *Fault
+// naming module and entry, wrapping kernel.ErrModuleDead, and every later
+// call fails at once with ErrModuleDead. Any other error is the module's
+// answer.
+func (p *process) call(ctx context.Context, module, what string, do func(ctx context.Context) error) error {
 	if err := p.deadCall(module, what); err != nil {
 		return err
 	}
-	c := &pb.Call{Module: module}
-	if k != nil {
-		c.Vnet = k.Vnet()
-	}
-	if p.kpi != nil {
-		token, unbind := p.kpi.bind(k)
-		defer unbind()
-		c.Token = token
-	}
 	cctx, cancel := context.WithTimeout(ctx, p.callTimeout)
 	defer cancel()
-	werr, err := do(cctx, c)
-	if err == nil {
-		return werr.Err()
+	err := do(cctx)
+	var te *wire.TransportError
+	if errors.As(err, &te) {
+		return p.fault(ctx, module, what, te)
 	}
-	return p.fault(ctx, module, what, err)
+	return err
 }
 
 // fault handles a call that failed in transport: the caller gave up, the
 // plugin hung past its deadline (or is stopped), or it died. The first
 // to find the process gone records a *Fault and returns it.
-func (p *process) fault(ctx context.Context, module, what string, err error) error {
-	code := status.Code(err)
+func (p *process) fault(ctx context.Context, module, what string, err *wire.TransportError) error {
 	var how string
 	switch {
-	case code == codes.Canceled && errors.Is(ctx.Err(), context.Canceled):
+	case errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up; the plugin may well be fine.
 		return fmt.Errorf("%s: %s: %w", p.who(module), what, ctx.Err())
-	case code == codes.DeadlineExceeded:
+	case errors.Is(err, context.DeadlineExceeded):
 		p.plog.expectExit()
 		p.sigkill()
 		how = fmt.Sprintf("did not answer within %v and was killed", p.callTimeout)

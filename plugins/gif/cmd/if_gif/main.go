@@ -3,7 +3,7 @@ package main
 
 import (
 	"github.com/kldsim/kldsim/plugins/gif"
-	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
-func main() { sdk.Serve(gif.Module()) }
+func main() { serve.Serve(gif.Module()) }

@@ -3,7 +3,7 @@ package main
 
 import (
 	"github.com/kldsim/kldsim/plugins/ifbridge"
-	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
-func main() { sdk.Serve(ifbridge.Bridge()) }
+func main() { serve.Serve(ifbridge.Bridge()) }

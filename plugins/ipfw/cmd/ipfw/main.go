@@ -3,7 +3,7 @@ package main
 
 import (
 	"github.com/kldsim/kldsim/plugins/ipfw"
-	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
-func main() { sdk.Serve(ipfw.Module()) }
+func main() { serve.Serve(ipfw.Module()) }

@@ -3,7 +3,7 @@ package main
 
 import (
 	"github.com/kldsim/kldsim/plugins/mcast"
-	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
-func main() { sdk.Serve(mcast.IP6Mroute()) }
+func main() { serve.Serve(mcast.IP6Mroute()) }

@@ -10,12 +10,14 @@
 //	KLDTEST_FAULT=exit:MOD_LOAD                os.Exit(3) in that module event
 //	KLDTEST_FAULT=fail:control                 return an error (EBUSY) there
 //	KLDTEST_FAULT=decl                         the file declares kldtest twice
+//	KLDTEST_FAULT=attach:vnet_kldtest_init@j1  clone ktest99 first thing in that entry
 //
 // The points: each entry by name, each module event (MOD_LOAD,
 // MOD_QUIESCE, MOD_UNLOAD), ifnet_departure_event, clone_create,
 // clone_destroy and control. A fault fires at the end of the call, after
 // it allocated its objects, so the witness has something the dead module
-// left behind. (Declare is faulted by the declfault plugin.)
+// left behind; "attach" fires first, before the entry takes anything.
+// (Declare is faulted by the declfault plugin.)
 package kldtest
 
 import (
@@ -130,18 +132,24 @@ func NewBase() *sdk.Module {
 		})
 }
 
-// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
-func fault(entry string, k sdk.KPI) error {
+// faultFor is the kind of fault KLDTEST_FAULT names for this entry (and
+// VNET), or "".
+func faultFor(entry string, k sdk.KPI) string {
 	spec := os.Getenv(FaultEnv)
 	if spec == "" {
-		return nil
+		return ""
 	}
 	kind, target, _ := strings.Cut(spec, ":")
 	name, vnet, scoped := strings.Cut(target, "@")
 	if name != entry || (scoped && k != nil && vnet != k.Vnet()) {
-		return nil
+		return ""
 	}
-	switch kind {
+	return kind
+}
+
+// fault acts on KLDTEST_FAULT if it names this entry (and VNET).
+func fault(entry string, k sdk.KPI) error {
+	switch faultFor(entry, k) {
 	case "crash":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Minute) // the signal is on its way
@@ -184,6 +192,11 @@ func (s *state) uninit(ctx context.Context, k sdk.KPI) error {
 
 // vnetInit takes a lock and some memory in curvnet, and uses the lock.
 func (s *state) vnetInit(ctx context.Context, k sdk.KPI) error {
+	if faultFor(EntryInit, k) == "attach" {
+		if err := s.create(ctx, k, "ktest99"); err != nil {
+			return err
+		}
+	}
 	lock, err := k.LockInit(ctx, "kldtest lock")
 	if err != nil {
 		return err
@@ -255,7 +268,7 @@ func (s *state) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 func (s *state) departure(_ context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	s.mu.Lock()
 	s.departures = append(s.departures, fmt.Sprintf("%s@%s path=%v vmove=%t purgeulp=%t",
-		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove, ev.PurgeULP))
+		ev.Ifname, k.Vnet(), ev.Path, ev.Vmove(), ev.PurgeULP()))
 	s.mu.Unlock()
 	return fault(ev.Kind.String(), k)
 }

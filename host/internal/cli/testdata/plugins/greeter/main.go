@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
 // vnetState is greeter's per-VNET state.
@@ -66,7 +67,7 @@ var config = sdk.ConfigSchema{
 }
 
 func main() {
-	sdk.Serve(sdk.DeclareModule("greeter", sdk.SubPseudo, sdk.OrderAny).
+	serve.Serve(sdk.DeclareModule("greeter", sdk.SubPseudo, sdk.OrderAny).
 		VnetSysinit("vnet_greeter_init", sdk.SubPseudo, sdk.OrderAny, vnetInit).
 		VnetSysuninit("vnet_greeter_uninit", sdk.SubPseudo, sdk.OrderAny, vnetUninit).
 		Cloner("hi", sdk.Cloner{Create: create, Destroy: destroy}).

@@ -2,9 +2,12 @@
 // no file on the module path carries.
 package main
 
-import "github.com/kldsim/kldsim/sdk"
+import (
+	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
+)
 
 func main() {
-	sdk.Serve(sdk.DeclareModule("needy", sdk.SubPseudo, sdk.OrderAny).
+	serve.Serve(sdk.DeclareModule("needy", sdk.SubPseudo, sdk.OrderAny).
 		Depend("nosuchmod", 1, 1, 1))
 }

@@ -2,9 +2,12 @@
 // (bridgestp is version 1): a version mismatch.
 package main
 
-import "github.com/kldsim/kldsim/sdk"
+import (
+	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
+)
 
 func main() {
-	sdk.Serve(sdk.DeclareModule("picky", sdk.SubPseudo, sdk.OrderAny).
+	serve.Serve(sdk.DeclareModule("picky", sdk.SubPseudo, sdk.OrderAny).
 		Depend("bridgestp", 2, 2, 3))
 }

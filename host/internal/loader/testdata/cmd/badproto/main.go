@@ -4,27 +4,18 @@
 package main
 
 import (
-	"context"
-	"errors"
-
 	plugin "github.com/hashicorp/go-plugin"
-	pb "github.com/kldsim/kldsim/sdk/proto"
-	"google.golang.org/grpc"
+	"github.com/kldsim/kldsim/internal/wire"
+	"github.com/kldsim/kldsim/sdk"
 )
 
-type future struct{ plugin.NetRPCUnsupportedPlugin }
-
-func (future) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
-func (future) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
-	return nil, errors.New("plugin side only")
-}
-
 func main() {
-	hs := pb.Handshake
+	hs := wire.Handshake
 	hs.ProtocolVersion = 99
+	mod := sdk.DeclareModule("badproto", sdk.SubPseudo, sdk.OrderAny)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  hs,
-		VersionedPlugins: map[int]plugin.PluginSet{99: {pb.PluginName: future{}}},
+		VersionedPlugins: map[int]plugin.PluginSet{99: {wire.PluginName: &wire.Plugin{File: "badproto", Modules: []*sdk.Module{mod}}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

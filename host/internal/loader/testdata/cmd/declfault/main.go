@@ -2,20 +2,20 @@
 // by KLDTEST_FAULT: crash:Declare (SIGKILL itself), hang:Declare (never
 // answer), stop:Declare (SIGSTOP itself, as a debugger would stop it) or
 // fail:Declare (answer with an error). Without a fault it declares one
-// module, declfault, and serves nothing else: sdk.Serve has no hook in
-// Declare, so this plugin speaks the wire contract itself.
+// module, declfault, and serves nothing else: serve.Serve has no hook in
+// Declare, so this plugin serves the wire's Module service itself.
 package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"syscall"
 	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"github.com/kldsim/kldsim/host/internal/loader/testdata/kldtest"
-	pb "github.com/kldsim/kldsim/sdk/proto"
+	"github.com/kldsim/kldsim/internal/wire"
+	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"google.golang.org/grpc"
 )
 
@@ -34,7 +34,7 @@ func (server) Declare(context.Context, *pb.DeclareRequest) (*pb.DeclareResponse,
 		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		time.Sleep(time.Hour)
 	case "fail:Declare":
-		return &pb.DeclareResponse{File: "declfault", Error: pb.ErrorOf(errors.New("declfault: injected failure in Declare"))}, nil
+		return &pb.DeclareResponse{File: "declfault", Error: &pb.Error{Message: "declfault: injected failure in Declare"}}, nil
 	}
 	return &pb.DeclareResponse{File: "declfault", Modules: []*pb.ModuleInfo{{
 		Decl: &pb.Decl{Name: "declfault", Version: 1, Rank: &pb.Rank{Sub: 0x7000000, Order: 0xfffffff}},
@@ -42,21 +42,18 @@ func (server) Declare(context.Context, *pb.DeclareRequest) (*pb.DeclareResponse,
 	}}}, nil
 }
 
-type glue struct{ plugin.NetRPCUnsupportedPlugin }
+// glue is the wire's Plugin with its plugin half replaced.
+type glue struct{ wire.Plugin }
 
-func (glue) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (*glue) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterModuleServer(s, server{})
 	return nil
 }
 
-func (glue) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
-	return nil, errors.New("plugin side only")
-}
-
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  pb.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{pb.ProtocolVersion: {pb.PluginName: glue{}}},
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{wire.ProtocolVersion: {wire.PluginName: &glue{}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
 }

@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/kldsim/kldsim/host/internal/loader/testdata/kldtest"
-	"github.com/kldsim/kldsim/sdk"
+	"github.com/kldsim/kldsim/sdk/serve"
 )
 
-func main() { sdk.Serve(kldtest.File()...) }
+func main() { serve.Serve(kldtest.File()...) }

@@ -1346,8 +1346,6 @@ type IfEvent struct {
 	Index         int32                  `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	Id            uint64                 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
 	Path          DetachPath             `protobuf:"varint,5,opt,name=path,proto3,enum=kldsim.v1.DetachPath" json:"path,omitempty"`
-	Vmove         bool                   `protobuf:"varint,6,opt,name=vmove,proto3" json:"vmove,omitempty"`
-	PurgeUlp      bool                   `protobuf:"varint,7,opt,name=purge_ulp,json=purgeUlp,proto3" json:"purge_ulp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1415,20 +1413,6 @@ func (x *IfEvent) GetPath() DetachPath {
 		return x.Path
 	}
 	return DetachPath_DETACH_PATH_NONE
-}
-
-func (x *IfEvent) GetVmove() bool {
-	if x != nil {
-		return x.Vmove
-	}
-	return false
-}
-
-func (x *IfEvent) GetPurgeUlp() bool {
-	if x != nil {
-		return x.PurgeUlp
-	}
-	return false
 }
 
 type IfEventRequest struct {
@@ -2558,15 +2542,13 @@ const file_kld_proto_rawDesc = "" +
 	"\x05entry\x18\x02 \x01(\v2\x10.kldsim.v1.EntryR\x05entry\"\\\n" +
 	"\fEventRequest\x12#\n" +
 	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12'\n" +
-	"\x04what\x18\x02 \x01(\x0e2\x13.kldsim.v1.ModEventR\x04what\"\xcf\x01\n" +
+	"\x04what\x18\x02 \x01(\x0e2\x13.kldsim.v1.ModEventR\x04what\"\xba\x01\n" +
 	"\aIfEvent\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.kldsim.v1.EventKindR\x04kind\x12\x16\n" +
 	"\x06ifname\x18\x02 \x01(\tR\x06ifname\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\x04R\x02id\x12)\n" +
-	"\x04path\x18\x05 \x01(\x0e2\x15.kldsim.v1.DetachPathR\x04path\x12\x14\n" +
-	"\x05vmove\x18\x06 \x01(\bR\x05vmove\x12\x1b\n" +
-	"\tpurge_ulp\x18\a \x01(\bR\bpurgeUlp\"_\n" +
+	"\x04path\x18\x05 \x01(\x0e2\x15.kldsim.v1.DetachPathR\x04pathJ\x04\b\x06\x10\aJ\x04\b\a\x10\bR\x05vmoveR\tpurge_ulp\"_\n" +
 	"\x0eIfEventRequest\x12#\n" +
 	"\x04call\x18\x01 \x01(\v2\x0f.kldsim.v1.CallR\x04call\x12(\n" +
 	"\x05event\x18\x02 \x01(\v2\x12.kldsim.v1.IfEventR\x05event\"\x8b\x01\n" +
@@ -2699,7 +2681,7 @@ const file_kld_proto_rawDesc = "" +
 	"\rEncapRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12;\n" +
 	"\x0fEncapDeregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12D\n" +
 	"\vEncapAttach\x12\x1d.kldsim.v1.EncapAttachRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB$Z\"github.com/kldsim/kldsim/sdk/protob\x06proto3"
+	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
 
 var (
 	file_kld_proto_rawDescOnce sync.Once

@@ -1,4 +1,4 @@
-package sdk
+package serve
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	pb "github.com/kldsim/kldsim/sdk/proto"
+	"github.com/kldsim/kldsim/internal/wire"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // serveEnv makes TestServeHelper act as a plugin's main.
@@ -21,10 +22,10 @@ func TestServeHelper(t *testing.T) {
 	case "":
 		t.Skip("helper process only")
 	case "valid":
-		Serve(testModule())
+		Serve(sdk.DeclareModule("if_test", sdk.SubPseudo, sdk.OrderAny).Version(3))
 	case "invalid":
-		Serve(DeclareModule("broken", SubPseudo, OrderAny).Version(0).
-			VnetSysinit("vnet_broken_init", SubPseudo, OrderAny, nil))
+		Serve(sdk.DeclareModule("broken", sdk.SubPseudo, sdk.OrderAny).Version(0).
+			VnetSysinit("vnet_broken_init", sdk.SubPseudo, sdk.OrderAny, nil))
 	}
 }
 
@@ -35,7 +36,7 @@ func runServe(t *testing.T, which string, cookie bool) (string, int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelper$")
 	cmd.Env = []string{serveEnv + "=" + which, "PATH=" + os.Getenv("PATH")}
 	if cookie {
-		cmd.Env = append(cmd.Env, pb.MagicCookieKey+"="+pb.MagicCookieValue)
+		cmd.Env = append(cmd.Env, wire.MagicCookieKey+"="+wire.MagicCookieValue)
 	}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -79,19 +80,19 @@ func TestServe(t *testing.T) {
 }
 
 func TestCheckFile(t *testing.T) {
-	nop := func(context.Context, KPI) error { return nil }
-	ok := func(name string) *Module { return DeclareModule(name, SubPseudo, OrderAny) }
+	nop := func(context.Context, sdk.KPI) error { return nil }
+	ok := func(name string) *sdk.Module { return sdk.DeclareModule(name, sdk.SubPseudo, sdk.OrderAny) }
 	tests := []struct {
 		name string
-		mods []*Module
+		mods []*sdk.Module
 		want string // "" for valid
 	}{
-		{"one module", []*Module{ok("a")}, ""},
-		{"two modules", []*Module{ok("a"), ok("b").VnetSysinit("vnet_b", SubPseudo, OrderAny, nop)}, ""},
+		{"one module", []*sdk.Module{ok("a")}, ""},
+		{"two modules", []*sdk.Module{ok("a"), ok("b").VnetSysinit("vnet_b", sdk.SubPseudo, sdk.OrderAny, nop)}, ""},
 		{"none", nil, "no modules"},
-		{"nil module", []*Module{ok("a"), nil}, "module #2 is nil"},
-		{"same name twice", []*Module{ok("a"), ok("a")}, "module a: declared twice in the file"},
-		{"bad depend", []*Module{ok("a").Depend("b", 3, 1, 2)}, "MODULE_DEPEND(b, 3, 1, 2)"},
+		{"nil module", []*sdk.Module{ok("a"), nil}, "module #2 is nil"},
+		{"same name twice", []*sdk.Module{ok("a"), ok("a")}, "module a: declared twice in the file"},
+		{"bad depend", []*sdk.Module{ok("a").Depend("b", 3, 1, 2)}, "MODULE_DEPEND(b, 3, 1, 2)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
