@@ -82,7 +82,8 @@ const RefInterface Ref = "interface"
 // setting is written in (the host adds -j VNET). A template's first word
 // is ifconfig (an interface setting only, followed by {if}: the module
 // configures its own interface), modctl followed by the module's name,
-// or one of the module's Commands. Words are separated by blanks; in a
+// or one of the module's Commands; the verb that follows, when written
+// out, is one the module declares (IfVerbs, or Verbs). Words are separated by blanks; in a
 // word, {NAME} is replaced by a value, and a word that is only {NAME...}
 // is replaced by the value's blank-separated fields (zero or more
 // words). The names:
@@ -705,18 +706,36 @@ func (s Setting) validate(d Decl, cmds map[string]bool, iface, field bool) []err
 		if s.Type == TypeList && !usesEach {
 			bad("command %q: a list's commands name {each}", c)
 		}
+		for i := range t {
+			if w, lit := t.literal(i); lit && strings.HasPrefix(w, "-j") {
+				bad("command %q: the host adds -j VNET: a template names no VNET option", c)
+			}
+		}
 		first, _ := t.literal(0)
 		second, lit2 := t.literal(1)
+		// verbAt checks that word i, when written out, is one of verbs
+		// (none declared: anything goes).
+		verbAt := func(i int, verbs []Verb, what string) {
+			w, lit := t.literal(i)
+			if _, ok := findVerb(verbs, w); lit && len(verbs) > 0 && !ok {
+				bad("command %q: %s is not one of the module's %s (%s)", c, w, what, verbNames(verbs))
+			}
+		}
 		switch {
 		case first == "ifconfig":
 			if !iface || len(t) < 3 || len(t[1].parts) != 1 || t[1].parts[0].name != "if" {
 				bad("command %q: an ifconfig command is an interface setting's, for its own interface: ifconfig {if} ...", c)
+				break
 			}
+			verbAt(2, append(append([]Verb(nil), HostIfVerbs...), d.Config.IfVerbs...), "interface verbs")
 		case first == "modctl":
 			if !lit2 || second != d.Name || len(t) < 3 {
 				bad("command %q: a modctl command is for the module itself: modctl %s VERB ...", c, d.Name)
+				break
 			}
+			verbAt(2, d.Config.Verbs, "verbs")
 		case cmds[first]:
+			verbAt(1, d.Config.Verbs, "verbs")
 		default:
 			bad("command %q: starts with neither ifconfig, modctl %s nor a command the module declares", c, d.Name)
 		}

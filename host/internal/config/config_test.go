@@ -55,7 +55,20 @@ func greeter() sdk.Decl {
 		},
 		Interface: []sdk.Setting{{Name: "peer", Type: sdk.TypeString, Ref: sdk.RefInterface, Commands: []string{"ifconfig {if} peer {value}"}}},
 		Commands:  []sdk.Command{{Name: "greet"}},
+		IfVerbs:   []sdk.Verb{{Name: "peer", Args: "IF", Min: 1, Max: 1}},
 	}}
+}
+
+// TestFixturesValid: the test index's declarations are ones a module
+// could make (sdk.Decl.Validate), as linker.hints only holds those.
+func TestFixturesValid(t *testing.T) {
+	for path, decls := range testFiles() {
+		for _, d := range decls {
+			if err := d.Validate(); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+		}
+	}
 }
 
 func testOptions() Options {
