@@ -47,7 +47,9 @@ type ConfigSchema struct {
 	// IfVerbs are the ifconfig verbs of the interfaces the module owns
 	// (`ifconfig IF VERB ARGS... [VERB ARGS...]`), besides those every
 	// interface takes (HostIfVerbs). Each is routed to the control
-	// handler with Ifname set; the host refuses any other.
+	// handler with Ifname set; the host refuses any other. A verb named
+	// show, when declared, is also what ifconfig prints below the
+	// interface's own lines (`ifconfig -a`): the driver's view.
 	IfVerbs []Verb `json:"if_verbs,omitempty"`
 }
 
