@@ -9,9 +9,8 @@ import (
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
-
-const planUsage = "kldsim plan [-json] [-config FILE [-var NAME=VALUE]] [-module-path DIRS] [-em N] [-call-timeout D] [--] ACTION..."
 
 // planAction is `kldsim plan`: build a configuration's state (boot, setup and
 // scenario, as run does; without -config, a freshly booted kernel), then
@@ -20,7 +19,7 @@ const planUsage = "kldsim plan [-json] [-config FILE [-var NAME=VALUE]] [-module
 // their flags. The exit status is the action's had it been refused (1),
 // 0 when it would go ahead, 2 for bad input.
 func (a *app) planAction(ctx context.Context, args []string) int {
-	fs := a.newFlags("plan", planUsage)
+	fs := a.newFlags("plan")
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/TRACE.md)")
 	file := fs.String("config", "", "configuration whose state the action is planned against (its scenario runs too)")
 	vars := varsFlag{}
@@ -43,6 +42,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 		ld    *loader.Loader
 		opts  kernel.Options
 		steps []step
+		index []sdk.Decl
 	)
 	if *file != "" {
 		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
@@ -54,7 +54,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 			fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
 			return ExitInput
 		}
-		opts, steps = kernelOptions(l.cfg, ld), plan(l.cfg)
+		opts, steps, index = kernelOptions(l.cfg, ld), plan(l.cfg), l.index
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim plan: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -78,11 +78,11 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	// config's business (kldsim run), not the plan's.
 	defer k.Shutdown(context.WithoutCancel(ctx))
 	p := newProgress(a.stderr, "plan "+*file, len(steps))
-	_, ok := execSteps(ctx, k, ld.WatchFaults, steps, a.stdout, a.stderr, false, p)
+	_, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	if !ok {
 		return ExitInput
 	}
-	err = cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: a.stdout, Stderr: a.stderr, WatchFaults: ld.WatchFaults})
+	err = cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: a.stdout, Stderr: a.stderr, WatchFaults: ld.WatchFaults, Index: index})
 	return ctl.Status(err)
 }

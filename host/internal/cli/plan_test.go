@@ -85,7 +85,7 @@ func TestPlanMatchesRunDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Shutdown(ctx)
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
+	if _, ok := execSteps(ctx, k, ld.WatchFaults, l.index, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
 		t.Fatal("the configuration's steps failed")
 	}
 	for _, tt := range []struct {

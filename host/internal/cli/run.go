@@ -21,8 +21,9 @@ import (
 // output is kept in the results only. It stops at the first step whose
 // outcome is not the expected one, saying so (and what the step printed
 // on stderr) on stderr, and returns false. watch is the loader's
-// WatchFaults, so a step during which a module process died or hung fails.
-func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+// WatchFaults, so a step during which a module process died or hung fails;
+// index is the module path's declarations (ctl.Env.Index).
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -47,7 +48,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := sdk.ErrnoOf(err); e != 0 {
 			r.Errno = sdk.ErrnoName(e)
@@ -70,7 +71,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 }
 
 func runLine(ctx context.Context, env *ctl.Env, line string) error {
-	cmd, err := ctl.ParseLine(line, "")
+	cmd, err := env.Table().ParseLine(line, "")
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
@@ -103,7 +104,7 @@ func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run
 	}
 	steps := plan(cfg)
 	p := newProgress(a.stderr, prog+" "+o.file, len(steps))
-	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, steps, a.stdout, a.stderr, false, p)
+	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, ld.index, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	modules := render.Modules(k.Files())
 
@@ -170,7 +171,7 @@ func (f *outFile) discard() {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
+	fs := a.newFlags("run")
 	asJSON := fs.Bool("json", false, "print the run as JSON: steps, the whole trace, witness reports (docs/TRACE.md)")
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")

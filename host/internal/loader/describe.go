@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 
 	"github.com/kldsim/kldsim/host/kernel"
-	"github.com/kldsim/kldsim/sdk"
 )
 
 var _ kernel.Describer = (*Loader)(nil)
@@ -59,44 +58,4 @@ func (l *Loader) describe(name, path string) (kernel.FileDesc, error) {
 		fd.Decls = append(fd.Decls, d)
 	}
 	return fd, nil
-}
-
-// Decl returns the declaration the module record was made from. An entry
-// kind or event the record misspells is an error (the index is not the
-// format).
-func (m HintsModule) Decl() (sdk.Decl, error) {
-	d := sdk.Decl{Name: m.Name, Version: m.Version, Rank: m.Rank, Cloners: m.Cloners}
-	for _, dep := range m.Depends {
-		d.Depends = append(d.Depends, sdk.Depend{Module: dep.Module, Min: dep.Min, Pref: dep.Pref, Max: dep.Max})
-	}
-	for _, e := range m.Entries {
-		k, ok := entryKinds[e.Kind]
-		if !ok {
-			return sdk.Decl{}, fmt.Errorf("module %s: entry %s: unknown kind %q", m.Name, e.Name, e.Kind)
-		}
-		d.Entries = append(d.Entries, sdk.Entry{Kind: k, Name: e.Name, Rank: e.Rank})
-	}
-	for _, ev := range m.Events {
-		k, ok := eventKinds[ev]
-		if !ok {
-			return sdk.Decl{}, fmt.Errorf("module %s: unknown event %q", m.Name, ev)
-		}
-		d.Events = append(d.Events, k)
-	}
-	return d, nil
-}
-
-// entryKinds and eventKinds read back what hintsModule wrote.
-var (
-	entryKinds = map[string]sdk.EntryKind{}
-	eventKinds = map[string]sdk.EventKind{}
-)
-
-func init() {
-	for _, k := range []sdk.EntryKind{sdk.Sysinit, sdk.Sysuninit, sdk.VnetSysinit, sdk.VnetSysuninit} {
-		entryKinds[k.String()] = k
-	}
-	for _, k := range []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture} {
-		eventKinds[k.String()] = k
-	}
 }
