@@ -76,6 +76,9 @@ type Decl struct {
 	Entries []Entry
 	Cloners []string
 	Events  []EventKind
+	// Config is what the module accepts from configurations and the
+	// command line (Module.Config); the zero value accepts nothing.
+	Config ConfigSchema
 }
 
 // Entry returns the declared entry called name.
@@ -139,6 +142,7 @@ func (d Decl) Validate() error {
 		}
 		cl[c] = true
 	}
+	errs = append(errs, d.Config.validate(d)...)
 	return errors.Join(errs...)
 }
 

@@ -180,10 +180,10 @@ func newBuiltinFile(emCount int) *builtinFile {
 		declareBase("hhook", sdk.SubInitIf, sdk.OrderFirst).
 			vnetSysinit("vnet_hhook_init", sdk.SubInitIf, sdk.OrderFirst, listInit(KindHhookHead, "V_hhook_vhead_list")).
 			vnetSysuninit("vnet_hhook_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindHhookHead)),
-		declareBase("if", sdk.SubInitIf, sdk.OrderSecond).
+		declareBase(ifModule, sdk.SubInitIf, sdk.OrderSecond).
 			vnetSysinit("vnet_if_init", sdk.SubInitIf, sdk.OrderSecond, listInit(KindIfnet, "V_ifnet")).
 			vnetSysuninit("vnet_if_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindIfnet)).
-			vnetSysuninit("vnet_if_return", sdk.SubVnetDone, sdk.OrderAny, ifReturn),
+			vnetSysuninit(ifReturnEntry, sdk.SubVnetDone, sdk.OrderAny, ifReturn),
 		declareBase("em", sdk.SubDrivers, sdk.OrderMiddle).
 			sysinit("em_attach", sdk.SubDrivers, sdk.OrderMiddle, emAttach(emCount)),
 		lo,
@@ -247,6 +247,13 @@ func privFree(ctx context.Context, b base) error {
 	b.setVnetVar(nil)
 	return b.Free(ctx, id)
 }
+
+// ifModule's ifReturnEntry is vnet_if_return, which a plan (plan.go)
+// names as what sends loaned interfaces home.
+const (
+	ifModule      = "if"
+	ifReturnEntry = "vnet_if_return"
+)
 
 // ifReturn is vnet_if_return: loaned interfaces go home first, through
 // the full (vmove) detach path.

@@ -49,6 +49,14 @@
 // vnet_if_uninit; attaching before it exists is ENXIO), pfil's and
 // hhook's head lists, each domain's state.
 //
+// Each of load, unload, VNET create and VNET destroy has a plan
+// (PlanLoad, PlanUnload, PlanVnetCreate, PlanVnetDestroy, plan.go): the
+// calls it would make, in order, the files it would link or unload and
+// each interface's fate, worked out under the linker lock held shared by
+// the same sorting and tie keys, calling no module, opening no file (an
+// Opener that is a Describer says what a file carries) and changing
+// nothing. A plan's refusal is the action's *Error.
+//
 // Ties between equal ranks run by module position (registration order,
 // or a seeded shuffle of it with Options.ShuffleSeed), a module's own
 // entries in declaration order, unless Options.TieOrders fix a rank's

@@ -123,14 +123,7 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 // protocol's own VNET_SYSUNINIT cleans its part.
 func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, via Site) {
 	v := ifp.vnet
-	shutdown := v.shuttingDown() && !k.opts.Legacy.DetachIgnoresShutdown
-	path := sdk.PathDestroy
-	switch {
-	case vmove:
-		path = sdk.PathVmove
-	case shutdown:
-		path = sdk.PathShutdown
-	}
+	path, shutdown := k.detachPath(vmove, v.shuttingDown())
 	ev := sdk.IfEvent{Kind: sdk.IfDeparture, Path: path}
 	k.ifEvent(ctx, v, ifp, ev, via)
 	if ev.PurgeULP() {
@@ -147,6 +140,20 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 		k.tr.add(TraceEvent{Kind: TraceIfEvent, Site: Site{Module: via.Module, Entry: "if_detach_internal", Rank: via.Rank, Vnet: v.name},
 			Detail: fmt.Sprintf("%s path=%v vmove=%v shutdown=%v", ifp.name, path, vmove, shutdown)})
 	}
+}
+
+// detachPath is the path if_detach_internal takes for a move or not, in
+// a VNET shutting down or not; and whether it treats the detach as a
+// shutdown (the legacy knob makes it ignore the VNET's state).
+func (k *Kernel) detachPath(vmove, shuttingDown bool) (path sdk.DetachPath, shutdown bool) {
+	shutdown = shuttingDown && !k.opts.Legacy.DetachIgnoresShutdown
+	switch {
+	case vmove:
+		return sdk.PathVmove, shutdown
+	case shutdown:
+		return sdk.PathShutdown, shutdown
+	}
+	return sdk.PathDestroy, shutdown
 }
 
 // ifEvent delivers an arrival or departure to every module registered for

@@ -41,7 +41,7 @@ func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
 		return fail(syscall.EEXIST)
 	}
 	if k.opts.Opener == nil {
-		return fail(fmt.Errorf("no module path: %w", syscall.ENOENT))
+		return fail(errNoModulePath)
 	}
 	f, err := k.opts.Opener.OpenFile(ctx, name)
 	if err != nil {
@@ -81,6 +81,13 @@ func chooseVersion(versions []int, d sdk.Depend) (int, bool) {
 	return best, ok
 }
 
+// errNoModulePath is kldload's ENOENT without an Opener.
+var errNoModulePath = fmt.Errorf("no module path: %w", syscall.ENOENT)
+
+// errLoadedByKernel is kern_kldunload's refusal of a file nobody loaded
+// but as a dependency (userrefs 0).
+var errLoadedByKernel = fmt.Errorf("attempt to unload file that was loaded by the kernel: %w", syscall.EBUSY)
+
 func depErr(mod string, d sdk.Depend, cause error) error {
 	if cause == nil || sdk.ErrnoOf(cause) == 0 {
 		cause = syscall.ENOENT
@@ -93,7 +100,11 @@ func depErr(mod string, d sdk.Depend, cause error) error {
 // failure nothing stays loaded and every file opened for it, f too, is
 // closed.
 func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) {
-	plan, err := k.resolve(ctx, f)
+	var openModule func(context.Context, string) (File, error)
+	if k.opts.Opener != nil {
+		openModule = k.opts.Opener.OpenModule
+	}
+	plan, err := k.resolve(ctx, f, openModule)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +139,7 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) 
 // took are released.
 func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec, error) {
 	f := n.f
-	if k.fileByName(f.Name()) != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST)
-	}
-	if err := k.checkFile(f, n.mods); err != nil {
+	if err := k.linkRefused(f, n.mods); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -155,15 +162,8 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 	fr.addr = k.nextAddr()
 	for _, m := range n.mods {
 		m = k.withFaults(m, f)
-		d := m.Decl()
-		d.Entries = append([]sdk.Entry(nil), d.Entries...)
-		for i, e := range d.Entries {
-			if r, ok := k.opts.Overrides[d.Name+":"+e.Name]; ok {
-				d.Entries[i].Rank = r
-			}
-		}
 		k.nextMID++
-		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		mr := &modRec{id: k.nextMID, m: m, decl: k.linkDecl(m), file: fr}
 		if br, ok := m.(baseRunner); ok { // only this package's types can be
 			mr.base = br
 		}
@@ -181,6 +181,28 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 		k.files[0].refs++ // every kld depends on the kernel
 	}
 	return fr, nil
+}
+
+// linkRefused is why linkFile would refuse f: a file of its name is
+// loaded (EEXIST), or checkFile's reasons.
+func (k *Kernel) linkRefused(f File, mods []Module) error {
+	if k.fileByName(f.Name()) != nil {
+		return fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST)
+	}
+	return k.checkFile(f, mods)
+}
+
+// linkDecl is m's declaration as the linker keeps it: its entries with
+// the rank overrides applied.
+func (k *Kernel) linkDecl(m Module) sdk.Decl {
+	d := m.Decl()
+	d.Entries = append([]sdk.Entry(nil), d.Entries...)
+	for i, e := range d.Entries {
+		if r, ok := k.opts.Overrides[d.Name+":"+e.Name]; ok {
+			d.Entries[i].Rank = r
+		}
+	}
+	return d
 }
 
 func containsFile(fs []*fileRec, f *fileRec) bool {
@@ -399,8 +421,7 @@ func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
 	fail := func(err error) error { return &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err} }
 	if fr.userrefs == 0 {
-		// kern_kldunload's words.
-		return fail(fmt.Errorf("attempt to unload file that was loaded by the kernel: %w", syscall.EBUSY))
+		return fail(errLoadedByKernel)
 	}
 	fr.userrefs--
 	if err := k.unloadFile(ctx, fr, force); err != nil {

@@ -30,9 +30,18 @@ type sysEntry struct {
 // makeEntries makes a module's registration and its declared entries (with
 // their overridden ranks), in declaration order, once, when it is linked,
 // and decides their tie keys: a key made twice for one entry could order
-// its ties two ways.
+// its ties two ways. The witness learns the entries (PassEntries).
 func (k *Kernel) makeEntries(m *modRec) {
-	s := k.seq.Add(1)
+	k.makeEntriesFrom(m, func() uint64 { return k.seq.Add(1) })
+	k.w.registerEntries(m.file.f.Name(), append([]*sysEntry{m.reg}, m.entries...))
+}
+
+// makeEntriesFrom is makeEntries numbering the module with next: the
+// kernel's counter for a link; for a plan (plan.go), a copy of it, so that
+// the plan's tie keys are the ones the link will make, and the counter
+// does not move. One number per module: its position.
+func (k *Kernel) makeEntriesFrom(m *modRec, next func() uint64) {
+	s := next()
 	pos := s
 	if k.opts.ShuffleSeed != 0 {
 		pos = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
@@ -48,7 +57,6 @@ func (k *Kernel) makeEntries(m *modRec) {
 	for i, e := range m.decl.Entries {
 		m.entries[i] = mk(e, i+1, false)
 	}
-	k.w.registerEntries(m.file.f.Name(), append([]*sysEntry{m.reg}, m.entries...))
 }
 
 // mix is splitmix64's finalizer: a seeded, repeatable shuffle of ties.

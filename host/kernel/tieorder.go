@@ -100,7 +100,7 @@ func newTieTable(tos []TieOrder, faults map[string]FaultKind) *tieTable {
 func checkEntryKey(key string) error {
 	mod, ent, ok := strings.Cut(key, ":")
 	if !ok || mod == "" || ent == "" || strings.Contains(ent, ":") || strings.ContainsAny(key, " \t\n") {
-		return fmt.Errorf("entry %q: want module:entry, e.g. if_gif:vnet_gif_uninit", key)
+		return fmt.Errorf("entry %q: want module:entry, e.g. inet:ip_destroy", key)
 	}
 	return nil
 }

@@ -68,7 +68,12 @@ func (v *vnet) setState(s sdk.Sub) {
 func (v *vnet) shuttingDown() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.destroying && v.state > sdk.SubVnet && v.state < sdk.SubVnetDone
+	return shutdownAt(v.destroying, v.state)
+}
+
+// shutdownAt is that test for a VNET being destroyed or not, in state.
+func shutdownAt(destroying bool, state sdk.Sub) bool {
+	return destroying && state > sdk.SubVnet && state < sdk.SubVnetDone
 }
 
 // varOf is module's per-VNET state in v, if it has one of type T.
@@ -278,17 +283,11 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 	for {
 		k.vmu.Lock()
 		v = k.vnets[name]
-		switch {
-		case v == nil:
+		if err := k.destroyRefused(v); err != nil {
 			k.vmu.Unlock()
-			return fail(ErrNoVnet)
-		case v == k.vnet0:
-			k.vmu.Unlock()
-			return fail(fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM))
-		case v.life.Load() == vnetDying:
-			k.vmu.Unlock()
-			return fail(fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY))
-		case v.life.Load() == vnetBuilding:
+			return fail(err)
+		}
+		if v.life.Load() == vnetBuilding {
 			k.vmu.Unlock()
 			v.op.Lock() // the build holds it until it is done
 			v.op.Unlock()
@@ -313,6 +312,21 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 	delete(k.vnets, name)
 	v.life.Store(vnetGone)
 	k.vmu.Unlock()
+	return nil
+}
+
+// destroyRefused is why VnetDestroy refuses v, the VNET of its name (nil:
+// none), before it starts; nil when it goes ahead (or waits for v's
+// build). k.vmu is held.
+func (k *Kernel) destroyRefused(v *vnet) error {
+	switch {
+	case v == nil:
+		return ErrNoVnet
+	case v == k.vnet0:
+		return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+	case v.life.Load() == vnetDying:
+		return fmt.Errorf("vnet %s is being destroyed: %w", v.name, syscall.EBUSY)
+	}
 	return nil
 }
 

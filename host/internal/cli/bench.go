@@ -29,7 +29,7 @@ type benchReport struct {
 // for run.
 func (a *app) bench(ctx context.Context, args []string) int {
 	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
-	fs := a.newFlags("bench", usageLine)
+	fs := a.newFlags("bench")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
 	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each batch teardown")
 	rounds := fs.Int("rounds", bench.DefaultRounds, "times each measurement is repeated")
@@ -153,14 +153,14 @@ func (a *app) bench(ctx context.Context, args []string) int {
 // up as a config's module blocks are, running nothing, and says what is
 // missing.
 func (a *app) checkModules(ld *loader.Loader, files []string) bool {
-	look := hintsLookup(ld.ModulePath(), nil)
+	ix := newHintsIndex(ld.ModulePath(), nil)
 	ok := true
 	for _, f := range files {
 		name, path := f, ""
 		if strings.ContainsRune(f, filepath.Separator) {
 			name, path = filepath.Base(f), f
 		}
-		if _, err := look(name, path); err != nil {
+		if _, err := ix.Find(name, path); err != nil {
 			fmt.Fprintf(a.stderr, "kldsim bench: can't load %s: %v\n", f, err)
 			ok = false
 		}

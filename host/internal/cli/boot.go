@@ -13,6 +13,7 @@ import (
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // DefaultConfig is what `kldsim run` runs without a file.
@@ -65,9 +66,10 @@ type loadOpts struct {
 	vars        map[string]string
 	modulePath  string        // -module-path
 	callTimeout time.Duration // -call-timeout; 0: the config's, else the default
-	// lookup, when set, finds the config's modules instead of the module
-	// path's linker.hints (explore -inprocess).
-	lookup config.Lookup
+	// index, when set, is the module index the config is checked and its
+	// commands parsed against instead of the module path's linker.hints
+	// (explore -inprocess: the shipped modules compiled in).
+	index config.Index
 }
 
 // loaded is a checked configuration and the module path it was checked
@@ -76,22 +78,37 @@ type loaded struct {
 	cfg        *config.Config
 	parser     *config.Parser
 	modulePath []string
+	// index is what the module path's linker.hints declare: the commands
+	// of its modules parse before they are loaded.
+	index []sdk.Decl
 }
 
 // loadConfig parses and validates a configuration file, checking its
-// modules against the module path's linker.hints. It runs no module
-// file: validate promises that. On failure the diagnostics are printed.
+// modules and their settings against the module path's linker.hints, and
+// its commands against the command table the index gives. It runs no
+// module file: validate promises that. On failure the diagnostics are
+// printed.
 func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
-	var mp []string
+	var (
+		mp    []string
+		ix    config.Index
+		table = ctl.NewTable(nil)
+	)
 	parser := config.NewParser(config.Options{
 		Vars:      o.vars,
-		CheckStep: ctl.CheckLine,
-		Lookup: func(cfg *config.Config) config.Lookup {
+		CheckStep: func(line string) error { return table.CheckLine(line) },
+		CheckCommand: func(argv []string) error {
+			_, err := table.Parse(argv, "")
+			return err
+		},
+		Index: func(cfg *config.Config) config.Index {
 			mp = modulePath(o.modulePath, cfg.Kernel.ModulePath)
-			if o.lookup != nil {
-				return o.lookup
+			ix = newHintsIndex(mp, cfg.Pins())
+			if o.index != nil {
+				ix = o.index
 			}
-			return hintsLookup(mp, cfg.Pins())
+			table = ctl.NewTable(ix.Modules())
+			return ix
 		},
 	})
 	cfg, diags := parser.ParseFile(o.file)
@@ -101,7 +118,7 @@ func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
 	if diags.HasErrors() {
 		return nil, false
 	}
-	return &loaded{cfg: cfg, parser: parser, modulePath: mp}, true
+	return &loaded{cfg: cfg, parser: parser, modulePath: mp, index: ix.Modules()}, true
 }
 
 // newLoader returns the loader that opens a checked configuration's
@@ -119,12 +136,21 @@ func (a *app) newLoader(l *loaded, o loadOpts) (*loader.Loader, error) {
 	})
 }
 
-// hintsLookup finds module blocks through the module path's linker.hints
-// and checks each file as a load would before running it (linker.hints
-// up to date, pins), reading files but running none. A file of the
-// block's name that no linker.hints lists is found with a warning: what
-// it carries is not known until it is loaded.
-func hintsLookup(modulePath []string, pins map[string]string) config.Lookup {
+// hintsIndex is config's Index over the module path's linker.hints: it
+// finds module blocks and checks each file as a load would before running
+// it (linker.hints up to date, pins), reading files but running none. A
+// file of the block's name that no linker.hints lists is found with a
+// warning: what it carries is not known until it is loaded.
+type hintsIndex struct {
+	modulePath []string
+	pins       map[string]string
+	ix         *loader.Index
+	err        error
+}
+
+// newHintsIndex reads the linker.hints of modulePath's directories. A
+// linker.hints that cannot be used fails every Find, saying why.
+func newHintsIndex(modulePath []string, pins map[string]string) *hintsIndex {
 	abs := make([]string, 0, len(modulePath))
 	for _, d := range modulePath {
 		if a, err := filepath.Abs(d); err == nil {
@@ -132,52 +158,81 @@ func hintsLookup(modulePath []string, pins map[string]string) config.Lookup {
 		}
 		abs = append(abs, d)
 	}
-	modulePath = abs
-	ix, ixErr := loader.ReadIndex(modulePath)
-	return func(name, path string) (config.Found, error) {
-		if ixErr != nil {
-			return config.Found{}, ixErr
+	h := &hintsIndex{modulePath: abs, pins: pins}
+	h.ix, h.err = loader.ReadIndex(abs)
+	return h
+}
+
+// Find implements config.Index.
+func (h *hintsIndex) Find(name, path string) (config.Found, error) {
+	if h.err != nil {
+		return config.Found{}, h.err
+	}
+	if path == "" {
+		var ok bool
+		if path, _, ok = h.ix.Module(name); !ok {
+			path = findFile(h.modulePath, name)
 		}
 		if path == "" {
-			var ok bool
-			if path, _, ok = ix.Module(name); !ok {
-				path = findFile(modulePath, name)
+			where := strings.Join(h.modulePath, ":")
+			if miss := h.ix.Missing(); len(miss) > 0 {
+				return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints lists a module %s (%s has none: run kldsim kldxref %s)",
+					name, where, name, strings.Join(miss, ", "), strings.Join(miss, " "))
 			}
-			if path == "" {
-				where := strings.Join(modulePath, ":")
-				if miss := ix.Missing(); len(miss) > 0 {
-					return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints lists a module %s (%s has none: run kldsim kldxref %s)",
-						name, where, name, strings.Join(miss, ", "), strings.Join(miss, " "))
-				}
-				return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints there lists a module %s", name, where, name)
-			}
-		} else {
-			st, err := os.Stat(path)
-			if err != nil {
-				return config.Found{}, config.NotFound("no such file %s", path)
-			}
-			if st.IsDir() {
-				return config.Found{}, fmt.Errorf("%s is a directory", path)
-			}
+			return config.Found{}, config.NotFound("no file %s in the module path %s, and no linker.hints there lists a module %s", name, where, name)
 		}
-		path = filepath.Clean(path)
-		in, err := loader.Inspect(path, pins)
+	} else {
+		st, err := os.Stat(path)
 		if err != nil {
-			return config.Found{}, err
+			return config.Found{}, config.NotFound("no such file %s", path)
 		}
-		f := config.Found{Path: path, Modules: in.Hints.ModuleNames()}
-		dir := filepath.Dir(path)
-		switch {
-		case in.Hints != nil:
-		case !in.Indexed:
-			f.Warning = fmt.Sprintf("%s has no %s, so the modules %s carries are not known until it is loaded; run kldsim kldxref %s",
-				dir, loader.HintsName, path, dir)
-		default:
-			f.Warning = fmt.Sprintf("%s/%s does not list %s (it was not a kldsim plugin when kldxref ran, or it is newer); run kldsim kldxref %s",
-				dir, loader.HintsName, filepath.Base(path), dir)
+		if st.IsDir() {
+			return config.Found{}, fmt.Errorf("%s is a directory", path)
 		}
-		return f, nil
 	}
+	path = filepath.Clean(path)
+	in, err := loader.Inspect(path, h.pins)
+	if err != nil {
+		return config.Found{}, err
+	}
+	f := config.Found{Path: path, Decls: in.Hints.Decls()}
+	dir := filepath.Dir(path)
+	switch {
+	case in.Hints != nil:
+	case !in.Indexed:
+		f.Warning = fmt.Sprintf("%s has no %s, so the modules %s carries are not known until it is loaded; run kldsim kldxref %s",
+			dir, loader.HintsName, path, dir)
+	default:
+		f.Warning = fmt.Sprintf("%s/%s does not list %s (it was not a kldsim plugin when kldxref ran, or it is newer); run kldsim kldxref %s",
+			dir, loader.HintsName, filepath.Base(path), dir)
+	}
+	return f, nil
+}
+
+// Module implements config.Index.
+func (h *hintsIndex) Module(name string) (sdk.Decl, bool) {
+	if h.err != nil {
+		return sdk.Decl{}, false
+	}
+	_, f, ok := h.ix.Module(name)
+	if !ok {
+		return sdk.Decl{}, false
+	}
+	for _, d := range f.Decls() {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return sdk.Decl{}, false
+}
+
+// Modules implements config.Index: every module the module path's
+// linker.hints list. A nil hintsIndex lists none.
+func (h *hintsIndex) Modules() []sdk.Decl {
+	if h == nil || h.err != nil {
+		return nil
+	}
+	return h.ix.Decls()
 }
 
 // findFile returns the first regular file called name in dirs, or "".
@@ -228,7 +283,9 @@ type step struct {
 
 // plan turns a configuration into the commands that build it, in the
 // CLI's grammar, followed by its scenario: what `run` and `kernel start`
-// execute.
+// execute. Per VNET: create it, loan its interfaces, create its cloned
+// interfaces, then apply the interfaces' module settings and the VNET's,
+// each as the commands its module's templates made.
 func plan(cfg *config.Config) []step {
 	var steps []step
 	add := func(r hcl.Range, words ...string) {
@@ -253,22 +310,13 @@ func plan(cfg *config.Config) []step {
 		for _, ifc := range v.Interfaces {
 			add(ifc.Range, append(append([]string{"ifconfig"}, j...), ifc.Name, "create")...)
 		}
-		for _, ifc := range v.Interfaces {
-			for _, m := range ifc.Members {
-				add(m.Range, append(append([]string{"ifconfig"}, j...), ifc.Name, "addm", m.Value)...)
-			}
-			if t := ifc.Tunnel; t != nil {
-				add(ifc.Range, append(append([]string{"ifconfig"}, j...), ifc.Name, "tunnel", t.Src, t.Dst)...)
-			}
+		settings := v.Settings
+		for i := len(v.Interfaces) - 1; i >= 0; i-- {
+			settings = append(append([]config.Setting(nil), v.Interfaces[i].Settings...), settings...)
 		}
-		for _, r := range v.Ipfw {
-			words := append(append([]string{"ipfw"}, j...), strings.Fields(r.Value)...)
-			add(r.Range, words...)
-		}
-		if mc := v.Multicast; mc != nil && mc.Router {
-			add(v.Range, append(append([]string{"modctl"}, j...), config.ModMroute, "start")...)
-			for _, vif := range mc.Vifs {
-				add(vif.Range, append(append([]string{"modctl"}, j...), config.ModMroute, "add-vif", vif.Value)...)
+		for _, s := range settings {
+			for _, c := range s.Commands {
+				add(c.Range, c.Words...)
 			}
 		}
 	}

@@ -165,7 +165,7 @@ type checkReport struct {
 }
 
 func (a *app) check(ctx context.Context, args []string) int {
-	fs := a.newFlags("check", "kldsim check [-windows] [-json] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] FILE")
+	fs := a.newFlags("check")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	withWindows := fs.Bool("windows", false, "print each entry's safe rank window")
 	vars := varsFlag{}

@@ -1,12 +1,15 @@
 // Package cli is kldsim's command line: run, validate and fmt for
 // configuration files, trace (a run's exports, see host/internal/render),
-// bench (timings, see host/internal/bench), the
-// kernel daemon (kernel start|stop|status), and
-// the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
-// sysinit, witness, modctl) sent to the daemon over its control socket.
+// bench (timings, see host/internal/bench), the kernel daemon (kernel
+// start|stop|status), and the commands of the command language (package
+// ctl: kldload, kldunload, kldstat, ifconfig, vnet, sysinit, witness,
+// modctl, and the commands modules declare) sent to the daemon over its
+// control socket. Its own commands are a table (verbs), which help is
+// made from.
 //
-// Invoked through a link named kldload, kldunload, kldstat, ifconfig or
-// ipfw, the binary acts as that command (see `kldsim links`).
+// Invoked through a link named kldload, kldunload, kldstat or ifconfig,
+// or after a command a module of the module path declares, the binary
+// acts as that command (see `kldsim links`).
 package cli
 
 import (
@@ -19,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,9 +40,6 @@ const (
 	ExitWitness = 1 // the witness found something, or a command failed
 	ExitInput   = 2 // bad input: usage, configuration, a scenario step
 )
-
-// MultiCall lists the names under which the binary acts as that command.
-var MultiCall = []string{"kldload", "kldunload", "kldstat", "ifconfig", "ipfw"}
 
 // Main runs the command line args (args[0] is the program name) and
 // returns the exit status.
@@ -58,76 +59,6 @@ type app struct {
 	// sends its output to the log file from then on.
 	readySwitch func()
 }
-
-const usage = `usage: kldsim [-log-level LEVEL] [-socket PATH] COMMAND [ARGS]
-
-Configuration:
-  run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS]
-      [-call-timeout D] [FILE]
-                 boot, build the config's VNETs, run its scenario, tear
-                 down top-down; print the verdict, each VNET's create and
-                 destroy order and the witness reports (-v: each step's
-                 output and every entry that ran; -report: an HTML page
-                 with the timeline); FILE defaults to configs/default.hcl
-  trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE]
-        [-module-path DIRS] CONFIG|RUN.json|-
-                 run a config (or read a saved run -json) and export it:
-                 Perfetto/Chrome trace JSON, SVG timeline, DOT constraint
-                 graph, blame, the HTML report, the run's JSON
-  check [-windows] [-json] [-var NAME=VALUE] [-module-path DIRS] FILE
-                 run the scenario once and report what its ordering
-                 constraints make of the ranks: violations, latent
-                 hazards (ties that load order decides) and, with
-                 -windows, each entry's safe rank window; exit 1 on any
-  explore [-faults error,crash] [-move MODULE:ENTRY [-move-span N]] [-max-orders N]
-          [-shard I/N] [-j N] [-json] [-o FILE] [-inprocess] [-var NAME=VALUE]
-          [-module-path DIRS] FILE
-                 run the scenario under every order of tied entries that
-                 can differ (pruned by footprints), injected faults and
-                 rank moves; each root cause once, with a reproducer
-  explore merge [-json] [-o FILE] FILE...
-                 join the results of explore -shard runs
-  validate [-var NAME=VALUE] [-module-path DIRS] FILE...
-                 check configs; reads linker.hints, runs no module
-  fmt [-check] FILE...
-
-Module index:
-  kldxref [-dv] DIR...
-                 ask each plugin binary in DIR for its declarations and
-                 write DIR/linker.hints, the index module lookups read
-
-Kernel daemon:
-  kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N]
-               [-call-timeout D] [-foreground]
-  kernel stop
-  kernel status
-
-Commands sent to the daemon (FreeBSD's flags and words):
-  kldload [-nqv] name|path ...
-  kldunload [-fv] [-i id | -n name | name] ...
-  kldstat [-v] [-q] [-m module] [--json]
-  vnet create|destroy NAME ... | vnet list [--json]
-  ifconfig [-j VNET] [-a | -l | IF [create|destroy|vnet J|-vnet J|VERB ARGS...]] [--json]
-  ipfw [-j VNET] add|delete|flush|list ...
-  modctl [-j VNET] MODULE ARGS...
-  sysinit [-j VNET] [--json]
-  witness [--json]
-
-Other:
-  bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]]
-        [-module-path DIRS]
-                 time VNET create+destroy (one at a time, and N built then
-                 torn down) and each file's kldload/kldunload, modules as
-                 plugin processes; the witness verdict and exit as for run
-  links [-dir DIR] [-f]   make kldload, kldunload, kldstat, ifconfig, ipfw links
-
-Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket;
-default kldsim.sock, with the daemon's kldsim.log, in the private directory
-$XDG_RUNTIME_DIR/kldsim or /tmp/kldsim-$UID), KLDSIM_MODULE_PATH (module
-directories, ':'-separated).
-Exit status: 0 clean, 1 the witness found something or a command failed,
-2 bad input.
-`
 
 // Run is Main with explicit streams and context.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status int) {
@@ -149,11 +80,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		name = filepath.Base(args[0])
 		args = args[1:]
 	}
-	for _, mc := range MultiCall {
-		if name == mc {
-			a.setupLogger()
-			return a.client(ctx, name, args)
-		}
+	if name != "kldsim" && (slices.Contains(ctl.FreeBSD(), name) || isModuleCommand(name)) {
+		a.setupLogger()
+		return a.client(ctx, name, args)
 	}
 
 	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
@@ -162,10 +91,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
+			a.help(stdout)
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "kldsim: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "kldsim: %v\n", err)
+		a.help(stderr)
 		return ExitInput
 	}
 	if err := a.setupLogger(); err != nil {
@@ -174,39 +104,24 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		fmt.Fprint(stderr, usage)
+		a.help(stderr)
 		return ExitInput
 	}
 	cmd, cargs := rest[0], rest[1:]
 	switch cmd {
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return ExitOK
-	case "run":
-		return a.run(ctx, cargs)
-	case "check":
-		return a.check(ctx, cargs)
-	case "explore":
-		return a.explore(ctx, cargs)
-	case "validate":
-		return a.validate(cargs)
-	case "kldxref":
-		return a.kldxref(ctx, cargs)
-	case "fmt":
-		return a.fmt(cargs)
+	case "-h", "--help":
+		cmd = "help"
 	case "kernel":
 		return a.kernel(ctx, cargs)
-	case "links":
-		return a.links(cargs)
-	case "bench":
-		return a.bench(ctx, cargs)
-	case "trace":
-		return a.trace(ctx, cargs)
 	}
-	if ctl.Usage(cmd) != "" {
+	if v, ok := lookupVerb(cmd); ok {
+		return v.run(a, ctx, cargs)
+	}
+	if ctl.IsBase(cmd) || isModuleCommand(cmd) {
 		return a.client(ctx, cmd, cargs)
 	}
-	fmt.Fprintf(stderr, "kldsim: unknown command %q\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "kldsim: unknown command %q\n", cmd)
+	a.help(stderr)
 	return ExitInput
 }
 
@@ -269,13 +184,14 @@ func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	return f
 }
 
-// newFlags returns a FlagSet for a subcommand whose errors and -h go to
-// stderr with the usage line.
-func (a *app) newFlags(name, usageLine string) *flag.FlagSet {
+// newFlags returns a FlagSet for the verb called name whose errors and
+// -h go to stderr with the verb's usage (from the verbs table).
+func (a *app) newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
+	v, _ := lookupVerb(name)
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: %s\n", usageLine)
+		fmt.Fprintf(a.stderr, "usage: %s\n", v.usage)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,11 +24,12 @@ import (
 )
 
 // TestMain lets the test binary act as kldsim and its multi-call names
-// inside scripts.
+// inside scripts: FreeBSD's, and the commands of the modules the scripts
+// use (Run tells them apart by the module path's linker.hints).
 func TestMain(m *testing.M) {
 	main := func() { os.Exit(Main(os.Args)) }
 	cmds := map[string]func(){"kldsim": main}
-	for _, n := range MultiCall {
+	for _, n := range append(ctl.FreeBSD(), "ipfw", "greet") {
 		cmds[n] = main
 	}
 	testscript.Main(cleanupM{m}, cmds)
@@ -213,6 +215,78 @@ func TestConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpListsEveryCommand: help is made from the command tables, so
+// every verb of kldsim's own, every base command and every command and
+// interface verb the module path's modules declare is in it, each with
+// its usage; and each verb's -h prints the same usage.
+func TestHelpListsEveryCommand(t *testing.T) {
+	modules, testmods := plugins(t)
+	t.Setenv("KLDSIM_MODULE_PATH", modules+string(os.PathListSeparator)+testmods)
+	var out, errb bytes.Buffer
+	if st := Run(context.Background(), []string{"kldsim", "help"}, &out, &errb); st != ExitOK {
+		t.Fatalf("kldsim help: exit %d\n%s", st, errb.String())
+	}
+	help := out.String()
+	lines := map[string]bool{}
+	for _, l := range strings.Split(help, "\n") {
+		lines[strings.TrimSpace(l)] = true
+	}
+	for _, v := range verbs {
+		first := strings.Split(v.usage, "\n")[0]
+		if !lines[first] {
+			t.Errorf("help lacks %s's usage %q", v.name, first)
+		}
+		if !strings.Contains(help, strings.Fields(v.summary)[0]) {
+			t.Errorf("help lacks %s's summary", v.name)
+		}
+	}
+	table := ctl.NewTable(newHintsIndex(strings.Split(os.Getenv("KLDSIM_MODULE_PATH"), ":"), nil).Modules())
+	var mods int
+	for _, c := range table.Commands() {
+		for _, u := range strings.Split(trimUsage(c.Usage), "\n") {
+			if !lines[u] {
+				t.Errorf("help lacks %s's usage line %q", c.Name, u)
+			}
+		}
+		if c.Module != "" {
+			mods++
+		}
+	}
+	if mods < 2 { // ipfw, and the test module greeter's greet
+		t.Errorf("help lists %d module commands: the index's were not read", mods)
+	}
+	for _, c := range table.IfVerbs() {
+		if !strings.Contains(help, c.Cloner+"N: ") {
+			t.Errorf("help lacks the interface verbs of %s (module %s)", c.Cloner, c.Module)
+		}
+	}
+	// A verb's flags print its usage from the same table.
+	errb.Reset()
+	if st := Run(context.Background(), []string{"kldsim", "validate", "-h"}, &out, &errb); st != ExitOK {
+		t.Fatalf("validate -h: exit %d", st)
+	}
+	v, _ := lookupVerb("validate")
+	if !strings.HasPrefix(errb.String(), "usage: "+v.usage+"\n") {
+		t.Errorf("validate -h printed %q, want the table's usage %q", errb.String(), v.usage)
+	}
+}
+
+// TestMultiCall: the binary acts as FreeBSD's commands and as each
+// command of the module path's modules, and as nothing else.
+func TestMultiCall(t *testing.T) {
+	modules, _ := plugins(t)
+	t.Setenv("KLDSIM_MODULE_PATH", modules)
+	got := multiCall()
+	want := append(ctl.FreeBSD(), "ipfw")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("multiCall (-want +got):\n%s", diff)
+	}
+	t.Setenv("KLDSIM_MODULE_PATH", t.TempDir())
+	if got := multiCall(); slices.Contains(got, "ipfw") {
+		t.Errorf("multiCall without the module in the index: %v", got)
 	}
 }
 

@@ -19,9 +19,20 @@ import (
 	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/internal/rundir"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
-const kernelUsage = "usage: kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]\n       kldsim kernel stop\n       kldsim kernel status"
+// kernelUsage is the usage of kldsim kernel's subcommands, from the
+// verbs table.
+func kernelUsage() string {
+	var lines []string
+	for _, v := range verbs {
+		if strings.HasPrefix(v.name, "kernel ") {
+			lines = append(lines, strings.ReplaceAll(v.usage, "\n", "\n       "))
+		}
+	}
+	return "usage: " + strings.Join(lines, "\n       ")
+}
 
 // readyEnv names the file descriptor a detached daemon reports its
 // start-up on: what it printed, then readyMark once it serves.
@@ -32,7 +43,7 @@ const (
 
 func (a *app) kernel(ctx context.Context, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(a.stderr, kernelUsage)
+		fmt.Fprintln(a.stderr, kernelUsage())
 		return ExitInput
 	}
 	switch args[0] {
@@ -40,7 +51,7 @@ func (a *app) kernel(ctx context.Context, args []string) int {
 		return a.kernelStart(ctx, args[1:])
 	case "stop", "status":
 		if len(args) > 1 {
-			fmt.Fprintln(a.stderr, kernelUsage)
+			fmt.Fprintln(a.stderr, kernelUsage())
 			return ExitInput
 		}
 		resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: []string{"kernel", args[0]}})
@@ -55,7 +66,7 @@ func (a *app) kernel(ctx context.Context, args []string) int {
 		}
 		return resp.Status
 	}
-	fmt.Fprintf(a.stderr, "kldsim: kernel: unknown command %q\n%s\n", args[0], kernelUsage)
+	fmt.Fprintf(a.stderr, "kldsim: kernel: unknown command %q\n%s\n", args[0], kernelUsage())
 	return ExitInput
 }
 
@@ -69,7 +80,7 @@ func waitGone(socket string, d time.Duration) {
 }
 
 func (a *app) kernelStart(ctx context.Context, args []string) int {
-	fs := a.newFlags("kernel start", "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]")
+	fs := a.newFlags("kernel start")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable (repeatable)")
@@ -123,6 +134,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		ld    *loader.Loader
 		opts  kernel.Options
 		steps []step
+		index []sdk.Decl
 		desc  = "no configuration"
 	)
 	if *file != "" {
@@ -135,7 +147,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
 			return ExitInput
 		}
-		opts, steps, desc = kernelOptions(l.cfg, ld), plan(l.cfg), *file
+		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -147,6 +159,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
+		index = newHintsIndex(ld.ModulePath(), nil).Modules()
 	}
 	defer ld.Close()
 
@@ -155,13 +168,14 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, steps, a.stdout, a.stderr, true, nil); !ok {
+	if _, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
 
 	srv := ctl.NewServer(k, a.logger.Named("ctl"))
 	srv.WatchFaults = ld.WatchFaults
+	srv.Index = index
 	started := time.Now()
 	var (
 		stopOnce   sync.Once

@@ -114,7 +114,7 @@ func (r *scenarioRunner) Run(ctx context.Context, v explore.Variant) (explore.Ou
 	if err := applyVariant(&opts, v); err != nil {
 		return explore.Outcome{}, err
 	}
-	run, err := r.a.runScenario(ctx, r.ld.cfg, opts, watch, "")
+	run, err := r.a.runScenario(ctx, r.ld.cfg, opts, watch, r.ld.index, "")
 	if err != nil {
 		var be *bootError
 		if v.Fault != nil && errors.As(err, &be) {
@@ -250,26 +250,53 @@ func (o inprocOpener) OpenModule(ctx context.Context, module string) (kernel.Fil
 	return nil, fmt.Errorf("module %s: no shipped file carries it: %w", module, syscall.ENOENT)
 }
 
-// inprocLookup finds a config's modules among the shipped ones, for a
-// config run in-process: a module block names a shipped file, or a
+// inprocIndex is the module index of the shipped modules (plugins/all),
+// for a config run in-process: a module block names a shipped file, or a
 // module one carries; a path cannot run in-process.
-func inprocLookup(name, path string) (config.Found, error) {
+type inprocIndex struct{}
+
+var _ config.Index = inprocIndex{}
+
+// Find implements config.Index.
+func (inprocIndex) Find(name, path string) (config.Found, error) {
 	if path != "" {
 		return config.Found{}, fmt.Errorf("path = %q cannot run in-process: only the shipped modules can (plugins/all)", path)
 	}
 	for _, f := range all.Files() {
 		mods, _ := all.Modules(f)
-		var names []string
+		var decls []sdk.Decl
 		match := f == name
 		for _, m := range mods {
-			names = append(names, m.Decl().Name)
+			decls = append(decls, m.Decl())
 			match = match || m.Decl().Name == name
 		}
 		if match {
-			return config.Found{Path: filepath.Join("inprocess", f), Modules: names}, nil
+			return config.Found{Path: filepath.Join("inprocess", f), Decls: decls}, nil
 		}
 	}
 	return config.Found{}, config.NotFound("no shipped module file %s to run in-process (plugins/all has %s)", name, strings.Join(all.Files(), ", "))
+}
+
+// Module implements config.Index.
+func (ix inprocIndex) Module(name string) (sdk.Decl, bool) {
+	for _, d := range ix.Modules() {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return sdk.Decl{}, false
+}
+
+// Modules implements config.Index.
+func (inprocIndex) Modules() []sdk.Decl {
+	var out []sdk.Decl
+	for _, f := range all.Files() {
+		mods, _ := all.Modules(f)
+		for _, m := range mods {
+			out = append(out, m.Decl())
+		}
+	}
+	return out
 }
 
 // configHash identifies what an exploration explores: the mode, the
@@ -318,13 +345,11 @@ func configHash(ld *loaded, file string, vars map[string]string, inprocess bool)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-const exploreUsage = "kldsim explore [-faults error,crash] [-move MODULE:ENTRY [-move-span N]] [-max-orders N] [-shard I/N] [-j N] [-json] [-o FILE] [-inprocess] [-var NAME=VALUE] [-module-path DIRS] FILE\n       kldsim explore merge [-json] [-o FILE] FILE..."
-
 func (a *app) explore(ctx context.Context, args []string) int {
 	if len(args) > 0 && args[0] == "merge" {
 		return a.exploreMerge(args[1:])
 	}
-	fs := a.newFlags("explore", exploreUsage)
+	fs := a.newFlags("explore")
 	faultsFlag := fs.String("faults", "", "also inject each fault kind (error, crash; comma-separated) at each pass entry's first run")
 	move := fs.String("move", "", "also run MODULE:ENTRY at each distinct position among its pass table's ranks")
 	moveSpan := fs.Int("move-span", 0, "with -move, only the N nearest distinct ranks on each side (0: all)")
@@ -379,7 +404,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	file := fs.Arg(0)
 	lo := loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
 	if *inprocess {
-		lo.lookup = inprocLookup
+		lo.index = inprocIndex{}
 	}
 	ld, ok := a.loadConfig(lo)
 	if !ok {
@@ -441,7 +466,7 @@ func (a *app) writeExplore(res *explore.Result, asJSON bool, outFile string) int
 }
 
 func (a *app) exploreMerge(args []string) int {
-	fs := a.newFlags("explore merge", "kldsim explore merge [-json] [-o FILE] FILE...")
+	fs := a.newFlags("explore merge")
 	asJSON := fs.Bool("json", false, "print the merged result as JSON")
 	outFile := fs.String("o", "", "write the merged result's JSON to FILE (the text goes to stdout)")
 	if st := parseFlags(fs, args); st >= 0 {

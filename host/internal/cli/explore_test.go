@@ -26,7 +26,7 @@ func BenchmarkExploreOrders(b *testing.B) {
 			a := &app{stdout: io.Discard, stderr: io.Discard, logger: hclog.NewNullLogger()}
 			lo := loadOpts{file: file, modulePath: modules}
 			if inprocess {
-				lo.lookup = inprocLookup
+				lo.index = inprocIndex{}
 			}
 			ld, ok := a.loadConfig(lo)
 			if !ok {

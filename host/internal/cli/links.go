@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 )
 
-// links makes the multi-call links (kldload, kldunload, kldstat, ifconfig,
-// ipfw) to the kldsim binary in a directory, by default the binary's own.
+// links makes the multi-call links (FreeBSD's kldload, kldunload,
+// kldstat and ifconfig, and the commands the module path's modules
+// declare) to the kldsim binary in a directory, by default the binary's
+// own.
 func (a *app) links(args []string) int {
-	fs := a.newFlags("links", "kldsim links [-dir DIR] [-f]")
+	fs := a.newFlags("links")
 	dir := fs.String("dir", "", "where to make the links (default: next to the kldsim binary)")
 	force := fs.Bool("f", false, "replace existing files that are not links")
 	if st := parseFlags(fs, args); st >= 0 {
@@ -39,7 +41,7 @@ func (a *app) links(args []string) int {
 		target = filepath.Base(exe) // a relative link survives moving the directory
 	}
 	exit := ExitOK
-	for _, name := range MultiCall {
+	for _, name := range multiCall() {
 		p := filepath.Join(*dir, name)
 		if fi, err := os.Lstat(p); err == nil {
 			if fi.Mode()&os.ModeSymlink == 0 && !*force {

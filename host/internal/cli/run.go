@@ -24,16 +24,17 @@ import (
 // output is kept in the results only. It stops at the first step whose
 // outcome is not the expected one, saying so (and what the step printed
 // on stderr) on stderr, and returns false. watch is the loader's
-// WatchFaults, so a step during which a module process died or hung fails.
-func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
-	results, ok, _ := execStepsErr(ctx, k, watch, steps, stdout, stderr, echo, prog)
+// WatchFaults, so a step during which a module process died or hung fails;
+// index is the module path's declarations (ctl.Env.Index).
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+	results, ok, _ := execStepsErr(ctx, k, watch, index, steps, stdout, stderr, echo, prog)
 	return results, ok
 }
 
 // execStepsErr is execSteps that also returns the error of the step
 // that ended the steps (nil when every step went as expected, or when the
 // one that did not succeeded against expectations).
-func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool, error) {
+func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool, error) {
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -58,7 +59,7 @@ func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []e
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := sdk.ErrnoOf(err); e != 0 {
 			r.Errno = sdk.ErrnoName(e)
@@ -81,7 +82,7 @@ func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []e
 }
 
 func runLine(ctx context.Context, env *ctl.Env, line string) error {
-	cmd, err := ctl.ParseLine(line, "")
+	cmd, err := env.Table().ParseLine(line, "")
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
@@ -122,10 +123,11 @@ func exitFor(err error) int {
 // scenario steps (their output kept in the results; a step that does not
 // go as expected ends them, saying so on stderr), then the teardown, even
 // when ctx is cancelled: the witness needs the whole run. watch is the
-// loader's WatchFaults (nil in-process); prog labels the progress bar
+// loader's WatchFaults (nil in-process), index the module path's
+// declarations (ctl.Env.Index); prog labels the progress bar
 // ("" for none). Errors are *bootError, or a kernel block's rank override
 // of a module that is not the base system's (nothing ran then).
-func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.Options, watch func() func() []error, prog string) (*scenarioRun, error) {
+func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.Options, watch func() func() []error, index []sdk.Decl, prog string) (*scenarioRun, error) {
 	k, err := kernel.New(ctx, opts)
 	if err != nil {
 		return nil, &bootError{err}
@@ -140,7 +142,7 @@ func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.O
 		p = newProgress(a.stderr, prog, len(steps))
 	}
 	r := &scenarioRun{k: k}
-	r.steps, r.stepsOK, r.stepErr = execStepsErr(ctx, k, watch, steps, a.stdout, a.stderr, false, p)
+	r.steps, r.stepsOK, r.stepErr = execStepsErr(ctx, k, watch, index, steps, a.stdout, a.stderr, false, p)
 	if p != nil {
 		p.done()
 	}
@@ -180,7 +182,7 @@ func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run
 	}
 	defer mods.Close()
 
-	sr, err := a.runScenario(ctx, cfg, kernelOptions(cfg, mods), mods.WatchFaults, prog+" "+o.file)
+	sr, err := a.runScenario(ctx, cfg, kernelOptions(cfg, mods), mods.WatchFaults, ld.index, prog+" "+o.file)
 	if err != nil {
 		var be *bootError
 		if errors.As(err, &be) {
@@ -250,7 +252,7 @@ func (f *outFile) discard() {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
+	fs := a.newFlags("run")
 	asJSON := fs.Bool("json", false, "print the run as JSON: steps, the whole trace, witness reports (docs/TRACE.md)")
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")

@@ -28,7 +28,7 @@ const traceFormatList = "perfetto, svg, dot, blame, html or json"
 // nothing of its own) or reads a saved run (run -json output, or trace
 // -format json), and writes it in one format.
 func (a *app) trace(ctx context.Context, args []string) int {
-	fs := a.newFlags("trace", "kldsim trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE] [-module-path DIRS] CONFIG|RUN.json|-")
+	fs := a.newFlags("trace")
 	format := fs.String("format", "perfetto", "what to write: "+traceFormatList)
 	outPath := fs.String("o", "", "write to `FILE` (made whole or not at all) instead of standard output")
 	vars := varsFlag{}

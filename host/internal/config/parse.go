@@ -18,37 +18,24 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// Found is what a Lookup learned about a module block's file.
-type Found struct {
-	// Path is the file's location.
-	Path string
-	// Modules are the modules the file carries (DECLARE_MODULE names);
-	// none when no index lists the file.
-	Modules []string
-	// Warning, if set, is said about the block without failing it (e.g.
-	// what the file carries is not known until it is loaded).
-	Warning string
-}
-
-// Lookup finds the file a module block names: by name on the module path
-// (path empty), or at path (already made absolute). It fails when the
-// file cannot be found or must not be loaded. It must not run the file:
-// the product reads the module path's linker.hints; tests fake it.
-type Lookup func(name, path string) (Found, error)
-
 // Options tune a Parser.
 type Options struct {
 	// Vars override variable defaults: name -> text, as given with
 	// -var NAME=VALUE.
 	Vars map[string]string
-	// Lookup, if set, returns the Lookup that checks every module block
-	// can be found. It is given the decoded (not yet validated)
-	// configuration, for its module_path and pins; it is not called for a
-	// file that failed to decode.
-	Lookup func(cfg *Config) Lookup
+	// Index, if set, returns the module index the file is checked
+	// against: that every module block can be found, and what each
+	// module accepts in vnet and interface blocks. It is given the
+	// decoded (not yet validated) configuration, for its module_path
+	// and pins; it is not called for a file that failed to decode.
+	// Without an index no module setting is known.
+	Index func(cfg *Config) Index
 	// CheckStep, if set, checks that a scenario step parses with the
-	// command grammar.
+	// command grammar. It is called after Index.
 	CheckStep func(line string) error
+	// CheckCommand, if set, checks that a command a setting becomes
+	// (argv, the command name first) parses. It is called after Index.
+	CheckCommand func(argv []string) error
 }
 
 // Parser reads configuration files and remembers their sources so that
@@ -141,28 +128,15 @@ var moduleSchema = &hcl.BodySchema{
 	},
 }
 
+// vnetSchema is what the host itself reads in a vnet block; the rest of
+// the block is the modules' (decoded against their schemas once the
+// module set is known).
 var vnetSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "loan"},
-		{Name: "ipfw"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "interface", LabelNames: []string{"name"}},
-		{Type: "multicast"},
-	},
-}
-
-var interfaceSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "members"},
-		{Name: "tunnel"},
-	},
-}
-
-var multicastSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "router"},
-		{Name: "vifs"},
 	},
 }
 
@@ -184,11 +158,21 @@ func (p *Parser) Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	var lookup Lookup
-	if p.opts.Lookup != nil {
-		lookup = p.opts.Lookup(cfg)
+	var ix Index
+	if p.opts.Index != nil {
+		ix = p.opts.Index(cfg)
 	}
-	diags = append(diags, validate(cfg, lookup, p.opts.CheckStep)...)
+	v := &validator{cfg: cfg, ix: ix, opts: p.opts}
+	v.modules()
+	// The module settings, decoded against the set's schemas. A module
+	// that could not be found would make its settings look unknown: its
+	// errors say enough.
+	d.diags = nil
+	d.settings(cfg, v.schemas, v.diags.HasErrors())
+	v.diags = append(v.diags, d.diags...)
+	v.vnets()
+	v.steps()
+	diags = append(diags, v.diags...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -203,6 +187,15 @@ type decoder struct {
 	funcs    map[string]function.Function
 	ctx      *hcl.EvalContext
 	diags    hcl.Diagnostics
+	// rest holds what is left of each vnet block (and of its interface
+	// blocks) for the module settings, by vnet index.
+	rest []vnetRest
+}
+
+// vnetRest is the part of a vnet block the host does not read itself.
+type vnetRest struct {
+	body   hcl.Body
+	ifaces []hcl.Body // by interface index
 }
 
 func (d *decoder) add(diags hcl.Diagnostics) bool {
@@ -262,8 +255,9 @@ func (d *decoder) decode(body hcl.Body, vars map[string]string) *Config {
 				cfg.Modules = append(cfg.Modules, m)
 			}
 		case "vnet":
-			if v, ok := d.vnet(b); ok {
+			if v, rest, ok := d.vnet(b); ok {
 				cfg.Vnets = append(cfg.Vnets, v)
+				d.rest = append(d.rest, rest)
 			}
 		case "scenario":
 			if seenScenario != nil {
@@ -452,7 +446,7 @@ func (d *decoder) module(b *hcl.Block) (Module, bool) {
 				ok = d.add(hcl.Diagnostics{{
 					Severity: hcl.DiagError,
 					Summary:  "Invalid rank override",
-					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_gif_uninit\") or a module's entry (\"if_gif:vnet_gif_uninit\").", kv.Key.Value),
+					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_mymod_uninit\") or a module's entry (\"mymod:vnet_mymod_uninit\").", kv.Key.Value),
 					Subject:  kv.Key.Range.Ptr(),
 				}})
 				continue
@@ -485,11 +479,12 @@ func isHex(s string, n int) bool {
 	return true
 }
 
-func (d *decoder) vnet(b *hcl.Block) (Vnet, bool) {
+func (d *decoder) vnet(b *hcl.Block) (Vnet, vnetRest, bool) {
 	v := Vnet{Name: b.Labels[0], Range: b.DefRange}
-	content, diags := b.Body.Content(vnetSchema)
+	content, remain, diags := b.Body.PartialContent(vnetSchema)
+	rest := vnetRest{body: remain}
 	if !d.add(diags) {
-		return v, false
+		return v, rest, false
 	}
 	ok := true
 	if a, has := content.Attributes["loan"]; has {
@@ -497,121 +492,12 @@ func (d *decoder) vnet(b *hcl.Block) (Vnet, bool) {
 		ok = d.add(diags) && ok
 		v.Loan = names
 	}
-	if a, has := content.Attributes["ipfw"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "ipfw")
-		ok = d.add(diags) && ok
-		v.Ipfw = names
-	}
-	var seenMC *hcl.Block
 	for _, cb := range content.Blocks {
-		switch cb.Type {
-		case "interface":
-			ifc, good := d.iface(cb)
-			ok = good && ok
-			v.Interfaces = append(v.Interfaces, ifc)
-		case "multicast":
-			if seenMC != nil {
-				ok = d.add(hcl.Diagnostics{duplicate("block", "multicast", seenMC.DefRange, cb.DefRange)})
-				continue
-			}
-			seenMC = cb
-			mc, good := d.multicast(cb)
-			ok = good && ok
-			v.Multicast = mc
-		}
+		ifc := Interface{Name: cb.Labels[0], Range: cb.DefRange, Driver: driverOf(cb.Labels[0])}
+		v.Interfaces = append(v.Interfaces, ifc)
+		rest.ifaces = append(rest.ifaces, cb.Body)
 	}
-	return v, ok
-}
-
-func (d *decoder) iface(b *hcl.Block) (Interface, bool) {
-	ifc := Interface{Name: b.Labels[0], Range: b.DefRange}
-	ifc.Driver = driverOf(ifc.Name)
-	content, diags := b.Body.Content(interfaceSchema)
-	if !d.add(diags) {
-		return ifc, false
-	}
-	ok := true
-	if a, has := content.Attributes["members"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "members")
-		ok = d.add(diags) && ok
-		ifc.Members = names
-		if ifc.Driver != "bridge" {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("members is a bridge setting; %s is not a bridge interface.", ifc.Name),
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-	}
-	if a, has := content.Attributes["tunnel"]; has {
-		kvs, diags := evalStringMap(a.Expr, d.ctx, "tunnel")
-		ok = d.add(diags) && ok
-		if ifc.Driver != "gif" {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("tunnel is a gif setting; %s is not a gif interface.", ifc.Name),
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-		t := &Tunnel{}
-		for _, kv := range kvs {
-			switch kv.Key.Value {
-			case "src":
-				t.Src = kv.Value.Value
-			case "dst":
-				t.Dst = kv.Value.Value
-			default:
-				ok = d.add(hcl.Diagnostics{{
-					Severity: hcl.DiagError,
-					Summary:  "Unsupported tunnel attribute",
-					Detail:   fmt.Sprintf("A tunnel has src and dst; %q is not expected here.", kv.Key.Value),
-					Subject:  kv.Key.Range.Ptr(),
-				}})
-			}
-		}
-		if !diags.HasErrors() {
-			if msg := checkTunnel(t); msg != "" {
-				ok = d.add(hcl.Diagnostics{{
-					Severity: hcl.DiagError,
-					Summary:  "Invalid tunnel",
-					Detail:   msg,
-					Subject:  a.Expr.Range().Ptr(),
-				}})
-			}
-		}
-		ifc.Tunnel = t
-	}
-	return ifc, ok
-}
-
-func (d *decoder) multicast(b *hcl.Block) (*Multicast, bool) {
-	mc := &Multicast{}
-	content, diags := b.Body.Content(multicastSchema)
-	if !d.add(diags) {
-		return mc, false
-	}
-	ok := true
-	if a, has := content.Attributes["router"]; has {
-		v, diags := evalBool(a.Expr, d.ctx, "router")
-		ok = d.add(diags) && ok
-		mc.Router = v
-	}
-	if a, has := content.Attributes["vifs"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "vifs")
-		ok = d.add(diags) && ok
-		mc.Vifs = names
-		if !mc.Router && len(names) > 0 {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Vifs without a router",
-				Detail:   "Multicast vifs need a running router: set router = true.",
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-	}
-	return mc, ok
+	return v, rest, ok
 }
 
 func (d *decoder) scenario(b *hcl.Block) []Step {

@@ -14,18 +14,22 @@ import (
 )
 
 const (
-	usageKldload   = "usage: kldload [-nqv] file ..."
-	usageKldunload = "usage: kldunload [-fv] -i id ...\n       kldunload [-fv] [-n] name ..."
+	usageKldload   = "usage: kldload [-nqv] file ...\n       kldload -plan [--json] [-n] file"
+	usageKldunload = "usage: kldunload [-fv] -i id ...\n       kldunload [-fv] [-n] name ...\n       kldunload -plan [--json] [-f] [-i id | [-n] name]"
 	usageKldstat   = "usage: kldstat [-q] [-v] [--json] [-i id] [-n filename]\n       kldstat [-q] [-v] [--json] [-m modname]"
 )
 
 func parseKldload(c *Cmd, args []string) (runner, error) {
+	args, plan := cutPlan(c, args)
 	o, err := getopt(args, "nqv", false)
 	if err != nil {
 		return nil, err
 	}
 	if len(o.rest) == 0 {
 		return nil, errors.New("missing file name")
+	}
+	if plan {
+		return planKldload(o)
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		var errs []error
@@ -83,6 +87,7 @@ func findFile(k *kernel.Kernel, name string) (kernel.FileStat, bool) {
 }
 
 func parseKldunload(c *Cmd, args []string) (runner, error) {
+	args, plan := cutPlan(c, args)
 	o, err := getopt(args, "finv", false)
 	if err != nil {
 		return nil, err
@@ -102,6 +107,9 @@ func parseKldunload(c *Cmd, args []string) (runner, error) {
 			}
 			ids = append(ids, id)
 		}
+	}
+	if plan {
+		return planKldunload(o)
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		var errs []error

@@ -15,9 +15,8 @@ import (
 )
 
 const (
-	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet [list] [--json]"
+	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
 	usageIfconfig = "usage: ifconfig [-j vnet] [-a | -l] [--json]\n       ifconfig [-j vnet] [--json] interface\n       ifconfig [-j vnet] interface create|destroy\n       ifconfig [-j vnet] interface vnet|-vnet vnet\n       ifconfig [-j vnet] interface command [args ...]"
-	usageIpfw     = "usage: ipfw [-j vnet] add [NUM] allow|deny|count ip from SRC to DST [via IF]\n       ipfw [-j vnet] delete NUM ...\n       ipfw [-j vnet] flush | list | show"
 	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
 )
 
@@ -28,6 +27,7 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	}
 	switch verb {
 	case "create", "destroy":
+		args, plan := cutPlan(c, args)
 		o, err := getopt(args, "", false)
 		if err != nil {
 			return nil, err
@@ -39,6 +39,9 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			if err := sdk.ValidVnetName(n); err != nil {
 				return nil, err
 			}
+		}
+		if plan {
+			return planVnet(verb, o.rest)
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			var errs []error
@@ -89,18 +92,6 @@ func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
 	return tw.Flush()
 }
 
-// ifconfigOps names the ioctl FreeBSD's ifconfig reports a verb's
-// failure under.
-var ifconfigOps = map[string]string{
-	"addm":         "BRDGADD",
-	"deletem":      "BRDGDEL",
-	"tunnel":       "SIOCSIFPHYADDR",
-	"-tunnel":      "SIOCDIFPHYADDR",
-	"deletetunnel": "SIOCDIFPHYADDR",
-	"up":           "SIOCSIFFLAGS",
-	"down":         "SIOCSIFFLAGS",
-}
-
 func parseIfconfig(c *Cmd, args []string) (runner, error) {
 	o, err := getopt(args, "alj:", true)
 	if err != nil {
@@ -128,6 +119,9 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 	switch words[0] {
 	case "create":
 		rest := words[1:]
+		if err := c.table.checkIfVerbs(ifname, rest); err != nil {
+			return nil, err
+		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			name, err := env.Kernel.IfCreate(ctx, vnet, ifname)
 			if err != nil {
@@ -186,14 +180,23 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 			return nil
 		}, nil
 	}
+	if err := c.table.checkIfVerbs(ifname, words); err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		return ifControl(ctx, env, vnet, ifname, words)
 	}, nil
 }
 
 // ifControl sends a driver command (addm em1, tunnel A B, up) to the
-// module owning the interface.
+// module owning the interface, once its words are verbs the module
+// declares.
 func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []string) error {
+	calls, err := ownerVerbs(env, vnet, ifname, words)
+	if err != nil {
+		warnf(env, "ifconfig", "%s: %v", ifname, err)
+		return failed([]error{fmt.Errorf("ifconfig %s: %w: %w", ifname, err, syscall.EINVAL)})
+	}
 	out, err := env.Kernel.IfControl(ctx, vnet, ifname, words)
 	if err != nil {
 		var me *kernel.ModuleError
@@ -204,12 +207,10 @@ func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []strin
 			// The driver's own words name its ioctl ("BRDGADD em1: ...").
 			warnf(env, "ifconfig", "%s: %s", sdk.Detail(me.Err), describe(err))
 		default:
-			op, ok := ifconfigOps[words[0]]
-			if !ok {
-				op = words[0]
-			}
-			if (words[0] == "addm" || words[0] == "deletem") && len(words) > 1 {
-				op += " " + words[1]
+			// The ioctl the verb declares ("BRDGADD em1"), else the verb.
+			op := words[0]
+			if len(calls) > 0 {
+				op = calls[0].Verb.OpName(calls[0].Args)
 			}
 			warnf(env, "ifconfig", "%s: %s", op, errText(err))
 		}
@@ -294,7 +295,7 @@ func ifconfigList(ctx context.Context, c *Cmd, env *Env, vnet, only string, name
 	for _, st := range ifs {
 		j := jsonIf{Name: st.Name, Index: st.Index, Driver: st.Driver, Cloned: st.Cloned, Up: st.Up,
 			Home: st.Home, Vnet: st.Vnet, Owner: st.Owner, Flags: st.Flags}
-		if st.Cloned {
+		if st.Cloned && declaresShow(env, st.Owner) {
 			// The driver's own view: members, tunnel addresses.
 			if s, err := env.Kernel.IfControl(ctx, vnet, st.Name, []string{"show"}); err == nil {
 				j.Details = driverDetails(st.Name, s)
@@ -338,28 +339,6 @@ func driverDetails(ifname, s string) string {
 	return strings.Join(lines, "\n")
 }
 
-var ipfwVerbs = map[string]bool{"add": true, "delete": true, "flush": true, "list": true, "show": true}
-
-func parseIpfw(c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "j:", false)
-	if err != nil {
-		return nil, err
-	}
-	if len(o.rest) == 0 {
-		return nil, errors.New("missing command")
-	}
-	if !ipfwVerbs[o.rest[0]] {
-		return nil, fmt.Errorf("unknown command %q", o.rest[0])
-	}
-	if o.rest[0] == "add" && len(o.rest) < 2 {
-		return nil, errors.New("add: missing rule")
-	}
-	vnet := vnetArg(o)
-	return func(ctx context.Context, c *Cmd, env *Env) error {
-		return modControl(ctx, env, "ipfw", vnet, "ipfw", o.rest)
-	}, nil
-}
-
 func parseModctl(c *Cmd, args []string) (runner, error) {
 	o, err := getopt(args, "j:", false)
 	if err != nil {
@@ -367,6 +346,11 @@ func parseModctl(c *Cmd, args []string) (runner, error) {
 	}
 	if len(o.rest) < 2 {
 		return nil, errors.New("missing module or command")
+	}
+	if d, ok := c.table.Module(o.rest[0]); ok && len(d.Config.Verbs) > 0 {
+		if _, err := sdk.MatchVerbs(d.Config.Verbs, o.rest[1:], true); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.rest[0], err)
+		}
 	}
 	vnet := vnetArg(o)
 	return func(ctx context.Context, c *Cmd, env *Env) error {

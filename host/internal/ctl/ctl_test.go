@@ -24,38 +24,63 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-// newKernel boots a kernel whose module path holds the real plugins,
-// in-process.
-func newKernel(t *testing.T) *kernel.Kernel {
-	t.Helper()
-	h := sdktest.New(t, sdktest.Options{EmCount: 3, Files: map[string][]*sdk.Module{
+// modulePath is the files of the module path newKernel serves: the real
+// plugins, in-process.
+func modulePath() map[string][]*sdk.Module {
+	return map[string][]*sdk.Module{
 		"ipfw":       {ipfw.Module()},
 		"if_bridge":  {ifbridge.Bridge()},
 		"bridgestp":  {ifbridge.STP()},
 		"if_gif":     {gif.Module()},
 		"ip_mroute":  {mcast.IPMroute()},
 		"ip6_mroute": {mcast.IP6Mroute()},
-	}})
+	}
+}
+
+// index is what linker.hints lists for the module path: every module's
+// declaration.
+func index() []sdk.Decl {
+	var out []sdk.Decl
+	for _, name := range []string{"ipfw", "if_bridge", "bridgestp", "if_gif", "ip_mroute", "ip6_mroute"} {
+		for _, m := range modulePath()[name] {
+			out = append(out, m.Decl())
+		}
+	}
+	return out
+}
+
+// newKernel boots a kernel whose module path holds the real plugins,
+// in-process.
+func newKernel(t testing.TB) *kernel.Kernel {
+	t.Helper()
+	h := sdktest.New(t, sdktest.Options{EmCount: 3, Files: modulePath()})
 	return h.Kernel()
 }
 
-// run parses and runs one line, returning what it printed.
-func run(t *testing.T, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
+// run parses and runs one line as the daemon does (its table: the base
+// commands, the loaded modules', the module path's), returning what it
+// printed.
+func run(t testing.TB, k *kernel.Kernel, line string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd, err := ParseLine(line, "/work")
+	var out, errb bytes.Buffer
+	env := &Env{Kernel: k, Stdout: &out, Stderr: &errb, Index: index()}
+	cmd, err := env.Table().ParseLine(line, "/work")
 	if err != nil {
 		return "", "", err
 	}
-	var out, errb bytes.Buffer
-	err = cmd.Run(context.Background(), &Env{Kernel: k, Stdout: &out, Stderr: &errb})
+	err = cmd.Run(context.Background(), env)
 	return out.String(), errb.String(), err
 }
 
 // TestSession replays testdata/session.golden: every "$ command" line is
 // run in order against one kernel, and what follows it must be what the
 // command prints (stdout, stderr, then "[exit N ERRNO]" on failure).
-func TestSession(t *testing.T) {
-	const golden = "testdata/session.golden"
+func TestSession(t *testing.T) { replay(t, "testdata/session.golden") }
+
+// replay runs golden's "$ command" lines against one kernel and compares
+// what they print with what follows each in the file.
+func replay(t *testing.T, golden string) {
+	t.Helper()
 	src, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
@@ -171,9 +196,21 @@ func TestParse(t *testing.T) {
 		{line: "ifconfig em1 vnet", wantErr: "vnet takes one VNET name"},
 		{line: "ifconfig -a em1", wantErr: "take no interface"},
 		{line: "ifconfig -jj1 bridge0 addm em1", want: []string{"ifconfig", "-jj1", "bridge0", "addm", "em1"}},
-		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob"`},
-		{line: "ipfw add", wantErr: "add: missing rule"},
+		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob" (want add, delete, flush, list, show)`},
+		{line: "ipfw add", wantErr: "add: missing arguments: add [NUM] allow|deny|count"},
+		{line: "ipfw", wantErr: "missing command"},
+		{line: "ipfw list now", wantErr: `list: unexpected argument "now"`},
+		{line: "ipfw -j j1 add 100 allow ip from any to any", want: []string{"ipfw", "-j", "j1", "add", "100", "allow", "ip", "from", "any", "to", "any"}},
 		{line: "modctl ip_mroute", wantErr: "missing module or command"},
+		{line: "modctl ip_mroute frob", wantErr: `ip_mroute: unknown command "frob" (want start, stop, add-vif, del-vif, list, show)`},
+		{line: "modctl ip_mroute add-vif", wantErr: "ip_mroute: add-vif: wants 1 argument: add-vif IF"},
+		{line: "modctl kldtest ping", want: []string{"modctl", "kldtest", "ping"}}, // a module the table does not know
+		{line: "ifconfig -j j1 bridge0 frob", wantErr: `bridge0: unknown command "frob" (want up, down, addm, deletem, show, list)`},
+		{line: "ifconfig bridge0 addm", wantErr: "bridge0: addm: wants 1 argument: addm IF"},
+		{line: "ifconfig bridge create addm em1", want: []string{"ifconfig", "bridge", "create", "addm", "em1"}},
+		{line: "ifconfig bridge create tunnel a b", wantErr: `bridge: unknown command "tunnel"`},
+		{line: "ifconfig gif0 tunnel 192.0.2.1 192.0.2.2 up", want: []string{"ifconfig", "gif0", "tunnel", "192.0.2.1", "192.0.2.2", "up"}},
+		{line: "ifconfig foo0 frob", want: []string{"ifconfig", "foo0", "frob"}}, // no cloner known: the owner decides
 		{line: "sysinit x", wantErr: `unexpected argument "x"`},
 		{line: "frobnicate", wantErr: "unknown command"},
 		{line: "kldload 'unterminated", wantErr: "unterminated quote"},
@@ -187,9 +224,10 @@ func TestParse(t *testing.T) {
 		{line: "ifconfig 'em 1' up", wantErr: `bad interface name "em 1"`},
 		{line: "ifconfig bridge1234567890123 create", wantErr: "longer than 15 bytes"},
 	}
+	table := NewTable(index())
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
-			c, err := ParseLine(tt.line, "/work")
+			c, err := table.ParseLine(tt.line, "/work")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -269,5 +307,100 @@ func TestSysinitPerVnet(t *testing.T) {
 	}
 	if !strings.Contains(out, "vnet_ipfw_init") || !durRE.MatchString(out) {
 		t.Errorf("sysinit -j j1:\n%s", out)
+	}
+}
+
+// TestTable: the commands of a table come from the declarations it is
+// given; the base commands cannot be taken, nor a command twice; usage
+// text is made from the declared verbs.
+func TestTable(t *testing.T) {
+	ctl := func(context.Context, sdk.KPI, sdk.ControlReq) (string, error) { return "", nil }
+	decl := func(name string, cmds ...string) sdk.Decl {
+		c := sdk.ConfigSchema{Verbs: []sdk.Verb{{Name: "go", Args: "WHERE", Min: 1, Max: 1}, {Name: "stop"}}}
+		for _, n := range cmds {
+			c.Commands = append(c.Commands, sdk.Command{Name: n, Summary: "the " + n + " command"})
+		}
+		m := sdk.DeclareModule(name, sdk.SubPseudo, sdk.OrderAny).Config(c).OnControl(ctl)
+		if err := m.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m.Decl()
+	}
+	table := NewTable([]sdk.Decl{decl("one", "walk"), decl("two", "walk", "kldload", "run"), decl("one", "fly")})
+	var errs []string
+	for _, err := range table.Conflicts() {
+		errs = append(errs, err.Error())
+	}
+	want := []string{
+		"module two declares command walk, which module one already has",
+		"module two declares command kldload, which is a base command",
+	}
+	if diff := cmp.Diff(want, errs); diff != "" {
+		t.Errorf("Conflicts (-want +got):\n%s", diff)
+	}
+	var mods []string
+	for _, c := range table.Commands() {
+		if c.Module != "" {
+			mods = append(mods, c.Name+"@"+c.Module+": "+c.Summary)
+		}
+	}
+	if diff := cmp.Diff([]string{"walk@one: the walk command", "run@two: the run command"}, mods); diff != "" {
+		t.Errorf("module commands (-want +got):\n%s", diff)
+	}
+	if got, want := table.Usage("walk"), "usage: walk [-j vnet] go WHERE\n       walk [-j vnet] stop"; got != want {
+		t.Errorf("Usage(walk) = %q, want %q", got, want)
+	}
+	c, err := table.ParseLine("run -j j1 go home", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"run", "-j", "j1", "go", "home"}, c.Argv()); diff != "" {
+		t.Errorf("argv (-want +got):\n%s", diff)
+	}
+	// The base table knows no module command, and leaves the modules'
+	// verbs to the daemon's table.
+	if _, err := ParseLine("walk go home", ""); err == nil || Status(err) != 2 {
+		t.Errorf("base table parsed a module command: %v", err)
+	}
+	for _, l := range []string{"modctl -j j1 one frob", "ifconfig -j j1 bridge0 frob", "ifconfig bridge create frob"} {
+		if _, err := ParseLine(l, ""); err != nil {
+			t.Errorf("base table: %s: %v", l, err)
+		}
+	}
+	if Usage("walk") != "" || Usage("kldload") == "" {
+		t.Error("package Usage is not the base commands'")
+	}
+}
+
+// TestOwnerVerbs: a line parsed without the module's declarations (a
+// client's) is checked when it runs, against the verbs of the module
+// that owns the interface; a verb it does not declare never reaches it.
+func TestOwnerVerbs(t *testing.T) {
+	k := newKernel(t)
+	for _, l := range []string{"kldload if_bridge", "vnet create j1", "ifconfig -j j1 bridge0 create"} {
+		if _, stderr, err := run(t, k, l); err != nil {
+			t.Fatalf("%s: %v %s", l, err, stderr)
+		}
+	}
+	cmd, err := ParseLine("ifconfig -j j1 bridge0 frob", "")
+	if err != nil {
+		t.Fatalf("the base table refused what only the owner can judge: %v", err)
+	}
+	var out, errb bytes.Buffer
+	err = cmd.Run(context.Background(), &Env{Kernel: k, Stdout: &out, Stderr: &errb})
+	if sdk.ErrnoOf(err) != syscall.EINVAL || Status(err) != 1 {
+		t.Errorf("err = %v (status %d), want EINVAL, status 1", err, Status(err))
+	}
+	if want := "ifconfig: bridge0: unknown command \"frob\" (want up, down, addm, deletem, show, list)\n"; errb.String() != want {
+		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+	for _, ev := range k.Trace() {
+		if ev.Entry == "control" && strings.Contains(ev.Detail, "frob") {
+			t.Errorf("the module was asked: %v", ev)
+		}
+	}
+	// A declared verb goes through.
+	if _, stderr, err := run(t, k, "ifconfig -j j1 bridge0 show"); err != nil {
+		t.Errorf("show: %v %s", err, stderr)
 	}
 }

@@ -37,7 +37,9 @@ func TestErrorWords(t *testing.T) {
 				return "", errors.New("nak: no errno in these words")
 			}
 			return "", fmt.Errorf("interface %s does not exist: %w", req.Ifname, syscall.ENXIO)
-		})
+		}).
+		// Its interfaces' verbs, which ifconfig checks before asking it.
+		Config(sdk.ConfigSchema{IfVerbs: []sdk.Verb{{Name: "frob"}, {Name: "bare"}}})
 	k := sdktest.New(t, sdktest.Options{Files: map[string][]*sdk.Module{"nak": {nak}}}).Kernel()
 	steps := []struct{ line, stderr string }{
 		{"kldload nak", ""},

@@ -55,6 +55,9 @@ type Server struct {
 	// WatchFaults, if set, is the loader's: commands, and kernel stop,
 	// fail when a module process dies or hangs while they run.
 	WatchFaults func() (stop func() []error)
+	// Index is what Env.Index is to the commands served: the modules on
+	// the module path, whose commands parse before they are loaded.
+	Index []sdk.Decl
 
 	mu      sync.Mutex // one command at a time
 	stopped bool
@@ -175,11 +178,12 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 		}
 		return &Response{Stdout: out.String()}
 	}
-	cmd, err := Parse(argv, req.Cwd)
+	env := &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults, Index: s.Index}
+	cmd, err := env.Table().Parse(argv, req.Cwd)
 	if err != nil {
 		return usageResponse(err)
 	}
-	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults})
+	err = cmd.Run(ctx, env)
 	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
 	if e := sdk.ErrnoOf(err); e != 0 {
 		r.Errno = sdk.ErrnoName(e)

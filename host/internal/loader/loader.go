@@ -225,14 +225,7 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	if closed {
 		return nil, errClosed
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, loadErr(name, ErrNotFound, err.Error())
-	}
-	if st.IsDir() {
-		return nil, loadErr(path, ErrNotPlugin, "it is a directory")
-	}
-	in, err := Inspect(path, l.cfg.Pins)
+	st, in, err := l.inspect(name, path)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +255,23 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	l.files[f] = struct{}{}
 	p.logger.Debug("plugin loaded", "path", path, "pid", p.pid, "modules", strings.Join(names, ","))
 	return f, nil
+}
+
+// inspect checks the file at path (found for name) as a load does before
+// running it: a regular file, then Inspect with the loader's pins.
+func (l *Loader) inspect(name, path string) (os.FileInfo, *Inspection, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, loadErr(name, ErrNotFound, err.Error())
+	}
+	if st.IsDir() {
+		return nil, nil, loadErr(path, ErrNotPlugin, "it is a directory")
+	}
+	in, err := Inspect(path, l.cfg.Pins)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, in, nil
 }
 
 // Inspection is what a load knows of a binary before it runs it.

@@ -493,6 +493,7 @@ type Decl struct {
 	Entries       []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
 	Cloners       []string               `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
 	Events        []EventKind            `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
+	Config        *ConfigSchema          `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -576,6 +577,332 @@ func (x *Decl) GetEvents() []EventKind {
 	return nil
 }
 
+func (x *Decl) GetConfig() *ConfigSchema {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// ConfigSchema is what a module accepts from configurations and the
+// command line (sdk.ConfigSchema): settings of vnet and interface
+// blocks, commands of its own, control and interface verbs.
+type ConfigSchema struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vnet          []*Setting             `protobuf:"bytes,1,rep,name=vnet,proto3" json:"vnet,omitempty"`
+	Interface     []*Setting             `protobuf:"bytes,2,rep,name=interface,proto3" json:"interface,omitempty"`
+	Commands      []*Command             `protobuf:"bytes,3,rep,name=commands,proto3" json:"commands,omitempty"`
+	Verbs         []*Verb                `protobuf:"bytes,4,rep,name=verbs,proto3" json:"verbs,omitempty"`
+	IfVerbs       []*Verb                `protobuf:"bytes,5,rep,name=if_verbs,json=ifVerbs,proto3" json:"if_verbs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSchema) Reset() {
+	*x = ConfigSchema{}
+	mi := &file_kld_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSchema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSchema) ProtoMessage() {}
+
+func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSchema.ProtoReflect.Descriptor instead.
+func (*ConfigSchema) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConfigSchema) GetVnet() []*Setting {
+	if x != nil {
+		return x.Vnet
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetInterface() []*Setting {
+	if x != nil {
+		return x.Interface
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetCommands() []*Command {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetVerbs() []*Verb {
+	if x != nil {
+		return x.Verbs
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetIfVerbs() []*Verb {
+	if x != nil {
+		return x.IfVerbs
+	}
+	return nil
+}
+
+// Setting is one attribute or block (sdk.Setting); type and ref are
+// sdk.ValueType and sdk.Ref as text, checked by sdk.Decl.Validate.
+type Setting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Fields        []*Setting             `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	Required      bool                   `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	Ref           string                 `protobuf:"bytes,6,opt,name=ref,proto3" json:"ref,omitempty"`
+	Unique        bool                   `protobuf:"varint,7,opt,name=unique,proto3" json:"unique,omitempty"`
+	Commands      []string               `protobuf:"bytes,8,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_kld_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Setting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Setting) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *Setting) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Setting) GetFields() []*Setting {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *Setting) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *Setting) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *Setting) GetUnique() bool {
+	if x != nil {
+		return x.Unique
+	}
+	return false
+}
+
+func (x *Setting) GetCommands() []string {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// Command is a command of the module's own (sdk.Command).
+type Command struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Command) Reset() {
+	*x = Command{}
+	mi := &file_kld_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Command) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Command) ProtoMessage() {}
+
+func (x *Command) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Command.ProtoReflect.Descriptor instead.
+func (*Command) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Command) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Command) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+// Verb is a word the control handler answers (sdk.Verb).
+type Verb struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Args          string                 `protobuf:"bytes,2,opt,name=args,proto3" json:"args,omitempty"`
+	Min           int32                  `protobuf:"varint,3,opt,name=min,proto3" json:"min,omitempty"`
+	Max           int32                  `protobuf:"varint,4,opt,name=max,proto3" json:"max,omitempty"`
+	Op            string                 `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	Summary       string                 `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verb) Reset() {
+	*x = Verb{}
+	mi := &file_kld_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verb) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verb) ProtoMessage() {}
+
+func (x *Verb) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verb.ProtoReflect.Descriptor instead.
+func (*Verb) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Verb) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Verb) GetArgs() string {
+	if x != nil {
+		return x.Args
+	}
+	return ""
+}
+
+func (x *Verb) GetMin() int32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *Verb) GetMax() int32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *Verb) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *Verb) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 // Capabilities tell the host which optional handlers a module has, so the
 // host answers the others itself without a round trip.
 type Capabilities struct {
@@ -588,7 +915,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +927,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +940,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{4}
+	return file_kld_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Capabilities) GetEventHandler() bool {
@@ -641,7 +968,7 @@ type ModuleInfo struct {
 
 func (x *ModuleInfo) Reset() {
 	*x = ModuleInfo{}
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +980,7 @@ func (x *ModuleInfo) String() string {
 func (*ModuleInfo) ProtoMessage() {}
 
 func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +993,7 @@ func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleInfo.ProtoReflect.Descriptor instead.
 func (*ModuleInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{5}
+	return file_kld_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModuleInfo) GetDecl() *Decl {
@@ -695,7 +1022,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +1034,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +1047,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{6}
+	return file_kld_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetErrno() uint32 {
@@ -751,7 +1078,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +1090,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +1103,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{7}
+	return file_kld_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Call) GetToken() uint64 {
@@ -811,7 +1138,7 @@ type DeclareRequest struct {
 
 func (x *DeclareRequest) Reset() {
 	*x = DeclareRequest{}
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1150,7 @@ func (x *DeclareRequest) String() string {
 func (*DeclareRequest) ProtoMessage() {}
 
 func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1163,7 @@ func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareRequest.ProtoReflect.Descriptor instead.
 func (*DeclareRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{8}
+	return file_kld_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeclareRequest) GetKpiBrokerId() uint32 {
@@ -858,7 +1185,7 @@ type DeclareResponse struct {
 
 func (x *DeclareResponse) Reset() {
 	*x = DeclareResponse{}
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1197,7 @@ func (x *DeclareResponse) String() string {
 func (*DeclareResponse) ProtoMessage() {}
 
 func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1210,7 @@ func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareResponse.ProtoReflect.Descriptor instead.
 func (*DeclareResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{9}
+	return file_kld_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeclareResponse) GetFile() string {
@@ -917,7 +1244,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1256,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1269,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{10}
+	return file_kld_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RunRequest) GetCall() *Call {
@@ -969,7 +1296,7 @@ type EventRequest struct {
 
 func (x *EventRequest) Reset() {
 	*x = EventRequest{}
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1308,7 @@ func (x *EventRequest) String() string {
 func (*EventRequest) ProtoMessage() {}
 
 func (x *EventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1321,7 @@ func (x *EventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventRequest.ProtoReflect.Descriptor instead.
 func (*EventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{11}
+	return file_kld_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EventRequest) GetCall() *Call {
@@ -1025,7 +1352,7 @@ type IfEvent struct {
 
 func (x *IfEvent) Reset() {
 	*x = IfEvent{}
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1364,7 @@ func (x *IfEvent) String() string {
 func (*IfEvent) ProtoMessage() {}
 
 func (x *IfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1377,7 @@ func (x *IfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEvent.ProtoReflect.Descriptor instead.
 func (*IfEvent) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{12}
+	return file_kld_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IfEvent) GetKind() EventKind {
@@ -1098,7 +1425,7 @@ type IfEventRequest struct {
 
 func (x *IfEventRequest) Reset() {
 	*x = IfEventRequest{}
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1437,7 @@ func (x *IfEventRequest) String() string {
 func (*IfEventRequest) ProtoMessage() {}
 
 func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1450,7 @@ func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEventRequest.ProtoReflect.Descriptor instead.
 func (*IfEventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{13}
+	return file_kld_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *IfEventRequest) GetCall() *Call {
@@ -1152,7 +1479,7 @@ type CloneRequest struct {
 
 func (x *CloneRequest) Reset() {
 	*x = CloneRequest{}
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1491,7 @@ func (x *CloneRequest) String() string {
 func (*CloneRequest) ProtoMessage() {}
 
 func (x *CloneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1504,7 @@ func (x *CloneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
 func (*CloneRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{14}
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CloneRequest) GetCall() *Call {
@@ -1219,7 +1546,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1558,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1571,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{15}
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ControlRequest) GetCall() *Call {
@@ -1278,7 +1605,7 @@ type ControlResponse struct {
 
 func (x *ControlResponse) Reset() {
 	*x = ControlResponse{}
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1617,7 @@ func (x *ControlResponse) String() string {
 func (*ControlResponse) ProtoMessage() {}
 
 func (x *ControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1630,7 @@ func (x *ControlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlResponse.ProtoReflect.Descriptor instead.
 func (*ControlResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{16}
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ControlResponse) GetOutput() string {
@@ -1330,7 +1657,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1669,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1682,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Result) GetError() *Error {
@@ -1382,7 +1709,7 @@ type IfInfo struct {
 
 func (x *IfInfo) Reset() {
 	*x = IfInfo{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1721,7 @@ func (x *IfInfo) String() string {
 func (*IfInfo) ProtoMessage() {}
 
 func (x *IfInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1734,7 @@ func (x *IfInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfo.ProtoReflect.Descriptor instead.
 func (*IfInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IfInfo) GetName() string {
@@ -1475,7 +1802,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1814,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1827,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+	return file_kld_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TokenRequest) GetToken() uint64 {
@@ -1520,7 +1847,7 @@ type NameRequest struct {
 
 func (x *NameRequest) Reset() {
 	*x = NameRequest{}
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1859,7 @@ func (x *NameRequest) String() string {
 func (*NameRequest) ProtoMessage() {}
 
 func (x *NameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1872,7 @@ func (x *NameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NameRequest.ProtoReflect.Descriptor instead.
 func (*NameRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NameRequest) GetToken() uint64 {
@@ -1572,7 +1899,7 @@ type ObjRequest struct {
 
 func (x *ObjRequest) Reset() {
 	*x = ObjRequest{}
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1911,7 @@ func (x *ObjRequest) String() string {
 func (*ObjRequest) ProtoMessage() {}
 
 func (x *ObjRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1924,7 @@ func (x *ObjRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjRequest.ProtoReflect.Descriptor instead.
 func (*ObjRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
+	return file_kld_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ObjRequest) GetToken() uint64 {
@@ -1625,7 +1952,7 @@ type RefRequest struct {
 
 func (x *RefRequest) Reset() {
 	*x = RefRequest{}
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1964,7 @@ func (x *RefRequest) String() string {
 func (*RefRequest) ProtoMessage() {}
 
 func (x *RefRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1977,7 @@ func (x *RefRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefRequest.ProtoReflect.Descriptor instead.
 func (*RefRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
+	return file_kld_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RefRequest) GetToken() uint64 {
@@ -1685,7 +2012,7 @@ type IfAttachRequest struct {
 
 func (x *IfAttachRequest) Reset() {
 	*x = IfAttachRequest{}
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2024,7 @@ func (x *IfAttachRequest) String() string {
 func (*IfAttachRequest) ProtoMessage() {}
 
 func (x *IfAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2037,7 @@ func (x *IfAttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfAttachRequest.ProtoReflect.Descriptor instead.
 func (*IfAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
+	return file_kld_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *IfAttachRequest) GetToken() uint64 {
@@ -1746,7 +2073,7 @@ type IfSetFlagRequest struct {
 
 func (x *IfSetFlagRequest) Reset() {
 	*x = IfSetFlagRequest{}
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2085,7 @@ func (x *IfSetFlagRequest) String() string {
 func (*IfSetFlagRequest) ProtoMessage() {}
 
 func (x *IfSetFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2098,7 @@ func (x *IfSetFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfSetFlagRequest.ProtoReflect.Descriptor instead.
 func (*IfSetFlagRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
+	return file_kld_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IfSetFlagRequest) GetToken() uint64 {
@@ -1813,7 +2140,7 @@ type HookRequest struct {
 
 func (x *HookRequest) Reset() {
 	*x = HookRequest{}
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2152,7 @@ func (x *HookRequest) String() string {
 func (*HookRequest) ProtoMessage() {}
 
 func (x *HookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2165,7 @@ func (x *HookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HookRequest.ProtoReflect.Descriptor instead.
 func (*HookRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+	return file_kld_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HookRequest) GetToken() uint64 {
@@ -1873,7 +2200,7 @@ type McastJoinRequest struct {
 
 func (x *McastJoinRequest) Reset() {
 	*x = McastJoinRequest{}
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2212,7 @@ func (x *McastJoinRequest) String() string {
 func (*McastJoinRequest) ProtoMessage() {}
 
 func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2225,7 @@ func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use McastJoinRequest.ProtoReflect.Descriptor instead.
 func (*McastJoinRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{26}
+	return file_kld_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *McastJoinRequest) GetToken() uint64 {
@@ -1933,7 +2260,7 @@ type EncapAttachRequest struct {
 
 func (x *EncapAttachRequest) Reset() {
 	*x = EncapAttachRequest{}
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2272,7 @@ func (x *EncapAttachRequest) String() string {
 func (*EncapAttachRequest) ProtoMessage() {}
 
 func (x *EncapAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2285,7 @@ func (x *EncapAttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncapAttachRequest.ProtoReflect.Descriptor instead.
 func (*EncapAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{27}
+	return file_kld_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EncapAttachRequest) GetToken() uint64 {
@@ -1992,7 +2319,7 @@ type ObjResponse struct {
 
 func (x *ObjResponse) Reset() {
 	*x = ObjResponse{}
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2331,7 @@ func (x *ObjResponse) String() string {
 func (*ObjResponse) ProtoMessage() {}
 
 func (x *ObjResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2344,7 @@ func (x *ObjResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjResponse.ProtoReflect.Descriptor instead.
 func (*ObjResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{28}
+	return file_kld_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ObjResponse) GetId() uint64 {
@@ -2044,7 +2371,7 @@ type IfInfoResponse struct {
 
 func (x *IfInfoResponse) Reset() {
 	*x = IfInfoResponse{}
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2383,7 @@ func (x *IfInfoResponse) String() string {
 func (*IfInfoResponse) ProtoMessage() {}
 
 func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2396,7 @@ func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfoResponse.ProtoReflect.Descriptor instead.
 func (*IfInfoResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{29}
+	return file_kld_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *IfInfoResponse) GetInfo() *IfInfo {
@@ -2096,7 +2423,7 @@ type IfListResponse struct {
 
 func (x *IfListResponse) Reset() {
 	*x = IfListResponse{}
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2435,7 @@ func (x *IfListResponse) String() string {
 func (*IfListResponse) ProtoMessage() {}
 
 func (x *IfListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2448,7 @@ func (x *IfListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfListResponse.ProtoReflect.Descriptor instead.
 func (*IfListResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{30}
+	return file_kld_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IfListResponse) GetIfaces() []*IfInfo {
@@ -2154,7 +2481,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x10\n" +
 	"\x03min\x18\x02 \x01(\x05R\x03min\x12\x12\n" +
 	"\x04pref\x18\x03 \x01(\x05R\x04pref\x12\x10\n" +
-	"\x03max\x18\x04 \x01(\x05R\x03max\"\xfa\x01\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\"\xab\x02\n" +
 	"\x04Decl\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12#\n" +
@@ -2162,7 +2489,33 @@ const file_kld_proto_rawDesc = "" +
 	"\adepends\x18\x04 \x03(\v2\x11.kldsim.v1.DependR\adepends\x12*\n" +
 	"\aentries\x18\x05 \x03(\v2\x10.kldsim.v1.EntryR\aentries\x12\x18\n" +
 	"\acloners\x18\x06 \x03(\tR\acloners\x12,\n" +
-	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\"M\n" +
+	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x12/\n" +
+	"\x06config\x18\b \x01(\v2\x17.kldsim.v1.ConfigSchemaR\x06config\"\xeb\x01\n" +
+	"\fConfigSchema\x12&\n" +
+	"\x04vnet\x18\x01 \x03(\v2\x12.kldsim.v1.SettingR\x04vnet\x120\n" +
+	"\tinterface\x18\x02 \x03(\v2\x12.kldsim.v1.SettingR\tinterface\x12.\n" +
+	"\bcommands\x18\x03 \x03(\v2\x12.kldsim.v1.CommandR\bcommands\x12%\n" +
+	"\x05verbs\x18\x04 \x03(\v2\x0f.kldsim.v1.VerbR\x05verbs\x12*\n" +
+	"\bif_verbs\x18\x05 \x03(\v2\x0f.kldsim.v1.VerbR\aifVerbs\"\xd1\x01\n" +
+	"\aSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12*\n" +
+	"\x06fields\x18\x04 \x03(\v2\x12.kldsim.v1.SettingR\x06fields\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12\x10\n" +
+	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06unique\x18\a \x01(\bR\x06unique\x12\x1a\n" +
+	"\bcommands\x18\b \x03(\tR\bcommands\"7\n" +
+	"\aCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\"|\n" +
+	"\x04Verb\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x01(\tR\x04args\x12\x10\n" +
+	"\x03min\x18\x03 \x01(\x05R\x03min\x12\x10\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\x12\x0e\n" +
+	"\x02op\x18\x05 \x01(\tR\x02op\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\"M\n" +
 	"\fCapabilities\x12#\n" +
 	"\revent_handler\x18\x01 \x01(\bR\feventHandler\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\"^\n" +
@@ -2343,7 +2696,7 @@ func file_kld_proto_rawDescGZIP() []byte {
 }
 
 var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_kld_proto_goTypes = []any{
 	(EntryKind)(0),             // 0: kldsim.v1.EntryKind
 	(EventKind)(0),             // 1: kldsim.v1.EventKind
@@ -2354,33 +2707,37 @@ var file_kld_proto_goTypes = []any{
 	(*Entry)(nil),              // 6: kldsim.v1.Entry
 	(*Depend)(nil),             // 7: kldsim.v1.Depend
 	(*Decl)(nil),               // 8: kldsim.v1.Decl
-	(*Capabilities)(nil),       // 9: kldsim.v1.Capabilities
-	(*ModuleInfo)(nil),         // 10: kldsim.v1.ModuleInfo
-	(*Error)(nil),              // 11: kldsim.v1.Error
-	(*Call)(nil),               // 12: kldsim.v1.Call
-	(*DeclareRequest)(nil),     // 13: kldsim.v1.DeclareRequest
-	(*DeclareResponse)(nil),    // 14: kldsim.v1.DeclareResponse
-	(*RunRequest)(nil),         // 15: kldsim.v1.RunRequest
-	(*EventRequest)(nil),       // 16: kldsim.v1.EventRequest
-	(*IfEvent)(nil),            // 17: kldsim.v1.IfEvent
-	(*IfEventRequest)(nil),     // 18: kldsim.v1.IfEventRequest
-	(*CloneRequest)(nil),       // 19: kldsim.v1.CloneRequest
-	(*ControlRequest)(nil),     // 20: kldsim.v1.ControlRequest
-	(*ControlResponse)(nil),    // 21: kldsim.v1.ControlResponse
-	(*Result)(nil),             // 22: kldsim.v1.Result
-	(*IfInfo)(nil),             // 23: kldsim.v1.IfInfo
-	(*TokenRequest)(nil),       // 24: kldsim.v1.TokenRequest
-	(*NameRequest)(nil),        // 25: kldsim.v1.NameRequest
-	(*ObjRequest)(nil),         // 26: kldsim.v1.ObjRequest
-	(*RefRequest)(nil),         // 27: kldsim.v1.RefRequest
-	(*IfAttachRequest)(nil),    // 28: kldsim.v1.IfAttachRequest
-	(*IfSetFlagRequest)(nil),   // 29: kldsim.v1.IfSetFlagRequest
-	(*HookRequest)(nil),        // 30: kldsim.v1.HookRequest
-	(*McastJoinRequest)(nil),   // 31: kldsim.v1.McastJoinRequest
-	(*EncapAttachRequest)(nil), // 32: kldsim.v1.EncapAttachRequest
-	(*ObjResponse)(nil),        // 33: kldsim.v1.ObjResponse
-	(*IfInfoResponse)(nil),     // 34: kldsim.v1.IfInfoResponse
-	(*IfListResponse)(nil),     // 35: kldsim.v1.IfListResponse
+	(*ConfigSchema)(nil),       // 9: kldsim.v1.ConfigSchema
+	(*Setting)(nil),            // 10: kldsim.v1.Setting
+	(*Command)(nil),            // 11: kldsim.v1.Command
+	(*Verb)(nil),               // 12: kldsim.v1.Verb
+	(*Capabilities)(nil),       // 13: kldsim.v1.Capabilities
+	(*ModuleInfo)(nil),         // 14: kldsim.v1.ModuleInfo
+	(*Error)(nil),              // 15: kldsim.v1.Error
+	(*Call)(nil),               // 16: kldsim.v1.Call
+	(*DeclareRequest)(nil),     // 17: kldsim.v1.DeclareRequest
+	(*DeclareResponse)(nil),    // 18: kldsim.v1.DeclareResponse
+	(*RunRequest)(nil),         // 19: kldsim.v1.RunRequest
+	(*EventRequest)(nil),       // 20: kldsim.v1.EventRequest
+	(*IfEvent)(nil),            // 21: kldsim.v1.IfEvent
+	(*IfEventRequest)(nil),     // 22: kldsim.v1.IfEventRequest
+	(*CloneRequest)(nil),       // 23: kldsim.v1.CloneRequest
+	(*ControlRequest)(nil),     // 24: kldsim.v1.ControlRequest
+	(*ControlResponse)(nil),    // 25: kldsim.v1.ControlResponse
+	(*Result)(nil),             // 26: kldsim.v1.Result
+	(*IfInfo)(nil),             // 27: kldsim.v1.IfInfo
+	(*TokenRequest)(nil),       // 28: kldsim.v1.TokenRequest
+	(*NameRequest)(nil),        // 29: kldsim.v1.NameRequest
+	(*ObjRequest)(nil),         // 30: kldsim.v1.ObjRequest
+	(*RefRequest)(nil),         // 31: kldsim.v1.RefRequest
+	(*IfAttachRequest)(nil),    // 32: kldsim.v1.IfAttachRequest
+	(*IfSetFlagRequest)(nil),   // 33: kldsim.v1.IfSetFlagRequest
+	(*HookRequest)(nil),        // 34: kldsim.v1.HookRequest
+	(*McastJoinRequest)(nil),   // 35: kldsim.v1.McastJoinRequest
+	(*EncapAttachRequest)(nil), // 36: kldsim.v1.EncapAttachRequest
+	(*ObjResponse)(nil),        // 37: kldsim.v1.ObjResponse
+	(*IfInfoResponse)(nil),     // 38: kldsim.v1.IfInfoResponse
+	(*IfListResponse)(nil),     // 39: kldsim.v1.IfListResponse
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
@@ -2389,101 +2746,108 @@ var file_kld_proto_depIdxs = []int32{
 	7,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
 	6,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
 	1,  // 5: kldsim.v1.Decl.events:type_name -> kldsim.v1.EventKind
-	8,  // 6: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
-	9,  // 7: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
-	10, // 8: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
-	11, // 9: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
-	12, // 10: kldsim.v1.RunRequest.call:type_name -> kldsim.v1.Call
-	6,  // 11: kldsim.v1.RunRequest.entry:type_name -> kldsim.v1.Entry
-	12, // 12: kldsim.v1.EventRequest.call:type_name -> kldsim.v1.Call
-	2,  // 13: kldsim.v1.EventRequest.what:type_name -> kldsim.v1.ModEvent
-	1,  // 14: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
-	3,  // 15: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
-	12, // 16: kldsim.v1.IfEventRequest.call:type_name -> kldsim.v1.Call
-	17, // 17: kldsim.v1.IfEventRequest.event:type_name -> kldsim.v1.IfEvent
-	12, // 18: kldsim.v1.CloneRequest.call:type_name -> kldsim.v1.Call
-	4,  // 19: kldsim.v1.CloneRequest.op:type_name -> kldsim.v1.CloneOpKind
-	12, // 20: kldsim.v1.ControlRequest.call:type_name -> kldsim.v1.Call
-	11, // 21: kldsim.v1.ControlResponse.error:type_name -> kldsim.v1.Error
-	11, // 22: kldsim.v1.Result.error:type_name -> kldsim.v1.Error
-	11, // 23: kldsim.v1.ObjResponse.error:type_name -> kldsim.v1.Error
-	23, // 24: kldsim.v1.IfInfoResponse.info:type_name -> kldsim.v1.IfInfo
-	11, // 25: kldsim.v1.IfInfoResponse.error:type_name -> kldsim.v1.Error
-	23, // 26: kldsim.v1.IfListResponse.ifaces:type_name -> kldsim.v1.IfInfo
-	11, // 27: kldsim.v1.IfListResponse.error:type_name -> kldsim.v1.Error
-	13, // 28: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	15, // 29: kldsim.v1.Module.Run:input_type -> kldsim.v1.RunRequest
-	16, // 30: kldsim.v1.Module.Event:input_type -> kldsim.v1.EventRequest
-	18, // 31: kldsim.v1.Module.IfEvent:input_type -> kldsim.v1.IfEventRequest
-	19, // 32: kldsim.v1.Module.Clone:input_type -> kldsim.v1.CloneRequest
-	20, // 33: kldsim.v1.Module.Control:input_type -> kldsim.v1.ControlRequest
-	25, // 34: kldsim.v1.KPI.Malloc:input_type -> kldsim.v1.NameRequest
-	26, // 35: kldsim.v1.KPI.Free:input_type -> kldsim.v1.ObjRequest
-	26, // 36: kldsim.v1.KPI.Use:input_type -> kldsim.v1.ObjRequest
-	27, // 37: kldsim.v1.KPI.Hold:input_type -> kldsim.v1.RefRequest
-	27, // 38: kldsim.v1.KPI.Drop:input_type -> kldsim.v1.RefRequest
-	25, // 39: kldsim.v1.KPI.LockInit:input_type -> kldsim.v1.NameRequest
-	26, // 40: kldsim.v1.KPI.LockDestroy:input_type -> kldsim.v1.ObjRequest
-	26, // 41: kldsim.v1.KPI.Lock:input_type -> kldsim.v1.ObjRequest
-	26, // 42: kldsim.v1.KPI.Unlock:input_type -> kldsim.v1.ObjRequest
-	28, // 43: kldsim.v1.KPI.IfAttach:input_type -> kldsim.v1.IfAttachRequest
-	25, // 44: kldsim.v1.KPI.IfDetach:input_type -> kldsim.v1.NameRequest
-	25, // 45: kldsim.v1.KPI.IfLookup:input_type -> kldsim.v1.NameRequest
-	24, // 46: kldsim.v1.KPI.IfList:input_type -> kldsim.v1.TokenRequest
-	29, // 47: kldsim.v1.KPI.IfSetFlag:input_type -> kldsim.v1.IfSetFlagRequest
-	25, // 48: kldsim.v1.KPI.PfilHeadRegister:input_type -> kldsim.v1.NameRequest
-	26, // 49: kldsim.v1.KPI.PfilHeadUnregister:input_type -> kldsim.v1.ObjRequest
-	30, // 50: kldsim.v1.KPI.PfilHookAdd:input_type -> kldsim.v1.HookRequest
-	26, // 51: kldsim.v1.KPI.PfilHookRemove:input_type -> kldsim.v1.ObjRequest
-	25, // 52: kldsim.v1.KPI.HhookHeadRegister:input_type -> kldsim.v1.NameRequest
-	26, // 53: kldsim.v1.KPI.HhookHeadDeregister:input_type -> kldsim.v1.ObjRequest
-	30, // 54: kldsim.v1.KPI.HhookAdd:input_type -> kldsim.v1.HookRequest
-	26, // 55: kldsim.v1.KPI.HhookRemove:input_type -> kldsim.v1.ObjRequest
-	31, // 56: kldsim.v1.KPI.McastJoin:input_type -> kldsim.v1.McastJoinRequest
-	26, // 57: kldsim.v1.KPI.McastLeave:input_type -> kldsim.v1.ObjRequest
-	25, // 58: kldsim.v1.KPI.EncapRegister:input_type -> kldsim.v1.NameRequest
-	26, // 59: kldsim.v1.KPI.EncapDeregister:input_type -> kldsim.v1.ObjRequest
-	32, // 60: kldsim.v1.KPI.EncapAttach:input_type -> kldsim.v1.EncapAttachRequest
-	26, // 61: kldsim.v1.KPI.EncapDetach:input_type -> kldsim.v1.ObjRequest
-	14, // 62: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	22, // 63: kldsim.v1.Module.Run:output_type -> kldsim.v1.Result
-	22, // 64: kldsim.v1.Module.Event:output_type -> kldsim.v1.Result
-	22, // 65: kldsim.v1.Module.IfEvent:output_type -> kldsim.v1.Result
-	22, // 66: kldsim.v1.Module.Clone:output_type -> kldsim.v1.Result
-	21, // 67: kldsim.v1.Module.Control:output_type -> kldsim.v1.ControlResponse
-	33, // 68: kldsim.v1.KPI.Malloc:output_type -> kldsim.v1.ObjResponse
-	22, // 69: kldsim.v1.KPI.Free:output_type -> kldsim.v1.Result
-	22, // 70: kldsim.v1.KPI.Use:output_type -> kldsim.v1.Result
-	22, // 71: kldsim.v1.KPI.Hold:output_type -> kldsim.v1.Result
-	22, // 72: kldsim.v1.KPI.Drop:output_type -> kldsim.v1.Result
-	33, // 73: kldsim.v1.KPI.LockInit:output_type -> kldsim.v1.ObjResponse
-	22, // 74: kldsim.v1.KPI.LockDestroy:output_type -> kldsim.v1.Result
-	22, // 75: kldsim.v1.KPI.Lock:output_type -> kldsim.v1.Result
-	22, // 76: kldsim.v1.KPI.Unlock:output_type -> kldsim.v1.Result
-	34, // 77: kldsim.v1.KPI.IfAttach:output_type -> kldsim.v1.IfInfoResponse
-	22, // 78: kldsim.v1.KPI.IfDetach:output_type -> kldsim.v1.Result
-	34, // 79: kldsim.v1.KPI.IfLookup:output_type -> kldsim.v1.IfInfoResponse
-	35, // 80: kldsim.v1.KPI.IfList:output_type -> kldsim.v1.IfListResponse
-	22, // 81: kldsim.v1.KPI.IfSetFlag:output_type -> kldsim.v1.Result
-	33, // 82: kldsim.v1.KPI.PfilHeadRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 83: kldsim.v1.KPI.PfilHeadUnregister:output_type -> kldsim.v1.Result
-	33, // 84: kldsim.v1.KPI.PfilHookAdd:output_type -> kldsim.v1.ObjResponse
-	22, // 85: kldsim.v1.KPI.PfilHookRemove:output_type -> kldsim.v1.Result
-	33, // 86: kldsim.v1.KPI.HhookHeadRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 87: kldsim.v1.KPI.HhookHeadDeregister:output_type -> kldsim.v1.Result
-	33, // 88: kldsim.v1.KPI.HhookAdd:output_type -> kldsim.v1.ObjResponse
-	22, // 89: kldsim.v1.KPI.HhookRemove:output_type -> kldsim.v1.Result
-	33, // 90: kldsim.v1.KPI.McastJoin:output_type -> kldsim.v1.ObjResponse
-	22, // 91: kldsim.v1.KPI.McastLeave:output_type -> kldsim.v1.Result
-	33, // 92: kldsim.v1.KPI.EncapRegister:output_type -> kldsim.v1.ObjResponse
-	22, // 93: kldsim.v1.KPI.EncapDeregister:output_type -> kldsim.v1.Result
-	33, // 94: kldsim.v1.KPI.EncapAttach:output_type -> kldsim.v1.ObjResponse
-	22, // 95: kldsim.v1.KPI.EncapDetach:output_type -> kldsim.v1.Result
-	62, // [62:96] is the sub-list for method output_type
-	28, // [28:62] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	9,  // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
+	10, // 7: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
+	10, // 8: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
+	11, // 9: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
+	12, // 10: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
+	12, // 11: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
+	10, // 12: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
+	8,  // 13: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
+	13, // 14: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
+	14, // 15: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
+	15, // 16: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
+	16, // 17: kldsim.v1.RunRequest.call:type_name -> kldsim.v1.Call
+	6,  // 18: kldsim.v1.RunRequest.entry:type_name -> kldsim.v1.Entry
+	16, // 19: kldsim.v1.EventRequest.call:type_name -> kldsim.v1.Call
+	2,  // 20: kldsim.v1.EventRequest.what:type_name -> kldsim.v1.ModEvent
+	1,  // 21: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
+	3,  // 22: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
+	16, // 23: kldsim.v1.IfEventRequest.call:type_name -> kldsim.v1.Call
+	21, // 24: kldsim.v1.IfEventRequest.event:type_name -> kldsim.v1.IfEvent
+	16, // 25: kldsim.v1.CloneRequest.call:type_name -> kldsim.v1.Call
+	4,  // 26: kldsim.v1.CloneRequest.op:type_name -> kldsim.v1.CloneOpKind
+	16, // 27: kldsim.v1.ControlRequest.call:type_name -> kldsim.v1.Call
+	15, // 28: kldsim.v1.ControlResponse.error:type_name -> kldsim.v1.Error
+	15, // 29: kldsim.v1.Result.error:type_name -> kldsim.v1.Error
+	15, // 30: kldsim.v1.ObjResponse.error:type_name -> kldsim.v1.Error
+	27, // 31: kldsim.v1.IfInfoResponse.info:type_name -> kldsim.v1.IfInfo
+	15, // 32: kldsim.v1.IfInfoResponse.error:type_name -> kldsim.v1.Error
+	27, // 33: kldsim.v1.IfListResponse.ifaces:type_name -> kldsim.v1.IfInfo
+	15, // 34: kldsim.v1.IfListResponse.error:type_name -> kldsim.v1.Error
+	17, // 35: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	19, // 36: kldsim.v1.Module.Run:input_type -> kldsim.v1.RunRequest
+	20, // 37: kldsim.v1.Module.Event:input_type -> kldsim.v1.EventRequest
+	22, // 38: kldsim.v1.Module.IfEvent:input_type -> kldsim.v1.IfEventRequest
+	23, // 39: kldsim.v1.Module.Clone:input_type -> kldsim.v1.CloneRequest
+	24, // 40: kldsim.v1.Module.Control:input_type -> kldsim.v1.ControlRequest
+	29, // 41: kldsim.v1.KPI.Malloc:input_type -> kldsim.v1.NameRequest
+	30, // 42: kldsim.v1.KPI.Free:input_type -> kldsim.v1.ObjRequest
+	30, // 43: kldsim.v1.KPI.Use:input_type -> kldsim.v1.ObjRequest
+	31, // 44: kldsim.v1.KPI.Hold:input_type -> kldsim.v1.RefRequest
+	31, // 45: kldsim.v1.KPI.Drop:input_type -> kldsim.v1.RefRequest
+	29, // 46: kldsim.v1.KPI.LockInit:input_type -> kldsim.v1.NameRequest
+	30, // 47: kldsim.v1.KPI.LockDestroy:input_type -> kldsim.v1.ObjRequest
+	30, // 48: kldsim.v1.KPI.Lock:input_type -> kldsim.v1.ObjRequest
+	30, // 49: kldsim.v1.KPI.Unlock:input_type -> kldsim.v1.ObjRequest
+	32, // 50: kldsim.v1.KPI.IfAttach:input_type -> kldsim.v1.IfAttachRequest
+	29, // 51: kldsim.v1.KPI.IfDetach:input_type -> kldsim.v1.NameRequest
+	29, // 52: kldsim.v1.KPI.IfLookup:input_type -> kldsim.v1.NameRequest
+	28, // 53: kldsim.v1.KPI.IfList:input_type -> kldsim.v1.TokenRequest
+	33, // 54: kldsim.v1.KPI.IfSetFlag:input_type -> kldsim.v1.IfSetFlagRequest
+	29, // 55: kldsim.v1.KPI.PfilHeadRegister:input_type -> kldsim.v1.NameRequest
+	30, // 56: kldsim.v1.KPI.PfilHeadUnregister:input_type -> kldsim.v1.ObjRequest
+	34, // 57: kldsim.v1.KPI.PfilHookAdd:input_type -> kldsim.v1.HookRequest
+	30, // 58: kldsim.v1.KPI.PfilHookRemove:input_type -> kldsim.v1.ObjRequest
+	29, // 59: kldsim.v1.KPI.HhookHeadRegister:input_type -> kldsim.v1.NameRequest
+	30, // 60: kldsim.v1.KPI.HhookHeadDeregister:input_type -> kldsim.v1.ObjRequest
+	34, // 61: kldsim.v1.KPI.HhookAdd:input_type -> kldsim.v1.HookRequest
+	30, // 62: kldsim.v1.KPI.HhookRemove:input_type -> kldsim.v1.ObjRequest
+	35, // 63: kldsim.v1.KPI.McastJoin:input_type -> kldsim.v1.McastJoinRequest
+	30, // 64: kldsim.v1.KPI.McastLeave:input_type -> kldsim.v1.ObjRequest
+	29, // 65: kldsim.v1.KPI.EncapRegister:input_type -> kldsim.v1.NameRequest
+	30, // 66: kldsim.v1.KPI.EncapDeregister:input_type -> kldsim.v1.ObjRequest
+	36, // 67: kldsim.v1.KPI.EncapAttach:input_type -> kldsim.v1.EncapAttachRequest
+	30, // 68: kldsim.v1.KPI.EncapDetach:input_type -> kldsim.v1.ObjRequest
+	18, // 69: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	26, // 70: kldsim.v1.Module.Run:output_type -> kldsim.v1.Result
+	26, // 71: kldsim.v1.Module.Event:output_type -> kldsim.v1.Result
+	26, // 72: kldsim.v1.Module.IfEvent:output_type -> kldsim.v1.Result
+	26, // 73: kldsim.v1.Module.Clone:output_type -> kldsim.v1.Result
+	25, // 74: kldsim.v1.Module.Control:output_type -> kldsim.v1.ControlResponse
+	37, // 75: kldsim.v1.KPI.Malloc:output_type -> kldsim.v1.ObjResponse
+	26, // 76: kldsim.v1.KPI.Free:output_type -> kldsim.v1.Result
+	26, // 77: kldsim.v1.KPI.Use:output_type -> kldsim.v1.Result
+	26, // 78: kldsim.v1.KPI.Hold:output_type -> kldsim.v1.Result
+	26, // 79: kldsim.v1.KPI.Drop:output_type -> kldsim.v1.Result
+	37, // 80: kldsim.v1.KPI.LockInit:output_type -> kldsim.v1.ObjResponse
+	26, // 81: kldsim.v1.KPI.LockDestroy:output_type -> kldsim.v1.Result
+	26, // 82: kldsim.v1.KPI.Lock:output_type -> kldsim.v1.Result
+	26, // 83: kldsim.v1.KPI.Unlock:output_type -> kldsim.v1.Result
+	38, // 84: kldsim.v1.KPI.IfAttach:output_type -> kldsim.v1.IfInfoResponse
+	26, // 85: kldsim.v1.KPI.IfDetach:output_type -> kldsim.v1.Result
+	38, // 86: kldsim.v1.KPI.IfLookup:output_type -> kldsim.v1.IfInfoResponse
+	39, // 87: kldsim.v1.KPI.IfList:output_type -> kldsim.v1.IfListResponse
+	26, // 88: kldsim.v1.KPI.IfSetFlag:output_type -> kldsim.v1.Result
+	37, // 89: kldsim.v1.KPI.PfilHeadRegister:output_type -> kldsim.v1.ObjResponse
+	26, // 90: kldsim.v1.KPI.PfilHeadUnregister:output_type -> kldsim.v1.Result
+	37, // 91: kldsim.v1.KPI.PfilHookAdd:output_type -> kldsim.v1.ObjResponse
+	26, // 92: kldsim.v1.KPI.PfilHookRemove:output_type -> kldsim.v1.Result
+	37, // 93: kldsim.v1.KPI.HhookHeadRegister:output_type -> kldsim.v1.ObjResponse
+	26, // 94: kldsim.v1.KPI.HhookHeadDeregister:output_type -> kldsim.v1.Result
+	37, // 95: kldsim.v1.KPI.HhookAdd:output_type -> kldsim.v1.ObjResponse
+	26, // 96: kldsim.v1.KPI.HhookRemove:output_type -> kldsim.v1.Result
+	37, // 97: kldsim.v1.KPI.McastJoin:output_type -> kldsim.v1.ObjResponse
+	26, // 98: kldsim.v1.KPI.McastLeave:output_type -> kldsim.v1.Result
+	37, // 99: kldsim.v1.KPI.EncapRegister:output_type -> kldsim.v1.ObjResponse
+	26, // 100: kldsim.v1.KPI.EncapDeregister:output_type -> kldsim.v1.Result
+	37, // 101: kldsim.v1.KPI.EncapAttach:output_type -> kldsim.v1.ObjResponse
+	26, // 102: kldsim.v1.KPI.EncapDetach:output_type -> kldsim.v1.Result
+	69, // [69:103] is the sub-list for method output_type
+	35, // [35:69] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -2497,7 +2861,7 @@ func file_kld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,110 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// Commands of the modules' own (ipfw) and the verbs of their interfaces:
+// what they are comes from their declarations (sdk.ConfigSchema), never
+// from here.
+
+// moduleUsage is a module command's usage text, one line per verb.
+func moduleUsage(name string, verbs []sdk.Verb) string {
+	if len(verbs) == 0 {
+		return fmt.Sprintf("usage: %s [-j vnet] command [args ...]", name)
+	}
+	var b strings.Builder
+	for i, v := range verbs {
+		if i == 0 {
+			b.WriteString("usage: ")
+		} else {
+			b.WriteString("\n       ")
+		}
+		fmt.Fprintf(&b, "%s [-j vnet] %s", name, v.Usage())
+	}
+	return b.String()
+}
+
+// parseModCommand parses `NAME [-j vnet] VERB ARGS...`, a command module
+// d declares: the words after the options are a control request for d
+// in the VNET, checked against d's verbs.
+func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
+	o, err := getopt(args, "j:", false)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.rest) == 0 {
+		return nil, errors.New("missing command")
+	}
+	if len(d.Config.Verbs) > 0 {
+		if _, err := sdk.MatchVerbs(d.Config.Verbs, o.rest, true); err != nil {
+			return nil, err
+		}
+	}
+	vnet := vnetArg(o)
+	return func(ctx context.Context, c *Cmd, env *Env) error {
+		return modControl(ctx, env, c.Name, vnet, d.Name, o.rest)
+	}, nil
+}
+
+// ifVerbs are the verbs an interface of module d takes: its own and
+// those the kernel answers for every interface.
+func ifVerbs(d sdk.Decl) []sdk.Verb {
+	return append(append([]sdk.Verb(nil), sdk.HostIfVerbs...), d.Config.IfVerbs...)
+}
+
+// checkIfVerbs checks `ifconfig IF WORDS...` where the table knows the
+// module whose cloner IF's name says; elsewhere it is checked when the
+// command runs, against the interface's owner (ownerVerbs).
+func (t *Table) checkIfVerbs(ifname string, words []string) error {
+	if t == nil || len(words) == 0 {
+		return nil
+	}
+	driver, _, err := sdk.SplitUnit(ifname)
+	if err != nil {
+		return nil
+	}
+	d, ok := t.Cloner(driver)
+	if !ok {
+		return nil
+	}
+	if _, err := sdk.MatchVerbs(ifVerbs(d), words, false); err != nil {
+		return fmt.Errorf("%s: %w", ifname, err)
+	}
+	return nil
+}
+
+// ownerVerbs checks words against the verbs of the module that owns the
+// interface and returns them as calls. Where the interface or its VNET
+// is not found, it checks nothing: IfControl says what is missing.
+func ownerVerbs(env *Env, vnet, ifname string, words []string) ([]sdk.VerbCall, error) {
+	ifs, err := env.Kernel.Interfaces(vnet)
+	if err != nil {
+		return nil, nil
+	}
+	for _, st := range ifs {
+		if st.Name != ifname {
+			continue
+		}
+		d, _ := env.Kernel.ModuleDecl(st.Owner)
+		return sdk.MatchVerbs(ifVerbs(d), words, false)
+	}
+	return nil, nil
+}
+
+// declaresShow reports whether module declares the interface verb show:
+// what ifconfig prints below an interface's own lines.
+func declaresShow(env *Env, module string) bool {
+	d, _ := env.Kernel.ModuleDecl(module)
+	for _, v := range d.Config.IfVerbs {
+		if v.Name == "show" {
+			return true
+		}
+	}
+	return false
+}
