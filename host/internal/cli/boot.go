@@ -269,7 +269,16 @@ func kernelOptions(cfg *config.Config, opener kernel.Opener) kernel.Options {
 		TieOrders:   tieOrders(cfg),
 		Faults:      faults(cfg),
 		Opener:      opener,
+		TraceLimit:  deref(cfg.Kernel.TraceLimit),
+		ReportLimit: deref(cfg.Kernel.ReportLimit),
 	}
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // step is one command of a run: from the configuration's setup or its

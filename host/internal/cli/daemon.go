@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,13 @@ func kernelUsage() string {
 	}
 	return "usage: " + strings.Join(lines, "\n       ")
 }
+
+// The daemon's default bounds on what it keeps (kernel.Options
+// TraceLimit, ReportLimit): its memory stays flat however long it runs.
+const (
+	DaemonTraceLimit  = 100_000
+	DaemonReportLimit = 10_000
+)
 
 // readyEnv names the file descriptor a detached daemon reports its
 // start-up on: what it printed, then readyMark once it serves.
@@ -87,6 +95,8 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
+	traceLimit := fs.Int("trace-limit", DaemonTraceLimit, "trace events kept, newest first (0: all; default: the config's trace_limit, else this)")
+	reportLimit := fs.Int("report-limit", DaemonReportLimit, "witness reports kept, newest first (0: all; default: the config's report_limit, else this)")
 	timeout := callTimeoutFlag(fs)
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
@@ -136,6 +146,8 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		steps []step
 		index []sdk.Decl
 		desc  = "no configuration"
+
+		cfgTraceLimit, cfgReportLimit *int
 	)
 	if *file != "" {
 		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
@@ -148,6 +160,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
+		cfgTraceLimit, cfgReportLimit = l.cfg.Kernel.TraceLimit, l.cfg.Kernel.ReportLimit
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -162,6 +175,20 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		index = newHintsIndex(ld.ModulePath(), nil).Modules()
 	}
 	defer ld.Close()
+	// A daemon lives long: unless the config or a flag says otherwise,
+	// it keeps the newest events and reports only (counting the rest).
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["trace-limit"] || cfgTraceLimit == nil {
+		opts.TraceLimit = *traceLimit
+	}
+	if set["report-limit"] || cfgReportLimit == nil {
+		opts.ReportLimit = *reportLimit
+	}
+	if opts.TraceLimit < 0 || opts.ReportLimit < 0 {
+		fmt.Fprintln(a.stderr, "kldsim: kernel start: -trace-limit and -report-limit want 0 (all) or more")
+		return ExitInput
+	}
 
 	k, err := kernel.New(ctx, opts)
 	if err != nil {
@@ -195,7 +222,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(w, "uptime:      %s\n", time.Since(started).Round(time.Second))
 		fmt.Fprintf(w, "files:       %d\n", len(k.Files()))
 		fmt.Fprintf(w, "vnets:       %d\n", len(k.Vnets()))
-		fmt.Fprintf(w, "%s\n", ctl.Verdict(k.Witness()))
+		fmt.Fprintf(w, "%s\n", ctl.KernelVerdict(k))
 	}
 	fmt.Fprintf(a.stdout, "kldsim: kernel running (pid %d), control socket %s\n", os.Getpid(), a.socket)
 	if a.readySwitch != nil {
@@ -220,9 +247,8 @@ func teardown(ctx context.Context, k *kernel.Kernel, w io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(w, "kldsim: shutdown: %v\n", err)
 	}
-	reports := k.Witness()
-	ctl.WriteWitness(w, reports)
-	if err != nil || len(reports) > 0 {
+	ctl.WriteKernelWitness(w, k)
+	if err != nil || len(k.Witness()) > 0 {
 		return ExitWitness
 	}
 	return ExitOK

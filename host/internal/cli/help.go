@@ -90,7 +90,7 @@ func init() {
 			run: (*app).kldxref},
 		{name: "kernel start", section: secDaemon,
 			usage: "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N]\n" +
-				"                    [-call-timeout D] [-foreground]",
+				"                    [-call-timeout D] [-trace-limit N] [-report-limit N] [-foreground]",
 			summary: "a running emulated kernel with a control socket; -config builds a config first",
 			run:     (*app).kernelStart},
 		{name: "kernel stop", section: secDaemon, usage: "kldsim kernel stop",

@@ -84,6 +84,12 @@ type Kernel struct {
 	// CallTimeout is the deadline of each call into a plugin (the
 	// loader's hang deadline); 0 means the loader's default.
 	CallTimeout Duration `json:"call_timeout,omitempty"`
+	// TraceLimit and ReportLimit bound what the kernel keeps of its trace
+	// and of the witness's reports (the newest so many; counts of what was
+	// dropped are kept). Nil means unset: `run` keeps everything, the
+	// daemon its own defaults; 0 means unbounded.
+	TraceLimit  *int `json:"trace_limit,omitempty"`
+	ReportLimit *int `json:"report_limit,omitempty"`
 	// RankOverrides map base-system entries ("module:entry") to another
 	// rank: an experiment, and every output of the run says so.
 	RankOverrides map[string]sdk.Rank `json:"rank_overrides,omitempty"`

@@ -106,6 +106,8 @@ var kernelSchema = &hcl.BodySchema{
 		{Name: "module_path"},
 		{Name: "em_count"},
 		{Name: "shuffle_seed"},
+		{Name: "trace_limit"},
+		{Name: "report_limit"},
 		{Name: "call_timeout"},
 		{Name: "rank_overrides"},
 		{Name: "faults"},
@@ -292,6 +294,14 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 	if a, ok := content.Attributes["call_timeout"]; ok {
 		k.CallTimeout = d.callTimeout(a.Expr)
 	}
+	for name, p := range map[string]**int{"trace_limit": &k.TraceLimit, "report_limit": &k.ReportLimit} {
+		if a, ok := content.Attributes[name]; ok {
+			if n, ok, diags := evalInt(a.Expr, d.ctx, name, 0, MaxLimit); d.add(diags) && ok {
+				v := int(n)
+				*p = &v
+			}
+		}
+	}
 	d.kernelOrdering(content, k)
 	var seen *hcl.Block
 	for _, lb := range content.Blocks {
@@ -319,6 +329,9 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 		}
 	}
 }
+
+// MaxLimit bounds trace_limit and report_limit.
+const MaxLimit = 1 << 30
 
 // Bounds of call_timeout: shorter fails every call, longer is a hang.
 const (
