@@ -20,7 +20,7 @@ func (a *app) client(ctx context.Context, name string, args []string) int {
 		cmd, err := ctl.Parse(argv, cwd)
 		if err != nil {
 			printUsageError(a.stderr, err)
-			return ExitInput
+			return ctl.Status(err)
 		}
 		argv = cmd.Argv()
 	}

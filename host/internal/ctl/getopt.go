@@ -36,7 +36,7 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 			continue
 		}
 		if strings.HasPrefix(a, "--") {
-			return nil, fmt.Errorf("unknown option %s", a)
+			return nil, &getoptError{"illegal option -- -"} // getopt(3) reads --x as the option '-'
 		}
 		if len(a) < 2 || a[0] != '-' {
 			break
@@ -45,7 +45,7 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 			c := a[j]
 			k := strings.IndexByte(spec, c)
 			if k < 0 || c == ':' {
-				return nil, fmt.Errorf("illegal option -- %c", c)
+				return nil, &getoptError{fmt.Sprintf("illegal option -- %c", c)}
 			}
 			o.set[c] = true
 			if k+1 < len(spec) && spec[k+1] == ':' {
@@ -56,7 +56,7 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 					i++
 					o.arg[c] = args[i]
 				default:
-					return nil, fmt.Errorf("option requires an argument -- %c", c)
+					return nil, &getoptError{fmt.Sprintf("option requires an argument -- %c", c)}
 				}
 				break
 			}
@@ -85,3 +85,9 @@ func tableOpts(c *Cmd, args []string, spec string) (*opts, error) {
 	c.JSON = o.json
 	return o, nil
 }
+
+// getoptError is what getopt(3) itself prints before a command's usage
+// ("illegal option -- x"): FreeBSD's tools print it, then their usage.
+type getoptError struct{ msg string }
+
+func (e *getoptError) Error() string { return e.msg }

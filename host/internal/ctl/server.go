@@ -201,7 +201,7 @@ func usageResponse(err error) *Response {
 		if ue.Usage != "" {
 			msg += ue.Usage + "\n"
 		}
-		return &Response{Stderr: msg, Status: 2}
+		return &Response{Stderr: msg, Status: Status(err)}
 	}
 	return &Response{Stderr: err.Error() + "\n", Status: 2}
 }
