@@ -38,7 +38,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a config variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
@@ -58,6 +59,13 @@ type app struct {
 	// readySwitch, in a detached daemon, reports that it serves and
 	// sends its output to the log file from then on.
 	readySwitch func()
+
+	root   *cobra.Command // the command tree (root.go)
+	status int            // what the command that ran returned
+	// flags is the FlagSet the verb that runs made (newFlags);
+	// describing, that the verb runs only to show its flags (flagsOf).
+	flags      *flag.FlagSet
+	describing bool
 }
 
 // Run is Main with explicit streams and context.
@@ -85,44 +93,44 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.client(ctx, name, args)
 	}
 
+	// kldsim's own flags come before the command, Go-style (-socket and
+	// --socket alike), as they always have.
 	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
 	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			a.help(stdout)
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "kldsim: %v\n", err)
-		a.help(stderr)
+	version := fs.Bool("version", false, "print the version and commit")
+	fs.Bool("v", false, "")
+	help := false
+	fs.BoolVar(&help, "help", false, "")
+	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
 		return ExitInput
+	} else if err != nil {
+		help = true
 	}
 	if err := a.setupLogger(); err != nil {
 		fmt.Fprintf(stderr, "kldsim: %v\n", err)
 		return ExitInput
 	}
+	a.root = a.newRoot()
 	rest := fs.Args()
-	if len(rest) == 0 {
-		a.help(stderr)
+	switch {
+	case *version:
+		rest = []string{"--version"}
+	case help:
+		rest = []string{"help"}
+	case len(rest) == 0:
+		a.root.SetOut(stderr)
+		a.root.Usage()
 		return ExitInput
 	}
-	cmd, cargs := rest[0], rest[1:]
-	switch cmd {
-	case "-h", "--help":
-		cmd = "help"
-	case "kernel":
-		return a.kernel(ctx, cargs)
+	a.root.SetArgs(rest)
+	if err := a.root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
+		return ExitInput
 	}
-	if v, ok := lookupVerb(cmd); ok {
-		return v.run(a, ctx, cargs)
-	}
-	if ctl.IsBase(cmd) || isModuleCommand(cmd) {
-		return a.client(ctx, cmd, cargs)
-	}
-	fmt.Fprintf(stderr, "kldsim: unknown command %q\n", cmd)
-	a.help(stderr)
-	return ExitInput
+	return a.status
 }
 
 // setupLogger makes the logger from -log-level or KLDSIM_LOG (default
@@ -184,27 +192,3 @@ func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	return f
 }
 
-// newFlags returns a FlagSet for the verb called name whose errors and
-// -h go to stderr with the verb's usage (from the verbs table).
-func (a *app) newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	v, _ := lookupVerb(name)
-	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: %s\n", v.usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses a subcommand's flags; it returns -1 to go on, or the
-// exit status.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitInput
-	}
-	return -1
-}

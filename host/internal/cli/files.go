@@ -27,7 +27,7 @@ func (a *app) validate(ctx context.Context, args []string) int {
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	deep := fs.Bool("deep", false, "also load the modules and build the VNETs, so modules check their own settings (runs the module binaries)")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() == 0 {
@@ -114,7 +114,7 @@ func (a *app) deepCheck(ctx context.Context, l *loaded, o loadOpts) (int, hcl.Di
 func (a *app) fmt(args []string) int {
 	fs := a.newFlags("fmt")
 	check := fs.Bool("check", false, "list files whose formatting differs and exit 1, changing nothing")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() == 0 {

@@ -14,7 +14,7 @@ func (a *app) links(args []string) int {
 	fs := a.newFlags("links")
 	dir := fs.String("dir", "", "where to make the links (default: next to the kldsim binary)")
 	force := fs.Bool("f", false, "replace existing files that are not links")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() > 0 {

@@ -27,7 +27,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	cwd, _ := os.Getwd()

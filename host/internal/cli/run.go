@@ -180,7 +180,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	fs.Var(vars, "var", "set a variable (repeatable)")
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	file := DefaultConfig

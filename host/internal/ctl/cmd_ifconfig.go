@@ -461,6 +461,13 @@ func runIfconfig(ctx context.Context, env *Env, a *ifArgs) error {
 		}
 		return nil
 	case a.vmove != "":
+		if a.vmove == "vnet" {
+			// main: if_nametoindex first; only -vnet names an
+			// interface of another VNET.
+			if err := mustExist(env, a.vnet, a.ifname); err != nil {
+				return fail(err)
+			}
+		}
 		from, to, op := a.vnet, a.vmoveArg, "SIOCSIFVNET"
 		if a.vmove == "-vnet" {
 			from, to, op = a.vmoveArg, a.vnet, "SIOCSIFRVNET"
@@ -490,18 +497,8 @@ func runIfconfig(ctx context.Context, env *Env, a *ifArgs) error {
 	// ifconfig.c main: the interface must exist (if_nametoindex) for
 	// anything but create.
 	if !a.create {
-		ifs, err := env.Kernel.Interfaces(a.vnet)
-		if err != nil {
-			noJail(env)
+		if err := mustExist(env, a.vnet, name); err != nil {
 			return fail(err)
-		}
-		found := false
-		for _, st := range ifs {
-			found = found || st.Name == name
-		}
-		if !found {
-			warnf(env, "ifconfig", "interface %s does not exist", name)
-			return fail(fmt.Errorf("interface %s does not exist in %s: %w", name, a.vnet, kernel.ErrNoInterface))
 		}
 	}
 	var verbs []sdk.Verb
@@ -532,6 +529,23 @@ func runIfconfig(ctx context.Context, env *Env, a *ifArgs) error {
 		}
 	}
 	return nil
+}
+
+// mustExist is ifconfig.c main's if_nametoindex check: errx(1,
+// "interface %s does not exist") (after -j's jail_getid).
+func mustExist(env *Env, vnet, name string) error {
+	ifs, err := env.Kernel.Interfaces(vnet)
+	if err != nil {
+		noJail(env)
+		return err
+	}
+	for _, st := range ifs {
+		if st.Name == name {
+			return nil
+		}
+	}
+	warnf(env, "ifconfig", "interface %s does not exist", name)
+	return fmt.Errorf("interface %s does not exist in %s: %w", name, vnet, kernel.ErrNoInterface)
 }
 
 // hostOpWords is how ifconfig.c names a failed parameter of its own:

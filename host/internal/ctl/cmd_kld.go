@@ -76,7 +76,9 @@ func parseKldload(c *Cmd, args []string) (runner, error) {
 					continue
 				}
 			}
-			st, err := env.Kernel.Load(ctx, name)
+			// The file as typed in messages (kldload.c prints argv), the
+			// client's path for the load.
+			st, err := env.Kernel.Load(ctx, c.resolve(name))
 			switch e := sdk.ErrnoOf(err); {
 			case err == nil:
 				if verbose {

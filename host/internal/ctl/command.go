@@ -64,6 +64,16 @@ type Cmd struct {
 
 	run   func(ctx context.Context, c *Cmd, env *Env) error
 	table *Table // what parsed it, for the modules' verbs
+	cwd   string // the client's working directory, for relative paths
+}
+
+// resolve is a path as typed made absolute against the client's working
+// directory; a name without a slash is left for the module path.
+func (c *Cmd) resolve(name string) string {
+	if c.cwd != "" && strings.Contains(name, "/") && !filepath.IsAbs(name) {
+		return filepath.Join(c.cwd, name)
+	}
+	return name
 }
 
 // Argv returns the command line as words, name first.
@@ -439,7 +449,7 @@ func (t *Table) Parse(argv []string, cwd string) (*Cmd, error) {
 	if def.parse == nil {
 		return nil, &UsageError{Cmd: name, Msg: fmt.Sprintf("unknown command (want one of %s)", strings.Join(t.names(), ", "))}
 	}
-	c := &Cmd{Name: name, Args: append([]string(nil), argv[1:]...)}
+	c := &Cmd{Name: name, Args: append([]string(nil), argv[1:]...), cwd: cwd}
 	run, err := def.parse(c, c.Args)
 	if err != nil {
 		return nil, usageError(name, def, err)
