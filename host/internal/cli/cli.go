@@ -191,4 +191,3 @@ func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	fs.Var(f, "call-timeout", fmt.Sprintf("deadline of each call into a module process, past which it is killed (default: the config's call_timeout, else %v)", loader.DefaultCallTimeout))
 	return f
 }
-
