@@ -183,9 +183,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	file := DefaultConfig
+	var src []byte
+	file := ""
 	switch fs.NArg() {
 	case 0:
+		file, src = defaultConfig()
 	case 1:
 		file = fs.Arg(0)
 	default:
@@ -207,7 +209,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		defer out.discard()
 	}
 
-	run, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
+	run, exit := a.execute(ctx, loadOpts{file: file, src: src, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
 	if run == nil {
 		return exit
 	}
