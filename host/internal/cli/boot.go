@@ -87,7 +87,7 @@ func splitPath(s string) []string {
 type loadOpts struct {
 	file        string
 	src         []byte // the file's source, when it is not to be read (the built-in default)
-	vars        map[string]string
+	vars        *varSet
 	modulePath  string        // -module-path
 	callTimeout time.Duration // -call-timeout; 0: the config's, else the default
 }
@@ -109,13 +109,26 @@ type loaded struct {
 // module file: validate promises that. On failure the diagnostics are
 // printed.
 func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
+	l, parser, diags := a.parseConfig(o)
+	if len(diags) > 0 {
+		parser.WriteDiagnostics(a.stderr, diags)
+	}
+	return l, l != nil
+}
+
+// parseConfig is loadConfig without the printing: the configuration
+// (nil when it has errors), the parser that read it, and every
+// diagnostic.
+func (a *app) parseConfig(o loadOpts) (*loaded, *config.Parser, hcl.Diagnostics) {
 	var (
 		mp    []string
 		ix    *hintsIndex
 		table = ctl.NewTable(nil)
 	)
 	parser := config.NewParser(config.Options{
-		Vars:      o.vars,
+		Vars:      o.vars.values(),
+		VarFiles:  o.vars.varFiles(),
+		Env:       os.Environ(),
 		CheckStep: func(line string) error { return table.CheckLine(line) },
 		CheckCommand: func(argv []string) error {
 			_, err := table.Parse(argv, "")
@@ -137,13 +150,10 @@ func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
 	} else {
 		cfg, diags = parser.ParseFile(o.file)
 	}
-	if len(diags) > 0 {
-		parser.WriteDiagnostics(a.stderr, diags)
-	}
 	if diags.HasErrors() {
-		return nil, false
+		return nil, parser, diags
 	}
-	return &loaded{cfg: cfg, parser: parser, modulePath: mp, index: ix.Modules()}, true
+	return &loaded{cfg: cfg, parser: parser, modulePath: mp, index: ix.Modules()}, parser, diags
 }
 
 // newLoader returns the loader that opens a checked configuration's

@@ -148,6 +148,49 @@ func (a *app) setupLogger() error {
 	return nil
 }
 
+// varSet is a verb's -var and -var-file flags.
+type varSet struct {
+	vals  varsFlag
+	files filesFlag
+}
+
+// varFlags adds -var NAME=VALUE and -var-file FILE to fs.
+func varFlags(fs *flag.FlagSet) *varSet {
+	v := &varSet{vals: varsFlag{}}
+	fs.Var(v.vals, "var", "set a variable: `NAME=VALUE` (repeatable; wins over -var-file and KLDSIM_VAR_NAME)")
+	fs.Var(&v.files, "var-file", "set variables from an HCL `FILE` of NAME = VALUE lines (repeatable, later files win)")
+	return v
+}
+
+// given reports whether any variable was set on the command line.
+func (v *varSet) given() bool { return v != nil && (len(v.vals) > 0 || len(v.files) > 0) }
+
+// values is the -var values; nil for a nil set.
+func (v *varSet) values() map[string]string {
+	if v == nil {
+		return nil
+	}
+	return v.vals
+}
+
+// varFiles is the -var-file files, in order.
+func (v *varSet) varFiles() []string {
+	if v == nil {
+		return nil
+	}
+	return v.files
+}
+
+// filesFlag collects a repeatable file flag.
+type filesFlag []string
+
+func (f *filesFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *filesFlag) Set(s string) error {
+	*f = append(*f, s)
+	return nil
+}
+
 // varsFlag collects -var NAME=VALUE.
 type varsFlag map[string]string
 

@@ -72,8 +72,7 @@ func waitGone(socket string, d time.Duration) {
 func (a *app) kernelStart(ctx context.Context, args []string) int {
 	fs := a.newFlags("kernel start")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")

@@ -176,8 +176,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
 	report := fs.String("report", "", "write a self-contained HTML report of the run to `FILE`")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	timeout := callTimeoutFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {
