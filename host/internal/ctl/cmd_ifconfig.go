@@ -203,6 +203,12 @@ func (e *errxError) Error() string { return e.msg }
 
 func errx(format string, args ...any) error { return &errxError{fmt.Sprintf(format, args...)} }
 
+// listingVerbs are the interface verbs through which a driver tells the
+// host its lines of ifconfig's status (sdk.ConfigSchema.IfVerbs's show):
+// FreeBSD's ifconfig has no such word, so a user's is a bad value, and
+// `ifconfig IF` prints what they would.
+var listingVerbs = map[string]bool{"show": true, "list": true}
+
 // hostIfWords are the words of the parameters the kernel answers for
 // every interface.
 var hostIfWords = map[string]bool{"up": true, "down": true, "mtu": true, "name": true, "description": true,
@@ -219,7 +225,7 @@ func splitIfWords(words []string, verbs []sdk.Verb, strict bool) ([]ifStep, erro
 	var steps []ifStep
 	verb := func(w string) (sdk.Verb, bool) {
 		for _, v := range verbs {
-			if v.Name == w {
+			if v.Name == w && !listingVerbs[w] {
 				return v, true
 			}
 		}

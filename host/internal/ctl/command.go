@@ -246,8 +246,14 @@ func (t *Table) IfVerbs() []ClonerVerbs {
 	var out []ClonerVerbs
 	for _, c := range sortedKeys(t.cloners) {
 		d := t.mods[t.cloners[c]]
-		if len(d.Config.IfVerbs) > 0 {
-			out = append(out, ClonerVerbs{Cloner: c, Module: d.Name, Verbs: d.Config.IfVerbs})
+		var vs []sdk.Verb
+		for _, v := range d.Config.IfVerbs {
+			if !listingVerbs[v.Name] {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) > 0 {
+			out = append(out, ClonerVerbs{Cloner: c, Module: d.Name, Verbs: vs})
 		}
 	}
 	return out
