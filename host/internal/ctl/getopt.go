@@ -20,8 +20,8 @@ func (o *opts) has(c byte) bool { return o.set[c] }
 
 // getopt parses args as getopt(3) with spec ("nqvj:": n, q and v are
 // flags, j takes an argument). Parsing stops at the first operand or
-// after "--". "--json" is accepted anywhere before the operands when
-// json is allowed.
+// after "--". "--json" (or "-json") is accepted anywhere before the
+// operands when json is allowed.
 func getopt(args []string, spec string, json bool) (*opts, error) {
 	o := &opts{set: map[byte]bool{}, arg: map[byte]string{}}
 	i := 0
@@ -31,7 +31,9 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 			i++
 			break
 		}
-		if a == "--json" && json {
+		// --json, and -json as kldsim's own verbs take it (so -json is
+		// never -j son: a VNET called "son" is -j son, apart).
+		if (a == "--json" || a == "-json") && json {
 			o.json = true
 			continue
 		}
