@@ -106,11 +106,16 @@ func plugins(t testing.TB) (modules, testmods string) {
 // own private run directory ($XDG_RUNTIME_DIR/kldsim, for the plugins'
 // scratch directories and a script that unsets KLDSIM_SOCKET), and a
 // daemon it leaves running is stopped.
-func TestScripts(t *testing.T) {
+func TestScripts(t *testing.T) { testscript.Run(t, scriptParams(t, "testdata/script")) }
+
+// scriptParams are the testscript parameters of the scripts in dir: the
+// real plugins on the module path, a socket and run directory of each
+// script's own.
+func scriptParams(t *testing.T, dir string) testscript.Params {
 	modules, testmods := plugins(t)
 	root := repoRoot(t)
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	return testscript.Params{
+		Dir: dir,
 		Setup: func(env *testscript.Env) error {
 			sockDir, err := os.MkdirTemp("", "ks")
 			if err != nil {
@@ -122,6 +127,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TESTMODS", testmods)
 			env.Setenv("MODULES", modules)
 			env.Setenv("CONFIGS", filepath.Join(root, "configs"))
+			env.Setenv("ROOT", root)
 			env.Setenv("XDG_RUNTIME_DIR", sockDir)
 			env.Setenv("KLDSIM_LOG", "")
 			env.Defer(func() {
@@ -172,7 +178,51 @@ func TestScripts(t *testing.T) {
 			},
 		},
 		RequireExplicitExec: true,
-	})
+	}
+}
+
+// TestReadme runs every command of README.md's blocks fenced as
+// "```sh runnable", in order, each one as written (its trailing
+// comment aside) and each one must succeed: the tour says what
+// kldsim does, and this keeps it true. A daemon a block leaves running is
+// stopped.
+func TestReadme(t *testing.T) {
+	root := repoRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	script.WriteString("# Generated from README.md's runnable blocks.\n")
+	in, n := false, 0
+	for i, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "```sh runnable":
+			in = true
+			continue
+		case in && strings.HasPrefix(line, "```"):
+			in = false
+			continue
+		case !in:
+			continue
+		}
+		if c := strings.Index(line, " #"); c >= 0 {
+			line = line[:c]
+		}
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fmt.Fprintf(&script, "# README.md:%d\nexec %s\n", i+1, line)
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("README.md has %d runnable commands: the tour's blocks lost their marker", n)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "readme.txtar"), []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, scriptParams(t, dir))
 }
 
 // TestConfigs parses and runs every shipped configuration and checks its
