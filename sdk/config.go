@@ -192,6 +192,14 @@ func (v Verb) OpName(args []string) string {
 var HostIfVerbs = []Verb{
 	{Name: "up", Op: "SIOCSIFFLAGS", Summary: "mark the interface up"},
 	{Name: "down", Op: "SIOCSIFFLAGS", Summary: "mark the interface down"},
+	{Name: "mtu", Args: "N", Min: 1, Max: 1, Op: "SIOCSIFMTU", Summary: "set the MTU"},
+	{Name: "name", Args: "NEWNAME", Min: 1, Max: 1, Op: "SIOCSIFNAME", Summary: "rename the interface"},
+	{Name: "description", Args: "TEXT", Min: 1, Max: 1, Op: "SIOCSIFDESCR", Summary: "set the description"},
+	{Name: "descr", Args: "TEXT", Min: 1, Max: 1, Op: "SIOCSIFDESCR", Summary: "set the description"},
+	{Name: "-description", Op: "SIOCSIFDESCR", Summary: "remove the description"},
+	{Name: "-descr", Op: "SIOCSIFDESCR", Summary: "remove the description"},
+	{Name: "inet", Args: "ADDR[/LEN] [netmask MASK] [alias | -alias]", Min: 1, Max: -1, Op: "SIOCAIFADDR", Summary: "set, add (alias) or remove (-alias) an IPv4 address"},
+	{Name: "inet6", Args: "ADDR[/LEN] [prefixlen N] [alias | -alias]", Min: 1, Max: -1, Op: "SIOCAIFADDR_IN6", Summary: "set, add (alias) or remove (-alias) an IPv6 address"},
 }
 
 // ifconfigWords are ifconfig's own words after an interface name.

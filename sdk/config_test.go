@@ -73,7 +73,7 @@ func TestConfigSchemaValidate(t *testing.T) {
 		{name: "ifconfig of another interface", schema: ConfigSchema{Interface: []Setting{{Name: "x", Type: TypeString, Commands: []string{"ifconfig em0 up"}}}}, wantErr: "for its own interface"},
 		{name: "undeclared interface verb", schema: ConfigSchema{IfVerbs: []Verb{{Name: "addm", Min: 1, Max: 1}},
 			Interface: []Setting{{Name: "x", Type: TypeList, Commands: []string{"ifconfig {if} addmember {each}"}}}},
-			wantErr: "addmember is not one of the module's interface verbs (up, down, addm)"},
+			wantErr: "addmember is not one of the module's interface verbs (up, down, mtu, name, description, descr, -description, -descr, inet, inet6, addm)"},
 		{name: "host interface verb", schema: ConfigSchema{IfVerbs: []Verb{{Name: "addm", Min: 1, Max: 1}},
 			Interface: []Setting{{Name: "x", Type: TypeBool, Commands: []string{"ifconfig {if} up"}}}}},
 		{name: "undeclared verb", schema: ConfigSchema{Verbs: []Verb{{Name: "start"}},

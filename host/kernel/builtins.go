@@ -445,6 +445,7 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 	v.mu.Lock()
 	id := ifp.afdata[d.module]
 	delete(ifp.afdata, d.module)
+	ifp.dropAddrs(d.module)
 	v.mu.Unlock()
 	if id == 0 {
 		return

@@ -25,6 +25,9 @@ type ifnet struct {
 	flags  map[string]int
 	up     bool
 	afdata map[string]sdk.ObjID // per-domain data (if_afdata[AF_INET6] ...)
+	mtu    int                  // 0: defaultMTU
+	descr  string
+	addrs  []IfAddr // each kept while its domain's afdata is (ifconf.go)
 }
 
 func (ifp *ifnet) info() sdk.IfInfo {
@@ -485,7 +488,11 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	defer v.mu.Unlock()
 	var out []IfStat
 	for _, ifp := range v.ifsByIndexLocked() {
-		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}}
+		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
+			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...)}
+		if st.MTU == 0 {
+			st.MTU = defaultMTU(ifp)
+		}
 		for f, n := range ifp.flags {
 			st.Flags[f] = n
 		}

@@ -49,6 +49,8 @@ type Kernel struct {
 	vcount       int
 	vseq         uint64
 	vnet0        *vnet
+
+	msg msgbuf // the kernel message buffer (dmesg)
 }
 
 type fileRec struct {

@@ -36,7 +36,11 @@ func (k *Kernel) fileByName(name string) *fileRec {
 func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
 	k.sx.Lock()
 	defer k.sx.Unlock()
-	fail := func(err error) (FileStat, error) { return FileStat{}, &Error{Op: OpKldload, Name: name, Err: err} }
+	fail := func(err error) (FileStat, error) {
+		e := &Error{Op: OpKldload, Name: name, Err: err}
+		k.console(e)
+		return FileStat{}, e
+	}
 	if k.fileByName(name) != nil {
 		return fail(syscall.EEXIST)
 	}
@@ -61,7 +65,9 @@ func (k *Kernel) LoadFile(ctx context.Context, f File) (FileStat, error) {
 	defer k.sx.Unlock()
 	fr, err := k.load(ctx, f, true)
 	if err != nil {
-		return FileStat{}, &Error{Op: OpKldload, Name: f.Name(), Err: err}
+		e := &Error{Op: OpKldload, Name: f.Name(), Err: err}
+		k.console(e)
+		return FileStat{}, e
 	}
 	return k.stat(fr), nil
 }
@@ -419,7 +425,11 @@ func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 }
 
 func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
-	fail := func(err error) error { return &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err} }
+	fail := func(err error) error {
+		e := &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err}
+		k.console(e)
+		return e
+	}
 	if fr.userrefs == 0 {
 		return fail(errLoadedByKernel)
 	}

@@ -80,16 +80,32 @@ type ModStat struct {
 
 // VnetStat describes a VNET.
 type VnetStat struct {
-	Name   string
+	Name string
+	// JID is the jail id of the VNET's jail: 0 for vnet0 (the host),
+	// then 1, 2, ... in creation order, never reused while the kernel
+	// runs, as FreeBSD numbers jails.
+	JID    int
 	State  sdk.Sub
 	Ifaces []string
+	// Dying is set from the start of the VNET's destroy (jls's DYING).
+	Dying bool
 }
 
 // IfStat describes an interface for ifconfig.
 type IfStat struct {
 	sdk.IfInfo
-	Flags map[string]int // counted flags: allmulti, promisc
+	Flags map[string]int // counted flags: allmulti, promisc, pointopoint
 	Up    bool
+	MTU   int
+	// Descr is the interface's description (ifconfig IF description
+	// TEXT); "" for none.
+	Descr string
+	// Ether is the link-level address of an interface that has one
+	// (not lo, not point-to-point), kept across moves.
+	Ether string
+	// Addrs are the interface's addresses, inet then inet6, each in
+	// the order added.
+	Addrs []IfAddr
 }
 
 // SysinitRow is one row of the VNET_SYSINIT/VNET_SYSUNINIT table.

@@ -376,9 +376,9 @@ func (k *Kernel) Vnets() []VnetStat {
 	k.vmu.Unlock()
 	out := make([]VnetStat, 0, len(list))
 	for _, v := range list {
-		st := VnetStat{Name: v.name}
+		st := VnetStat{Name: v.name, JID: int(v.seq)}
 		v.mu.Lock()
-		st.State = v.state
+		st.State, st.Dying = v.state, v.destroying
 		for _, ifp := range v.ifsByIndexLocked() {
 			st.Ifaces = append(st.Ifaces, ifp.name)
 		}

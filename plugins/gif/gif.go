@@ -155,6 +155,10 @@ func (g *gifs) create(ctx context.Context, k sdk.KPI, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("%s: create %s: %w", Name, ifname, err)
 	}
+	// if_gif.c: ifp->if_flags = IFF_POINTOPOINT | IFF_MULTICAST.
+	if err := k.IfSetFlag(ctx, ifname, "pointopoint", true); err != nil {
+		return errors.Join(fmt.Errorf("%s: create %s: %w", Name, ifname, err), k.IfDetach(ctx, info.Name))
+	}
 	if err := g.adopt(ctx, k, info); err != nil {
 		return errors.Join(fmt.Errorf("%s: create %s: %w", Name, ifname, err), k.IfDetach(ctx, info.Name))
 	}

@@ -8,6 +8,7 @@ package ipfw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -243,7 +244,58 @@ func (fw *firewall) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) er
 //	delete NUM [NUM ...]
 //	flush
 //	list | show
+//
+// A request whose last word is "--json" (the host's ipfw --json) is
+// answered as JSON: list and show the rules, add the rule added. Errors
+// are the module's words without its name: the host prints "ipfw: "
+// (or "modctl: ") before them, once.
 func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
+	asJSON := len(req.Args) > 0 && req.Args[len(req.Args)-1] == "--json"
+	if asJSON {
+		req.Args = req.Args[:len(req.Args)-1]
+	}
+	out, err := fw.answer(ctx, k, req, asJSON)
+	if err != nil {
+		return out, unprefixed(err)
+	}
+	return out, nil
+}
+
+// unprefixedError is a module error less the module's name before it.
+type unprefixedError struct{ err error }
+
+func (e *unprefixedError) Error() string { return strings.TrimPrefix(e.err.Error(), Name+": ") }
+func (e *unprefixedError) Unwrap() error { return e.err }
+
+func unprefixed(err error) error { return &unprefixedError{err} }
+
+// jsonRule is ipfw --json's record of a rule (docs/JSON.md).
+type jsonRule struct {
+	Number int    `json:"number"`
+	Action string `json:"action"`
+	Proto  string `json:"proto"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Dir    string `json:"dir,omitempty"`
+	IfOp   string `json:"ifop,omitempty"`
+	Ifname string `json:"ifname,omitempty"`
+	Text   string `json:"text"`
+}
+
+func ruleJSON(r Rule) jsonRule {
+	return jsonRule{Number: r.Num, Action: r.Action, Proto: r.Proto, From: r.From, To: r.To, Dir: r.Dir,
+		IfOp: r.IfOp, Ifname: r.Ifname, Text: r.String()}
+}
+
+func marshal(v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return string(b) + "\n", nil
+}
+
+func (fw *firewall) answer(ctx context.Context, k sdk.KPI, req sdk.ControlReq, asJSON bool) (string, error) {
 	if req.Ifname != "" {
 		return "", fmt.Errorf("%s: no interface commands (%s): %w", Name, req.Ifname, syscall.EINVAL)
 	}
@@ -263,6 +315,9 @@ func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) 
 		r, err = fw.add(ctx, k, c.lock, r)
 		if err != nil {
 			return "", err
+		}
+		if asJSON {
+			return marshal(ruleJSON(r))
 		}
 		return r.String() + "\n", nil
 	case "delete":
@@ -287,6 +342,9 @@ func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) 
 	case "list", "show":
 		if len(args) != 0 {
 			return "", fmt.Errorf("%s: %s takes no arguments: %w", Name, verb, syscall.EINVAL)
+		}
+		if asJSON {
+			return marshal(fw.rules(k))
 		}
 		return fw.list(k), nil
 	default:
@@ -400,6 +458,17 @@ func freeRules(ctx context.Context, k sdk.KPI, lock sdk.ObjID, gone []*rule) err
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	return nil
+}
+
+// rules is curvnet's chain as JSON records, default rule last.
+func (fw *firewall) rules(k sdk.KPI) []jsonRule {
+	out := []jsonRule{}
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			out = append(out, ruleJSON(r.Rule))
+		}
+	})
+	return append(out, ruleJSON(defaultRule))
 }
 
 // list prints curvnet's chain as `ipfw list` does, default rule last.

@@ -35,10 +35,9 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	rounds := fs.Int("rounds", bench.DefaultRounds, "times each measurement is repeated")
 	modules := fs.String("modules", "", "files to load, ','-separated (default: none, the base system only)")
 	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a config variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {
@@ -55,7 +54,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		return bad("-rounds must be at least 1, got %d", *rounds)
 	case *modules != "" && *file != "":
 		return bad("-modules and -config are exclusive")
-	case len(vars) > 0 && *file == "":
+	case vars.given() && *file == "":
 		return bad("-var needs -config")
 	}
 

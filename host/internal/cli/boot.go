@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kldsim/kldsim/configs"
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/loader"
@@ -16,8 +17,30 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// DefaultConfig is what `kldsim run` runs without a file.
+// DefaultConfig is what `kldsim run` runs without a file: this file in
+// the current directory, else in the checkout the kldsim binary was
+// built in (bin/kldsim's ../configs), else the copy built into the
+// binary (defaultConfig).
 const DefaultConfig = "configs/default.hcl"
+
+// defaultConfig finds the default configuration, as DefaultConfig says:
+// a file's path, or the built-in source and the name it is reported
+// under.
+func defaultConfig() (file string, src []byte) {
+	if st, err := os.Stat(DefaultConfig); err == nil && st.Mode().IsRegular() {
+		return DefaultConfig, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		p := filepath.Join(filepath.Dir(exe), "..", DefaultConfig)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return filepath.Clean(p), nil
+		}
+	}
+	return DefaultConfig + " (built in)", configs.Default
+}
 
 // modulePath picks the module directories: the -module-path flag, else
 // the config's module_path, else $KLDSIM_MODULE_PATH, else "modules" next
@@ -63,7 +86,8 @@ func splitPath(s string) []string {
 // loadOpts says how to read a configuration.
 type loadOpts struct {
 	file        string
-	vars        map[string]string
+	src         []byte // the file's source, when it is not to be read (the built-in default)
+	vars        *varSet
 	modulePath  string        // -module-path
 	callTimeout time.Duration // -call-timeout; 0: the config's, else the default
 	// index, when set, is the module index the config is checked and its
@@ -89,13 +113,26 @@ type loaded struct {
 // module file: validate promises that. On failure the diagnostics are
 // printed.
 func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
+	l, parser, diags := a.parseConfig(o)
+	if len(diags) > 0 {
+		parser.WriteDiagnostics(a.stderr, diags)
+	}
+	return l, l != nil
+}
+
+// parseConfig is loadConfig without the printing: the configuration
+// (nil when it has errors), the parser that read it, and every
+// diagnostic.
+func (a *app) parseConfig(o loadOpts) (*loaded, *config.Parser, hcl.Diagnostics) {
 	var (
 		mp    []string
 		ix    config.Index
 		table = ctl.NewTable(nil)
 	)
 	parser := config.NewParser(config.Options{
-		Vars:      o.vars,
+		Vars:      o.vars.values(),
+		VarFiles:  o.vars.varFiles(),
+		Env:       os.Environ(),
 		CheckStep: func(line string) error { return table.CheckLine(line) },
 		CheckCommand: func(argv []string) error {
 			_, err := table.Parse(argv, "")
@@ -111,14 +148,19 @@ func (a *app) loadConfig(o loadOpts) (*loaded, bool) {
 			return ix
 		},
 	})
-	cfg, diags := parser.ParseFile(o.file)
-	if len(diags) > 0 {
-		parser.WriteDiagnostics(a.stderr, diags)
+	var (
+		cfg   *config.Config
+		diags hcl.Diagnostics
+	)
+	if o.src != nil {
+		cfg, diags = parser.Parse(o.src, o.file)
+	} else {
+		cfg, diags = parser.ParseFile(o.file)
 	}
 	if diags.HasErrors() {
-		return nil, false
+		return nil, parser, diags
 	}
-	return &loaded{cfg: cfg, parser: parser, modulePath: mp, index: ix.Modules()}, true
+	return &loaded{cfg: cfg, parser: parser, modulePath: mp, index: ix.Modules()}, parser, diags
 }
 
 // newLoader returns the loader that opens a checked configuration's

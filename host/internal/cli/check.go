@@ -168,11 +168,10 @@ func (a *app) check(ctx context.Context, args []string) int {
 	fs := a.newFlags("check")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	withWindows := fs.Bool("windows", false, "print each entry's safe rank window")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() != 1 {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
@@ -58,6 +59,13 @@ type app struct {
 	// readySwitch, in a detached daemon, reports that it serves and
 	// sends its output to the log file from then on.
 	readySwitch func()
+
+	root   *cobra.Command // the command tree (root.go)
+	status int            // what the command that ran returned
+	// flags is the FlagSet the verb that runs made (newFlags);
+	// describing, that the verb runs only to show its flags (flagsOf).
+	flags      *flag.FlagSet
+	describing bool
 }
 
 // Run is Main with explicit streams and context.
@@ -85,44 +93,44 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return a.client(ctx, name, args)
 	}
 
+	// kldsim's own flags come before the command, Go-style (-socket and
+	// --socket alike), as they always have.
 	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
 	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			a.help(stdout)
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "kldsim: %v\n", err)
-		a.help(stderr)
+	version := fs.Bool("version", false, "print the version and commit")
+	fs.Bool("v", false, "")
+	help := false
+	fs.BoolVar(&help, "help", false, "")
+	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
 		return ExitInput
+	} else if err != nil {
+		help = true
 	}
 	if err := a.setupLogger(); err != nil {
 		fmt.Fprintf(stderr, "kldsim: %v\n", err)
 		return ExitInput
 	}
+	a.root = a.newRoot()
 	rest := fs.Args()
-	if len(rest) == 0 {
-		a.help(stderr)
+	switch {
+	case *version:
+		rest = []string{"--version"}
+	case help:
+		rest = []string{"help"}
+	case len(rest) == 0:
+		a.root.SetOut(stderr)
+		a.root.Usage()
 		return ExitInput
 	}
-	cmd, cargs := rest[0], rest[1:]
-	switch cmd {
-	case "-h", "--help":
-		cmd = "help"
-	case "kernel":
-		return a.kernel(ctx, cargs)
+	a.root.SetArgs(rest)
+	if err := a.root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
+		return ExitInput
 	}
-	if v, ok := lookupVerb(cmd); ok {
-		return v.run(a, ctx, cargs)
-	}
-	if ctl.IsBase(cmd) || isModuleCommand(cmd) {
-		return a.client(ctx, cmd, cargs)
-	}
-	fmt.Fprintf(stderr, "kldsim: unknown command %q\n", cmd)
-	a.help(stderr)
-	return ExitInput
+	return a.status
 }
 
 // setupLogger makes the logger from -log-level or KLDSIM_LOG (default
@@ -137,6 +145,49 @@ func (a *app) setupLogger() error {
 		}
 	}
 	a.logger = hclog.New(&hclog.LoggerOptions{Name: "kldsim", Level: level, Output: a.stderr})
+	return nil
+}
+
+// varSet is a verb's -var and -var-file flags.
+type varSet struct {
+	vals  varsFlag
+	files filesFlag
+}
+
+// varFlags adds -var NAME=VALUE and -var-file FILE to fs.
+func varFlags(fs *flag.FlagSet) *varSet {
+	v := &varSet{vals: varsFlag{}}
+	fs.Var(v.vals, "var", "set a variable: `NAME=VALUE` (repeatable; wins over -var-file and KLDSIM_VAR_NAME)")
+	fs.Var(&v.files, "var-file", "set variables from an HCL `FILE` of NAME = VALUE lines (repeatable, later files win)")
+	return v
+}
+
+// given reports whether any variable was set on the command line.
+func (v *varSet) given() bool { return v != nil && (len(v.vals) > 0 || len(v.files) > 0) }
+
+// values is the -var values; nil for a nil set.
+func (v *varSet) values() map[string]string {
+	if v == nil {
+		return nil
+	}
+	return v.vals
+}
+
+// varFiles is the -var-file files, in order.
+func (v *varSet) varFiles() []string {
+	if v == nil {
+		return nil
+	}
+	return v.files
+}
+
+// filesFlag collects a repeatable file flag.
+type filesFlag []string
+
+func (f *filesFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *filesFlag) Set(s string) error {
+	*f = append(*f, s)
 	return nil
 }
 
@@ -182,29 +233,4 @@ func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	f := &durationFlag{}
 	fs.Var(f, "call-timeout", fmt.Sprintf("deadline of each call into a module process, past which it is killed (default: the config's call_timeout, else %v)", loader.DefaultCallTimeout))
 	return f
-}
-
-// newFlags returns a FlagSet for the verb called name whose errors and
-// -h go to stderr with the verb's usage (from the verbs table).
-func (a *app) newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	v, _ := lookupVerb(name)
-	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: %s\n", v.usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses a subcommand's flags; it returns -1 to go on, or the
-// exit status.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitInput
-	}
-	return -1
 }

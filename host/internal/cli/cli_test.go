@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,11 +109,16 @@ func plugins(t testing.TB) (modules, testmods string) {
 // own private run directory ($XDG_RUNTIME_DIR/kldsim, for the plugins'
 // scratch directories and a script that unsets KLDSIM_SOCKET), and a
 // daemon it leaves running is stopped.
-func TestScripts(t *testing.T) {
+func TestScripts(t *testing.T) { testscript.Run(t, scriptParams(t, "testdata/script")) }
+
+// scriptParams are the testscript parameters of the scripts in dir: the
+// real plugins on the module path, a socket and run directory of each
+// script's own.
+func scriptParams(t *testing.T, dir string) testscript.Params {
 	modules, testmods := plugins(t)
 	root := repoRoot(t)
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	return testscript.Params{
+		Dir: dir,
 		Setup: func(env *testscript.Env) error {
 			sockDir, err := os.MkdirTemp("", "ks")
 			if err != nil {
@@ -123,6 +130,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TESTMODS", testmods)
 			env.Setenv("MODULES", modules)
 			env.Setenv("CONFIGS", filepath.Join(root, "configs"))
+			env.Setenv("ROOT", root)
 			env.Setenv("XDG_RUNTIME_DIR", sockDir)
 			env.Setenv("KLDSIM_LOG", "")
 			env.Defer(func() {
@@ -173,7 +181,51 @@ func TestScripts(t *testing.T) {
 			},
 		},
 		RequireExplicitExec: true,
-	})
+	}
+}
+
+// TestReadme runs every command of README.md's blocks fenced as
+// "```sh runnable", in order, each one as written (its trailing
+// comment aside) and each one must succeed: the tour says what
+// kldsim does, and this keeps it true. A daemon a block leaves running is
+// stopped.
+func TestReadme(t *testing.T) {
+	root := repoRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	script.WriteString("# Generated from README.md's runnable blocks.\n")
+	in, n := false, 0
+	for i, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "```sh runnable":
+			in = true
+			continue
+		case in && strings.HasPrefix(line, "```"):
+			in = false
+			continue
+		case !in:
+			continue
+		}
+		if c := strings.Index(line, " #"); c >= 0 {
+			line = line[:c]
+		}
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fmt.Fprintf(&script, "# README.md:%d\nexec %s\n", i+1, line)
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("README.md has %d runnable commands: the tour's blocks lost their marker", n)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "readme.txtar"), []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, scriptParams(t, dir))
 }
 
 // TestConfigs parses and runs every shipped configuration and checks its
@@ -218,10 +270,11 @@ func TestConfigs(t *testing.T) {
 	}
 }
 
-// TestHelpListsEveryCommand: help is made from the command tables, so
+// TestHelpListsEveryCommand: help is generated from the command tree,
+// which is made from the verbs table, ctl's command table and the index:
 // every verb of kldsim's own, every base command and every command and
-// interface verb the module path's modules declare is in it, each with
-// its usage; and each verb's -h prints the same usage.
+// interface verb the module path's modules declare is in it; and each
+// verb's -h lists its flags, read from the verb's own definitions.
 func TestHelpListsEveryCommand(t *testing.T) {
 	modules, testmods := plugins(t)
 	t.Setenv("KLDSIM_MODULE_PATH", modules+string(os.PathListSeparator)+testmods)
@@ -230,26 +283,17 @@ func TestHelpListsEveryCommand(t *testing.T) {
 		t.Fatalf("kldsim help: exit %d\n%s", st, errb.String())
 	}
 	help := out.String()
-	lines := map[string]bool{}
-	for _, l := range strings.Split(help, "\n") {
-		lines[strings.TrimSpace(l)] = true
-	}
 	for _, v := range verbs {
-		first := strings.Split(v.usage, "\n")[0]
-		if !lines[first] {
-			t.Errorf("help lacks %s's usage %q", v.name, first)
-		}
-		if !strings.Contains(help, strings.Fields(v.summary)[0]) {
-			t.Errorf("help lacks %s's summary", v.name)
+		name := strings.Fields(v.name)[0]
+		if !strings.Contains(help, "  "+name+" ") {
+			t.Errorf("help lacks %s", v.name)
 		}
 	}
 	table := ctl.NewTable(newHintsIndex(strings.Split(os.Getenv("KLDSIM_MODULE_PATH"), ":"), nil).Modules())
 	var mods int
 	for _, c := range table.Commands() {
-		for _, u := range strings.Split(trimUsage(c.Usage), "\n") {
-			if !lines[u] {
-				t.Errorf("help lacks %s's usage line %q", c.Name, u)
-			}
+		if !strings.Contains(help, "  "+c.Name+" ") {
+			t.Errorf("help lacks %s", c.Name)
 		}
 		if c.Module != "" {
 			mods++
@@ -263,14 +307,91 @@ func TestHelpListsEveryCommand(t *testing.T) {
 			t.Errorf("help lacks the interface verbs of %s (module %s)", c.Cloner, c.Module)
 		}
 	}
-	// A verb's flags print its usage from the same table.
-	errb.Reset()
-	if st := Run(context.Background(), []string{"kldsim", "validate", "-h"}, &out, &errb); st != ExitOK {
-		t.Fatalf("validate -h: exit %d", st)
+	// A verb's -h: its help on stdout, every flag it defines in it.
+	for _, v := range verbs {
+		t.Run(v.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			argv := append(append([]string{"kldsim"}, strings.Fields(v.name)...), "-h")
+			if st := Run(context.Background(), argv, &out, &errb); st != ExitOK {
+				t.Fatalf("%v: exit %d\n%s", argv, st, errb.String())
+			}
+			a := &app{stdout: io.Discard, stderr: io.Discard}
+			a.flagsOf(v).VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(out.String(), "-"+f.Name) {
+					t.Errorf("%s -h lacks -%s:\n%s", v.name, f.Name, out.String())
+				}
+			})
+		})
 	}
-	v, _ := lookupVerb("validate")
-	if !strings.HasPrefix(errb.String(), "usage: "+v.usage+"\n") {
-		t.Errorf("validate -h printed %q, want the table's usage %q", errb.String(), v.usage)
+	// A daemon command's help is FreeBSD's usage.
+	out.Reset()
+	if st := Run(context.Background(), []string{"kldsim", "help", "kldstat"}, &out, &errb); st != ExitOK {
+		t.Fatalf("help kldstat: exit %d", st)
+	}
+	if !strings.Contains(out.String(), ctl.Usage("kldstat")) {
+		t.Errorf("help kldstat lacks FreeBSD's usage:\n%s", out.String())
+	}
+}
+
+// TestVersion: --version prints the version and the commit.
+func TestVersion(t *testing.T) {
+	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
+	Version, Commit = "v1.2.3", "0123abc"
+	for _, arg := range []string{"--version", "-version"} {
+		var out, errb bytes.Buffer
+		if st := Run(context.Background(), []string{"kldsim", arg}, &out, &errb); st != ExitOK {
+			t.Fatalf("%s: exit %d: %s", arg, st, errb.String())
+		}
+		if got, want := out.String(), "kldsim version v1.2.3, commit 0123abc\n"; got != want {
+			t.Errorf("%s = %q, want %q", arg, got, want)
+		}
+	}
+}
+
+// TestCompletion: the completion scripts are generated for bash, zsh
+// and fish, and bash's parses (bash -n).
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		var out, errb bytes.Buffer
+		if st := Run(context.Background(), []string{"kldsim", "completion", sh}, &out, &errb); st != ExitOK || out.Len() == 0 {
+			t.Fatalf("completion %s: exit %d, %d bytes: %s", sh, st, out.Len(), errb.String())
+		}
+		if sh != "bash" {
+			continue
+		}
+		if _, err := exec.LookPath("bash"); err != nil {
+			t.Skip("no bash")
+		}
+		cmd := exec.Command("bash", "-n")
+		cmd.Stdin = &out
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("bash -n on the completion script: %v\n%s", err, msg)
+		}
+	}
+	// Completing a verb's flags offers its own.
+	var out, errb bytes.Buffer
+	Run(context.Background(), []string{"kldsim", "__complete", "run", "-"}, &out, &errb)
+	if !strings.Contains(out.String(), "-json") || !strings.Contains(out.String(), "-report") {
+		t.Errorf("completing run's flags: %q", out.String())
+	}
+}
+
+// TestMan: man pages are generated for kldsim and each command.
+func TestMan(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if st := Run(context.Background(), []string{"kldsim", "man", dir}, &out, &errb); st != ExitOK {
+		t.Fatalf("man: exit %d: %s", st, errb.String())
+	}
+	for _, page := range []string{"kldsim.1", "kldsim-run.1", "kldsim-kernel-start.1", "kldsim-kldstat.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Errorf("no %s: %v", page, err)
+			continue
+		}
+		if !strings.Contains(string(b), ".TH") {
+			t.Errorf("%s is not a man page", page)
+		}
 	}
 }
 

@@ -17,12 +17,12 @@ func (a *app) client(ctx context.Context, name string, args []string) int {
 	cwd, _ := os.Getwd()
 	argv := append([]string{name}, args...)
 	if ctl.IsBase(name) {
-		cmd, err := ctl.Parse(argv, cwd)
-		if err != nil {
+		// Checked here, sent as typed: the daemon resolves relative
+		// paths against Cwd, and prints them as typed.
+		if _, err := ctl.Parse(argv, cwd); err != nil {
 			printUsageError(a.stderr, err)
-			return ExitInput
+			return ctl.Status(err)
 		}
-		argv = cmd.Argv()
 	}
 	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: argv, Cwd: cwd})
 	if err != nil {

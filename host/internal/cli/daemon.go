@@ -23,18 +23,6 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// kernelUsage is the usage of kldsim kernel's subcommands, from the
-// verbs table.
-func kernelUsage() string {
-	var lines []string
-	for _, v := range verbs {
-		if strings.HasPrefix(v.name, "kernel ") {
-			lines = append(lines, strings.ReplaceAll(v.usage, "\n", "\n       "))
-		}
-	}
-	return "usage: " + strings.Join(lines, "\n       ")
-}
-
 // The daemon's default bounds on what it keeps (kernel.Options
 // TraceLimit, ReportLimit): its memory stays flat however long it runs.
 const (
@@ -49,33 +37,35 @@ const (
 	readyMark = "\x00ready\n"
 )
 
-func (a *app) kernel(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(a.stderr, kernelUsage())
+// kernelCtl is kernel stop and kernel status: what the daemon answers.
+func (a *app) kernelCtl(ctx context.Context, verb string, args []string) int {
+	fs := a.newFlags("kernel " + verb)
+	var asJSON *bool
+	if verb == "status" {
+		asJSON = fs.Bool("json", false, "print the status as JSON (docs/JSON.md)")
+	}
+	if st := a.parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	if fs.NArg() > 0 {
+		a.usage("kernel " + verb)
 		return ExitInput
 	}
-	switch args[0] {
-	case "start":
-		return a.kernelStart(ctx, args[1:])
-	case "stop", "status":
-		if len(args) > 1 {
-			fmt.Fprintln(a.stderr, kernelUsage())
-			return ExitInput
-		}
-		resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: []string{"kernel", args[0]}})
-		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim: kernel %s: %v\n", args[0], err)
-			return ExitWitness
-		}
-		io.WriteString(a.stdout, resp.Stdout)
-		io.WriteString(a.stderr, resp.Stderr)
-		if resp.Stopped {
-			waitGone(a.socket, 5*time.Second)
-		}
-		return resp.Status
+	argv := []string{"kernel", verb}
+	if asJSON != nil && *asJSON {
+		argv = append(argv, "--json")
 	}
-	fmt.Fprintf(a.stderr, "kldsim: kernel: unknown command %q\n%s\n", args[0], kernelUsage())
-	return ExitInput
+	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: argv})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel %s: %v\n", verb, err)
+		return ExitWitness
+	}
+	io.WriteString(a.stdout, resp.Stdout)
+	io.WriteString(a.stderr, resp.Stderr)
+	if resp.Stopped {
+		waitGone(a.socket, 5*time.Second)
+	}
+	return resp.Status
 }
 
 // waitGone waits for the daemon to remove its socket.
@@ -90,15 +80,14 @@ func waitGone(socket string, d time.Duration) {
 func (a *app) kernelStart(ctx context.Context, args []string) int {
 	fs := a.newFlags("kernel start")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
 	traceLimit := fs.Int("trace-limit", DaemonTraceLimit, "trace events kept, newest first (0: all; default: the config's trace_limit, else this)")
 	reportLimit := fs.Int("report-limit", DaemonReportLimit, "witness reports kept, newest first (0: all; default: the config's report_limit, else this)")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() > 0 {
@@ -213,16 +202,10 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		return stopStatus
 	}
 	srv.Stop = stop
-	srv.Status = func(w io.Writer) {
-		fmt.Fprintf(w, "pid:         %d\n", os.Getpid())
-		fmt.Fprintf(w, "socket:      %s\n", a.socket)
-		fmt.Fprintf(w, "config:      %s\n", desc)
-		fmt.Fprintf(w, "module path: %s\n", strings.Join(ld.ModulePath(), ":"))
-		fmt.Fprintf(w, "call timeout: %v\n", ld.CallTimeout())
-		fmt.Fprintf(w, "uptime:      %s\n", time.Since(started).Round(time.Second))
-		fmt.Fprintf(w, "files:       %d\n", len(k.Files()))
-		fmt.Fprintf(w, "vnets:       %d\n", len(k.Vnets()))
-		fmt.Fprintf(w, "%s\n", ctl.KernelVerdict(k))
+	srv.Status = func() ctl.KernelStatus {
+		return ctl.KernelStatus{PID: os.Getpid(), Socket: a.socket, Config: desc, ModulePath: ld.ModulePath(),
+			CallTimeout: ld.CallTimeout().String(), Uptime: time.Since(started).Round(time.Second).String(),
+			Files: len(k.Files()), Vnets: len(k.Vnets()), Verdict: ctl.KernelVerdict(k)}
 	}
 	fmt.Fprintf(a.stdout, "kldsim: kernel running (pid %d), control socket %s\n", os.Getpid(), a.socket)
 	if a.readySwitch != nil {

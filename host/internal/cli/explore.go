@@ -303,7 +303,7 @@ func (inprocIndex) Modules() []sdk.Decl {
 // config file, the variables, and the module binaries on the module path
 // (or, in-process, the kldsim binary they are compiled into), so shards
 // of different inputs do not merge.
-func configHash(ld *loaded, file string, vars map[string]string, inprocess bool) (string, error) {
+func configHash(ld *loaded, file string, vars *varSet, inprocess bool) (string, error) {
 	h := sha256.New()
 	src, err := os.ReadFile(file)
 	if err != nil {
@@ -311,8 +311,16 @@ func configHash(ld *loaded, file string, vars map[string]string, inprocess bool)
 	}
 	fmt.Fprintf(h, "kldsim explore\x00inprocess=%v\x00%d\x00", inprocess, len(src))
 	h.Write(src)
-	for _, k := range sortedKeys(vars) {
-		fmt.Fprintf(h, "\x00var %s=%s", k, vars[k])
+	for _, k := range sortedKeys(vars.values()) {
+		fmt.Fprintf(h, "\x00var %s=%s", k, vars.values()[k])
+	}
+	for _, f := range vars.files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "\x00var-file %d\x00", len(b))
+		h.Write(b)
 	}
 	if inprocess {
 		exe, err := os.Executable()
@@ -360,10 +368,9 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	outFile := fs.String("o", "", "write the result's JSON to FILE (the text goes to stdout)")
 	inprocess := fs.Bool("inprocess", false, "run the shipped modules in-process (faster; plugins/all) instead of as plugin processes")
 	timeout := callTimeoutFlag(fs)
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {
@@ -469,7 +476,7 @@ func (a *app) exploreMerge(args []string) int {
 	fs := a.newFlags("explore merge")
 	asJSON := fs.Bool("json", false, "print the merged result as JSON")
 	outFile := fs.String("o", "", "write the merged result's JSON to FILE (the text goes to stdout)")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() == 0 {

@@ -17,7 +17,7 @@ func (a *app) kldxref(ctx context.Context, args []string) int {
 	fs := a.newFlags("kldxref")
 	dry := fs.Bool("d", false, "print the linker.hints that would be written instead of writing it")
 	verbose := fs.Bool("v", false, "list each file indexed and the modules it carries")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() == 0 {

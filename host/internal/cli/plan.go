@@ -22,12 +22,11 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	fs := a.newFlags("plan")
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/TRACE.md)")
 	file := fs.String("config", "", "configuration whose state the action is planned against (its scenario runs too)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	cwd, _ := os.Getwd()

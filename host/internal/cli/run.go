@@ -257,16 +257,17 @@ func (a *app) run(ctx context.Context, args []string) int {
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
 	report := fs.String("report", "", "write a self-contained HTML report of the run to `FILE`")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	file := DefaultConfig
+	var src []byte
+	file := ""
 	switch fs.NArg() {
 	case 0:
+		file, src = defaultConfig()
 	case 1:
 		file = fs.Arg(0)
 	default:
@@ -288,7 +289,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		defer out.discard()
 	}
 
-	run, _, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
+	run, _, exit := a.execute(ctx, loadOpts{file: file, src: src, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
 	if run == nil {
 		return exit
 	}

@@ -31,10 +31,9 @@ func (a *app) trace(ctx context.Context, args []string) int {
 	fs := a.newFlags("trace")
 	format := fs.String("format", "perfetto", "what to write: "+traceFormatList)
 	outPath := fs.String("o", "", "write to `FILE` (made whole or not at all) instead of standard output")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a config variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {

@@ -21,8 +21,18 @@ import (
 // Options tune a Parser.
 type Options struct {
 	// Vars override variable defaults: name -> text, as given with
-	// -var NAME=VALUE.
+	// -var NAME=VALUE. They win over everything else.
 	Vars map[string]string
+	// VarFiles are -var-file files, HCL attributes NAME = VALUE, in the
+	// order given: a later file wins over an earlier one, -var over
+	// them all, as with Terraform. A name the configuration does not
+	// declare is a warning.
+	VarFiles []string
+	// Env is the environment, as os.Environ gives it: KLDSIM_VAR_name
+	// sets variable name (the text read as -var reads it), under every
+	// other source (Terraform's TF_VAR_name). Names the configuration
+	// does not declare, and empty values, are ignored.
+	Env []string
 	// Index, if set, returns the module index the file is checked
 	// against: that every module block can be found, and what each
 	// module accepts in vnet and interface blocks. It is given the
@@ -155,7 +165,11 @@ func (p *Parser) Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 		return nil, diags
 	}
 	d := &decoder{filename: filename, dir: filepath.Dir(filename), funcs: Functions()}
-	cfg := d.decode(file.Body, p.opts.Vars)
+	in, diags := p.varInputs()
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg := d.decode(file.Body, in)
 	diags = append(diags, d.diags...)
 	if diags.HasErrors() {
 		return nil, diags
@@ -205,7 +219,7 @@ func (d *decoder) add(diags hcl.Diagnostics) bool {
 	return !diags.HasErrors()
 }
 
-func (d *decoder) decode(body hcl.Body, vars map[string]string) *Config {
+func (d *decoder) decode(body hcl.Body, vars varInputs) *Config {
 	prelude, _, diags := body.PartialContent(preludeSchema)
 	if !d.add(diags) {
 		return nil

@@ -2,8 +2,8 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -16,7 +16,7 @@ import (
 // moduleUsage is a module command's usage text, one line per verb.
 func moduleUsage(name string, verbs []sdk.Verb) string {
 	if len(verbs) == 0 {
-		return fmt.Sprintf("usage: %s [-j vnet] command [args ...]", name)
+		return fmt.Sprintf("usage: %s [-q] [-j vnet] [--json] command [args ...]", name)
 	}
 	var b strings.Builder
 	for i, v := range verbs {
@@ -25,21 +25,26 @@ func moduleUsage(name string, verbs []sdk.Verb) string {
 		} else {
 			b.WriteString("\n       ")
 		}
-		fmt.Fprintf(&b, "%s [-j vnet] %s", name, v.Usage())
+		fmt.Fprintf(&b, "%s [-q] [-j vnet] [--json] %s", name, v.Usage())
 	}
 	return b.String()
 }
 
-// parseModCommand parses `NAME [-j vnet] VERB ARGS...`, a command module
-// d declares: the words after the options are a control request for d
-// in the VNET, checked against d's verbs.
+// parseModCommand parses `NAME [-q] [-j vnet] [--json] VERB ARGS...`, a
+// command module d declares: the words after the options are a control
+// request for d in the VNET, checked against d's verbs. -j is kldsim's
+// (FreeBSD's commands reach a jail through jexec or their own -j); -q
+// prints nothing but failures, as ipfw -q does; --json is passed on to
+// the module as the request's last word, the module answering JSON
+// where it has a record to give (docs/JSON.md).
 func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "j:", false)
+	o, err := getopt(args, "qj:", true)
 	if err != nil {
 		return nil, err
 	}
+	c.JSON = o.json
 	if len(o.rest) == 0 {
-		return nil, errors.New("missing command")
+		return nil, errUsage
 	}
 	if len(d.Config.Verbs) > 0 {
 		if _, err := sdk.MatchVerbs(d.Config.Verbs, o.rest, true); err != nil {
@@ -47,10 +52,23 @@ func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
 		}
 	}
 	vnet := vnetArg(o)
+	words := o.rest
+	if o.json {
+		words = append(append([]string(nil), words...), JSONWord)
+	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
-		return modControl(ctx, env, c.Name, vnet, d.Name, o.rest)
+		if o.has('q') {
+			quiet := *env
+			quiet.Stdout = io.Discard
+			env = &quiet
+		}
+		return modControl(ctx, env, c.Name, vnet, d.Name, words)
 	}, nil
 }
+
+// JSONWord is the word a module command's request ends with when the
+// user asked for --json (or -json): the module answers JSON.
+const JSONWord = "--json"
 
 // ifVerbs are the verbs an interface of module d takes: its own and
 // those the kernel answers for every interface.
@@ -95,6 +113,21 @@ func ownerVerbs(env *Env, vnet, ifname string, words []string) ([]sdk.VerbCall, 
 		return sdk.MatchVerbs(ifVerbs(d), words, false)
 	}
 	return nil, nil
+}
+
+// ownerDecl is the declaration of the module that owns the interface,
+// if the interface and its VNET are there.
+func ownerDecl(env *Env, vnet, ifname string) (sdk.Decl, bool) {
+	ifs, err := env.Kernel.Interfaces(vnet)
+	if err != nil {
+		return sdk.Decl{}, false
+	}
+	for _, st := range ifs {
+		if st.Name == ifname {
+			return env.Kernel.ModuleDecl(st.Owner)
+		}
+	}
+	return sdk.Decl{}, false
 }
 
 // declaresShow reports whether module declares the interface verb show:

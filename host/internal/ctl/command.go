@@ -64,6 +64,16 @@ type Cmd struct {
 
 	run   func(ctx context.Context, c *Cmd, env *Env) error
 	table *Table // what parsed it, for the modules' verbs
+	cwd   string // the client's working directory, for relative paths
+}
+
+// resolve is a path as typed made absolute against the client's working
+// directory; a name without a slash is left for the module path.
+func (c *Cmd) resolve(name string) string {
+	if c.cwd != "" && strings.Contains(name, "/") && !filepath.IsAbs(name) {
+		return filepath.Join(c.cwd, name)
+	}
+	return name
 }
 
 // Argv returns the command line as words, name first.
@@ -114,11 +124,16 @@ func ReportFaults(w io.Writer, cmd string, err error, faults []error) error {
 	return &ExitError{Status: status, Err: joinErrors(errs)}
 }
 
-// UsageError is a command line that does not parse.
+// UsageError is a command line that does not parse: what the command
+// prints ("Cmd: Msg" when Msg is set, then Usage when set) and the exit
+// status it gives, FreeBSD's for FreeBSD's commands (kldload, kldstat,
+// ifconfig 1; kldunload and the modules' commands EX_USAGE, 64),
+// ExitInput (2) for kldsim's own.
 type UsageError struct {
-	Cmd   string
-	Msg   string
-	Usage string
+	Cmd    string
+	Msg    string
+	Usage  string
+	Status int
 }
 
 func (e *UsageError) Error() string {
@@ -134,8 +149,25 @@ type command struct {
 	summary string // one line for help
 	parse   func(c *Cmd, args []string) (runner, error)
 	// freebsd marks a command of FreeBSD's own: a multi-call name of the
-	// kldsim binary (the others are reached as kldsim COMMAND).
+	// kldsim binary (the others are reached as kldsim COMMAND). Its
+	// usage errors print getopt's line, if any, and its usage alone.
 	freebsd bool
+	// exit is the status of a usage error: FreeBSD's (1, or EX_USAGE);
+	// 0 means kldsim's ExitInput, 2.
+	exit int
+	// ext is kldsim's extensions to a FreeBSD command (-plan, --json),
+	// for help: FreeBSD's usage text stays FreeBSD's.
+	ext string
+}
+
+// exUsage is sysexits.h's EX_USAGE.
+const exUsage = 64
+
+func (c command) usageExit() int {
+	if c.exit == 0 {
+		return 2
+	}
+	return c.exit
 }
 
 type runner func(ctx context.Context, c *Cmd, env *Env) error
@@ -146,14 +178,27 @@ var base map[string]command
 
 func init() {
 	base = map[string]command{
-		"kldload":   {usage: usageKldload, summary: "load a kernel module (kldload(8))", parse: parseKldload, freebsd: true},
-		"kldunload": {usage: usageKldunload, summary: "unload a kernel module (kldunload(8))", parse: parseKldunload, freebsd: true},
-		"kldstat":   {usage: usageKldstat, summary: "list loaded files and their modules (kldstat(8))", parse: parseKldstat, freebsd: true},
-		"vnet":      {usage: usageVnet, summary: "create, destroy and list VNETs (the jails' network stacks)", parse: parseVnet},
-		"ifconfig":  {usage: usageIfconfig, summary: "list, create, destroy and move interfaces; their drivers' verbs (ifconfig(8))", parse: parseIfconfig, freebsd: true},
-		"modctl":    {usage: usageModctl, summary: "send a command to a module's control handler", parse: parseModctl},
-		"sysinit":   {usage: usageSysinit, summary: "the SYSINIT tables, or what ran in a VNET", parse: parseSysinit},
-		"witness":   {usage: usageWitness, summary: "the witness's reports and verdict", parse: parseWitness},
+		"kldload": {usage: usageKldload, ext: extKldload, summary: "load a kernel module (kldload(8))",
+			parse: parseKldload, freebsd: true, exit: 1},
+		"kldunload": {usage: usageKldunload, ext: extKldunload, summary: "unload a kernel module (kldunload(8))",
+			parse: parseKldunload, freebsd: true, exit: exUsage},
+		"kldstat": {usage: usageKldstat, ext: extJSON("kldstat"), summary: "list loaded files and their modules (kldstat(8))",
+			parse: parseKldstat, freebsd: true, exit: 1},
+		"dmesg": {usage: usageDmesg, ext: extJSON("dmesg"), summary: "print the kernel message buffer: what the kernel said on its console (dmesg(8))",
+			parse: parseDmesg, freebsd: true, exit: 1},
+		"vnet": {usage: usageVnet, summary: "create, destroy and list VNETs (the jails' network stacks)", parse: parseVnet},
+		"ifconfig": {usage: usageIfconfig, ext: extIfconfig,
+			summary: "list, create, destroy, configure and move interfaces; their drivers' verbs (ifconfig(8))",
+			parse:   parseIfconfig, freebsd: true, exit: 1},
+		"jail": {usage: usageJail, summary: "create (jail -c name=J vnet persist [vnet.interface=IF]) and remove (jail -r J) jails, each a VNET (jail(8))",
+			parse: parseJail, freebsd: true, exit: 1},
+		"jls": {usage: usageJls, ext: extJSON("jls"), summary: "list the jails: JID, name; -v adds their state (jls(8))",
+			parse: parseJls, freebsd: true, exit: 1},
+		"jexec": {usage: usageJexec, summary: "run a command (ifconfig, a module's command, sysinit) in a jail's VNET (jexec(8))",
+			parse: parseJexec, freebsd: true, exit: 1},
+		"modctl":  {usage: usageModctl, summary: "send a command to a module's control handler", parse: parseModctl},
+		"sysinit": {usage: usageSysinit, summary: "the SYSINIT tables, or what ran in a VNET", parse: parseSysinit},
+		"witness": {usage: usageWitness, summary: "the witness's reports and verdict", parse: parseWitness},
 	}
 }
 
@@ -201,8 +246,14 @@ func (t *Table) IfVerbs() []ClonerVerbs {
 	var out []ClonerVerbs
 	for _, c := range sortedKeys(t.cloners) {
 		d := t.mods[t.cloners[c]]
-		if len(d.Config.IfVerbs) > 0 {
-			out = append(out, ClonerVerbs{Cloner: c, Module: d.Name, Verbs: d.Config.IfVerbs})
+		var vs []sdk.Verb
+		for _, v := range d.Config.IfVerbs {
+			if !listingVerbs[v.Name] {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) > 0 {
+			out = append(out, ClonerVerbs{Cloner: c, Module: d.Name, Verbs: vs})
 		}
 	}
 	return out
@@ -300,8 +351,10 @@ func (t *Table) Cloner(cloner string) (sdk.Decl, bool) {
 
 // CommandInfo describes one command of a table, for help.
 type CommandInfo struct {
-	Name    string
-	Usage   string // "usage: ..." as the command prints it
+	Name  string
+	Usage string // "usage: ..." as the command prints it
+	// Ext is kldsim's extensions to a FreeBSD command, "" for none.
+	Ext     string
 	Summary string
 	// Module is the module that declares it; "" for a base command.
 	Module string
@@ -312,7 +365,7 @@ type CommandInfo struct {
 func (t *Table) Commands() []CommandInfo {
 	var out []CommandInfo
 	for _, n := range Base() {
-		out = append(out, CommandInfo{Name: n, Usage: base[n].usage, Summary: base[n].summary})
+		out = append(out, CommandInfo{Name: n, Usage: base[n].usage, Ext: base[n].ext, Summary: base[n].summary})
 	}
 	if t == nil {
 		return out
@@ -366,6 +419,7 @@ func (t *Table) lookup(name string) command {
 	d := t.mods[m]
 	return command{
 		usage:   moduleUsage(name, d.Config.Verbs),
+		exit:    exUsage,
 		summary: commandSummary(d, name),
 		parse:   func(c *Cmd, args []string) (runner, error) { return parseModCommand(d, c, args) },
 	}
@@ -401,10 +455,10 @@ func (t *Table) Parse(argv []string, cwd string) (*Cmd, error) {
 	if def.parse == nil {
 		return nil, &UsageError{Cmd: name, Msg: fmt.Sprintf("unknown command (want one of %s)", strings.Join(t.names(), ", "))}
 	}
-	c := &Cmd{Name: name, Args: append([]string(nil), argv[1:]...)}
+	c := &Cmd{Name: name, Args: append([]string(nil), argv[1:]...), cwd: cwd}
 	run, err := def.parse(c, c.Args)
 	if err != nil {
-		return nil, &UsageError{Cmd: name, Msg: err.Error(), Usage: def.usage}
+		return nil, usageError(name, def, err)
 	}
 	if name == "kldload" && cwd != "" {
 		for i, a := range c.Args {
@@ -415,6 +469,28 @@ func (t *Table) Parse(argv []string, cwd string) (*Cmd, error) {
 	}
 	c.run = run
 	return c, nil
+}
+
+// usageError is how command name reports err, its command line's fault.
+func usageError(name string, def command, err error) *UsageError {
+	ue := &UsageError{Cmd: name, Usage: def.usage, Status: def.usageExit()}
+	var (
+		ex *errxError
+		ge *getoptError
+	)
+	switch {
+	case errors.As(err, &ex):
+		// errx(1, ...): the message alone.
+		ue.Msg, ue.Usage, ue.Status = ex.msg, "", 1
+	case errors.Is(err, errUsage):
+	case errors.As(err, &ge):
+		ue.Msg = ge.msg
+	case def.freebsd:
+		// FreeBSD's tools answer a bad line with their usage alone.
+	default:
+		ue.Msg = err.Error()
+	}
+	return ue
 }
 
 // ParseLine splits line into words and parses them with the base
@@ -439,13 +515,6 @@ func (t *Table) CheckLine(line string) error {
 // warnf prints "cmd: message" on stderr.
 func warnf(env *Env, cmd, format string, args ...any) {
 	fmt.Fprintf(env.Stderr, "%s: %s\n", cmd, fmt.Sprintf(format, args...))
-}
-
-// console prints what the kernel would have said on its console.
-func console(env *Env, msg string) {
-	if msg != "" {
-		fmt.Fprintf(env.Stderr, "%s\n", msg)
-	}
 }
 
 // failed wraps errs into an ExitError with status 1, or returns nil.

@@ -49,13 +49,13 @@ func cutPlan(c *Cmd, args []string) (rest []string, plan bool) {
 
 // planOne is the runner of a -plan command of one operand: plan asks the
 // kernel, op and name are what its *kernel.Error would carry.
-func planOne(verb string, operands []string, plan func(ctx context.Context, k *kernel.Kernel) (*kernel.Plan, error)) (runner, error) {
+func planOne(verb string, operands []string, plan func(ctx context.Context, c *Cmd, k *kernel.Kernel) (*kernel.Plan, error)) (runner, error) {
 	if len(operands) != 1 {
-		return nil, fmt.Errorf("-plan plans one %s at a time", verb)
+		return nil, errx("-plan plans one %s at a time", verb)
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		action := planAction(c)
-		p, err := plan(ctx, env.Kernel)
+		p, err := plan(ctx, c, env.Kernel)
 		var doc *render.Plan
 		if err != nil {
 			var ke *kernel.Error
@@ -101,24 +101,24 @@ func planAction(c *Cmd) string {
 // planKldload plans kldload of one file; with -n, a file already loaded
 // is a plan of nothing, as the load would be a success that does nothing.
 func planKldload(o *opts) (runner, error) {
-	return planOne("file", o.rest, func(ctx context.Context, k *kernel.Kernel) (*kernel.Plan, error) {
+	return planOne("file", o.rest, func(ctx context.Context, c *Cmd, k *kernel.Kernel) (*kernel.Plan, error) {
 		name := o.rest[0]
 		if _, ok := findFile(k, kernel.FileName(name)); ok && o.has('n') {
 			return &kernel.Plan{Op: kernel.OpKldload, Name: name,
 				Notes: []string{name + " is already loaded: with -n, kldload succeeds and does nothing"}}, nil
 		}
-		return k.PlanLoad(ctx, name)
+		return k.PlanLoad(ctx, c.resolve(name))
 	})
 }
 
 // planKldunload plans kldunload [-f] of one file, by name or id.
 func planKldunload(o *opts) (runner, error) {
-	return planOne("file", o.rest, func(ctx context.Context, k *kernel.Kernel) (*kernel.Plan, error) {
+	return planOne("file", o.rest, func(ctx context.Context, c *Cmd, k *kernel.Kernel) (*kernel.Plan, error) {
 		force := o.has('f')
 		if o.has('i') {
 			id, err := strconv.Atoi(o.rest[0])
 			if err != nil || id < 1 {
-				return nil, fmt.Errorf("bad file id %q", o.rest[0])
+				return nil, errx("bad file id %q", o.rest[0])
 			}
 			return k.PlanUnloadID(ctx, id, force)
 		}
@@ -128,7 +128,7 @@ func planKldunload(o *opts) (runner, error) {
 
 // planVnet plans vnet create or destroy of one VNET.
 func planVnet(verb string, names []string) (runner, error) {
-	return planOne("VNET", names, func(ctx context.Context, k *kernel.Kernel) (*kernel.Plan, error) {
+	return planOne("VNET", names, func(ctx context.Context, c *Cmd, k *kernel.Kernel) (*kernel.Plan, error) {
 		if verb == "create" {
 			return k.PlanVnetCreate(ctx, names[0])
 		}

@@ -191,25 +191,36 @@ func (l *Loader) pathString() string {
 	return "the module path " + strings.Join(l.cfg.ModulePath, ";")
 }
 
-// find resolves a file name on the module path, or a path.
+// find resolves a file name on the module path, or a path. As
+// FreeBSD's kldload takes "ipfw" and "ipfw.ko", a name or path ending
+// in .ko that is not there is looked for without it (the plugin
+// binaries carry no suffix).
 func (l *Loader) find(name string) (string, error) {
 	if name == "" {
 		return "", loadErr(name, ErrNotFound, "empty file name")
 	}
-	if strings.ContainsRune(name, filepath.Separator) {
-		abs, err := filepath.Abs(name)
-		if err != nil {
-			return "", loadErr(name, ErrNotFound, err.Error())
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return "", loadErr(name, ErrNotFound, err.Error())
-		}
-		return abs, nil
+	candidates := []string{name}
+	if base, ok := strings.CutSuffix(name, ".ko"); ok && base != "" && !strings.HasSuffix(base, string(filepath.Separator)) {
+		candidates = append(candidates, base)
 	}
-	for _, dir := range l.cfg.ModulePath {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
+	if strings.ContainsRune(name, filepath.Separator) {
+		for _, c := range candidates {
+			abs, err := filepath.Abs(c)
+			if err != nil {
+				return "", loadErr(name, ErrNotFound, err.Error())
+			}
+			if _, err := os.Stat(abs); err == nil {
+				return abs, nil // a directory is open's to refuse
+			}
+		}
+		return "", loadErr(name, ErrNotFound, "no such file")
+	}
+	for _, c := range candidates {
+		for _, dir := range l.cfg.ModulePath {
+			p := filepath.Join(dir, c)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return p, nil
+			}
 		}
 	}
 	return "", loadErr(name, ErrNotFound, "no such file in "+l.pathString())
