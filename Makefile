@@ -20,8 +20,9 @@ race:
 proto:
 	scripts/proto.sh
 
+# make build makes the links in $(BIN)/links; this remakes them.
 links: build
-	$(BIN)/kldsim links -dir $(BIN)
+	$(BIN)/kldsim links -dir $(BIN)/links
 
 vet:
 	go vet ./...

@@ -106,6 +106,9 @@ type Decl struct {
 	Events  []EventKind
 	// EventScope is where the Events handlers run.
 	EventScope EventScope
+	// Config is what the module accepts from configurations and the
+	// command line (Module.Config); the zero value accepts nothing.
+	Config ConfigSchema
 }
 
 // Entry returns the declared entry called name.
@@ -172,6 +175,7 @@ func (d Decl) Validate() error {
 		}
 		cl[c] = true
 	}
+	errs = append(errs, d.Config.validate(d)...)
 	return errors.Join(errs...)
 }
 

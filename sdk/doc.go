@@ -56,5 +56,20 @@
 // use after free, destroyed locks and leaks. A module that crashes or
 // hangs is marked dead and reported; the kernel goes on without it.
 //
+// # Per-VNET state
+//
+// A module keeps what it has in each VNET in a VnetVar, the
+// VNET_DEFINE/V_ of the SDK: its VNET_SYSINIT Inits curvnet's value, its
+// VNET_SYSUNINIT Deletes it, every other handler reaches curvnet's
+// through Get and Update, under one lock.
+//
+// # Configuration
+//
+// A module declares what kldsim's configuration files and command line
+// may say to it (Module.Config, ConfigSchema): the attributes and blocks
+// it adds to vnet and interface blocks and the commands each becomes,
+// commands of its own (ipfw), and the verbs its control handler answers.
+// The host reads the schema from linker.hints and names no module itself.
+//
 // Test a module in-process with package sdktest before building a plugin.
 package sdk

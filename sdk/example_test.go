@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -10,8 +11,8 @@ import (
 // softc is the module's per-VNET state.
 type softc struct{ lock, mem sdk.ObjID }
 
-// example holds the state of every VNET the module is attached to.
-var example = map[string]*softc{}
+// example is VNET_DEFINE(struct softc, example): one softc per VNET.
+var example sdk.VnetVar[softc]
 
 func vnetExampleInit(ctx context.Context, k sdk.KPI) error {
 	lock, err := k.LockInit(ctx, "example lock")
@@ -20,19 +21,20 @@ func vnetExampleInit(ctx context.Context, k sdk.KPI) error {
 	}
 	mem, err := k.Malloc(ctx, "example softc")
 	if err != nil {
-		return err
+		return errors.Join(err, k.LockDestroy(ctx, lock))
 	}
-	example[k.Vnet()] = &softc{lock: lock, mem: mem}
+	if err := example.Init(k, softc{lock: lock, mem: mem}); err != nil {
+		return errors.Join(err, k.Free(ctx, mem), k.LockDestroy(ctx, lock))
+	}
 	return nil
 }
 
 func vnetExampleUninit(ctx context.Context, k sdk.KPI) error {
-	sc := example[k.Vnet()]
-	delete(example, k.Vnet())
-	if err := k.Free(ctx, sc.mem); err != nil {
-		return err
+	sc, ok := example.Delete(k)
+	if !ok {
+		return nil // the init failed in this VNET: nothing to free
 	}
-	return k.LockDestroy(ctx, sc.lock)
+	return errors.Join(k.Free(ctx, sc.mem), k.LockDestroy(ctx, sc.lock))
 }
 
 // A whole module: DECLARE_MODULE, MODULE_VERSION and a VNET_SYSINIT /
@@ -55,4 +57,29 @@ func Example() {
 	// module example version 1 at PSEUDO/ANY
 	//   VNET_SYSINIT vnet_example_init at PROTO_IFATTACHDOMAIN/ANY
 	//   VNET_SYSUNINIT vnet_example_uninit at PSEUDO/ANY
+}
+
+// A module's configuration: a vnet block attribute that becomes module
+// commands, checked by `kldsim validate` from linker.hints alone.
+func ExampleModule_Config() {
+	m := sdk.DeclareModule("example", sdk.SubPseudo, sdk.OrderAny).
+		Config(sdk.ConfigSchema{
+			Vnet: []sdk.Setting{{
+				Name: "greetings", Type: sdk.TypeList, Doc: "names to greet",
+				Commands: []string{"modctl example greet {each}"},
+			}},
+			Verbs: []sdk.Verb{{Name: "greet", Args: "NAME", Min: 1, Max: 1}},
+		}).
+		OnControl(func(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
+			return "hello " + req.Args[1] + "\n", nil
+		})
+	if err := m.Err(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	s := m.Decl().Config.Vnet[0]
+	cmds, _ := s.Render(sdk.Value{List: []string{"world"}}, "j1", "")
+	fmt.Println(cmds[0].Words)
+	// Output:
+	// [modctl example greet world]
 }

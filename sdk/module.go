@@ -135,6 +135,12 @@ func (m *Module) Cloner(name string, c Cloner) *Module {
 	return m
 }
 
+// Config declares what the module accepts from configurations and the
+// command line: its HCL settings and the commands they become, its
+// commands and verbs (see ConfigSchema). Declaring verbs or commands
+// needs a control handler (OnControl).
+func (m *Module) Config(c ConfigSchema) *Module { m.decl.Config = c; return m }
+
 // OnControl sets the handler for commands routed to this module.
 func (m *Module) OnControl(fn ControlFunc) *Module { m.control = fn; return m }
 
@@ -149,7 +155,12 @@ func (m *Module) HasControl() bool { return m.control != nil }
 
 // Err reports what is wrong with the declaration, or nil.
 func (m *Module) Err() error {
-	return errors.Join(append(append([]error(nil), m.errs...), m.decl.Validate())...)
+	errs := append([]error(nil), m.errs...)
+	c := m.decl.Config
+	if m.control == nil && (len(c.Commands) > 0 || len(c.Verbs) > 0 || len(c.IfVerbs) > 0) {
+		errs = append(errs, fmt.Errorf("module %s: config declares commands or verbs, but the module has no control handler (OnControl)", m.decl.Name))
+	}
+	return errors.Join(append(errs, m.decl.Validate())...)
 }
 
 // Decl returns the module's declaration.

@@ -423,10 +423,14 @@ func runFaultCase(t *testing.T, bins faultBins, p point, kind string) {
 		}
 		want = []string{fmt.Sprintf("%s: %s: plugin %s (pid ", p.module, p.entry, file), howDied(kind, deadline)}
 	}
-	// kernel stop prints the teardown's errors with its verdict.
+	// kernel stop prints the teardown's errors with its verdict; a
+	// refused load says FreeBSD's one line, the kernel's words being in
+	// its message buffer (dmesg), as FreeBSD's linker prints them.
 	said := resp.Stderr
 	if p.cmd == "kernel stop" {
 		said = resp.Stdout + resp.Stderr
+	} else if kind == "fail" {
+		said += h.do(t, "dmesg").Stdout
 	}
 	for _, w := range want {
 		if !strings.Contains(said, w) {

@@ -19,7 +19,9 @@ import (
 // BatchRunner) runs a step for all of them in one call. Within each VNET
 // the order, the states and what the witness sees are exactly those of
 // one VNET created or destroyed alone: VnetCreate and VnetDestroy are
-// batches of one.
+// batches of one. So is what the ordering analysis learns: each VNET of
+// a batch is walked in a pass instance of its own (cause.go), the one it
+// would have alone.
 
 // BatchRunner is a Module that can run one entry in many VNETs with one
 // call. The kernel uses it for a rank step of a batch; a Module without
@@ -43,6 +45,22 @@ type BatchCall struct {
 	Done func(err error)
 }
 
+// walk is one VNET's part of a batch: the VNET, and the context of its
+// pass instance, which its entries run with.
+type walk struct {
+	v   *vnet
+	ctx context.Context
+}
+
+// walks begins a pass of kind for each of vs.
+func walks(ctx context.Context, kind PassKind, vs []*vnet) []walk {
+	ws := make([]walk, len(vs))
+	for i, v := range vs {
+		ws[i] = walk{v: v, ctx: beginPass(ctx, kind)}
+	}
+	return ws
+}
+
 // stepResult is what one VNET's entry of a rank step came to: the
 // module is (or just became) dead, or the entry failed.
 type stepResult struct {
@@ -50,23 +68,24 @@ type stepResult struct {
 	err  error
 }
 
-// runStep runs entry se in each of vs, in order, as runEntry does: in one
-// call to the module if it is a BatchRunner, else one call per VNET.
-func (k *Kernel) runStep(ctx context.Context, vs []*vnet, se *sysEntry) []stepResult {
-	res := make([]stepResult, len(vs))
+// runStep runs entry se in each walk of ws, in order, as runEntry does:
+// in one call to the module if it is a BatchRunner, else one call per
+// VNET. ctx is the batch's.
+func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry) []stepResult {
+	res := make([]stepResult, len(ws))
 	br, ok := se.mod.m.(BatchRunner)
-	if !ok || se.mod.base != nil || len(vs) < 2 || se.mod.dead.Load() {
-		for i, v := range vs {
-			res[i].dead, res[i].err = k.runEntry(ctx, v, se)
+	if !ok || se.mod.base != nil || len(ws) < 2 || se.mod.dead.Load() {
+		for i, w := range ws {
+			res[i].dead, res[i].err = k.runEntry(w.ctx, w.v, se)
 		}
 		return res
 	}
-	calls := make([]BatchCall, len(vs))
-	done := make([]bool, len(vs))
+	calls := make([]BatchCall, len(ws))
+	done := make([]bool, len(ws))
 	off, step := k.tr.begin()
-	for i, v := range vs {
-		at := k.entrySite(ctx, v, se)
-		kp := k.kpi(v, se.mod, at)
+	for i, w := range ws {
+		at := k.entrySite(w.ctx, w.v, se)
+		kp := k.kpi(w.v, se.mod, at)
 		calls[i] = BatchCall{KPI: kp, Done: func(err error) {
 			if done[i] {
 				return
@@ -84,7 +103,7 @@ func (k *Kernel) runStep(ctx context.Context, vs []*vnet, se *sysEntry) []stepRe
 	}
 	br.RunBatch(ctx, se.e, calls)
 	for i := range calls {
-		calls[i].Done(fmt.Errorf("module %s: %s not run in %s: %w", se.mod.decl.Name, se.e.Name, vs[i].name, ErrModuleDead))
+		calls[i].Done(fmt.Errorf("module %s: %s not run in %s: %w", se.mod.decl.Name, se.e.Name, ws[i].v.name, ErrModuleDead))
 	}
 	return res
 }
@@ -144,27 +163,28 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 
 	errs := make([]error, len(vs))
 	ran := make([]map[*modRec]bool, len(vs))
-	building := make([]*vnet, 0, len(vs)) // the VNETs still being built
+	building := walks(ctx, PassInit, vs) // the VNETs still being built
 	index := map[*vnet]int{}
 	for i, v := range vs {
 		ran[i] = map[*modRec]bool{}
-		building = append(building, v)
 		index[v] = i
 	}
 	for _, se := range k.vinit.entries() {
 		if len(building) == 0 {
 			break
 		}
-		for _, v := range building {
-			v.setState(se.e.Rank.Sub)
+		for _, w := range building {
+			w.v.setState(se.e.Rank.Sub)
 		}
 		res := k.runStep(ctx, building, se)
 		left := building[:0]
-		for j, v := range building {
+		for j, w := range building {
+			v := w.v
 			i := index[v]
 			switch {
 			case res[j].err != nil:
-				k.teardown(ctx, []*vnet{v}, func(_ *vnet, m *modRec) bool { return ran[i][m] })
+				// The rollback is a pass of its own, as VnetCreate's.
+				k.teardown(w.ctx, []*vnet{v}, func(_ *vnet, m *modRec) bool { return ran[i][m] })
 				k.vmu.Lock()
 				delete(k.vnets, v.name)
 				v.life.Store(vnetGone)
@@ -173,24 +193,24 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 				errs[i] = &Error{Op: OpVnetCreate, Name: v.name, Err: fmt.Errorf("create failed, rolled back: %w", res[j].err)}
 			case !res[j].dead:
 				ran[i][se.mod] = true
-				left = append(left, v)
+				left = append(left, w)
 			default:
-				left = append(left, v)
+				left = append(left, w)
 			}
 		}
 		building = left
 	}
-	for _, v := range building {
-		v.setState(sdk.SubLast) // fully built: not shutting down
+	for _, w := range building {
+		w.v.setState(sdk.SubLast) // fully built: not shutting down
 	}
 	k.vmu.Lock()
-	for _, v := range building {
-		v.life.Store(vnetAlive)
-		k.vnetAppend(v)
+	for _, w := range building {
+		w.v.life.Store(vnetAlive)
+		k.vnetAppend(w.v)
 	}
 	k.vmu.Unlock()
-	for _, v := range building {
-		v.op.Unlock()
+	for _, w := range building {
+		w.v.op.Unlock()
 	}
 	return errs
 }
@@ -263,15 +283,15 @@ func (k *Kernel) claim(names []string, strict bool) (vs []*vnet, serial bool, er
 		for i, name := range names {
 			fail := func(err error) { errs = append(errs, &Error{Op: OpVnetDestroy, Name: name, Err: err}) }
 			v := k.vnets[name]
-			switch {
-			case slices.Contains(names[:i], name):
+			if slices.Contains(names[:i], name) {
 				fail(fmt.Errorf("named twice: %w", syscall.EINVAL))
-			case v == nil:
-				fail(ErrNoVnet)
-			case v == k.vnet0:
-				fail(fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM))
-			case v.life.Load() == vnetDying:
-				fail(fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY))
+				continue
+			}
+			if err := k.destroyRefused(v); err != nil {
+				fail(err)
+				continue
+			}
+			switch {
 			case v.life.Load() == vnetBuilding:
 				building = v
 			default:
@@ -346,23 +366,24 @@ func (k *Kernel) destroyClaimed(ctx context.Context, vs []*vnet) {
 }
 
 // teardown runs, in each of vs, the VNET_SYSUNINITs of the modules which
-// chooses, descending, then reports and forgets whatever the VNET still
-// holds.
+// chooses, descending, each VNET in an uninit pass of its own, then
+// reports and forgets whatever the VNET still holds.
 func (k *Kernel) teardown(ctx context.Context, vs []*vnet, which func(*vnet, *modRec) bool) {
 	for _, v := range vs {
 		v.mu.Lock()
 		v.destroying = true
 		v.mu.Unlock()
 	}
+	ws := walks(ctx, PassUninit, vs)
 	un := k.vuninit.entries()
-	step := make([]*vnet, 0, len(vs))
+	step := make([]walk, 0, len(vs))
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]
 		step = step[:0]
-		for _, v := range vs {
-			if which(v, se.mod) {
-				v.setState(se.e.Rank.Sub)
-				step = append(step, v)
+		for _, w := range ws {
+			if which(w.v, se.mod) {
+				w.v.setState(se.e.Rank.Sub)
+				step = append(step, w)
 			}
 		}
 		if len(step) > 0 {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -121,12 +122,14 @@ func hookMod(name, failIn string) *sdk.Module {
 var objIDRe = regexp.MustCompile(`#[0-9]+`)
 
 // perVnet is the trace of each VNET named: every event in it, in order,
-// with what happened and where, but not when, and object ids numbered in
-// order of appearance in that VNET (a batch allocates them in another
-// order across VNETs).
+// with what happened, where and for which pass entry (Cause), but not
+// when, and object ids and pass instances numbered in order of
+// appearance in that VNET (a batch allocates them in another order
+// across VNETs).
 func perVnet(trace []TraceEvent, names []string) map[string][]string {
 	out := map[string][]string{}
 	ids := map[string]map[string]int{}
+	passes := map[string]map[uint64]int{}
 	for _, ev := range trace {
 		if !slices.Contains(names, ev.Vnet) {
 			continue
@@ -135,6 +138,15 @@ func perVnet(trace []TraceEvent, names []string) map[string][]string {
 		if m == nil {
 			m = map[string]int{}
 			ids[ev.Vnet] = m
+			passes[ev.Vnet] = map[uint64]int{}
+		}
+		cause := "-"
+		if c := ev.Cause; c.Ranked() {
+			p := passes[ev.Vnet]
+			if _, ok := p[c.Pass]; !ok {
+				p[c.Pass] = len(p) + 1
+			}
+			cause = fmt.Sprintf("%v#%d %s", c.Kind, p[c.Pass], c.Entry)
 		}
 		detail := objIDRe.ReplaceAllStringFunc(ev.Detail, func(id string) string {
 			if _, ok := m[id]; !ok {
@@ -142,8 +154,8 @@ func perVnet(trace []TraceEvent, names []string) map[string][]string {
 			}
 			return "#" + strconv.Itoa(m[id])
 		})
-		out[ev.Vnet] = append(out[ev.Vnet], fmt.Sprintf("%v %v %s %s via=%q %s err=%q",
-			ev.Kind, ev.Rank, ev.Module, ev.Entry, ev.Via, detail, objIDRe.ReplaceAllString(ev.Err, "#")))
+		out[ev.Vnet] = append(out[ev.Vnet], fmt.Sprintf("%v %v %s %s via=%q cause=%s %s err=%q",
+			ev.Kind, ev.Rank, ev.Module, ev.Entry, ev.Via, cause, detail, objIDRe.ReplaceAllString(ev.Err, "#")))
 	}
 	return out
 }
@@ -370,5 +382,104 @@ func TestBatchModuleDies(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"vnet0", "j1", "j2", "j3"}, batch.vnetNames()); diff != "" {
 		t.Errorf("VNETs (-want +got):\n%s", diff)
+	}
+}
+
+// sharedMod is a module with a global table its VNETs share, counted:
+// each VNET's init (vnet0's aside) takes a reference, each VNET's uninits use it (first
+// vnet_shared_flush, then vnet_shared_uninit), and the last one out
+// frees it, as a module freeing its global state with its last VNET
+// does.
+func sharedMod() *sdk.Module {
+	var mu sync.Mutex
+	var table sdk.ObjID
+	refs := 0
+	use := func(ctx context.Context, k sdk.KPI) error {
+		mu.Lock()
+		t := table
+		mu.Unlock()
+		return k.Use(ctx, t)
+	}
+	return sdk.DeclareModule("shared", sdk.SubProtoFirewall, sdk.OrderAny).
+		Sysinit("shared_init", sdk.SubProtoFirewall, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
+			t, err := k.Malloc(ctx, "shared table")
+			mu.Lock()
+			table = t
+			mu.Unlock()
+			return err
+		}).
+		VnetSysinit("vnet_shared_init", sdk.SubProtoFirewall, sdk.OrderAny, func(ctx context.Context, k sdk.KPI) error {
+			if k.Vnet() != "vnet0" { // the table serves the VNETs made later
+				mu.Lock()
+				refs++
+				mu.Unlock()
+			}
+			return use(ctx, k)
+		}).
+		VnetSysuninit("vnet_shared_flush", sdk.SubProtoFirewall, sdk.OrderMiddle, use).
+		VnetSysuninit("vnet_shared_uninit", sdk.SubProtoFirewall, sdk.OrderFirst, func(ctx context.Context, k sdk.KPI) error {
+			if err := use(ctx, k); err != nil {
+				return err
+			}
+			mu.Lock()
+			refs--
+			last, t := refs == 0, table
+			mu.Unlock()
+			if last {
+				return k.Free(ctx, t)
+			}
+			return nil
+		})
+}
+
+// TestBatchConstraintsAreSerial: the ordering analysis learns the same
+// constraints and footprints from VNETs created and destroyed in
+// batches as one by one, though a batch interleaves their passes: here
+// the last VNET's vnet_shared_uninit frees what every VNET's uninits
+// used, and only the last VNET's own pass says vnet_shared_flush must
+// run before it.
+func TestBatchConstraintsAreSerial(t *testing.T) {
+	ctx := context.Background()
+	names := []string{"j1", "j2", "j3"}
+	run := func(batch bool) *Kernel {
+		k := boot(t, Options{Footprints: true})
+		b := &batcher{Module: sharedMod()}
+		if _, err := k.LoadFile(ctx, &moduleFile{name: "shared", mods: []Module{b}}); err != nil {
+			t.Fatal(err)
+		}
+		if batch {
+			if err := errors.Join(k.VnetCreateBatch(ctx, names), k.VnetDestroyBatch(ctx, []string{"j3", "j2", "j1"})); err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		for _, n := range names {
+			if err := k.VnetCreate(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, n := range slices.Backward(names) {
+			if err := k.VnetDestroy(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return k
+	}
+	serial, batch := run(false), run(true)
+	// The same constraints; a batch learns them in another order.
+	byKey := func(a, b Constraint) int {
+		return strings.Compare(fmt.Sprint(a.Pass, a.Before.Key, a.After.Key), fmt.Sprint(b.Pass, b.Before.Key, b.After.Key))
+	}
+	if diff := cmp.Diff(slices.SortedFunc(slices.Values(serial.Constraints()), byKey),
+		slices.SortedFunc(slices.Values(batch.Constraints()), byKey)); diff != "" {
+		t.Errorf("constraints (-serial +batch):\n%s", diff)
+	}
+	if !slices.ContainsFunc(serial.Constraints(), func(c Constraint) bool {
+		return c.Before.Key == "shared:vnet_shared_flush" && c.After.Key == "shared:vnet_shared_uninit"
+	}) {
+		t.Errorf("serial run: no constraint vnet_shared_flush before vnet_shared_uninit in %v", serial.Constraints())
+	}
+	if diff := cmp.Diff(serial.Footprints(), batch.Footprints()); diff != "" {
+		t.Errorf("footprints (-serial +batch):\n%s", diff)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"github.com/kldsim/kldsim/sdk"
 )
 
 // BenchmarkVnetCreateDestroy builds and tears down one VNET of the base
@@ -95,7 +97,9 @@ func BenchmarkVnetDestroyOrder(b *testing.B) {
 }
 
 // BenchmarkLifecycleMemory runs 100,000 VNET create/destroy lifecycles
-// per op in one kernel, trace on, as the daemon does, and reports the heap
+// per op in one kernel, trace on, as the daemon does, with two modules
+// whose entries derive ordering constraints (one violated) and leave
+// reports in every lifecycle, and reports the heap
 // in use (after a GC) at the start, after 20,000 lifecycles (the trace
 // ring is full by then) and at the end. With limits set it stays flat
 // from there on; unbounded, the trace grows with every lifecycle.
@@ -121,6 +125,12 @@ func BenchmarkLifecycleMemory(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				k := boot(b, bc.opts)
+				load(b, k, "a", newSlotMod(b, "a", sdk.R(sdk.SubDrivers, 0),
+					slotEnt{"a_init", sdk.VnetSysinit, rk(b, "PROTO_DOMAIN/FIRST"), "alloc s"},
+					slotEnt{"a_uninit", sdk.VnetSysuninit, rk(b, "PROTO_DOMAIN/FOURTH"), "free s"}))
+				load(b, k, "b", newSlotMod(b, "b", sdk.R(sdk.SubDrivers, 1),
+					slotEnt{"b_init", sdk.VnetSysinit, rk(b, "PROTO_DOMAIN/FOURTH"), "look s, hold s"},
+					slotEnt{"b_uninit", sdk.VnetSysuninit, rk(b, "PROTO_DOMAIN/FIRST"), "look s, drop s"}))
 				start = heap()
 				b.StartTimer()
 				for i := range lifecycles {

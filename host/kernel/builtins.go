@@ -180,10 +180,10 @@ func newBuiltinFile(emCount int) *builtinFile {
 		declareBase("hhook", sdk.SubInitIf, sdk.OrderFirst).
 			vnetSysinit("vnet_hhook_init", sdk.SubInitIf, sdk.OrderFirst, listInit(KindHhookHead, "V_hhook_vhead_list")).
 			vnetSysuninit("vnet_hhook_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindHhookHead)),
-		declareBase("if", sdk.SubInitIf, sdk.OrderSecond).
+		declareBase(ifModule, sdk.SubInitIf, sdk.OrderSecond).
 			vnetSysinit("vnet_if_init", sdk.SubInitIf, sdk.OrderSecond, listInit(KindIfnet, "V_ifnet")).
 			vnetSysuninit("vnet_if_uninit", sdk.SubInitIf, sdk.OrderFirst, listUninit(KindIfnet)).
-			vnetSysuninit("vnet_if_return", sdk.SubVnetDone, sdk.OrderAny, ifReturn),
+			vnetSysuninit(ifReturnEntry, sdk.SubVnetDone, sdk.OrderAny, ifReturn),
 		declareBase("em", sdk.SubDrivers, sdk.OrderMiddle).
 			sysinit("em_attach", sdk.SubDrivers, sdk.OrderMiddle, emAttach(emCount)),
 		lo,
@@ -247,6 +247,13 @@ func privFree(ctx context.Context, b base) error {
 	b.setVnetVar(nil)
 	return b.Free(ctx, id)
 }
+
+// ifModule's ifReturnEntry is vnet_if_return, which a plan (plan.go)
+// names as what sends loaned interfaces home.
+const (
+	ifModule      = "if"
+	ifReturnEntry = "vnet_if_return"
+)
 
 // ifReturn is vnet_if_return: loaned interfaces go home first, through
 // the full (vmove) detach path.
@@ -417,7 +424,7 @@ func (k *Kernel) domIfattach(v *vnet, ifp *ifnet, via Site) {
 		if !ok || !ds.active {
 			continue
 		}
-		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		_ = k.w.use(ds.state, v.name, at)
 		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.name, at)
 		_ = k.w.hold(o.ID, ifp.id, v.name, at, true)
@@ -438,11 +445,12 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 	v.mu.Lock()
 	id := ifp.afdata[d.module]
 	delete(ifp.afdata, d.module)
+	ifp.dropAddrs(d.module)
 	v.mu.Unlock()
 	if id == 0 {
 		return
 	}
-	at := Site{Module: d.module, Entry: "dom_ifdetach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+	at := Site{Module: d.module, Entry: "dom_ifdetach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 	if via.Module == d.module {
 		at = via
 	}
@@ -461,7 +469,7 @@ func (k *Kernel) domPurge(v *vnet, ifp *ifnet, via Site) {
 		if !ok || ds.pcb == 0 {
 			continue
 		}
-		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		_ = k.w.lock(ds.pcb, v.name, at, true)
 		_ = k.w.lock(ds.pcb, v.name, at, false)
 	}

@@ -48,15 +48,16 @@ func (n *depNode) version(module string) (int, bool) {
 	return 0, false
 }
 
-// resolve plans the load of root: it opens, through the Opener, every file
-// root's MODULE_DEPENDs need that the kernel does not have yet, and
+// resolve plans the load of root: it opens, with openModule (the Opener's
+// OpenModule; a plan's describes instead, plan.go; nil: no module path),
+// every file root's MODULE_DEPENDs need that the kernel does not have yet, and
 // returns them in the order to link them, dependencies first, root last.
 // Like containerd's plugin graph it is a plain walk with a stack of the
 // files being resolved, not a recursion: a dependency on a module whose
 // file is on the stack is a loop, and fails with EDEADLK naming it
 // ("dependency loop: a -> b -> a"). Nothing is linked here; on failure
 // every file opened, root too, is closed.
-func (k *Kernel) resolve(ctx context.Context, root File) (_ []*depNode, err error) {
+func (k *Kernel) resolve(ctx context.Context, root File, openModule func(context.Context, string) (File, error)) (_ []*depNode, err error) {
 	var opened []*depNode
 	defer func() {
 		if err != nil {
@@ -138,10 +139,10 @@ func (k *Kernel) resolve(ctx context.Context, root File) (_ []*depNode, err erro
 			top.n.need(depRef{fr: m.file})
 			continue
 		}
-		if k.opts.Opener == nil {
+		if openModule == nil {
 			return nil, depErr(mod.Name, d, nil)
 		}
-		df, err := k.opts.Opener.OpenModule(ctx, d.Module)
+		df, err := openModule(ctx, d.Module)
 		if err != nil {
 			return nil, depErr(mod.Name, d, err)
 		}

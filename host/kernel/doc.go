@@ -59,8 +59,26 @@
 // vnet_if_uninit; attaching before it exists is ENXIO), pfil's and
 // hhook's head lists, each domain's state.
 //
-// Ties between equal ranks run in registration order unless
-// Options.ShuffleSeed asks for a seeded shuffle; Options.Overrides change
-// an entry's rank before it is registered; Options.Legacy brings back the
-// pre-2016 behaviour the seed change fixed.
+// Each of load, unload, VNET create and VNET destroy has a plan
+// (PlanLoad, PlanUnload, PlanVnetCreate, PlanVnetDestroy, plan.go): the
+// calls it would make, in order, the files it would link or unload and
+// each interface's fate, worked out under the linker lock held shared by
+// the same sorting and tie keys, calling no module, opening no file (an
+// Opener that is a Describer says what a file carries) and changing
+// nothing. A plan's refusal is the action's *Error.
+//
+// Ties between equal ranks run by module position (registration order,
+// or a seeded shuffle of it with Options.ShuffleSeed), a module's own
+// entries in declaration order, unless Options.TieOrders fix a rank's
+// order; Options.Overrides change an entry's rank before it is
+// registered; Options.Faults fail an entry's first run; Options.Legacy
+// brings back the pre-2016 behaviour the seed change fixed.
+//
+// Every act carries its cause (Site.Cause: the pass instance and pass
+// entry it was for), from which the kernel derives, online and in bounded
+// memory, the orders the lifecycle requires (Constraints), and what the
+// ranks make of them (Analysis: violations, latent hazards), each entry's
+// safe rank window (Windows), and, for the explorer, what each entry
+// touched (Footprints). FoldReports groups witness reports by root cause;
+// docs/ORDERING.md explains it all.
 package kernel

@@ -25,6 +25,9 @@ type ifnet struct {
 	flags  map[string]int
 	up     bool
 	afdata map[string]sdk.ObjID // per-domain data (if_afdata[AF_INET6] ...)
+	mtu    int                  // 0: defaultMTU
+	descr  string
+	addrs  []IfAddr // each kept while its domain's afdata is (ifconf.go)
 }
 
 func (ifp *ifnet) info() sdk.IfInfo {
@@ -123,14 +126,7 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 // protocol's own VNET_SYSUNINIT cleans its part.
 func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, via Site) {
 	v := ifp.vnet
-	shutdown := v.shuttingDown() && !k.opts.Legacy.DetachIgnoresShutdown
-	path := sdk.PathDestroy
-	switch {
-	case vmove:
-		path = sdk.PathVmove
-	case shutdown:
-		path = sdk.PathShutdown
-	}
+	path, shutdown := k.detachPath(vmove, v.shuttingDown())
 	ev := sdk.IfEvent{Kind: sdk.IfDeparture, Path: path}
 	k.ifEvent(ctx, v, ifp, ev, via)
 	if ev.PurgeULP() {
@@ -149,6 +145,20 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	}
 }
 
+// detachPath is the path if_detach_internal takes for a move or not, in
+// a VNET shutting down or not; and whether it treats the detach as a
+// shutdown (the legacy knob makes it ignore the VNET's state).
+func (k *Kernel) detachPath(vmove, shuttingDown bool) (path sdk.DetachPath, shutdown bool) {
+	shutdown = shuttingDown && !k.opts.Legacy.DetachIgnoresShutdown
+	switch {
+	case vmove:
+		return sdk.PathVmove, shutdown
+	case shutdown:
+		return sdk.PathShutdown, shutdown
+	}
+	return sdk.PathDestroy, shutdown
+}
+
 // ifEvent delivers an arrival or departure to every module registered for
 // it, in registration order, with curvnet = v.
 func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEvent, via Site) {
@@ -157,7 +167,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		if !m.decl.Handles(ev.Kind) || m.dead.Load() {
 			continue
 		}
-		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via)}
+		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		off, step := k.tr.begin()
 		err := k.call(v, m, at, func(kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
@@ -325,7 +335,7 @@ func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, e
 // when there is one, else the plain ioctl.
 func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
 	if via.Entry != "" {
-		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name}
+		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name, Cause: via.Cause}
 	}
 	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
 }
@@ -478,7 +488,11 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	defer v.mu.Unlock()
 	var out []IfStat
 	for _, ifp := range v.ifsByIndexLocked() {
-		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}}
+		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
+			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...)}
+		if st.MTU == 0 {
+			st.MTU = defaultMTU(ifp)
+		}
 		for f, n := range ifp.flags {
 			st.Flags[f] = n
 		}

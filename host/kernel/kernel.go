@@ -49,6 +49,8 @@ type Kernel struct {
 	vcount       int
 	vseq         uint64
 	vnet0        *vnet
+
+	msg msgbuf // the kernel message buffer (dmesg)
 }
 
 type fileRec struct {
@@ -189,12 +191,12 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 
 // entrySite is where entry se runs in v (nil for SYSINIT/SYSUNINIT).
 // ctx is the pass it runs in.
-func (k *Kernel) entrySite(_ context.Context, v *vnet, se *sysEntry) Site {
+func (k *Kernel) entrySite(ctx context.Context, v *vnet, se *sysEntry) Site {
 	name := ""
 	if v != nil {
 		name = v.name
 	}
-	return Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name}
+	return Site{Module: se.mod.decl.Name, Entry: se.e.Name, Rank: se.e.Rank, Vnet: name, Cause: causeOf(ctx, se.key())}
 }
 
 // entryDone traces an entry that ran at (from off, in step) and answered
@@ -218,6 +220,9 @@ func (k *Kernel) entryDone(se *sysEntry, at Site, off time.Duration, step string
 // modEvent delivers a module event.
 func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) error {
 	at := Site{Module: mod.decl.Name, Entry: what.String(), Rank: mod.decl.Rank, Vnet: "vnet0"}
+	if what == sdk.ModLoad { // a pass entry; the other events are structural
+		at.Cause = causeOf(ctx, entryKey(mod.decl.Name, what.String()))
+	}
 	off, step := k.tr.begin()
 	err := k.call(nil, mod, at, func(kp *kpi) error { return mod.m.Event(ctx, kp, what) })
 	// Traced without a VNET: a module event is not per-VNET.

@@ -187,7 +187,8 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	if err := p.v.needList(KindIfnet, "if_attach", name); err != nil {
 		return sdk.IfInfo{}, err
 	}
-	if p.v.ifunit(name) != nil {
+	if old := p.v.ifunit(name); old != nil {
+		p.lookupIn(KindIfnet, name, old.id)
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %s already exists in %s: %w", name, p.v.name, syscall.EEXIST)
 	}
 	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
@@ -214,6 +215,7 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 	}
 	ifp := p.v.ifunit(name)
 	if ifp == nil {
+		p.lookupIn(KindIfnet, name, 0)
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
 	if _, err := p.k.w.freeable(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet); err != nil {
@@ -234,6 +236,7 @@ func (p *kpi) IfLookup(_ context.Context, name string) (sdk.IfInfo, error) {
 		return sdk.IfInfo{}, err
 	}
 	info, ok := p.v.ifInfo(name)
+	p.lookupIn(KindIfnet, name, info.ID)
 	if !ok {
 		return sdk.IfInfo{}, fmt.Errorf("ifunit: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
@@ -280,7 +283,8 @@ func (p *kpi) register(kind ObjKind, op, what, name string) (sdk.ObjID, error) {
 			return 0, err
 		}
 	}
-	if _, dup := p.v.head(kind, name); dup {
+	if old, dup := p.v.head(kind, name); dup {
+		p.lookupIn(kind, name, old)
 		return 0, fmt.Errorf("%s %s already registered in %s: %w", what, name, p.v.name, syscall.EEXIST)
 	}
 	id := p.alloc(kind, name)
@@ -311,6 +315,7 @@ func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.Obj
 		_ = p.k.w.use(lid, p.v.name, p.at)
 	}
 	hid, ok := p.v.head(headKind, head)
+	p.lookupIn(headKind, head, hid)
 	if !ok {
 		return 0, fmt.Errorf("%s %s not registered in %s: %w", what, head, p.v.name, syscall.ENOENT)
 	}
@@ -408,6 +413,7 @@ func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, err
 	}
 	ifp := p.v.ifunit(ifname)
 	if ifp == nil {
+		p.lookupIn(KindIfnet, ifname, 0)
 		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
 	}
 	id := p.alloc(KindMcast, group+"%"+ifname)

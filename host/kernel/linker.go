@@ -36,12 +36,16 @@ func (k *Kernel) fileByName(name string) *fileRec {
 func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
 	k.sx.Lock()
 	defer k.sx.Unlock()
-	fail := func(err error) (FileStat, error) { return FileStat{}, &Error{Op: OpKldload, Name: name, Err: err} }
+	fail := func(err error) (FileStat, error) {
+		e := &Error{Op: OpKldload, Name: name, Err: err}
+		k.console(e)
+		return FileStat{}, e
+	}
 	if k.fileByName(name) != nil {
 		return fail(syscall.EEXIST)
 	}
 	if k.opts.Opener == nil {
-		return fail(fmt.Errorf("no module path: %w", syscall.ENOENT))
+		return fail(errNoModulePath)
 	}
 	f, err := k.opts.Opener.OpenFile(ctx, name)
 	if err != nil {
@@ -61,7 +65,9 @@ func (k *Kernel) LoadFile(ctx context.Context, f File) (FileStat, error) {
 	defer k.sx.Unlock()
 	fr, err := k.load(ctx, f, true)
 	if err != nil {
-		return FileStat{}, &Error{Op: OpKldload, Name: f.Name(), Err: err}
+		e := &Error{Op: OpKldload, Name: f.Name(), Err: err}
+		k.console(e)
+		return FileStat{}, e
 	}
 	return k.stat(fr), nil
 }
@@ -81,6 +87,13 @@ func chooseVersion(versions []int, d sdk.Depend) (int, bool) {
 	return best, ok
 }
 
+// errNoModulePath is kldload's ENOENT without an Opener.
+var errNoModulePath = fmt.Errorf("no module path: %w", syscall.ENOENT)
+
+// errLoadedByKernel is kern_kldunload's refusal of a file nobody loaded
+// but as a dependency (userrefs 0).
+var errLoadedByKernel = fmt.Errorf("attempt to unload file that was loaded by the kernel: %w", syscall.EBUSY)
+
 func depErr(mod string, d sdk.Depend, cause error) error {
 	if cause == nil || sdk.ErrnoOf(cause) == 0 {
 		cause = syscall.ENOENT
@@ -93,7 +106,11 @@ func depErr(mod string, d sdk.Depend, cause error) error {
 // failure nothing stays loaded and every file opened for it, f too, is
 // closed.
 func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) {
-	plan, err := k.resolve(ctx, f)
+	var openModule func(context.Context, string) (File, error)
+	if k.opts.Opener != nil {
+		openModule = k.opts.Opener.OpenModule
+	}
+	plan, err := k.resolve(ctx, f, openModule)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +145,7 @@ func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) 
 // took are released.
 func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec, error) {
 	f := n.f
-	if k.fileByName(f.Name()) != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST)
-	}
-	if err := k.checkFile(f, n.mods); err != nil {
+	if err := k.linkRefused(f, n.mods); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -154,15 +167,9 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 	fr.id = k.nextFID
 	fr.addr = k.nextAddr()
 	for _, m := range n.mods {
-		d := m.Decl()
-		d.Entries = append([]sdk.Entry(nil), d.Entries...)
-		for i, e := range d.Entries {
-			if r, ok := k.opts.Overrides[d.Name+":"+e.Name]; ok {
-				d.Entries[i].Rank = r
-			}
-		}
+		m = k.withFaults(m, f)
 		k.nextMID++
-		mr := &modRec{id: k.nextMID, m: m, decl: d, file: fr}
+		mr := &modRec{id: k.nextMID, m: m, decl: k.linkDecl(m), file: fr}
 		if br, ok := m.(baseRunner); ok { // only this package's types can be
 			mr.base = br
 		}
@@ -180,6 +187,28 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 		k.files[0].refs++ // every kld depends on the kernel
 	}
 	return fr, nil
+}
+
+// linkRefused is why linkFile would refuse f: a file of its name is
+// loaded (EEXIST), or checkFile's reasons.
+func (k *Kernel) linkRefused(f File, mods []Module) error {
+	if k.fileByName(f.Name()) != nil {
+		return fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST)
+	}
+	return k.checkFile(f, mods)
+}
+
+// linkDecl is m's declaration as the linker keeps it: its entries with
+// the rank overrides applied.
+func (k *Kernel) linkDecl(m Module) sdk.Decl {
+	d := m.Decl()
+	d.Entries = append([]sdk.Entry(nil), d.Entries...)
+	for i, e := range d.Entries {
+		if r, ok := k.opts.Overrides[d.Name+":"+e.Name]; ok {
+			d.Entries[i].Rank = r
+		}
+	}
+	return d
 }
 
 func containsFile(fs []*fileRec, f *fileRec) bool {
@@ -239,7 +268,7 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 			}
 		}
 	}
-	return nil
+	return k.checkOrdering(mods)
 }
 
 // link runs a file's module registrations (MOD_LOAD), SYSINITs and
@@ -247,6 +276,7 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 // does; each VNET_SYSINIT runs in every VNET, newest first. On failure what
 // ran is undone.
 func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
+	ctx = beginPass(ctx, PassInit)
 	run := fileEntries(fr, true, func(se *sysEntry) bool { return se.e.Kind.Init() })
 	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	// As linker_file_register_modules: names and cloners are known before
@@ -306,6 +336,7 @@ func (k *Kernel) link(ctx context.Context, fr *fileRec) error {
 // gives them) of the modules that ran, descending, then MOD_UNLOAD, then
 // the registrations.
 func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, loaded map[*modRec]bool, touched map[*modRec]map[*vnet]bool) {
+	ctx = beginPass(ctx, PassUninit)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		vs, ran := touched[se.mod]
@@ -394,10 +425,13 @@ func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 }
 
 func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
-	fail := func(err error) error { return &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err} }
+	fail := func(err error) error {
+		e := &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err}
+		k.console(e)
+		return e
+	}
 	if fr.userrefs == 0 {
-		// kern_kldunload's words.
-		return fail(fmt.Errorf("attempt to unload file that was loaded by the kernel: %w", syscall.EBUSY))
+		return fail(errLoadedByKernel)
 	}
 	fr.userrefs--
 	if err := k.unloadFile(ctx, fr, force); err != nil {
@@ -429,6 +463,7 @@ func (k *Kernel) unloadFile(ctx context.Context, fr *fileRec, force bool) error 
 	}
 	uninits := fileEntries(fr, false, func(se *sysEntry) bool { return !se.e.Kind.Init() })
 	k.vinit.drop(func(se *sysEntry) bool { return se.mod.file == fr })
+	ctx = beginPass(ctx, PassUninit)
 	for i := len(uninits) - 1; i >= 0; i-- {
 		se := uninits[i]
 		if se.e.Kind.PerVnet() {

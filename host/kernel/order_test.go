@@ -29,7 +29,7 @@ func TestSortEntries(t *testing.T) {
 		var es []*sysEntry
 		for i, n := range names {
 			name, rank, _ := strings.Cut(n, "@")
-			es = append(es, &sysEntry{e: sdk.Entry{Name: name, Rank: r(rank)}, tie: uint64(i)})
+			es = append(es, &sysEntry{e: sdk.Entry{Name: name, Rank: r(rank)}, pos: uint64(i), tieo: -1})
 		}
 		return es
 	}
@@ -59,21 +59,27 @@ func TestSortEntries(t *testing.T) {
 	}
 }
 
-// TestShuffleTies: a seed permutes only entries of equal rank, and the
-// same seed gives the same order.
+// TestShuffleTies: a seed permutes the modules whose entries tie, never
+// the entries of one module (they keep declaration order) nor entries
+// across ranks, and the same seed gives the same order.
 func TestShuffleTies(t *testing.T) {
+	nop := func(context.Context, sdk.KPI) error { return nil }
 	build := func(seed int64) []string {
-		k := &Kernel{opts: Options{ShuffleSeed: seed}}
-		m := &modRec{}
-		var es []*sysEntry
-		for i := 0; i < 8; i++ {
-			es = append(es, k.newEntry(m, sdk.Entry{Name: fmt.Sprint("tie", i), Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}, false))
+		k := boot(t, Options{ShuffleSeed: seed})
+		var mods []*sdk.Module
+		for i := range 8 {
+			name := fmt.Sprint("tie", i)
+			mods = append(mods, sdk.DeclareModule(name, sdk.SubPseudo, sdk.OrderAny).
+				VnetSysinit(name+"_a", sdk.SubProtoMC, sdk.OrderFirst, nop).
+				VnetSysinit(name+"_b", sdk.SubProtoMC, sdk.OrderFirst, nop).
+				VnetSysinit(name+"_first", sdk.SubInitIf, sdk.OrderThird, nop))
 		}
-		es = append(es, k.newEntry(m, sdk.Entry{Name: "first", Rank: sdk.R(sdk.SubInitIf, sdk.OrderFirst)}, false))
-		sortEntries(es)
+		load(t, k, "ties", mods...)
 		var out []string
-		for _, e := range es {
-			out = append(out, e.e.Name)
+		for _, r := range k.Sysinits() {
+			if strings.HasPrefix(r.Module, "tie") {
+				out = append(out, r.Entry)
+			}
 		}
 		return out
 	}
@@ -81,8 +87,27 @@ func TestShuffleTies(t *testing.T) {
 	if diff := cmp.Diff(a, b); diff != "" {
 		t.Fatalf("same seed, different order:\n%s", diff)
 	}
-	if a[0] != "first" {
-		t.Errorf("shuffle moved an entry across ranks: %v", a)
+	for i, e := range a {
+		if (i < 8) != strings.HasSuffix(e, "_first") {
+			t.Fatalf("shuffle moved an entry across ranks: %v", a)
+		}
+	}
+	for i := 8; i < len(a); i += 2 {
+		mod := strings.TrimSuffix(a[i], "_a")
+		if a[i+1] != mod+"_b" {
+			t.Fatalf("shuffle split or reordered a module's own tied entries at %d: %v", i, a)
+		}
+	}
+	var firsts, pairs []string
+	for i, e := range a {
+		if i < 8 {
+			firsts = append(firsts, strings.TrimSuffix(e, "_first"))
+		} else if strings.HasSuffix(e, "_a") {
+			pairs = append(pairs, strings.TrimSuffix(e, "_a"))
+		}
+	}
+	if diff := cmp.Diff(firsts, pairs); diff != "" {
+		t.Errorf("modules ordered differently at two ranks: a module has one position (-INIT_IF/THIRD +PROTO_MC/FIRST):\n%s", diff)
 	}
 	if cmp.Equal(a, plain) {
 		t.Errorf("seed 42 did not shuffle the ties: %v", a)

@@ -12,33 +12,50 @@ import (
 // is made once, when its file is linked, and kept on its module, so load,
 // unload, VNET create and VNET destroy all order ties the same way.
 
-// sysEntry is a registered entry; tie orders equal ranks: the registration
-// sequence number, or a seeded shuffle of it.
+// sysEntry is a registered entry. Equal ranks are ordered by the tie key
+// (pos, decl): the module's position (registration order, or a seeded
+// shuffle of it: a shuffle permutes modules, never the entries of one
+// module) and the entry's declaration index, as FreeBSD keeps a module's
+// own entries in declaration order. An Options.TieOrders list for the
+// entry's pass and rank comes first (tieo).
 type sysEntry struct {
-	mod *modRec
-	e   sdk.Entry
-	tie uint64
-	reg bool // module registration (MOD_LOAD) rather than an entry
-}
-
-// newEntry makes an entry and decides its tie key. Only makeEntries calls
-// it: a key made twice for one entry could order its ties two ways.
-func (k *Kernel) newEntry(m *modRec, e sdk.Entry, reg bool) *sysEntry {
-	s := k.seq.Add(1)
-	tie := s
-	if k.opts.ShuffleSeed != 0 {
-		tie = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
-	}
-	return &sysEntry{mod: m, e: e, tie: tie, reg: reg}
+	mod  *modRec
+	e    sdk.Entry
+	pos  uint64 // the module's position
+	decl int    // declaration index in the module; MOD_LOAD is 0
+	tieo int    // position in its rank's tie order, ascending; -1: none
+	reg  bool   // module registration (MOD_LOAD) rather than an entry
 }
 
 // makeEntries makes a module's registration and its declared entries (with
-// their overridden ranks), in declaration order, once, when it is linked.
+// their overridden ranks), in declaration order, once, when it is linked,
+// and decides their tie keys: a key made twice for one entry could order
+// its ties two ways. The witness learns the entries (PassEntries).
 func (k *Kernel) makeEntries(m *modRec) {
-	m.reg = k.newEntry(m, sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, true)
+	k.makeEntriesFrom(m, func() uint64 { return k.seq.Add(1) })
+	k.w.registerEntries(m.file.f.Name(), append([]*sysEntry{m.reg}, m.entries...))
+}
+
+// makeEntriesFrom is makeEntries numbering the module with next: the
+// kernel's counter for a link; for a plan (plan.go), a copy of it, so that
+// the plan's tie keys are the ones the link will make, and the counter
+// does not move. One number per module: its position.
+func (k *Kernel) makeEntriesFrom(m *modRec, next func() uint64) {
+	s := next()
+	pos := s
+	if k.opts.ShuffleSeed != 0 {
+		pos = mix(uint64(k.opts.ShuffleSeed) ^ s*0x9e3779b97f4a7c15)
+	}
+	ties := k.tieOrders()
+	mk := func(e sdk.Entry, decl int, reg bool) *sysEntry {
+		se := &sysEntry{mod: m, e: e, pos: pos, decl: decl, reg: reg}
+		se.tieo = ties.position(se.pass(), e.Rank, se.key())
+		return se
+	}
+	m.reg = mk(sdk.Entry{Name: sdk.ModLoad.String(), Rank: m.decl.Rank}, 0, true)
 	m.entries = make([]*sysEntry, len(m.decl.Entries))
 	for i, e := range m.decl.Entries {
-		m.entries[i] = k.newEntry(m, e, false)
+		m.entries[i] = mk(e, i+1, false)
 	}
 }
 
@@ -51,14 +68,26 @@ func mix(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// sortEntries orders entries by rank, ties by their tie key. This is the
-// one place ordering is decided.
+// tieLess orders two entries of equal rank: a tie order first, then the
+// tie key.
+func tieLess(a, b *sysEntry) bool {
+	if a.tieo >= 0 && b.tieo >= 0 && a.tieo != b.tieo {
+		return a.tieo < b.tieo
+	}
+	if a.pos != b.pos {
+		return a.pos < b.pos
+	}
+	return a.decl < b.decl
+}
+
+// sortEntries orders entries by rank, ties by tieLess. This is the one
+// place ordering is decided.
 func sortEntries(es []*sysEntry) {
 	sort.SliceStable(es, func(i, j int) bool {
 		if c := es[i].e.Rank.Compare(es[j].e.Rank); c != 0 {
 			return c < 0
 		}
-		return es[i].tie < es[j].tie
+		return tieLess(es[i], es[j])
 	})
 }
 

@@ -33,6 +33,16 @@ type Options struct {
 	// ReportLimit bounds the witness's reports the same way
 	// (Kernel.WitnessDropped counts the rest, by kind). Zero keeps all.
 	ReportLimit int
+	// TieOrders fix the order of the entries tied at a rank, per pass
+	// kind (see TieOrder); other ranks keep the tie key's order.
+	TieOrders []TieOrder
+	// Faults fail an entry ("module:entry", MOD_LOAD for a module's
+	// registration) the first time it runs: FaultError returns EIO
+	// without calling it, FaultCrash closes its file (ErrModuleDead).
+	Faults map[string]FaultKind
+	// Footprints makes the kernel record what each pass entry touches
+	// (Kernel.Footprints), as `kldsim explore` needs.
+	Footprints bool
 }
 
 // Legacy knobs.
@@ -70,16 +80,32 @@ type ModStat struct {
 
 // VnetStat describes a VNET.
 type VnetStat struct {
-	Name   string
+	Name string
+	// JID is the jail id of the VNET's jail: 0 for vnet0 (the host),
+	// then 1, 2, ... in creation order, never reused while the kernel
+	// runs, as FreeBSD numbers jails.
+	JID    int
 	State  sdk.Sub
 	Ifaces []string
+	// Dying is set from the start of the VNET's destroy (jls's DYING).
+	Dying bool
 }
 
 // IfStat describes an interface for ifconfig.
 type IfStat struct {
 	sdk.IfInfo
-	Flags map[string]int // counted flags: allmulti, promisc
+	Flags map[string]int // counted flags: allmulti, promisc, pointopoint
 	Up    bool
+	MTU   int
+	// Descr is the interface's description (ifconfig IF description
+	// TEXT); "" for none.
+	Descr string
+	// Ether is the link-level address of an interface that has one
+	// (not lo, not point-to-point), kept across moves.
+	Ether string
+	// Addrs are the interface's addresses, inet then inet6, each in
+	// the order added.
+	Addrs []IfAddr
 }
 
 // SysinitRow is one row of the VNET_SYSINIT/VNET_SYSUNINIT table.

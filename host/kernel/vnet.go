@@ -68,7 +68,12 @@ func (v *vnet) setState(s sdk.Sub) {
 func (v *vnet) shuttingDown() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.destroying && v.state > sdk.SubVnet && v.state < sdk.SubVnetDone
+	return shutdownAt(v.destroying, v.state)
+}
+
+// shutdownAt is that test for a VNET being destroyed or not, in state.
+func shutdownAt(destroying bool, state sdk.Sub) bool {
+	return destroying && state > sdk.SubVnet && state < sdk.SubVnetDone
 }
 
 // varOf is module's per-VNET state in v, if it has one of type T.
@@ -262,6 +267,21 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 	return out
 }
 
+// destroyRefused is why VnetDestroy refuses v, the VNET of its name (nil:
+// none), before it starts; nil when it goes ahead (or waits for v's
+// build). k.vmu is held.
+func (k *Kernel) destroyRefused(v *vnet) error {
+	switch {
+	case v == nil:
+		return ErrNoVnet
+	case v == k.vnet0:
+		return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
+	case v.life.Load() == vnetDying:
+		return fmt.Errorf("vnet %s is being destroyed: %w", v.name, syscall.EBUSY)
+	}
+	return nil
+}
+
 // interfacesFirst is the pre-2016 teardown: loaned interfaces go home and
 // cloned ones are destroyed before any protocol is torn down.
 func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
@@ -285,9 +305,9 @@ func (k *Kernel) Vnets() []VnetStat {
 	k.vmu.Unlock()
 	out := make([]VnetStat, 0, len(list))
 	for _, v := range list {
-		st := VnetStat{Name: v.name}
+		st := VnetStat{Name: v.name, JID: int(v.seq)}
 		v.mu.Lock()
-		st.State = v.state
+		st.State, st.Dying = v.state, v.destroying
 		for _, ifp := range v.ifsByIndexLocked() {
 			st.Ifaces = append(st.Ifaces, ifp.name)
 		}

@@ -43,13 +43,16 @@ func (k ObjKind) String() string {
 
 // Site is where something happened: which module, in which entry, at
 // which rank, in which VNET. Via names the entry that led there when a
-// kernel path acts on a module's behalf (in6_ifdetach via vnet_loif_uninit).
+// kernel path acts on a module's behalf (in6_ifdetach via vnet_loif_uninit);
+// Cause is the pass entry all of it was for (if_lo:vnet_loif_uninit), if
+// any.
 type Site struct {
 	Module string
 	Entry  string
 	Rank   sdk.Rank
 	Vnet   string
 	Via    string
+	Cause  Cause
 }
 
 func (s Site) String() string {
@@ -93,6 +96,9 @@ type Object struct {
 	// refs are the objects this one references (holds) and those that
 	// reference it (holders), nil for the many that do neither.
 	refs *objRefs
+	// ord is what the ordering analysis keeps while uninit passes touch
+	// it (constraints.go), nil for the many they do not.
+	ord *objOrder
 }
 
 // objRefs are an object's references, each with its count.
@@ -167,6 +173,7 @@ const (
 	Leak
 	ModuleFault
 	ForeignFree
+	Injected
 )
 
 func (k ReportKind) String() string {
@@ -185,6 +192,8 @@ func (k ReportKind) String() string {
 		return "module fault"
 	case ForeignFree:
 		return "foreign free"
+	case Injected:
+		return "injected fault"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -198,10 +207,23 @@ type Report struct {
 	Holder *Object // for FreeReferenced: the live object still holding it
 	Use    Site    // the offending act (use, second free, leak check)
 	Tail   []TraceEvent
+	// Release names, for a leak, the entries that should have released
+	// the object (its owner's uninits, with their ranks).
+	Release string
+	// Fix is the rank change that would fix the report, from the
+	// ordering analysis; "" when no rank change would.
+	Fix string
+	// Injected marks a fault injected by Options.Faults (a module crash
+	// or an entry's EIO), not one the run made.
+	Injected bool
 }
 
 // String renders the report as text.
-func (r Report) String() string {
+func (r Report) String() string { return r.render(nil) }
+
+// render renders the report with the reports it caused folded under it
+// (see FoldReports), ending with the fix and the trace's tail.
+func (r Report) render(more []Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "witness: %s: %s\n", r.Kind, r.Claim)
 	if o := r.Object; o != nil {
@@ -226,10 +248,17 @@ func (r Report) String() string {
 			verb = "found by"
 		case ForeignFree:
 			verb = "refused for"
-		case ModuleFault:
+		case ModuleFault, Injected:
 			verb = "in"
 		}
 		fmt.Fprintf(&b, "  %s %s\n", verb, r.Use)
+	}
+	if r.Release != "" {
+		fmt.Fprintf(&b, "  should have been released by %s\n", r.Release)
+	}
+	writeMore(&b, more)
+	if r.Fix != "" {
+		fmt.Fprintf(&b, "  fix: %s\n", r.Fix)
 	}
 	if len(r.Tail) > 0 {
 		b.WriteString("  trace tail:\n")
@@ -269,6 +298,8 @@ type witness struct {
 	dead map[string]Site
 	// graves are the details of the objects most recently forgotten.
 	graves graves
+	// ord is the ordering analysis's state (constraints.go).
+	ord *order
 }
 
 // newWitness makes a witness that keeps the newest reportLimit reports
@@ -276,7 +307,7 @@ type witness struct {
 func newWitness(t *tracer, reportLimit int) *witness {
 	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string][]*Object{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
 		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
-		dropped: map[ReportKind]uint64{}}
+		dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
 
 // IDSpaceShift splits an object id: the bits above it are its space,
@@ -316,6 +347,7 @@ func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet stri
 	w.objs[o.ID] = o
 	w.peak = max(w.peak, len(w.objs))
 	w.index(o)
+	w.allocated(o, at)
 	return o
 }
 
@@ -406,7 +438,7 @@ func copyObj(o *Object) *Object {
 		return nil
 	}
 	c := *o
-	c.refs = nil
+	c.refs, c.ord = nil, nil
 	return &c
 }
 
@@ -469,6 +501,7 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 }
 
 func (w *witness) freeLocked(o *Object, at Site) {
+	w.freeing(o, at)
 	for _, hr := range o.holders() {
 		h := w.objs[hr.id]
 		if h != nil && !h.Freed {
@@ -483,8 +516,11 @@ func (w *witness) freeLocked(o *Object, at Site) {
 	// A freed holder releases what it held, so the targets' holder sets
 	// stay truthful.
 	for _, tr := range o.holds() {
-		if t := w.objs[tr.id]; t != nil && t.refs != nil {
-			t.refs.holders.sub(o.ID, true)
+		if t := w.objs[tr.id]; t != nil {
+			w.accessHeld(o, t, at)
+			if t.refs != nil {
+				t.refs.holders.sub(o.ID, true)
+			}
 		}
 	}
 	if o.refs != nil {
@@ -500,6 +536,7 @@ func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
 	if err != nil {
 		return reported(err)
 	}
+	w.access(o, at, RuleUse, false)
 	w.useLocked(o, at)
 	return nil
 }
@@ -524,6 +561,7 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	if o.Kind != KindLock {
 		return fmt.Errorf("%s is not a lock: %w", o, errBadKind)
 	}
+	w.access(o, at, RuleLock, false)
 	if o.Freed {
 		// Releasing after a reported acquisition adds nothing.
 		if acquire {
@@ -546,6 +584,8 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 	if err != nil {
 		return reported(err)
 	}
+	w.access(h, at, RuleUse, false)
+	w.accessHeld(h, t, at)
 	w.useLocked(h, at)
 	w.useLocked(t, at)
 	w.holdLocked(h, t, on)
@@ -584,7 +624,7 @@ func (w *witness) fault(module, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dead[module] = at
-	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at})
+	w.reportLocked(Report{Kind: ModuleFault, Claim: claim, Use: at, Injected: w.ord.injectedDead[module]})
 }
 
 // byAlloc orders objects as they were allocated.
@@ -607,7 +647,7 @@ func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at 
 	for _, o := range matched {
 		if !o.Freed {
 			n++
-			w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at})
+			w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at, Release: w.ord.releaser(o)})
 		}
 	}
 	if prune {
@@ -652,7 +692,9 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	defer w.mu.Unlock()
 	l := w.byVnet[vnet]
 	delete(w.byVnet, vnet)
-	return w.leaks(l, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	n := w.leaks(l, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	w.ord.forgetVnet(vnet)
+	return n
 }
 
 // all lists every object in the ledger.
@@ -696,7 +738,7 @@ func (w *witness) live(vnet string, all bool) []*Object {
 func (w *witness) snapshot() []Report {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.reports.all()
+	return w.ord.withFixes(w.reports.all())
 }
 
 func (w *witness) droppedReports() map[ReportKind]uint64 {
@@ -720,6 +762,7 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 	}
 	for _, tr := range o.holds() {
 		if t := w.objs[tr.id]; t != nil {
+			w.accessHeld(o, t, at)
 			w.useLocked(t, at)
 			if t.refs != nil {
 				t.refs.holders.sub(id, true)
@@ -742,7 +785,7 @@ func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 		return
 	}
 	if !o.Freed {
-		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at})
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at, Release: w.ord.releaser(o)})
 	}
 	w.dropLocked(o, claim)
 }

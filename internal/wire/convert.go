@@ -43,6 +43,7 @@ func declToPB(d sdk.Decl) *pb.Decl {
 		out.Events = append(out.Events, pb.EventKind(ev))
 	}
 	out.EventScope = pb.EventScope(d.EventScope)
+	out.Config = configToPB(d.Config)
 	return out
 }
 
@@ -65,6 +66,64 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 		out.Events = append(out.Events, sdk.EventKind(ev))
 	}
 	out.EventScope = sdk.EventScope(d.GetEventScope())
+	out.Config = configFromPB(d.GetConfig())
+	return out
+}
+
+// A schema's type and ref travel as their text; sdk.Decl.Validate checks
+// them on arrival, as it checks everything else a plugin declares.
+
+func configToPB(c sdk.ConfigSchema) *pb.ConfigSchema {
+	out := &pb.ConfigSchema{Vnet: settingsToPB(c.Vnet), Interface: settingsToPB(c.Interface),
+		Verbs: verbsToPB(c.Verbs), IfVerbs: verbsToPB(c.IfVerbs)}
+	for _, cmd := range c.Commands {
+		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary})
+	}
+	return out
+}
+
+func configFromPB(c *pb.ConfigSchema) sdk.ConfigSchema {
+	out := sdk.ConfigSchema{Vnet: settingsFromPB(c.GetVnet()), Interface: settingsFromPB(c.GetInterface()),
+		Verbs: verbsFromPB(c.GetVerbs()), IfVerbs: verbsFromPB(c.GetIfVerbs())}
+	for _, cmd := range c.GetCommands() {
+		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary()})
+	}
+	return out
+}
+
+func settingsToPB(ss []sdk.Setting) []*pb.Setting {
+	var out []*pb.Setting
+	for _, s := range ss {
+		out = append(out, &pb.Setting{Name: s.Name, Doc: s.Doc, Type: string(s.Type), Fields: settingsToPB(s.Fields),
+			Required: s.Required, Ref: string(s.Ref), Unique: s.Unique, Commands: append([]string(nil), s.Commands...)})
+	}
+	return out
+}
+
+func settingsFromPB(ss []*pb.Setting) []sdk.Setting {
+	var out []sdk.Setting
+	for _, s := range ss {
+		out = append(out, sdk.Setting{Name: s.GetName(), Doc: s.GetDoc(), Type: sdk.ValueType(s.GetType()),
+			Fields: settingsFromPB(s.GetFields()), Required: s.GetRequired(), Ref: sdk.Ref(s.GetRef()),
+			Unique: s.GetUnique(), Commands: append([]string(nil), s.GetCommands()...)})
+	}
+	return out
+}
+
+func verbsToPB(vs []sdk.Verb) []*pb.Verb {
+	var out []*pb.Verb
+	for _, v := range vs {
+		out = append(out, &pb.Verb{Name: v.Name, Args: v.Args, Min: int32(v.Min), Max: int32(v.Max), Op: v.Op, Summary: v.Summary})
+	}
+	return out
+}
+
+func verbsFromPB(vs []*pb.Verb) []sdk.Verb {
+	var out []sdk.Verb
+	for _, v := range vs {
+		out = append(out, sdk.Verb{Name: v.GetName(), Args: v.GetArgs(), Min: int(v.GetMin()), Max: int(v.GetMax()),
+			Op: v.GetOp(), Summary: v.GetSummary()})
+	}
 	return out
 }
 

@@ -73,7 +73,20 @@ func testModule() *sdk.Module {
 		VnetSysuninit("vnet_test_uninit", sdk.SubProtoFirewall, sdk.OrderAny-253, nop).
 		Cloner("tst", sdk.Cloner{Create: func(context.Context, sdk.KPI, string) error { return nil },
 			Destroy: func(context.Context, sdk.KPI, string) error { return nil }}).
-		OnIfnet(sdk.IfDeparture, func(context.Context, sdk.KPI, sdk.IfEvent) error { return nil })
+		OnIfnet(sdk.IfDeparture, func(context.Context, sdk.KPI, sdk.IfEvent) error { return nil }).
+		Config(testConfig)
+}
+
+// testConfig sets every field of a schema, so the round trip checks it.
+var testConfig = sdk.ConfigSchema{
+	Vnet: []sdk.Setting{{Name: "b", Doc: "d", Type: sdk.TypeBlock, Fields: []sdk.Setting{
+		{Name: "f", Type: sdk.TypeList, Ref: sdk.RefInterface, Unique: true, Commands: []string{"modctl if_test add {each}"}},
+		{Name: "g", Type: sdk.TypeString, Required: true},
+	}, Commands: []string{"tcmd {g}"}}},
+	Interface: []sdk.Setting{{Name: "i", Type: sdk.TypeBool, Commands: []string{"ifconfig {if} on"}}},
+	Commands:  []sdk.Command{{Name: "tcmd", Summary: "s"}},
+	Verbs:     []sdk.Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+	IfVerbs:   []sdk.Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
 }
 
 // TestDeclToPB pins the wire form of a declaration.
@@ -90,6 +103,16 @@ func TestDeclToPB(t *testing.T) {
 		},
 		Cloners: []string{"tst"},
 		Events:  []pb.EventKind{pb.EventKind_EVENT_KIND_IFNET_DEPARTURE},
+		Config: &pb.ConfigSchema{
+			Vnet: []*pb.Setting{{Name: "b", Doc: "d", Type: "block", Fields: []*pb.Setting{
+				{Name: "f", Type: "list(string)", Ref: "interface", Unique: true, Commands: []string{"modctl if_test add {each}"}},
+				{Name: "g", Type: "string", Required: true},
+			}, Commands: []string{"tcmd {g}"}}},
+			Interface: []*pb.Setting{{Name: "i", Type: "bool", Commands: []string{"ifconfig {if} on"}}},
+			Commands:  []*pb.Command{{Name: "tcmd", Summary: "s"}},
+			Verbs:     []*pb.Verb{{Name: "add", Args: "X", Min: 1, Max: -1, Summary: "s"}},
+			IfVerbs:   []*pb.Verb{{Name: "on", Op: "SIOCON", Summary: "s"}},
+		},
 	}
 	if diff := cmp.Diff(want, declToPB(testModule().Decl()), protocmp.Transform()); diff != "" {
 		t.Errorf("declToPB (-want +got):\n%s", diff)

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -26,12 +25,37 @@ const (
 	EntryUninit = "vnet_gif_uninit"
 )
 
+// Config is what if_gif accepts from kldsim: an interface block's tunnel,
+// and ifconfig's gif verbs.
+var Config = sdk.ConfigSchema{
+	Interface: []sdk.Setting{{
+		Name: "tunnel", Type: sdk.TypeObject,
+		Doc: "the tunnel's outer addresses, of one family",
+		Fields: []sdk.Setting{
+			{Name: "src", Type: sdk.TypeString, Required: true, Doc: "outer source address"},
+			{Name: "dst", Type: sdk.TypeString, Required: true, Doc: "outer destination address"},
+		},
+		Commands: []string{"ifconfig {if} tunnel {src} {dst}"},
+	}},
+	IfVerbs: []sdk.Verb{
+		{Name: "tunnel", Args: "SRC DST", Min: 2, Max: 2, Op: "SIOCSIFPHYADDR", Summary: "configure the tunnel"},
+		{Name: "-tunnel", Op: "SIOCDIFPHYADDR", Summary: "remove the tunnel"},
+		{Name: "deletetunnel", Op: "SIOCDIFPHYADDR", Summary: "remove the tunnel"},
+		{Name: "show", Summary: "print the interface and its tunnel"},
+		{Name: "list", Summary: "print the interface and its tunnel"},
+	},
+	Verbs: []sdk.Verb{
+		{Name: "list", Summary: "print every gif of the VNET"},
+		{Name: "show", Summary: "print every gif of the VNET"},
+	},
+}
+
 // Module returns a new if_gif module: DECLARE_MODULE(if_gif,
 // SI_SUB_PSEUDO, SI_ORDER_ANY), version 1, cloner "gif", VNET init and
 // uninit at PROTO_IFATTACHDOMAIN/ANY. Every call returns a module with its
 // own, empty state.
 func Module() *sdk.Module {
-	g := &gifs{vnets: map[string]*vnetState{}}
+	g := &gifs{}
 	return sdk.DeclareModule(Name, sdk.SubPseudo, sdk.OrderAny).
 		Version(1).
 		VnetSysinit(EntryInit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, g.vnetInit).
@@ -40,17 +64,18 @@ func Module() *sdk.Module {
 		OnIfnet(sdk.IfArrival, g.arrival).
 		OnIfnet(sdk.IfDeparture, g.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
-		OnControl(g.control)
+		OnControl(g.control).
+		Config(Config)
 }
 
-// gifs is the module's state. mu guards the map and everything under it
-// and is never held across a KPI call.
+// gifs is the module's state. The VnetVar's lock is never held across a
+// KPI call.
 type gifs struct {
-	mu    sync.Mutex
-	vnets map[string]*vnetState
+	vnets sdk.VnetVar[vnetState]
 }
 
-// vnetState is one VNET's gif hash table (V_gif_hashtbl) and softcs.
+// vnetState is one VNET's gif hash table (V_gif_hashtbl) and softcs. The
+// list and the softcs change under the VnetVar's lock; table is set once.
 type vnetState struct {
 	table sdk.ObjID
 	list  map[string]*softc
@@ -79,10 +104,9 @@ func familyOf(a netip.Addr) string {
 	return "inet6"
 }
 
-func (g *gifs) state(vnet string) *vnetState {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.vnets[vnet]
+// notHere is the error of a VNET where vnet_gif_init has not run.
+func notHere(k sdk.KPI) error {
+	return fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
 }
 
 // vnetInit is vnet_gif_init: the per-VNET hash table.
@@ -91,15 +115,8 @@ func (g *gifs) vnetInit(ctx context.Context, k sdk.KPI) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, EntryInit, err)
 	}
-	g.mu.Lock()
-	_, dup := g.vnets[k.Vnet()]
-	if !dup {
-		g.vnets[k.Vnet()] = &vnetState{table: table, list: map[string]*softc{}}
-	}
-	g.mu.Unlock()
-	if dup {
-		return fmt.Errorf("%s: %s: vnet %s already initialized: %w", Name, EntryInit, k.Vnet(),
-			errors.Join(syscall.EEXIST, k.Free(ctx, table)))
+	if err := g.vnets.Init(k, vnetState{table: table, list: map[string]*softc{}}); err != nil {
+		return fmt.Errorf("%s: %s: %w", Name, EntryInit, errors.Join(err, k.Free(ctx, table)))
 	}
 	return nil
 }
@@ -107,24 +124,22 @@ func (g *gifs) vnetInit(ctx context.Context, k sdk.KPI) error {
 // vnetUninit is vnet_gif_uninit: destroy every gif in the VNET (tunnel
 // handles first), then free the hash table.
 func (g *gifs) vnetUninit(ctx context.Context, k sdk.KPI) error {
-	vs := g.state(k.Vnet())
-	if vs == nil {
+	vs, ok := g.vnets.Get(k)
+	if !ok {
 		return nil
 	}
-	g.mu.Lock()
-	names := make([]string, 0, len(vs.list))
-	for n := range vs.list {
-		names = append(names, n)
-	}
-	g.mu.Unlock()
+	var names []string
+	g.vnets.Update(k, func(vs *vnetState) {
+		for n := range vs.list {
+			names = append(names, n)
+		}
+	})
 	slices.Sort(names)
 	var errs []error
 	for _, n := range names {
 		errs = append(errs, g.destroy(ctx, k, n))
 	}
-	g.mu.Lock()
-	delete(g.vnets, k.Vnet())
-	g.mu.Unlock()
+	g.vnets.Delete(k)
 	errs = append(errs, k.Free(ctx, vs.table))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, EntryUninit, err)
@@ -134,22 +149,25 @@ func (g *gifs) vnetUninit(ctx context.Context, k sdk.KPI) error {
 
 // create is gif_clone_create.
 func (g *gifs) create(ctx context.Context, k sdk.KPI, ifname string) error {
-	vs := g.state(k.Vnet())
-	if vs == nil {
+	if _, ok := g.vnets.Get(k); !ok {
 		return fmt.Errorf("%s: create %s: not initialized in vnet %s: %w", Name, ifname, k.Vnet(), syscall.ENXIO)
 	}
 	info, err := k.IfAttach(ctx, ifname, ClonerName)
 	if err != nil {
 		return fmt.Errorf("%s: create %s: %w", Name, ifname, err)
 	}
-	if err := g.adopt(ctx, k, vs, info); err != nil {
+	// if_gif.c: ifp->if_flags = IFF_POINTOPOINT | IFF_MULTICAST.
+	if err := k.IfSetFlag(ctx, ifname, "pointopoint", true); err != nil {
+		return errors.Join(fmt.Errorf("%s: create %s: %w", Name, ifname, err), k.IfDetach(ctx, info.Name))
+	}
+	if err := g.adopt(ctx, k, info); err != nil {
 		return errors.Join(fmt.Errorf("%s: create %s: %w", Name, ifname, err), k.IfDetach(ctx, info.Name))
 	}
 	return nil
 }
 
 // adopt allocates a softc for an attached gif interface.
-func (g *gifs) adopt(ctx context.Context, k sdk.KPI, vs *vnetState, info sdk.IfInfo) error {
+func (g *gifs) adopt(ctx context.Context, k sdk.KPI, info sdk.IfInfo) error {
 	mem, err := k.Malloc(ctx, "gif softc "+info.Name)
 	if err != nil {
 		return err
@@ -157,24 +175,32 @@ func (g *gifs) adopt(ctx context.Context, k sdk.KPI, vs *vnetState, info sdk.IfI
 	if err := k.Hold(ctx, mem, info.ID); err != nil {
 		return errors.Join(err, k.Free(ctx, mem))
 	}
-	g.mu.Lock()
-	vs.list[info.Name] = &softc{name: info.Name, ifID: info.ID, mem: mem}
-	g.mu.Unlock()
+	sc := &softc{name: info.Name, ifID: info.ID, mem: mem}
+	if !g.vnets.Update(k, func(vs *vnetState) { vs.list[info.Name] = sc }) {
+		return errors.Join(notHere(k), release(ctx, k, sc))
+	}
 	return nil
+}
+
+// take removes curvnet's softc called ifname (with id, unless 0) from
+// the list and returns it, now the caller's; nil if there is none.
+func (g *gifs) take(k sdk.KPI, ifname string, id sdk.ObjID) *softc {
+	var sc *softc
+	g.vnets.Update(k, func(vs *vnetState) {
+		if s := vs.list[ifname]; s != nil && (id == 0 || s.ifID == id) {
+			sc = s
+			delete(vs.list, ifname)
+		}
+	})
+	return sc
 }
 
 // destroy is gif_clone_destroy: release the tunnel's encap handle, free
 // the softc, then detach the interface.
 func (g *gifs) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 	var errs []error
-	if vs := g.state(k.Vnet()); vs != nil {
-		g.mu.Lock()
-		sc := vs.list[ifname]
-		delete(vs.list, ifname)
-		g.mu.Unlock()
-		if sc != nil {
-			errs = append(errs, release(ctx, k, sc))
-		}
+	if sc := g.take(k, ifname, 0); sc != nil {
+		errs = append(errs, release(ctx, k, sc))
 	}
 	errs = append(errs, k.IfDetach(ctx, ifname))
 	if err := errors.Join(errs...); err != nil {
@@ -200,15 +226,14 @@ func (g *gifs) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	if !ev.Vmove() {
 		return nil
 	}
-	vs := g.state(k.Vnet())
-	if vs == nil {
+	if _, ok := g.vnets.Get(k); !ok {
 		return nil
 	}
 	info, err := k.IfLookup(ctx, ev.Ifname)
 	if err != nil || info.Owner != k.Module() || info.Driver != ClonerName {
 		return nil // not ours, or gone again
 	}
-	if err := g.adopt(ctx, k, vs, info); err != nil {
+	if err := g.adopt(ctx, k, info); err != nil {
 		return fmt.Errorf("%s: %s arrived: %w", Name, ev.Ifname, err)
 	}
 	return nil
@@ -218,19 +243,7 @@ func (g *gifs) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 // without our cloner (vmove, which in FreeBSD is gif_reassign deleting the
 // tunnel; or a VNET torn down interfaces-first).
 func (g *gifs) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	vs := g.state(k.Vnet())
-	if vs == nil {
-		return nil
-	}
-	g.mu.Lock()
-	sc := vs.list[ev.Ifname]
-	if sc != nil && ev.ID != 0 && sc.ifID != ev.ID {
-		sc = nil
-	}
-	if sc != nil {
-		delete(vs.list, ev.Ifname)
-	}
-	g.mu.Unlock()
+	sc := g.take(k, ev.Ifname, ev.ID)
 	if sc == nil {
 		return nil
 	}
@@ -243,13 +256,12 @@ func (g *gifs) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 // control answers interface commands (`ifconfig gifN tunnel SRC DST`,
 // `-tunnel`, `deletetunnel`, `show`) and the module command `list`.
 func (g *gifs) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
-	vs := g.state(k.Vnet())
-	if vs == nil {
-		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
+	if _, ok := g.vnets.Get(k); !ok {
+		return "", notHere(k)
 	}
 	if req.Ifname == "" {
 		if len(req.Args) == 1 && (req.Args[0] == "list" || req.Args[0] == "show") {
-			return g.show(vs, ""), nil
+			return g.show(k, ""), nil
 		}
 		return "", fmt.Errorf("%s: usage: list: %w", Name, syscall.EINVAL)
 	}
@@ -262,17 +274,17 @@ func (g *gifs) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (stri
 		if len(args) != 2 {
 			return "", usage
 		}
-		return "", g.setTunnel(ctx, k, vs, req.Ifname, args[0], args[1])
+		return "", g.setTunnel(ctx, k, req.Ifname, args[0], args[1])
 	case "-tunnel", "deletetunnel":
 		if len(args) != 0 {
 			return "", usage
 		}
-		return "", g.deleteTunnel(ctx, k, vs, req.Ifname)
+		return "", g.deleteTunnel(ctx, k, req.Ifname)
 	case "show", "list":
 		if len(args) != 0 {
 			return "", usage
 		}
-		return g.show(vs, req.Ifname), nil
+		return g.show(k, req.Ifname), nil
 	default:
 		return "", fmt.Errorf("%s: unknown command %q: %w", req.Ifname, verb, syscall.EINVAL)
 	}
@@ -304,27 +316,30 @@ func ParseTunnel(src, dst string) (s, d netip.Addr, family string, err error) {
 
 // setTunnel is SIOCSIFPHYADDR: a new tunnel replaces the old one, taking
 // a fresh encap handle from inet or inet6.
-func (g *gifs) setTunnel(ctx context.Context, k sdk.KPI, vs *vnetState, ifname, src, dst string) error {
+func (g *gifs) setTunnel(ctx context.Context, k sdk.KPI, ifname, src, dst string) error {
 	fail := func(err error) error { return fmt.Errorf("%s: SIOCSIFPHYADDR: %w", ifname, err) }
 	s, d, fam, err := ParseTunnel(src, dst)
 	if err != nil {
 		return fail(err)
 	}
-	g.mu.Lock()
-	sc := vs.list[ifname]
-	var dupOf string
-	for _, o := range vs.list {
-		if o != sc && o.src == s && o.dst == d {
-			dupOf = o.name
+	var (
+		sc    *softc
+		dupOf string
+		old   sdk.ObjID
+	)
+	g.vnets.Update(k, func(vs *vnetState) {
+		sc = vs.list[ifname]
+		for _, o := range vs.list {
+			if o != sc && o.src == s && o.dst == d {
+				dupOf = o.name
+			}
 		}
-	}
-	var old sdk.ObjID
-	if sc != nil && dupOf == "" {
-		old = sc.encap
-		sc.encap = 0
-		sc.src, sc.dst = netip.Addr{}, netip.Addr{}
-	}
-	g.mu.Unlock()
+		if sc != nil && dupOf == "" {
+			old = sc.encap
+			sc.encap = 0
+			sc.src, sc.dst = netip.Addr{}, netip.Addr{}
+		}
+	})
 	switch {
 	case sc == nil:
 		return fail(fmt.Errorf("not a gif interface: %w", syscall.ENXIO))
@@ -340,23 +355,26 @@ func (g *gifs) setTunnel(ctx context.Context, k sdk.KPI, vs *vnetState, ifname, 
 	if err != nil {
 		return fail(err)
 	}
-	g.mu.Lock()
-	sc.src, sc.dst, sc.encap = s, d, h
-	g.mu.Unlock()
+	if !g.vnets.Update(k, func(*vnetState) { sc.src, sc.dst, sc.encap = s, d, h }) {
+		return fail(errors.Join(notHere(k), k.EncapDetach(ctx, h)))
+	}
 	return nil
 }
 
 // deleteTunnel is SIOCDIFPHYADDR; without a tunnel it does nothing.
-func (g *gifs) deleteTunnel(ctx context.Context, k sdk.KPI, vs *vnetState, ifname string) error {
-	g.mu.Lock()
-	sc := vs.list[ifname]
-	var h sdk.ObjID
-	if sc != nil {
-		h = sc.encap
-		sc.encap = 0
-		sc.src, sc.dst = netip.Addr{}, netip.Addr{}
-	}
-	g.mu.Unlock()
+func (g *gifs) deleteTunnel(ctx context.Context, k sdk.KPI, ifname string) error {
+	var (
+		sc *softc
+		h  sdk.ObjID
+	)
+	g.vnets.Update(k, func(vs *vnetState) {
+		sc = vs.list[ifname]
+		if sc != nil {
+			h = sc.encap
+			sc.encap = 0
+			sc.src, sc.dst = netip.Addr{}, netip.Addr{}
+		}
+	})
 	if sc == nil {
 		return fmt.Errorf("%s: SIOCDIFPHYADDR: not a gif interface: %w", ifname, syscall.ENXIO)
 	}
@@ -369,25 +387,25 @@ func (g *gifs) deleteTunnel(ctx context.Context, k sdk.KPI, vs *vnetState, ifnam
 	return nil
 }
 
-// show prints gifs as ifconfig does: the name, then a tunnel line if one
-// is configured. An empty name shows every gif in the VNET.
-func (g *gifs) show(vs *vnetState, name string) string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var names []string
-	for n := range vs.list {
-		if name == "" || n == name {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
+// show prints curvnet's gifs as ifconfig does: the name, then a tunnel
+// line if one is configured. An empty name shows every gif in the VNET.
+func (g *gifs) show(k sdk.KPI, name string) string {
 	var b strings.Builder
-	for _, n := range names {
-		sc := vs.list[n]
-		fmt.Fprintf(&b, "%s:\n", n)
-		if sc.encap != 0 {
-			fmt.Fprintf(&b, "\ttunnel %s %s --> %s\n", sc.family(), sc.src, sc.dst)
+	g.vnets.Update(k, func(vs *vnetState) {
+		var names []string
+		for n := range vs.list {
+			if name == "" || n == name {
+				names = append(names, n)
+			}
 		}
-	}
+		slices.Sort(names)
+		for _, n := range names {
+			sc := vs.list[n]
+			fmt.Fprintf(&b, "%s:\n", n)
+			if sc.encap != 0 {
+				fmt.Fprintf(&b, "\ttunnel %s %s --> %s\n", sc.family(), sc.src, sc.dst)
+			}
+		}
+	})
 	return b.String()
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -29,11 +28,31 @@ const (
 	driverLoop   = "lo"
 )
 
+// Config is what if_bridge accepts from kldsim: an interface block's
+// members, and ifconfig's bridge verbs.
+var Config = sdk.ConfigSchema{
+	Interface: []sdk.Setting{{
+		Name: "members", Type: sdk.TypeList, Ref: sdk.RefInterface, Unique: true,
+		Doc:      "interfaces of the VNET to add to the bridge, in order",
+		Commands: []string{"ifconfig {if} addm {each}"},
+	}},
+	IfVerbs: []sdk.Verb{
+		{Name: "addm", Args: "IF", Min: 1, Max: 1, Op: "BRDGADD {1}", Summary: "add IF as a member"},
+		{Name: "deletem", Args: "IF", Min: 1, Max: 1, Op: "BRDGDEL {1}", Summary: "delete member IF"},
+		{Name: "show", Summary: "print the bridge and its members"},
+		{Name: "list", Summary: "print the bridge and its members"},
+	},
+	Verbs: []sdk.Verb{
+		{Name: "list", Summary: "print every bridge of the VNET with its members"},
+		{Name: "show", Summary: "print every bridge of the VNET with its members"},
+	},
+}
+
 // Bridge returns a new if_bridge module: DECLARE_MODULE(if_bridge,
 // SI_SUB_PSEUDO, SI_ORDER_ANY), version 1, depending on bridgestp 1,1,1.
 // Every call returns a module with its own, empty state.
 func Bridge() *sdk.Module {
-	b := &bridges{vnets: map[string]*vnetState{}}
+	b := &bridges{}
 	return sdk.DeclareModule(BridgeName, sdk.SubPseudo, sdk.OrderAny).
 		Version(1).
 		Depend(STPName, 1, 1, 1).
@@ -43,7 +62,8 @@ func Bridge() *sdk.Module {
 		OnIfnet(sdk.IfArrival, b.arrival).
 		OnIfnet(sdk.IfDeparture, b.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
-		OnControl(b.control)
+		OnControl(b.control).
+		Config(Config)
 }
 
 // STP returns a new bridgestp module: DECLARE_MODULE(bridgestp,
@@ -53,15 +73,15 @@ func STP() *sdk.Module {
 	return sdk.DeclareModule(STPName, sdk.SubPseudo, sdk.OrderAny).Version(1)
 }
 
-// bridges is the module's state. mu guards the map and everything under
-// it; it is never held across a KPI call, because detaching an interface
-// delivers departure events back into this module.
+// bridges is the module's state: V_bridge_list. The VnetVar's lock is
+// never held across a KPI call, because detaching an interface delivers
+// departure events back into this module.
 type bridges struct {
-	mu    sync.Mutex
-	vnets map[string]*vnetState // by VNET name (curvnet)
+	vnets sdk.VnetVar[vnetState]
 }
 
-// vnetState is one VNET's bridge list (V_bridge_list) and its lock.
+// vnetState is one VNET's bridge list (V_bridge_list) and its lock. The
+// list changes under the VnetVar's lock (Update); listLock is set once.
 type vnetState struct {
 	listLock sdk.ObjID
 	list     map[string]*softc // by interface name
@@ -82,10 +102,9 @@ type member struct {
 	mem  sdk.ObjID // the bridge_iflist's memory; holds ifID
 }
 
-func (b *bridges) state(vnet string) *vnetState {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.vnets[vnet]
+// notHere is the error of a VNET where vnet_bridge_init has not run.
+func notHere(k sdk.KPI) error {
+	return fmt.Errorf("%s: not initialized in vnet %s: %w", BridgeName, k.Vnet(), syscall.ENXIO)
 }
 
 // vnetInit is vnet_bridge_init: the per-VNET bridge list and its lock.
@@ -94,15 +113,9 @@ func (b *bridges) vnetInit(ctx context.Context, k sdk.KPI) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", EntryInit, err)
 	}
-	b.mu.Lock()
-	_, dup := b.vnets[k.Vnet()]
-	if !dup {
-		b.vnets[k.Vnet()] = &vnetState{listLock: lock, list: map[string]*softc{}}
-	}
-	b.mu.Unlock()
-	if dup { // not reachable through the kernel; undo rather than leak
-		return errors.Join(fmt.Errorf("%s: vnet %s already initialized: %w", EntryInit, k.Vnet(), syscall.EEXIST),
-			k.LockDestroy(ctx, lock))
+	if err := b.vnets.Init(k, vnetState{listLock: lock, list: map[string]*softc{}}); err != nil {
+		// Not reachable through the kernel; undo rather than leak.
+		return errors.Join(fmt.Errorf("%s: %w", EntryInit, err), k.LockDestroy(ctx, lock))
 	}
 	return nil
 }
@@ -111,19 +124,17 @@ func (b *bridges) vnetInit(ctx context.Context, k sdk.KPI) error {
 // (the kernel picks the detach path: shutdown while the VNET is being torn
 // down, destroy when the module is unloaded), then the list lock.
 func (b *bridges) vnetUninit(ctx context.Context, k sdk.KPI) error {
-	vs := b.state(k.Vnet())
-	if vs == nil {
+	vs, ok := b.vnets.Get(k)
+	if !ok {
 		return nil
 	}
 	var errs []error
-	for _, name := range b.bridgeNames(vs) {
+	for _, name := range b.bridgeNames(k) {
 		if err := b.destroy(ctx, k, name); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	b.mu.Lock()
-	delete(b.vnets, k.Vnet())
-	b.mu.Unlock()
+	b.vnets.Delete(k)
 	if err := k.LockDestroy(ctx, vs.listLock); err != nil {
 		errs = append(errs, err)
 	}
@@ -133,21 +144,22 @@ func (b *bridges) vnetUninit(ctx context.Context, k sdk.KPI) error {
 	return nil
 }
 
-func (b *bridges) bridgeNames(vs *vnetState) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	names := make([]string, 0, len(vs.list))
-	for n := range vs.list {
-		names = append(names, n)
-	}
+// bridgeNames lists curvnet's bridges, sorted.
+func (b *bridges) bridgeNames(k sdk.KPI) []string {
+	var names []string
+	b.vnets.Update(k, func(vs *vnetState) {
+		for n := range vs.list {
+			names = append(names, n)
+		}
+	})
 	slices.Sort(names)
 	return names
 }
 
 // create is bridge_clone_create.
 func (b *bridges) create(ctx context.Context, k sdk.KPI, ifname string) error {
-	vs := b.state(k.Vnet())
-	if vs == nil {
+	vs, ok := b.vnets.Get(k)
+	if !ok {
 		return fmt.Errorf("%s: create %s: not initialized in vnet %s: %w", BridgeName, ifname, k.Vnet(), syscall.ENXIO)
 	}
 	info, err := k.IfAttach(ctx, ifname, driverBridge)
@@ -158,7 +170,7 @@ func (b *bridges) create(ctx context.Context, k sdk.KPI, ifname string) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("%s: create %s: %w", BridgeName, ifname, err), k.IfDetach(ctx, info.Name))
 	}
-	return b.link(ctx, k, vs, sc)
+	return b.link(ctx, k, vs.listLock, sc)
 }
 
 // newSoftc allocates a bridge's softc for an attached interface.
@@ -174,23 +186,25 @@ func newSoftc(ctx context.Context, k sdk.KPI, info sdk.IfInfo) (*softc, error) {
 }
 
 // link puts a bridge on the VNET's list (under the list lock).
-func (b *bridges) link(ctx context.Context, k sdk.KPI, vs *vnetState, sc *softc) error {
-	if err := k.Lock(ctx, vs.listLock); err != nil {
+func (b *bridges) link(ctx context.Context, k sdk.KPI, listLock sdk.ObjID, sc *softc) error {
+	if err := k.Lock(ctx, listLock); err != nil {
 		return errors.Join(err, freeSoftc(ctx, k, sc))
 	}
-	b.mu.Lock()
-	vs.list[sc.name] = sc
-	b.mu.Unlock()
-	return k.Unlock(ctx, vs.listLock)
+	var err error
+	if !b.vnets.Update(k, func(vs *vnetState) { vs.list[sc.name] = sc }) {
+		err = errors.Join(notHere(k), freeSoftc(ctx, k, sc))
+	}
+	return errors.Join(err, k.Unlock(ctx, listLock))
 }
 
 // unlink takes a bridge off the VNET's list and returns it with its
 // members, which the caller now owns; nil if it is not there.
-func (b *bridges) unlink(vs *vnetState, name string) *softc {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	sc := vs.list[name]
-	delete(vs.list, name)
+func (b *bridges) unlink(k sdk.KPI, name string) *softc {
+	var sc *softc
+	b.vnets.Update(k, func(vs *vnetState) {
+		sc = vs.list[name]
+		delete(vs.list, name)
+	})
 	return sc
 }
 
@@ -198,9 +212,9 @@ func (b *bridges) unlink(vs *vnetState, name string) *softc {
 // detach the interface.
 func (b *bridges) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 	var errs []error
-	if vs := b.state(k.Vnet()); vs != nil {
-		if sc := b.unlink(vs, ifname); sc != nil {
-			errs = append(errs, releaseAll(ctx, k, vs, sc, false))
+	if vs, ok := b.vnets.Get(k); ok {
+		if sc := b.unlink(k, ifname); sc != nil {
+			errs = append(errs, releaseAll(ctx, k, vs.listLock, sc, false))
 		}
 	}
 	if err := k.IfDetach(ctx, ifname); err != nil {
@@ -215,16 +229,16 @@ func (b *bridges) destroy(ctx context.Context, k sdk.KPI, ifname string) error {
 // releaseAll deletes every member of an unlinked bridge under the list
 // lock, then frees its softc. gone says the bridge's own interface is
 // leaving (its members are not touched beyond their references).
-func releaseAll(ctx context.Context, k sdk.KPI, vs *vnetState, sc *softc, gone bool) error {
+func releaseAll(ctx context.Context, k sdk.KPI, listLock sdk.ObjID, sc *softc, gone bool) error {
 	var errs []error
-	if err := k.Lock(ctx, vs.listLock); err != nil {
+	if err := k.Lock(ctx, listLock); err != nil {
 		return errors.Join(err, freeSoftc(ctx, k, sc))
 	}
 	for _, m := range sc.members {
 		errs = append(errs, releaseMember(ctx, k, m, gone))
 	}
 	sc.members = nil
-	errs = append(errs, k.Unlock(ctx, vs.listLock), freeSoftc(ctx, k, sc))
+	errs = append(errs, k.Unlock(ctx, listLock), freeSoftc(ctx, k, sc))
 	return errors.Join(errs...)
 }
 
@@ -251,8 +265,8 @@ func (b *bridges) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error 
 	if !ev.Vmove() {
 		return nil
 	}
-	vs := b.state(k.Vnet())
-	if vs == nil {
+	vs, ok := b.vnets.Get(k)
+	if !ok {
 		return nil
 	}
 	info, err := k.IfLookup(ctx, ev.Ifname)
@@ -263,38 +277,44 @@ func (b *bridges) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error 
 	if err != nil {
 		return fmt.Errorf("%s: %s arrived: %w", BridgeName, ev.Ifname, err)
 	}
-	return b.link(ctx, k, vs, sc)
+	return b.link(ctx, k, vs.listLock, sc)
 }
 
 // departure is bridge_ifdetach: a departing member is deleted from its
 // bridge; a departing bridge (moved away, or detached by the kernel behind
 // our back) loses its members and its softc.
 func (b *bridges) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	vs := b.state(k.Vnet())
-	if vs == nil {
+	vs, ok := b.vnets.Get(k)
+	if !ok {
 		return nil // not initialized here, or already torn down
 	}
-	b.mu.Lock()
-	if sc := vs.list[ev.Ifname]; sc != nil && (ev.ID == 0 || sc.ifID == ev.ID) {
-		delete(vs.list, ev.Ifname)
-		b.mu.Unlock()
-		if err := releaseAll(ctx, k, vs, sc, false); err != nil {
+	var (
+		bridge *softc
+		gone   *member
+	)
+	b.vnets.Update(k, func(vs *vnetState) {
+		if sc := vs.list[ev.Ifname]; sc != nil && (ev.ID == 0 || sc.ifID == ev.ID) {
+			delete(vs.list, ev.Ifname)
+			bridge = sc
+			return
+		}
+		for _, sc := range vs.list {
+			i := slices.IndexFunc(sc.members, func(m *member) bool {
+				return (ev.ID != 0 && m.ifID == ev.ID) || (ev.ID == 0 && m.name == ev.Ifname)
+			})
+			if i >= 0 {
+				gone = sc.members[i]
+				sc.members = slices.Delete(sc.members, i, i+1)
+				return
+			}
+		}
+	})
+	if bridge != nil {
+		if err := releaseAll(ctx, k, vs.listLock, bridge, false); err != nil {
 			return fmt.Errorf("%s: %s departing (%v): %w", BridgeName, ev.Ifname, ev.Path, err)
 		}
 		return nil
 	}
-	var gone *member
-	for _, sc := range vs.list {
-		i := slices.IndexFunc(sc.members, func(m *member) bool {
-			return (ev.ID != 0 && m.ifID == ev.ID) || (ev.ID == 0 && m.name == ev.Ifname)
-		})
-		if i >= 0 {
-			gone = sc.members[i]
-			sc.members = slices.Delete(sc.members, i, i+1)
-			break
-		}
-	}
-	b.mu.Unlock()
 	if gone == nil {
 		return nil
 	}
@@ -314,13 +334,13 @@ func (b *bridges) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) erro
 // control answers `ifconfig bridgeN addm IF deletem IF show` (Ifname set)
 // and the module command `list` (Ifname empty).
 func (b *bridges) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
-	vs := b.state(k.Vnet())
-	if vs == nil {
-		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", BridgeName, k.Vnet(), syscall.ENXIO)
+	vs, ok := b.vnets.Get(k)
+	if !ok {
+		return "", notHere(k)
 	}
 	if req.Ifname == "" {
 		if len(req.Args) == 1 && (req.Args[0] == "list" || req.Args[0] == "show") {
-			return b.show(vs, b.bridgeNames(vs)...), nil
+			return b.show(k, b.bridgeNames(k)...), nil
 		}
 		return "", fmt.Errorf("%s: usage: list: %w", BridgeName, syscall.EINVAL)
 	}
@@ -332,7 +352,7 @@ func (b *bridges) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (s
 		verb := args[0]
 		switch verb {
 		case "show", "list":
-			out.WriteString(b.show(vs, req.Ifname))
+			out.WriteString(b.show(k, req.Ifname))
 			args = args[1:]
 			continue
 		case "addm", "deletem":
@@ -344,9 +364,9 @@ func (b *bridges) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (s
 		}
 		var err error
 		if verb == "addm" {
-			err = b.addMember(ctx, k, vs, req.Ifname, args[1])
+			err = b.addMember(ctx, k, vs.listLock, req.Ifname, args[1])
 		} else {
-			err = b.deleteMember(ctx, k, vs, req.Ifname, args[1])
+			err = b.deleteMember(ctx, k, vs.listLock, req.Ifname, args[1])
 		}
 		if err != nil {
 			return out.String(), err
@@ -357,7 +377,7 @@ func (b *bridges) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (s
 }
 
 // addMember is bridge_ioctl_add (BRDGADD).
-func (b *bridges) addMember(ctx context.Context, k sdk.KPI, vs *vnetState, bridge, ifs string) error {
+func (b *bridges) addMember(ctx context.Context, k sdk.KPI, listLock sdk.ObjID, bridge, ifs string) error {
 	fail := func(err error) error { return fmt.Errorf("BRDGADD %s: %w", ifs, err) }
 	info, err := k.IfLookup(ctx, ifs)
 	if err != nil {
@@ -366,7 +386,7 @@ func (b *bridges) addMember(ctx context.Context, k sdk.KPI, vs *vnetState, bridg
 		}
 		return fail(err)
 	}
-	if err := b.checkMember(vs, bridge, info); err != nil {
+	if err := b.checkMember(k, bridge, info); err != nil {
 		return fail(err)
 	}
 	mem, err := k.Malloc(ctx, "if_bridge member "+ifs+" of "+bridge)
@@ -380,20 +400,21 @@ func (b *bridges) addMember(ctx context.Context, k sdk.KPI, vs *vnetState, bridg
 	if err := k.IfSetFlag(ctx, ifs, "promisc", true); err != nil {
 		return fail(errors.Join(err, k.Drop(ctx, mem, info.ID), k.Free(ctx, mem)))
 	}
-	if err := k.Lock(ctx, vs.listLock); err != nil {
+	if err := k.Lock(ctx, listLock); err != nil {
 		return fail(errors.Join(err, releaseMember(ctx, k, m, false)))
 	}
-	b.mu.Lock()
-	err = b.checkMemberLocked(vs, bridge, info)
-	if err == nil {
-		sc := vs.list[bridge]
-		sc.members = append(sc.members, m)
-	}
-	b.mu.Unlock()
+	err = notHere(k)
+	b.vnets.Update(k, func(vs *vnetState) {
+		err = checkMemberLocked(vs, bridge, info)
+		if err == nil {
+			sc := vs.list[bridge]
+			sc.members = append(sc.members, m)
+		}
+	})
 	if err != nil { // lost a race with a destroy or another addm
 		err = errors.Join(err, releaseMember(ctx, k, m, false))
 	}
-	if uerr := k.Unlock(ctx, vs.listLock); uerr != nil {
+	if uerr := k.Unlock(ctx, listLock); uerr != nil {
 		err = errors.Join(err, uerr)
 	}
 	if err != nil {
@@ -402,14 +423,15 @@ func (b *bridges) addMember(ctx context.Context, k sdk.KPI, vs *vnetState, bridg
 	return nil
 }
 
-func (b *bridges) checkMember(vs *vnetState, bridge string, info sdk.IfInfo) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.checkMemberLocked(vs, bridge, info)
+func (b *bridges) checkMember(k sdk.KPI, bridge string, info sdk.IfInfo) error {
+	err := notHere(k)
+	b.vnets.Update(k, func(vs *vnetState) { err = checkMemberLocked(vs, bridge, info) })
+	return err
 }
 
-// checkMemberLocked applies bridge_ioctl_add's checks, with b.mu held.
-func (b *bridges) checkMemberLocked(vs *vnetState, bridge string, info sdk.IfInfo) error {
+// checkMemberLocked applies bridge_ioctl_add's checks, under the
+// VnetVar's lock.
+func checkMemberLocked(vs *vnetState, bridge string, info sdk.IfInfo) error {
 	sc := vs.list[bridge]
 	if sc == nil {
 		return fmt.Errorf("%s is not a bridge: %w", bridge, syscall.ENXIO)
@@ -436,26 +458,30 @@ func (b *bridges) checkMemberLocked(vs *vnetState, bridge string, info sdk.IfInf
 }
 
 // deleteMember is bridge_ioctl_del (BRDGDEL).
-func (b *bridges) deleteMember(ctx context.Context, k sdk.KPI, vs *vnetState, bridge, ifs string) error {
-	b.mu.Lock()
-	sc := vs.list[bridge]
-	var m *member
-	if sc != nil {
+func (b *bridges) deleteMember(ctx context.Context, k sdk.KPI, listLock sdk.ObjID, bridge, ifs string) error {
+	var (
+		sc *softc
+		m  *member
+	)
+	b.vnets.Update(k, func(vs *vnetState) {
+		sc = vs.list[bridge]
+		if sc == nil {
+			return
+		}
 		if i := slices.IndexFunc(sc.members, func(m *member) bool { return m.name == ifs }); i >= 0 {
 			m = sc.members[i]
 			sc.members = slices.Delete(sc.members, i, i+1)
 		}
-	}
-	b.mu.Unlock()
+	})
 	switch {
 	case sc == nil:
 		return fmt.Errorf("BRDGDEL %s: %s is not a bridge: %w", ifs, bridge, syscall.ENXIO)
 	case m == nil:
 		return fmt.Errorf("BRDGDEL %s: not a member of %s: %w", ifs, bridge, syscall.ENOENT)
 	}
-	err := k.Lock(ctx, vs.listLock)
+	err := k.Lock(ctx, listLock)
 	if err == nil {
-		err = errors.Join(releaseMember(ctx, k, m, false), k.Unlock(ctx, vs.listLock))
+		err = errors.Join(releaseMember(ctx, k, m, false), k.Unlock(ctx, listLock))
 	}
 	if err != nil {
 		return fmt.Errorf("BRDGDEL %s: %w", ifs, err)
@@ -463,20 +489,20 @@ func (b *bridges) deleteMember(ctx context.Context, k sdk.KPI, vs *vnetState, br
 	return nil
 }
 
-// show prints bridges as ifconfig does, one member line each.
-func (b *bridges) show(vs *vnetState, names ...string) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// show prints curvnet's bridges as ifconfig does, one member line each.
+func (b *bridges) show(k sdk.KPI, names ...string) string {
 	var out strings.Builder
-	for _, n := range names {
-		sc := vs.list[n]
-		if sc == nil {
-			continue
+	b.vnets.Update(k, func(vs *vnetState) {
+		for _, n := range names {
+			sc := vs.list[n]
+			if sc == nil {
+				continue
+			}
+			fmt.Fprintf(&out, "%s:\n", sc.name)
+			for _, m := range sc.members {
+				fmt.Fprintf(&out, "\tmember: %s %s\n", m.name, memberFlags)
+			}
 		}
-		fmt.Fprintf(&out, "%s:\n", sc.name)
-		for _, m := range sc.members {
-			fmt.Fprintf(&out, "\tmember: %s %s\n", m.name, memberFlags)
-		}
-	}
+	})
 	return out.String()
 }

@@ -21,6 +21,7 @@ func TestDecl(t *testing.T) {
 			},
 			Cloners:    []string{"bridge"},
 			Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+			Config:     Config,
 			EventScope: sdk.ScopeAttached,
 		}},
 		{STP(), sdk.Decl{Name: "bridgestp", Version: 1, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)}},
@@ -34,5 +35,23 @@ func TestDecl(t *testing.T) {
 				t.Errorf("Decl (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// members becomes one addm per member, for the block's own bridge.
+func TestConfig(t *testing.T) {
+	got, err := Config.Interface[0].Render(sdk.Value{List: []string{"em1", "em2"}}, "j1", "bridge0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sdk.Rendered{
+		{Words: []string{"ifconfig", "bridge0", "addm", "em1"}, Index: 0},
+		{Words: []string{"ifconfig", "bridge0", "addm", "em2"}, Index: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Render (-want +got):\n%s", diff)
+	}
+	if got := Config.IfVerbs[0].OpName([]string{"em1"}); got != "BRDGADD em1" {
+		t.Errorf("addm's ioctl = %q", got)
 	}
 }

@@ -8,11 +8,12 @@ package ipfw
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -38,10 +39,28 @@ const (
 	OrderVnet     = sdk.OrderAny - 253
 )
 
+// Config is what ipfw accepts from kldsim: a vnet block's rules, the
+// ipfw command and its verbs.
+var Config = sdk.ConfigSchema{
+	Vnet: []sdk.Setting{{
+		Name: "ipfw", Type: sdk.TypeList,
+		Doc:      "ipfw commands run in the VNET, in order (\"add 100 allow ip from any to any\")",
+		Commands: []string{Name + " {each...}"},
+	}},
+	Commands: []sdk.Command{{Name: Name, Summary: "add, delete and list the VNET's firewall rules (ipfw(8))"}},
+	Verbs: []sdk.Verb{
+		{Name: "add", Args: "[NUM] allow|deny|count PROTO from SRC to DST [in|out] [via|recv|xmit IF]", Min: 1, Max: -1, Summary: "add a rule"},
+		{Name: "delete", Args: "NUM ...", Min: 1, Max: -1, Summary: "delete the rules with these numbers"},
+		{Name: "flush", Summary: "delete every rule but the default one"},
+		{Name: "list", Summary: "print the rules, the default rule last"},
+		{Name: "show", Summary: "print the rules, the default rule last"},
+	},
+}
+
 // Module returns a new ipfw module (version 3). Every call returns a
 // module with its own, empty state.
 func Module() *sdk.Module {
-	fw := &firewall{vnets: map[string]*chain{}}
+	fw := &firewall{}
 	return sdk.DeclareModule(Name, sdk.SubProtoFirewall, OrderModevent).
 		Version(3).
 		Sysinit(EntryInit, sdk.SubProtoFirewall, OrderModule, fw.init).
@@ -51,18 +70,18 @@ func Module() *sdk.Module {
 		OnIfnet(sdk.IfArrival, fw.arrival).
 		OnIfnet(sdk.IfDeparture, fw.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
-		OnControl(fw.control)
+		OnControl(fw.control).
+		Config(Config)
 }
 
-// firewall is the module's state. mu guards the map and everything under
-// it and is never held across a KPI call.
+// firewall is the module's state.
 type firewall struct {
-	mu     sync.Mutex
-	loaded bool              // ipfw_init ran and ipfw_destroy has not
-	vnets  map[string]*chain // V_layer3_chain by VNET
+	loaded atomic.Bool        // ipfw_init ran and ipfw_destroy has not
+	chains sdk.VnetVar[chain] // V_layer3_chain
 }
 
-// chain is one VNET's ip_fw_chain.
+// chain is one VNET's ip_fw_chain. Its rules change under the VnetVar's
+// lock (Update); the ids are set once, by vnet_ipfw_init.
 type chain struct {
 	mem   sdk.ObjID // the chain (with its default rule)
 	lock  sdk.ObjID // IPFW_UH lock
@@ -80,27 +99,17 @@ var defaultRule = Rule{Num: DefaultRule, Action: "deny", Proto: "ip", From: "any
 
 // init is ipfw_init: module-wide state only (nothing per VNET).
 func (fw *firewall) init(context.Context, sdk.KPI) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	fw.loaded = true
+	fw.loaded.Store(true)
 	return nil
 }
 
 // destroy is ipfw_destroy. Every VNET's chain is gone by now.
 func (fw *firewall) destroy(context.Context, sdk.KPI) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	fw.loaded = false
-	if len(fw.vnets) != 0 {
-		return fmt.Errorf("%s: %d vnets still have a rule chain: %w", EntryDestroy, len(fw.vnets), syscall.EBUSY)
+	fw.loaded.Store(false)
+	if n := fw.chains.Len(); n != 0 {
+		return fmt.Errorf("%s: %d vnets still have a rule chain: %w", EntryDestroy, n, syscall.EBUSY)
 	}
 	return nil
-}
-
-func (fw *firewall) chain(vnet string) *chain {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	return fw.vnets[vnet]
 }
 
 // vnetInit is vnet_ipfw_init: the chain, its lock and the default rule,
@@ -125,16 +134,7 @@ func (fw *firewall) vnetInit(ctx context.Context, k sdk.KPI) (err error) {
 		}
 		c.hooks = append(c.hooks, h)
 	}
-	fw.mu.Lock()
-	_, dup := fw.vnets[k.Vnet()]
-	if !dup {
-		fw.vnets[k.Vnet()] = c
-	}
-	fw.mu.Unlock()
-	if dup {
-		return fmt.Errorf("vnet %s already has a chain: %w", k.Vnet(), syscall.EEXIST)
-	}
-	return nil
+	return fw.chains.Init(k, *c)
 }
 
 // free is the body of vnet_ipfw_uninit for an unlinked chain:
@@ -174,11 +174,8 @@ func (r *rule) free(ctx context.Context, k sdk.KPI) error {
 
 // vnetUninit is vnet_ipfw_uninit.
 func (fw *firewall) vnetUninit(ctx context.Context, k sdk.KPI) error {
-	fw.mu.Lock()
-	c := fw.vnets[k.Vnet()]
-	delete(fw.vnets, k.Vnet())
-	fw.mu.Unlock()
-	if c == nil {
+	c, ok := fw.chains.Delete(k)
+	if !ok {
 		return nil
 	}
 	if err := c.free(ctx, k); err != nil {
@@ -189,19 +186,18 @@ func (fw *firewall) vnetUninit(ctx context.Context, k sdk.KPI) error {
 
 // arrival resolves rules naming an interface that has just appeared.
 func (fw *firewall) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	c := fw.chain(k.Vnet())
-	if c == nil || ev.ID == 0 {
+	if ev.ID == 0 {
 		return nil
 	}
-	fw.mu.Lock()
 	var hold []*rule
-	for _, r := range c.rules {
-		if r.Ifname == ev.Ifname && r.ifRef == 0 {
-			r.ifRef = ev.ID
-			hold = append(hold, r)
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			if r.Ifname == ev.Ifname && r.ifRef == 0 {
+				r.ifRef = ev.ID
+				hold = append(hold, r)
+			}
 		}
-	}
-	fw.mu.Unlock()
+	})
 	var errs []error
 	for _, r := range hold {
 		errs = append(errs, k.Hold(ctx, r.mem, ev.ID))
@@ -215,28 +211,28 @@ func (fw *firewall) arrival(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) erro
 // departure drops every reference rules hold on a departing interface;
 // the rules stay and match the name again if it comes back.
 func (fw *firewall) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	c := fw.chain(k.Vnet())
-	if c == nil {
-		return nil
-	}
 	type ref struct{ holder, target sdk.ObjID }
-	var drop []ref
-	fw.mu.Lock()
-	for _, r := range c.rules {
-		if r.ifRef != 0 && (r.ifRef == ev.ID || (ev.ID == 0 && r.Ifname == ev.Ifname)) {
-			drop = append(drop, ref{r.mem, r.ifRef})
-			r.ifRef = 0
+	var (
+		drop []ref
+		lock sdk.ObjID
+	)
+	fw.chains.Update(k, func(c *chain) {
+		lock = c.lock
+		for _, r := range c.rules {
+			if r.ifRef != 0 && (r.ifRef == ev.ID || (ev.ID == 0 && r.Ifname == ev.Ifname)) {
+				drop = append(drop, ref{r.mem, r.ifRef})
+				r.ifRef = 0
+			}
 		}
-	}
-	fw.mu.Unlock()
+	})
 	if len(drop) == 0 {
 		return nil
 	}
-	errs := []error{k.Lock(ctx, c.lock)}
+	errs := []error{k.Lock(ctx, lock)}
 	for _, d := range drop {
 		errs = append(errs, k.Drop(ctx, d.holder, d.target))
 	}
-	errs = append(errs, k.Unlock(ctx, c.lock))
+	errs = append(errs, k.Unlock(ctx, lock))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %s departing (%v): %w", Name, ev.Ifname, ev.Path, err)
 	}
@@ -249,12 +245,63 @@ func (fw *firewall) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) er
 //	delete NUM [NUM ...]
 //	flush
 //	list | show
+//
+// A request whose last word is "--json" (the host's ipfw --json) is
+// answered as JSON: list and show the rules, add the rule added. Errors
+// are the module's words without its name: the host prints "ipfw: "
+// (or "modctl: ") before them, once.
 func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (string, error) {
+	asJSON := len(req.Args) > 0 && req.Args[len(req.Args)-1] == "--json"
+	if asJSON {
+		req.Args = req.Args[:len(req.Args)-1]
+	}
+	out, err := fw.answer(ctx, k, req, asJSON)
+	if err != nil {
+		return out, unprefixed(err)
+	}
+	return out, nil
+}
+
+// unprefixedError is a module error less the module's name before it.
+type unprefixedError struct{ err error }
+
+func (e *unprefixedError) Error() string { return strings.TrimPrefix(e.err.Error(), Name+": ") }
+func (e *unprefixedError) Unwrap() error { return e.err }
+
+func unprefixed(err error) error { return &unprefixedError{err} }
+
+// jsonRule is ipfw --json's record of a rule (docs/JSON.md).
+type jsonRule struct {
+	Number int    `json:"number"`
+	Action string `json:"action"`
+	Proto  string `json:"proto"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Dir    string `json:"dir,omitempty"`
+	IfOp   string `json:"ifop,omitempty"`
+	Ifname string `json:"ifname,omitempty"`
+	Text   string `json:"text"`
+}
+
+func ruleJSON(r Rule) jsonRule {
+	return jsonRule{Number: r.Num, Action: r.Action, Proto: r.Proto, From: r.From, To: r.To, Dir: r.Dir,
+		IfOp: r.IfOp, Ifname: r.Ifname, Text: r.String()}
+}
+
+func marshal(v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return string(b) + "\n", nil
+}
+
+func (fw *firewall) answer(ctx context.Context, k sdk.KPI, req sdk.ControlReq, asJSON bool) (string, error) {
 	if req.Ifname != "" {
 		return "", fmt.Errorf("%s: no interface commands (%s): %w", Name, req.Ifname, syscall.EINVAL)
 	}
-	c := fw.chain(k.Vnet())
-	if c == nil {
+	c, ok := fw.chains.Get(k)
+	if !ok {
 		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
 	}
 	if len(req.Args) == 0 {
@@ -266,9 +313,12 @@ func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) 
 		if err != nil {
 			return "", err
 		}
-		r, err = fw.add(ctx, k, c, r)
+		r, err = fw.add(ctx, k, c.lock, r)
 		if err != nil {
 			return "", err
+		}
+		if asJSON {
+			return marshal(ruleJSON(r))
 		}
 		return r.String() + "\n", nil
 	case "delete":
@@ -280,7 +330,7 @@ func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) 
 			if err != nil {
 				return "", err
 			}
-			if err := fw.delete(ctx, k, c, n); err != nil {
+			if err := fw.delete(ctx, k, c.lock, n); err != nil {
 				return "", err
 			}
 		}
@@ -289,21 +339,29 @@ func (fw *firewall) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) 
 		if len(args) != 0 {
 			return "", fmt.Errorf("%s: flush takes no arguments: %w", Name, syscall.EINVAL)
 		}
-		return "", fw.flush(ctx, k, c)
+		return "", fw.flush(ctx, k, c.lock)
 	case "list", "show":
 		if len(args) != 0 {
 			return "", fmt.Errorf("%s: %s takes no arguments: %w", Name, verb, syscall.EINVAL)
 		}
-		return fw.list(c), nil
+		if asJSON {
+			return marshal(fw.rules(k))
+		}
+		return fw.list(k), nil
 	default:
 		return "", fmt.Errorf("%s: unknown command %q: %w", Name, verb, syscall.EINVAL)
 	}
 }
 
+// gone is the error of a chain that went while a command ran.
+func gone(k sdk.KPI) error {
+	return fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
+}
+
 // add is ipfw_add_rule: number the rule if it has none, allocate it,
 // resolve its interface, and insert it after every rule with a number at
-// most its own.
-func (fw *firewall) add(ctx context.Context, k sdk.KPI, c *chain, r Rule) (Rule, error) {
+// most its own. lock is the chain's lock.
+func (fw *firewall) add(ctx context.Context, k sdk.KPI, lock sdk.ObjID, r Rule) (Rule, error) {
 	var ifRef sdk.ObjID
 	if r.Ifname != "" {
 		info, err := k.IfLookup(ctx, r.Ifname)
@@ -321,7 +379,7 @@ func (fw *firewall) add(ctx context.Context, k sdk.KPI, c *chain, r Rule) (Rule,
 		return Rule{}, fmt.Errorf("%s: add: %w", Name, err)
 	}
 	nr := &rule{Rule: r, mem: mem}
-	if err := k.Lock(ctx, c.lock); err != nil {
+	if err := k.Lock(ctx, lock); err != nil {
 		return Rule{}, fmt.Errorf("%s: add: %w", Name, errors.Join(err, k.Free(ctx, mem)))
 	}
 	var errs []error
@@ -333,22 +391,25 @@ func (fw *firewall) add(ctx context.Context, k sdk.KPI, c *chain, r Rule) (Rule,
 		}
 	}
 	if len(errs) == 0 {
-		fw.mu.Lock()
-		if nr.Num == 0 {
-			nr.Num = AutoincStep
-			if n := len(c.rules); n > 0 {
-				nr.Num = c.rules[n-1].Num
-				if nr.Num < DefaultRule-AutoincStep {
-					nr.Num += AutoincStep
+		linked := fw.chains.Update(k, func(c *chain) {
+			if nr.Num == 0 {
+				nr.Num = AutoincStep
+				if n := len(c.rules); n > 0 {
+					nr.Num = c.rules[n-1].Num
+					if nr.Num < DefaultRule-AutoincStep {
+						nr.Num += AutoincStep
+					}
 				}
 			}
+			i, _ := slices.BinarySearchFunc(c.rules, nr.Num+1, func(x *rule, n int) int { return x.Num - n })
+			c.rules = slices.Insert(c.rules, i, nr)
+			r = nr.Rule
+		})
+		if !linked {
+			errs = append(errs, gone(k), nr.free(ctx, k))
 		}
-		i, _ := slices.BinarySearchFunc(c.rules, nr.Num+1, func(x *rule, n int) int { return x.Num - n })
-		c.rules = slices.Insert(c.rules, i, nr)
-		r = nr.Rule
-		fw.mu.Unlock()
 	}
-	errs = append(errs, k.Unlock(ctx, c.lock))
+	errs = append(errs, k.Unlock(ctx, lock))
 	if err := errors.Join(errs...); err != nil {
 		return Rule{}, fmt.Errorf("%s: add: %w", Name, err)
 	}
@@ -356,58 +417,69 @@ func (fw *firewall) add(ctx context.Context, k sdk.KPI, c *chain, r Rule) (Rule,
 }
 
 // delete removes every rule numbered n (ipfw delete NUM).
-func (fw *firewall) delete(ctx context.Context, k sdk.KPI, c *chain, n int) error {
+func (fw *firewall) delete(ctx context.Context, k sdk.KPI, lock sdk.ObjID, n int) error {
 	if n == DefaultRule {
 		return fmt.Errorf("%s: rule %d: the default rule cannot be deleted: %w", Name, n, syscall.EINVAL)
 	}
-	fw.mu.Lock()
 	var gone []*rule
-	c.rules = slices.DeleteFunc(c.rules, func(r *rule) bool {
-		if r.Num == n {
-			gone = append(gone, r)
-			return true
-		}
-		return false
+	fw.chains.Update(k, func(c *chain) {
+		c.rules = slices.DeleteFunc(c.rules, func(r *rule) bool {
+			if r.Num == n {
+				gone = append(gone, r)
+				return true
+			}
+			return false
+		})
 	})
-	fw.mu.Unlock()
 	if len(gone) == 0 {
 		return fmt.Errorf("%s: rule %d: no such rule: %w", Name, n, syscall.ENOENT)
 	}
-	return fw.freeRules(ctx, k, c, gone)
+	return freeRules(ctx, k, lock, gone)
 }
 
 // flush removes every rule but the default one (ipfw -f flush).
-func (fw *firewall) flush(ctx context.Context, k sdk.KPI, c *chain) error {
-	fw.mu.Lock()
-	gone := c.rules
-	c.rules = nil
-	fw.mu.Unlock()
-	return fw.freeRules(ctx, k, c, gone)
+func (fw *firewall) flush(ctx context.Context, k sdk.KPI, lock sdk.ObjID) error {
+	var gone []*rule
+	fw.chains.Update(k, func(c *chain) {
+		gone, c.rules = c.rules, nil
+	})
+	return freeRules(ctx, k, lock, gone)
 }
 
-func (fw *firewall) freeRules(ctx context.Context, k sdk.KPI, c *chain, gone []*rule) error {
+func freeRules(ctx context.Context, k sdk.KPI, lock sdk.ObjID, gone []*rule) error {
 	if len(gone) == 0 {
 		return nil
 	}
-	errs := []error{k.Lock(ctx, c.lock)}
+	errs := []error{k.Lock(ctx, lock)}
 	for _, r := range gone {
 		errs = append(errs, r.free(ctx, k))
 	}
-	errs = append(errs, k.Unlock(ctx, c.lock))
+	errs = append(errs, k.Unlock(ctx, lock))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	return nil
 }
 
-// list prints the chain as `ipfw list` does, default rule last.
-func (fw *firewall) list(c *chain) string {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
+// rules is curvnet's chain as JSON records, default rule last.
+func (fw *firewall) rules(k sdk.KPI) []jsonRule {
+	out := []jsonRule{}
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			out = append(out, ruleJSON(r.Rule))
+		}
+	})
+	return append(out, ruleJSON(defaultRule))
+}
+
+// list prints curvnet's chain as `ipfw list` does, default rule last.
+func (fw *firewall) list(k sdk.KPI) string {
 	var b strings.Builder
-	for _, r := range c.rules {
-		b.WriteString(r.String() + "\n")
-	}
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			b.WriteString(r.String() + "\n")
+		}
+	})
 	b.WriteString(defaultRule.String() + "\n")
 	return b.String()
 }

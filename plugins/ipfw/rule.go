@@ -99,6 +99,9 @@ func ParseRule(args []string) (Rule, error) {
 		}
 	}
 	if r.Action, ok = actions[strings.ToLower(w)]; !ok {
+		if unsupported[strings.ToLower(w)] {
+			return Rule{}, notSupported(w)
+		}
 		return bad("invalid action %q", w)
 	}
 	if w, ok = next(); !ok {
@@ -147,9 +150,31 @@ func ParseRule(args []string) (Rule, error) {
 			}
 			r.IfOp, r.Ifname = w, name
 		default:
+			if unsupported[strings.ToLower(w)] {
+				return Rule{}, notSupported(w)
+			}
 			return bad("unrecognised option %q", w)
 		}
 	}
+}
+
+// unsupported are ipfw(8) words kldsim's rules do not model: they are
+// refused as not supported, not as a syntax error.
+var unsupported = map[string]bool{
+	"reject": true, "unreach": true, "unreach6": true, "reset": true, "reset6": true, "skipto": true,
+	"fwd": true, "forward": true, "divert": true, "tee": true, "pipe": true, "queue": true, "nat": true,
+	"check-state": true, "setfib": true, "tag": true, "untag": true, "call": true, "return": true,
+	"netgraph": true, "ngtee": true, "log": true, "keep-state": true, "record-state": true, "limit": true,
+	"setup": true, "established": true, "frag": true, "dst-port": true, "src-port": true, "proto": true,
+	"tcpflags": true, "iptos": true, "uid": true, "gid": true, "jail": true, "not": true, "or": true,
+	"{": true, "table": true, "lookup": true, "mac": true, "layer2": true, "ipsec": true, "icmptypes": true,
+}
+
+// notSupported is the error of an ipfw word kldsim does not model. It
+// wraps EOPNOTSUPP.
+func notSupported(w string) error {
+	return fmt.Errorf("ipfw: %q is not supported by kldsim's ipfw (rules are [NUM] allow|deny|count PROTO from A to B [in|out] [via|recv|xmit IF]): %w",
+		w, syscall.EOPNOTSUPP)
 }
 
 // ParseNum parses a rule number (1..65535). Errors wrap syscall.EINVAL.

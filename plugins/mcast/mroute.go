@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
@@ -32,7 +31,7 @@ const (
 func IPMroute() *sdk.Module {
 	return newRouter(family{
 		module: IPName, fam: "IPv4", vif: "vif", max: 32, // MAXVIFS
-		modOrder: sdk.OrderMiddle, uninitOrder: sdk.OrderMiddle,
+		modOrder: sdk.OrderMiddle, uninitOrder: sdk.OrderMiddle, block: "multicast",
 	})
 }
 
@@ -41,7 +40,7 @@ func IPMroute() *sdk.Module {
 func IP6Mroute() *sdk.Module {
 	return newRouter(family{
 		module: IP6Name, fam: "IPv6", vif: "mif", max: 64, // MAXMIFS
-		modOrder: sdk.OrderAny, uninitOrder: sdk.OrderAny,
+		modOrder: sdk.OrderAny, uninitOrder: sdk.OrderAny, block: "multicast6",
 	})
 }
 
@@ -53,10 +52,50 @@ type family struct {
 	max         int
 	modOrder    sdk.Order
 	uninitOrder sdk.Order
+	block       string // the vnet block that configures the router
+}
+
+// Config is what a router accepts from kldsim: a vnet block (multicast
+// for ip_mroute, multicast6 for ip6_mroute) that starts it and adds its
+// vifs (mifs), and the module commands.
+func (f family) Config() sdk.ConfigSchema {
+	vifs := f.vif + "s"
+	return sdk.ConfigSchema{
+		Vnet: []sdk.Setting{{
+			Name: f.block, Type: sdk.TypeBlock,
+			Doc: "the VNET's " + f.fam + " multicast router",
+			Fields: []sdk.Setting{
+				{Name: "router", Type: sdk.TypeBool, Doc: "start the router",
+					Commands: []string{"modctl " + f.module + " start"}},
+				{Name: vifs, Type: sdk.TypeList, Ref: sdk.RefInterface, Unique: true,
+					Doc:      "interfaces to give a " + f.vif + ", in order (the router must be started)",
+					Commands: []string{"modctl " + f.module + " add-" + f.vif + " {each}"}},
+			},
+		}},
+		Verbs: f.verbs(),
+	}
+}
+
+// verbs are the module commands control answers.
+func (f family) verbs() []sdk.Verb {
+	v := []sdk.Verb{
+		{Name: "start", Summary: "start the router (MRT_INIT)"},
+		{Name: "stop", Summary: "stop the router, deleting every " + f.vif + " (MRT_DONE)"},
+		{Name: "add-vif", Args: "IF", Min: 1, Max: 1, Summary: "add a " + f.vif + " on IF"},
+		{Name: "del-vif", Args: "IF", Min: 1, Max: 1, Summary: "delete IF's " + f.vif},
+	}
+	if f.vif != "vif" {
+		v = append(v,
+			sdk.Verb{Name: "add-" + f.vif, Args: "IF", Min: 1, Max: 1, Summary: "add a " + f.vif + " on IF"},
+			sdk.Verb{Name: "del-" + f.vif, Args: "IF", Min: 1, Max: 1, Summary: "delete IF's " + f.vif})
+	}
+	return append(v,
+		sdk.Verb{Name: "list", Summary: "print the " + f.vif + " table"},
+		sdk.Verb{Name: "show", Summary: "print the " + f.vif + " table"})
 }
 
 func newRouter(f family) *sdk.Module {
-	r := &router{family: f, vnets: map[string]*vnetState{}}
+	r := &router{family: f}
 	return sdk.DeclareModule(f.module, sdk.SubProtoMC, f.modOrder).
 		Version(1).
 		VnetSysinit(EntryInit, sdk.SubProtoMC, sdk.OrderAny, r.vnetInit).
@@ -64,18 +103,19 @@ func newRouter(f family) *sdk.Module {
 		EventHandler(r.modevent).
 		OnIfnet(sdk.IfDeparture, r.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state
-		OnControl(r.control)
+		OnControl(r.control).
+		Config(f.Config())
 }
 
-// router is the module's state. mu guards the map and everything under
-// it and is never held across a KPI call.
+// router is the module's state. The VnetVar's lock is never held across
+// a KPI call.
 type router struct {
 	family
-	mu    sync.Mutex
-	vnets map[string]*vnetState
+	vnets sdk.VnetVar[vnetState]
 }
 
-// vnetState is one VNET's multicast forwarding state.
+// vnetState is one VNET's multicast forwarding state. active and vifs
+// change under the VnetVar's lock; table and lock are set once.
 type vnetState struct {
 	table  sdk.ObjID // the forwarding cache (mfchashtbl)
 	lock   sdk.ObjID // MFC/VIF lock
@@ -91,24 +131,21 @@ type vif struct {
 	mem   sdk.ObjID // holds ifID
 }
 
-func (r *router) state(vnet string) *vnetState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.vnets[vnet]
-}
-
 // active reports the VNETs in which a router is started, sorted.
 func (r *router) active() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for name, vs := range r.vnets {
+	r.vnets.Range(func(name string, vs *vnetState) bool {
 		if vs.active {
 			out = append(out, name)
 		}
-	}
-	slices.Sort(out)
+		return true
+	})
 	return out
+}
+
+// notHere is the error of a VNET where vnet_mroute_init has not run.
+func (r *router) notHere(k sdk.KPI) error {
+	return fmt.Errorf("%s: not initialized in vnet %s: %w", r.module, k.Vnet(), syscall.ENXIO)
 }
 
 // modevent refuses MOD_QUIESCE while a router is active in any VNET. A
@@ -135,15 +172,9 @@ func (r *router) vnetInit(ctx context.Context, k sdk.KPI) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", r.module, EntryInit, errors.Join(err, k.Free(ctx, table)))
 	}
-	r.mu.Lock()
-	_, dup := r.vnets[k.Vnet()]
-	if !dup {
-		r.vnets[k.Vnet()] = &vnetState{table: table, lock: lock}
-	}
-	r.mu.Unlock()
-	if dup {
-		return fmt.Errorf("%s: %s: vnet %s already initialized: %w", r.module, EntryInit, k.Vnet(),
-			errors.Join(syscall.EEXIST, k.LockDestroy(ctx, lock), k.Free(ctx, table)))
+	if err := r.vnets.Init(k, vnetState{table: table, lock: lock}); err != nil {
+		return fmt.Errorf("%s: %s: %w", r.module, EntryInit,
+			errors.Join(err, k.LockDestroy(ctx, lock), k.Free(ctx, table)))
 	}
 	return nil
 }
@@ -152,19 +183,12 @@ func (r *router) vnetInit(ctx context.Context, k sdk.KPI) error {
 // running (the forced-unload and VNET-teardown path), then free the cache
 // and destroy the lock.
 func (r *router) vnetUninit(ctx context.Context, k sdk.KPI) error {
-	r.mu.Lock()
-	vs := r.vnets[k.Vnet()]
-	delete(r.vnets, k.Vnet())
-	var gone []*vif
-	if vs != nil {
-		gone = r.takeVifsLocked(vs)
-		vs.active = false
-	}
-	r.mu.Unlock()
-	if vs == nil {
+	vs, ok := r.vnets.Delete(k)
+	if !ok {
 		return nil
 	}
-	errs := []error{r.freeVifs(ctx, k, vs, gone)}
+	gone := takeVifs(&vs)
+	errs := []error{r.freeVifs(ctx, k, vs.lock, gone)}
 	errs = append(errs, k.Free(ctx, vs.table), k.LockDestroy(ctx, vs.lock))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %s: %w", r.module, EntryUninit, err)
@@ -172,7 +196,8 @@ func (r *router) vnetUninit(ctx context.Context, k sdk.KPI) error {
 	return nil
 }
 
-func (r *router) takeVifsLocked(vs *vnetState) []*vif {
+// takeVifs empties the vif table and returns its vifs, now the caller's.
+func takeVifs(vs *vnetState) []*vif {
 	var out []*vif
 	for _, v := range vs.vifs {
 		if v != nil {
@@ -185,38 +210,38 @@ func (r *router) takeVifsLocked(vs *vnetState) []*vif {
 
 // freeVifs is del_vif for each vif, under the VIF lock: allmulti off,
 // reference dropped, memory freed.
-func (r *router) freeVifs(ctx context.Context, k sdk.KPI, vs *vnetState, vifs []*vif) error {
+func (r *router) freeVifs(ctx context.Context, k sdk.KPI, lock sdk.ObjID, vifs []*vif) error {
 	if len(vifs) == 0 {
 		return nil
 	}
-	errs := []error{k.Lock(ctx, vs.lock)}
+	errs := []error{k.Lock(ctx, lock)}
 	for _, v := range vifs {
 		errs = append(errs,
 			k.IfSetFlag(ctx, v.name, "allmulti", false),
 			k.Drop(ctx, v.mem, v.ifID),
 			k.Free(ctx, v.mem))
 	}
-	errs = append(errs, k.Unlock(ctx, vs.lock))
+	errs = append(errs, k.Unlock(ctx, lock))
 	return errors.Join(errs...)
 }
 
 // departure is if_detached_event: every vif on the departing interface is
 // deleted (allmulti off, reference dropped), the router keeps running.
 func (r *router) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
-	vs := r.state(k.Vnet())
-	if vs == nil {
-		return nil
-	}
-	r.mu.Lock()
-	var gone []*vif
-	for i, v := range vs.vifs {
-		if v != nil && (v.ifID == ev.ID || (ev.ID == 0 && v.name == ev.Ifname)) {
-			gone = append(gone, v)
-			vs.vifs[i] = nil
+	var (
+		gone []*vif
+		lock sdk.ObjID
+	)
+	r.vnets.Update(k, func(vs *vnetState) {
+		lock = vs.lock
+		for i, v := range vs.vifs {
+			if v != nil && (v.ifID == ev.ID || (ev.ID == 0 && v.name == ev.Ifname)) {
+				gone = append(gone, v)
+				vs.vifs[i] = nil
+			}
 		}
-	}
-	r.mu.Unlock()
-	if err := r.freeVifs(ctx, k, vs, gone); err != nil {
+	})
+	if err := r.freeVifs(ctx, k, lock, gone); err != nil {
 		return fmt.Errorf("%s: %s departing (%v): %w", r.module, ev.Ifname, ev.Path, err)
 	}
 	return nil
@@ -229,9 +254,9 @@ func (r *router) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (st
 	if req.Ifname != "" {
 		return "", fmt.Errorf("%s: no interface commands (%s): %w", r.module, req.Ifname, syscall.EINVAL)
 	}
-	vs := r.state(k.Vnet())
-	if vs == nil {
-		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", r.module, k.Vnet(), syscall.ENXIO)
+	vs, ok := r.vnets.Get(k)
+	if !ok {
+		return "", r.notHere(k)
 	}
 	usage := fmt.Errorf("%s: usage: start | stop | add-%s IF | del-%s IF | list: %w", r.module, r.vif, r.vif, syscall.EINVAL)
 	if len(req.Args) == 0 {
@@ -251,51 +276,58 @@ func (r *router) control(ctx context.Context, k sdk.KPI, req sdk.ControlReq) (st
 	}
 	switch verb {
 	case "start":
-		return "", r.start(vs)
+		return "", r.start(k)
 	case "stop":
-		return "", r.stop(ctx, k, vs)
+		return "", r.stop(ctx, k, vs.lock)
 	case "list", "show":
-		return r.list(vs), nil
+		return r.list(k), nil
 	case "add-vif", "add-" + r.vif:
-		return r.addVif(ctx, k, vs, args[0])
+		return r.addVif(ctx, k, vs.lock, args[0])
 	default:
-		return "", r.delVif(ctx, k, vs, args[0])
+		return "", r.delVif(ctx, k, vs.lock, args[0])
 	}
 }
 
 // start is ip_mrouter_init (MRT_INIT).
-func (r *router) start(vs *vnetState) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if vs.active {
-		return fmt.Errorf("%s: MRT_INIT: multicast router already running: %w", r.module, syscall.EADDRINUSE)
-	}
-	vs.active = true
-	return nil
+func (r *router) start(k sdk.KPI) error {
+	err := r.notHere(k)
+	r.vnets.Update(k, func(vs *vnetState) {
+		if vs.active {
+			err = fmt.Errorf("%s: MRT_INIT: multicast router already running: %w", r.module, syscall.EADDRINUSE)
+			return
+		}
+		vs.active, err = true, nil
+	})
+	return err
 }
 
 // stop is ip_mrouter_done (MRT_DONE): every vif is deleted.
-func (r *router) stop(ctx context.Context, k sdk.KPI, vs *vnetState) error {
-	r.mu.Lock()
-	if !vs.active {
-		r.mu.Unlock()
+func (r *router) stop(ctx context.Context, k sdk.KPI, lock sdk.ObjID) error {
+	var (
+		active bool
+		gone   []*vif
+	)
+	r.vnets.Update(k, func(vs *vnetState) {
+		if active = vs.active; active {
+			gone = takeVifs(vs)
+			vs.active = false
+		}
+	})
+	if !active {
 		return fmt.Errorf("%s: MRT_DONE: multicast routing not enabled: %w", r.module, syscall.EINVAL)
 	}
-	gone := r.takeVifsLocked(vs)
-	vs.active = false
-	r.mu.Unlock()
-	if err := r.freeVifs(ctx, k, vs, gone); err != nil {
+	if err := r.freeVifs(ctx, k, lock, gone); err != nil {
 		return fmt.Errorf("%s: MRT_DONE: %w", r.module, err)
 	}
 	return nil
 }
 
 // addVif is add_vif (MRT_ADD_VIF): the lowest free index on IF.
-func (r *router) addVif(ctx context.Context, k sdk.KPI, vs *vnetState, ifname string) (string, error) {
+func (r *router) addVif(ctx context.Context, k sdk.KPI, lock sdk.ObjID, ifname string) (string, error) {
 	fail := func(err error) (string, error) {
 		return "", fmt.Errorf("%s: MRT_ADD_VIF %s: %w", r.module, ifname, err)
 	}
-	if err := r.checkVif(vs, ifname, sdk.ObjID(0)); err != nil {
+	if err := r.checkVif(k, ifname, sdk.ObjID(0)); err != nil {
 		return fail(err)
 	}
 	info, err := k.IfLookup(ctx, ifname)
@@ -316,12 +348,14 @@ func (r *router) addVif(ctx context.Context, k sdk.KPI, vs *vnetState, ifname st
 	undo := func() error {
 		return errors.Join(k.IfSetFlag(ctx, ifname, "allmulti", false), k.Drop(ctx, mem, info.ID), k.Free(ctx, mem))
 	}
-	if err := k.Lock(ctx, vs.lock); err != nil {
+	if err := k.Lock(ctx, lock); err != nil {
 		return fail(errors.Join(err, undo()))
 	}
-	r.mu.Lock()
-	err = r.checkVifLocked(vs, ifname, info.ID)
-	if err == nil {
+	err = r.notHere(k)
+	r.vnets.Update(k, func(vs *vnetState) {
+		if err = r.checkVifLocked(vs, ifname, info.ID); err != nil {
+			return
+		}
 		v.index = slices.Index(vs.vifs, nil)
 		if v.index < 0 {
 			v.index = len(vs.vifs)
@@ -329,12 +363,11 @@ func (r *router) addVif(ctx context.Context, k sdk.KPI, vs *vnetState, ifname st
 		} else {
 			vs.vifs[v.index] = v
 		}
-	}
-	r.mu.Unlock()
+	})
 	if err != nil {
 		err = errors.Join(err, undo())
 	}
-	if uerr := k.Unlock(ctx, vs.lock); uerr != nil {
+	if uerr := k.Unlock(ctx, lock); uerr != nil {
 		err = errors.Join(err, uerr)
 	}
 	if err != nil {
@@ -343,10 +376,10 @@ func (r *router) addVif(ctx context.Context, k sdk.KPI, vs *vnetState, ifname st
 	return fmt.Sprintf("%s %d: %s\n", r.vif, v.index, v.name), nil
 }
 
-func (r *router) checkVif(vs *vnetState, ifname string, id sdk.ObjID) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.checkVifLocked(vs, ifname, id)
+func (r *router) checkVif(k sdk.KPI, ifname string, id sdk.ObjID) error {
+	err := r.notHere(k)
+	r.vnets.Update(k, func(vs *vnetState) { err = r.checkVifLocked(vs, ifname, id) })
+	return err
 }
 
 func (r *router) checkVifLocked(vs *vnetState, ifname string, id sdk.ObjID) error {
@@ -370,33 +403,40 @@ func (r *router) checkVifLocked(vs *vnetState, ifname string, id sdk.ObjID) erro
 }
 
 // delVif is del_vif (MRT_DEL_VIF).
-func (r *router) delVif(ctx context.Context, k sdk.KPI, vs *vnetState, ifname string) error {
-	r.mu.Lock()
-	active := vs.active
-	var gone []*vif
-	for i, v := range vs.vifs {
-		if v != nil && v.name == ifname {
-			gone = append(gone, v)
-			vs.vifs[i] = nil
+func (r *router) delVif(ctx context.Context, k sdk.KPI, lock sdk.ObjID, ifname string) error {
+	var (
+		active bool
+		gone   []*vif
+	)
+	r.vnets.Update(k, func(vs *vnetState) {
+		active = vs.active
+		for i, v := range vs.vifs {
+			if v != nil && v.name == ifname {
+				gone = append(gone, v)
+				vs.vifs[i] = nil
+			}
 		}
-	}
-	r.mu.Unlock()
+	})
 	switch {
 	case !active:
 		return fmt.Errorf("%s: MRT_DEL_VIF %s: multicast routing not enabled: %w", r.module, ifname, syscall.EINVAL)
 	case len(gone) == 0:
 		return fmt.Errorf("%s: MRT_DEL_VIF %s: no %s on %s: %w", r.module, ifname, r.vif, ifname, syscall.ENOENT)
 	}
-	if err := r.freeVifs(ctx, k, vs, gone); err != nil {
+	if err := r.freeVifs(ctx, k, lock, gone); err != nil {
 		return fmt.Errorf("%s: MRT_DEL_VIF %s: %w", r.module, ifname, err)
 	}
 	return nil
 }
 
-// list prints the vif table as netstat -g does, in short.
-func (r *router) list(vs *vnetState) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// list prints curvnet's vif table as netstat -g does, in short.
+func (r *router) list(k sdk.KPI) string {
+	var out string
+	r.vnets.Update(k, func(vs *vnetState) { out = r.listLocked(vs) })
+	return out
+}
+
+func (r *router) listLocked(vs *vnetState) string {
 	if !vs.active {
 		return fmt.Sprintf("%s multicast forwarding is disabled\n", r.fam)
 	}

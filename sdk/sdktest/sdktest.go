@@ -192,6 +192,8 @@ func (f *file) Modules() []kernel.Module {
 // opener serves Options.Files by file name and by module name.
 type opener map[string][]*sdk.Module
 
+var _ kernel.Describer = opener(nil)
+
 func (o opener) OpenFile(_ context.Context, name string) (kernel.File, error) {
 	mods, ok := o[name]
 	if !ok {
@@ -212,3 +214,29 @@ func (o opener) OpenModule(ctx context.Context, module string) (kernel.File, err
 }
 
 var errNoFile = syscall.ENOENT
+
+// DescribeFile implements kernel.Describer, so that kernels of a harness
+// can plan a kldload (Kernel.PlanLoad) as the loader's do.
+func (o opener) DescribeFile(_ context.Context, name string) (kernel.FileDesc, error) {
+	mods, ok := o[name]
+	if !ok {
+		return kernel.FileDesc{}, fmt.Errorf("%s: no such file in module path: %w", name, errNoFile)
+	}
+	d := kernel.FileDesc{Name: name}
+	for _, m := range mods {
+		d.Decls = append(d.Decls, m.Decl())
+	}
+	return d, nil
+}
+
+// DescribeModule implements kernel.Describer.
+func (o opener) DescribeModule(ctx context.Context, module string) (kernel.FileDesc, error) {
+	for name, mods := range o {
+		for _, m := range mods {
+			if m.Decl().Name == module {
+				return o.DescribeFile(ctx, name)
+			}
+		}
+	}
+	return kernel.FileDesc{}, fmt.Errorf("module %s: not found in module path: %w", module, errNoFile)
+}

@@ -32,17 +32,16 @@ type benchReport struct {
 // for run.
 func (a *app) bench(ctx context.Context, args []string) int {
 	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-batch N] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
-	fs := a.newFlags("bench", usageLine)
+	fs := a.newFlags("bench")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
 	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each teardown from N")
 	rounds := fs.Int("rounds", bench.DefaultRounds, "times each measurement is repeated")
 	batch := fs.Int("batch", defaultBatch, "VNETs created in one batch and destroyed in one batch, each round (0: none)")
 	modules := fs.String("modules", "", "files to load, ','-separated (default: none, the base system only)")
 	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a config variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {
@@ -61,7 +60,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		return bad("-batch must be at least 0, got %d", *batch)
 	case *modules != "" && *file != "":
 		return bad("-modules and -config are exclusive")
-	case len(vars) > 0 && *file == "":
+	case vars.given() && *file == "":
 		return bad("-var needs -config")
 	}
 
@@ -161,14 +160,14 @@ func (a *app) bench(ctx context.Context, args []string) int {
 // up as a config's module blocks are, running nothing, and says what is
 // missing.
 func (a *app) checkModules(ld *loader.Loader, files []string) bool {
-	look := hintsLookup(ld.ModulePath(), nil)
+	ix := newHintsIndex(ld.ModulePath(), nil)
 	ok := true
 	for _, f := range files {
 		name, path := f, ""
 		if strings.ContainsRune(f, filepath.Separator) {
 			name, path = filepath.Base(f), f
 		}
-		if _, err := look(name, path); err != nil {
+		if _, err := ix.Find(name, path); err != nil {
 			fmt.Fprintf(a.stderr, "kldsim bench: can't load %s: %v\n", f, err)
 			ok = false
 		}

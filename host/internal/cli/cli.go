@@ -1,12 +1,15 @@
 // Package cli is kldsim's command line: run, validate and fmt for
 // configuration files, trace (a run's exports, see host/internal/render),
-// bench (timings, see host/internal/bench), the
-// kernel daemon (kernel start|stop|status), and
-// the FreeBSD commands (kldload, kldunload, kldstat, ifconfig, ipfw, vnet,
-// sysinit, witness, modctl) sent to the daemon over its control socket.
+// bench (timings, see host/internal/bench), the kernel daemon (kernel
+// start|stop|status), and the commands of the command language (package
+// ctl: kldload, kldunload, kldstat, ifconfig, vnet, sysinit, witness,
+// modctl, and the commands modules declare) sent to the daemon over its
+// control socket. Its own commands are a table (verbs), which help is
+// made from.
 //
-// Invoked through a link named kldload, kldunload, kldstat, ifconfig or
-// ipfw, the binary acts as that command (see `kldsim links`).
+// Invoked through a link named kldload, kldunload, kldstat or ifconfig,
+// or after a command a module of the module path declares, the binary
+// acts as that command (see `kldsim links`).
 package cli
 
 import (
@@ -19,11 +22,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
@@ -36,9 +41,6 @@ const (
 	ExitWitness = 1 // the witness found something, or a command failed
 	ExitInput   = 2 // bad input: usage, configuration, a scenario step
 )
-
-// MultiCall lists the names under which the binary acts as that command.
-var MultiCall = []string{"kldload", "kldunload", "kldstat", "ifconfig", "ipfw"}
 
 // Main runs the command line args (args[0] is the program name) and
 // returns the exit status.
@@ -57,64 +59,14 @@ type app struct {
 	// readySwitch, in a detached daemon, reports that it serves and
 	// sends its output to the log file from then on.
 	readySwitch func()
+
+	root   *cobra.Command // the command tree (root.go)
+	status int            // what the command that ran returned
+	// flags is the FlagSet the verb that runs made (newFlags);
+	// describing, that the verb runs only to show its flags (flagsOf).
+	flags      *flag.FlagSet
+	describing bool
 }
-
-const usage = `usage: kldsim [-log-level LEVEL] [-socket PATH] COMMAND [ARGS]
-
-Configuration:
-  run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS]
-      [-call-timeout D] [FILE]
-                 boot, build the config's VNETs, run its scenario, tear
-                 down top-down; print the verdict, each VNET's create and
-                 destroy order and the witness reports (-v: each step's
-                 output and every entry that ran; -report: an HTML page
-                 with the timeline); FILE defaults to configs/default.hcl
-  trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE]
-        [-module-path DIRS] CONFIG|RUN.json|-
-                 run a config (or read a saved run -json) and export it:
-                 Perfetto/Chrome trace JSON, SVG timeline, DOT constraint
-                 graph, blame, the HTML report, the run's JSON
-  validate [-var NAME=VALUE] [-module-path DIRS] FILE...
-                 check configs; reads linker.hints, runs no module
-  fmt [-check] FILE...
-
-Module index:
-  kldxref [-dv] DIR...
-                 ask each plugin binary in DIR for its declarations and
-                 write DIR/linker.hints, the index module lookups read
-
-Kernel daemon:
-  kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N]
-               [-call-timeout D] [-foreground]
-  kernel stop
-  kernel status
-
-Commands sent to the daemon (FreeBSD's flags and words):
-  kldload [-nqv] name|path ...
-  kldunload [-fv] [-i id | -n name | name] ...
-  kldstat [-v] [-q] [-m module] [--json]
-  vnet create|destroy NAME ... | vnet list [--json]
-  ifconfig [-j VNET] [-a | -l | IF [create|destroy|vnet J|-vnet J|VERB ARGS...]] [--json]
-  ipfw [-j VNET] add|delete|flush|list ...
-  modctl [-j VNET] MODULE ARGS...
-  sysinit [-j VNET] [--json]
-  witness [--json]
-
-Other:
-  bench [-json] [-vnets N] [-rounds R] [-modules LIST | -config FILE [-var NAME=VALUE]]
-        [-module-path DIRS]
-                 time VNET create+destroy (one at a time, and N built then
-                 torn down) and each file's kldload/kldunload, modules as
-                 plugin processes; the witness verdict and exit as for run
-  links [-dir DIR] [-f]   make kldload, kldunload, kldstat, ifconfig, ipfw links
-
-Environment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket;
-default kldsim.sock, with the daemon's kldsim.log, in the private directory
-$XDG_RUNTIME_DIR/kldsim or /tmp/kldsim-$UID), KLDSIM_MODULE_PATH (module
-directories, ':'-separated).
-Exit status: 0 clean, 1 the witness found something or a command failed,
-2 bad input.
-`
 
 // Run is Main with explicit streams and context.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status int) {
@@ -136,61 +88,49 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		name = filepath.Base(args[0])
 		args = args[1:]
 	}
-	for _, mc := range MultiCall {
-		if name == mc {
-			a.setupLogger()
-			return a.client(ctx, name, args)
-		}
+	if name != "kldsim" && (slices.Contains(ctl.FreeBSD(), name) || isModuleCommand(name)) {
+		a.setupLogger()
+		return a.client(ctx, name, args)
 	}
 
+	// kldsim's own flags come before the command, Go-style (-socket and
+	// --socket alike), as they always have.
 	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
 	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "kldsim: %v\n%s", err, usage)
+	version := fs.Bool("version", false, "print the version and commit")
+	fs.Bool("v", false, "")
+	help := false
+	fs.BoolVar(&help, "help", false, "")
+	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
 		return ExitInput
+	} else if err != nil {
+		help = true
 	}
 	if err := a.setupLogger(); err != nil {
 		fmt.Fprintf(stderr, "kldsim: %v\n", err)
 		return ExitInput
 	}
+	a.root = a.newRoot()
 	rest := fs.Args()
-	if len(rest) == 0 {
-		fmt.Fprint(stderr, usage)
+	switch {
+	case *version:
+		rest = []string{"--version"}
+	case help:
+		rest = []string{"help"}
+	case len(rest) == 0:
+		a.root.SetOut(stderr)
+		a.root.Usage()
 		return ExitInput
 	}
-	cmd, cargs := rest[0], rest[1:]
-	switch cmd {
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return ExitOK
-	case "run":
-		return a.run(ctx, cargs)
-	case "validate":
-		return a.validate(cargs)
-	case "kldxref":
-		return a.kldxref(ctx, cargs)
-	case "fmt":
-		return a.fmt(cargs)
-	case "kernel":
-		return a.kernel(ctx, cargs)
-	case "links":
-		return a.links(cargs)
-	case "bench":
-		return a.bench(ctx, cargs)
-	case "trace":
-		return a.trace(ctx, cargs)
+	a.root.SetArgs(rest)
+	if err := a.root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "kldsim: %v\nRun 'kldsim help' for usage.\n", err)
+		return ExitInput
 	}
-	if ctl.Usage(cmd) != "" {
-		return a.client(ctx, cmd, cargs)
-	}
-	fmt.Fprintf(stderr, "kldsim: unknown command %q\n%s", cmd, usage)
-	return ExitInput
+	return a.status
 }
 
 // setupLogger makes the logger from -log-level or KLDSIM_LOG (default
@@ -205,6 +145,49 @@ func (a *app) setupLogger() error {
 		}
 	}
 	a.logger = hclog.New(&hclog.LoggerOptions{Name: "kldsim", Level: level, Output: a.stderr})
+	return nil
+}
+
+// varSet is a verb's -var and -var-file flags.
+type varSet struct {
+	vals  varsFlag
+	files filesFlag
+}
+
+// varFlags adds -var NAME=VALUE and -var-file FILE to fs.
+func varFlags(fs *flag.FlagSet) *varSet {
+	v := &varSet{vals: varsFlag{}}
+	fs.Var(v.vals, "var", "set a variable: `NAME=VALUE` (repeatable; wins over -var-file and KLDSIM_VAR_NAME)")
+	fs.Var(&v.files, "var-file", "set variables from an HCL `FILE` of NAME = VALUE lines (repeatable, later files win)")
+	return v
+}
+
+// given reports whether any variable was set on the command line.
+func (v *varSet) given() bool { return v != nil && (len(v.vals) > 0 || len(v.files) > 0) }
+
+// values is the -var values; nil for a nil set.
+func (v *varSet) values() map[string]string {
+	if v == nil {
+		return nil
+	}
+	return v.vals
+}
+
+// varFiles is the -var-file files, in order.
+func (v *varSet) varFiles() []string {
+	if v == nil {
+		return nil
+	}
+	return v.files
+}
+
+// filesFlag collects a repeatable file flag.
+type filesFlag []string
+
+func (f *filesFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *filesFlag) Set(s string) error {
+	*f = append(*f, s)
 	return nil
 }
 
@@ -250,28 +233,4 @@ func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	f := &durationFlag{}
 	fs.Var(f, "call-timeout", fmt.Sprintf("deadline of each call into a module process, past which it is killed (default: the config's call_timeout, else %v)", loader.DefaultCallTimeout))
 	return f
-}
-
-// newFlags returns a FlagSet for a subcommand whose errors and -h go to
-// stderr with the usage line.
-func (a *app) newFlags(name, usageLine string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: %s\n", usageLine)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses a subcommand's flags; it returns -1 to go on, or the
-// exit status.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitInput
-	}
-	return -1
 }

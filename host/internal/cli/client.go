@@ -10,16 +10,21 @@ import (
 	"github.com/kldsim/kldsim/host/internal/ctl"
 )
 
-// client sends one FreeBSD command to the daemon and prints its answer as
-// if the command had run here.
+// client sends one command to the daemon and prints its answer as if the
+// command had run here. A base command is checked here first; a module's
+// is checked by the daemon, against the modules it has.
 func (a *app) client(ctx context.Context, name string, args []string) int {
 	cwd, _ := os.Getwd()
-	cmd, err := ctl.Parse(append([]string{name}, args...), cwd)
-	if err != nil {
-		printUsageError(a.stderr, err)
-		return ExitInput
+	argv := append([]string{name}, args...)
+	if ctl.IsBase(name) {
+		// Checked here, sent as typed: the daemon resolves relative
+		// paths against Cwd, and prints them as typed.
+		if _, err := ctl.Parse(argv, cwd); err != nil {
+			printUsageError(a.stderr, err)
+			return ctl.Status(err)
+		}
 	}
-	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: cmd.Argv(), Cwd: cwd})
+	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: argv, Cwd: cwd})
 	if err != nil {
 		fmt.Fprintf(a.stderr, "%s: %v\n", name, err)
 		return ExitWitness

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,9 +20,15 @@ import (
 	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/internal/rundir"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
-const kernelUsage = "usage: kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]\n       kldsim kernel stop\n       kldsim kernel status"
+// The daemon's default bounds on what it keeps (kernel.Options
+// TraceLimit, ReportLimit): its memory stays flat however long it runs.
+const (
+	DaemonTraceLimit  = 100_000
+	DaemonReportLimit = 10_000
+)
 
 // readyEnv names the file descriptor a detached daemon reports its
 // start-up on: what it printed, then readyMark once it serves.
@@ -30,33 +37,35 @@ const (
 	readyMark = "\x00ready\n"
 )
 
-func (a *app) kernel(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(a.stderr, kernelUsage)
+// kernelCtl is kernel stop and kernel status: what the daemon answers.
+func (a *app) kernelCtl(ctx context.Context, verb string, args []string) int {
+	fs := a.newFlags("kernel " + verb)
+	var asJSON *bool
+	if verb == "status" {
+		asJSON = fs.Bool("json", false, "print the status as JSON (docs/JSON.md)")
+	}
+	if st := a.parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	if fs.NArg() > 0 {
+		a.usage("kernel " + verb)
 		return ExitInput
 	}
-	switch args[0] {
-	case "start":
-		return a.kernelStart(ctx, args[1:])
-	case "stop", "status":
-		if len(args) > 1 {
-			fmt.Fprintln(a.stderr, kernelUsage)
-			return ExitInput
-		}
-		resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: []string{"kernel", args[0]}})
-		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim: kernel %s: %v\n", args[0], err)
-			return ExitWitness
-		}
-		io.WriteString(a.stdout, resp.Stdout)
-		io.WriteString(a.stderr, resp.Stderr)
-		if resp.Stopped {
-			waitGone(a.socket, 5*time.Second)
-		}
-		return resp.Status
+	argv := []string{"kernel", verb}
+	if asJSON != nil && *asJSON {
+		argv = append(argv, "--json")
 	}
-	fmt.Fprintf(a.stderr, "kldsim: kernel: unknown command %q\n%s\n", args[0], kernelUsage)
-	return ExitInput
+	resp, err := ctl.Do(ctx, a.socket, ctl.Request{Argv: argv})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: kernel %s: %v\n", verb, err)
+		return ExitWitness
+	}
+	io.WriteString(a.stdout, resp.Stdout)
+	io.WriteString(a.stderr, resp.Stderr)
+	if resp.Stopped {
+		waitGone(a.socket, 5*time.Second)
+	}
+	return resp.Status
 }
 
 // waitGone waits for the daemon to remove its socket.
@@ -69,15 +78,16 @@ func waitGone(socket string, d time.Duration) {
 }
 
 func (a *app) kernelStart(ctx context.Context, args []string) int {
-	fs := a.newFlags("kernel start", "kldsim kernel start [-config FILE] [-var NAME=VALUE] [-module-path DIRS] [-em N] [-call-timeout D] [-foreground]")
+	fs := a.newFlags("kernel start")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
+	traceLimit := fs.Int("trace-limit", DaemonTraceLimit, "trace events kept, newest first (0: all; default: the config's trace_limit, else this)")
+	reportLimit := fs.Int("report-limit", DaemonReportLimit, "witness reports kept, newest first (0: all; default: the config's report_limit, else this)")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() > 0 {
@@ -123,7 +133,10 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		ld    *loader.Loader
 		opts  kernel.Options
 		steps []step
+		index []sdk.Decl
 		desc  = "no configuration"
+
+		cfgTraceLimit, cfgReportLimit *int
 	)
 	if *file != "" {
 		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
@@ -135,7 +148,8 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
 			return ExitInput
 		}
-		opts, steps, desc = kernelOptions(l.cfg, ld), plan(l.cfg), *file
+		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
+		cfgTraceLimit, cfgReportLimit = l.cfg.Kernel.TraceLimit, l.cfg.Kernel.ReportLimit
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -147,21 +161,37 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
+		index = newHintsIndex(ld.ModulePath(), nil).Modules()
 	}
 	defer ld.Close()
+	// A daemon lives long: unless the config or a flag says otherwise,
+	// it keeps the newest events and reports only (counting the rest).
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["trace-limit"] || cfgTraceLimit == nil {
+		opts.TraceLimit = *traceLimit
+	}
+	if set["report-limit"] || cfgReportLimit == nil {
+		opts.ReportLimit = *reportLimit
+	}
+	if opts.TraceLimit < 0 || opts.ReportLimit < 0 {
+		fmt.Fprintln(a.stderr, "kldsim: kernel start: -trace-limit and -report-limit want 0 (all) or more")
+		return ExitInput
+	}
 
 	k, err := kernel.New(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, steps, a.stdout, a.stderr, true, nil); !ok {
+	if _, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
 
 	srv := ctl.NewServer(k, a.logger.Named("ctl"))
 	srv.WatchFaults = ld.WatchFaults
+	srv.Index = index
 	started := time.Now()
 	var (
 		stopOnce   sync.Once
@@ -172,16 +202,10 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		return stopStatus
 	}
 	srv.Stop = stop
-	srv.Status = func(w io.Writer) {
-		fmt.Fprintf(w, "pid:         %d\n", os.Getpid())
-		fmt.Fprintf(w, "socket:      %s\n", a.socket)
-		fmt.Fprintf(w, "config:      %s\n", desc)
-		fmt.Fprintf(w, "module path: %s\n", strings.Join(ld.ModulePath(), ":"))
-		fmt.Fprintf(w, "call timeout: %v\n", ld.CallTimeout())
-		fmt.Fprintf(w, "uptime:      %s\n", time.Since(started).Round(time.Second))
-		fmt.Fprintf(w, "files:       %d\n", len(k.Files()))
-		fmt.Fprintf(w, "vnets:       %d\n", len(k.Vnets()))
-		fmt.Fprintf(w, "%s\n", ctl.Verdict(k.Witness()))
+	srv.Status = func() ctl.KernelStatus {
+		return ctl.KernelStatus{PID: os.Getpid(), Socket: a.socket, Config: desc, ModulePath: ld.ModulePath(),
+			CallTimeout: ld.CallTimeout().String(), Uptime: time.Since(started).Round(time.Second).String(),
+			Files: len(k.Files()), Vnets: len(k.Vnets()), Verdict: ctl.KernelVerdict(k)}
 	}
 	fmt.Fprintf(a.stdout, "kldsim: kernel running (pid %d), control socket %s\n", os.Getpid(), a.socket)
 	if a.readySwitch != nil {
@@ -206,9 +230,8 @@ func teardown(ctx context.Context, k *kernel.Kernel, w io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(w, "kldsim: shutdown: %v\n", err)
 	}
-	reports := k.Witness()
-	ctl.WriteWitness(w, reports)
-	if err != nil || len(reports) > 0 {
+	ctl.WriteKernelWitness(w, k)
+	if err != nil || len(k.Witness()) > 0 {
 		return ExitWitness
 	}
 	return ExitOK

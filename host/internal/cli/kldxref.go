@@ -14,10 +14,10 @@ import (
 // asked for its declarations), and only in the directories named.
 // Lookups by module name read the index it writes.
 func (a *app) kldxref(ctx context.Context, args []string) int {
-	fs := a.newFlags("kldxref", "kldsim kldxref [-dv] DIR...")
+	fs := a.newFlags("kldxref")
 	dry := fs.Bool("d", false, "print the linker.hints that would be written instead of writing it")
 	verbose := fs.Bool("v", false, "list each file indexed and the modules it carries")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	if fs.NArg() == 0 {

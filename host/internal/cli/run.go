@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
+	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
@@ -21,8 +24,17 @@ import (
 // output is kept in the results only. It stops at the first step whose
 // outcome is not the expected one, saying so (and what the step printed
 // on stderr) on stderr, and returns false. watch is the loader's
-// WatchFaults, so a step during which a module process died or hung fails.
-func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+// WatchFaults, so a step during which a module process died or hung fails;
+// index is the module path's declarations (ctl.Env.Index).
+func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+	results, ok, _ := execStepsErr(ctx, k, watch, index, steps, stdout, stderr, echo, prog)
+	return results, ok
+}
+
+// execStepsErr is execSteps that also returns the error of the step
+// that ended the steps (nil when every step went as expected, or when the
+// one that did not succeeded against expectations).
+func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool, error) {
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -47,7 +59,7 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch}, st.line)
+		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := sdk.ErrnoOf(err); e != 0 {
 			r.Errno = sdk.ErrnoName(e)
@@ -59,18 +71,18 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 				io.WriteString(stderr, r.Stderr)
 			}
 			fmt.Fprintf(stderr, "kldsim: %s: step failed: %s\n", r.Where, st.line)
-			return results, false
+			return results, false, err
 		case err == nil && st.expectFail:
 			fmt.Fprintf(stderr, "kldsim: %s: step succeeded, but the scenario expects it to fail: %s\n", r.Where, st.line)
-			return results, false
+			return results, false, nil
 		}
 	}
 	prog.set(len(steps), len(steps), "done")
-	return results, true
+	return results, true, nil
 }
 
 func runLine(ctx context.Context, env *ctl.Env, line string) error {
-	cmd, err := ctl.ParseLine(line, "")
+	cmd, err := env.Table().ParseLine(line, "")
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return err
@@ -78,55 +90,125 @@ func runLine(ctx context.Context, env *ctl.Env, line string) error {
 	return cmd.Run(ctx, env)
 }
 
+// scenarioRun is what one run of a configuration's scenario left: the
+// kernel (torn down, for its witness, trace and ordering analysis), what
+// each step did, and the teardown's error.
+type scenarioRun struct {
+	k           *kernel.Kernel
+	steps       []render.Step
+	stepsOK     bool
+	stepErr     error // the error of the step that ended the steps, if any
+	modules     []render.Module
+	shutdownErr error
+}
+
+// bootError is a kernel that did not boot.
+type bootError struct{ err error }
+
+func (e *bootError) Error() string { return e.err.Error() }
+func (e *bootError) Unwrap() error { return e.err }
+
+// exitFor is the exit status of a scenario that could not run: 2 for
+// bad input (a kernel block the kernel refuses: EINVAL at boot, or a
+// rank override of a module that is not the base system's), else 1.
+func exitFor(err error) int {
+	var be *bootError
+	if errors.As(err, &be) && !errors.Is(err, syscall.EINVAL) {
+		return ExitWitness
+	}
+	return ExitInput
+}
+
+// runScenario runs cfg once on a kernel booted with opts: the setup and
+// scenario steps (their output kept in the results; a step that does not
+// go as expected ends them, saying so on stderr), then the teardown, even
+// when ctx is cancelled: the witness needs the whole run. watch is the
+// loader's WatchFaults (nil in-process), index the module path's
+// declarations (ctl.Env.Index); prog labels the progress bar
+// ("" for none). Errors are *bootError, or a kernel block's rank override
+// of a module that is not the base system's (nothing ran then).
+func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.Options, watch func() func() []error, index []sdk.Decl, prog string) (*scenarioRun, error) {
+	k, err := kernel.New(ctx, opts)
+	if err != nil {
+		return nil, &bootError{err}
+	}
+	if err := checkBaseOverrides(k, cfg); err != nil {
+		_ = k.Shutdown(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	steps := plan(cfg)
+	var p *progress
+	if prog != "" {
+		p = newProgress(a.stderr, prog, len(steps))
+	}
+	r := &scenarioRun{k: k}
+	r.steps, r.stepsOK, r.stepErr = execStepsErr(ctx, k, watch, index, steps, a.stdout, a.stderr, false, p)
+	if p != nil {
+		p.done()
+	}
+	r.modules = render.Modules(k.Files())
+
+	k.SetStep(render.StepTeardown)
+	stopFaults := func() []error { return nil }
+	if watch != nil {
+		stopFaults = watch()
+	}
+	r.shutdownErr = k.Shutdown(context.WithoutCancel(ctx))
+	if r.shutdownErr != nil {
+		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", r.shutdownErr)
+	}
+	if err := ctl.ReportFaults(a.stderr, "kldsim: shutdown", nil, stopFaults()); err != nil && r.shutdownErr == nil {
+		r.shutdownErr = err
+	}
+	return r, nil
+}
+
 // execute runs a configuration as `kldsim run` does: boot, the setup
 // and scenario steps, the teardown (even when a step failed or ctx was
-// cancelled: the witness needs the whole run). It returns the run, or
-// nil when nothing could run; and the exit status. Bad configurations
-// are reported on stderr (ExitInput).
-func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, int) {
+// cancelled: the witness needs the whole run). It returns the run, with
+// its ordering constraints, or nil when nothing could run; the torn-down
+// kernel, for its analysis; and the exit status. Bad configurations are
+// reported on stderr (ExitInput).
+func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, *kernel.Kernel, int) {
 	ld, ok := a.loadConfig(o)
 	if !ok {
-		return nil, ExitInput
+		return nil, nil, ExitInput
 	}
 	cfg := ld.cfg
 	mods, err := a.newLoader(ld, o)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
-		return nil, ExitInput
+		return nil, nil, ExitInput
 	}
 	defer mods.Close()
 
-	k, err := kernel.New(ctx, kernelOptions(cfg, mods))
+	sr, err := a.runScenario(ctx, cfg, kernelOptions(cfg, mods), mods.WatchFaults, ld.index, prog+" "+o.file)
 	if err != nil {
-		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
-		return nil, ExitWitness
+		var be *bootError
+		if errors.As(err, &be) {
+			fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
+		} else {
+			fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", o.file, err)
+		}
+		return nil, nil, exitFor(err)
 	}
-	steps := plan(cfg)
-	p := newProgress(a.stderr, prog+" "+o.file, len(steps))
-	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, steps, a.stdout, a.stderr, false, p)
-	p.done()
-	modules := render.Modules(k.Files())
-
-	k.SetStep(render.StepTeardown)
-	stopFaults := mods.WatchFaults()
-	shutdownErr := k.Shutdown(context.WithoutCancel(ctx))
-	if shutdownErr != nil {
-		fmt.Fprintf(a.stderr, "kldsim: shutdown: %v\n", shutdownErr)
-	}
-	if err := ctl.ReportFaults(a.stderr, "kldsim: shutdown", nil, stopFaults()); err != nil && shutdownErr == nil {
-		shutdownErr = err
+	k := sr.k
+	if err := k.UnusedOptions(); err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", o.file, err)
+		return nil, nil, ExitInput
 	}
 	trace := k.Trace()
-	run := &render.Run{Schema: render.Schema, Config: o.file, Steps: results, Modules: modules,
-		Trace: render.Events(trace), Witness: render.Reports(k.Witness(), trace)}
+	run := &render.Run{Schema: render.Schema, Config: o.file, Experiments: cfg.Kernel.Experiments(), Steps: sr.steps,
+		Modules: sr.modules, Trace: render.Events(trace), Witness: render.Reports(k.Witness(), trace),
+		Constraints: render.Constraints(k.Constraints(), k.Analysis())}
 	run.Verdict = render.Verdict(run.Witness)
 	switch {
-	case len(run.Witness) > 0, shutdownErr != nil:
+	case len(run.Witness) > 0, sr.shutdownErr != nil:
 		run.Exit = ExitWitness
-	case !stepsOK:
+	case !sr.stepsOK:
 		run.Exit = ExitInput
 	}
-	return run, run.Exit
+	return run, k, run.Exit
 }
 
 // outFile is an output file made whole or not at all: written to a
@@ -170,21 +252,22 @@ func (f *outFile) discard() {
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
-	fs := a.newFlags("run", "kldsim run [-json] [-q | -v] [-report FILE.html] [-var NAME=VALUE] [-module-path DIRS] [-call-timeout D] [FILE]")
+	fs := a.newFlags("run")
 	asJSON := fs.Bool("json", false, "print the run as JSON: steps, the whole trace, witness reports (docs/TRACE.md)")
 	quiet := fs.Bool("q", false, "print only the verdict, the headline and the witness reports")
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
 	report := fs.String("report", "", "write a self-contained HTML report of the run to `FILE`")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
 	timeout := callTimeoutFlag(fs)
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	file := DefaultConfig
+	var src []byte
+	file := ""
 	switch fs.NArg() {
 	case 0:
+		file, src = defaultConfig()
 	case 1:
 		file = fs.Arg(0)
 	default:
@@ -206,7 +289,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		defer out.discard()
 	}
 
-	run, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
+	run, _, exit := a.execute(ctx, loadOpts{file: file, src: src, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
 	if run == nil {
 		return exit
 	}

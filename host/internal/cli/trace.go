@@ -28,13 +28,12 @@ const traceFormatList = "perfetto, svg, dot, blame, html or json"
 // nothing of its own) or reads a saved run (run -json output, or trace
 // -format json), and writes it in one format.
 func (a *app) trace(ctx context.Context, args []string) int {
-	fs := a.newFlags("trace", "kldsim trace [-format perfetto|svg|dot|blame|html|json] [-o FILE] [-var NAME=VALUE] [-module-path DIRS] CONFIG|RUN.json|-")
+	fs := a.newFlags("trace")
 	format := fs.String("format", "perfetto", "what to write: "+traceFormatList)
 	outPath := fs.String("o", "", "write to `FILE` (made whole or not at all) instead of standard output")
-	vars := varsFlag{}
-	fs.Var(vars, "var", "set a config variable (repeatable)")
+	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
-	if st := parseFlags(fs, args); st >= 0 {
+	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	bad := func(format string, args ...any) int {
@@ -104,7 +103,7 @@ func (a *app) traceInput(ctx context.Context, in string, o loadOpts) (*render.Ru
 		head, _ := br.Peek(512)
 		if !strings.HasPrefix(strings.TrimSpace(string(head)), "{") {
 			f.Close()
-			run, exit := a.execute(ctx, o, "trace")
+			run, _, exit := a.execute(ctx, o, "trace")
 			return run, exit, nil
 		}
 		r = br

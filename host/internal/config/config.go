@@ -1,12 +1,22 @@
 // Package config reads kldsim's HCL configuration: the kernel's boot
 // options, the module set to load, the VNETs to build with their
-// interfaces and driver settings, and an ordered scenario of commands.
+// interfaces and module settings, and an ordered scenario of commands.
+//
+// The package knows no module. What a module accepts in a vnet or
+// interface block it declares (sdk.ConfigSchema), and the module index
+// (linker.hints, read through Options.Index) gives those declarations:
+// a vnet block's attributes and blocks are decoded against the schemas of
+// the modules the file's module blocks load, an interface block's
+// against the schema of the module whose cloner makes it, and each
+// setting becomes the commands its templates say.
 //
 // A file is checked as a whole before anything runs: syntax, unknown
-// attributes and blocks, names and references, ranks, that every module
-// can be found, and that every scenario step parses. Problems come back as
-// hcl.Diagnostics that print with file:line and a source snippet
-// (see Parser.WriteDiagnostics).
+// attributes and blocks, the settings' types and shapes, names and
+// references, ranks, that every module can be found, and that every
+// scenario step and every command a setting becomes parses. Problems come
+// back as hcl.Diagnostics that print with file:line and a source snippet
+// (see Parser.WriteDiagnostics). What only a module can judge it judges
+// when the commands run.
 //
 //	variable "jails" { default = ["j1", "j2"] }
 //
@@ -15,18 +25,12 @@
 //	  legacy { detach_ignores_shutdown = false }
 //	}
 //
-//	module "ipfw" {}
-//	module "if_gif" { rank_overrides = { vnet_gif_uninit = "PSEUDO/ANY" } }
+//	module "mymod" { rank_overrides = { vnet_mymod_uninit = "PSEUDO/ANY" } }
 //
 //	vnet "j1" {
 //	  loan = ["em1"]
-//	  interface "bridge0" { members = ["em1"] }
-//	  interface "gif0" { tunnel = { src = "10.0.0.1", dst = "10.0.0.2" } }
-//	  ipfw = ["add 100 allow ip from any to any via em1"]
-//	  multicast {
-//	    router = true
-//	    vifs   = ["em1"]
-//	  }
+//	  interface "my0" { peers = ["em1"] }   # mymod's cloner "my" declares peers
+//	  greetings = ["hello"]                 # mymod declares greetings
 //	}
 //
 //	scenario {
@@ -36,6 +40,7 @@ package config
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -79,6 +84,21 @@ type Kernel struct {
 	// CallTimeout is the deadline of each call into a plugin (the
 	// loader's hang deadline); 0 means the loader's default.
 	CallTimeout Duration `json:"call_timeout,omitempty"`
+	// TraceLimit and ReportLimit bound what the kernel keeps of its trace
+	// and of the witness's reports (the newest so many; counts of what was
+	// dropped are kept). Nil means unset: `run` keeps everything, the
+	// daemon its own defaults; 0 means unbounded.
+	TraceLimit  *int `json:"trace_limit,omitempty"`
+	ReportLimit *int `json:"report_limit,omitempty"`
+	// RankOverrides map base-system entries ("module:entry") to another
+	// rank: an experiment, and every output of the run says so.
+	RankOverrides map[string]sdk.Rank `json:"rank_overrides,omitempty"`
+	// TieOrders fix the order of the entries tied at a rank (the
+	// tie_order block; see ordering.go).
+	TieOrders []TieOrder `json:"tie_orders,omitempty"`
+	// Faults fail an entry ("module:entry") the first time it runs:
+	// "error" or "crash".
+	Faults map[string]string `json:"faults,omitempty"`
 }
 
 // Duration is a time.Duration that JSON shows as Go writes it ("10s").
@@ -120,37 +140,97 @@ type Vnet struct {
 	// vnet NAME) after it is created.
 	Loan       []Name      `json:"loan,omitempty"`
 	Interfaces []Interface `json:"interfaces,omitempty"`
-	// Ipfw holds ipfw commands ("add 100 allow ip from any to any"),
-	// applied in order.
-	Ipfw      []Name     `json:"ipfw,omitempty"`
-	Multicast *Multicast `json:"multicast,omitempty"`
+	// Settings are the module settings of the block, in file order;
+	// they apply after the interfaces'.
+	Settings []Setting `json:"settings,omitempty"`
 
 	Range hcl.Range `json:"-"`
 }
 
-// Interface is a cloned interface with its driver settings.
+// Interface is a cloned interface with its driver's settings.
 type Interface struct {
 	// Name is the interface's name, e.g. "bridge0"; the driver
 	// (cloner) is the name without its unit number.
-	Name    string  `json:"name"`
-	Driver  string  `json:"driver"`
-	Members []Name  `json:"members,omitempty"`
-	Tunnel  *Tunnel `json:"tunnel,omitempty"`
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	// Module is the module whose cloner makes it, when the module set
+	// is known.
+	Module   string    `json:"module,omitempty"`
+	Settings []Setting `json:"settings,omitempty"`
 
 	Range hcl.Range `json:"-"`
 }
 
-// Tunnel is a gif tunnel's outer addresses.
-type Tunnel struct {
-	Src string `json:"src"`
-	Dst string `json:"dst"`
+// Setting is an attribute or block of a vnet or interface block that a
+// module's schema accepts, decoded.
+type Setting struct {
+	// Module is the module that declares it.
+	Module string `json:"module"`
+	// Name is the attribute's name or the block's type.
+	Name  string `json:"name"`
+	Value Value  `json:"value"`
+	// Commands are what the value becomes, in the CLI's grammar (with
+	// -j VNET outside vnet0), in the order they run.
+	Commands []Command `json:"commands,omitempty"`
+
+	Range hcl.Range `json:"-"`
 }
 
-// Multicast configures the multicast router (ip_mroute) in a VNET.
-type Multicast struct {
-	Router bool   `json:"router"`
-	Vifs   []Name `json:"vifs,omitempty"`
+// Value is a setting's value with where its parts were written: a string
+// or number (Str), a bool, a list of strings, or an object's or block's
+// fields.
+type Value struct {
+	Type   sdk.ValueType
+	Str    Name
+	Bool   bool
+	List   []Name
+	Fields map[string]Value
+	Range  hcl.Range
 }
+
+// MarshalJSON writes the value as plain JSON: a string, number, bool,
+// list or object.
+func (v Value) MarshalJSON() ([]byte, error) {
+	switch v.Type {
+	case sdk.TypeString:
+		return json.Marshal(v.Str.Value)
+	case sdk.TypeNumber:
+		return []byte(v.Str.Value), nil
+	case sdk.TypeBool:
+		return json.Marshal(v.Bool)
+	case sdk.TypeList:
+		if v.List == nil {
+			return []byte("[]"), nil
+		}
+		return json.Marshal(v.List)
+	}
+	if v.Fields == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(v.Fields)
+}
+
+// sdkValue is v as a module's templates take it.
+func (v Value) sdkValue() sdk.Value {
+	out := sdk.Value{String: v.Str.Value, Bool: v.Bool, List: Values(v.List)}
+	if v.Fields != nil {
+		out.Fields = map[string]sdk.Value{}
+		for k, f := range v.Fields {
+			out.Fields[k] = f.sdkValue()
+		}
+	}
+	return out
+}
+
+// Command is one command line a setting becomes, as words, with where it
+// came from (the list element, field or setting).
+type Command struct {
+	Words []string
+	Range hcl.Range
+}
+
+// MarshalJSON writes the command as its words joined by blanks.
+func (c Command) MarshalJSON() ([]byte, error) { return json.Marshal(strings.Join(c.Words, " ")) }
 
 // Name is a string from the file with where it was written, so later
 // checks can point at it.
@@ -183,10 +263,13 @@ func (c *Config) Vnet(name string) (*Vnet, bool) {
 	return nil, false
 }
 
-// Overrides merges every module's rank overrides, keyed "module:entry" as
-// the kernel's Options.Overrides wants them.
+// Overrides merges every module's rank overrides and the kernel block's,
+// keyed "module:entry" as the kernel's Options.Overrides wants them.
 func (c *Config) Overrides() map[string]sdk.Rank {
 	out := map[string]sdk.Rank{}
+	for k, r := range c.Kernel.RankOverrides {
+		out[k] = r
+	}
 	for _, m := range c.Modules {
 		for k, r := range m.RankOverrides {
 			out[k] = r

@@ -8,32 +8,82 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kldsim/kldsim/plugins/gif"
+	"github.com/kldsim/kldsim/plugins/ifbridge"
+	"github.com/kldsim/kldsim/plugins/ipfw"
+	"github.com/kldsim/kldsim/plugins/mcast"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-// testIndex is a module path as the loader would index it.
-var testIndex = map[string]string{
-	"ipfw":       "/mod/ipfw",
-	"if_bridge":  "/mod/if_bridge",
-	"bridgestp":  "/mod/if_bridge",
-	"if_gif":     "/mod/if_gif",
-	"ip_mroute":  "/mod/mcast",
-	"ip6_mroute": "/mod/mcast",
+// testFiles is a module path as linker.hints would index it: each file
+// and the declarations of the modules it carries (the shipped plugins',
+// and greeter's, a module the host knows nothing of).
+func testFiles() map[string][]sdk.Decl {
+	return map[string][]sdk.Decl{
+		"/mod/ipfw":      {ipfw.Module().Decl()},
+		"/mod/if_bridge": {ifbridge.Bridge().Decl(), ifbridge.STP().Decl()},
+		"/mod/if_gif":    {gif.Module().Decl()},
+		"/mod/mcast":     {mcast.IPMroute().Decl(), mcast.IP6Mroute().Decl()},
+		"/mod/greeter":   {greeter()},
+		// echo declares what greeter does: the two conflict in one set.
+		"/mod/echo": {{Name: "echo", Version: 1, Config: sdk.ConfigSchema{
+			Vnet:     []sdk.Setting{{Name: "greetings", Type: sdk.TypeList, Commands: []string{"echo {each}"}}},
+			Commands: []sdk.Command{{Name: "echo"}},
+		}}},
+	}
+}
+
+// greeter declares a vnet attribute, a block with a required field, an
+// interface setting for its cloner "hi" and a command of its own.
+func greeter() sdk.Decl {
+	return sdk.Decl{Name: "greeter", Version: 1, Cloners: []string{"hi"}, Config: sdk.ConfigSchema{
+		Vnet: []sdk.Setting{
+			{Name: "greetings", Type: sdk.TypeList, Commands: []string{"greet {each...}"}},
+			{Name: "mood", Type: sdk.TypeBlock, Fields: []sdk.Setting{
+				{Name: "level", Type: sdk.TypeNumber, Required: true},
+				{Name: "loud", Type: sdk.TypeBool, Commands: []string{"modctl greeter shout"}},
+				{Name: "hear", Type: sdk.TypeList, Ref: sdk.RefInterface, Unique: true, Commands: []string{"modctl greeter listen {each}"}},
+			}, Commands: []string{"modctl greeter mood {level}"}},
+		},
+		Interface: []sdk.Setting{{Name: "peer", Type: sdk.TypeString, Ref: sdk.RefInterface, Commands: []string{"ifconfig {if} peer {value}"}}},
+		Commands:  []sdk.Command{{Name: "greet"}},
+		IfVerbs:   []sdk.Verb{{Name: "peer", Args: "IF", Min: 1, Max: 1}},
+	}}
+}
+
+// TestFixturesValid: the test index's declarations are ones a module
+// could make (sdk.Decl.Validate), as linker.hints only holds those.
+func TestFixturesValid(t *testing.T) {
+	for path, decls := range testFiles() {
+		for _, d := range decls {
+			if err := d.Validate(); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+		}
+	}
 }
 
 func testOptions() Options {
 	return Options{
-		Lookup: func(*Config) Lookup { return indexLookup(testIndex) },
+		Index: func(*Config) Index { return fileIndex(testFiles()) },
 		CheckStep: func(line string) error {
 			if strings.HasPrefix(line, "bogus") {
 				return errors.New("bogus: unknown command")
+			}
+			return nil
+		},
+		CheckCommand: func(argv []string) error {
+			// What ctl's table says of the one verb it would refuse here.
+			if len(argv) > 3 && argv[0] == "ipfw" && argv[3] != "add" {
+				return fmt.Errorf("ipfw: unknown command %q", argv[3])
 			}
 			return nil
 		},
@@ -243,40 +293,52 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// indexLookup is the tests' Lookup, over a module index (module name ->
-// file path) as linker.hints would give it. A name matches a module, or a
-// file by its base name; a path must exist, and its modules are those the
-// index lists for it (or none, when it is off the module path).
-func indexLookup(index map[string]string) Lookup {
-	byPath := map[string][]string{}
-	for mod, p := range index {
-		p = filepath.Clean(p)
-		byPath[p] = append(byPath[p], mod)
-	}
-	for _, mods := range byPath {
-		sort.Strings(mods)
-	}
-	return func(name, path string) (Found, error) {
-		if path != "" {
-			st, err := os.Stat(path)
-			if err != nil {
-				return Found{}, NotFound("no such file %s", path)
-			}
-			if st.IsDir() {
-				return Found{}, fmt.Errorf("%s is a directory", path)
-			}
-			p := filepath.Clean(path)
-			return Found{Path: p, Modules: byPath[p]}, nil
+// fileIndex is the tests' Index, over a module path as linker.hints
+// would index it. A name matches a module, or a file by its base name; a
+// path must exist, and its modules are those the index lists for it (or
+// none, when it is off the module path).
+type fileIndex map[string][]sdk.Decl
+
+func (ix fileIndex) Find(name, path string) (Found, error) {
+	if path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			return Found{}, NotFound("no such file %s", path)
 		}
-		if p, ok := index[name]; ok {
-			p = filepath.Clean(p)
-			return Found{Path: p, Modules: byPath[p]}, nil
+		if st.IsDir() {
+			return Found{}, fmt.Errorf("%s is a directory", path)
 		}
-		for _, p := range sortedKeys(byPath) {
-			if filepath.Base(p) == name {
-				return Found{Path: p, Modules: byPath[p]}, nil
+		p := filepath.Clean(path)
+		return Found{Path: p, Decls: ix[p]}, nil
+	}
+	for _, p := range sortedKeys(ix) {
+		for _, d := range ix[p] {
+			if d.Name == name {
+				return Found{Path: p, Decls: ix[p]}, nil
 			}
 		}
-		return Found{}, NotFound("no file %s on the module path", name)
 	}
+	for _, p := range sortedKeys(ix) {
+		if filepath.Base(p) == name {
+			return Found{Path: p, Decls: ix[p]}, nil
+		}
+	}
+	return Found{}, NotFound("no file %s on the module path", name)
+}
+
+func (ix fileIndex) Module(name string) (sdk.Decl, bool) {
+	for _, d := range ix.Modules() {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return sdk.Decl{}, false
+}
+
+func (ix fileIndex) Modules() []sdk.Decl {
+	var out []sdk.Decl
+	for _, p := range sortedKeys(ix) {
+		out = append(out, ix[p]...)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -94,11 +95,70 @@ var variableSchema = &hcl.BodySchema{
 		{Name: "type"},
 		{Name: "description"},
 	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "validation"}},
 }
 
-// evalVariables decodes the variable blocks, applying overrides (raw text
-// from -var NAME=VALUE), into the object bound to "var".
-func evalVariables(blocks hcl.Blocks, overrides map[string]string, funcs map[string]function.Function) (cty.Value, hcl.Diagnostics) {
+var validationSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "condition", Required: true},
+		{Name: "error_message", Required: true},
+	},
+}
+
+// EnvVarPrefix is the environment's prefix for a variable's value:
+// KLDSIM_VAR_jails sets var.jails.
+const EnvVarPrefix = "KLDSIM_VAR_"
+
+// varInputs are the values given for variables, by source, lowest
+// precedence last in this list's reading: cli (-var) over files
+// (-var-file, later over earlier) over env (KLDSIM_VAR_name).
+type varInputs struct {
+	cli   map[string]string
+	files map[string]*hcl.Attribute
+	env   map[string]string
+}
+
+// varInputs reads the parser's -var-file files and environment.
+func (p *Parser) varInputs() (varInputs, hcl.Diagnostics) {
+	in := varInputs{cli: p.opts.Vars, files: map[string]*hcl.Attribute{}, env: map[string]string{}}
+	for _, kv := range p.opts.Env {
+		if rest, ok := strings.CutPrefix(kv, EnvVarPrefix); ok {
+			// An empty value is no value, as an unset variable.
+			if name, val, ok := strings.Cut(rest, "="); ok && name != "" && val != "" {
+				in.env[name] = val
+			}
+		}
+	}
+	var diags hcl.Diagnostics
+	for _, path := range p.opts.VarFiles {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Failed to read variables file",
+				Detail:   fmt.Sprintf("Given variables file %s does not exist or cannot be read: %s.", path, unwrapPathError(err)),
+			})
+			continue
+		}
+		f, d := p.p.ParseHCL(src, path)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		attrs, d := f.Body.JustAttributes()
+		diags = append(diags, d...)
+		for name, a := range attrs {
+			in.files[name] = a
+		}
+	}
+	return in, diags
+}
+
+// evalVariables decodes the variable blocks, applying the values given
+// (-var, -var-file, KLDSIM_VAR_name, in that precedence) and checking
+// each variable's validation blocks, into the object bound to "var".
+func evalVariables(blocks hcl.Blocks, in varInputs, funcs map[string]function.Function) (cty.Value, hcl.Diagnostics) {
+	overrides := in.cli
 	var diags hcl.Diagnostics
 	vals := map[string]cty.Value{}
 	declared := map[string]hcl.Range{}
@@ -138,9 +198,38 @@ func evalVariables(blocks hcl.Blocks, overrides map[string]string, funcs map[str
 			diags = append(diags, d...)
 		}
 		var val cty.Value
+		fileAttr, inFile := in.files[name]
+		envRaw, inEnv := in.env[name]
 		switch raw, over := overrides[name]; {
 		case over:
 			v, d := parseOverride(name, raw, ty)
+			diags = append(diags, d...)
+			if d.HasErrors() {
+				continue
+			}
+			val = v
+		case inFile:
+			v, d := fileAttr.Expr.Value(constCtx)
+			diags = append(diags, d...)
+			if d.HasErrors() {
+				continue
+			}
+			cv, err := convert.Convert(v, ty)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid value for variable",
+					Detail:   fmt.Sprintf("The value for variable %q does not match its type: %s.", name, err),
+					Subject:  fileAttr.Expr.Range().Ptr(),
+				})
+				continue
+			}
+			val = cv
+		case inEnv:
+			v, d := parseOverride(name, envRaw, ty)
+			for _, x := range d {
+				x.Detail = EnvVarPrefix + name + ": " + x.Detail
+			}
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				continue
@@ -168,12 +257,28 @@ func evalVariables(blocks hcl.Blocks, overrides map[string]string, funcs map[str
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "No value for required variable",
-				Detail:   fmt.Sprintf("Variable %q has no default: set it with -var %s=VALUE.", name, name),
-				Subject:  b.DefRange.Ptr(),
+				Detail: fmt.Sprintf("Variable %q has no default: set it with -var %s=VALUE, in a -var-file, or with %s%s.",
+					name, name, EnvVarPrefix, name),
+				Subject: b.DefRange.Ptr(),
 			})
 			continue
 		}
+		d = validateVariable(name, val, content.Blocks, funcs)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
 		vals[name] = val
+	}
+	for name, a := range in.files {
+		if _, ok := declared[name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Value for undeclared variable",
+				Detail:   fmt.Sprintf("The variables file sets %q, which the configuration does not declare.", name),
+				Subject:  a.NameRange.Ptr(),
+			})
+		}
 	}
 	for name := range overrides {
 		if _, ok := declared[name]; !ok {
@@ -185,6 +290,53 @@ func evalVariables(blocks hcl.Blocks, overrides map[string]string, funcs map[str
 		}
 	}
 	return cty.ObjectVal(vals), diags
+}
+
+// validateVariable checks a variable's value against its validation
+// blocks, as Terraform's: each condition, which may refer to the
+// variable as var.NAME, must be true, else its error_message is the
+// error, at the condition.
+func validateVariable(name string, val cty.Value, blocks hcl.Blocks, funcs map[string]function.Function) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(map[string]cty.Value{name: val})},
+		Functions: funcs,
+	}
+	for _, b := range blocks {
+		content, d := b.Body.Content(validationSchema)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		cond := content.Attributes["condition"]
+		msg, d := evalAs(content.Attributes["error_message"].Expr, nil, cty.String, "error_message")
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		for _, tr := range cond.Expr.Variables() {
+			if tr.RootName() != "var" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable validation condition",
+					Detail:  fmt.Sprintf("The condition for variable %q can only refer to the variable itself, using var.%s.", name, name),
+					Subject: cond.Expr.Range().Ptr()})
+				continue
+			}
+		}
+		ok, d := evalAs(cond.Expr, ctx, cty.Bool, "condition")
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		if ok.IsKnown() && !ok.IsNull() && ok.False() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid value for variable",
+				Detail:   fmt.Sprintf("%s\n\nThis was checked by the validation rule at %s.", msg.AsString(), cond.Expr.Range().String()),
+				Subject:  cond.Expr.Range().Ptr(),
+			})
+		}
+	}
+	return diags
 }
 
 // parseOverride turns -var text into a value of the variable's type: a

@@ -18,37 +18,34 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// Found is what a Lookup learned about a module block's file.
-type Found struct {
-	// Path is the file's location.
-	Path string
-	// Modules are the modules the file carries (DECLARE_MODULE names);
-	// none when no index lists the file.
-	Modules []string
-	// Warning, if set, is said about the block without failing it (e.g.
-	// what the file carries is not known until it is loaded).
-	Warning string
-}
-
-// Lookup finds the file a module block names: by name on the module path
-// (path empty), or at path (already made absolute). It fails when the
-// file cannot be found or must not be loaded. It must not run the file:
-// the product reads the module path's linker.hints; tests fake it.
-type Lookup func(name, path string) (Found, error)
-
 // Options tune a Parser.
 type Options struct {
 	// Vars override variable defaults: name -> text, as given with
-	// -var NAME=VALUE.
+	// -var NAME=VALUE. They win over everything else.
 	Vars map[string]string
-	// Lookup, if set, returns the Lookup that checks every module block
-	// can be found. It is given the decoded (not yet validated)
-	// configuration, for its module_path and pins; it is not called for a
-	// file that failed to decode.
-	Lookup func(cfg *Config) Lookup
+	// VarFiles are -var-file files, HCL attributes NAME = VALUE, in the
+	// order given: a later file wins over an earlier one, -var over
+	// them all, as with Terraform. A name the configuration does not
+	// declare is a warning.
+	VarFiles []string
+	// Env is the environment, as os.Environ gives it: KLDSIM_VAR_name
+	// sets variable name (the text read as -var reads it), under every
+	// other source (Terraform's TF_VAR_name). Names the configuration
+	// does not declare, and empty values, are ignored.
+	Env []string
+	// Index, if set, returns the module index the file is checked
+	// against: that every module block can be found, and what each
+	// module accepts in vnet and interface blocks. It is given the
+	// decoded (not yet validated) configuration, for its module_path
+	// and pins; it is not called for a file that failed to decode.
+	// Without an index no module setting is known.
+	Index func(cfg *Config) Index
 	// CheckStep, if set, checks that a scenario step parses with the
-	// command grammar.
+	// command grammar. It is called after Index.
 	CheckStep func(line string) error
+	// CheckCommand, if set, checks that a command a setting becomes
+	// (argv, the command name first) parses. It is called after Index.
+	CheckCommand func(argv []string) error
 }
 
 // Parser reads configuration files and remembers their sources so that
@@ -119,9 +116,13 @@ var kernelSchema = &hcl.BodySchema{
 		{Name: "module_path"},
 		{Name: "em_count"},
 		{Name: "shuffle_seed"},
+		{Name: "trace_limit"},
+		{Name: "report_limit"},
 		{Name: "call_timeout"},
+		{Name: "rank_overrides"},
+		{Name: "faults"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}, {Type: "tie_order"}},
 }
 
 var legacySchema = &hcl.BodySchema{
@@ -139,28 +140,15 @@ var moduleSchema = &hcl.BodySchema{
 	},
 }
 
+// vnetSchema is what the host itself reads in a vnet block; the rest of
+// the block is the modules' (decoded against their schemas once the
+// module set is known).
 var vnetSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "loan"},
-		{Name: "ipfw"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "interface", LabelNames: []string{"name"}},
-		{Type: "multicast"},
-	},
-}
-
-var interfaceSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "members"},
-		{Name: "tunnel"},
-	},
-}
-
-var multicastSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
-		{Name: "router"},
-		{Name: "vifs"},
 	},
 }
 
@@ -177,16 +165,30 @@ func (p *Parser) Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 		return nil, diags
 	}
 	d := &decoder{filename: filename, dir: filepath.Dir(filename), funcs: Functions()}
-	cfg := d.decode(file.Body, p.opts.Vars)
+	in, diags := p.varInputs()
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg := d.decode(file.Body, in)
 	diags = append(diags, d.diags...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	var lookup Lookup
-	if p.opts.Lookup != nil {
-		lookup = p.opts.Lookup(cfg)
+	var ix Index
+	if p.opts.Index != nil {
+		ix = p.opts.Index(cfg)
 	}
-	diags = append(diags, validate(cfg, lookup, p.opts.CheckStep)...)
+	v := &validator{cfg: cfg, ix: ix, opts: p.opts}
+	v.modules()
+	// The module settings, decoded against the set's schemas. A module
+	// that could not be found would make its settings look unknown: its
+	// errors say enough.
+	d.diags = nil
+	d.settings(cfg, v.schemas, v.diags.HasErrors())
+	v.diags = append(v.diags, d.diags...)
+	v.vnets()
+	v.steps()
+	diags = append(diags, v.diags...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -201,6 +203,15 @@ type decoder struct {
 	funcs    map[string]function.Function
 	ctx      *hcl.EvalContext
 	diags    hcl.Diagnostics
+	// rest holds what is left of each vnet block (and of its interface
+	// blocks) for the module settings, by vnet index.
+	rest []vnetRest
+}
+
+// vnetRest is the part of a vnet block the host does not read itself.
+type vnetRest struct {
+	body   hcl.Body
+	ifaces []hcl.Body // by interface index
 }
 
 func (d *decoder) add(diags hcl.Diagnostics) bool {
@@ -208,7 +219,7 @@ func (d *decoder) add(diags hcl.Diagnostics) bool {
 	return !diags.HasErrors()
 }
 
-func (d *decoder) decode(body hcl.Body, vars map[string]string) *Config {
+func (d *decoder) decode(body hcl.Body, vars varInputs) *Config {
 	prelude, _, diags := body.PartialContent(preludeSchema)
 	if !d.add(diags) {
 		return nil
@@ -260,8 +271,9 @@ func (d *decoder) decode(body hcl.Body, vars map[string]string) *Config {
 				cfg.Modules = append(cfg.Modules, m)
 			}
 		case "vnet":
-			if v, ok := d.vnet(b); ok {
+			if v, rest, ok := d.vnet(b); ok {
 				cfg.Vnets = append(cfg.Vnets, v)
+				d.rest = append(d.rest, rest)
 			}
 		case "scenario":
 			if seenScenario != nil {
@@ -296,8 +308,20 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 	if a, ok := content.Attributes["call_timeout"]; ok {
 		k.CallTimeout = d.callTimeout(a.Expr)
 	}
+	for name, p := range map[string]**int{"trace_limit": &k.TraceLimit, "report_limit": &k.ReportLimit} {
+		if a, ok := content.Attributes[name]; ok {
+			if n, ok, diags := evalInt(a.Expr, d.ctx, name, 0, MaxLimit); d.add(diags) && ok {
+				v := int(n)
+				*p = &v
+			}
+		}
+	}
+	d.kernelOrdering(content, k)
 	var seen *hcl.Block
 	for _, lb := range content.Blocks {
+		if lb.Type != "legacy" {
+			continue
+		}
 		if seen != nil {
 			d.add(hcl.Diagnostics{duplicate("block", "legacy", seen.DefRange, lb.DefRange)})
 			continue
@@ -319,6 +343,9 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 		}
 	}
 }
+
+// MaxLimit bounds trace_limit and report_limit.
+const MaxLimit = 1 << 30
 
 // Bounds of call_timeout: shorter fails every call, longer is a hang.
 const (
@@ -446,7 +473,7 @@ func (d *decoder) module(b *hcl.Block) (Module, bool) {
 				ok = d.add(hcl.Diagnostics{{
 					Severity: hcl.DiagError,
 					Summary:  "Invalid rank override",
-					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_gif_uninit\") or a module's entry (\"if_gif:vnet_gif_uninit\").", kv.Key.Value),
+					Detail:   fmt.Sprintf("%q: name an entry (\"vnet_mymod_uninit\") or a module's entry (\"mymod:vnet_mymod_uninit\").", kv.Key.Value),
 					Subject:  kv.Key.Range.Ptr(),
 				}})
 				continue
@@ -479,11 +506,12 @@ func isHex(s string, n int) bool {
 	return true
 }
 
-func (d *decoder) vnet(b *hcl.Block) (Vnet, bool) {
+func (d *decoder) vnet(b *hcl.Block) (Vnet, vnetRest, bool) {
 	v := Vnet{Name: b.Labels[0], Range: b.DefRange}
-	content, diags := b.Body.Content(vnetSchema)
+	content, remain, diags := b.Body.PartialContent(vnetSchema)
+	rest := vnetRest{body: remain}
 	if !d.add(diags) {
-		return v, false
+		return v, rest, false
 	}
 	ok := true
 	if a, has := content.Attributes["loan"]; has {
@@ -491,121 +519,12 @@ func (d *decoder) vnet(b *hcl.Block) (Vnet, bool) {
 		ok = d.add(diags) && ok
 		v.Loan = names
 	}
-	if a, has := content.Attributes["ipfw"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "ipfw")
-		ok = d.add(diags) && ok
-		v.Ipfw = names
-	}
-	var seenMC *hcl.Block
 	for _, cb := range content.Blocks {
-		switch cb.Type {
-		case "interface":
-			ifc, good := d.iface(cb)
-			ok = good && ok
-			v.Interfaces = append(v.Interfaces, ifc)
-		case "multicast":
-			if seenMC != nil {
-				ok = d.add(hcl.Diagnostics{duplicate("block", "multicast", seenMC.DefRange, cb.DefRange)})
-				continue
-			}
-			seenMC = cb
-			mc, good := d.multicast(cb)
-			ok = good && ok
-			v.Multicast = mc
-		}
+		ifc := Interface{Name: cb.Labels[0], Range: cb.DefRange, Driver: driverOf(cb.Labels[0])}
+		v.Interfaces = append(v.Interfaces, ifc)
+		rest.ifaces = append(rest.ifaces, cb.Body)
 	}
-	return v, ok
-}
-
-func (d *decoder) iface(b *hcl.Block) (Interface, bool) {
-	ifc := Interface{Name: b.Labels[0], Range: b.DefRange}
-	ifc.Driver = driverOf(ifc.Name)
-	content, diags := b.Body.Content(interfaceSchema)
-	if !d.add(diags) {
-		return ifc, false
-	}
-	ok := true
-	if a, has := content.Attributes["members"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "members")
-		ok = d.add(diags) && ok
-		ifc.Members = names
-		if ifc.Driver != "bridge" {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("members is a bridge setting; %s is not a bridge interface.", ifc.Name),
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-	}
-	if a, has := content.Attributes["tunnel"]; has {
-		kvs, diags := evalStringMap(a.Expr, d.ctx, "tunnel")
-		ok = d.add(diags) && ok
-		if ifc.Driver != "gif" {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("tunnel is a gif setting; %s is not a gif interface.", ifc.Name),
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-		t := &Tunnel{}
-		for _, kv := range kvs {
-			switch kv.Key.Value {
-			case "src":
-				t.Src = kv.Value.Value
-			case "dst":
-				t.Dst = kv.Value.Value
-			default:
-				ok = d.add(hcl.Diagnostics{{
-					Severity: hcl.DiagError,
-					Summary:  "Unsupported tunnel attribute",
-					Detail:   fmt.Sprintf("A tunnel has src and dst; %q is not expected here.", kv.Key.Value),
-					Subject:  kv.Key.Range.Ptr(),
-				}})
-			}
-		}
-		if !diags.HasErrors() {
-			if msg := checkTunnel(t); msg != "" {
-				ok = d.add(hcl.Diagnostics{{
-					Severity: hcl.DiagError,
-					Summary:  "Invalid tunnel",
-					Detail:   msg,
-					Subject:  a.Expr.Range().Ptr(),
-				}})
-			}
-		}
-		ifc.Tunnel = t
-	}
-	return ifc, ok
-}
-
-func (d *decoder) multicast(b *hcl.Block) (*Multicast, bool) {
-	mc := &Multicast{}
-	content, diags := b.Body.Content(multicastSchema)
-	if !d.add(diags) {
-		return mc, false
-	}
-	ok := true
-	if a, has := content.Attributes["router"]; has {
-		v, diags := evalBool(a.Expr, d.ctx, "router")
-		ok = d.add(diags) && ok
-		mc.Router = v
-	}
-	if a, has := content.Attributes["vifs"]; has {
-		names, diags := evalNames(a.Expr, d.ctx, "vifs")
-		ok = d.add(diags) && ok
-		mc.Vifs = names
-		if !mc.Router && len(names) > 0 {
-			ok = d.add(hcl.Diagnostics{{
-				Severity: hcl.DiagError,
-				Summary:  "Vifs without a router",
-				Detail:   "Multicast vifs need a running router: set router = true.",
-				Subject:  a.NameRange.Ptr(),
-			}})
-		}
-	}
-	return mc, ok
+	return v, rest, ok
 }
 
 func (d *decoder) scenario(b *hcl.Block) []Step {

@@ -4,36 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// Modules that config settings need: ipfw rules are sent to ipfw, the
-// multicast router is ip_mroute.
-const (
-	ModIpfw     = "ipfw"
-	ModMroute   = "ip_mroute"
-	ModIfGif    = "if_gif"
-	ModIfBridge = "if_bridge"
-)
-
-// validate checks what decoding alone does not: names, references, that
-// modules exist, and the scenario's grammar. It fills in Provides and
-// Resolved on modules and qualifies rank override keys.
-func validate(cfg *Config, lookup Lookup, checkStep func(string) error) hcl.Diagnostics {
-	v := &validator{cfg: cfg}
-	v.modules(lookup)
-	v.vnets()
-	v.steps(checkStep)
-	return v.diags
-}
-
+// validator checks what decoding alone does not: names, references,
+// that modules exist, the settings against the module set, and the
+// commands' grammar. It fills in Provides and Resolved on modules,
+// qualifies rank override keys, and renders each setting's commands.
 type validator struct {
-	cfg      *Config
-	provided map[string]string // module -> block that brings it
+	cfg  *Config
+	ix   Index
+	opts Options
+	// provided maps each module the blocks load to the block.
+	provided map[string]string
+	schemas  *schemaSet
 	diags    hcl.Diagnostics
 }
 
@@ -46,10 +34,13 @@ func (v *validator) errorf(r hcl.Range, summary, format string, args ...any) {
 	})
 }
 
-func (v *validator) modules(lookup Lookup) {
+func (v *validator) modules() {
 	v.provided = map[string]string{}
+	v.schemas = newSchemaSet()
 	seen := map[string]hcl.Range{}
 	files := map[string]string{}
+	var decls []sdk.Decl // the set's, with the blocks that load them
+	var blocks []*Module
 	for i := range v.cfg.Modules {
 		m := &v.cfg.Modules[i]
 		if prev, ok := seen[m.Name]; ok {
@@ -58,8 +49,8 @@ func (v *validator) modules(lookup Lookup) {
 		}
 		seen[m.Name] = m.Range
 		m.Provides = []string{m.Name}
-		if lookup != nil {
-			f, err := lookup(m.Name, m.Path)
+		if v.ix != nil {
+			f, err := v.ix.Find(m.Name, m.Path)
 			if err != nil {
 				summary := "Module cannot be loaded"
 				if errors.Is(err, fs.ErrNotExist) {
@@ -76,9 +67,16 @@ func (v *validator) modules(lookup Lookup) {
 					Detail:   fmt.Sprintf("Module %q is the file %s: %s.", m.Name, f.Path, f.Warning),
 					Subject:  m.Range.Ptr(),
 				})
+				v.schemas.unindexed = append(v.schemas.unindexed, fmt.Sprintf("module %q", m.Name))
 			}
-			if len(f.Modules) > 0 {
-				m.Provides = append([]string(nil), f.Modules...)
+			if len(f.Decls) > 0 {
+				m.Provides = m.Provides[:0]
+				for _, d := range f.Decls {
+					m.Provides = append(m.Provides, d.Name)
+					decls = append(decls, d)
+					blocks = append(blocks, m)
+				}
+				sort.Strings(m.Provides)
 			}
 			if other, ok := files[f.Path]; ok && f.Path != "" {
 				v.errorf(m.Range, "Module loaded twice",
@@ -96,6 +94,37 @@ func (v *validator) modules(lookup Lookup) {
 			v.provided[p] = m.Name
 		}
 		v.overrides(m)
+	}
+	if v.ix == nil {
+		return
+	}
+	// The set: each block's modules, then the MODULE_DEPENDs the kernel
+	// loads with them, as the index says.
+	inSet := map[string]bool{}
+	for i, d := range decls {
+		inSet[d.Name] = true
+		if c := v.schemas.add(d); c != "" {
+			v.errorf(blocks[i].Range, "Conflicting module settings", "Module %s (loaded by module %q): %s.", d.Name, blocks[i].Name, c)
+		}
+	}
+	for i := 0; i < len(decls); i++ {
+		for _, dep := range decls[i].Depends {
+			if inSet[dep.Module] {
+				continue
+			}
+			if d, ok := v.ix.Module(dep.Module); ok {
+				inSet[d.Name] = true
+				decls = append(decls, d)
+				if c := v.schemas.add(d); c != "" {
+					v.errorf(blocks[0].Range, "Conflicting module settings", "Module %s (a dependency): %s.", d.Name, c)
+				}
+			}
+		}
+	}
+	for _, d := range v.ix.Modules() {
+		if !inSet[d.Name] {
+			v.schemas.known(d)
+		}
 	}
 }
 
@@ -247,107 +276,152 @@ func (v *validator) vnetBody(vn *Vnet, loaned map[string]string) {
 		declared[ifc.Name] = ifc.Range
 		present[ifc.Name] = true
 	}
-	where := "VNET " + vn.Name
-	member := map[string]string{}
+	// Which module each interface needs: its cloner's.
 	for _, ifc := range vn.Interfaces {
-		for _, m := range ifc.Members {
-			switch {
-			case m.Value == ifc.Name:
-				v.errorf(m.Range, "Invalid bridge member", "%s cannot be a member of itself.", ifc.Name)
-			case m.Value == "lo0":
-				v.errorf(m.Range, "Invalid bridge member", "A loopback interface cannot be a bridge member.")
-			case !present[m.Value]:
-				v.errorf(m.Range, "Unknown interface",
-					"%s is not in %s: members must be interfaces loaned to or declared in it (%s).",
-					m.Value, where, strings.Join(sortedKeys(present), ", "))
-			case member[m.Value] != "":
-				v.errorf(m.Range, "Interface bridged twice",
-					"%s is already a member of %s.", m.Value, member[m.Value])
-			default:
-				member[m.Value] = ifc.Name
-			}
+		if _, ok := v.schemas.cloners[ifc.Driver]; ok || v.ix == nil {
+			continue
 		}
-		if ifc.Driver == "bridge" {
-			v.needModule(ModIfBridge, ifc.Range, "bridge interfaces")
-		}
-		if ifc.Driver == "gif" {
-			v.needModule(ModIfGif, ifc.Range, "gif interfaces")
+		if m, ok := v.schemas.otherCloners[ifc.Driver]; ok {
+			v.errorf(ifc.Range, "Module not in the set",
+				"Module %s is needed for %s interfaces (its cloner %s makes %s): add module %q {} before the vnet blocks.",
+				m, ifc.Driver, ifc.Driver, ifc.Name, m)
 		}
 	}
-	if len(vn.Ipfw) > 0 {
-		v.needModule(ModIpfw, vn.Ipfw[0].Range, "ipfw rules")
-	}
-	for i, r := range vn.Ipfw {
-		words := strings.Fields(r.Value)
-		switch {
-		case len(words) == 0:
-			v.errorf(r.Range, "Empty ipfw rule", "An ipfw entry is a rule: \"add 100 allow ip from any to any\".")
-		case words[0] != "add":
-			vn.Ipfw[i].Value = "add " + strings.Join(words, " ")
-		default:
-			vn.Ipfw[i].Value = strings.Join(words, " ")
+	c := checker{v: v, vn: vn, present: present, seen: map[string]string{}}
+	for i := range vn.Interfaces {
+		ifc := &vn.Interfaces[i]
+		for j := range ifc.Settings {
+			c.setting(&ifc.Settings[j], ifc.Name)
 		}
 	}
-	if mc := vn.Multicast; mc != nil && mc.Router {
-		v.needModule(ModMroute, vn.Range, "a multicast router")
-		seen := map[string]bool{}
-		for _, vif := range mc.Vifs {
-			switch {
-			case !present[vif.Value]:
-				v.errorf(vif.Range, "Unknown interface",
-					"%s is not in %s: vifs must be interfaces loaned to or declared in it (%s).",
-					vif.Value, where, strings.Join(sortedKeys(present), ", "))
-			case seen[vif.Value]:
-				v.errorf(vif.Range, "Duplicate vif", "%s is already a vif.", vif.Value)
-			}
-			seen[vif.Value] = true
-		}
+	for j := range vn.Settings {
+		c.setting(&vn.Settings[j], "")
 	}
 }
 
-// needModule checks that the module set carries module, which what needs.
-// Without a lookup the set is known by block names only.
-func (v *validator) needModule(module string, r hcl.Range, what string) {
-	if _, ok := v.provided[module]; ok {
+// checker checks the settings of one VNET and renders their commands.
+type checker struct {
+	v       *validator
+	vn      *Vnet
+	present map[string]bool
+	// seen maps "module setting.field value" to where it was seen, for
+	// Unique.
+	seen map[string]string
+}
+
+// setting checks s's references against the VNET, then renders its
+// commands, checking each parses.
+func (c *checker) setting(s *Setting, ifname string) {
+	decl, ok := c.v.settingDecl(s.Module, s.Name, ifname != "")
+	if !ok {
 		return
 	}
-	v.errorf(r, "Module not in the set",
-		"Module %s is needed for %s: add module %q {} before the vnet blocks.", module, what, module)
+	c.refs(s, decl, s.Value, s.Name, ifname)
+	if decl.Type == sdk.TypeObject || decl.Type == sdk.TypeBlock {
+		for _, f := range decl.Fields {
+			if fv, set := s.Value.Fields[f.Name]; set {
+				c.refs(s, f, fv, s.Name+"."+f.Name, ifname)
+			}
+		}
+	}
+	rendered, err := decl.Render(s.Value.sdkValue(), c.vn.Name, ifname)
+	if err != nil {
+		c.v.errorf(s.Range, "Invalid setting", "%s of module %s: %v.", s.Name, s.Module, err)
+		return
+	}
+	for _, r := range rendered {
+		words := r.Words
+		if c.vn.Name != Vnet0 && len(words) > 0 {
+			words = append([]string{words[0], "-j", c.vn.Name}, words[1:]...)
+		}
+		rng := s.Value.Range
+		val := s.Value
+		if r.Field != "" {
+			val = s.Value.Fields[r.Field]
+			rng = val.Range
+		}
+		if r.Index >= 0 && r.Index < len(val.List) {
+			rng = val.List[r.Index].Range
+		}
+		cmd := Command{Words: words, Range: rng}
+		s.Commands = append(s.Commands, cmd)
+		if c.v.opts.CheckCommand != nil {
+			if err := c.v.opts.CheckCommand(words); err != nil {
+				c.v.errorf(rng, "Invalid setting", "%s becomes the command %q, which module %s's declaration does not accept: %v.",
+					s.Name, strings.Join(words, " "), s.Module, err)
+			}
+		}
+	}
 }
 
-func (v *validator) steps(check func(string) error) {
+// refs checks the strings of a value that name interfaces, and those
+// that must be unique in the VNET.
+func (c *checker) refs(s *Setting, decl sdk.Setting, val Value, what, ifname string) {
+	var names []Name
+	switch {
+	case decl.Type == sdk.TypeList:
+		names = val.List
+	case decl.Type == sdk.TypeString && val.Str.Value != "":
+		names = []Name{val.Str}
+	}
+	where := "VNET " + c.vn.Name
+	for _, n := range names {
+		if decl.Ref == sdk.RefInterface && !c.present[n.Value] {
+			must := "must be interfaces"
+			if decl.Type == sdk.TypeString {
+				must = "must be an interface"
+			}
+			c.v.errorf(n.Range, "Unknown interface",
+				"%s is not in %s: %s %s loaned to or declared in it (%s).",
+				n.Value, where, decl.Name, must, strings.Join(sortedKeys(c.present), ", "))
+			continue
+		}
+		if !decl.Unique {
+			continue
+		}
+		key := s.Module + " " + what + " " + n.Value
+		here := what
+		if ifname != "" {
+			here = fmt.Sprintf("%s of %s", what, ifname)
+		}
+		if prev, dup := c.seen[key]; dup {
+			c.v.errorf(n.Range, "Duplicate value", "%s is already in %s: it may appear once in %s's %s.", n.Value, prev, where, what)
+			continue
+		}
+		c.seen[key] = here
+	}
+}
+
+// settingDecl returns the declaration of module's setting called name.
+func (v *validator) settingDecl(module, name string, iface bool) (sdk.Setting, bool) {
+	if !iface {
+		d, ok := v.schemas.vnet[name]
+		return d.setting, ok && d.module == module
+	}
+	for _, c := range v.schemas.cloners {
+		if c.module != module {
+			continue
+		}
+		for _, s := range c.settings {
+			if s.Name == name {
+				return s, true
+			}
+		}
+	}
+	return sdk.Setting{}, false
+}
+
+func (v *validator) steps() {
 	for i, st := range v.cfg.Scenario {
 		if st.Line == "" {
 			v.errorf(st.Range, "Empty scenario step", "Step %d is empty: write a command such as \"kldstat\".", i+1)
 			continue
 		}
-		if check == nil {
+		if v.opts.CheckStep == nil {
 			continue
 		}
-		if err := check(st.Line); err != nil {
+		if err := v.opts.CheckStep(st.Line); err != nil {
 			v.errorf(st.Range, "Invalid scenario step", "Step %d, %q: %v.", i+1, st.Line, err)
 		}
 	}
-}
-
-// checkTunnel returns what is wrong with t, or "".
-func checkTunnel(t *Tunnel) string {
-	if t.Src == "" || t.Dst == "" {
-		return "A tunnel needs both src and dst addresses."
-	}
-	src, err := netip.ParseAddr(t.Src)
-	if err != nil {
-		return fmt.Sprintf("src %q is not an IP address.", t.Src)
-	}
-	dst, err := netip.ParseAddr(t.Dst)
-	if err != nil {
-		return fmt.Sprintf("dst %q is not an IP address.", t.Dst)
-	}
-	if src.Is4() != dst.Is4() {
-		return fmt.Sprintf("src %s and dst %s are of different address families.", t.Src, t.Dst)
-	}
-	if src == dst {
-		return fmt.Sprintf("src and dst are both %s.", t.Src)
-	}
-	return ""
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -90,13 +92,49 @@ func Verdict(reports []kernel.Report) string {
 	return render.Verdict(render.Reports(reports, nil))
 }
 
-// WriteWitness prints every report, then the verdict.
+// KernelVerdict is Verdict on what k's witness reports, followed by how
+// many reports it no longer keeps (Options.ReportLimit) and of which
+// kinds, so a bounded daemon never calls itself cleaner than it is.
+func KernelVerdict(k *kernel.Kernel) string {
+	v := Verdict(k.Witness())
+	dropped := k.WitnessDropped()
+	if len(dropped) == 0 {
+		return v
+	}
+	var n uint64
+	parts := make([]string, 0, len(dropped))
+	for _, kind := range slices.Sorted(maps.Keys(dropped)) {
+		n += dropped[kind]
+		parts = append(parts, fmt.Sprintf("%d %s", dropped[kind], kind))
+	}
+	return fmt.Sprintf("%s; %d older %s not kept (%s): raise report_limit to keep them",
+		v, n, plural(n, "report"), strings.Join(parts, ", "))
+}
+
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
+}
+
+// WriteWitness prints every report, those one root cause caused folded
+// under it (kernel.FoldReports), then the verdict.
 func WriteWitness(w io.Writer, reports []kernel.Report) {
-	for _, r := range reports {
+	for _, r := range kernel.FoldReports(reports) {
 		fmt.Fprintln(w, strings.TrimRight(r.String(), "\n"))
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, Verdict(reports))
+}
+
+// WriteKernelWitness is WriteWitness on k's reports, with KernelVerdict.
+func WriteKernelWitness(w io.Writer, k *kernel.Kernel) {
+	for _, r := range kernel.FoldReports(k.Witness()) {
+		fmt.Fprintln(w, strings.TrimRight(r.String(), "\n"))
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, KernelVerdict(k))
 }
 
 // WitnessJSON is the JSON form of reports (render.Report): kind, claim,
@@ -117,9 +155,9 @@ func parseWitness(c *Cmd, args []string) (runner, error) {
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		reports := env.Kernel.Witness()
 		if c.JSON {
-			return writeJSON(env.Stdout, map[string]any{"verdict": Verdict(reports), "reports": render.Reports(reports, env.Kernel.Trace())})
+			return writeJSON(env.Stdout, map[string]any{"verdict": KernelVerdict(env.Kernel), "reports": render.Reports(reports, env.Kernel.Trace())})
 		}
-		WriteWitness(env.Stdout, reports)
+		WriteKernelWitness(env.Stdout, env.Kernel)
 		return nil
 	}, nil
 }

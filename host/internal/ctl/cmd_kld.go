@@ -6,65 +6,99 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/sdk"
 )
 
+// FreeBSD's usage texts: sbin/kldload/kldload.c, sbin/kldunload/kldunload.c
+// and sbin/kldstat/kldstat.c usage(); kldsim's extensions are listed by
+// help (ext), not in FreeBSD's text.
 const (
 	usageKldload   = "usage: kldload [-nqv] file ..."
 	usageKldunload = "usage: kldunload [-fv] -i id ...\n       kldunload [-fv] [-n] name ..."
-	usageKldstat   = "usage: kldstat [-q] [-v] [--json] [-i id] [-n filename]\n       kldstat [-q] [-v] [--json] [-m modname]"
+	usageKldstat   = "usage: kldstat [-dhqv] [-i id] [-n filename]\n       kldstat [-dq] [-m modname]"
+	usageDmesg     = "usage: dmesg [-a]"
+
+	extKldload   = "kldload -plan [--json] [-n] file"
+	extKldunload = "kldunload -plan [--json] [-f] [-i id | [-n] name]"
 )
 
+// extJSON is the extension line of a command whose only extension is
+// --json.
+func extJSON(name string) string {
+	return name + " ... --json (or -json): the output as JSON, docs/JSON.md"
+}
+
+// koName is a file's name as FreeBSD's kldstat shows it: with .ko, but
+// for the kernel (/boot/kernel/kernel).
+func koName(f kernel.FileStat) string {
+	if f.Path == "" || path.Base(f.Path) == f.Name && f.ID == 1 {
+		return f.Name
+	}
+	return f.Name + ".ko"
+}
+
 func parseKldload(c *Cmd, args []string) (runner, error) {
+	args, plan := cutPlan(c, args)
 	o, err := getopt(args, "nqv", false)
 	if err != nil {
 		return nil, err
 	}
 	if len(o.rest) == 0 {
-		return nil, errors.New("missing file name")
+		return nil, errUsage
+	}
+	if plan {
+		return planKldload(o)
+	}
+	// -q and -v undo each other, the last one winning (kldload.c).
+	quiet, verbose := o.has('q'), o.has('v')
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		if i, j := strings.LastIndexByte(a, 'q'), strings.LastIndexByte(a, 'v'); i >= 0 || j >= 0 {
+			quiet, verbose = i > j, j > i
+		}
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		var errs []error
 		for _, name := range o.rest {
 			if o.has('n') {
 				if _, ok := findFile(env.Kernel, kernel.FileName(name)); ok {
-					if o.has('v') {
+					if verbose {
 						fmt.Fprintf(env.Stdout, "%s is already loaded\n", name)
 					}
 					continue
 				}
 			}
-			st, err := env.Kernel.Load(ctx, name)
+			// The file as typed in messages (kldload.c prints argv), the
+			// client's path for the load.
+			st, err := env.Kernel.Load(ctx, c.resolve(name))
 			switch e := sdk.ErrnoOf(err); {
 			case err == nil:
-				if o.has('v') {
+				if verbose {
 					fmt.Fprintf(env.Stdout, "Loaded %s, id=%d\n", name, st.ID)
 				}
 				continue
 			case e == syscall.EEXIST && o.has('n'):
-				if o.has('v') {
+				if verbose {
 					fmt.Fprintf(env.Stdout, "%s is already loaded\n", name)
 				}
 				continue
+			case quiet:
+				// -q: nothing, the status says it.
 			case e == syscall.EEXIST:
-				// kldload.c's words for EEXIST, and for ENOEXEC below.
-				if !o.has('q') {
-					console(env, detail(err))
-				}
+				// kldload.c's words for EEXIST, and for ENOEXEC below;
+				// what the kernel said is in dmesg.
 				warnf(env, "kldload", "can't load %s: module already loaded or in kernel", name)
 			case e == syscall.ENOEXEC:
-				if !o.has('q') {
-					console(env, detail(err))
-				}
 				warnf(env, "kldload", "an error occurred while loading module %s. Please check dmesg(8) for more details.", name)
 			default:
-				if !o.has('q') {
-					console(env, detail(err))
-				}
 				warnf(env, "kldload", "can't load %s: %s", name, describe(err))
 			}
 			errs = append(errs, err)
@@ -83,62 +117,65 @@ func findFile(k *kernel.Kernel, name string) (kernel.FileStat, bool) {
 }
 
 func parseKldunload(c *Cmd, args []string) (runner, error) {
+	args, plan := cutPlan(c, args)
 	o, err := getopt(args, "finv", false)
 	if err != nil {
 		return nil, err
 	}
 	if len(o.rest) == 0 {
-		return nil, errors.New("missing file name or id")
+		return nil, errUsage
 	}
-	if o.has('i') && o.has('n') {
-		return nil, errors.New("-i and -n are exclusive")
-	}
-	var ids []int
-	if o.has('i') {
-		for _, a := range o.rest {
-			id, err := strconv.Atoi(a)
-			if err != nil || id < 1 {
-				return nil, fmt.Errorf("bad file id %q", a)
-			}
-			ids = append(ids, id)
+	if plan {
+		if o.has('i') && o.has('n') {
+			return nil, errx("-i and -n are exclusive")
 		}
+		return planKldunload(o)
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
-		var errs []error
 		force, verbose := o.has('f'), o.has('v')
-		if ids != nil {
-			for _, id := range ids {
-				if verbose {
-					if st, ok := fileByID(env.Kernel, id); ok {
-						fmt.Fprintf(env.Stdout, "Unloading %s, id=%d\n", st.Name, id)
-					}
-				}
-				if err := env.Kernel.UnloadID(ctx, id, force); err != nil {
-					console(env, detail(err))
-					warnf(env, "kldunload", "can't unload file: %s", describe(err))
-					errs = append(errs, err)
-				}
-			}
-			return failed(errs)
-		}
+		// kldunload.c stops at the first failure (errx/err exit 1).
 		for _, name := range o.rest {
-			st, ok := findFile(env.Kernel, kernel.FileName(name))
-			if !ok {
-				err := fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
-				warnf(env, "kldunload", "can't find file %s: %s", name, describe(err))
-				errs = append(errs, err)
-				continue
+			var st kernel.FileStat
+			if o.has('i') {
+				id, _ := strconv.Atoi(name) // atoi, as kldunload.c
+				if id < 0 {
+					err := fmt.Errorf("invalid id %s: %w", name, syscall.EINVAL)
+					warnf(env, "kldunload", "Invalid ID %s", name)
+					return failed([]error{err})
+				}
+				var ok bool
+				if st, ok = fileByID(env.Kernel, id); !ok {
+					st = kernel.FileStat{ID: id}
+				}
+			} else {
+				var ok bool
+				if st, ok = findFile(env.Kernel, kernel.FileName(name)); !ok {
+					// errx: no strerror.
+					err := fmt.Errorf("can't find file %s: %w", name, syscall.ENOENT)
+					warnf(env, "kldunload", "can't find file %s", name)
+					return failed([]error{err})
+				}
 			}
 			if verbose {
-				fmt.Fprintf(env.Stdout, "Unloading %s, id=%d\n", st.Name, st.ID)
+				if st.Name == "" {
+					err := fmt.Errorf("can't stat file: %w", syscall.ENOENT)
+					warnf(env, "kldunload", "can't stat file: %s", describe(err))
+					return failed([]error{err})
+				}
+				fmt.Fprintf(env.Stdout, "Unloading %s, id=%d\n", koName(st), st.ID)
 			}
-			if err := env.Kernel.Unload(ctx, st.Name, force); err != nil {
-				console(env, detail(err))
+			var err error
+			if st.Name == "" {
+				err = env.Kernel.UnloadID(ctx, st.ID, force)
+			} else {
+				err = env.Kernel.Unload(ctx, st.Name, force)
+			}
+			if err != nil {
 				warnf(env, "kldunload", "can't unload file: %s", describe(err))
-				errs = append(errs, err)
+				return failed([]error{err})
 			}
 		}
-		return failed(errs)
+		return nil
 	}, nil
 }
 
@@ -154,12 +191,44 @@ func fileByID(k *kernel.Kernel, id int) (kernel.FileStat, bool) {
 // kldstat's layout, as FreeBSD prints it on a 64-bit machine.
 const pointerWidth = 18
 
-func kldstatHeader(w io.Writer) {
+func kldstatHeader(w io.Writer, human bool) {
+	if human {
+		fmt.Fprintf(w, "Id Refs Address%*c %5s Name\n", pointerWidth-7, ' ', "Size")
+		return
+	}
 	fmt.Fprintf(w, "Id Refs Address%*c %8s Name\n", pointerWidth-7, ' ', "Size")
 }
 
-func kldstatFile(w io.Writer, f kernel.FileStat, verbose bool) {
-	fmt.Fprintf(w, "%2d %4d 0x%0*x %8x %s", f.ID, f.Refs, pointerWidth-2, f.Address, f.Size, f.Name)
+// humanize is libutil's humanize_number(buf, 5, n, "", HN_AUTOSCALE,
+// HN_DECIMAL | HN_NOSPACE), as kldstat -h calls it.
+func humanize(n int64) string {
+	const divisor, deccut = 1024, 973
+	prefixes := []string{"", "K", "M", "G", "T", "P", "E"}
+	q, r, i := n, int64(0), 0
+	const max = 1000 // 10^(len - baselen): 4 columns less a digit and a prefix
+	for (q >= max || q == max-1 && (r >= deccut || r >= divisor/2)) && i < len(prefixes)-1 {
+		r = q % divisor
+		q /= divisor
+		i++
+	}
+	if (q == 9 && r < deccut || q < 9) && i > 0 {
+		s1 := q + (r*10+divisor/2)/divisor/10
+		s2 := (r*10 + divisor/2) / divisor % 10
+		return fmt.Sprintf("%d.%d%s", s1, s2, prefixes[i])
+	}
+	return fmt.Sprintf("%d%s", q+(r+divisor/2)/divisor, prefixes[i])
+}
+
+// kldstat -d's module data (int, uint, ulong): kldsim's modules carry
+// none, so it is zero.
+const modData = " (0, 0, 0x0)"
+
+func kldstatFile(w io.Writer, f kernel.FileStat, verbose, human, data bool) {
+	if human {
+		fmt.Fprintf(w, "%2d %4d 0x%0*x %5s %s", f.ID, f.Refs, pointerWidth-2, f.Address, humanize(f.Size), koName(f))
+	} else {
+		fmt.Fprintf(w, "%2d %4d 0x%0*x %8x %s", f.ID, f.Refs, pointerWidth-2, f.Address, f.Size, koName(f))
+	}
 	if !verbose {
 		fmt.Fprintln(w)
 		return
@@ -176,11 +245,15 @@ func kldstatFile(w io.Writer, f kernel.FileStat, verbose bool) {
 		if m.Dead {
 			dead = " (dead)"
 		}
-		fmt.Fprintf(w, "\t\t%3d %s%s\n", m.ID, m.Name, dead)
+		d := ""
+		if data {
+			d = modData
+		}
+		fmt.Fprintf(w, "\t\t%3d %s%s%s\n", m.ID, m.Name, d, dead)
 	}
 }
 
-// jsonFile is kldstat --json's record of a file.
+// jsonFile is kldstat --json's record of a file (docs/JSON.md).
 type jsonFile struct {
 	ID       int          `json:"id"`
 	Refs     int          `json:"refs"`
@@ -209,7 +282,7 @@ func toJSONModule(m kernel.ModStat) jsonModule {
 
 func toJSONFile(f kernel.FileStat) jsonFile {
 	j := jsonFile{ID: f.ID, Refs: f.Refs, UserRefs: f.UserRefs, Address: fmt.Sprintf("%#x", f.Address),
-		Size: f.Size, Name: f.Name, Path: f.Path, Modules: []jsonModule{}}
+		Size: f.Size, Name: koName(f), Path: f.Path, Modules: []jsonModule{}}
 	for _, m := range f.Modules {
 		j.Modules = append(j.Modules, toJSONModule(m))
 	}
@@ -223,16 +296,23 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func parseKldstat(c *Cmd, args []string) (runner, error) {
-	o, err := tableOpts(c, args, "qvm:n:i:")
+	o, err := tableOpts(c, args, "dhi:m:n:qv")
 	if err != nil {
-		return nil, err
+		if ge := (*getoptError)(nil); errors.As(err, &ge) {
+			return nil, err
+		}
+		return nil, errUsage
 	}
 	var id int
 	if s, ok := o.arg['i']; ok {
-		if id, err = strconv.Atoi(s); err != nil || id < 1 {
-			return nil, fmt.Errorf("bad file id %q", s)
+		// strtoul; anything left over is usage().
+		v, err := strconv.ParseUint(s, 10, 31)
+		if err != nil {
+			return nil, errUsage
 		}
+		id = int(v)
 	}
+	human, data := o.has('h'), o.has('d')
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		k := env.Kernel
 		if mod, ok := o.arg['m']; ok {
@@ -258,6 +338,10 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 				j.Refs = refs
 				return writeJSON(env.Stdout, j)
 			}
+			if data {
+				fmt.Fprintf(env.Stdout, "Id  Refs Name data..(int, uint, ulong)\n%3d %4d %s%s\n", m.ID, refs, m.Name, modData)
+				return nil
+			}
 			fmt.Fprintf(env.Stdout, "Id  Refs Name\n%3d %4d %s\n", m.ID, refs, m.Name)
 			return nil
 		}
@@ -273,21 +357,25 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 				}
 				return failed([]error{err})
 			}
+			if o.has('q') {
+				return nil
+			}
 			files = []kernel.FileStat{f}
-		case o.has('i'):
+		case id != 0:
 			f, ok := fileByID(k, id)
 			if !ok {
+				// printfile: err(1, ...), -q or not.
 				err := fmt.Errorf("can't stat file id %d: %w", id, syscall.ENOENT)
-				if !o.has('q') {
-					warnf(env, "kldstat", "can't stat file id %d: %s", id, describe(err))
+				if !c.JSON {
+					kldstatHeader(env.Stdout, human)
 				}
+				warnf(env, "kldstat", "can't stat file id %d: %s", id, describe(err))
 				return failed([]error{err})
 			}
 			files = []kernel.FileStat{f}
 		}
-		if o.has('q') {
-			return nil
-		}
+		// Bare -q (no -m, no -n) changes nothing: kldstat.c reads it
+		// only for those.
 		if c.JSON {
 			out := make([]jsonFile, 0, len(files))
 			for _, f := range files {
@@ -295,9 +383,30 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 			}
 			return writeJSON(env.Stdout, out)
 		}
-		kldstatHeader(env.Stdout)
+		kldstatHeader(env.Stdout, human)
 		for _, f := range files {
-			kldstatFile(env.Stdout, f, o.has('v'))
+			kldstatFile(env.Stdout, f, o.has('v'), human, data)
+		}
+		return nil
+	}, nil
+}
+
+// parseDmesg is dmesg(8) over the kernel message buffer: every line,
+// oldest first (-a, all, is what kldsim's buffer has anyway).
+func parseDmesg(c *Cmd, args []string) (runner, error) {
+	if _, err := tableOpts(c, args, "a"); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, c *Cmd, env *Env) error {
+		lines := env.Kernel.Dmesg()
+		if c.JSON {
+			if lines == nil {
+				lines = []string{}
+			}
+			return writeJSON(env.Stdout, map[string]any{"lines": lines})
+		}
+		for _, l := range lines {
+			fmt.Fprintln(env.Stdout, l)
 		}
 		return nil
 	}, nil

@@ -71,6 +71,9 @@ func Status(err error) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
+		if ue.Status != 0 {
+			return ue.Status
+		}
 		return 2
 	}
 	return 1

@@ -37,7 +37,9 @@ func TestErrorWords(t *testing.T) {
 				return "", errors.New("nak: no errno in these words")
 			}
 			return "", fmt.Errorf("interface %s does not exist: %w", req.Ifname, syscall.ENXIO)
-		})
+		}).
+		// Its interfaces' verbs, which ifconfig checks before asking it.
+		Config(sdk.ConfigSchema{IfVerbs: []sdk.Verb{{Name: "frob"}, {Name: "bare"}}})
 	k := sdktest.New(t, sdktest.Options{Files: map[string][]*sdk.Module{"nak": {nak}}}).Kernel()
 	steps := []struct{ line, stderr string }{
 		{"kldload nak", ""},
@@ -50,8 +52,14 @@ func TestErrorWords(t *testing.T) {
 		{"ifconfig nak9 frob", "ifconfig: interface nak9 does not exist\n"},
 		{"ifconfig nak0 destroy", "ifconfig: SIOCIFDESTROY: tunnel busy: Device not configured\n"},
 		{"ifconfig nak9 destroy", "ifconfig: interface nak9 does not exist\n"},
-		{"ifconfig -j j9 nak create", "ifconfig: SIOCIFCREATE2 (nak): No such file or directory\n"},
-		{"ifconfig -j j9 nak0 destroy", "ifconfig: SIOCIFDESTROY: vnet j9 not found: No such file or directory\n"},
+		// ifconfig.c main: jail_getid failed, Perror("jail not found").
+		{"ifconfig -j j9 nak create", "ifconfig: jail not found: No such file or directory\n"},
+		{"ifconfig -j j9 nak0 destroy", "ifconfig: jail not found: No such file or directory\n"},
+		{"ifconfig -j j9 -a", "ifconfig: jail not found: No such file or directory\n"},
+		// setifvnet: errx(1, "%s", jail_errmsg).
+		{"ifconfig nak0 vnet j9", "ifconfig: jail \"j9\" not found\n"},
+		// ifcreate_ioctl: errx(1, "interface %s already exists").
+		{"ifconfig nak0 create", "ifconfig: interface nak0 already exists\n"},
 		{"modctl nak frob", "modctl: interface  does not exist: Device not configured\n"},
 		{"modctl nope frob", "modctl: module nope not loaded: No such file or directory\n"},
 		// No errno: the module's words, once.

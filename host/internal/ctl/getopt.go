@@ -20,8 +20,8 @@ func (o *opts) has(c byte) bool { return o.set[c] }
 
 // getopt parses args as getopt(3) with spec ("nqvj:": n, q and v are
 // flags, j takes an argument). Parsing stops at the first operand or
-// after "--". "--json" is accepted anywhere before the operands when
-// json is allowed.
+// after "--". "--json" (or "-json") is accepted anywhere before the
+// operands when json is allowed.
 func getopt(args []string, spec string, json bool) (*opts, error) {
 	o := &opts{set: map[byte]bool{}, arg: map[byte]string{}}
 	i := 0
@@ -31,12 +31,14 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 			i++
 			break
 		}
-		if a == "--json" && json {
+		// --json, and -json as kldsim's own verbs take it (so -json is
+		// never -j son: a VNET called "son" is -j son, apart).
+		if (a == "--json" || a == "-json") && json {
 			o.json = true
 			continue
 		}
 		if strings.HasPrefix(a, "--") {
-			return nil, fmt.Errorf("unknown option %s", a)
+			return nil, &getoptError{"illegal option -- -"} // getopt(3) reads --x as the option '-'
 		}
 		if len(a) < 2 || a[0] != '-' {
 			break
@@ -45,7 +47,7 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 			c := a[j]
 			k := strings.IndexByte(spec, c)
 			if k < 0 || c == ':' {
-				return nil, fmt.Errorf("illegal option -- %c", c)
+				return nil, &getoptError{fmt.Sprintf("illegal option -- %c", c)}
 			}
 			o.set[c] = true
 			if k+1 < len(spec) && spec[k+1] == ':' {
@@ -56,7 +58,7 @@ func getopt(args []string, spec string, json bool) (*opts, error) {
 					i++
 					o.arg[c] = args[i]
 				default:
-					return nil, fmt.Errorf("option requires an argument -- %c", c)
+					return nil, &getoptError{fmt.Sprintf("option requires an argument -- %c", c)}
 				}
 				break
 			}
@@ -85,3 +87,9 @@ func tableOpts(c *Cmd, args []string, spec string) (*opts, error) {
 	c.JSON = o.json
 	return o, nil
 }
+
+// getoptError is what getopt(3) itself prints before a command's usage
+// ("illegal option -- x"): FreeBSD's tools print it, then their usage.
+type getoptError struct{ msg string }
+
+func (e *getoptError) Error() string { return e.msg }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,8 +47,8 @@ type Server struct {
 	// Stop tears the kernel down for "kernel stop", printing what ran
 	// and the verdict on w, and returns the exit status.
 	Stop func(ctx context.Context, w io.Writer) int
-	// Status prints "kernel status".
-	Status func(w io.Writer)
+	// Status is what "kernel status" prints.
+	Status func() KernelStatus
 
 	// UID is who may connect (NewServer sets the current user's);
 	// connections from other users are refused.
@@ -55,6 +56,9 @@ type Server struct {
 	// WatchFaults, if set, is the loader's: commands, and kernel stop,
 	// fail when a module process dies or hangs while they run.
 	WatchFaults func() (stop func() []error)
+	// Index is what Env.Index is to the commands served: the modules on
+	// the module path, whose commands parse before they are loaded.
+	Index []sdk.Decl
 
 	mu      sync.Mutex // one command at a time
 	stopped bool
@@ -169,17 +173,23 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 		}
 		s.once.Do(func() { close(s.done) })
 		return &Response{Stdout: out.String(), Stderr: errb.String(), Status: status, Stopped: true}
-	case len(argv) == 2 && argv[0] == "kernel" && argv[1] == "status":
+	case len(argv) >= 2 && len(argv) <= 3 && argv[0] == "kernel" && argv[1] == "status" && (len(argv) == 2 || argv[2] == "--json"):
 		if s.Status != nil {
-			s.Status(&out)
+			st := s.Status()
+			if len(argv) == 3 {
+				writeJSON(&out, st)
+			} else {
+				st.WriteText(&out)
+			}
 		}
 		return &Response{Stdout: out.String()}
 	}
-	cmd, err := Parse(argv, req.Cwd)
+	env := &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults, Index: s.Index}
+	cmd, err := env.Table().Parse(argv, req.Cwd)
 	if err != nil {
 		return usageResponse(err)
 	}
-	err = cmd.Run(ctx, &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults})
+	err = cmd.Run(ctx, env)
 	r := &Response{Stdout: out.String(), Stderr: errb.String(), Status: Status(err)}
 	if e := sdk.ErrnoOf(err); e != 0 {
 		r.Errno = sdk.ErrnoName(e)
@@ -197,7 +207,33 @@ func usageResponse(err error) *Response {
 		if ue.Usage != "" {
 			msg += ue.Usage + "\n"
 		}
-		return &Response{Stderr: msg, Status: 2}
+		return &Response{Stderr: msg, Status: Status(err)}
 	}
 	return &Response{Stderr: err.Error() + "\n", Status: 2}
+}
+
+// KernelStatus is kernel status's record (docs/JSON.md).
+type KernelStatus struct {
+	PID         int      `json:"pid"`
+	Socket      string   `json:"socket"`
+	Config      string   `json:"config"`
+	ModulePath  []string `json:"module_path"`
+	CallTimeout string   `json:"call_timeout"`
+	Uptime      string   `json:"uptime"`
+	Files       int      `json:"files"`
+	Vnets       int      `json:"vnets"`
+	Verdict     string   `json:"verdict"`
+}
+
+// WriteText prints the status as kernel status does.
+func (st KernelStatus) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "pid:         %d\n", st.PID)
+	fmt.Fprintf(w, "socket:      %s\n", st.Socket)
+	fmt.Fprintf(w, "config:      %s\n", st.Config)
+	fmt.Fprintf(w, "module path: %s\n", strings.Join(st.ModulePath, ":"))
+	fmt.Fprintf(w, "call timeout: %s\n", st.CallTimeout)
+	fmt.Fprintf(w, "uptime:      %s\n", st.Uptime)
+	fmt.Fprintf(w, "files:       %d\n", st.Files)
+	fmt.Fprintf(w, "vnets:       %d\n", st.Vnets)
+	fmt.Fprintf(w, "%s\n", st.Verdict)
 }

@@ -61,7 +61,7 @@ func TestServer(t *testing.T) {
 		{argv: []string{"kldstat"}, wantOut: "Id Refs Address"},
 		{argv: []string{"kldload", "ipfw"}},
 		{argv: []string{"kldload", "ipfw"}, wantStatus: 1, wantErrno: "EEXIST", wantOut: "module already loaded or in kernel"},
-		{argv: []string{"kldload", "-q"}, wantStatus: 2, wantOut: "usage: kldload"},
+		{argv: []string{"kldload", "-q"}, wantStatus: 1, wantOut: "usage: kldload [-nqv] file ..."},
 		{argv: []string{"nosuch"}, wantStatus: 2, wantOut: "unknown command"},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,7 @@ type EntryKey string
 func ParseEntryKey(s string) (EntryKey, error) {
 	mod, ent, ok := strings.Cut(s, ":")
 	if !ok || mod == "" || ent == "" || strings.ContainsAny(s, " \t\n") {
-		return "", fmt.Errorf("entry %q: want module:entry, e.g. if_gif:vnet_gif_uninit", s)
+		return "", fmt.Errorf("entry %q: want module:entry, e.g. mymod:vnet_mymod_uninit", s)
 	}
 	return EntryKey(s), nil
 }

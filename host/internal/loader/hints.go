@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -23,8 +24,9 @@ const (
 	// HintsFormat names the format in the file, so that a stray JSON file
 	// is not taken for an index.
 	HintsFormat = "kldsim-linker-hints"
-	// HintsVersion is the version this kldsim writes and reads.
-	HintsVersion = 1
+	// HintsVersion is the version this kldsim writes and reads. Version 2
+	// added each module's configuration schema.
+	HintsVersion = 2
 )
 
 // Hints is one directory's linker.hints: each plugin binary in it, its
@@ -47,7 +49,8 @@ type HintsFile struct {
 }
 
 // HintsModule is one module a binary carries: its DECLARE_MODULE,
-// MODULE_VERSION, MODULE_DEPENDs, entries, cloners and event handlers.
+// MODULE_VERSION, MODULE_DEPENDs, entries, cloners, event handlers and
+// configuration schema: its whole declaration (Decl gives it back).
 type HintsModule struct {
 	Name    string        `json:"name"`
 	Version int           `json:"version"`
@@ -56,6 +59,9 @@ type HintsModule struct {
 	Entries []HintsEntry  `json:"entries,omitempty"`
 	Cloners []string      `json:"cloners,omitempty"`
 	Events  []string      `json:"events,omitempty"`
+	// Config is the module's sdk.ConfigSchema, absent when it declares
+	// none.
+	Config *sdk.ConfigSchema `json:"config,omitempty"`
 }
 
 // HintsDepend is a MODULE_DEPEND(module, dep, min, pref, max).
@@ -86,7 +92,67 @@ func hintsModule(d sdk.Decl) HintsModule {
 	for _, ev := range d.Events {
 		m.Events = append(m.Events, ev.String())
 	}
+	if c := d.Config; !reflect.ValueOf(c).IsZero() {
+		m.Config = &c
+	}
 	return m
+}
+
+// Decl returns the declaration the module record was made from. An entry
+// kind or event the record misspells is an error (the index is not the
+// format).
+func (m HintsModule) Decl() (sdk.Decl, error) {
+	d := sdk.Decl{Name: m.Name, Version: m.Version, Rank: m.Rank, Cloners: m.Cloners}
+	for _, dep := range m.Depends {
+		d.Depends = append(d.Depends, sdk.Depend{Module: dep.Module, Min: dep.Min, Pref: dep.Pref, Max: dep.Max})
+	}
+	for _, e := range m.Entries {
+		k, ok := entryKinds[e.Kind]
+		if !ok {
+			return sdk.Decl{}, fmt.Errorf("module %s: entry %s: unknown kind %q", m.Name, e.Name, e.Kind)
+		}
+		d.Entries = append(d.Entries, sdk.Entry{Kind: k, Name: e.Name, Rank: e.Rank})
+	}
+	for _, ev := range m.Events {
+		k, ok := eventKinds[ev]
+		if !ok {
+			return sdk.Decl{}, fmt.Errorf("module %s: unknown event %q", m.Name, ev)
+		}
+		d.Events = append(d.Events, k)
+	}
+	if m.Config != nil {
+		d.Config = *m.Config
+	}
+	return d, nil
+}
+
+// entryKinds and eventKinds read back what hintsModule wrote.
+var (
+	entryKinds = map[string]sdk.EntryKind{}
+	eventKinds = map[string]sdk.EventKind{}
+)
+
+func init() {
+	for _, k := range []sdk.EntryKind{sdk.Sysinit, sdk.Sysuninit, sdk.VnetSysinit, sdk.VnetSysuninit} {
+		entryKinds[k.String()] = k
+	}
+	for _, k := range []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture} {
+		eventKinds[k.String()] = k
+	}
+}
+
+// Decls returns the declarations of the modules the file carries, in
+// declaration order; none for a nil file.
+func (f *HintsFile) Decls() []sdk.Decl {
+	if f == nil {
+		return nil
+	}
+	out := make([]sdk.Decl, 0, len(f.Modules))
+	for _, m := range f.Modules {
+		d, _ := m.Decl() // parseHints checked every record
+		out = append(out, d)
+	}
+	return out
 }
 
 // ModuleNames lists the modules the file carries, in declaration order;
@@ -160,6 +226,18 @@ func parseHints(path string, b []byte) (*Hints, error) {
 			return nil, &HintsError{Path: path, Err: fmt.Errorf("file %s: sha256 %q is not 64 hex digits", f.Name, f.SHA256)}
 		}
 		names[f.Name] = true
+		for _, m := range f.Modules {
+			d, err := m.Decl()
+			if err == nil {
+				// What the module declared passed this check in the
+				// plugin: a record that fails it was not written by
+				// kldxref.
+				err = d.Validate()
+			}
+			if err != nil {
+				return nil, &HintsError{Path: path, Err: fmt.Errorf("file %s: %w", f.Name, err)}
+			}
+		}
 	}
 	return &h, nil
 }
@@ -279,6 +357,29 @@ func (ix *Index) Module(module string) (string, *HintsFile, bool) {
 		}
 	}
 	return "", nil, false
+}
+
+// Decls returns the declaration of every module the index lists, each
+// module once (the first the module path gives, as Module finds it), in
+// module path order.
+func (ix *Index) Decls() []sdk.Decl {
+	var out []sdk.Decl
+	seen := map[string]bool{}
+	for _, d := range ix.dirs {
+		h := ix.hints[d]
+		if h == nil {
+			continue
+		}
+		for i := range h.Files {
+			for _, d := range h.Files[i].Decls() {
+				if !seen[d.Name] {
+					seen[d.Name] = true
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Missing lists the module path's directories that have no linker.hints.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/kldsim/kldsim/host/internal/loader/testdata/kldtest"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -135,12 +137,18 @@ func TestReadHintsErrors(t *testing.T) {
 		name, body, want string
 	}{
 		{"not JSON", "hello", "not a linker.hints file"},
-		{"another format", `{"format":"x","version":1,"files":[]}`, `format "x"`},
-		{"another version", `{"format":"kldsim-linker-hints","version":2,"files":[]}`, "format version 2, this kldsim reads version 1"},
-		{"unknown field", `{"format":"kldsim-linker-hints","version":1,"files":[],"x":1}`, "unknown field"},
-		{"path as a name", `{"format":"kldsim-linker-hints","version":1,"files":[{"name":"../ipfw","sha256":"` + sum + `","size":1,"modules":[]}]}`, `file name "../ipfw"`},
-		{"listed twice", `{"format":"kldsim-linker-hints","version":1,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[]},{"name":"a","sha256":"` + sum + `","size":1,"modules":[]}]}`, "file a listed twice"},
-		{"bad sum", `{"format":"kldsim-linker-hints","version":1,"files":[{"name":"a","sha256":"xyz","size":1,"modules":[]}]}`, `sha256 "xyz"`},
+		{"another format", `{"format":"x","version":2,"files":[]}`, `format "x"`},
+		{"an older version", `{"format":"kldsim-linker-hints","version":1,"files":[]}`, "format version 1, this kldsim reads version 2"},
+		{"unknown field", `{"format":"kldsim-linker-hints","version":2,"files":[],"x":1}`, "unknown field"},
+		{"path as a name", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"../ipfw","sha256":"` + sum + `","size":1,"modules":[]}]}`, `file name "../ipfw"`},
+		{"listed twice", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[]},{"name":"a","sha256":"` + sum + `","size":1,"modules":[]}]}`, "file a listed twice"},
+		{"bad sum", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"xyz","size":1,"modules":[]}]}`, `sha256 "xyz"`},
+		{"bad entry kind", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
+			`{"name":"m","version":1,"rank":"PSEUDO/ANY","entries":[{"kind":"SYSINT","name":"e","rank":"PSEUDO/ANY"}]}]}]}`, `entry e: unknown kind "SYSINT"`},
+		{"bad schema", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
+			`{"name":"m","version":1,"rank":"PSEUDO/ANY","config":{"vnet":[{"name":"x","type":"map"}]}}]}]}`, `unknown type "map"`},
+		{"unknown schema field", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
+			`{"name":"m","version":1,"rank":"PSEUDO/ANY","config":{"vnet":[{"name":"x","type":"bool","color":1}]}}]}]}`, `unknown field "color"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,7 +170,7 @@ func FuzzParseHints(f *testing.F) {
 	good, _ := (&Hints{Files: []HintsFile{{Name: "ipfw", SHA256: strings.Repeat("0", 64), Size: 3,
 		Modules: []HintsModule{{Name: "ipfw", Version: 3, Depends: []HintsDepend{{Module: "x", Min: 1, Pref: 1, Max: 1}}}}}}}).Encode()
 	f.Add(good)
-	f.Add([]byte(`{"format":"kldsim-linker-hints","version":1}`))
+	f.Add([]byte(`{"format":"kldsim-linker-hints","version":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseHints("linker.hints", b)
 		if err != nil {
@@ -180,6 +188,46 @@ func FuzzParseHints(f *testing.F) {
 			t.Fatalf("Encode is not stable:\n%s\n%s", out, out2)
 		}
 	})
+}
+
+// TestHintsDecl: a declaration written into linker.hints reads back as
+// it was, its configuration schema included.
+func TestHintsDecl(t *testing.T) {
+	d := sdk.Decl{
+		Name: "if_test", Version: 2, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny),
+		Depends: []sdk.Depend{{Module: "x", Min: 1, Pref: 1, Max: 2}},
+		Entries: []sdk.Entry{
+			{Kind: sdk.Sysinit, Name: "a", Rank: sdk.R(sdk.SubPseudo, sdk.OrderFirst)},
+			{Kind: sdk.VnetSysuninit, Name: "b", Rank: sdk.R(sdk.SubProtoFirewall, sdk.OrderAny-253)},
+		},
+		Cloners: []string{"tst"},
+		Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		Config: sdk.ConfigSchema{
+			Vnet: []sdk.Setting{{Name: "rules", Type: sdk.TypeList, Doc: "d", Commands: []string{"tcmd {each...}"}}},
+			Interface: []sdk.Setting{{Name: "peer", Type: sdk.TypeObject, Fields: []sdk.Setting{
+				{Name: "addr", Type: sdk.TypeString, Required: true},
+			}, Commands: []string{"ifconfig {if} peer {addr}"}}},
+			Commands: []sdk.Command{{Name: "tcmd", Summary: "s"}},
+			Verbs:    []sdk.Verb{{Name: "add", Args: "R", Min: 1, Max: -1}},
+			IfVerbs:  []sdk.Verb{{Name: "peer", Args: "A", Min: 1, Max: 1, Op: "SIOCPEER {1}"}},
+		},
+	}
+	h := &Hints{Files: []HintsFile{{Name: "t", SHA256: strings.Repeat("0", 64), Modules: []HintsModule{hintsModule(d), hintsModule(sdk.Decl{Name: "bare", Version: 1})}}}}
+	b, err := h.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(b), `"config"`) != 1 {
+		t.Errorf("a module without a schema has a config record:\n%s", b)
+	}
+	back, err := parseHints("linker.hints", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := back.Files[0].Decls()
+	if diff := cmp.Diff([]sdk.Decl{d, {Name: "bare", Version: 1}}, got); diff != "" {
+		t.Errorf("Decls (-want +got):\n%s", diff)
+	}
 }
 
 // TestDependencyLookupRunsNothingElse: kldload resolves MODULE_DEPEND
@@ -352,3 +400,33 @@ func pidAlive(pid string) bool {
 }
 
 var _ kernel.Opener = (*Loader)(nil)
+
+// TestIndexDecls: every module of the module path once, the first
+// directory's when two list it (as Module finds it), in path order.
+func TestIndexDecls(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	file := func(name string, mods ...sdk.Decl) HintsFile {
+		f := HintsFile{Name: name, SHA256: strings.Repeat("0", 64)}
+		for _, d := range mods {
+			f.Modules = append(f.Modules, hintsModule(d))
+		}
+		return f
+	}
+	if err := WriteHints(a, &Hints{Files: []HintsFile{file("one", sdk.Decl{Name: "m", Version: 2}, sdk.Decl{Name: "n", Version: 1})}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHints(b, &Hints{Files: []HintsFile{file("two", sdk.Decl{Name: "m", Version: 9}, sdk.Decl{Name: "o", Version: 1})}}); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := ReadIndex([]string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ix.Decls() {
+		got = append(got, fmt.Sprintf("%s@%d", d.Name, d.Version))
+	}
+	if diff := cmp.Diff([]string{"m@2", "n@1", "o@1"}, got); diff != "" {
+		t.Errorf("Decls (-want +got):\n%s", diff)
+	}
+}

@@ -257,25 +257,36 @@ func (l *Loader) pathString() string {
 	return "the module path " + strings.Join(l.cfg.ModulePath, ";")
 }
 
-// find resolves a file name on the module path, or a path.
+// find resolves a file name on the module path, or a path. As
+// FreeBSD's kldload takes "ipfw" and "ipfw.ko", a name or path ending
+// in .ko that is not there is looked for without it (the plugin
+// binaries carry no suffix).
 func (l *Loader) find(name string) (string, error) {
 	if name == "" {
 		return "", loadErr(name, ErrNotFound, "empty file name")
 	}
-	if strings.ContainsRune(name, filepath.Separator) {
-		abs, err := filepath.Abs(name)
-		if err != nil {
-			return "", loadErr(name, ErrNotFound, err.Error())
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return "", loadErr(name, ErrNotFound, err.Error())
-		}
-		return abs, nil
+	candidates := []string{name}
+	if base, ok := strings.CutSuffix(name, ".ko"); ok && base != "" && !strings.HasSuffix(base, string(filepath.Separator)) {
+		candidates = append(candidates, base)
 	}
-	for _, dir := range l.cfg.ModulePath {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
+	if strings.ContainsRune(name, filepath.Separator) {
+		for _, c := range candidates {
+			abs, err := filepath.Abs(c)
+			if err != nil {
+				return "", loadErr(name, ErrNotFound, err.Error())
+			}
+			if _, err := os.Stat(abs); err == nil {
+				return abs, nil // a directory is open's to refuse
+			}
+		}
+		return "", loadErr(name, ErrNotFound, "no such file")
+	}
+	for _, c := range candidates {
+		for _, dir := range l.cfg.ModulePath {
+			p := filepath.Join(dir, c)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				return p, nil
+			}
 		}
 	}
 	return "", loadErr(name, ErrNotFound, "no such file in "+l.pathString())
@@ -291,14 +302,7 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	if closed {
 		return nil, errClosed
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, loadErr(name, ErrNotFound, err.Error())
-	}
-	if st.IsDir() {
-		return nil, loadErr(path, ErrNotPlugin, "it is a directory")
-	}
-	in, err := Inspect(path, l.cfg.Pins)
+	st, in, err := l.inspect(name, path)
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +332,23 @@ func (l *Loader) open(ctx context.Context, name, path string) (*File, error) {
 	l.files[f] = struct{}{}
 	p.logger.Debug("plugin loaded", "path", path, "pid", p.pid, "modules", strings.Join(names, ","))
 	return f, nil
+}
+
+// inspect checks the file at path (found for name) as a load does before
+// running it: a regular file, then Inspect with the loader's pins.
+func (l *Loader) inspect(name, path string) (os.FileInfo, *Inspection, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, loadErr(name, ErrNotFound, err.Error())
+	}
+	if st.IsDir() {
+		return nil, nil, loadErr(path, ErrNotPlugin, "it is a directory")
+	}
+	in, err := Inspect(path, l.cfg.Pins)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, in, nil
 }
 
 // Inspection is what a load knows of a binary before it runs it.

@@ -16,6 +16,10 @@
 //     ordering analysis fills;
 //   - one self-contained HTML page with all of the above (WriteHTML).
 //
+// It also writes a plan, what an action would run before it runs
+// (NewPlan from a kernel.Plan): as `terraform plan` prints one
+// (WritePlan), and as JSON, schema kldsim.plan/1 (WritePlanJSON).
+//
 // Every writer is deterministic for a given Run; NormalizeTimes makes a
 // Run's times deterministic too, for golden files.
 package render

@@ -52,6 +52,10 @@ type Edge struct {
 	// Rule says how: "uses", "holds a reference to", "looks up".
 	Rule string   `json:"rule"`
 	Kind EdgeKind `json:"kind"`
+	// Why says what decides the order today (hazards and violations).
+	Why string `json:"why,omitempty"`
+	// Fix is the rank change that would enforce it.
+	Fix string `json:"fix,omitempty"`
 }
 
 // ObjectKey names an object the same way in every run: no ids, no VNET

@@ -25,6 +25,10 @@ type Run struct {
 	Schema string `json:"schema"`
 	// Config is the configuration file that was run.
 	Config string `json:"config"`
+	// Experiments say what makes the run an experiment rather than the
+	// kernel as built: base-system rank overrides, tie orders, injected
+	// faults (the kernel block's; config.Kernel.Experiments).
+	Experiments []string `json:"experiments,omitempty"`
 	// Steps are the commands run, setup then scenario, in order.
 	Steps []Step `json:"steps"`
 	// Modules are the modules that were loaded, with their files.
@@ -179,6 +183,10 @@ type Report struct {
 	// Cites are the trace events the report cites (its trace tail),
 	// oldest first.
 	Cites []uint64 `json:"cites"`
+	// Consequence marks a report an earlier one caused (kernel.FoldReports):
+	// that one's Text lists it ("and N more caused by it"), so summaries
+	// leave it out.
+	Consequence bool `json:"consequence,omitempty"`
 }
 
 // Events converts a kernel trace.
@@ -200,9 +208,18 @@ func Events(trace []kernel.TraceEvent) []Event {
 func Reports(reports []kernel.Report, trace []kernel.TraceEvent) []Report {
 	out := make([]Report, 0, len(reports))
 	next := 0 // reports and their events are in the same order
-	for _, r := range reports {
-		rep := Report{Kind: r.Kind.String(), Claim: r.Claim, Text: r.String(), Vnet: r.Use.Vnet,
-			Module: r.Use.Module, Entry: r.Use.Entry, Cites: []uint64{}}
+	// A root cause's text lists the reports it caused; those say so.
+	roots := kernel.RootOf(reports)
+	more := map[int][]kernel.Report{}
+	for i, root := range roots {
+		if root != i {
+			more[root] = append(more[root], reports[i])
+		}
+	}
+	for i, r := range reports {
+		text := kernel.RootCause{Report: r, More: more[i]}.String()
+		rep := Report{Kind: r.Kind.String(), Claim: r.Claim, Text: text, Vnet: r.Use.Vnet,
+			Module: r.Use.Module, Entry: r.Use.Entry, Cites: []uint64{}, Consequence: roots[i] != i}
 		if rep.Vnet == "" && r.Object != nil {
 			rep.Vnet = r.Object.Vnet
 		}

@@ -28,6 +28,9 @@ const (
 // entry table, the witness reports, and the verdict line again, last.
 func WriteSummary(w io.Writer, run *Run, d Detail) error {
 	bw := bufio.NewWriter(w)
+	for _, e := range run.Experiments {
+		fmt.Fprintf(bw, "experiment: %s\n", e)
+	}
 	fmt.Fprintln(bw, run.VerdictLine())
 	fmt.Fprintln(bw, headline(run))
 	if d >= Normal {
@@ -43,6 +46,9 @@ func WriteSummary(w io.Writer, run *Run, d Detail) error {
 		writeEntryTable(bw, run)
 	}
 	for _, r := range run.Witness {
+		if r.Consequence {
+			continue // its root cause's text lists it
+		}
 		fmt.Fprintln(bw)
 		fmt.Fprintln(bw, strings.TrimRight(r.Text, "\n"))
 	}
@@ -68,6 +74,12 @@ func writeConstraints(w io.Writer, g *Graph) {
 		a, b := nodes[e.From], nodes[e.To]
 		fmt.Fprintf(w, "\n%s: %s (%s, %v) must run before %s (%s, %v) in %s passes\n  why: %s %s\n",
 			e.Kind, a.Entry, a.Module, a.Rank, b.Entry, b.Module, b.Rank, e.Pass, e.Rule, e.Object)
+		if e.Why != "" {
+			fmt.Fprintf(w, "  %s\n", e.Why)
+		}
+		if e.Fix != "" {
+			fmt.Fprintf(w, "  fix: %s\n", e.Fix)
+		}
 	}
 }
 

@@ -671,7 +671,8 @@ type Decl struct {
 	Entries       []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
 	Cloners       []string               `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
 	Events        []EventKind            `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
-	EventScope    EventScope             `protobuf:"varint,8,opt,name=event_scope,json=eventScope,proto3,enum=kldsim.v1.EventScope" json:"event_scope,omitempty"`
+	Config        *ConfigSchema          `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	EventScope    EventScope             `protobuf:"varint,9,opt,name=event_scope,json=eventScope,proto3,enum=kldsim.v1.EventScope" json:"event_scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -755,11 +756,337 @@ func (x *Decl) GetEvents() []EventKind {
 	return nil
 }
 
+func (x *Decl) GetConfig() *ConfigSchema {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
 func (x *Decl) GetEventScope() EventScope {
 	if x != nil {
 		return x.EventScope
 	}
 	return EventScope_EVENT_SCOPE_ALL
+}
+
+// ConfigSchema is what a module accepts from configurations and the
+// command line (sdk.ConfigSchema): settings of vnet and interface
+// blocks, commands of its own, control and interface verbs.
+type ConfigSchema struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vnet          []*Setting             `protobuf:"bytes,1,rep,name=vnet,proto3" json:"vnet,omitempty"`
+	Interface     []*Setting             `protobuf:"bytes,2,rep,name=interface,proto3" json:"interface,omitempty"`
+	Commands      []*Command             `protobuf:"bytes,3,rep,name=commands,proto3" json:"commands,omitempty"`
+	Verbs         []*Verb                `protobuf:"bytes,4,rep,name=verbs,proto3" json:"verbs,omitempty"`
+	IfVerbs       []*Verb                `protobuf:"bytes,5,rep,name=if_verbs,json=ifVerbs,proto3" json:"if_verbs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSchema) Reset() {
+	*x = ConfigSchema{}
+	mi := &file_kld_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSchema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSchema) ProtoMessage() {}
+
+func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSchema.ProtoReflect.Descriptor instead.
+func (*ConfigSchema) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ConfigSchema) GetVnet() []*Setting {
+	if x != nil {
+		return x.Vnet
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetInterface() []*Setting {
+	if x != nil {
+		return x.Interface
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetCommands() []*Command {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetVerbs() []*Verb {
+	if x != nil {
+		return x.Verbs
+	}
+	return nil
+}
+
+func (x *ConfigSchema) GetIfVerbs() []*Verb {
+	if x != nil {
+		return x.IfVerbs
+	}
+	return nil
+}
+
+// Setting is one attribute or block (sdk.Setting); type and ref are
+// sdk.ValueType and sdk.Ref as text, checked by sdk.Decl.Validate.
+type Setting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Fields        []*Setting             `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty"`
+	Required      bool                   `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	Ref           string                 `protobuf:"bytes,6,opt,name=ref,proto3" json:"ref,omitempty"`
+	Unique        bool                   `protobuf:"varint,7,opt,name=unique,proto3" json:"unique,omitempty"`
+	Commands      []string               `protobuf:"bytes,8,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_kld_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Setting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Setting) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *Setting) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Setting) GetFields() []*Setting {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *Setting) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *Setting) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *Setting) GetUnique() bool {
+	if x != nil {
+		return x.Unique
+	}
+	return false
+}
+
+func (x *Setting) GetCommands() []string {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// Command is a command of the module's own (sdk.Command).
+type Command struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Command) Reset() {
+	*x = Command{}
+	mi := &file_kld_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Command) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Command) ProtoMessage() {}
+
+func (x *Command) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Command.ProtoReflect.Descriptor instead.
+func (*Command) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Command) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Command) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+// Verb is a word the control handler answers (sdk.Verb).
+type Verb struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Args          string                 `protobuf:"bytes,2,opt,name=args,proto3" json:"args,omitempty"`
+	Min           int32                  `protobuf:"varint,3,opt,name=min,proto3" json:"min,omitempty"`
+	Max           int32                  `protobuf:"varint,4,opt,name=max,proto3" json:"max,omitempty"`
+	Op            string                 `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	Summary       string                 `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verb) Reset() {
+	*x = Verb{}
+	mi := &file_kld_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verb) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verb) ProtoMessage() {}
+
+func (x *Verb) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verb.ProtoReflect.Descriptor instead.
+func (*Verb) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Verb) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Verb) GetArgs() string {
+	if x != nil {
+		return x.Args
+	}
+	return ""
+}
+
+func (x *Verb) GetMin() int32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *Verb) GetMax() int32 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *Verb) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *Verb) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
 }
 
 // Capabilities tell the host which optional handlers a module has, so the
@@ -774,7 +1101,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +1113,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +1126,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{4}
+	return file_kld_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Capabilities) GetEventHandler() bool {
@@ -827,7 +1154,7 @@ type ModuleInfo struct {
 
 func (x *ModuleInfo) Reset() {
 	*x = ModuleInfo{}
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1166,7 @@ func (x *ModuleInfo) String() string {
 func (*ModuleInfo) ProtoMessage() {}
 
 func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1179,7 @@ func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleInfo.ProtoReflect.Descriptor instead.
 func (*ModuleInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{5}
+	return file_kld_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModuleInfo) GetDecl() *Decl {
@@ -881,7 +1208,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1220,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1233,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{6}
+	return file_kld_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetErrno() uint32 {
@@ -935,7 +1262,7 @@ type DeclareRequest struct {
 
 func (x *DeclareRequest) Reset() {
 	*x = DeclareRequest{}
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1274,7 @@ func (x *DeclareRequest) String() string {
 func (*DeclareRequest) ProtoMessage() {}
 
 func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1287,7 @@ func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareRequest.ProtoReflect.Descriptor instead.
 func (*DeclareRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{7}
+	return file_kld_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeclareRequest) GetSession() string {
@@ -982,7 +1309,7 @@ type DeclareResponse struct {
 
 func (x *DeclareResponse) Reset() {
 	*x = DeclareResponse{}
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1321,7 @@ func (x *DeclareResponse) String() string {
 func (*DeclareResponse) ProtoMessage() {}
 
 func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1334,7 @@ func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareResponse.ProtoReflect.Descriptor instead.
 func (*DeclareResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{8}
+	return file_kld_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeclareResponse) GetFile() string {
@@ -1039,7 +1366,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1378,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1391,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{9}
+	return file_kld_proto_rawDescGZIP(), []int{13}
 }
 
 type PingResponse struct {
@@ -1075,7 +1402,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1414,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1427,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{10}
+	return file_kld_proto_rawDescGZIP(), []int{14}
 }
 
 // IfEvent is an interface arrival or departure.
@@ -1117,7 +1444,7 @@ type IfEvent struct {
 
 func (x *IfEvent) Reset() {
 	*x = IfEvent{}
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1456,7 @@ func (x *IfEvent) String() string {
 func (*IfEvent) ProtoMessage() {}
 
 func (x *IfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1469,7 @@ func (x *IfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEvent.ProtoReflect.Descriptor instead.
 func (*IfEvent) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{11}
+	return file_kld_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IfEvent) GetKind() EventKind {
@@ -1191,7 +1518,7 @@ type CloneOp struct {
 
 func (x *CloneOp) Reset() {
 	*x = CloneOp{}
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1530,7 @@ func (x *CloneOp) String() string {
 func (*CloneOp) ProtoMessage() {}
 
 func (x *CloneOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1543,7 @@ func (x *CloneOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneOp.ProtoReflect.Descriptor instead.
 func (*CloneOp) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{12}
+	return file_kld_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CloneOp) GetOp() CloneOpKind {
@@ -1250,7 +1577,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1589,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1602,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{13}
+	return file_kld_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ControlRequest) GetIfname() string {
@@ -1309,7 +1636,7 @@ type IfInfo struct {
 
 func (x *IfInfo) Reset() {
 	*x = IfInfo{}
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1648,7 @@ func (x *IfInfo) String() string {
 func (*IfInfo) ProtoMessage() {}
 
 func (x *IfInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1661,7 @@ func (x *IfInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfo.ProtoReflect.Descriptor instead.
 func (*IfInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{14}
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *IfInfo) GetName() string {
@@ -1417,7 +1744,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1756,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1769,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{15}
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Frame) GetCall() uint64 {
@@ -1583,7 +1910,7 @@ type Log struct {
 
 func (x *Log) Reset() {
 	*x = Log{}
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1922,7 @@ func (x *Log) String() string {
 func (*Log) ProtoMessage() {}
 
 func (x *Log) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1935,7 @@ func (x *Log) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Log.ProtoReflect.Descriptor instead.
 func (*Log) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{16}
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Log) GetIndex() uint32 {
@@ -1637,7 +1964,7 @@ type LogMark struct {
 
 func (x *LogMark) Reset() {
 	*x = LogMark{}
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1976,7 @@ func (x *LogMark) String() string {
 func (*LogMark) ProtoMessage() {}
 
 func (x *LogMark) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1989,7 @@ func (x *LogMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMark.ProtoReflect.Descriptor instead.
 func (*LogMark) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogMark) GetLogged() uint64 {
@@ -1693,7 +2020,7 @@ type Bound struct {
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +2032,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +2045,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Bound) GetVnet() string {
@@ -1769,7 +2096,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +2108,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +2121,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+	return file_kld_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Heads) GetPfil() []string {
@@ -1838,7 +2165,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +2177,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +2190,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Request) GetModule() string {
@@ -1993,7 +2320,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2332,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2345,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
+	return file_kld_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Done) GetIndex() uint32 {
@@ -2056,7 +2383,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2395,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2408,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
+	return file_kld_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Reply) GetDone() *Done {
@@ -2120,7 +2447,7 @@ type Callback struct {
 
 func (x *Callback) Reset() {
 	*x = Callback{}
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2459,7 @@ func (x *Callback) String() string {
 func (*Callback) ProtoMessage() {}
 
 func (x *Callback) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2472,7 @@ func (x *Callback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Callback.ProtoReflect.Descriptor instead.
 func (*Callback) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
+	return file_kld_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Callback) GetIndex() uint32 {
@@ -2192,7 +2519,7 @@ type Answer struct {
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2531,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2544,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
+	return file_kld_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Answer) GetId() uint64 {
@@ -2270,7 +2597,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2609,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2622,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+	return file_kld_proto_rawDescGZIP(), []int{29}
 }
 
 // Op is one KPI call: its method's arguments in order, object ids first
@@ -2316,7 +2643,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2655,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2668,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{26}
+	return file_kld_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Op) GetMethod() Method {
@@ -2409,7 +2736,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x10\n" +
 	"\x03min\x18\x02 \x01(\x05R\x03min\x12\x12\n" +
 	"\x04pref\x18\x03 \x01(\x05R\x04pref\x12\x10\n" +
-	"\x03max\x18\x04 \x01(\x05R\x03max\"\xb2\x02\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\"\xe3\x02\n" +
 	"\x04Decl\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12#\n" +
@@ -2417,9 +2744,35 @@ const file_kld_proto_rawDesc = "" +
 	"\adepends\x18\x04 \x03(\v2\x11.kldsim.v1.DependR\adepends\x12*\n" +
 	"\aentries\x18\x05 \x03(\v2\x10.kldsim.v1.EntryR\aentries\x12\x18\n" +
 	"\acloners\x18\x06 \x03(\tR\acloners\x12,\n" +
-	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x126\n" +
-	"\vevent_scope\x18\b \x01(\x0e2\x15.kldsim.v1.EventScopeR\n" +
-	"eventScope\"M\n" +
+	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x12/\n" +
+	"\x06config\x18\b \x01(\v2\x17.kldsim.v1.ConfigSchemaR\x06config\x126\n" +
+	"\vevent_scope\x18\t \x01(\x0e2\x15.kldsim.v1.EventScopeR\n" +
+	"eventScope\"\xeb\x01\n" +
+	"\fConfigSchema\x12&\n" +
+	"\x04vnet\x18\x01 \x03(\v2\x12.kldsim.v1.SettingR\x04vnet\x120\n" +
+	"\tinterface\x18\x02 \x03(\v2\x12.kldsim.v1.SettingR\tinterface\x12.\n" +
+	"\bcommands\x18\x03 \x03(\v2\x12.kldsim.v1.CommandR\bcommands\x12%\n" +
+	"\x05verbs\x18\x04 \x03(\v2\x0f.kldsim.v1.VerbR\x05verbs\x12*\n" +
+	"\bif_verbs\x18\x05 \x03(\v2\x0f.kldsim.v1.VerbR\aifVerbs\"\xd1\x01\n" +
+	"\aSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12*\n" +
+	"\x06fields\x18\x04 \x03(\v2\x12.kldsim.v1.SettingR\x06fields\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12\x10\n" +
+	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06unique\x18\a \x01(\bR\x06unique\x12\x1a\n" +
+	"\bcommands\x18\b \x03(\tR\bcommands\"7\n" +
+	"\aCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\"|\n" +
+	"\x04Verb\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x01(\tR\x04args\x12\x10\n" +
+	"\x03min\x18\x03 \x01(\x05R\x03min\x12\x10\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\x12\x0e\n" +
+	"\x02op\x18\x05 \x01(\tR\x02op\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\"M\n" +
 	"\fCapabilities\x12#\n" +
 	"\revent_handler\x18\x01 \x01(\bR\feventHandler\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\"^\n" +
@@ -2603,7 +2956,7 @@ func file_kld_proto_rawDescGZIP() []byte {
 }
 
 var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_kld_proto_goTypes = []any{
 	(EntryKind)(0),          // 0: kldsim.v1.EntryKind
 	(EventKind)(0),          // 1: kldsim.v1.EventKind
@@ -2616,29 +2969,33 @@ var file_kld_proto_goTypes = []any{
 	(*Entry)(nil),           // 8: kldsim.v1.Entry
 	(*Depend)(nil),          // 9: kldsim.v1.Depend
 	(*Decl)(nil),            // 10: kldsim.v1.Decl
-	(*Capabilities)(nil),    // 11: kldsim.v1.Capabilities
-	(*ModuleInfo)(nil),      // 12: kldsim.v1.ModuleInfo
-	(*Error)(nil),           // 13: kldsim.v1.Error
-	(*DeclareRequest)(nil),  // 14: kldsim.v1.DeclareRequest
-	(*DeclareResponse)(nil), // 15: kldsim.v1.DeclareResponse
-	(*PingRequest)(nil),     // 16: kldsim.v1.PingRequest
-	(*PingResponse)(nil),    // 17: kldsim.v1.PingResponse
-	(*IfEvent)(nil),         // 18: kldsim.v1.IfEvent
-	(*CloneOp)(nil),         // 19: kldsim.v1.CloneOp
-	(*ControlRequest)(nil),  // 20: kldsim.v1.ControlRequest
-	(*IfInfo)(nil),          // 21: kldsim.v1.IfInfo
-	(*Frame)(nil),           // 22: kldsim.v1.Frame
-	(*Log)(nil),             // 23: kldsim.v1.Log
-	(*LogMark)(nil),         // 24: kldsim.v1.LogMark
-	(*Bound)(nil),           // 25: kldsim.v1.Bound
-	(*Heads)(nil),           // 26: kldsim.v1.Heads
-	(*Request)(nil),         // 27: kldsim.v1.Request
-	(*Done)(nil),            // 28: kldsim.v1.Done
-	(*Reply)(nil),           // 29: kldsim.v1.Reply
-	(*Callback)(nil),        // 30: kldsim.v1.Callback
-	(*Answer)(nil),          // 31: kldsim.v1.Answer
-	(*Cancel)(nil),          // 32: kldsim.v1.Cancel
-	(*Op)(nil),              // 33: kldsim.v1.Op
+	(*ConfigSchema)(nil),    // 11: kldsim.v1.ConfigSchema
+	(*Setting)(nil),         // 12: kldsim.v1.Setting
+	(*Command)(nil),         // 13: kldsim.v1.Command
+	(*Verb)(nil),            // 14: kldsim.v1.Verb
+	(*Capabilities)(nil),    // 15: kldsim.v1.Capabilities
+	(*ModuleInfo)(nil),      // 16: kldsim.v1.ModuleInfo
+	(*Error)(nil),           // 17: kldsim.v1.Error
+	(*DeclareRequest)(nil),  // 18: kldsim.v1.DeclareRequest
+	(*DeclareResponse)(nil), // 19: kldsim.v1.DeclareResponse
+	(*PingRequest)(nil),     // 20: kldsim.v1.PingRequest
+	(*PingResponse)(nil),    // 21: kldsim.v1.PingResponse
+	(*IfEvent)(nil),         // 22: kldsim.v1.IfEvent
+	(*CloneOp)(nil),         // 23: kldsim.v1.CloneOp
+	(*ControlRequest)(nil),  // 24: kldsim.v1.ControlRequest
+	(*IfInfo)(nil),          // 25: kldsim.v1.IfInfo
+	(*Frame)(nil),           // 26: kldsim.v1.Frame
+	(*Log)(nil),             // 27: kldsim.v1.Log
+	(*LogMark)(nil),         // 28: kldsim.v1.LogMark
+	(*Bound)(nil),           // 29: kldsim.v1.Bound
+	(*Heads)(nil),           // 30: kldsim.v1.Heads
+	(*Request)(nil),         // 31: kldsim.v1.Request
+	(*Done)(nil),            // 32: kldsim.v1.Done
+	(*Reply)(nil),           // 33: kldsim.v1.Reply
+	(*Callback)(nil),        // 34: kldsim.v1.Callback
+	(*Answer)(nil),          // 35: kldsim.v1.Answer
+	(*Cancel)(nil),          // 36: kldsim.v1.Cancel
+	(*Op)(nil),              // 37: kldsim.v1.Op
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
@@ -2647,47 +3004,54 @@ var file_kld_proto_depIdxs = []int32{
 	9,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
 	8,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
 	1,  // 5: kldsim.v1.Decl.events:type_name -> kldsim.v1.EventKind
-	2,  // 6: kldsim.v1.Decl.event_scope:type_name -> kldsim.v1.EventScope
-	10, // 7: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
-	11, // 8: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
-	12, // 9: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
-	13, // 10: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
-	1,  // 11: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
-	4,  // 12: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
-	5,  // 13: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
-	27, // 14: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
-	29, // 15: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
-	30, // 16: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
-	31, // 17: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
-	32, // 18: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
-	23, // 19: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
-	24, // 20: kldsim.v1.Frame.log_mark:type_name -> kldsim.v1.LogMark
-	33, // 21: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
-	26, // 22: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
-	25, // 23: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
-	8,  // 24: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
-	3,  // 25: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
-	18, // 26: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
-	19, // 27: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
-	20, // 28: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
-	16, // 29: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
-	13, // 30: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
-	28, // 31: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
-	33, // 32: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
-	21, // 33: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
-	21, // 34: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
-	13, // 35: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
-	26, // 36: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
-	6,  // 37: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
-	14, // 38: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	16, // 39: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
-	15, // 40: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	17, // 41: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
-	40, // [40:42] is the sub-list for method output_type
-	38, // [38:40] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	11, // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
+	2,  // 7: kldsim.v1.Decl.event_scope:type_name -> kldsim.v1.EventScope
+	12, // 8: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
+	12, // 9: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
+	13, // 10: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
+	14, // 11: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
+	14, // 12: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
+	12, // 13: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
+	10, // 14: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
+	15, // 15: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
+	16, // 16: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
+	17, // 17: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
+	1,  // 18: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
+	4,  // 19: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
+	5,  // 20: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
+	31, // 21: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
+	33, // 22: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
+	34, // 23: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
+	35, // 24: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
+	36, // 25: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
+	27, // 26: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
+	28, // 27: kldsim.v1.Frame.log_mark:type_name -> kldsim.v1.LogMark
+	37, // 28: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
+	30, // 29: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
+	29, // 30: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
+	8,  // 31: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
+	3,  // 32: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
+	22, // 33: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
+	23, // 34: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
+	24, // 35: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
+	20, // 36: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
+	17, // 37: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
+	32, // 38: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
+	37, // 39: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
+	25, // 40: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
+	25, // 41: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
+	17, // 42: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
+	30, // 43: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
+	6,  // 44: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
+	18, // 45: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	20, // 46: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
+	19, // 47: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	21, // 48: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
+	47, // [47:49] is the sub-list for method output_type
+	45, // [45:47] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -2695,7 +3059,7 @@ func file_kld_proto_init() {
 	if File_kld_proto != nil {
 		return
 	}
-	file_kld_proto_msgTypes[15].OneofWrappers = []any{
+	file_kld_proto_msgTypes[19].OneofWrappers = []any{
 		(*Frame_Request)(nil),
 		(*Frame_Reply)(nil),
 		(*Frame_Callback)(nil),
@@ -2704,7 +3068,7 @@ func file_kld_proto_init() {
 		(*Frame_Log)(nil),
 		(*Frame_LogMark)(nil),
 	}
-	file_kld_proto_msgTypes[20].OneofWrappers = []any{
+	file_kld_proto_msgTypes[24].OneofWrappers = []any{
 		(*Request_Run)(nil),
 		(*Request_Event)(nil),
 		(*Request_IfEvent)(nil),
@@ -2718,7 +3082,7 @@ func file_kld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

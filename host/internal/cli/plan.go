@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/kldsim/kldsim/host/internal/config"
+	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/loader"
+	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/sdk"
+)
+
+// planAction is `kldsim plan`: build a configuration's state (boot, setup and
+// scenario, as run does; without -config, a freshly booted kernel), then
+// print what ACTION would run there instead of running it, and tear
+// down. ACTION is kldload, kldunload, vnet create or vnet destroy with
+// their flags. The exit status is the action's had it been refused (1),
+// 0 when it would go ahead, 2 for bad input.
+func (a *app) planAction(ctx context.Context, args []string) int {
+	fs := a.newFlags("plan")
+	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/TRACE.md)")
+	file := fs.String("config", "", "configuration whose state the action is planned against (its scenario runs too)")
+	vars := varFlags(fs)
+	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
+	timeout := callTimeoutFlag(fs)
+	if st := a.parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	cwd, _ := os.Getwd()
+	cmd, err := ctl.ParsePlan(fs.Args(), cwd, *asJSON)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
+		fs.Usage()
+		return ExitInput
+	}
+
+	var (
+		ld    *loader.Loader
+		opts  kernel.Options
+		steps []step
+		index []sdk.Decl
+	)
+	if *file != "" {
+		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
+		l, ok := a.loadConfig(o)
+		if !ok {
+			return ExitInput
+		}
+		if ld, err = a.newLoader(l, o); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
+			return ExitInput
+		}
+		opts, steps, index = kernelOptions(l.cfg, ld), plan(l.cfg), l.index
+	} else {
+		if *em < 0 || *em > config.MaxEmCount {
+			fmt.Fprintf(a.stderr, "kldsim plan: -em %d: want 0..%d\n", *em, config.MaxEmCount)
+			return ExitInput
+		}
+		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger, CallTimeout: timeout.d})
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
+			return ExitInput
+		}
+		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
+	}
+	defer ld.Close()
+
+	k, err := kernel.New(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
+		return ExitWitness
+	}
+	// The state is torn down whatever happens; its witness is the
+	// config's business (kldsim run), not the plan's.
+	defer k.Shutdown(context.WithoutCancel(ctx))
+	p := newProgress(a.stderr, "plan "+*file, len(steps))
+	_, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, false, p)
+	p.done()
+	if !ok {
+		return ExitInput
+	}
+	err = cmd.Run(ctx, &ctl.Env{Kernel: k, Stdout: a.stdout, Stderr: a.stderr, WatchFaults: ld.WatchFaults, Index: index})
+	return ctl.Status(err)
+}

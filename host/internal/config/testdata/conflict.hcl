@@ -1,0 +1,6 @@
+module "greeter" {}
+module "echo" {}
+
+vnet "j1" {
+  greetings = ["hello"]
+}

@@ -1,0 +1,127 @@
+package sdk
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"syscall"
+)
+
+// VnetVar is a module's per-VNET state: FreeBSD's VNET_DEFINE(T, name),
+// with Get and Update as its V_name. Each VNET has its own T, reached
+// through the KPI of the call in progress, so a handler sees the state of
+// curvnet (k.Vnet()) and of no other VNET.
+//
+// One lock guards the map and every value: Update runs its function
+// under it, so a T may hold maps and slices that only Update (and Range)
+// touch. The functions given to Update and Range must not call the KPI or
+// this VnetVar: a KPI call may deliver an interface event back into the
+// module, whose handler would wait for the lock its caller holds. Take
+// what is needed out of the value, return, then call the KPI.
+//
+// Lifetime. The kernel does not know a VnetVar; a value lives from Init
+// to Delete, and both are the module's to call:
+//
+//   - the module's VNET_SYSINIT allocates what the VNET needs through the
+//     KPI and Inits the value (in every existing VNET when the module is
+//     loaded, in each new VNET as it is created);
+//   - the module's VNET_SYSUNINIT Deletes it and frees what it holds
+//     through the KPI, where the witness checks that nothing leaks. The
+//     kernel runs it when the VNET is destroyed (top-down, at the
+//     entry's rank) and in every VNET when the module is unloaded, so
+//     after an unload no value is left;
+//   - an uninit may run where its init failed, or ran in no VNET of that
+//     name: Delete then reports false, and there is nothing to free.
+//
+// A value the module forgets to Delete is stale: a later VNET of the same
+// name would find it. Init refuses (EEXIST) rather than adopt one.
+//
+// The zero VnetVar is empty and ready to use. It must not be copied
+// after first use.
+type VnetVar[T any] struct {
+	mu sync.Mutex
+	m  map[string]*T
+}
+
+// Init sets curvnet's value, as a VNET_SYSINIT does. It fails with
+// EEXIST, changing nothing, when curvnet already has one.
+func (v *VnetVar[T]) Init(k KPI, val T) error {
+	vnet := k.Vnet()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, dup := v.m[vnet]; dup {
+		return fmt.Errorf("vnet %s already has its state: %w", vnet, syscall.EEXIST)
+	}
+	if v.m == nil {
+		v.m = map[string]*T{}
+	}
+	v.m[vnet] = &val
+	return nil
+}
+
+// Get returns a copy of curvnet's value, and whether it has one. Maps
+// and slices in a copy are shared with the value: read them with Update.
+func (v *VnetVar[T]) Get(k KPI) (T, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.m[k.Vnet()]
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return *p, true
+}
+
+// Update runs fn on curvnet's value under the lock and reports whether
+// there was one (fn does not run when there is none). fn must not call
+// the KPI or this VnetVar.
+func (v *VnetVar[T]) Update(k KPI, fn func(val *T)) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.m[k.Vnet()]
+	if ok {
+		fn(p)
+	}
+	return ok
+}
+
+// Delete removes curvnet's value and returns it, as a VNET_SYSUNINIT
+// does; false when there was none.
+func (v *VnetVar[T]) Delete(k KPI) (T, bool) {
+	vnet := k.Vnet()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p, ok := v.m[vnet]
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	delete(v.m, vnet)
+	return *p, true
+}
+
+// Range calls fn for every VNET's value, by VNET name, under the lock,
+// until fn returns false: for questions about the module as a whole
+// (MOD_QUIESCE: is a router running anywhere?). fn must not call the KPI
+// or this VnetVar.
+func (v *VnetVar[T]) Range(fn func(vnet string, val *T) bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	names := make([]string, 0, len(v.m))
+	for n := range v.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !fn(n, v.m[n]) {
+			return
+		}
+	}
+}
+
+// Len is the number of VNETs with a value.
+func (v *VnetVar[T]) Len() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.m)
+}
