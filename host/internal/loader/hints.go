@@ -59,6 +59,9 @@ type HintsModule struct {
 	Entries []HintsEntry  `json:"entries,omitempty"`
 	Cloners []string      `json:"cloners,omitempty"`
 	Events  []string      `json:"events,omitempty"`
+	// EventScope is where the event handlers run: "attached", absent
+	// for sdk.ScopeAll.
+	EventScope string `json:"event_scope,omitempty"`
 	// Config is the module's sdk.ConfigSchema, absent when it declares
 	// none.
 	Config *sdk.ConfigSchema `json:"config,omitempty"`
@@ -92,6 +95,9 @@ func hintsModule(d sdk.Decl) HintsModule {
 	for _, ev := range d.Events {
 		m.Events = append(m.Events, ev.String())
 	}
+	if d.EventScope != sdk.ScopeAll {
+		m.EventScope = d.EventScope.String()
+	}
 	if c := d.Config; !reflect.ValueOf(c).IsZero() {
 		m.Config = &c
 	}
@@ -120,16 +126,25 @@ func (m HintsModule) Decl() (sdk.Decl, error) {
 		}
 		d.Events = append(d.Events, k)
 	}
+	if m.EventScope != "" {
+		s, ok := eventScopes[m.EventScope]
+		if !ok {
+			return sdk.Decl{}, fmt.Errorf("module %s: unknown event scope %q", m.Name, m.EventScope)
+		}
+		d.EventScope = s
+	}
 	if m.Config != nil {
 		d.Config = *m.Config
 	}
 	return d, nil
 }
 
-// entryKinds and eventKinds read back what hintsModule wrote.
+// entryKinds, eventKinds and eventScopes read back what hintsModule
+// wrote.
 var (
-	entryKinds = map[string]sdk.EntryKind{}
-	eventKinds = map[string]sdk.EventKind{}
+	entryKinds  = map[string]sdk.EntryKind{}
+	eventKinds  = map[string]sdk.EventKind{}
+	eventScopes = map[string]sdk.EventScope{}
 )
 
 func init() {
@@ -138,6 +153,9 @@ func init() {
 	}
 	for _, k := range []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture} {
 		eventKinds[k.String()] = k
+	}
+	for _, s := range []sdk.EventScope{sdk.ScopeAll, sdk.ScopeAttached} {
+		eventScopes[s.String()] = s
 	}
 }
 

@@ -145,6 +145,8 @@ func TestReadHintsErrors(t *testing.T) {
 		{"bad sum", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"xyz","size":1,"modules":[]}]}`, `sha256 "xyz"`},
 		{"bad entry kind", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
 			`{"name":"m","version":1,"rank":"PSEUDO/ANY","entries":[{"kind":"SYSINT","name":"e","rank":"PSEUDO/ANY"}]}]}]}`, `entry e: unknown kind "SYSINT"`},
+		{"bad event scope", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
+			`{"name":"m","version":1,"rank":"PSEUDO/ANY","event_scope":"mine"}]}]}`, `unknown event scope "mine"`},
 		{"bad schema", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
 			`{"name":"m","version":1,"rank":"PSEUDO/ANY","config":{"vnet":[{"name":"x","type":"map"}]}}]}]}`, `unknown type "map"`},
 		{"unknown schema field", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[` +
@@ -191,7 +193,7 @@ func FuzzParseHints(f *testing.F) {
 }
 
 // TestHintsDecl: a declaration written into linker.hints reads back as
-// it was, its configuration schema included.
+// it was, its event scope and configuration schema included.
 func TestHintsDecl(t *testing.T) {
 	d := sdk.Decl{
 		Name: "if_test", Version: 2, Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny),
@@ -200,8 +202,9 @@ func TestHintsDecl(t *testing.T) {
 			{Kind: sdk.Sysinit, Name: "a", Rank: sdk.R(sdk.SubPseudo, sdk.OrderFirst)},
 			{Kind: sdk.VnetSysuninit, Name: "b", Rank: sdk.R(sdk.SubProtoFirewall, sdk.OrderAny-253)},
 		},
-		Cloners: []string{"tst"},
-		Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		Cloners:    []string{"tst"},
+		Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
+		EventScope: sdk.ScopeAttached,
 		Config: sdk.ConfigSchema{
 			Vnet: []sdk.Setting{{Name: "rules", Type: sdk.TypeList, Doc: "d", Commands: []string{"tcmd {each...}"}}},
 			Interface: []sdk.Setting{{Name: "peer", Type: sdk.TypeObject, Fields: []sdk.Setting{
