@@ -37,7 +37,7 @@ func shippedNames() map[string]bool {
 		d := m.Decl()
 		add(d.Name)
 		for _, c := range d.Cloners {
-			add(c)
+			add(c.Name)
 		}
 		c := d.Config
 		for _, cmd := range c.Commands {

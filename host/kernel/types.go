@@ -73,6 +73,8 @@ type VnetStat struct {
 	Name   string
 	State  sdk.Sub
 	Ifaces []string
+	// Dying says the VNET is being torn down (DyingVnets).
+	Dying bool
 }
 
 // IfStat describes an interface for ifconfig.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -27,11 +28,12 @@ const (
 	KindMcast
 	KindIfList   // a VNET's interface list (V_ifnet)
 	KindHeadList // a VNET's list of pfil or hhook heads
+	KindUnit     // a cloner's unit (ifc_alloc_unit)
 )
 
 var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
 	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership",
-	"ifnet list", "head list"}
+	"ifnet list", "head list", "cloner unit"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -83,6 +85,10 @@ type Object struct {
 	holds   map[sdk.ObjID]int
 	holders map[sdk.ObjID]int
 	locked  bool
+	// vkey is the witness's key of the object's VNET instance (vnet.key;
+	// "" for global objects): two VNETs of one name, a dying one and its
+	// successor, never share their objects.
+	vkey string
 }
 
 func (o *Object) String() string {
@@ -101,6 +107,7 @@ const (
 	Leak
 	ModuleFault
 	ForeignFree
+	NameClash
 )
 
 func (k ReportKind) String() string {
@@ -119,6 +126,8 @@ func (k ReportKind) String() string {
 		return "module fault"
 	case ForeignFree:
 		return "foreign free"
+	case NameClash:
+		return "name clash"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -156,7 +165,7 @@ func (r Report) String() string {
 			if r.Kind == FreeReferenced {
 				verb = "freed by"
 			}
-		case Leak:
+		case Leak, NameClash:
 			verb = "found by"
 		case ForeignFree:
 			verb = "refused for"
@@ -205,21 +214,33 @@ func newWitness(t *tracer, reportLimit int) *witness {
 		dropped: map[ReportKind]uint64{}}
 }
 
+// The witness's vnet arguments are VNET keys (vnet.key): "" for global
+// objects, else the key of one VNET instance. Reports and errors name
+// the VNET (vnetName).
+
+// vnetName is the name of the VNET a key stands for (vnetKey).
+func vnetName(key string) string {
+	if i := strings.LastIndexByte(key, '@'); i >= 0 && key != "vnet0" {
+		return key[:i]
+	}
+	return key
+}
+
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.next++
-	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: at}
+	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnetName(vnet), vkey: vnet, Alloc: at}
 	w.objs[o.ID] = o
 	w.index(o)
 	return o
 }
 
 func (w *witness) index(o *Object) {
-	m := w.byVnet[o.Vnet]
+	m := w.byVnet[o.vkey]
 	if m == nil {
 		m = map[sdk.ObjID]*Object{}
-		w.byVnet[o.Vnet] = m
+		w.byVnet[o.vkey] = m
 	}
 	m[o.ID] = o
 }
@@ -239,8 +260,8 @@ func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKi
 		w.forgottenLocked(id, at, ifFreed)
 		return nil, errForgotten
 	}
-	if o.Vnet != "" && o.Vnet != vnet {
-		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
+	if o.vkey != "" && o.vkey != vnet {
+		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnetName(vnet), errCrossVnet)
 	}
 	return o, nil
 }
@@ -451,8 +472,8 @@ func (w *witness) move(id sdk.ObjID, to string) {
 	if o == nil {
 		return
 	}
-	delete(w.byVnet[o.Vnet], id)
-	o.Vnet = to
+	delete(w.byVnet[o.vkey], id)
+	o.Vnet, o.vkey = vnetName(to), to
 	w.index(o)
 }
 
@@ -500,7 +521,7 @@ func (w *witness) dropLocked(o *Object, why string) {
 	}
 	w.graves.add(o, why)
 	delete(w.objs, o.ID)
-	delete(w.byVnet[o.Vnet], o.ID)
+	delete(w.byVnet[o.vkey], o.ID)
 }
 
 // vnetGone reports the objects left in a destroyed VNET and forgets them.
@@ -508,7 +529,7 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := w.byVnet[vnet]
-	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnetName(vnet)+" after its destroy", at, true)
 	delete(w.byVnet, vnet)
 	return n
 }
@@ -524,17 +545,14 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
-// live counts live objects, optionally in one VNET ("" = all).
+// live lists the live objects of the VNETs called vnet ("" global), or
+// all of them.
 func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	src := w.objs
-	if !all {
-		src = w.byVnet[vnet]
-	}
 	var out []*Object
-	for _, o := range src {
-		if !o.Freed {
+	for _, o := range w.objs {
+		if !o.Freed && (all || o.Vnet == vnet) {
 			out = append(out, copyObj(o))
 		}
 	}
@@ -630,4 +648,45 @@ func (g *graves) add(o *Object, why string) {
 func (g *graves) get(id sdk.ObjID) (grave, bool) {
 	gr, ok := g.byID[id]
 	return gr, ok
+}
+
+// owned returns the key of the VNET a live object actor owns is in
+// (CURVNET_SET(obj's vnet)). An object of another module is refused with
+// EPERM and reported (ForeignFree, as any act on it is); a freed one is
+// a use after free.
+func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		_, err := w.getLocked(id, "", at, UseAfterFree)
+		if err == errForgotten {
+			err = fmt.Errorf("object #%d is gone: %w", id, syscall.ENOENT)
+		}
+		return "", err
+	}
+	if o.Owner != actor {
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: o, Use: at})
+		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	}
+	if o.Freed {
+		w.useLocked(o, at)
+		return "", fmt.Errorf("%s is freed: %w", o, syscall.ENOENT)
+	}
+	return o.vkey, nil
+}
+
+// nameClash reports an interface that came home to a VNET where its name
+// is taken (if_vmove attaches it all the same, as FreeBSD's does).
+func (w *witness) nameClash(id, other sdk.ObjID, claim string, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	if h := w.objs[other]; h != nil {
+		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.Alloc)
+	}
+	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: o, Use: at})
 }

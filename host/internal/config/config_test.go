@@ -44,7 +44,7 @@ func testFiles() map[string][]sdk.Decl {
 // greeter declares a vnet attribute, a block with a required field, an
 // interface setting for its cloner "hi" and a command of its own.
 func greeter() sdk.Decl {
-	return sdk.Decl{Name: "greeter", Version: 1, Cloners: []string{"hi"}, Config: sdk.ConfigSchema{
+	return sdk.Decl{Name: "greeter", Version: 1, Cloners: []sdk.ClonerDecl{{Name: "hi"}}, Config: sdk.ConfigSchema{
 		Vnet: []sdk.Setting{
 			{Name: "greetings", Type: sdk.TypeList, Commands: []string{"greet {each...}"}},
 			{Name: "mood", Type: sdk.TypeBlock, Fields: []sdk.Setting{

@@ -249,8 +249,8 @@ func NewTable(decls []sdk.Decl) *Table {
 		}
 		t.mods[d.Name] = d
 		for _, c := range d.Cloners {
-			if _, dup := t.cloners[c]; !dup {
-				t.cloners[c] = d.Name
+			if _, dup := t.cloners[c.Name]; !dup {
+				t.cloners[c.Name] = d.Name
 			}
 		}
 		for _, c := range d.Config.Commands {

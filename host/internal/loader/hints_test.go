@@ -138,7 +138,7 @@ func TestReadHintsErrors(t *testing.T) {
 	}{
 		{"not JSON", "hello", "not a linker.hints file"},
 		{"another format", `{"format":"x","version":2,"files":[]}`, `format "x"`},
-		{"an older version", `{"format":"kldsim-linker-hints","version":1,"files":[]}`, "format version 1, this kldsim reads version 2"},
+		{"an older version", `{"format":"kldsim-linker-hints","version":1,"files":[]}`, "format version 1, this kldsim reads versions 2 to 3"},
 		{"unknown field", `{"format":"kldsim-linker-hints","version":2,"files":[],"x":1}`, "unknown field"},
 		{"path as a name", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"../ipfw","sha256":"` + sum + `","size":1,"modules":[]}]}`, `file name "../ipfw"`},
 		{"listed twice", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[]},{"name":"a","sha256":"` + sum + `","size":1,"modules":[]}]}`, "file a listed twice"},
@@ -200,7 +200,7 @@ func TestHintsDecl(t *testing.T) {
 			{Kind: sdk.Sysinit, Name: "a", Rank: sdk.R(sdk.SubPseudo, sdk.OrderFirst)},
 			{Kind: sdk.VnetSysuninit, Name: "b", Rank: sdk.R(sdk.SubProtoFirewall, sdk.OrderAny-253)},
 		},
-		Cloners: []string{"tst"},
+		Cloners: []sdk.ClonerDecl{{Name: "tst"}},
 		Events:  []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
 		Config: sdk.ConfigSchema{
 			Vnet: []sdk.Setting{{Name: "rules", Type: sdk.TypeList, Doc: "d", Commands: []string{"tcmd {each...}"}}},
