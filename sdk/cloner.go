@@ -47,8 +47,23 @@ import (
 // destroying one destroys the others, wherever they are, the module
 // reaching each in its VNET with CurvnetSet (CURVNET_SET(ifp->if_vnet),
 // as epair_clone_destroy does); the kernel then finds the sibling gone
-// and does not ask again. A module's VNET_SYSUNINIT destroys what it
-// made that is still in the VNET (if_clone_detach).
+// and does not ask again. The kernel calls Destroy holding
+// ifnet_detach_sxlock (as SIOCIFDESTROY does): no interface moves and no
+// other destroy runs until it returns, so the siblings stay where
+// CurvnetSet finds them.
+//
+// A module's VNET_SYSUNINIT destroys what it made that is still in the
+// VNET (if_clone_detach). A cloner with siblings also destroys, as
+// FreeBSD's ifc_detach_cloner does, every create made in the VNET,
+// wherever its interfaces are now (plans assume both). It does each
+// destroy inside a CurvnetSet scope of one of the interfaces
+// (sdk.InVnetOf), which holds the same lock: two VNETs torn down at
+// once, each with one end of a pair, destroy the pair once; the second
+// finds its end gone (CurvnetSet fails with ENXIO) and has nothing to
+// do.
+//
+// A cloner with a Match function names what it makes as it likes; the
+// host checks no names for it.
 
 // ClonerDecl is a cloner as declared: what the host knows of it without
 // running the module (linker.hints, plans, configuration checks,

@@ -61,17 +61,20 @@ func inChain(ctx context.Context, c uint64) context.Context {
 // detachLock is an exclusive lock that one chain may take again while it
 // holds it (ifnet_detach_sxlock, SX_RECURSE).
 type detachLock struct {
-	mu    sync.Mutex
-	cond  sync.Cond // on mu
-	owner uint64
-	depth int
+	mu      sync.Mutex
+	cond    sync.Cond // on mu
+	owner   uint64
+	depth   int
+	waiting int // chains waiting for it (tests watch it)
 }
 
 // lock takes the lock for chain, waiting while another chain holds it.
 func (l *detachLock) lock(chain uint64) {
 	l.mu.Lock()
 	for l.depth > 0 && l.owner != chain {
+		l.waiting++
 		l.cond.Wait()
+		l.waiting--
 	}
 	l.owner = chain
 	l.depth++
@@ -146,7 +149,7 @@ func (p *kpi) CurvnetRestore(context.Context) error {
 		return fmt.Errorf("CURVNET_RESTORE by module %s: restored already, or its call has returned: %w", p.mod.decl.Name, syscall.EINVAL)
 	}
 	if p.k.tr.on() {
-		p.k.tr.add(TraceEvent{Kind: TraceKPI, Site: p.site(), Detail: fmt.Sprintf("CURVNET_RESTORE %s (back to %s)", p.parent.v.name, p.v.name)})
+		p.k.tr.add(TraceEvent{Kind: TraceKPI, Site: p.site(), Detail: fmt.Sprintf("CURVNET_RESTORE %s (back to %s)", p.v.name, p.parent.v.name)})
 	}
 	return nil
 }

@@ -383,6 +383,11 @@ func (k *Kernel) ifMove(ctx context.Context, ifname, from, to string) error {
 	if err != nil {
 		return fmt.Errorf("vnet %s: %w", to, syscall.ENXIO)
 	}
+	for _, v := range []*vnet{src, dst} {
+		if v.life.Load() == vnetDying { // not waited for (see enter)
+			return fmt.Errorf("vnet %s is shutting down: %w", v.name, syscall.EBUSY)
+		}
+	}
 	unlock := lockPair(src, dst)
 	defer unlock()
 	for _, v := range []*vnet{src, dst} {
@@ -425,12 +430,17 @@ func lockPair(a, b *vnet) (unlock func()) {
 
 // enter begins one operation on a built VNET: the linker lock shared,
 // then the VNET's op lock, then a check that the VNET is still alive.
-// leave releases both.
+// leave releases both. A VNET being torn down is refused at once (EBUSY),
+// not waited for: its teardown may go on for long in the background.
 func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 	k.sx.RLock()
 	if v, err = k.lookupVnet(name); err != nil {
 		k.sx.RUnlock()
 		return nil, nil, err
+	}
+	if v.life.Load() == vnetDying {
+		k.sx.RUnlock()
+		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
 	}
 	v.op.Lock()
 	leave = func() {

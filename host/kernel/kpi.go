@@ -197,11 +197,11 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	if cloned {
 		ifp.cloner = c.Name
 		u, ok := c.Made(name)
-		if !ok {
+		switch {
+		case !ok && !c.Match: // a Match cloner names what it makes as it likes
 			return sdk.IfInfo{}, fmt.Errorf("if_attach %s: cloner %s does not make that name (it makes %s): %w",
 				name, c.Name, strings.Join(c.Names(0), ", ")+", ...", syscall.EINVAL)
-		}
-		if !c.Units {
+		case ok && !c.Units:
 			ifp.unit = u
 		}
 	}

@@ -3,6 +3,8 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -433,11 +435,7 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 				at := pl.entry(se, v.name)
 				// The VNET is alive, not shutting down: the destroy path.
 				path, _ := k.detachPath(false, false)
-				for _, in := range ifs[v] {
-					if in.owner == se.mod && !w.gone[in.ifp] && w.where[in.ifp] == v {
-						pl.p.Ifaces = append(pl.p.Ifaces, w.destroy(k, in, pl.p.Steps[at].Site, path, at)...)
-					}
-				}
+				pl.p.Ifaces = append(pl.p.Ifaces, w.uninit(k, se.mod, v, ifs[v], pl.p.Steps[at].Site, path, at)...)
 			}
 		}
 		for i := len(fr.deps) - 1; i >= 0; i-- {
@@ -528,7 +526,7 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 			case in.cloner != "" && !in.owner.dead.Load():
 				path, _ := k.detachPath(false, shutdownAt(true, sdk.SubLast))
 				by := Site{Module: in.owner.decl.Name, Entry: "clone_destroy", Vnet: name}
-				pl.p.Ifaces = append(pl.p.Ifaces, w.destroy(k, in, by, path, -1)...)
+				pl.p.Ifaces = append(pl.p.Ifaces, w.destroy(k, in, v, by, path, -1)...)
 			}
 		}
 	}
@@ -554,11 +552,7 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		}
 		first[se.mod] = true
 		path, _ := k.detachPath(false, shutdownAt(true, se.e.Rank.Sub))
-		for _, in := range ifs {
-			if in.owner == se.mod && !w.gone[in.ifp] && w.where[in.ifp] == v {
-				pl.p.Ifaces = append(pl.p.Ifaces, w.destroy(k, in, by, path, at)...)
-			}
-		}
+		pl.p.Ifaces = append(pl.p.Ifaces, w.uninit(k, se.mod, v, ifs, by, path, at)...)
 	}
 	for _, in := range ifs {
 		if w.gone[in.ifp] || w.where[in.ifp] != v {
@@ -615,11 +609,43 @@ func (w *planWorld) goHome(in ifSnap, by Site, path sdk.DetachPath, at int) Plan
 	return f
 }
 
-// destroy is in's destroy by by, in the VNET where it is now, and its
-// siblings', each where it is then (their cloner destroys them
-// together); gone from then on.
-func (w *planWorld) destroy(k *Kernel, in ifSnap, by Site, path sdk.DetachPath, at int) []PlanIface {
-	out := []PlanIface{w.at(in, in.destroyed(by, path, at))}
+// uninit is what mod's VNET_SYSUNINIT in v destroys, by by during step
+// at, as the cloner contract has it (sdk/cloner.go): the interfaces of
+// mod still in v (ifs, v's as the plan began), each with its siblings,
+// and, for a cloner with siblings, every create made in v, wherever its
+// interfaces are (ifc_detach_cloner). path is the detach path in v.
+func (w *planWorld) uninit(k *Kernel, mod *modRec, v *vnet, ifs []ifSnap, by Site, path sdk.DetachPath, at int) []PlanIface {
+	var out []PlanIface
+	for _, in := range ifs {
+		if in.owner == mod && !w.gone[in.ifp] && w.where[in.ifp] == v {
+			out = append(out, w.destroy(k, in, v, by, path, at)...)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(w.groups)) {
+		for _, in := range w.groups[g] {
+			c, _ := mod.decl.Cloner(in.cloner)
+			if in.owner == mod && in.home == v && c.Siblings() && !w.gone[in.ifp] {
+				out = append(out, w.destroy(k, in, v, by, path, at)...)
+			}
+		}
+	}
+	return out
+}
+
+// destroy is in's destroy by by, an entry running in v, and its
+// siblings' (their cloner destroys them together), each in the VNET
+// where it is then: path there is v's, elsewhere that VNET's own (the
+// module reaches it with CURVNET_SET). They are gone from then on.
+func (w *planWorld) destroy(k *Kernel, in ifSnap, v *vnet, by Site, path sdk.DetachPath, at int) []PlanIface {
+	pathOf := func(s ifSnap) sdk.DetachPath {
+		where := w.where[s.ifp]
+		if where == v {
+			return path
+		}
+		p, _ := k.detachPath(false, where.shuttingDown())
+		return p
+	}
+	out := []PlanIface{w.at(in, in.destroyed(by, pathOf(in), at))}
 	w.gone[in.ifp] = true
 	c, _ := in.owner.decl.Cloner(in.cloner)
 	if in.group == 0 || !c.Siblings() {
@@ -629,13 +655,7 @@ func (w *planWorld) destroy(k *Kernel, in ifSnap, by Site, path sdk.DetachPath, 
 		if sib.ifp == in.ifp || w.gone[sib.ifp] {
 			continue
 		}
-		where := w.where[sib.ifp]
-		sp := path
-		if where != in.vnet {
-			// Reached with CURVNET_SET: its own VNET's state decides.
-			sp, _ = k.detachPath(false, where.shuttingDown())
-		}
-		out = append(out, w.at(sib, sib.destroyed(by, sp, at)))
+		out = append(out, w.at(sib, sib.destroyed(by, pathOf(sib), at)))
 		w.gone[sib.ifp] = true
 	}
 	return out

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -652,26 +651,25 @@ func (g *graves) get(id sdk.ObjID) (grave, bool) {
 
 // owned returns the key of the VNET a live object actor owns is in
 // (CURVNET_SET(obj's vnet)). An object of another module is refused with
-// EPERM and reported (ForeignFree, as any act on it is); a freed one is
-// a use after free.
+// EPERM and reported (ForeignFree, as any act on it is). One that is
+// gone (freed, or forgotten with its VNET or module) is ErrGone, and not
+// reported: asking where an object is is how a module learns that
+// another operation destroyed it (a sibling's destroy); it touches
+// nothing.
 func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	o := w.objs[id]
-	if o == nil {
-		_, err := w.getLocked(id, "", at, UseAfterFree)
-		if err == errForgotten {
-			err = fmt.Errorf("object #%d is gone: %w", id, syscall.ENOENT)
-		}
-		return "", err
-	}
-	if o.Owner != actor {
+	switch {
+	case o == nil && (id == 0 || id > w.next):
+		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
+	case o == nil:
+		return "", fmt.Errorf("object #%d: %w", id, ErrGone)
+	case o.Owner != actor:
 		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: o, Use: at})
 		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
-	}
-	if o.Freed {
-		w.useLocked(o, at)
-		return "", fmt.Errorf("%s is freed: %w", o, syscall.ENOENT)
+	case o.Freed:
+		return "", fmt.Errorf("%s: %w", o, ErrGone)
 	}
 	return o.vkey, nil
 }
