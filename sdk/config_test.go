@@ -22,7 +22,7 @@ func TestConfigSchemaValidate(t *testing.T) {
 		name    string
 		schema  ConfigSchema
 		cloners []ClonerDecl // nil: the default "my"
-		wantErr string   // "" means valid
+		wantErr string       // "" means valid
 	}{
 		{name: "empty"},
 		{name: "every kind", schema: ConfigSchema{

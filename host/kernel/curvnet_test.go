@@ -3,10 +3,10 @@ package kernel
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
-	"runtime"
 	"testing"
 
 	"github.com/kldsim/kldsim/sdk"
