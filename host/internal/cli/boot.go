@@ -268,6 +268,7 @@ func kernelOptions(cfg *config.Config, opener kernel.Opener) kernel.Options {
 type step struct {
 	line       string
 	expectFail bool
+	mayFail    bool // its outcome is ignored ("-")
 	scenario   bool
 	rng        hcl.Range
 }
@@ -312,7 +313,7 @@ func plan(cfg *config.Config) []step {
 		}
 	}
 	for _, s := range cfg.Scenario {
-		steps = append(steps, step{line: s.Line, expectFail: s.ExpectFail, scenario: true, rng: s.Range})
+		steps = append(steps, step{line: s.Line, expectFail: s.ExpectFail, mayFail: s.MayFail, scenario: true, rng: s.Range})
 	}
 	return steps
 }

@@ -136,6 +136,9 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		steps []step
 		index []sdk.Decl
 		desc  = "no configuration"
+		// The daemon's vnet destroy returns once the VNET is dying (jail
+		// -r), unless the config asks for the synchronous one.
+		async = true
 	)
 	if *file != "" {
 		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
@@ -148,6 +151,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
+		async = l.cfg.Kernel.VnetDestroy != config.VnetDestroySync
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -168,7 +172,8 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, true, nil); !ok {
+	env := ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: index, AsyncDestroy: async}
+	if _, ok := execSteps(ctx, env, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
@@ -176,6 +181,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 	srv := ctl.NewServer(k, a.logger.Named("ctl"))
 	srv.WatchFaults = ld.WatchFaults
 	srv.Index = index
+	srv.AsyncDestroy = async
 	started := time.Now()
 	var (
 		stopOnce   sync.Once

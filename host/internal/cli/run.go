@@ -8,22 +8,25 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// execSteps runs steps against k in order and returns what each did;
-// each step's label (render.StepLabel) is the kernel's step while it
-// runs. With echo, each step is printed as "+ line" before its output,
-// which goes to stdout and stderr as it comes (the daemon); otherwise the
-// output is kept in the results only. It stops at the first step whose
-// outcome is not the expected one, saying so (and what the step printed
-// on stderr) on stderr, and returns false. watch is the loader's
-// WatchFaults, so a step during which a module process died or hung fails;
-// index is the module path's declarations (ctl.Env.Index).
-func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+// execSteps runs steps in env (its Kernel, WatchFaults, Index and
+// AsyncDestroy; each step gets its own writers) in order and returns what
+// each did; each step's label (render.StepLabel) is the kernel's step
+// while it runs. With echo, each step is printed as "+ line" before its
+// output, which goes to stdout and stderr as it comes (the daemon);
+// otherwise the output is kept in the results only. It stops at the first
+// step whose outcome is not the expected one ("-" steps have none),
+// saying so (and what the step printed on stderr) on stderr, and returns
+// false. With the loader's WatchFaults, a step during which a module
+// process died or hung fails.
+func execSteps(ctx context.Context, env ctl.Env, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+	k := env.Kernel
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -35,26 +38,32 @@ func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []erro
 			}
 		}
 		r := render.Step{Index: i + 1, Label: render.StepLabel(i+1, st.line), Line: st.line, Scenario: st.scenario,
-			ExpectFail: st.expectFail, Where: fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)}
+			ExpectFail: st.expectFail, MayFail: st.mayFail, Where: fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)}
 		prog.set(i, len(steps), st.line)
 		var out, errb bytes.Buffer
 		w, ew := io.Writer(&out), io.Writer(&errb)
 		if echo {
 			prefix := "+ "
-			if st.expectFail {
+			switch {
+			case st.expectFail:
 				prefix = "+ ! "
+			case st.mayFail:
+				prefix = "+ - "
 			}
 			fmt.Fprintf(stdout, "%s%s\n", prefix, st.line)
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
+		senv := env
+		senv.Stdout, senv.Stderr = w, ew
+		err := runLine(ctx, &senv, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := sdk.ErrnoOf(err); e != 0 {
 			r.Errno = sdk.ErrnoName(e)
 		}
 		results = append(results, r)
 		switch {
+		case st.mayFail:
 		case err != nil && !st.expectFail:
 			if !echo {
 				io.WriteString(stderr, r.Stderr)
@@ -104,7 +113,10 @@ func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run
 	}
 	steps := plan(cfg)
 	p := newProgress(a.stderr, prog+" "+o.file, len(steps))
-	results, stepsOK := execSteps(ctx, k, mods.WatchFaults, ld.index, steps, a.stdout, a.stderr, false, p)
+	// run destroys VNETs synchronously unless the config asks otherwise.
+	env := ctl.Env{Kernel: k, WatchFaults: mods.WatchFaults, Index: ld.index,
+		AsyncDestroy: cfg.Kernel.VnetDestroy == config.VnetDestroyAsync}
+	results, stepsOK := execSteps(ctx, env, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	modules := render.Modules(k.Files())
 

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -32,6 +33,7 @@ func testFiles() map[string][]sdk.Decl {
 		"/mod/if_bridge": {ifbridge.Bridge().Decl(), ifbridge.STP().Decl()},
 		"/mod/if_gif":    {gif.Module().Decl()},
 		"/mod/mcast":     {mcast.IPMroute().Decl(), mcast.IP6Mroute().Decl()},
+		"/mod/if_epair":  {epair.Module().Decl()},
 		"/mod/greeter":   {greeter()},
 		// echo declares what greeter does: the two conflict in one set.
 		"/mod/echo": {{Name: "echo", Version: 1, Config: sdk.ConfigSchema{

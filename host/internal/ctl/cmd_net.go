@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
+	usageVnet     = "usage: vnet create NAME ...\n       vnet destroy [-w] NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
 	usageIfconfig = "usage: ifconfig [-j vnet] [-a | -l] [--json]\n       ifconfig [-j vnet] [--json] interface\n       ifconfig [-j vnet] interface create|destroy\n       ifconfig [-j vnet] interface vnet|-vnet vnet\n       ifconfig [-j vnet] interface command [args ...]"
 	usageModctl   = "usage: modctl [-j vnet] module command [args ...]"
 )
@@ -28,7 +28,11 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	switch verb {
 	case "create", "destroy":
 		args, plan := cutPlan(c, args)
-		o, err := getopt(args, "", false)
+		spec := ""
+		if verb == "destroy" {
+			spec = "w"
+		}
+		o, err := getopt(args, spec, false)
 		if err != nil {
 			return nil, err
 		}
@@ -47,10 +51,13 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			var errs []error
 			for _, n := range o.rest {
 				var err error
-				if verb == "create" {
+				switch {
+				case verb == "create":
 					err = env.Kernel.VnetCreate(ctx, n)
-				} else {
-					err = env.Kernel.VnetDestroy(ctx, n)
+				case env.AsyncDestroy && !o.has('w'):
+					_, err = env.Kernel.VnetDestroyAsync(ctx, n)
+				default:
+					err = vnetDestroyWait(ctx, env, n)
 				}
 				if err != nil {
 					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err))
@@ -68,26 +75,55 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	return nil, fmt.Errorf("unknown verb %q", verb)
 }
 
+// vnetDestroyWait is vnet destroy -w: the destroy, returning when the
+// VNET is gone; a VNET already dying (an earlier vnet destroy) is waited
+// for.
+func vnetDestroyWait(ctx context.Context, env *Env, name string) error {
+	err := env.Kernel.VnetDestroy(ctx, name)
+	if errors.Is(err, syscall.EBUSY) && dying(env, name) {
+		return env.Kernel.WaitVnet(ctx, name)
+	}
+	return err
+}
+
+// dying reports whether a VNET called name is being torn down.
+func dying(env *Env, name string) bool {
+	for _, v := range env.Kernel.DyingVnets() {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // jsonVnet is vnet list --json's record.
 type jsonVnet struct {
 	Name       string   `json:"name"`
 	State      string   `json:"state"`
 	Interfaces []string `json:"interfaces"`
+	// Dying says the VNET is being torn down (jls -d's dying jails).
+	Dying bool `json:"dying,omitempty"`
 }
 
+// runVnetList lists the VNETs, oldest first, then those being torn
+// down, their state "dying" (and where their teardown is in --json).
 func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
-	vs := env.Kernel.Vnets()
+	vs := append(env.Kernel.Vnets(), env.Kernel.DyingVnets()...)
 	if c.JSON {
 		out := make([]jsonVnet, 0, len(vs))
 		for _, v := range vs {
-			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...)})
+			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...), Dying: v.Dying})
 		}
 		return writeJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Name\tState\tInterfaces")
 	for _, v := range vs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.State, strings.Join(v.Ifaces, " "))
+		state := v.State.String()
+		if v.Dying {
+			state = "dying"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, state, strings.Join(v.Ifaces, " "))
 	}
 	return tw.Flush()
 }
@@ -124,6 +160,15 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 		}
 		return func(ctx context.Context, c *Cmd, env *Env) error {
 			name, err := env.Kernel.IfCreate(ctx, vnet, ifname)
+			if errors.Is(err, kernel.ErrNoCloner) {
+				// if_clone: no cloner takes the name; load the module
+				// that provides one, as ifconfig's ifmaybeload does.
+				if loaded, lerr := loadCloner(ctx, env, ifname); lerr != nil {
+					warnf(env, "ifconfig", "%s", errText(lerr))
+				} else if loaded {
+					name, err = env.Kernel.IfCreate(ctx, vnet, ifname)
+				}
+			}
 			if err != nil {
 				text := errText(err)
 				if errors.Is(err, kernel.ErrNoVnet) {
@@ -186,6 +231,26 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		return ifControl(ctx, env, vnet, ifname, words)
 	}, nil
+}
+
+// loadCloner loads the module that provides the cloner taking ifname
+// (ifconfig's ifmaybeload, if_clone's kldload if_NAME): found through
+// the module index (linker.hints; never by running a file), by the
+// cloners' default rule. It reports whether it loaded one.
+func loadCloner(ctx context.Context, env *Env, ifname string) (bool, error) {
+	for _, d := range env.Index {
+		for _, c := range d.Cloners {
+			if _, ok := c.Takes(ifname); !ok {
+				continue
+			}
+			if _, loaded := env.Kernel.ModuleDecl(d.Name); loaded {
+				return false, nil // loaded, and still no cloner: nothing to do
+			}
+			_, err := env.Kernel.LoadModule(ctx, d.Name)
+			return err == nil, err
+		}
+	}
+	return false, nil
 }
 
 // ifControl sends a driver command (addm em1, tunnel A B, up) to the

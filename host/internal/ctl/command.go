@@ -42,8 +42,14 @@ type Env struct {
 	WatchFaults func() (stop func() []error)
 	// Index holds the declarations of the modules on the module path
 	// (linker.hints), so that their commands parse before they are
-	// loaded (ipfw list answers "not loaded", not "unknown command").
+	// loaded (ipfw list answers "not loaded", not "unknown command"),
+	// and `ifconfig NAME create` finds the module providing a cloner.
 	Index []sdk.Decl
+	// AsyncDestroy makes `vnet destroy` return once the VNET is dying,
+	// its teardown going on in the background, as jail -r does (the
+	// daemon's default); `vnet destroy -w` waits for it. Without it
+	// every destroy waits (kldsim run's default).
+	AsyncDestroy bool
 }
 
 // Table is the command language for env: the base commands, those of
