@@ -92,7 +92,7 @@ func configToPB(c sdk.ConfigSchema) *pb.ConfigSchema {
 	out := &pb.ConfigSchema{Vnet: settingsToPB(c.Vnet), Interface: settingsToPB(c.Interface),
 		Verbs: verbsToPB(c.Verbs), IfVerbs: verbsToPB(c.IfVerbs)}
 	for _, cmd := range c.Commands {
-		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary})
+		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary, Flags: cmd.Flags})
 	}
 	return out
 }
@@ -101,7 +101,7 @@ func configFromPB(c *pb.ConfigSchema) sdk.ConfigSchema {
 	out := sdk.ConfigSchema{Vnet: settingsFromPB(c.GetVnet()), Interface: settingsFromPB(c.GetInterface()),
 		Verbs: verbsFromPB(c.GetVerbs()), IfVerbs: verbsFromPB(c.GetIfVerbs())}
 	for _, cmd := range c.GetCommands() {
-		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary()})
+		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary(), Flags: cmd.GetFlags()})
 	}
 	return out
 }

@@ -14,7 +14,10 @@ import (
 // from here.
 
 // moduleUsage is a module command's usage text, one line per verb.
-func moduleUsage(name string, verbs []sdk.Verb) string {
+func moduleUsage(name, flags string, verbs []sdk.Verb) string {
+	if flags != "" {
+		name += " [-" + flags + "]"
+	}
 	if len(verbs) == 0 {
 		return fmt.Sprintf("usage: %s [-j vnet] command [args ...]", name)
 	}
@@ -30,13 +33,21 @@ func moduleUsage(name string, verbs []sdk.Verb) string {
 	return b.String()
 }
 
-// parseModCommand parses `NAME [-j vnet] VERB ARGS...`, a command module
-// d declares: the words after the options are a control request for d
-// in the VNET, checked against d's verbs.
+// parseModCommand parses `NAME [-j vnet] [-FLAGS] VERB ARGS...`, a
+// command module d declares: the words after the options are a control
+// request for d in the VNET, checked against d's verbs, preceded by the
+// flags the command declares that were given ("-q").
 func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "j:", false)
+	flags := commandFlags(d, c.Name)
+	o, err := getopt(args, "j:"+flags, false)
 	if err != nil {
 		return nil, err
+	}
+	var given []string
+	for i := 0; i < len(flags); i++ {
+		if o.has(flags[i]) {
+			given = append(given, "-"+flags[i:i+1])
+		}
 	}
 	if len(o.rest) == 0 {
 		return nil, errors.New("missing command")
@@ -47,9 +58,20 @@ func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
 		}
 	}
 	vnet := vnetArg(o)
+	req := append(given, o.rest...)
 	return func(ctx context.Context, c *Cmd, env *Env) error {
-		return modControl(ctx, env, c.Name, vnet, d.Name, o.rest)
+		return modControl(ctx, env, c.Name, vnet, d.Name, req)
 	}, nil
+}
+
+// commandFlags are the option letters d's command called name takes.
+func commandFlags(d sdk.Decl, name string) string {
+	for _, cmd := range d.Config.Commands {
+		if cmd.Name == name {
+			return cmd.Flags
+		}
+	}
+	return ""
 }
 
 // ifVerbs are the verbs an interface of module d takes: its own and

@@ -426,7 +426,9 @@ func parseModctl(c *Cmd, args []string) (runner, error) {
 func modControl(ctx context.Context, env *Env, cmd, vnet, module string, args []string) error {
 	out, err := env.Kernel.ModControl(ctx, vnet, module, args)
 	if err != nil {
-		warnf(env, cmd, "%s", errText(err))
+		// A module's words that name its command already ("ipfw:
+		// illegal argument for pipe") are not prefixed twice.
+		warnf(env, cmd, "%s", strings.TrimPrefix(errText(err), cmd+": "))
 		return failed([]error{err})
 	}
 	writeOut(env.Stdout, out)

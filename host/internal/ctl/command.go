@@ -371,7 +371,7 @@ func (t *Table) lookup(name string) command {
 	}
 	d := t.mods[m]
 	return command{
-		usage:   moduleUsage(name, d.Config.Verbs),
+		usage:   moduleUsage(name, commandFlags(d, name), d.Config.Verbs),
 		summary: commandSummary(d, name),
 		parse:   func(c *Cmd, args []string) (runner, error) { return parseModCommand(d, c, args) },
 	}

@@ -855,6 +855,7 @@ type Command struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Flags         string                 `protobuf:"bytes,3,opt,name=flags,proto3" json:"flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -899,6 +900,13 @@ func (x *Command) GetName() string {
 func (x *Command) GetSummary() string {
 	if x != nil {
 		return x.Summary
+	}
+	return ""
+}
+
+func (x *Command) GetFlags() string {
+	if x != nil {
+		return x.Flags
 	}
 	return ""
 }
@@ -2789,10 +2797,11 @@ const file_kld_proto_rawDesc = "" +
 	"\brequired\x18\x05 \x01(\bR\brequired\x12\x10\n" +
 	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06unique\x18\a \x01(\bR\x06unique\x12\x1a\n" +
-	"\bcommands\x18\b \x03(\tR\bcommands\"7\n" +
+	"\bcommands\x18\b \x03(\tR\bcommands\"M\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\asummary\x18\x02 \x01(\tR\asummary\"|\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\tR\x05flags\"|\n" +
 	"\x04Verb\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04args\x18\x02 \x01(\tR\x04args\x12\x10\n" +
