@@ -524,10 +524,15 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 	return out, err
 }
 
-// Interfaces is ifconfig -a in one VNET, by index. The error is an
-// *Error with Op OpIfList wrapping ErrNoVnet.
+// Interfaces is ifconfig -a in one VNET, by index. A VNET being torn
+// down is not found, as a dying jail cannot be entered (DyingVnets lists
+// what is left in it). The error is an *Error with Op OpIfList wrapping
+// ErrNoVnet.
 func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	v, err := k.lookupVnet(vnetName)
+	if err == nil && v.life.Load() != vnetAlive {
+		err = fmt.Errorf("vnet %s is being destroyed: %w", vnetName, ErrNoVnet)
+	}
 	if err != nil {
 		return nil, &Error{Op: OpIfList, Name: vnetName, Err: err}
 	}

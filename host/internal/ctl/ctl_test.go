@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -34,6 +35,7 @@ func modulePath() map[string][]*sdk.Module {
 		"if_gif":     {gif.Module()},
 		"ip_mroute":  {mcast.IPMroute()},
 		"ip6_mroute": {mcast.IP6Mroute()},
+		"if_epair":   {epair.Module()},
 	}
 }
 
@@ -41,7 +43,7 @@ func modulePath() map[string][]*sdk.Module {
 // declaration.
 func index() []sdk.Decl {
 	var out []sdk.Decl
-	for _, name := range []string{"ipfw", "if_bridge", "bridgestp", "if_gif", "ip_mroute", "ip6_mroute"} {
+	for _, name := range []string{"ipfw", "if_bridge", "bridgestp", "if_gif", "ip_mroute", "ip6_mroute", "if_epair"} {
 		for _, m := range modulePath()[name] {
 			out = append(out, m.Decl())
 		}
@@ -199,6 +201,11 @@ func TestParse(t *testing.T) {
 		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob" (want add, delete, flush, list, show, zero, table)`},
 		{line: "ipfw add", wantErr: "add: missing arguments: add [NUM] ACTION [ARG]"},
 		{line: "ipfw", wantErr: "missing command"},
+		{line: "ipfw -q -f flush", want: []string{"ipfw", "-q", "-f", "flush"}},
+		{line: "ipfw -qf -j j1 add allow ip from any to any", want: []string{"ipfw", "-qf", "-j", "j1", "add", "allow", "ip", "from", "any", "to", "any"}},
+		{line: "ipfw -x flush", wantErr: "illegal option -- x"},
+		{line: "vnet destroy -w j1", want: []string{"vnet", "destroy", "-w", "j1"}},
+		{line: "vnet create -w j1", wantErr: "illegal option -- w"},
 		{line: "ipfw list now", wantErr: `list: unexpected argument "now"`},
 		{line: "ipfw -j j1 add 100 allow ip from any to any", want: []string{"ipfw", "-j", "j1", "add", "100", "allow", "ip", "from", "any", "to", "any"}},
 		{line: "modctl ip_mroute", wantErr: "missing module or command"},
