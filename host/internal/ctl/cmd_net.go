@@ -75,12 +75,12 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	return nil, fmt.Errorf("unknown verb %q", verb)
 }
 
-// vnetDestroyWait is vnet destroy -w: the destroy, returning when the
-// VNET is gone; a VNET already dying (an earlier vnet destroy) is waited
-// for.
+// vnetDestroyWait is vnet destroy -w: the destroy, returning when no
+// VNET of the name is left: the one it destroys, and any an earlier
+// vnet destroy left dying, are gone.
 func vnetDestroyWait(ctx context.Context, env *Env, name string) error {
 	err := env.Kernel.VnetDestroy(ctx, name)
-	if errors.Is(err, syscall.EBUSY) && dying(env, name) {
+	if err == nil || errors.Is(err, syscall.EBUSY) && dying(env, name) {
 		return env.Kernel.WaitVnet(ctx, name)
 	}
 	return err
