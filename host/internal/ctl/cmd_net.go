@@ -262,6 +262,28 @@ func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []strin
 		warnf(env, "ifconfig", "%s: %v", ifname, err)
 		return failed([]error{fmt.Errorf("ifconfig %s: %w: %w", ifname, err, syscall.EINVAL)})
 	}
+	// ifconfig applies its words in order: the kernel's own (up, down)
+	// and runs of the driver's, each sent as it comes.
+	for len(calls) > 1 {
+		n := 1
+		if !isHostVerb(calls[0]) {
+			for n < len(calls) && !isHostVerb(calls[n]) {
+				n++
+			}
+		}
+		if n == len(calls) {
+			break
+		}
+		var first []string
+		for _, c := range calls[:n] {
+			first = append(append(first, c.Verb.Name), c.Args...)
+		}
+		if err := ifControl(ctx, env, vnet, ifname, first); err != nil {
+			return err
+		}
+		calls = calls[n:]
+		words = words[len(first):]
+	}
 	out, err := env.Kernel.IfControl(ctx, vnet, ifname, words)
 	if err != nil {
 		var me *kernel.ModuleError
@@ -283,6 +305,17 @@ func ifControl(ctx context.Context, env *Env, vnet, ifname string, words []strin
 	}
 	writeOut(env.Stdout, out)
 	return nil
+}
+
+// isHostVerb reports whether c is a verb the kernel answers for every
+// interface (up, down).
+func isHostVerb(c sdk.VerbCall) bool {
+	for _, v := range sdk.HostIfVerbs {
+		if v.Name == c.Verb.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // writeOut prints a module's answer, ending it with a newline.

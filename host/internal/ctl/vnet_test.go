@@ -125,3 +125,31 @@ func TestVnetDestroyAsync(t *testing.T) {
 	}
 	h.ShutdownClean("gate")
 }
+
+// TestIfconfigChainsHostVerbs: ifconfig applies its words in order, the
+// kernel's own (up, down) among the driver's: `ifconfig bridge0 up addm
+// em1 down` marks it up, adds the member, marks it down.
+func TestIfconfigChainsHostVerbs(t *testing.T) {
+	k := newKernel(t)
+	for _, line := range []string{"kldload if_bridge", "ifconfig bridge create", "ifconfig bridge0 up addm em1 addm em2 down", "ifconfig bridge0 up"} {
+		if _, errb, err := run(t, k, line); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, errb)
+		}
+	}
+	out, _, err := run(t, k, "ifconfig bridge0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"flags=<UP>", "member: em1 ", "member: em2 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ifconfig bridge0 lacks %q:\n%s", want, out)
+		}
+	}
+	if _, _, err := run(t, k, "ifconfig bridge0 down addm nosuch"); err == nil {
+		t.Error("a chain whose driver verb fails succeeded")
+	}
+	out, _, _ = run(t, k, "ifconfig bridge0")
+	if strings.Contains(out, "flags=<UP>") {
+		t.Errorf("the down before the failing addm was not applied:\n%s", out)
+	}
+}
