@@ -3,7 +3,9 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +21,10 @@ import (
 // (out of the name table). Ops that take op check life afterwards.
 type vnet struct {
 	name string
+	// key names this instance of the VNET for the witness: a VNET being
+	// torn down in the background and a new one of its name each have
+	// their own (vnetKey).
+	key  string
 	seq  uint64     // creation order; op locks are taken in this order
 	op   sync.Mutex // serializes operations on this VNET; held across module calls
 	life atomic.Int32
@@ -29,7 +35,18 @@ type vnet struct {
 	mu         sync.Mutex
 	state      sdk.Sub
 	destroying bool
-	ifs        map[string]*ifnet
+	// ifs are the interfaces by name: the first attached of each name,
+	// the one ifunit finds. dups are the others of a name already taken:
+	// interfaces that came home to find their name taken, which if_vmove
+	// attaches all the same (see ifAttach).
+	ifs  map[string]*ifnet
+	dups []*ifnet
+	// units are the units of the simple cloners' interfaces whose home
+	// this is, by cloner: taken while the interface exists, wherever it
+	// has moved (ifc_alloc_unit on the VNET's cloner).
+	units map[string]map[int]bool
+	// done is closed when the VNET is gone (its teardown over).
+	done chan struct{}
 	// lists are the frameworks' lists, by the kind of object they list
 	// (KindIfnet: the ifnet list; KindPfilHead, KindHhookHead: the head
 	// lists): witness objects the frameworks' VNET_SYSINITs allocate
@@ -52,9 +69,20 @@ const (
 	vnetGone
 )
 
-func newVnet(name string) *vnet {
-	return &vnet{name: name, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
-		heads: map[ObjKind]map[string]sdk.ObjID{}, vars: map[string]any{}}
+func newVnet(name, key string) *vnet {
+	return &vnet{name: name, key: key, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
+		heads: map[ObjKind]map[string]sdk.ObjID{}, vars: map[string]any{}, units: map[string]map[int]bool{},
+		done: make(chan struct{})}
+}
+
+// vnetKey is the key of the seq'th VNET called name (KPI.VnetKey, the
+// witness's key): vnet0's is its name, any other's its name, '@' and its
+// creation number, which no other VNET has. vnetName reads it back.
+func vnetKey(name string, seq uint64) string {
+	if seq == 0 {
+		return name
+	}
+	return name + "@" + strconv.FormatUint(seq, 10)
 }
 
 func (v *vnet) setState(s sdk.Sub) {
@@ -163,19 +191,46 @@ func (k *Kernel) useList(v *vnet, member ObjKind, op, name string, at Site) erro
 	if err := v.needList(member, op, name); err != nil {
 		return err
 	}
-	return k.w.use(v.list(member), v.name, at)
+	return k.w.use(v.list(member), v.key, at)
 }
 
 // lookupVnet finds a VNET by name; one still being built is not found
-// yet (a jail is invisible until its creation completes).
+// yet (a jail is invisible until its creation completes). Without one,
+// the newest of the name being torn down is found, so that what is
+// asked of it is refused as of a VNET shutting down.
 func (k *Kernel) lookupVnet(name string) (*vnet, error) {
 	k.vmu.Lock()
 	defer k.vmu.Unlock()
 	v := k.vnets[name]
+	if v == nil {
+		v = k.dyingNamed(name)
+	}
 	if v == nil || v.life.Load() == vnetBuilding {
 		return nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	}
 	return v, nil
+}
+
+// dyingNamed is the newest VNET called name that is being torn down, or
+// nil (k.vmu held).
+func (k *Kernel) dyingNamed(name string) *vnet {
+	for i := len(k.dying) - 1; i >= 0; i-- {
+		if k.dying[i].name == name {
+			return k.dying[i]
+		}
+	}
+	return nil
+}
+
+// vnetByKey is the VNET instance of a witness key ("": vnet0), if it
+// still exists (k.vmu taken).
+func (k *Kernel) vnetByKey(key string) *vnet {
+	if key == "" {
+		return k.vnet0
+	}
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	return k.vkeys[key]
 }
 
 // vnetAppend puts a built VNET at the end of the list (k.vmu held).
@@ -222,8 +277,10 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 // VNET's state set to each entry's subsystem first. If an entry fails, the
 // modules that ran are torn down again (descending) and nothing is left.
 // The name is taken (EEXIST) from the start, but the VNET is listed, and
-// can be used or destroyed, only once it is built. Errors are *Error with
-// Op OpVnetCreate: a *sdk.NameError, EEXIST, or the entry that failed.
+// can be used or destroyed, only once it is built. A VNET of the name
+// still being torn down in the background does not hold it, as a dying
+// jail does not hold its name. Errors are *Error with Op OpVnetCreate: a
+// *sdk.NameError, EEXIST, or the entry that failed.
 func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 	fail := func(err error) error { return &Error{Op: OpVnetCreate, Name: name, Err: err} }
 	if err := sdk.ValidVnetName(name); err != nil {
@@ -236,10 +293,11 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 		k.vmu.Unlock()
 		return fail(syscall.EEXIST)
 	}
-	v := newVnet(name)
 	k.vseq++
+	v := newVnet(name, vnetKey(name, k.vseq))
 	v.seq = k.vseq
 	k.vnets[name] = v
+	k.vkeys[v.key] = v
 	v.op.Lock() // nobody else can see v yet: this cannot wait
 	k.vmu.Unlock()
 	defer v.op.Unlock()
@@ -253,8 +311,10 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 			k.teardown(ctx, v, func(m *modRec) bool { return ran[m] })
 			k.vmu.Lock()
 			delete(k.vnets, name)
+			delete(k.vkeys, v.key)
 			v.life.Store(vnetGone)
 			k.vmu.Unlock()
+			close(v.done)
 			return fail(fmt.Errorf("create failed, rolled back: %w", err))
 		}
 		if !dead {
@@ -269,23 +329,64 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 	return nil
 }
 
-// VnetDestroy tears a VNET down top-down: every VNET_SYSUNINIT descending.
-// A VNET still being built is waited for, as jail_remove waits for a
-// jail_set creating the jail (both hold allprison_lock): if the build
-// succeeds the VNET is then destroyed, if it fails there is nothing to
-// destroy (ENOENT). A VNET already being destroyed is EBUSY. Errors are
-// *Error with Op OpVnetDestroy.
+// VnetDestroy tears a VNET down top-down, and returns when it is gone:
+// every VNET_SYSUNINIT descending. A VNET still being built is waited
+// for, as jail_remove waits for a jail_set creating the jail (both hold
+// allprison_lock): if the build succeeds the VNET is then destroyed, if
+// it fails there is nothing to destroy (ENOENT). A VNET already being
+// destroyed is EBUSY. Errors are *Error with Op OpVnetDestroy.
 func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
-	fail := func(err error) error { return &Error{Op: OpVnetDestroy, Name: name, Err: err} }
 	k.sx.RLock()
 	defer k.sx.RUnlock()
+	v, err := k.markDying(name, false)
+	if err != nil {
+		return &Error{Op: OpVnetDestroy, Name: name, Err: err}
+	}
+	k.destroy(ctx, v)
+	return nil
+}
+
+// VnetDestroyAsync is jail -r: it marks the VNET dying and returns,
+// while the teardown VnetDestroy would run goes on in the background, as
+// FreeBSD's prison_deref leaves vnet_destroy to a task. From then on the
+// VNET is not listed by Vnets but by DyingVnets, refuses what is asked
+// of it as a VNET shutting down does, and its name is free for a new
+// VNET. done is closed when it is gone; WaitVnet and WaitDying wait for
+// it, and Shutdown does before anything else, so a verdict taken after
+// Shutdown covers every teardown. It fails as VnetDestroy does, before
+// anything starts.
+func (k *Kernel) VnetDestroyAsync(ctx context.Context, name string) (done <-chan struct{}, err error) {
+	k.sx.RLock()
+	v, err := k.markDying(name, true)
+	if err != nil {
+		k.sx.RUnlock()
+		return nil, &Error{Op: OpVnetDestroy, Name: name, Err: err}
+	}
+	// The teardown is an operation of its own: not canceled with the
+	// request that asked for it, and not part of its chain.
+	ctx = context.WithValue(context.WithoutCancel(ctx), chainKey{}, k.newChain())
+	k.bg.Add(1)
+	go func() {
+		defer k.bg.Done()
+		defer k.sx.RUnlock()
+		k.destroy(ctx, v)
+	}()
+	return v.done, nil
+}
+
+// markDying takes the VNET called name out of the list, marks it dying
+// and, with free, gives up its name, once any build of it is over (k.sx
+// held shared). A VnetDestroy keeps the name until the VNET is gone, as
+// it always has; a VnetDestroyAsync frees it at once, as jail -r does.
+// It fails with why VnetDestroy refuses it.
+func (k *Kernel) markDying(name string, free bool) (*vnet, error) {
 	var v *vnet
 	for {
 		k.vmu.Lock()
 		v = k.vnets[name]
-		if err := k.destroyRefused(v); err != nil {
+		if err := k.destroyRefused(name, v); err != nil {
 			k.vmu.Unlock()
-			return fail(err)
+			return nil, err
 		}
 		if v.life.Load() == vnetBuilding {
 			k.vmu.Unlock()
@@ -300,32 +401,75 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 	v.destroying = true
 	v.mu.Unlock()
 	k.vnetUnlink(v)
+	if free {
+		delete(k.vnets, name)
+	}
+	k.dying = append(k.dying, v)
 	k.vmu.Unlock()
+	return v, nil
+}
 
+// destroy tears a dying VNET down and forgets it.
+func (k *Kernel) destroy(ctx context.Context, v *vnet) {
 	v.op.Lock()
-	defer v.op.Unlock()
 	if k.opts.Legacy.TeardownIfFirst {
 		k.interfacesFirst(ctx, v)
 	}
 	k.teardown(ctx, v, func(*modRec) bool { return true })
+	v.op.Unlock()
 	k.vmu.Lock()
-	delete(k.vnets, name)
+	k.dying = slices.DeleteFunc(k.dying, func(d *vnet) bool { return d == v })
+	if k.vnets[v.name] == v {
+		delete(k.vnets, v.name)
+	}
+	delete(k.vkeys, v.key)
 	v.life.Store(vnetGone)
 	k.vmu.Unlock()
-	return nil
+	close(v.done)
 }
 
-// destroyRefused is why VnetDestroy refuses v, the VNET of its name (nil:
-// none), before it starts; nil when it goes ahead (or waits for v's
-// build). k.vmu is held.
-func (k *Kernel) destroyRefused(v *vnet) error {
+// destroyRefused is why VnetDestroy refuses to destroy name, v being the
+// VNET of its name (nil: none), before it starts; nil when it goes ahead
+// (or waits for v's build). k.vmu is held.
+func (k *Kernel) destroyRefused(name string, v *vnet) error {
 	switch {
+	case v == nil && k.dyingNamed(name) != nil, v != nil && v.life.Load() == vnetDying:
+		return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
 	case v == nil:
 		return ErrNoVnet
 	case v == k.vnet0:
 		return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
-	case v.life.Load() == vnetDying:
-		return fmt.Errorf("vnet %s is being destroyed: %w", v.name, syscall.EBUSY)
+	}
+	return nil
+}
+
+// WaitVnet waits until no VNET called name is being torn down in the
+// background. The error is ctx's, if it ends first.
+func (k *Kernel) WaitVnet(ctx context.Context, name string) error {
+	return k.waitDying(ctx, func(v *vnet) bool { return v.name == name })
+}
+
+// WaitDying waits until every background teardown is over. The error is
+// ctx's, if it ends first.
+func (k *Kernel) WaitDying(ctx context.Context) error {
+	return k.waitDying(ctx, func(*vnet) bool { return true })
+}
+
+func (k *Kernel) waitDying(ctx context.Context, which func(*vnet) bool) error {
+	k.vmu.Lock()
+	var done []chan struct{}
+	for _, v := range k.dying {
+		if which(v) {
+			done = append(done, v.done)
+		}
+	}
+	k.vmu.Unlock()
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return nil
 }
@@ -347,15 +491,17 @@ func (k *Kernel) teardown(ctx context.Context, v *vnet, which func(*modRec) bool
 		_, _ = k.runEntry(ctx, v, se) // SYSUNINITs cannot fail the teardown
 	}
 	v.setState(sdk.SubDummy)
-	k.w.vnetGone(v.name, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
+	k.w.vnetGone(v.key, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
 	v.mu.Lock()
 	v.ifs = map[string]*ifnet{}
+	v.dups = nil
 	v.mu.Unlock()
 }
 
 // interfacesFirst is the pre-2016 teardown: loaned interfaces go home and
 // cloned ones are destroyed before any protocol is torn down.
 func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
+	ctx, _ = k.chainOf(ctx)
 	for _, ifp := range v.ifsByIndex() {
 		if ifp.home != v {
 			_ = k.vmove(ctx, ifp, v, ifp.home, Site{Module: "if", Entry: "vnet_destroy (legacy)", Vnet: v.name})
@@ -366,7 +512,7 @@ func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
 }
 
 // Vnets lists the VNETs, oldest first: the built ones, not those being
-// built or destroyed.
+// built or destroyed (DyingVnets lists those).
 func (k *Kernel) Vnets() []VnetStat {
 	k.vmu.Lock()
 	list := make([]*vnet, 0, k.vcount)
@@ -374,13 +520,30 @@ func (k *Kernel) Vnets() []VnetStat {
 		list = append(list, v)
 	}
 	k.vmu.Unlock()
+	return vnetStats(list)
+}
+
+// DyingVnets lists the VNETs being torn down (by VnetDestroy, or in the
+// background after VnetDestroyAsync), oldest first, as jls -d lists
+// dying jails: with Dying set, their state the subsystem being torn down
+// and the interfaces still in them.
+func (k *Kernel) DyingVnets() []VnetStat {
+	k.vmu.Lock()
+	list := append([]*vnet(nil), k.dying...)
+	k.vmu.Unlock()
+	return vnetStats(list)
+}
+
+func vnetStats(list []*vnet) []VnetStat {
 	out := make([]VnetStat, 0, len(list))
 	for _, v := range list {
-		st := VnetStat{Name: v.name, JID: int(v.seq)}
+		st := VnetStat{Name: v.name, JID: int(v.seq), Dying: v.life.Load() >= vnetDying}
 		v.mu.Lock()
-		st.State, st.Dying = v.state, v.destroying
+		st.State = v.state
 		for _, ifp := range v.ifsByIndexLocked() {
-			st.Ifaces = append(st.Ifaces, ifp.name)
+			if !ifp.arriving {
+				st.Ifaces = append(st.Ifaces, ifp.name)
+			}
 		}
 		v.mu.Unlock()
 		out = append(out, st)
@@ -398,10 +561,11 @@ func (v *vnet) ifsByIndex() []*ifnet {
 }
 
 func (v *vnet) ifsByIndexLocked() []*ifnet {
-	out := make([]*ifnet, 0, len(v.ifs))
+	out := make([]*ifnet, 0, len(v.ifs)+len(v.dups))
 	for _, ifp := range v.ifs {
 		out = append(out, ifp)
 	}
+	out = append(out, v.dups...)
 	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
 	return out
 }

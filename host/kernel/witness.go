@@ -27,11 +27,12 @@ const (
 	KindMcast
 	KindIfList   // a VNET's interface list (V_ifnet)
 	KindHeadList // a VNET's list of pfil or hhook heads
+	KindUnit     // a cloner's unit (ifc_alloc_unit)
 )
 
 var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
 	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership",
-	"ifnet list", "head list"}
+	"ifnet list", "head list", "cloner unit"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -87,6 +88,10 @@ type Object struct {
 	holders map[sdk.ObjID]int
 	locked  bool
 	ord     objOrder // for the ordering constraints (constraints.go)
+	// vkey is the witness's key of the object's VNET instance (vnet.key;
+	// "" for global objects): two VNETs of one name, a dying one and its
+	// successor, never share their objects.
+	vkey string
 }
 
 func (o *Object) String() string {
@@ -106,6 +111,7 @@ const (
 	ModuleFault
 	ForeignFree
 	Injected
+	NameClash
 )
 
 func (k ReportKind) String() string {
@@ -126,6 +132,8 @@ func (k ReportKind) String() string {
 		return "foreign free"
 	case Injected:
 		return "injected fault"
+	case NameClash:
+		return "name clash"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -176,7 +184,7 @@ func (r Report) render(more []Report) string {
 			if r.Kind == FreeReferenced {
 				verb = "freed by"
 			}
-		case Leak:
+		case Leak, NameClash:
 			verb = "found by"
 		case ForeignFree:
 			verb = "refused for"
@@ -234,11 +242,23 @@ func newWitness(t *tracer, reportLimit int) *witness {
 		dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
 
+// The witness's vnet arguments are VNET keys (vnet.key): "" for global
+// objects, else the key of one VNET instance. Reports and errors name
+// the VNET (vnetName).
+
+// vnetName is the name of the VNET a key stands for (vnetKey).
+func vnetName(key string) string {
+	if i := strings.LastIndexByte(key, '@'); i >= 0 && key != "vnet0" {
+		return key[:i]
+	}
+	return key
+}
+
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.next++
-	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: at}
+	o := &Object{ID: w.next, Kind: kind, Name: name, Owner: owner, Vnet: vnetName(vnet), vkey: vnet, Alloc: at}
 	w.objs[o.ID] = o
 	w.index(o)
 	w.allocated(o, at)
@@ -246,10 +266,10 @@ func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object
 }
 
 func (w *witness) index(o *Object) {
-	m := w.byVnet[o.Vnet]
+	m := w.byVnet[o.vkey]
 	if m == nil {
 		m = map[sdk.ObjID]*Object{}
-		w.byVnet[o.Vnet] = m
+		w.byVnet[o.vkey] = m
 	}
 	m[o.ID] = o
 }
@@ -269,8 +289,8 @@ func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKi
 		w.forgottenLocked(id, at, ifFreed)
 		return nil, errForgotten
 	}
-	if o.Vnet != "" && o.Vnet != vnet {
-		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
+	if o.vkey != "" && o.vkey != vnet {
+		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnetName(vnet), errCrossVnet)
 	}
 	return o, nil
 }
@@ -488,8 +508,8 @@ func (w *witness) move(id sdk.ObjID, to string) {
 	if o == nil {
 		return
 	}
-	delete(w.byVnet[o.Vnet], id)
-	o.Vnet = to
+	delete(w.byVnet[o.vkey], id)
+	o.Vnet, o.vkey = vnetName(to), to
 	w.index(o)
 }
 
@@ -537,7 +557,7 @@ func (w *witness) dropLocked(o *Object, why string) {
 	}
 	w.graves.add(o, why)
 	delete(w.objs, o.ID)
-	delete(w.byVnet[o.Vnet], o.ID)
+	delete(w.byVnet[o.vkey], o.ID)
 }
 
 // vnetGone reports the objects left in a destroyed VNET and forgets them.
@@ -545,7 +565,7 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := w.byVnet[vnet]
-	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	n := w.leaks(m, func(*Object) bool { return true }, "in "+vnetName(vnet)+" after its destroy", at, true)
 	delete(w.byVnet, vnet)
 	w.ord.forgetVnet(vnet)
 	return n
@@ -562,17 +582,14 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 	return w.leaks(w.objs, func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
-// live counts live objects, optionally in one VNET ("" = all).
+// live lists the live objects of the VNETs called vnet ("" global), or
+// all of them.
 func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	src := w.objs
-	if !all {
-		src = w.byVnet[vnet]
-	}
 	var out []*Object
-	for _, o := range src {
-		if !o.Freed {
+	for _, o := range w.objs {
+		if !o.Freed && (all || o.Vnet == vnet) {
 			out = append(out, copyObj(o))
 		}
 	}
@@ -669,4 +686,44 @@ func (g *graves) add(o *Object, why string) {
 func (g *graves) get(id sdk.ObjID) (grave, bool) {
 	gr, ok := g.byID[id]
 	return gr, ok
+}
+
+// owned returns the key of the VNET a live object actor owns is in
+// (CURVNET_SET(obj's vnet)). An object of another module is refused with
+// EPERM and reported (ForeignFree, as any act on it is). One that is
+// gone (freed, or forgotten with its VNET or module) is ErrGone, and not
+// reported: asking where an object is is how a module learns that
+// another operation destroyed it (a sibling's destroy); it touches
+// nothing.
+func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	switch {
+	case o == nil && (id == 0 || id > w.next):
+		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
+	case o == nil:
+		return "", fmt.Errorf("object #%d: %w", id, ErrGone)
+	case o.Owner != actor:
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: o, Use: at})
+		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	case o.Freed:
+		return "", fmt.Errorf("%s: %w", o, ErrGone)
+	}
+	return o.vkey, nil
+}
+
+// nameClash reports an interface that came home to a VNET where its name
+// is taken (if_vmove attaches it all the same, as FreeBSD's does).
+func (w *witness) nameClash(id, other sdk.ObjID, claim string, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	if h := w.objs[other]; h != nil {
+		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.Alloc)
+	}
+	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: o, Use: at})
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -27,10 +28,11 @@ import (
 // kpiClient is bound to one host->plugin call: every callback carries
 // that call's token. Vnet and Module are answered locally.
 type kpiClient struct {
-	c      pb.KPIClient // nil when the host offered no KPI
-	token  uint64
-	vnet   string
-	module string
+	c       pb.KPIClient // nil when the host offered no KPI
+	token   uint64
+	vnet    string
+	vnetKey string
+	module  string
 }
 
 var _ sdk.KPI = (*kpiClient)(nil)
@@ -45,16 +47,20 @@ type kpiServer struct {
 	next  atomic.Uint64
 	mu    sync.RWMutex
 	bound map[uint64]sdk.KPI
+	// scopes are the CURVNET_SET scopes bound under each token, which
+	// go when it goes.
+	scopes map[uint64][]uint64
 }
 
 var _ pb.KPIServer = (*kpiServer)(nil)
 
 func newKPIServer(logger hclog.Logger) *kpiServer {
-	return &kpiServer{logger: logger, bound: map[uint64]sdk.KPI{}}
+	return &kpiServer{logger: logger, bound: map[uint64]sdk.KPI{}, scopes: map[uint64][]uint64{}}
 }
 
 // bind registers k for one call and returns its token and the function
-// that retires it when the call returns.
+// that retires it when the call returns, with the CURVNET_SET scopes
+// made under it.
 func (s *kpiServer) bind(k sdk.KPI) (token uint64, unbind func()) {
 	token = s.next.Add(1)
 	s.mu.Lock()
@@ -62,9 +68,32 @@ func (s *kpiServer) bind(k sdk.KPI) (token uint64, unbind func()) {
 	s.mu.Unlock()
 	return token, func() {
 		s.mu.Lock()
-		delete(s.bound, token)
+		s.unbindLocked(token)
 		s.mu.Unlock()
 	}
+}
+
+// bindScope registers in, a CURVNET_SET scope made under parent, and
+// returns its token; it goes with parent, or when it is restored.
+func (s *kpiServer) bindScope(parent uint64, in sdk.KPI) (uint64, bool) {
+	token := s.next.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.bound[parent]; !ok {
+		return 0, false // the call returned meanwhile
+	}
+	s.bound[token] = in
+	s.scopes[parent] = append(s.scopes[parent], token)
+	return token, true
+}
+
+// unbindLocked retires token and the scopes made under it (s.mu held).
+func (s *kpiServer) unbindLocked(token uint64) {
+	delete(s.bound, token)
+	for _, c := range s.scopes[token] {
+		s.unbindLocked(c)
+	}
+	delete(s.scopes, token)
 }
 
 // lookup finds the KPI bound to token. A token of a call that already
@@ -190,8 +219,9 @@ func (s *kpiServer) ifInfo(token uint64, f func(sdk.KPI) (sdk.IfInfo, error)) (*
 
 // Answered in the plugin, no callback.
 
-func (k *kpiClient) Vnet() string   { return k.vnet }
-func (k *kpiClient) Module() string { return k.module }
+func (k *kpiClient) Vnet() string    { return k.vnet }
+func (k *kpiClient) VnetKey() string { return k.vnetKey }
+func (k *kpiClient) Module() string  { return k.module }
 
 // Memory
 
@@ -438,4 +468,76 @@ func (k *kpiClient) EncapDetach(ctx context.Context, id sdk.ObjID) error {
 }
 func (s *kpiServer) EncapDetach(ctx context.Context, r *pb.ObjRequest) (*pb.Result, error) {
 	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.EncapDetach(ctx, sdk.ObjID(r.GetId())) })
+}
+
+// Curvnet: a scope is a KPI of its own on the wire, with a token the host
+// binds beside the call's and retires with it.
+
+func (k *kpiClient) CurvnetSet(ctx context.Context, id sdk.ObjID) (sdk.KPI, error) {
+	r, err := invoke(ctx, k, "CurvnetSet", pb.KPIClient.CurvnetSet, k.obj(id))
+	if err != nil {
+		return nil, err
+	}
+	if err := errorFromPB(r.GetError()); err != nil {
+		return nil, err
+	}
+	return &kpiClient{c: k.c, token: r.GetToken(), vnet: r.GetVnet(), vnetKey: r.GetVnetKey(), module: k.module}, nil
+}
+func (s *kpiServer) CurvnetSet(ctx context.Context, r *pb.ObjRequest) (*pb.CurvnetResponse, error) {
+	k, err := s.lookup(r.GetToken())
+	if err != nil {
+		return &pb.CurvnetResponse{Error: errorToPB(err)}, nil
+	}
+	in, err := k.CurvnetSet(ctx, sdk.ObjID(r.GetId()))
+	if err != nil {
+		return &pb.CurvnetResponse{Error: errorToPB(err)}, nil
+	}
+	token, ok := s.bindScope(r.GetToken(), in)
+	if !ok {
+		err := fmt.Errorf("CURVNET_SET: the call that issued it has returned: %w", syscall.EINVAL)
+		return &pb.CurvnetResponse{Error: errorToPB(errors.Join(err, in.CurvnetRestore(ctx)))}, nil
+	}
+	return &pb.CurvnetResponse{Token: token, Vnet: in.Vnet(), VnetKey: in.VnetKey()}, nil
+}
+
+func (k *kpiClient) CurvnetRestore(ctx context.Context) error {
+	return resultOf(invoke(ctx, k, "CurvnetRestore", pb.KPIClient.CurvnetRestore, &pb.TokenRequest{Token: k.token}))
+}
+func (s *kpiServer) CurvnetRestore(ctx context.Context, r *pb.TokenRequest) (*pb.Result, error) {
+	return s.res(r.GetToken(), func(k sdk.KPI) error {
+		if err := k.CurvnetRestore(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.unbindLocked(r.GetToken())
+		s.mu.Unlock()
+		return nil
+	})
+}
+
+// Units
+
+func (k *kpiClient) IfcAllocUnit(ctx context.Context, cloner string, unit int) (int, error) {
+	r, err := invoke(ctx, k, "IfcAllocUnit", pb.KPIClient.IfcAllocUnit,
+		&pb.UnitRequest{Token: k.token, Cloner: cloner, Unit: int32(unit)})
+	if err != nil {
+		return 0, err
+	}
+	return int(r.GetUnit()), errorFromPB(r.GetError())
+}
+func (s *kpiServer) IfcAllocUnit(ctx context.Context, r *pb.UnitRequest) (*pb.UnitResponse, error) {
+	k, err := s.lookup(r.GetToken())
+	if err != nil {
+		return &pb.UnitResponse{Error: errorToPB(err)}, nil
+	}
+	unit, err := k.IfcAllocUnit(ctx, r.GetCloner(), int(r.GetUnit()))
+	return &pb.UnitResponse{Unit: int32(unit), Error: errorToPB(err)}, nil
+}
+
+func (k *kpiClient) IfcFreeUnit(ctx context.Context, cloner string, unit int) error {
+	return resultOf(invoke(ctx, k, "IfcFreeUnit", pb.KPIClient.IfcFreeUnit,
+		&pb.UnitRequest{Token: k.token, Cloner: cloner, Unit: int32(unit)}))
+}
+func (s *kpiServer) IfcFreeUnit(ctx context.Context, r *pb.UnitRequest) (*pb.Result, error) {
+	return s.res(r.GetToken(), func(k sdk.KPI) error { return k.IfcFreeUnit(ctx, r.GetCloner(), int(r.GetUnit())) })
 }

@@ -61,7 +61,7 @@ func newModuleServer(file string, mods []*sdk.Module, dial func(uint32) (*grpc.C
 func (c *Client) bind(module string, k sdk.KPI) (call *pb.Call, done func()) {
 	call = &pb.Call{Module: module}
 	if k != nil {
-		call.Vnet = k.Vnet()
+		call.Vnet, call.VnetKey = k.Vnet(), k.VnetKey()
 	}
 	if c.kpi == nil {
 		return call, func() {}
@@ -79,7 +79,7 @@ func (s *moduleServer) bind(call *pb.Call) (*sdk.Module, sdk.KPI, error) {
 	s.mu.Lock()
 	c := s.kpi
 	s.mu.Unlock()
-	return m, &kpiClient{c: c, token: call.GetToken(), vnet: call.GetVnet(), module: call.GetModule()}, nil
+	return m, &kpiClient{c: c, token: call.GetToken(), vnet: call.GetVnet(), vnetKey: call.GetVnetKey(), module: call.GetModule()}, nil
 }
 
 func result(err error) *pb.Result { return &pb.Result{Error: errorToPB(err)} }

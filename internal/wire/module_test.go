@@ -233,10 +233,10 @@ func TestClientServer(t *testing.T) {
 		{"Event", func() (string, error) { return "", c.Event(ctx, "echo", k, sdk.ModQuiesce) }, "", 0},
 		{"IfEvent", func() (string, error) { return "", c.IfEvent(ctx, "echo", k, ev) }, "", 0},
 		{"Clone create", func() (string, error) {
-			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Create: true, Cloner: "echo", Ifname: "echo0"})
+			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Kind: sdk.CloneCreate, Cloner: "echo", Ifname: "echo0"})
 		}, "", 0},
 		{"Clone destroy busy", func() (string, error) {
-			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Cloner: "echo", Ifname: "busy0"})
+			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Kind: sdk.CloneDestroy, Cloner: "echo", Ifname: "busy0"})
 		}, "", syscall.EBUSY},
 		{"Control", func() (string, error) {
 			return c.Control(ctx, "echo", k, sdk.ControlReq{Ifname: "echo0", Args: []string{"up", "mtu"}})

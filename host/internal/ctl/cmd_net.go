@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/kldsim/kldsim/sdk"
 )
 
 const (
-	usageVnet   = "usage: vnet create NAME ...\n       vnet destroy NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
+	usageVnet   = "usage: vnet create NAME ...\n       vnet destroy [-w] NAME ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
 	usageModctl = "usage: modctl [-j vnet] [--json] module command [args ...]"
 )
 
@@ -23,7 +24,11 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	switch verb {
 	case "create", "destroy":
 		args, plan := cutPlan(c, args)
-		o, err := getopt(args, "", false)
+		spec := ""
+		if verb == "destroy" {
+			spec = "w"
+		}
+		o, err := getopt(args, spec, false)
 		if err != nil {
 			return nil, err
 		}
@@ -42,10 +47,13 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 			var errs []error
 			for _, n := range o.rest {
 				var err error
-				if verb == "create" {
+				switch {
+				case verb == "create":
 					err = env.Kernel.VnetCreate(ctx, n)
-				} else {
-					err = env.Kernel.VnetDestroy(ctx, n)
+				case env.AsyncDestroy && !o.has('w'):
+					_, err = env.Kernel.VnetDestroyAsync(ctx, n)
+				default:
+					err = vnetDestroyWait(ctx, env, n)
 				}
 				if err != nil {
 					warnf(env, "vnet", "can't %s %s: %s", verb, n, errText(err))
@@ -63,26 +71,55 @@ func parseVnet(c *Cmd, args []string) (runner, error) {
 	return nil, fmt.Errorf("unknown verb %q", verb)
 }
 
+// vnetDestroyWait is vnet destroy -w: the destroy, returning when no
+// VNET of the name is left: the one it destroys, and any an earlier
+// vnet destroy left dying, are gone.
+func vnetDestroyWait(ctx context.Context, env *Env, name string) error {
+	err := env.Kernel.VnetDestroy(ctx, name)
+	if err == nil || errors.Is(err, syscall.EBUSY) && dying(env, name) {
+		return env.Kernel.WaitVnet(ctx, name)
+	}
+	return err
+}
+
+// dying reports whether a VNET called name is being torn down.
+func dying(env *Env, name string) bool {
+	for _, v := range env.Kernel.DyingVnets() {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // jsonVnet is vnet list --json's record.
 type jsonVnet struct {
 	Name       string   `json:"name"`
 	State      string   `json:"state"`
 	Interfaces []string `json:"interfaces"`
+	// Dying says the VNET is being torn down (jls -d's dying jails).
+	Dying bool `json:"dying,omitempty"`
 }
 
+// runVnetList lists the VNETs, oldest first, then those being torn
+// down, their state "dying" (and where their teardown is in --json).
 func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
-	vs := env.Kernel.Vnets()
+	vs := append(env.Kernel.Vnets(), env.Kernel.DyingVnets()...)
 	if c.JSON {
 		out := make([]jsonVnet, 0, len(vs))
 		for _, v := range vs {
-			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...)})
+			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...), Dying: v.Dying})
 		}
 		return writeJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Name\tState\tInterfaces")
 	for _, v := range vs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.State, strings.Join(v.Ifaces, " "))
+		state := v.State.String()
+		if v.Dying {
+			state = "dying"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, state, strings.Join(v.Ifaces, " "))
 	}
 	return tw.Flush()
 }
@@ -114,7 +151,9 @@ func parseModctl(c *Cmd, args []string) (runner, error) {
 func modControl(ctx context.Context, env *Env, cmd, vnet, module string, args []string) error {
 	out, err := env.Kernel.ModControl(ctx, vnet, module, args)
 	if err != nil {
-		warnf(env, cmd, "%s", errText(err))
+		// A module's words that name its command already ("ipfw:
+		// illegal argument for pipe") are not prefixed twice.
+		warnf(env, cmd, "%s", strings.TrimPrefix(errText(err), cmd+": "))
 		return failed([]error{err})
 	}
 	writeOut(env.Stdout, out)

@@ -251,12 +251,16 @@ func (DetachPath) EnumDescriptor() ([]byte, []int) {
 	return file_kld_proto_rawDescGZIP(), []int{3}
 }
 
+// CloneOpKind is what a clone request asks (sdk.CloneKind).
 type CloneOpKind int32
 
 const (
 	CloneOpKind_CLONE_OP_KIND_UNSPECIFIED CloneOpKind = 0
 	CloneOpKind_CLONE_OP_KIND_CREATE      CloneOpKind = 1
 	CloneOpKind_CLONE_OP_KIND_DESTROY     CloneOpKind = 2
+	// MATCH asks whether the cloner takes ifname (ifc_match): the answer
+	// is no error, or one with errno ESRCH.
+	CloneOpKind_CLONE_OP_KIND_MATCH CloneOpKind = 3
 )
 
 // Enum value maps for CloneOpKind.
@@ -265,11 +269,13 @@ var (
 		0: "CLONE_OP_KIND_UNSPECIFIED",
 		1: "CLONE_OP_KIND_CREATE",
 		2: "CLONE_OP_KIND_DESTROY",
+		3: "CLONE_OP_KIND_MATCH",
 	}
 	CloneOpKind_value = map[string]int32{
 		"CLONE_OP_KIND_UNSPECIFIED": 0,
 		"CLONE_OP_KIND_CREATE":      1,
 		"CLONE_OP_KIND_DESTROY":     2,
+		"CLONE_OP_KIND_MATCH":       3,
 	}
 )
 
@@ -485,15 +491,18 @@ func (x *Depend) GetMax() int32 {
 
 // Decl is a module's declaration as data.
 type Decl struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Rank          *Rank                  `protobuf:"bytes,3,opt,name=rank,proto3" json:"rank,omitempty"`
-	Depends       []*Depend              `protobuf:"bytes,4,rep,name=depends,proto3" json:"depends,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
-	Cloners       []string               `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
-	Events        []EventKind            `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
-	Config        *ConfigSchema          `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Rank    *Rank                  `protobuf:"bytes,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	Depends []*Depend              `protobuf:"bytes,4,rep,name=depends,proto3" json:"depends,omitempty"`
+	Entries []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
+	// cloners are the cloners' names; cloner_specs say more of those
+	// that are not simple (sdk.ClonerDecl), by name.
+	Cloners       []string      `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
+	Events        []EventKind   `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
+	Config        *ConfigSchema `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	ClonerSpecs   []*ClonerSpec `protobuf:"bytes,9,rep,name=cloner_specs,json=clonerSpecs,proto3" json:"cloner_specs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,6 +593,82 @@ func (x *Decl) GetConfig() *ConfigSchema {
 	return nil
 }
 
+func (x *Decl) GetClonerSpecs() []*ClonerSpec {
+	if x != nil {
+		return x.ClonerSpecs
+	}
+	return nil
+}
+
+// ClonerSpec is what a cloner declares beyond its name (sdk.ClonerDecl).
+type ClonerSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Units         bool                   `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	Suffixes      []string               `protobuf:"bytes,3,rep,name=suffixes,proto3" json:"suffixes,omitempty"`
+	Match         bool                   `protobuf:"varint,4,opt,name=match,proto3" json:"match,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClonerSpec) Reset() {
+	*x = ClonerSpec{}
+	mi := &file_kld_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClonerSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClonerSpec) ProtoMessage() {}
+
+func (x *ClonerSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClonerSpec.ProtoReflect.Descriptor instead.
+func (*ClonerSpec) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClonerSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClonerSpec) GetUnits() bool {
+	if x != nil {
+		return x.Units
+	}
+	return false
+}
+
+func (x *ClonerSpec) GetSuffixes() []string {
+	if x != nil {
+		return x.Suffixes
+	}
+	return nil
+}
+
+func (x *ClonerSpec) GetMatch() bool {
+	if x != nil {
+		return x.Match
+	}
+	return false
+}
+
 // ConfigSchema is what a module accepts from configurations and the
 // command line (sdk.ConfigSchema): settings of vnet and interface
 // blocks, commands of its own, control and interface verbs.
@@ -600,7 +685,7 @@ type ConfigSchema struct {
 
 func (x *ConfigSchema) Reset() {
 	*x = ConfigSchema{}
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +697,7 @@ func (x *ConfigSchema) String() string {
 func (*ConfigSchema) ProtoMessage() {}
 
 func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +710,7 @@ func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSchema.ProtoReflect.Descriptor instead.
 func (*ConfigSchema) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{4}
+	return file_kld_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigSchema) GetVnet() []*Setting {
@@ -681,7 +766,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +778,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +791,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{5}
+	return file_kld_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Setting) GetName() string {
@@ -770,13 +855,14 @@ type Command struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Flags         string                 `protobuf:"bytes,3,opt,name=flags,proto3" json:"flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +874,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +887,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{6}
+	return file_kld_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Command) GetName() string {
@@ -814,6 +900,13 @@ func (x *Command) GetName() string {
 func (x *Command) GetSummary() string {
 	if x != nil {
 		return x.Summary
+	}
+	return ""
+}
+
+func (x *Command) GetFlags() string {
+	if x != nil {
+		return x.Flags
 	}
 	return ""
 }
@@ -833,7 +926,7 @@ type Verb struct {
 
 func (x *Verb) Reset() {
 	*x = Verb{}
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +938,7 @@ func (x *Verb) String() string {
 func (*Verb) ProtoMessage() {}
 
 func (x *Verb) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +951,7 @@ func (x *Verb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verb.ProtoReflect.Descriptor instead.
 func (*Verb) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{7}
+	return file_kld_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Verb) GetName() string {
@@ -915,7 +1008,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1020,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1033,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{8}
+	return file_kld_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Capabilities) GetEventHandler() bool {
@@ -968,7 +1061,7 @@ type ModuleInfo struct {
 
 func (x *ModuleInfo) Reset() {
 	*x = ModuleInfo{}
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1073,7 @@ func (x *ModuleInfo) String() string {
 func (*ModuleInfo) ProtoMessage() {}
 
 func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1086,7 @@ func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleInfo.ProtoReflect.Descriptor instead.
 func (*ModuleInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{9}
+	return file_kld_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ModuleInfo) GetDecl() *Decl {
@@ -1022,7 +1115,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1127,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1140,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{10}
+	return file_kld_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Error) GetErrno() uint32 {
@@ -1068,17 +1161,19 @@ func (x *Error) GetMessage() string {
 // back with every KPI callback made on behalf of this call, the module
 // called, and curvnet.
 type Call struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
-	Module        string                 `protobuf:"bytes,2,opt,name=module,proto3" json:"module,omitempty"`
-	Vnet          string                 `protobuf:"bytes,3,opt,name=vnet,proto3" json:"vnet,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Token  uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	Module string                 `protobuf:"bytes,2,opt,name=module,proto3" json:"module,omitempty"`
+	Vnet   string                 `protobuf:"bytes,3,opt,name=vnet,proto3" json:"vnet,omitempty"`
+	// vnet_key identifies this instance of curvnet (sdk.KPI.VnetKey).
+	VnetKey       string `protobuf:"bytes,4,opt,name=vnet_key,json=vnetKey,proto3" json:"vnet_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1185,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1198,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{11}
+	return file_kld_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Call) GetToken() uint64 {
@@ -1127,6 +1222,13 @@ func (x *Call) GetVnet() string {
 	return ""
 }
 
+func (x *Call) GetVnetKey() string {
+	if x != nil {
+		return x.VnetKey
+	}
+	return ""
+}
+
 type DeclareRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kpi_broker_id is the GRPCBroker id on which the host serves KPI for
@@ -1138,7 +1240,7 @@ type DeclareRequest struct {
 
 func (x *DeclareRequest) Reset() {
 	*x = DeclareRequest{}
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1252,7 @@ func (x *DeclareRequest) String() string {
 func (*DeclareRequest) ProtoMessage() {}
 
 func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1265,7 @@ func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareRequest.ProtoReflect.Descriptor instead.
 func (*DeclareRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{12}
+	return file_kld_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeclareRequest) GetKpiBrokerId() uint32 {
@@ -1185,7 +1287,7 @@ type DeclareResponse struct {
 
 func (x *DeclareResponse) Reset() {
 	*x = DeclareResponse{}
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1299,7 @@ func (x *DeclareResponse) String() string {
 func (*DeclareResponse) ProtoMessage() {}
 
 func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1312,7 @@ func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareResponse.ProtoReflect.Descriptor instead.
 func (*DeclareResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{13}
+	return file_kld_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeclareResponse) GetFile() string {
@@ -1244,7 +1346,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1358,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1371,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{14}
+	return file_kld_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RunRequest) GetCall() *Call {
@@ -1296,7 +1398,7 @@ type EventRequest struct {
 
 func (x *EventRequest) Reset() {
 	*x = EventRequest{}
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1410,7 @@ func (x *EventRequest) String() string {
 func (*EventRequest) ProtoMessage() {}
 
 func (x *EventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1423,7 @@ func (x *EventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventRequest.ProtoReflect.Descriptor instead.
 func (*EventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{15}
+	return file_kld_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EventRequest) GetCall() *Call {
@@ -1352,7 +1454,7 @@ type IfEvent struct {
 
 func (x *IfEvent) Reset() {
 	*x = IfEvent{}
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1466,7 @@ func (x *IfEvent) String() string {
 func (*IfEvent) ProtoMessage() {}
 
 func (x *IfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1479,7 @@ func (x *IfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEvent.ProtoReflect.Descriptor instead.
 func (*IfEvent) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{16}
+	return file_kld_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *IfEvent) GetKind() EventKind {
@@ -1425,7 +1527,7 @@ type IfEventRequest struct {
 
 func (x *IfEventRequest) Reset() {
 	*x = IfEventRequest{}
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1539,7 @@ func (x *IfEventRequest) String() string {
 func (*IfEventRequest) ProtoMessage() {}
 
 func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1552,7 @@ func (x *IfEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEventRequest.ProtoReflect.Descriptor instead.
 func (*IfEventRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *IfEventRequest) GetCall() *Call {
@@ -1479,7 +1581,7 @@ type CloneRequest struct {
 
 func (x *CloneRequest) Reset() {
 	*x = CloneRequest{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1593,7 @@ func (x *CloneRequest) String() string {
 func (*CloneRequest) ProtoMessage() {}
 
 func (x *CloneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1606,7 @@ func (x *CloneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneRequest.ProtoReflect.Descriptor instead.
 func (*CloneRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CloneRequest) GetCall() *Call {
@@ -1546,7 +1648,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1660,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1673,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ControlRequest) GetCall() *Call {
@@ -1605,7 +1707,7 @@ type ControlResponse struct {
 
 func (x *ControlResponse) Reset() {
 	*x = ControlResponse{}
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1719,7 @@ func (x *ControlResponse) String() string {
 func (*ControlResponse) ProtoMessage() {}
 
 func (x *ControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1732,7 @@ func (x *ControlResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlResponse.ProtoReflect.Descriptor instead.
 func (*ControlResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ControlResponse) GetOutput() string {
@@ -1657,7 +1759,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1771,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1784,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
+	return file_kld_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Result) GetError() *Error {
@@ -1709,7 +1811,7 @@ type IfInfo struct {
 
 func (x *IfInfo) Reset() {
 	*x = IfInfo{}
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1823,7 @@ func (x *IfInfo) String() string {
 func (*IfInfo) ProtoMessage() {}
 
 func (x *IfInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1836,7 @@ func (x *IfInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfo.ProtoReflect.Descriptor instead.
 func (*IfInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
+	return file_kld_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IfInfo) GetName() string {
@@ -1802,7 +1904,7 @@ type TokenRequest struct {
 
 func (x *TokenRequest) Reset() {
 	*x = TokenRequest{}
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1916,7 @@ func (x *TokenRequest) String() string {
 func (*TokenRequest) ProtoMessage() {}
 
 func (x *TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1929,7 @@ func (x *TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRequest.ProtoReflect.Descriptor instead.
 func (*TokenRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TokenRequest) GetToken() uint64 {
@@ -1847,7 +1949,7 @@ type NameRequest struct {
 
 func (x *NameRequest) Reset() {
 	*x = NameRequest{}
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1961,7 @@ func (x *NameRequest) String() string {
 func (*NameRequest) ProtoMessage() {}
 
 func (x *NameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1974,7 @@ func (x *NameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NameRequest.ProtoReflect.Descriptor instead.
 func (*NameRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
+	return file_kld_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NameRequest) GetToken() uint64 {
@@ -1899,7 +2001,7 @@ type ObjRequest struct {
 
 func (x *ObjRequest) Reset() {
 	*x = ObjRequest{}
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2013,7 @@ func (x *ObjRequest) String() string {
 func (*ObjRequest) ProtoMessage() {}
 
 func (x *ObjRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2026,7 @@ func (x *ObjRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjRequest.ProtoReflect.Descriptor instead.
 func (*ObjRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+	return file_kld_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ObjRequest) GetToken() uint64 {
@@ -1952,7 +2054,7 @@ type RefRequest struct {
 
 func (x *RefRequest) Reset() {
 	*x = RefRequest{}
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2066,7 @@ func (x *RefRequest) String() string {
 func (*RefRequest) ProtoMessage() {}
 
 func (x *RefRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2079,7 @@ func (x *RefRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefRequest.ProtoReflect.Descriptor instead.
 func (*RefRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{26}
+	return file_kld_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RefRequest) GetToken() uint64 {
@@ -2012,7 +2114,7 @@ type IfAttachRequest struct {
 
 func (x *IfAttachRequest) Reset() {
 	*x = IfAttachRequest{}
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2126,7 @@ func (x *IfAttachRequest) String() string {
 func (*IfAttachRequest) ProtoMessage() {}
 
 func (x *IfAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2139,7 @@ func (x *IfAttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfAttachRequest.ProtoReflect.Descriptor instead.
 func (*IfAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{27}
+	return file_kld_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IfAttachRequest) GetToken() uint64 {
@@ -2073,7 +2175,7 @@ type IfSetFlagRequest struct {
 
 func (x *IfSetFlagRequest) Reset() {
 	*x = IfSetFlagRequest{}
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2187,7 @@ func (x *IfSetFlagRequest) String() string {
 func (*IfSetFlagRequest) ProtoMessage() {}
 
 func (x *IfSetFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2200,7 @@ func (x *IfSetFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfSetFlagRequest.ProtoReflect.Descriptor instead.
 func (*IfSetFlagRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{28}
+	return file_kld_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IfSetFlagRequest) GetToken() uint64 {
@@ -2140,7 +2242,7 @@ type HookRequest struct {
 
 func (x *HookRequest) Reset() {
 	*x = HookRequest{}
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2254,7 @@ func (x *HookRequest) String() string {
 func (*HookRequest) ProtoMessage() {}
 
 func (x *HookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2267,7 @@ func (x *HookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HookRequest.ProtoReflect.Descriptor instead.
 func (*HookRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{29}
+	return file_kld_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HookRequest) GetToken() uint64 {
@@ -2200,7 +2302,7 @@ type McastJoinRequest struct {
 
 func (x *McastJoinRequest) Reset() {
 	*x = McastJoinRequest{}
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2314,7 @@ func (x *McastJoinRequest) String() string {
 func (*McastJoinRequest) ProtoMessage() {}
 
 func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2327,7 @@ func (x *McastJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use McastJoinRequest.ProtoReflect.Descriptor instead.
 func (*McastJoinRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{30}
+	return file_kld_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *McastJoinRequest) GetToken() uint64 {
@@ -2260,7 +2362,7 @@ type EncapAttachRequest struct {
 
 func (x *EncapAttachRequest) Reset() {
 	*x = EncapAttachRequest{}
-	mi := &file_kld_proto_msgTypes[31]
+	mi := &file_kld_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2374,7 @@ func (x *EncapAttachRequest) String() string {
 func (*EncapAttachRequest) ProtoMessage() {}
 
 func (x *EncapAttachRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[31]
+	mi := &file_kld_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2387,7 @@ func (x *EncapAttachRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncapAttachRequest.ProtoReflect.Descriptor instead.
 func (*EncapAttachRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{31}
+	return file_kld_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EncapAttachRequest) GetToken() uint64 {
@@ -2319,7 +2421,7 @@ type ObjResponse struct {
 
 func (x *ObjResponse) Reset() {
 	*x = ObjResponse{}
-	mi := &file_kld_proto_msgTypes[32]
+	mi := &file_kld_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2433,7 @@ func (x *ObjResponse) String() string {
 func (*ObjResponse) ProtoMessage() {}
 
 func (x *ObjResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[32]
+	mi := &file_kld_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2446,7 @@ func (x *ObjResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjResponse.ProtoReflect.Descriptor instead.
 func (*ObjResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{32}
+	return file_kld_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ObjResponse) GetId() uint64 {
@@ -2371,7 +2473,7 @@ type IfInfoResponse struct {
 
 func (x *IfInfoResponse) Reset() {
 	*x = IfInfoResponse{}
-	mi := &file_kld_proto_msgTypes[33]
+	mi := &file_kld_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2485,7 @@ func (x *IfInfoResponse) String() string {
 func (*IfInfoResponse) ProtoMessage() {}
 
 func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[33]
+	mi := &file_kld_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2498,7 @@ func (x *IfInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfoResponse.ProtoReflect.Descriptor instead.
 func (*IfInfoResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{33}
+	return file_kld_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IfInfoResponse) GetInfo() *IfInfo {
@@ -2423,7 +2525,7 @@ type IfListResponse struct {
 
 func (x *IfListResponse) Reset() {
 	*x = IfListResponse{}
-	mi := &file_kld_proto_msgTypes[34]
+	mi := &file_kld_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2537,7 @@ func (x *IfListResponse) String() string {
 func (*IfListResponse) ProtoMessage() {}
 
 func (x *IfListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[34]
+	mi := &file_kld_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2550,7 @@ func (x *IfListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfListResponse.ProtoReflect.Descriptor instead.
 func (*IfListResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{34}
+	return file_kld_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *IfListResponse) GetIfaces() []*IfInfo {
@@ -2459,6 +2561,189 @@ func (x *IfListResponse) GetIfaces() []*IfInfo {
 }
 
 func (x *IfListResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type UnitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	Cloner        string                 `protobuf:"bytes,2,opt,name=cloner,proto3" json:"cloner,omitempty"`
+	Unit          int32                  `protobuf:"varint,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnitRequest) Reset() {
+	*x = UnitRequest{}
+	mi := &file_kld_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnitRequest) ProtoMessage() {}
+
+func (x *UnitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnitRequest.ProtoReflect.Descriptor instead.
+func (*UnitRequest) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UnitRequest) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *UnitRequest) GetCloner() string {
+	if x != nil {
+		return x.Cloner
+	}
+	return ""
+}
+
+func (x *UnitRequest) GetUnit() int32 {
+	if x != nil {
+		return x.Unit
+	}
+	return 0
+}
+
+type UnitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          int32                  `protobuf:"varint,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnitResponse) Reset() {
+	*x = UnitResponse{}
+	mi := &file_kld_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnitResponse) ProtoMessage() {}
+
+func (x *UnitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnitResponse.ProtoReflect.Descriptor instead.
+func (*UnitResponse) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UnitResponse) GetUnit() int32 {
+	if x != nil {
+		return x.Unit
+	}
+	return 0
+}
+
+func (x *UnitResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// CurvnetResponse is a CURVNET_SET scope: the token its KPI calls carry,
+// valid until CurvnetRestore with it or the end of the call it was made
+// in, and its curvnet.
+type CurvnetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         uint64                 `protobuf:"varint,1,opt,name=token,proto3" json:"token,omitempty"`
+	Vnet          string                 `protobuf:"bytes,2,opt,name=vnet,proto3" json:"vnet,omitempty"`
+	VnetKey       string                 `protobuf:"bytes,3,opt,name=vnet_key,json=vnetKey,proto3" json:"vnet_key,omitempty"`
+	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CurvnetResponse) Reset() {
+	*x = CurvnetResponse{}
+	mi := &file_kld_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurvnetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurvnetResponse) ProtoMessage() {}
+
+func (x *CurvnetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurvnetResponse.ProtoReflect.Descriptor instead.
+func (*CurvnetResponse) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CurvnetResponse) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *CurvnetResponse) GetVnet() string {
+	if x != nil {
+		return x.Vnet
+	}
+	return ""
+}
+
+func (x *CurvnetResponse) GetVnetKey() string {
+	if x != nil {
+		return x.VnetKey
+	}
+	return ""
+}
+
+func (x *CurvnetResponse) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
@@ -2481,7 +2766,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x10\n" +
 	"\x03min\x18\x02 \x01(\x05R\x03min\x12\x12\n" +
 	"\x04pref\x18\x03 \x01(\x05R\x04pref\x12\x10\n" +
-	"\x03max\x18\x04 \x01(\x05R\x03max\"\xab\x02\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\"\xe5\x02\n" +
 	"\x04Decl\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12#\n" +
@@ -2490,7 +2775,14 @@ const file_kld_proto_rawDesc = "" +
 	"\aentries\x18\x05 \x03(\v2\x10.kldsim.v1.EntryR\aentries\x12\x18\n" +
 	"\acloners\x18\x06 \x03(\tR\acloners\x12,\n" +
 	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x12/\n" +
-	"\x06config\x18\b \x01(\v2\x17.kldsim.v1.ConfigSchemaR\x06config\"\xeb\x01\n" +
+	"\x06config\x18\b \x01(\v2\x17.kldsim.v1.ConfigSchemaR\x06config\x128\n" +
+	"\fcloner_specs\x18\t \x03(\v2\x15.kldsim.v1.ClonerSpecR\vclonerSpecs\"h\n" +
+	"\n" +
+	"ClonerSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05units\x18\x02 \x01(\bR\x05units\x12\x1a\n" +
+	"\bsuffixes\x18\x03 \x03(\tR\bsuffixes\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\bR\x05match\"\xeb\x01\n" +
 	"\fConfigSchema\x12&\n" +
 	"\x04vnet\x18\x01 \x03(\v2\x12.kldsim.v1.SettingR\x04vnet\x120\n" +
 	"\tinterface\x18\x02 \x03(\v2\x12.kldsim.v1.SettingR\tinterface\x12.\n" +
@@ -2505,10 +2797,11 @@ const file_kld_proto_rawDesc = "" +
 	"\brequired\x18\x05 \x01(\bR\brequired\x12\x10\n" +
 	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06unique\x18\a \x01(\bR\x06unique\x12\x1a\n" +
-	"\bcommands\x18\b \x03(\tR\bcommands\"7\n" +
+	"\bcommands\x18\b \x03(\tR\bcommands\"M\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\asummary\x18\x02 \x01(\tR\asummary\"|\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\tR\x05flags\"|\n" +
 	"\x04Verb\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04args\x18\x02 \x01(\tR\x04args\x12\x10\n" +
@@ -2525,11 +2818,12 @@ const file_kld_proto_rawDesc = "" +
 	"\x04caps\x18\x02 \x01(\v2\x17.kldsim.v1.CapabilitiesR\x04caps\"7\n" +
 	"\x05Error\x12\x14\n" +
 	"\x05errno\x18\x01 \x01(\rR\x05errno\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"H\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"c\n" +
 	"\x04Call\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x12\n" +
-	"\x04vnet\x18\x03 \x01(\tR\x04vnet\"4\n" +
+	"\x04vnet\x18\x03 \x01(\tR\x04vnet\x12\x19\n" +
+	"\bvnet_key\x18\x04 \x01(\tR\avnetKey\"4\n" +
 	"\x0eDeclareRequest\x12\"\n" +
 	"\rkpi_broker_id\x18\x01 \x01(\rR\vkpiBrokerId\"~\n" +
 	"\x0fDeclareResponse\x12\x12\n" +
@@ -2618,7 +2912,19 @@ const file_kld_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"c\n" +
 	"\x0eIfListResponse\x12)\n" +
 	"\x06ifaces\x18\x01 \x03(\v2\x11.kldsim.v1.IfInfoR\x06ifaces\x12&\n" +
-	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error*\x95\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"O\n" +
+	"\vUnitRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x16\n" +
+	"\x06cloner\x18\x02 \x01(\tR\x06cloner\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\x05R\x04unit\"J\n" +
+	"\fUnitResponse\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\x05R\x04unit\x12&\n" +
+	"\x05error\x18\x02 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\"~\n" +
+	"\x0fCurvnetResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\x04R\x05token\x12\x12\n" +
+	"\x04vnet\x18\x02 \x01(\tR\x04vnet\x12\x19\n" +
+	"\bvnet_key\x18\x03 \x01(\tR\avnetKey\x12&\n" +
+	"\x05error\x18\x04 \x01(\v2\x10.kldsim.v1.ErrorR\x05error*\x95\x01\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ENTRY_KIND_SYSINIT\x10\x01\x12\x18\n" +
@@ -2640,18 +2946,19 @@ const file_kld_proto_rawDesc = "" +
 	"\x10DETACH_PATH_NONE\x10\x00\x12\x17\n" +
 	"\x13DETACH_PATH_DESTROY\x10\x01\x12\x15\n" +
 	"\x11DETACH_PATH_VMOVE\x10\x02\x12\x18\n" +
-	"\x14DETACH_PATH_SHUTDOWN\x10\x03*a\n" +
+	"\x14DETACH_PATH_SHUTDOWN\x10\x03*z\n" +
 	"\vCloneOpKind\x12\x1d\n" +
 	"\x19CLONE_OP_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CLONE_OP_KIND_CREATE\x10\x01\x12\x19\n" +
-	"\x15CLONE_OP_KIND_DESTROY\x10\x022\xe0\x02\n" +
+	"\x15CLONE_OP_KIND_DESTROY\x10\x02\x12\x17\n" +
+	"\x13CLONE_OP_KIND_MATCH\x10\x032\xe0\x02\n" +
 	"\x06Module\x12@\n" +
 	"\aDeclare\x12\x19.kldsim.v1.DeclareRequest\x1a\x1a.kldsim.v1.DeclareResponse\x12/\n" +
 	"\x03Run\x12\x15.kldsim.v1.RunRequest\x1a\x11.kldsim.v1.Result\x123\n" +
 	"\x05Event\x12\x17.kldsim.v1.EventRequest\x1a\x11.kldsim.v1.Result\x127\n" +
 	"\aIfEvent\x12\x19.kldsim.v1.IfEventRequest\x1a\x11.kldsim.v1.Result\x123\n" +
 	"\x05Clone\x12\x17.kldsim.v1.CloneRequest\x1a\x11.kldsim.v1.Result\x12@\n" +
-	"\aControl\x12\x19.kldsim.v1.ControlRequest\x1a\x1a.kldsim.v1.ControlResponse2\x86\r\n" +
+	"\aControl\x12\x19.kldsim.v1.ControlRequest\x1a\x1a.kldsim.v1.ControlResponse2\x80\x0f\n" +
 	"\x03KPI\x128\n" +
 	"\x06Malloc\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x120\n" +
 	"\x04Free\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12/\n" +
@@ -2681,7 +2988,12 @@ const file_kld_proto_rawDesc = "" +
 	"\rEncapRegister\x12\x16.kldsim.v1.NameRequest\x1a\x16.kldsim.v1.ObjResponse\x12;\n" +
 	"\x0fEncapDeregister\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12D\n" +
 	"\vEncapAttach\x12\x1d.kldsim.v1.EncapAttachRequest\x1a\x16.kldsim.v1.ObjResponse\x127\n" +
-	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.ResultB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
+	"\vEncapDetach\x12\x15.kldsim.v1.ObjRequest\x1a\x11.kldsim.v1.Result\x12?\n" +
+	"\n" +
+	"CurvnetSet\x12\x15.kldsim.v1.ObjRequest\x1a\x1a.kldsim.v1.CurvnetResponse\x12<\n" +
+	"\x0eCurvnetRestore\x12\x17.kldsim.v1.TokenRequest\x1a\x11.kldsim.v1.Result\x12?\n" +
+	"\fIfcAllocUnit\x12\x16.kldsim.v1.UnitRequest\x1a\x17.kldsim.v1.UnitResponse\x128\n" +
+	"\vIfcFreeUnit\x12\x16.kldsim.v1.UnitRequest\x1a\x11.kldsim.v1.ResultB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
 
 var (
 	file_kld_proto_rawDescOnce sync.Once
@@ -2696,7 +3008,7 @@ func file_kld_proto_rawDescGZIP() []byte {
 }
 
 var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kld_proto_goTypes = []any{
 	(EntryKind)(0),             // 0: kldsim.v1.EntryKind
 	(EventKind)(0),             // 1: kldsim.v1.EventKind
@@ -2707,37 +3019,41 @@ var file_kld_proto_goTypes = []any{
 	(*Entry)(nil),              // 6: kldsim.v1.Entry
 	(*Depend)(nil),             // 7: kldsim.v1.Depend
 	(*Decl)(nil),               // 8: kldsim.v1.Decl
-	(*ConfigSchema)(nil),       // 9: kldsim.v1.ConfigSchema
-	(*Setting)(nil),            // 10: kldsim.v1.Setting
-	(*Command)(nil),            // 11: kldsim.v1.Command
-	(*Verb)(nil),               // 12: kldsim.v1.Verb
-	(*Capabilities)(nil),       // 13: kldsim.v1.Capabilities
-	(*ModuleInfo)(nil),         // 14: kldsim.v1.ModuleInfo
-	(*Error)(nil),              // 15: kldsim.v1.Error
-	(*Call)(nil),               // 16: kldsim.v1.Call
-	(*DeclareRequest)(nil),     // 17: kldsim.v1.DeclareRequest
-	(*DeclareResponse)(nil),    // 18: kldsim.v1.DeclareResponse
-	(*RunRequest)(nil),         // 19: kldsim.v1.RunRequest
-	(*EventRequest)(nil),       // 20: kldsim.v1.EventRequest
-	(*IfEvent)(nil),            // 21: kldsim.v1.IfEvent
-	(*IfEventRequest)(nil),     // 22: kldsim.v1.IfEventRequest
-	(*CloneRequest)(nil),       // 23: kldsim.v1.CloneRequest
-	(*ControlRequest)(nil),     // 24: kldsim.v1.ControlRequest
-	(*ControlResponse)(nil),    // 25: kldsim.v1.ControlResponse
-	(*Result)(nil),             // 26: kldsim.v1.Result
-	(*IfInfo)(nil),             // 27: kldsim.v1.IfInfo
-	(*TokenRequest)(nil),       // 28: kldsim.v1.TokenRequest
-	(*NameRequest)(nil),        // 29: kldsim.v1.NameRequest
-	(*ObjRequest)(nil),         // 30: kldsim.v1.ObjRequest
-	(*RefRequest)(nil),         // 31: kldsim.v1.RefRequest
-	(*IfAttachRequest)(nil),    // 32: kldsim.v1.IfAttachRequest
-	(*IfSetFlagRequest)(nil),   // 33: kldsim.v1.IfSetFlagRequest
-	(*HookRequest)(nil),        // 34: kldsim.v1.HookRequest
-	(*McastJoinRequest)(nil),   // 35: kldsim.v1.McastJoinRequest
-	(*EncapAttachRequest)(nil), // 36: kldsim.v1.EncapAttachRequest
-	(*ObjResponse)(nil),        // 37: kldsim.v1.ObjResponse
-	(*IfInfoResponse)(nil),     // 38: kldsim.v1.IfInfoResponse
-	(*IfListResponse)(nil),     // 39: kldsim.v1.IfListResponse
+	(*ClonerSpec)(nil),         // 9: kldsim.v1.ClonerSpec
+	(*ConfigSchema)(nil),       // 10: kldsim.v1.ConfigSchema
+	(*Setting)(nil),            // 11: kldsim.v1.Setting
+	(*Command)(nil),            // 12: kldsim.v1.Command
+	(*Verb)(nil),               // 13: kldsim.v1.Verb
+	(*Capabilities)(nil),       // 14: kldsim.v1.Capabilities
+	(*ModuleInfo)(nil),         // 15: kldsim.v1.ModuleInfo
+	(*Error)(nil),              // 16: kldsim.v1.Error
+	(*Call)(nil),               // 17: kldsim.v1.Call
+	(*DeclareRequest)(nil),     // 18: kldsim.v1.DeclareRequest
+	(*DeclareResponse)(nil),    // 19: kldsim.v1.DeclareResponse
+	(*RunRequest)(nil),         // 20: kldsim.v1.RunRequest
+	(*EventRequest)(nil),       // 21: kldsim.v1.EventRequest
+	(*IfEvent)(nil),            // 22: kldsim.v1.IfEvent
+	(*IfEventRequest)(nil),     // 23: kldsim.v1.IfEventRequest
+	(*CloneRequest)(nil),       // 24: kldsim.v1.CloneRequest
+	(*ControlRequest)(nil),     // 25: kldsim.v1.ControlRequest
+	(*ControlResponse)(nil),    // 26: kldsim.v1.ControlResponse
+	(*Result)(nil),             // 27: kldsim.v1.Result
+	(*IfInfo)(nil),             // 28: kldsim.v1.IfInfo
+	(*TokenRequest)(nil),       // 29: kldsim.v1.TokenRequest
+	(*NameRequest)(nil),        // 30: kldsim.v1.NameRequest
+	(*ObjRequest)(nil),         // 31: kldsim.v1.ObjRequest
+	(*RefRequest)(nil),         // 32: kldsim.v1.RefRequest
+	(*IfAttachRequest)(nil),    // 33: kldsim.v1.IfAttachRequest
+	(*IfSetFlagRequest)(nil),   // 34: kldsim.v1.IfSetFlagRequest
+	(*HookRequest)(nil),        // 35: kldsim.v1.HookRequest
+	(*McastJoinRequest)(nil),   // 36: kldsim.v1.McastJoinRequest
+	(*EncapAttachRequest)(nil), // 37: kldsim.v1.EncapAttachRequest
+	(*ObjResponse)(nil),        // 38: kldsim.v1.ObjResponse
+	(*IfInfoResponse)(nil),     // 39: kldsim.v1.IfInfoResponse
+	(*IfListResponse)(nil),     // 40: kldsim.v1.IfListResponse
+	(*UnitRequest)(nil),        // 41: kldsim.v1.UnitRequest
+	(*UnitResponse)(nil),       // 42: kldsim.v1.UnitResponse
+	(*CurvnetResponse)(nil),    // 43: kldsim.v1.CurvnetResponse
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
@@ -2746,108 +3062,119 @@ var file_kld_proto_depIdxs = []int32{
 	7,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
 	6,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
 	1,  // 5: kldsim.v1.Decl.events:type_name -> kldsim.v1.EventKind
-	9,  // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
-	10, // 7: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
-	10, // 8: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
-	11, // 9: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
-	12, // 10: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
-	12, // 11: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
-	10, // 12: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
-	8,  // 13: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
-	13, // 14: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
-	14, // 15: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
-	15, // 16: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
-	16, // 17: kldsim.v1.RunRequest.call:type_name -> kldsim.v1.Call
-	6,  // 18: kldsim.v1.RunRequest.entry:type_name -> kldsim.v1.Entry
-	16, // 19: kldsim.v1.EventRequest.call:type_name -> kldsim.v1.Call
-	2,  // 20: kldsim.v1.EventRequest.what:type_name -> kldsim.v1.ModEvent
-	1,  // 21: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
-	3,  // 22: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
-	16, // 23: kldsim.v1.IfEventRequest.call:type_name -> kldsim.v1.Call
-	21, // 24: kldsim.v1.IfEventRequest.event:type_name -> kldsim.v1.IfEvent
-	16, // 25: kldsim.v1.CloneRequest.call:type_name -> kldsim.v1.Call
-	4,  // 26: kldsim.v1.CloneRequest.op:type_name -> kldsim.v1.CloneOpKind
-	16, // 27: kldsim.v1.ControlRequest.call:type_name -> kldsim.v1.Call
-	15, // 28: kldsim.v1.ControlResponse.error:type_name -> kldsim.v1.Error
-	15, // 29: kldsim.v1.Result.error:type_name -> kldsim.v1.Error
-	15, // 30: kldsim.v1.ObjResponse.error:type_name -> kldsim.v1.Error
-	27, // 31: kldsim.v1.IfInfoResponse.info:type_name -> kldsim.v1.IfInfo
-	15, // 32: kldsim.v1.IfInfoResponse.error:type_name -> kldsim.v1.Error
-	27, // 33: kldsim.v1.IfListResponse.ifaces:type_name -> kldsim.v1.IfInfo
-	15, // 34: kldsim.v1.IfListResponse.error:type_name -> kldsim.v1.Error
-	17, // 35: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	19, // 36: kldsim.v1.Module.Run:input_type -> kldsim.v1.RunRequest
-	20, // 37: kldsim.v1.Module.Event:input_type -> kldsim.v1.EventRequest
-	22, // 38: kldsim.v1.Module.IfEvent:input_type -> kldsim.v1.IfEventRequest
-	23, // 39: kldsim.v1.Module.Clone:input_type -> kldsim.v1.CloneRequest
-	24, // 40: kldsim.v1.Module.Control:input_type -> kldsim.v1.ControlRequest
-	29, // 41: kldsim.v1.KPI.Malloc:input_type -> kldsim.v1.NameRequest
-	30, // 42: kldsim.v1.KPI.Free:input_type -> kldsim.v1.ObjRequest
-	30, // 43: kldsim.v1.KPI.Use:input_type -> kldsim.v1.ObjRequest
-	31, // 44: kldsim.v1.KPI.Hold:input_type -> kldsim.v1.RefRequest
-	31, // 45: kldsim.v1.KPI.Drop:input_type -> kldsim.v1.RefRequest
-	29, // 46: kldsim.v1.KPI.LockInit:input_type -> kldsim.v1.NameRequest
-	30, // 47: kldsim.v1.KPI.LockDestroy:input_type -> kldsim.v1.ObjRequest
-	30, // 48: kldsim.v1.KPI.Lock:input_type -> kldsim.v1.ObjRequest
-	30, // 49: kldsim.v1.KPI.Unlock:input_type -> kldsim.v1.ObjRequest
-	32, // 50: kldsim.v1.KPI.IfAttach:input_type -> kldsim.v1.IfAttachRequest
-	29, // 51: kldsim.v1.KPI.IfDetach:input_type -> kldsim.v1.NameRequest
-	29, // 52: kldsim.v1.KPI.IfLookup:input_type -> kldsim.v1.NameRequest
-	28, // 53: kldsim.v1.KPI.IfList:input_type -> kldsim.v1.TokenRequest
-	33, // 54: kldsim.v1.KPI.IfSetFlag:input_type -> kldsim.v1.IfSetFlagRequest
-	29, // 55: kldsim.v1.KPI.PfilHeadRegister:input_type -> kldsim.v1.NameRequest
-	30, // 56: kldsim.v1.KPI.PfilHeadUnregister:input_type -> kldsim.v1.ObjRequest
-	34, // 57: kldsim.v1.KPI.PfilHookAdd:input_type -> kldsim.v1.HookRequest
-	30, // 58: kldsim.v1.KPI.PfilHookRemove:input_type -> kldsim.v1.ObjRequest
-	29, // 59: kldsim.v1.KPI.HhookHeadRegister:input_type -> kldsim.v1.NameRequest
-	30, // 60: kldsim.v1.KPI.HhookHeadDeregister:input_type -> kldsim.v1.ObjRequest
-	34, // 61: kldsim.v1.KPI.HhookAdd:input_type -> kldsim.v1.HookRequest
-	30, // 62: kldsim.v1.KPI.HhookRemove:input_type -> kldsim.v1.ObjRequest
-	35, // 63: kldsim.v1.KPI.McastJoin:input_type -> kldsim.v1.McastJoinRequest
-	30, // 64: kldsim.v1.KPI.McastLeave:input_type -> kldsim.v1.ObjRequest
-	29, // 65: kldsim.v1.KPI.EncapRegister:input_type -> kldsim.v1.NameRequest
-	30, // 66: kldsim.v1.KPI.EncapDeregister:input_type -> kldsim.v1.ObjRequest
-	36, // 67: kldsim.v1.KPI.EncapAttach:input_type -> kldsim.v1.EncapAttachRequest
-	30, // 68: kldsim.v1.KPI.EncapDetach:input_type -> kldsim.v1.ObjRequest
-	18, // 69: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	26, // 70: kldsim.v1.Module.Run:output_type -> kldsim.v1.Result
-	26, // 71: kldsim.v1.Module.Event:output_type -> kldsim.v1.Result
-	26, // 72: kldsim.v1.Module.IfEvent:output_type -> kldsim.v1.Result
-	26, // 73: kldsim.v1.Module.Clone:output_type -> kldsim.v1.Result
-	25, // 74: kldsim.v1.Module.Control:output_type -> kldsim.v1.ControlResponse
-	37, // 75: kldsim.v1.KPI.Malloc:output_type -> kldsim.v1.ObjResponse
-	26, // 76: kldsim.v1.KPI.Free:output_type -> kldsim.v1.Result
-	26, // 77: kldsim.v1.KPI.Use:output_type -> kldsim.v1.Result
-	26, // 78: kldsim.v1.KPI.Hold:output_type -> kldsim.v1.Result
-	26, // 79: kldsim.v1.KPI.Drop:output_type -> kldsim.v1.Result
-	37, // 80: kldsim.v1.KPI.LockInit:output_type -> kldsim.v1.ObjResponse
-	26, // 81: kldsim.v1.KPI.LockDestroy:output_type -> kldsim.v1.Result
-	26, // 82: kldsim.v1.KPI.Lock:output_type -> kldsim.v1.Result
-	26, // 83: kldsim.v1.KPI.Unlock:output_type -> kldsim.v1.Result
-	38, // 84: kldsim.v1.KPI.IfAttach:output_type -> kldsim.v1.IfInfoResponse
-	26, // 85: kldsim.v1.KPI.IfDetach:output_type -> kldsim.v1.Result
-	38, // 86: kldsim.v1.KPI.IfLookup:output_type -> kldsim.v1.IfInfoResponse
-	39, // 87: kldsim.v1.KPI.IfList:output_type -> kldsim.v1.IfListResponse
-	26, // 88: kldsim.v1.KPI.IfSetFlag:output_type -> kldsim.v1.Result
-	37, // 89: kldsim.v1.KPI.PfilHeadRegister:output_type -> kldsim.v1.ObjResponse
-	26, // 90: kldsim.v1.KPI.PfilHeadUnregister:output_type -> kldsim.v1.Result
-	37, // 91: kldsim.v1.KPI.PfilHookAdd:output_type -> kldsim.v1.ObjResponse
-	26, // 92: kldsim.v1.KPI.PfilHookRemove:output_type -> kldsim.v1.Result
-	37, // 93: kldsim.v1.KPI.HhookHeadRegister:output_type -> kldsim.v1.ObjResponse
-	26, // 94: kldsim.v1.KPI.HhookHeadDeregister:output_type -> kldsim.v1.Result
-	37, // 95: kldsim.v1.KPI.HhookAdd:output_type -> kldsim.v1.ObjResponse
-	26, // 96: kldsim.v1.KPI.HhookRemove:output_type -> kldsim.v1.Result
-	37, // 97: kldsim.v1.KPI.McastJoin:output_type -> kldsim.v1.ObjResponse
-	26, // 98: kldsim.v1.KPI.McastLeave:output_type -> kldsim.v1.Result
-	37, // 99: kldsim.v1.KPI.EncapRegister:output_type -> kldsim.v1.ObjResponse
-	26, // 100: kldsim.v1.KPI.EncapDeregister:output_type -> kldsim.v1.Result
-	37, // 101: kldsim.v1.KPI.EncapAttach:output_type -> kldsim.v1.ObjResponse
-	26, // 102: kldsim.v1.KPI.EncapDetach:output_type -> kldsim.v1.Result
-	69, // [69:103] is the sub-list for method output_type
-	35, // [35:69] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	10, // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
+	9,  // 7: kldsim.v1.Decl.cloner_specs:type_name -> kldsim.v1.ClonerSpec
+	11, // 8: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
+	11, // 9: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
+	12, // 10: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
+	13, // 11: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
+	13, // 12: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
+	11, // 13: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
+	8,  // 14: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
+	14, // 15: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
+	15, // 16: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
+	16, // 17: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
+	17, // 18: kldsim.v1.RunRequest.call:type_name -> kldsim.v1.Call
+	6,  // 19: kldsim.v1.RunRequest.entry:type_name -> kldsim.v1.Entry
+	17, // 20: kldsim.v1.EventRequest.call:type_name -> kldsim.v1.Call
+	2,  // 21: kldsim.v1.EventRequest.what:type_name -> kldsim.v1.ModEvent
+	1,  // 22: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
+	3,  // 23: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
+	17, // 24: kldsim.v1.IfEventRequest.call:type_name -> kldsim.v1.Call
+	22, // 25: kldsim.v1.IfEventRequest.event:type_name -> kldsim.v1.IfEvent
+	17, // 26: kldsim.v1.CloneRequest.call:type_name -> kldsim.v1.Call
+	4,  // 27: kldsim.v1.CloneRequest.op:type_name -> kldsim.v1.CloneOpKind
+	17, // 28: kldsim.v1.ControlRequest.call:type_name -> kldsim.v1.Call
+	16, // 29: kldsim.v1.ControlResponse.error:type_name -> kldsim.v1.Error
+	16, // 30: kldsim.v1.Result.error:type_name -> kldsim.v1.Error
+	16, // 31: kldsim.v1.ObjResponse.error:type_name -> kldsim.v1.Error
+	28, // 32: kldsim.v1.IfInfoResponse.info:type_name -> kldsim.v1.IfInfo
+	16, // 33: kldsim.v1.IfInfoResponse.error:type_name -> kldsim.v1.Error
+	28, // 34: kldsim.v1.IfListResponse.ifaces:type_name -> kldsim.v1.IfInfo
+	16, // 35: kldsim.v1.IfListResponse.error:type_name -> kldsim.v1.Error
+	16, // 36: kldsim.v1.UnitResponse.error:type_name -> kldsim.v1.Error
+	16, // 37: kldsim.v1.CurvnetResponse.error:type_name -> kldsim.v1.Error
+	18, // 38: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	20, // 39: kldsim.v1.Module.Run:input_type -> kldsim.v1.RunRequest
+	21, // 40: kldsim.v1.Module.Event:input_type -> kldsim.v1.EventRequest
+	23, // 41: kldsim.v1.Module.IfEvent:input_type -> kldsim.v1.IfEventRequest
+	24, // 42: kldsim.v1.Module.Clone:input_type -> kldsim.v1.CloneRequest
+	25, // 43: kldsim.v1.Module.Control:input_type -> kldsim.v1.ControlRequest
+	30, // 44: kldsim.v1.KPI.Malloc:input_type -> kldsim.v1.NameRequest
+	31, // 45: kldsim.v1.KPI.Free:input_type -> kldsim.v1.ObjRequest
+	31, // 46: kldsim.v1.KPI.Use:input_type -> kldsim.v1.ObjRequest
+	32, // 47: kldsim.v1.KPI.Hold:input_type -> kldsim.v1.RefRequest
+	32, // 48: kldsim.v1.KPI.Drop:input_type -> kldsim.v1.RefRequest
+	30, // 49: kldsim.v1.KPI.LockInit:input_type -> kldsim.v1.NameRequest
+	31, // 50: kldsim.v1.KPI.LockDestroy:input_type -> kldsim.v1.ObjRequest
+	31, // 51: kldsim.v1.KPI.Lock:input_type -> kldsim.v1.ObjRequest
+	31, // 52: kldsim.v1.KPI.Unlock:input_type -> kldsim.v1.ObjRequest
+	33, // 53: kldsim.v1.KPI.IfAttach:input_type -> kldsim.v1.IfAttachRequest
+	30, // 54: kldsim.v1.KPI.IfDetach:input_type -> kldsim.v1.NameRequest
+	30, // 55: kldsim.v1.KPI.IfLookup:input_type -> kldsim.v1.NameRequest
+	29, // 56: kldsim.v1.KPI.IfList:input_type -> kldsim.v1.TokenRequest
+	34, // 57: kldsim.v1.KPI.IfSetFlag:input_type -> kldsim.v1.IfSetFlagRequest
+	30, // 58: kldsim.v1.KPI.PfilHeadRegister:input_type -> kldsim.v1.NameRequest
+	31, // 59: kldsim.v1.KPI.PfilHeadUnregister:input_type -> kldsim.v1.ObjRequest
+	35, // 60: kldsim.v1.KPI.PfilHookAdd:input_type -> kldsim.v1.HookRequest
+	31, // 61: kldsim.v1.KPI.PfilHookRemove:input_type -> kldsim.v1.ObjRequest
+	30, // 62: kldsim.v1.KPI.HhookHeadRegister:input_type -> kldsim.v1.NameRequest
+	31, // 63: kldsim.v1.KPI.HhookHeadDeregister:input_type -> kldsim.v1.ObjRequest
+	35, // 64: kldsim.v1.KPI.HhookAdd:input_type -> kldsim.v1.HookRequest
+	31, // 65: kldsim.v1.KPI.HhookRemove:input_type -> kldsim.v1.ObjRequest
+	36, // 66: kldsim.v1.KPI.McastJoin:input_type -> kldsim.v1.McastJoinRequest
+	31, // 67: kldsim.v1.KPI.McastLeave:input_type -> kldsim.v1.ObjRequest
+	30, // 68: kldsim.v1.KPI.EncapRegister:input_type -> kldsim.v1.NameRequest
+	31, // 69: kldsim.v1.KPI.EncapDeregister:input_type -> kldsim.v1.ObjRequest
+	37, // 70: kldsim.v1.KPI.EncapAttach:input_type -> kldsim.v1.EncapAttachRequest
+	31, // 71: kldsim.v1.KPI.EncapDetach:input_type -> kldsim.v1.ObjRequest
+	31, // 72: kldsim.v1.KPI.CurvnetSet:input_type -> kldsim.v1.ObjRequest
+	29, // 73: kldsim.v1.KPI.CurvnetRestore:input_type -> kldsim.v1.TokenRequest
+	41, // 74: kldsim.v1.KPI.IfcAllocUnit:input_type -> kldsim.v1.UnitRequest
+	41, // 75: kldsim.v1.KPI.IfcFreeUnit:input_type -> kldsim.v1.UnitRequest
+	19, // 76: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	27, // 77: kldsim.v1.Module.Run:output_type -> kldsim.v1.Result
+	27, // 78: kldsim.v1.Module.Event:output_type -> kldsim.v1.Result
+	27, // 79: kldsim.v1.Module.IfEvent:output_type -> kldsim.v1.Result
+	27, // 80: kldsim.v1.Module.Clone:output_type -> kldsim.v1.Result
+	26, // 81: kldsim.v1.Module.Control:output_type -> kldsim.v1.ControlResponse
+	38, // 82: kldsim.v1.KPI.Malloc:output_type -> kldsim.v1.ObjResponse
+	27, // 83: kldsim.v1.KPI.Free:output_type -> kldsim.v1.Result
+	27, // 84: kldsim.v1.KPI.Use:output_type -> kldsim.v1.Result
+	27, // 85: kldsim.v1.KPI.Hold:output_type -> kldsim.v1.Result
+	27, // 86: kldsim.v1.KPI.Drop:output_type -> kldsim.v1.Result
+	38, // 87: kldsim.v1.KPI.LockInit:output_type -> kldsim.v1.ObjResponse
+	27, // 88: kldsim.v1.KPI.LockDestroy:output_type -> kldsim.v1.Result
+	27, // 89: kldsim.v1.KPI.Lock:output_type -> kldsim.v1.Result
+	27, // 90: kldsim.v1.KPI.Unlock:output_type -> kldsim.v1.Result
+	39, // 91: kldsim.v1.KPI.IfAttach:output_type -> kldsim.v1.IfInfoResponse
+	27, // 92: kldsim.v1.KPI.IfDetach:output_type -> kldsim.v1.Result
+	39, // 93: kldsim.v1.KPI.IfLookup:output_type -> kldsim.v1.IfInfoResponse
+	40, // 94: kldsim.v1.KPI.IfList:output_type -> kldsim.v1.IfListResponse
+	27, // 95: kldsim.v1.KPI.IfSetFlag:output_type -> kldsim.v1.Result
+	38, // 96: kldsim.v1.KPI.PfilHeadRegister:output_type -> kldsim.v1.ObjResponse
+	27, // 97: kldsim.v1.KPI.PfilHeadUnregister:output_type -> kldsim.v1.Result
+	38, // 98: kldsim.v1.KPI.PfilHookAdd:output_type -> kldsim.v1.ObjResponse
+	27, // 99: kldsim.v1.KPI.PfilHookRemove:output_type -> kldsim.v1.Result
+	38, // 100: kldsim.v1.KPI.HhookHeadRegister:output_type -> kldsim.v1.ObjResponse
+	27, // 101: kldsim.v1.KPI.HhookHeadDeregister:output_type -> kldsim.v1.Result
+	38, // 102: kldsim.v1.KPI.HhookAdd:output_type -> kldsim.v1.ObjResponse
+	27, // 103: kldsim.v1.KPI.HhookRemove:output_type -> kldsim.v1.Result
+	38, // 104: kldsim.v1.KPI.McastJoin:output_type -> kldsim.v1.ObjResponse
+	27, // 105: kldsim.v1.KPI.McastLeave:output_type -> kldsim.v1.Result
+	38, // 106: kldsim.v1.KPI.EncapRegister:output_type -> kldsim.v1.ObjResponse
+	27, // 107: kldsim.v1.KPI.EncapDeregister:output_type -> kldsim.v1.Result
+	38, // 108: kldsim.v1.KPI.EncapAttach:output_type -> kldsim.v1.ObjResponse
+	27, // 109: kldsim.v1.KPI.EncapDetach:output_type -> kldsim.v1.Result
+	43, // 110: kldsim.v1.KPI.CurvnetSet:output_type -> kldsim.v1.CurvnetResponse
+	27, // 111: kldsim.v1.KPI.CurvnetRestore:output_type -> kldsim.v1.Result
+	42, // 112: kldsim.v1.KPI.IfcAllocUnit:output_type -> kldsim.v1.UnitResponse
+	27, // 113: kldsim.v1.KPI.IfcFreeUnit:output_type -> kldsim.v1.Result
+	76, // [76:114] is the sub-list for method output_type
+	38, // [38:76] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -2861,7 +3188,7 @@ func file_kld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

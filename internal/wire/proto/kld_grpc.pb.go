@@ -373,6 +373,10 @@ const (
 	KPI_EncapDeregister_FullMethodName     = "/kldsim.v1.KPI/EncapDeregister"
 	KPI_EncapAttach_FullMethodName         = "/kldsim.v1.KPI/EncapAttach"
 	KPI_EncapDetach_FullMethodName         = "/kldsim.v1.KPI/EncapDetach"
+	KPI_CurvnetSet_FullMethodName          = "/kldsim.v1.KPI/CurvnetSet"
+	KPI_CurvnetRestore_FullMethodName      = "/kldsim.v1.KPI/CurvnetRestore"
+	KPI_IfcAllocUnit_FullMethodName        = "/kldsim.v1.KPI/IfcAllocUnit"
+	KPI_IfcFreeUnit_FullMethodName         = "/kldsim.v1.KPI/IfcFreeUnit"
 )
 
 // KPIClient is the client API for KPI service.
@@ -409,6 +413,10 @@ type KPIClient interface {
 	EncapDeregister(ctx context.Context, in *ObjRequest, opts ...grpc.CallOption) (*Result, error)
 	EncapAttach(ctx context.Context, in *EncapAttachRequest, opts ...grpc.CallOption) (*ObjResponse, error)
 	EncapDetach(ctx context.Context, in *ObjRequest, opts ...grpc.CallOption) (*Result, error)
+	CurvnetSet(ctx context.Context, in *ObjRequest, opts ...grpc.CallOption) (*CurvnetResponse, error)
+	CurvnetRestore(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*Result, error)
+	IfcAllocUnit(ctx context.Context, in *UnitRequest, opts ...grpc.CallOption) (*UnitResponse, error)
+	IfcFreeUnit(ctx context.Context, in *UnitRequest, opts ...grpc.CallOption) (*Result, error)
 }
 
 type kPIClient struct {
@@ -699,6 +707,46 @@ func (c *kPIClient) EncapDetach(ctx context.Context, in *ObjRequest, opts ...grp
 	return out, nil
 }
 
+func (c *kPIClient) CurvnetSet(ctx context.Context, in *ObjRequest, opts ...grpc.CallOption) (*CurvnetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CurvnetResponse)
+	err := c.cc.Invoke(ctx, KPI_CurvnetSet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kPIClient) CurvnetRestore(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*Result, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Result)
+	err := c.cc.Invoke(ctx, KPI_CurvnetRestore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kPIClient) IfcAllocUnit(ctx context.Context, in *UnitRequest, opts ...grpc.CallOption) (*UnitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnitResponse)
+	err := c.cc.Invoke(ctx, KPI_IfcAllocUnit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kPIClient) IfcFreeUnit(ctx context.Context, in *UnitRequest, opts ...grpc.CallOption) (*Result, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Result)
+	err := c.cc.Invoke(ctx, KPI_IfcFreeUnit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KPIServer is the server API for KPI service.
 // All implementations must embed UnimplementedKPIServer
 // for forward compatibility.
@@ -733,6 +781,10 @@ type KPIServer interface {
 	EncapDeregister(context.Context, *ObjRequest) (*Result, error)
 	EncapAttach(context.Context, *EncapAttachRequest) (*ObjResponse, error)
 	EncapDetach(context.Context, *ObjRequest) (*Result, error)
+	CurvnetSet(context.Context, *ObjRequest) (*CurvnetResponse, error)
+	CurvnetRestore(context.Context, *TokenRequest) (*Result, error)
+	IfcAllocUnit(context.Context, *UnitRequest) (*UnitResponse, error)
+	IfcFreeUnit(context.Context, *UnitRequest) (*Result, error)
 	mustEmbedUnimplementedKPIServer()
 }
 
@@ -826,6 +878,18 @@ func (UnimplementedKPIServer) EncapAttach(context.Context, *EncapAttachRequest) 
 }
 func (UnimplementedKPIServer) EncapDetach(context.Context, *ObjRequest) (*Result, error) {
 	return nil, status.Error(codes.Unimplemented, "method EncapDetach not implemented")
+}
+func (UnimplementedKPIServer) CurvnetSet(context.Context, *ObjRequest) (*CurvnetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CurvnetSet not implemented")
+}
+func (UnimplementedKPIServer) CurvnetRestore(context.Context, *TokenRequest) (*Result, error) {
+	return nil, status.Error(codes.Unimplemented, "method CurvnetRestore not implemented")
+}
+func (UnimplementedKPIServer) IfcAllocUnit(context.Context, *UnitRequest) (*UnitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IfcAllocUnit not implemented")
+}
+func (UnimplementedKPIServer) IfcFreeUnit(context.Context, *UnitRequest) (*Result, error) {
+	return nil, status.Error(codes.Unimplemented, "method IfcFreeUnit not implemented")
 }
 func (UnimplementedKPIServer) mustEmbedUnimplementedKPIServer() {}
 func (UnimplementedKPIServer) testEmbeddedByValue()             {}
@@ -1352,6 +1416,78 @@ func _KPI_EncapDetach_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KPI_CurvnetSet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ObjRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KPIServer).CurvnetSet(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KPI_CurvnetSet_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KPIServer).CurvnetSet(ctx, req.(*ObjRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KPI_CurvnetRestore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KPIServer).CurvnetRestore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KPI_CurvnetRestore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KPIServer).CurvnetRestore(ctx, req.(*TokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KPI_IfcAllocUnit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KPIServer).IfcAllocUnit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KPI_IfcAllocUnit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KPIServer).IfcAllocUnit(ctx, req.(*UnitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KPI_IfcFreeUnit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KPIServer).IfcFreeUnit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KPI_IfcFreeUnit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KPIServer).IfcFreeUnit(ctx, req.(*UnitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KPI_ServiceDesc is the grpc.ServiceDesc for KPI service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1470,6 +1606,22 @@ var KPI_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EncapDetach",
 			Handler:    _KPI_EncapDetach_Handler,
+		},
+		{
+			MethodName: "CurvnetSet",
+			Handler:    _KPI_CurvnetSet_Handler,
+		},
+		{
+			MethodName: "CurvnetRestore",
+			Handler:    _KPI_CurvnetRestore_Handler,
+		},
+		{
+			MethodName: "IfcAllocUnit",
+			Handler:    _KPI_IfcAllocUnit_Handler,
+		},
+		{
+			MethodName: "IfcFreeUnit",
+			Handler:    _KPI_IfcFreeUnit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
