@@ -17,12 +17,18 @@ module "ipfw" {}
 module "if_bridge" {}
 module "if_gif" {}
 module "ip_mroute" {}
+module "if_epair" {}
 
-# A loaned physical interface, bridged.
+# The host's end of an epair; the other end goes to br.
+vnet "vnet0" {
+  interface "epair0" {}
+}
+
+# A loaned physical interface and an epair end, bridged.
 vnet "br" {
-  loan = ["em1"]
+  loan = ["em1", "epair0b"]
   interface "bridge0" {
-    members = ["em1"]
+    members = ["em1", "epair0b"]
   }
 }
 
@@ -75,9 +81,14 @@ scenario {
     "! kldload ipfw",
     "kldload -n ipfw",
     "modctl -j mr ip_mroute list",
-    # A VNET built and torn down while the others run.
+    # A VNET built and torn down while the others run; the end of a new
+    # pair lent to it comes home with its destroy, and destroying the
+    # other end takes both.
     "vnet create scratch",
+    "ifconfig epair create",
+    "ifconfig epair1b vnet scratch",
     "vnet destroy scratch",
+    "ifconfig epair1a destroy",
     "witness",
   ]
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -26,18 +27,20 @@ func shippedNames() map[string]bool {
 	// Words a module may use that are everyone's (multicast: the
 	// kernel's multicast memberships are its own objects).
 	generic := map[string]bool{"list": true, "show": true, "start": true, "stop": true, "add": true,
-		"delete": true, "flush": true, "src": true, "dst": true, "multicast": true}
+		"delete": true, "flush": true, "src": true, "dst": true, "multicast": true,
+		// ipfw's zero and table are words every table and counter uses.
+		"zero": true, "table": true}
 	names := map[string]bool{}
 	add := func(n string) {
 		if !generic[n] {
 			names[n] = true
 		}
 	}
-	for _, m := range []*sdk.Module{ipfw.Module(), ifbridge.Bridge(), ifbridge.STP(), gif.Module(), mcast.IPMroute(), mcast.IP6Mroute()} {
+	for _, m := range []*sdk.Module{ipfw.Module(), ifbridge.Bridge(), ifbridge.STP(), gif.Module(), mcast.IPMroute(), mcast.IP6Mroute(), epair.Module()} {
 		d := m.Decl()
 		add(d.Name)
 		for _, c := range d.Cloners {
-			add(c)
+			add(c.Name)
 		}
 		c := d.Config
 		for _, cmd := range c.Commands {

@@ -137,6 +137,11 @@ type Command struct {
 	Name string `json:"name"`
 	// Summary says what the command does, in one line, for help.
 	Summary string `json:"summary,omitempty"`
+	// Flags are the letters of the options the command takes before its
+	// verb, none with an argument (ipfw's "qf": ipfw -q -f flush). The
+	// host checks them as getopt(3) does and hands them to the control
+	// handler first, one word each ("-q", "-f"), then the verb.
+	Flags string `json:"flags,omitempty"`
 }
 
 // Verb is a word a module's control handler answers, with how many
@@ -577,6 +582,8 @@ func (c ConfigSchema) validate(d Decl) []error {
 			bad("command %q: not a command name", cmd.Name)
 		case cmds[cmd.Name]:
 			bad("command %s declared twice", cmd.Name)
+		case strings.Trim(cmd.Flags, "abcdefghiklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
+			bad("command %s: flags %q: letters only (j is the host's -j VNET)", cmd.Name, cmd.Flags)
 		}
 		cmds[cmd.Name] = true
 	}

@@ -13,7 +13,7 @@ import (
 // cfgDecl is a declaration with a cloner and one command, for schemas to
 // be checked against.
 func cfgDecl(c ConfigSchema) Decl {
-	return Decl{Name: "mymod", Version: 1, Cloners: []string{"my"}, Config: c}
+	return Decl{Name: "mymod", Version: 1, Cloners: []ClonerDecl{{Name: "my"}}, Config: c}
 }
 
 func TestConfigSchemaValidate(t *testing.T) {
@@ -21,8 +21,8 @@ func TestConfigSchemaValidate(t *testing.T) {
 	tests := []struct {
 		name    string
 		schema  ConfigSchema
-		cloners []string // nil: the default "my"
-		wantErr string   // "" means valid
+		cloners []ClonerDecl // nil: the default "my"
+		wantErr string       // "" means valid
 	}{
 		{name: "empty"},
 		{name: "every kind", schema: ConfigSchema{
@@ -83,7 +83,7 @@ func TestConfigSchemaValidate(t *testing.T) {
 			Vnet: []Setting{{Name: "x", Type: TypeList, Commands: []string{"mycmd insert {each}"}}}},
 			wantErr: "insert is not one of the module's verbs (add)"},
 		{name: "bad template", schema: ConfigSchema{Vnet: []Setting{{Name: "x", Type: TypeString, Commands: []string{"modctl mymod {value"}}}}, wantErr: "unmatched '{'"},
-		{name: "interface settings without a cloner", cloners: []string{}, schema: ConfigSchema{Interface: []Setting{{Name: "x", Type: TypeBool}}}, wantErr: "no cloner"},
+		{name: "interface settings without a cloner", cloners: []ClonerDecl{}, schema: ConfigSchema{Interface: []Setting{{Name: "x", Type: TypeBool}}}, wantErr: "no cloner"},
 		{name: "host if verb", schema: ConfigSchema{IfVerbs: []Verb{{Name: "up"}}}, wantErr: "answers it for every interface"},
 		{name: "ifconfig's own word", schema: ConfigSchema{IfVerbs: []Verb{{Name: "destroy"}}}, wantErr: "answers it for every interface"},
 		{name: "verb arity", schema: ConfigSchema{Verbs: []Verb{{Name: "x", Min: 2, Max: 1}}}, wantErr: "2 to 1 arguments"},

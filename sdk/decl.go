@@ -102,7 +102,7 @@ type Decl struct {
 	Rank    Rank // DECLARE_MODULE(name, data, sub, order)
 	Depends []Depend
 	Entries []Entry
-	Cloners []string
+	Cloners []ClonerDecl
 	Events  []EventKind
 	// EventScope is where the Events handlers run.
 	EventScope EventScope
@@ -119,6 +119,25 @@ func (d Decl) Entry(name string) (Entry, bool) {
 		}
 	}
 	return Entry{}, false
+}
+
+// Cloner returns the declared cloner called name.
+func (d Decl) Cloner(name string) (ClonerDecl, bool) {
+	for _, c := range d.Cloners {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ClonerDecl{}, false
+}
+
+// ClonerNames lists the names of the declared cloners, in order.
+func (d Decl) ClonerNames() []string {
+	out := make([]string, len(d.Cloners))
+	for i, c := range d.Cloners {
+		out[i] = c.Name
+	}
+	return out
 }
 
 // Handles reports whether the module registered for the event.
@@ -164,16 +183,16 @@ func (d Decl) Validate() error {
 	cl := map[string]bool{}
 	for _, c := range d.Cloners {
 		switch {
-		case cl[c]:
-			errs = append(errs, fmt.Errorf("module %s: cloner %q declared twice", d.Name, c))
-		case c != "":
-			if err := validClonerName(c); err != nil {
+		case cl[c.Name]:
+			errs = append(errs, fmt.Errorf("module %s: cloner %q declared twice", d.Name, c.Name))
+		case c.Name != "":
+			if err := c.validate(); err != nil {
 				errs = append(errs, fmt.Errorf("module %s: cloner: %w", d.Name, err))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("module %s: cloner %q empty", d.Name, c))
+			errs = append(errs, fmt.Errorf("module %s: cloner %q empty", d.Name, c.Name))
 		}
-		cl[c] = true
+		cl[c.Name] = true
 	}
 	errs = append(errs, d.Config.validate(d)...)
 	return errors.Join(errs...)
@@ -258,9 +277,32 @@ func (e IfEvent) PurgeULP() bool {
 	return e.Kind == IfDeparture && (e.Path == PathDestroy || e.Path == PathVmove)
 }
 
-// CloneOp asks a module's cloner to create or destroy an interface.
+// CloneKind is what a CloneOp asks of a cloner.
+type CloneKind uint8
+
+// The cloner operations.
+const (
+	CloneCreate  CloneKind = iota + 1 // if_clone_create: make the interface(s) Ifname asks for
+	CloneDestroy                      // if_clone_destroy: destroy the interface Ifname
+	CloneMatch                        // ifc_match: does the cloner take Ifname? (Cloner.Match)
+)
+
+func (k CloneKind) String() string {
+	switch k {
+	case CloneCreate:
+		return "create"
+	case CloneDestroy:
+		return "destroy"
+	case CloneMatch:
+		return "match"
+	}
+	return fmt.Sprintf("CloneKind(%d)", uint8(k))
+}
+
+// CloneOp asks a module's cloner to create or destroy an interface, or
+// whether it takes a name.
 type CloneOp struct {
-	Create bool
+	Kind   CloneKind
 	Cloner string
 	Ifname string
 }

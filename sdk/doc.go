@@ -39,13 +39,19 @@
 //     reverse and the VNET is not created.
 //  5. Running: the kernel delivers interface arrivals and departures the
 //     module registered for (OnIfnet), asks its cloners to create and
-//     destroy interfaces, and routes commands to it (OnControl). A
-//     departure says which detach path it is (destroy, vmove, shutdown)
-//     and whether upper-layer state is to be purged.
+//     destroy interfaces (cloner.go has the contract: who picks names,
+//     several interfaces a create, rollback, siblings), and routes
+//     commands to it (OnControl). A departure says which detach path it
+//     is (destroy, vmove, shutdown) and whether upper-layer state is to
+//     be purged. A module acts on what it owns in another VNET through
+//     CurvnetSet (InVnetOf), FreeBSD's CURVNET_SET.
 //  6. VNET destroy (top-down): every VNET_SYSUNINIT runs in descending
 //     rank. Loaned interfaces go home first; the VNET is "shutting down"
 //     until SI_SUB_VNET_DONE, so detaches skip purges the protocols' own
-//     uninits do. A module's VNET_SYSUNINIT destroys its own clones.
+//     uninits do. A module's VNET_SYSUNINIT destroys its own clones. A
+//     destroy may return once the VNET is dying (jail -r), its teardown
+//     going on in the background while a new VNET takes its name: state
+//     kept per VNET is kept by KPI.VnetKey (VnetVar does).
 //  7. Unload: MOD_QUIESCE (a non-nil answer vetoes, unless forced), then
 //     MOD_UNLOAD, then one descending pass over the file's VNET_SYSUNINITs
 //     (each in every VNET) and SYSUNINITs; dependencies are released, and

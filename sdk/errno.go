@@ -38,6 +38,7 @@ func ErrnoOf(err error) syscall.Errno {
 var freebsdErrno = map[syscall.Errno][2]string{
 	syscall.EPERM:     {"EPERM", "Operation not permitted"},
 	syscall.ENOENT:    {"ENOENT", "No such file or directory"},
+	syscall.ESRCH:     {"ESRCH", "No such process"},
 	syscall.EINTR:     {"EINTR", "Interrupted system call"},
 	syscall.EIO:       {"EIO", "Input/output error"},
 	syscall.ENXIO:     {"ENXIO", "Device not configured"},

@@ -1,6 +1,9 @@
 package sdk
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // ObjID names a kernel object recorded by the witness. Zero is no object.
 type ObjID uint64
@@ -81,6 +84,12 @@ type KPI interface {
 	// Vnet is curvnet: the VNET this call runs in ("vnet0" for SYSINITs,
 	// SYSUNINITs and module events).
 	Vnet() string
+	// VnetKey identifies this instance of curvnet for the kernel's life:
+	// a VNET's name may be taken again while the VNET is still being torn
+	// down in the background (jail -r), and state kept by VnetKey (as
+	// VnetVar keeps it) never mixes the two. It is curvnet's name for
+	// vnet0, its name, '@' and a number for any other.
+	VnetKey() string
 	// Module is the module on whose behalf this KPI acts.
 	Module() string
 
@@ -91,6 +100,8 @@ type KPI interface {
 	Hhook
 	Multicast
 	Encap
+	Curvnet
+	Units
 }
 
 // Memory is malloc(9) with references the witness follows.
@@ -208,4 +219,59 @@ type Encap interface {
 	EncapAttach(ctx context.Context, family, name string) (ObjID, error)
 	// EncapDetach detaches a handle the caller attached.
 	EncapDetach(ctx context.Context, id ObjID) error
+}
+
+// Curvnet is CURVNET_SET / CURVNET_RESTORE for what a module owns: it
+// lets a module act on an object of its own wherever it is now, as
+// epair_clone_destroy does with CURVNET_SET(oifp->if_vnet) to destroy
+// the end of the pair that was moved into another VNET. InVnetOf wraps
+// the two.
+type Curvnet interface {
+	// CurvnetSet returns a KPI acting for the same module in the same
+	// call, whose curvnet is the VNET the object id is in now: where an
+	// interface has moved to, where any other object was allocated
+	// (vnet0 for a global one). id must be a live object the module owns;
+	// anything else is refused with EPERM (and reported by the witness),
+	// as any act on another module's object is. The switch is traced.
+	// Until the returned KPI is restored, no interface moves between
+	// VNETs or is detached by another operation (ifnet_detach_sxlock is
+	// held), so what the module finds there stays there. Calls through
+	// it are checked as any: against its curvnet, and the module may
+	// free or detach only what it owns.
+	//
+	// The returned KPI is valid until its CurvnetRestore, or the end of
+	// the call it was made in, whichever comes first; after that its
+	// methods fail with EINVAL. It may be switched again (nested).
+	CurvnetSet(ctx context.Context, id ObjID) (KPI, error)
+	// CurvnetRestore is CURVNET_RESTORE: it ends a KPI CurvnetSet
+	// returned. EINVAL on any other KPI, or one already restored.
+	CurvnetRestore(ctx context.Context) error
+}
+
+// InVnetOf runs fn with curvnet set to the VNET the object id (the
+// module's own) is in now, and restores it: CURVNET_SET(ifp->if_vnet);
+// fn; CURVNET_RESTORE(). The error joins fn's and the restore's.
+func InVnetOf(ctx context.Context, k KPI, id ObjID, fn func(in KPI) error) error {
+	in, err := k.CurvnetSet(ctx, id)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(in), in.CurvnetRestore(ctx))
+}
+
+// Units is ifc_alloc_unit / ifc_free_unit for the cloners of the module
+// that pick their units themselves (Cloner.Units). A cloner's units are
+// the kernel's, one set per cloner whatever the VNET: a unit is taken
+// from its allocation to its free, wherever what was made with it has
+// moved. Each allocated unit is a witness object of the module, so a
+// unit never freed is reported as a leak when the module is unloaded.
+type Units interface {
+	// IfcAllocUnit allocates unit of the module's cloner, or the lowest
+	// free one when unit is -1, and returns it. EEXIST when it is taken,
+	// EINVAL for a unit out of range (0 to INT_MAX) or a cloner that is
+	// not one of the module's.
+	IfcAllocUnit(ctx context.Context, cloner string, unit int) (int, error)
+	// IfcFreeUnit frees a unit IfcAllocUnit returned. EINVAL when it is
+	// not allocated, or the cloner is not the module's.
+	IfcFreeUnit(ctx context.Context, cloner string, unit int) error
 }

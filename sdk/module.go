@@ -22,12 +22,26 @@ type IfEventFunc func(ctx context.Context, k KPI, ev IfEvent) error
 // ControlFunc answers a command for the module (see ControlReq).
 type ControlFunc func(ctx context.Context, k KPI, req ControlReq) (string, error)
 
-// Cloner is an interface cloner (if_clone_advanced). Create must attach
-// the interface with k.IfAttach; Destroy must release what the module holds
-// and detach it with k.IfDetach.
+// Cloner is an interface cloner (if_clone_advanced); cloner.go has the
+// contract: who picks the names, what a failed create leaves, siblings.
 type Cloner struct {
-	Create  func(ctx context.Context, k KPI, ifname string) error
+	// Create makes what ifname asks for and attaches it with k.IfAttach,
+	// the cloner's name as the driver: exactly ifname for a simple
+	// cloner; for one with Units, the name as asked ("epair", "epair7"),
+	// its unit from IfcAllocUnit and one interface per suffix.
+	Create func(ctx context.Context, k KPI, ifname string) error
+	// Destroy releases what the module holds for the interface ifname of
+	// curvnet and detaches it with k.IfDetach; with siblings, it
+	// destroys them too (CurvnetSet reaches them where they are).
 	Destroy func(ctx context.Context, k KPI, ifname string) error
+	// Match, when set, is ifc_match: whether the cloner takes name, for
+	// names no cloner's default rule takes (ClonerDecl.Takes). It runs
+	// in the module, without a KPI, and must not block.
+	Match func(name string) bool
+	// Units says Create picks its units itself (ClonerDecl.Units).
+	Units bool
+	// Suffixes name what one create makes (ClonerDecl.Suffixes).
+	Suffixes []string
 }
 
 // Module is a module being declared, and the value that runs it. Build it
@@ -130,7 +144,8 @@ func (m *Module) Cloner(name string, c Cloner) *Module {
 	if c.Create == nil || c.Destroy == nil {
 		m.errs = append(m.errs, fmt.Errorf("module %s: cloner %s needs Create and Destroy", m.decl.Name, name))
 	}
-	m.decl.Cloners = append(m.decl.Cloners, name)
+	m.decl.Cloners = append(m.decl.Cloners, ClonerDecl{Name: name, Units: c.Units,
+		Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match != nil})
 	m.cloners[name] = c
 	return m
 }
@@ -248,17 +263,37 @@ func (m *Module) IfEvent(ctx context.Context, k KPI, ev IfEvent) error {
 	return fn(ctx, k, ev)
 }
 
-// Clone runs one of the module's cloners.
+// Clone runs one of the module's cloners. A CloneMatch answers nil when
+// the cloner's Match takes the name, and an error wrapping ErrNoMatch
+// when it does not (or it has no Match).
 func (m *Module) Clone(ctx context.Context, k KPI, op CloneOp) error {
 	c, ok := m.cloners[op.Cloner]
 	if !ok {
 		return fmt.Errorf("module %s: no cloner %s: %w", m.decl.Name, op.Cloner, syscall.EINVAL)
 	}
-	if op.Create {
+	switch op.Kind {
+	case CloneCreate:
 		return c.Create(ctx, k, op.Ifname)
+	case CloneDestroy:
+		return c.Destroy(ctx, k, op.Ifname)
+	case CloneMatch:
+		if c.Match == nil || !c.Match(op.Ifname) {
+			return fmt.Errorf("cloner %s does not take %s: %w", op.Cloner, op.Ifname, ErrNoMatch)
+		}
+		return nil
 	}
-	return c.Destroy(ctx, k, op.Ifname)
+	return fmt.Errorf("module %s: cloner %s: unknown operation %v: %w", m.decl.Name, op.Cloner, op.Kind, syscall.EINVAL)
 }
+
+// ErrNoMatch is a cloner's answer to a CloneMatch for a name it does
+// not take. It matches syscall.ESRCH, so it crosses the wire.
+var ErrNoMatch error = noMatch{}
+
+type noMatch struct{}
+
+func (noMatch) Error() string        { return "no such cloner name" }
+func (noMatch) Unwrap() error        { return syscall.ESRCH }
+func (noMatch) Is(target error) bool { return target == syscall.ESRCH }
 
 // Control answers a command routed to the module.
 func (m *Module) Control(ctx context.Context, k KPI, req ControlReq) (string, error) {

@@ -10,7 +10,9 @@ import (
 // VnetVar is a module's per-VNET state: FreeBSD's VNET_DEFINE(T, name),
 // with Get and Update as its V_name. Each VNET has its own T, reached
 // through the KPI of the call in progress, so a handler sees the state of
-// curvnet (k.Vnet()) and of no other VNET.
+// curvnet and of no other VNET. Values are kept by VNET instance
+// (k.VnetKey()), not by name: a VNET being torn down in the background
+// and a new one of its name each have their own.
 //
 // One lock guards the map and every value: Update runs its function
 // under it, so a T may hold maps and slices that only Update (and Range)
@@ -33,29 +35,35 @@ import (
 //   - an uninit may run where its init failed, or ran in no VNET of that
 //     name: Delete then reports false, and there is nothing to free.
 //
-// A value the module forgets to Delete is stale: a later VNET of the same
-// name would find it. Init refuses (EEXIST) rather than adopt one.
+// A value the module forgets to Delete is stale: it stays with the key
+// of a VNET that is gone, and Range still lists it.
 //
 // The zero VnetVar is empty and ready to use. It must not be copied
 // after first use.
 type VnetVar[T any] struct {
 	mu sync.Mutex
-	m  map[string]*T
+	m  map[string]*vnetVal[T] // by VnetKey
+}
+
+// vnetVal is one VNET's value, with the VNET's name.
+type vnetVal[T any] struct {
+	name string
+	val  T
 }
 
 // Init sets curvnet's value, as a VNET_SYSINIT does. It fails with
 // EEXIST, changing nothing, when curvnet already has one.
 func (v *VnetVar[T]) Init(k KPI, val T) error {
-	vnet := k.Vnet()
+	key := k.VnetKey()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, dup := v.m[vnet]; dup {
-		return fmt.Errorf("vnet %s already has its state: %w", vnet, syscall.EEXIST)
+	if _, dup := v.m[key]; dup {
+		return fmt.Errorf("vnet %s already has its state: %w", k.Vnet(), syscall.EEXIST)
 	}
 	if v.m == nil {
-		v.m = map[string]*T{}
+		v.m = map[string]*vnetVal[T]{}
 	}
-	v.m[vnet] = &val
+	v.m[key] = &vnetVal[T]{name: k.Vnet(), val: val}
 	return nil
 }
 
@@ -64,12 +72,12 @@ func (v *VnetVar[T]) Init(k KPI, val T) error {
 func (v *VnetVar[T]) Get(k KPI) (T, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	p, ok := v.m[k.Vnet()]
+	p, ok := v.m[k.VnetKey()]
 	if !ok {
 		var zero T
 		return zero, false
 	}
-	return *p, true
+	return p.val, true
 }
 
 // Update runs fn on curvnet's value under the lock and reports whether
@@ -78,9 +86,9 @@ func (v *VnetVar[T]) Get(k KPI) (T, bool) {
 func (v *VnetVar[T]) Update(k KPI, fn func(val *T)) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	p, ok := v.m[k.Vnet()]
+	p, ok := v.m[k.VnetKey()]
 	if ok {
-		fn(p)
+		fn(&p.val)
 	}
 	return ok
 }
@@ -88,32 +96,33 @@ func (v *VnetVar[T]) Update(k KPI, fn func(val *T)) bool {
 // Delete removes curvnet's value and returns it, as a VNET_SYSUNINIT
 // does; false when there was none.
 func (v *VnetVar[T]) Delete(k KPI) (T, bool) {
-	vnet := k.Vnet()
+	key := k.VnetKey()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	p, ok := v.m[vnet]
+	p, ok := v.m[key]
 	if !ok {
 		var zero T
 		return zero, false
 	}
-	delete(v.m, vnet)
-	return *p, true
+	delete(v.m, key)
+	return p.val, true
 }
 
-// Range calls fn for every VNET's value, by VNET name, under the lock,
-// until fn returns false: for questions about the module as a whole
-// (MOD_QUIESCE: is a router running anywhere?). fn must not call the KPI
-// or this VnetVar.
+// Range calls fn for every VNET's value, with the VNET's name, under the
+// lock, until fn returns false: for questions about the module as a
+// whole (MOD_QUIESCE: is a router running anywhere?). The order is the
+// keys'. fn must not call the KPI or this VnetVar.
 func (v *VnetVar[T]) Range(fn func(vnet string, val *T) bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	names := make([]string, 0, len(v.m))
+	keys := make([]string, 0, len(v.m))
 	for n := range v.m {
-		names = append(names, n)
+		keys = append(keys, n)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		if !fn(n, v.m[n]) {
+	sort.Strings(keys)
+	for _, key := range keys {
+		p := v.m[key]
+		if !fn(p.name, &p.val) {
 			return
 		}
 	}

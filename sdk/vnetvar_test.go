@@ -14,9 +14,16 @@ import (
 type curvnet struct {
 	KPI
 	vnet string
+	key  string // "": the name itself
 }
 
 func (c curvnet) Vnet() string { return c.vnet }
+func (c curvnet) VnetKey() string {
+	if c.key == "" {
+		return c.vnet
+	}
+	return c.key
+}
 
 type counter struct {
 	n     int
@@ -121,5 +128,29 @@ func TestVnetVarConcurrent(t *testing.T) {
 	v.Range(func(_ string, c *counter) bool { total += c.n; return true })
 	if total != workers*rounds {
 		t.Fatalf("total = %d, want %d", total, workers*rounds)
+	}
+}
+
+// Two VNETs of one name (one torn down in the background, its successor
+// created meanwhile) keep their own values: state is kept by VnetKey.
+func TestVnetVarInstances(t *testing.T) {
+	var v VnetVar[int]
+	old, young := curvnet{vnet: "j1", key: "j1@1"}, curvnet{vnet: "j1", key: "j1@2"}
+	if err := v.Init(old, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Init(young, 2); err != nil {
+		t.Fatalf("the new j1 was refused its own value: %v", err)
+	}
+	if got, _ := v.Delete(old); got != 1 {
+		t.Fatalf("the old j1's uninit got %d, want its own 1", got)
+	}
+	if got, ok := v.Get(young); !ok || got != 2 {
+		t.Fatalf("the new j1's value = %d, %v after the old one's uninit", got, ok)
+	}
+	var names []string
+	v.Range(func(vnet string, _ *int) bool { names = append(names, vnet); return true })
+	if diff := cmp.Diff([]string{"j1"}, names); diff != "" {
+		t.Errorf("Range names (-want +got):\n%s", diff)
 	}
 }

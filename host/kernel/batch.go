@@ -86,6 +86,7 @@ func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry) []stepRes
 	for i, w := range ws {
 		at := k.entrySite(w.ctx, w.v, se)
 		kp := k.kpi(w.v, se.mod, at)
+		_, kp.chain = k.chainOf(w.ctx)
 		calls[i] = BatchCall{KPI: kp, Done: func(err error) {
 			if done[i] {
 				return
@@ -152,10 +153,11 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 	}
 	vs := make([]*vnet, len(names))
 	for i, name := range names {
-		v := newVnet(name)
 		k.vseq++
+		v := newVnet(name, vnetKey(name, k.vseq))
 		v.seq = k.vseq
 		k.vnets[name] = v
+		k.vkeys[v.key] = v
 		v.op.Lock() // nobody else can see v yet: this cannot wait
 		vs[i] = v
 	}
@@ -187,9 +189,11 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 				k.teardown(w.ctx, []*vnet{v}, func(_ *vnet, m *modRec) bool { return ran[i][m] })
 				k.vmu.Lock()
 				delete(k.vnets, v.name)
+				delete(k.vkeys, v.key)
 				v.life.Store(vnetGone)
 				k.vmu.Unlock()
 				v.op.Unlock()
+				close(v.done)
 				errs[i] = &Error{Op: OpVnetCreate, Name: v.name, Err: fmt.Errorf("create failed, rolled back: %w", res[j].err)}
 			case !res[j].dead:
 				ran[i][se.mod] = true
@@ -247,7 +251,7 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 func (k *Kernel) destroyVnets(ctx context.Context, names []string, strict bool) []error {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
-	vs, serial, errs := k.claim(names, strict)
+	vs, serial, errs := k.claim(names, strict, false)
 	if len(vs) == 0 || (strict && len(errs) > 0) {
 		return errs
 	}
@@ -259,7 +263,7 @@ func (k *Kernel) destroyVnets(ctx context.Context, names []string, strict bool) 
 	for _, v := range vs[1:] {
 		// One after the other: v stayed listed and usable until its
 		// turn, as if destroyed alone.
-		w, _, e := k.claim([]string{v.name}, true)
+		w, _, e := k.claim([]string{v.name}, true, false)
 		if len(e) > 0 {
 			errs = append(errs, e...)
 			continue
@@ -274,8 +278,10 @@ func (k *Kernel) destroyVnets(ctx context.Context, names []string, strict bool) 
 // them cannot be. With serial, they are to be destroyed one after the
 // other (legacy teardown, or an interface in one of them whose home is
 // another): only the first is taken, the rest are checked and left
-// listed.
-func (k *Kernel) claim(names []string, strict bool) (vs []*vnet, serial bool, errs []error) {
+// listed. With free, the names of those taken are free at once for new
+// VNETs, as jail -r frees a jail's name (VnetDestroyAsync); else they are
+// held until the VNETs are gone.
+func (k *Kernel) claim(names []string, strict, free bool) (vs []*vnet, serial bool, errs []error) {
 	for {
 		vs, errs = nil, nil
 		var building *vnet
@@ -287,7 +293,7 @@ func (k *Kernel) claim(names []string, strict bool) (vs []*vnet, serial bool, er
 				fail(fmt.Errorf("named twice: %w", syscall.EINVAL))
 				continue
 			}
-			if err := k.destroyRefused(v); err != nil {
+			if err := k.destroyRefused(name, v); err != nil {
 				fail(err)
 				continue
 			}
@@ -319,6 +325,10 @@ func (k *Kernel) claim(names []string, strict bool) (vs []*vnet, serial bool, er
 			v.destroying = true
 			v.mu.Unlock()
 			k.vnetUnlink(v)
+			if free {
+				delete(k.vnets, v.name)
+			}
+			k.dying = append(k.dying, v)
 		}
 		k.vmu.Unlock()
 		return vs, serial, errs
@@ -354,14 +364,23 @@ func (k *Kernel) destroyClaimed(ctx context.Context, vs []*vnet) {
 		}
 	}
 	k.teardown(ctx, vs, func(*vnet, *modRec) bool { return true })
+	gone := make(map[*vnet]bool, len(vs))
 	k.vmu.Lock()
 	for _, v := range vs {
-		delete(k.vnets, v.name)
+		gone[v] = true
+		if k.vnets[v.name] == v { // not if its name went with jail -r
+			delete(k.vnets, v.name)
+		}
+		delete(k.vkeys, v.key)
 		v.life.Store(vnetGone)
 	}
+	k.dying = slices.DeleteFunc(k.dying, func(d *vnet) bool { return gone[d] })
 	k.vmu.Unlock()
 	for _, v := range locked {
 		v.op.Unlock()
+	}
+	for _, v := range vs {
+		close(v.done)
 	}
 }
 
@@ -392,9 +411,10 @@ func (k *Kernel) teardown(ctx context.Context, vs []*vnet, which func(*vnet, *mo
 	}
 	for _, v := range vs {
 		v.setState(sdk.SubDummy)
-		k.w.vnetGone(v.name, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
+		k.w.vnetGone(v.key, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
 		v.mu.Lock()
 		v.ifs = map[string]*ifnet{}
+		v.dups = nil
 		v.mu.Unlock()
 	}
 }

@@ -51,19 +51,22 @@ type base interface {
 	// Nothing happens when the list was never allocated (an uninit may
 	// run when its init did not).
 	listUninit(member ObjKind) error
-	// ifVmoveHome is if_vmove(ifp, ifp->if_home_vnet) for an interface
-	// of curvnet loaned from elsewhere: the full detach path here, the
-	// attach in its home VNET. ENXIO if it is not in curvnet, EINVAL if
-	// it is home already.
-	ifVmoveHome(ctx context.Context, ifname string) error
+	// ifVmoveHome is if_vmove(ifp, ifp->if_home_vnet) for the interface
+	// id of curvnet, loaned from elsewhere: the full detach path here,
+	// the attach in its home VNET, holding detachSX. Nothing happens when
+	// it is no longer in curvnet (destroyed meanwhile); EINVAL if it is
+	// home already.
+	ifVmoveHome(ctx context.Context, id sdk.ObjID) error
 	// ifAttachDomains is if_attachdomain1 for an interface of curvnet:
-	// every active domain allocates its data on it. ENXIO if it is not
-	// in curvnet.
+	// every active domain allocates its data on it. Held against
+	// ifnet_detach_sxlock; nothing happens if the interface is no longer
+	// in curvnet (another chain detached it meanwhile).
 	ifAttachDomains(ifname string) error
 	// ifDetachDomain is the calling domain's dom_ifdetach for an
-	// interface of curvnet: the domain's data on it is freed. ENXIO if
-	// it is not in curvnet; nothing happens if the domain has no data
-	// on it.
+	// interface of curvnet: the domain's data on it is freed. Held
+	// against ifnet_detach_sxlock; nothing happens if the interface is
+	// no longer in curvnet (its detach freed the data) or the domain has
+	// no data on it.
 	ifDetachDomain(ifname string) error
 }
 
@@ -262,14 +265,16 @@ func ifReturn(ctx context.Context, b base) error {
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, in := range ifs {
 		if in.Home != b.Vnet() {
-			if err := b.ifVmoveHome(ctx, in.Name); err != nil {
-				return fmt.Errorf("vnet_if_return %s: %w", in.Name, err)
+			// One that cannot go home does not keep the others here.
+			if err := b.ifVmoveHome(ctx, in.ID); err != nil {
+				errs = append(errs, fmt.Errorf("vnet_if_return %s: %w", in.Name, err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func emAttach(n int) baseFunc {
@@ -425,9 +430,9 @@ func (k *Kernel) domIfattach(v *vnet, ifp *ifnet, via Site) {
 			continue
 		}
 		at := Site{Module: d.module, Entry: "dom_ifattach", Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
-		_ = k.w.use(ds.state, v.name, at)
-		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.name, at)
-		_ = k.w.hold(o.ID, ifp.id, v.name, at, true)
+		_ = k.w.use(ds.state, v.key, at)
+		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.key, at)
+		_ = k.w.hold(o.ID, ifp.id, v.key, at, true)
 		v.mu.Lock()
 		ifp.afdata[d.module] = o.ID
 		v.mu.Unlock()
@@ -455,10 +460,10 @@ func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 		at = via
 	}
 	if ds, ok := varOf[domState](v, d.module); ok && ds.state != 0 {
-		_ = k.w.use(ds.state, v.name, at)
+		_ = k.w.use(ds.state, v.key, at)
 	}
 	k.w.release(id, at)
-	_ = k.w.free(id, v.name, "", at, KindAfdata)
+	_ = k.w.free(id, v.key, "", at, KindAfdata)
 }
 
 // domPurge is in_ifdetach / in6_ifdetach(purgeulp=1): purging upper-layer
@@ -470,8 +475,8 @@ func (k *Kernel) domPurge(v *vnet, ifp *ifnet, via Site) {
 			continue
 		}
 		at := Site{Module: d.module, Entry: d.ifdetach, Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
-		_ = k.w.lock(ds.pcb, v.name, at, true)
-		_ = k.w.lock(ds.pcb, v.name, at, false)
+		_ = k.w.lock(ds.pcb, v.key, at, true)
+		_ = k.w.lock(ds.pcb, v.key, at, false)
 	}
 }
 

@@ -398,12 +398,12 @@ func (w *witness) allocated(o *Object, at Site) {
 			ord.registrars[slot] = append(regs, c.Entry)
 		}
 	}
-	for _, f := range ord.failed[o.Vnet][slot] {
+	for _, f := range ord.failed[o.vkey][slot] {
 		if f.pass == c.Pass && f.entry != c.Entry {
 			ord.add(PassInit, c.Entry, f.entry, key, RuleLookup, true)
 		}
 	}
-	delete(ord.failed[o.Vnet], slot)
+	delete(ord.failed[o.vkey], slot)
 }
 
 // dependent reports whether h's reference is part of its target's own
@@ -469,10 +469,10 @@ func (w *witness) freeing(o *Object, at Site) {
 	}
 	o.ord = nil
 	if o.Kind.slot() && c.Kind == PassUninit {
-		m := ord.unregistered[o.Vnet]
+		m := ord.unregistered[o.vkey]
 		if m == nil {
 			m = map[string]Cause{}
-			ord.unregistered[o.Vnet] = m
+			ord.unregistered[o.vkey] = m
 		}
 		m[key.footprint()] = c
 	}
@@ -539,7 +539,7 @@ func (o *order) forgetVnet(vnet string) {
 // lookupIn records a lookup of a named slot on curvnet for the KPI's
 // caller: found is the object found, 0 for none.
 func (p *kpi) lookupIn(kind ObjKind, name string, found sdk.ObjID) {
-	p.k.w.lookup(p.v.name, kind, name, found, p.at)
+	p.k.w.lookup(p.v.key, kind, name, found, p.at)
 }
 
 // Constraints returns the ordering constraints learnt so far, in the order

@@ -80,6 +80,10 @@ var (
 	// ErrNoInterface is in the chain when the interface an operation
 	// names is not in its VNET. It reads and matches as syscall.ENXIO.
 	ErrNoInterface error = &lookupError{syscall.ENXIO}
+	// ErrGone is in the chain of a CurvnetSet to an object that no longer
+	// exists (freed, or gone with its VNET): another operation destroyed
+	// it. It reads and matches as syscall.ENXIO.
+	ErrGone error = &lookupError{syscall.ENXIO}
 )
 
 // Errors internal to the witness, each wrapping an errno.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -28,6 +28,16 @@ type ifnet struct {
 	mtu    int                  // 0: defaultMTU
 	descr  string
 	addrs  []IfAddr // each kept while its domain's afdata is (ifconf.go)
+	// unit is a simple cloner's unit, taken in home's units until the
+	// interface is freed; -1 for any other interface.
+	unit int
+	// arriving is set while an interface moving in is attached: it is in
+	// the VNET's list for the arrival's handlers, but not listed to
+	// users until it is whole.
+	arriving bool
+	// group numbers the clone create that made it, shared with its
+	// siblings (0: none).
+	group uint64
 }
 
 func (ifp *ifnet) info() sdk.IfInfo {
@@ -42,10 +52,126 @@ func (ifp *ifnet) info() sdk.IfInfo {
 	return in
 }
 
+// ifunit is ifunit(9): the interface called name in v, the first
+// attached where two share the name.
 func (v *vnet) ifunit(name string) *ifnet {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.ifs[name]
+}
+
+// ifunitOf is ifunit for an act of mod: where two interfaces share the
+// name, mod's own if one is.
+func (v *vnet) ifunitOf(name string, mod *modRec) *ifnet {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ifp := v.ifs[name]
+	if ifp == nil || ifp.owner == mod {
+		return ifp
+	}
+	for _, d := range v.dups {
+		if d.name == name && d.owner == mod {
+			return d
+		}
+	}
+	return ifp
+}
+
+// ifByID is the interface of v whose witness object is id, or nil.
+func (v *vnet) ifByID(id sdk.ObjID) *ifnet {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, ifp := range v.ifs {
+		if ifp.id == id {
+			return ifp
+		}
+	}
+	for _, ifp := range v.dups {
+		if ifp.id == id {
+			return ifp
+		}
+	}
+	return nil
+}
+
+// has reports whether ifp is in v (v.mu held).
+func (v *vnet) hasLocked(ifp *ifnet) bool {
+	if v.ifs[ifp.name] == ifp {
+		return true
+	}
+	for _, d := range v.dups {
+		if d == ifp {
+			return true
+		}
+	}
+	return false
+}
+
+// ifAddLocked puts ifp on v's list: under its name, or among the
+// duplicates when another has the name (v.mu held).
+func (v *vnet) ifAddLocked(ifp *ifnet) {
+	if v.ifs[ifp.name] == nil {
+		v.ifs[ifp.name] = ifp
+		return
+	}
+	v.dups = append(v.dups, ifp)
+}
+
+// ifRemoveLocked takes ifp off v's list; a duplicate of its name, the
+// oldest, takes the name (v.mu held).
+func (v *vnet) ifRemoveLocked(ifp *ifnet) {
+	for i, d := range v.dups {
+		if d == ifp {
+			v.dups = slices.Delete(v.dups, i, i+1)
+			return
+		}
+	}
+	if v.ifs[ifp.name] != ifp {
+		return
+	}
+	delete(v.ifs, ifp.name)
+	for i, d := range v.dups {
+		if d.name == ifp.name {
+			v.ifs[d.name] = d
+			v.dups = slices.Delete(v.dups, i, i+1)
+			return
+		}
+	}
+}
+
+// takeUnit takes unit of a simple cloner in v, the home of what it
+// makes; false if it is taken.
+func (v *vnet) takeUnit(cloner string, unit int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.units[cloner][unit] {
+		return false
+	}
+	if v.units == nil {
+		v.units = map[string]map[int]bool{}
+	}
+	if v.units[cloner] == nil {
+		v.units[cloner] = map[int]bool{}
+	}
+	v.units[cloner][unit] = true
+	return true
+}
+
+// unitFree reports whether unit of a simple cloner is free in v.
+func (v *vnet) unitFree(cloner string, unit int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return !v.units[cloner][unit]
+}
+
+// freeUnit gives back the unit ifp holds in v, its home, if any.
+func (v *vnet) freeUnit(ifp *ifnet) {
+	if ifp.unit < 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.units[ifp.cloner], ifp.unit)
 }
 
 // ifInfo describes the interface called name in v, read under v.mu: a
@@ -74,8 +200,11 @@ func (v *vnet) ifInfos() []sdk.IfInfo {
 
 // freeIndex is the lowest unused interface index in v (v.mu held).
 func (v *vnet) freeIndex() int {
-	used := make(map[int]bool, len(v.ifs))
+	used := make(map[int]bool, len(v.ifs)+len(v.dups))
 	for _, ifp := range v.ifs {
+		used[ifp.index] = true
+	}
+	for _, ifp := range v.dups {
 		used[ifp.index] = true
 	}
 	for i := 1; ; i++ {
@@ -91,12 +220,21 @@ func (v *vnet) freeIndex() int {
 // registered for ifnet_arrival_event hear of it. A vmove into a VNET
 // shutting down is refused, unless back is set: an interface whose move
 // failed goes back where it was, whatever that VNET's state.
+//
+// A name already taken in v is EEXIST, but for an interface coming home
+// (a vmove to its home): if_vmove cannot fail there, and FreeBSD's
+// attaches it beside the other, so that it is never in no VNET. kldsim
+// does the same: ifunit finds the older of the two, and the witness
+// reports the clash. Until the arrival is delivered, an interface moving
+// in is not listed to users (Interfaces, Vnets).
 func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back bool, via Site) error {
 	if err := k.useList(v, KindIfnet, "if_attach", ifp.name, via); err != nil {
 		return err
 	}
 	v.mu.Lock()
-	if v.ifs[ifp.name] != nil {
+	other := v.ifs[ifp.name]
+	comingHome := vmove && !back && ifp.home == v
+	if other != nil && !comingHome {
 		v.mu.Unlock()
 		return fmt.Errorf("interface %s already exists in %s: %w", ifp.name, v.name, syscall.EEXIST)
 	}
@@ -106,10 +244,15 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 	}
 	ifp.index = v.freeIndex()
 	ifp.vnet = v
-	v.ifs[ifp.name] = ifp
+	ifp.arriving = vmove
+	v.ifAddLocked(ifp)
 	v.mu.Unlock()
 	if vmove {
-		k.w.move(ifp.id, v.name)
+		k.w.move(ifp.id, v.key)
+	}
+	if other != nil {
+		k.w.nameClash(ifp.id, other.id, fmt.Sprintf("%s came home to %s, where another %s is: "+
+			"if_vmove attached it all the same, and ifunit finds the other", ifp.name, v.name, ifp.name), via)
 	}
 	k.domIfattach(v, ifp, via)
 	ev := sdk.IfEvent{Kind: sdk.IfArrival}
@@ -117,6 +260,11 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 		ev.Path = sdk.PathVmove
 	}
 	k.ifEvent(ctx, v, ifp, ev, via)
+	if vmove {
+		v.mu.Lock()
+		ifp.arriving = false
+		v.mu.Unlock()
+	}
 	return nil
 }
 
@@ -134,10 +282,10 @@ func (k *Kernel) ifDetachInternal(ctx context.Context, ifp *ifnet, vmove bool, v
 	}
 	k.domIfdetach(v, ifp, via)
 	if id := v.list(KindIfnet); id != 0 {
-		_ = k.w.use(id, v.name, via) // off the interface list
+		_ = k.w.use(id, v.key, via) // off the interface list
 	}
 	v.mu.Lock()
-	delete(v.ifs, ifp.name)
+	v.ifRemoveLocked(ifp)
 	v.mu.Unlock()
 	if k.tr.on() {
 		k.tr.add(TraceEvent{Kind: TraceIfEvent, Site: Site{Module: via.Module, Entry: "if_detach_internal", Rank: via.Rank, Vnet: v.name},
@@ -169,7 +317,7 @@ func (k *Kernel) ifEvent(ctx context.Context, v *vnet, ifp *ifnet, ev sdk.IfEven
 		}
 		at := Site{Module: m.decl.Name, Entry: ev.Kind.String(), Rank: via.Rank, Vnet: v.name, Via: viaLabel(via), Cause: via.Cause}
 		off, step := k.tr.begin()
-		err := k.call(v, m, at, func(kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
+		err := k.call(ctx, v, m, at, func(ctx context.Context, kp *kpi) error { return m.m.IfEvent(ctx, kp, ev) })
 		if !k.tr.on() {
 			continue
 		}
@@ -190,13 +338,19 @@ func viaLabel(s Site) string {
 	return s.Module + " " + s.Entry
 }
 
-// vmove is if_vmove: detach with vmove set in from, attach in to. If the
-// attach is refused the interface goes back where it was.
+// vmove is if_vmove: detach with vmove set in from, attach in to,
+// holding detachSX across both. If the attach is refused the interface
+// goes back where it was.
 func (k *Kernel) vmove(ctx context.Context, ifp *ifnet, from, to *vnet, via Site) error {
-	k.detachSX.Lock()
-	defer k.detachSX.Unlock()
-	if from.ifunit(ifp.name) != ifp {
-		// Another move took it while this one waited for the lock.
+	ctx, chain := k.chainOf(ctx)
+	k.detachSX.lock(chain)
+	defer k.detachSX.unlock(chain)
+	from.mu.Lock()
+	here := from.hasLocked(ifp)
+	from.mu.Unlock()
+	if !here {
+		// Another move or a destroy took it while this one waited for
+		// the lock.
 		return fmt.Errorf("interface %s not in %s: %w", ifp.name, from.name, ErrNoInterface)
 	}
 	k.ifDetachInternal(ctx, ifp, true, via)
@@ -234,6 +388,11 @@ func (k *Kernel) ifMove(ctx context.Context, ifname, from, to string) error {
 	dst, err := k.lookupVnet(to)
 	if err != nil {
 		return fmt.Errorf("vnet %s: %w", to, syscall.ENXIO)
+	}
+	for _, v := range []*vnet{src, dst} {
+		if v.life.Load() == vnetDying { // not waited for (see enter)
+			return fmt.Errorf("vnet %s is shutting down: %w", v.name, syscall.EBUSY)
+		}
 	}
 	unlock := lockPair(src, dst)
 	defer unlock()
@@ -275,28 +434,19 @@ func lockPair(a, b *vnet) (unlock func()) {
 	}
 }
 
-// matchCloner finds the cloner for name, split by sdk.SplitUnit into the
-// cloner ("bridge") and its unit (3, or -1 for "bridge": any free one).
-func (k *Kernel) matchCloner(name string) (*modRec, string, int, error) {
-	driver, unit, err := sdk.SplitUnit(name)
-	if err != nil {
-		return nil, "", 0, err
-	}
-	mod := k.cloners[driver]
-	if mod == nil {
-		return nil, "", 0, fmt.Errorf("no interface cloner: %w", syscall.EINVAL)
-	}
-	return mod, driver, unit, nil
-}
-
 // enter begins one operation on a built VNET: the linker lock shared,
 // then the VNET's op lock, then a check that the VNET is still alive.
-// leave releases both.
+// leave releases both. A VNET being torn down is refused at once (EBUSY),
+// not waited for: its teardown may go on for long in the background.
 func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 	k.sx.RLock()
 	if v, err = k.lookupVnet(name); err != nil {
 		k.sx.RUnlock()
 		return nil, nil, err
+	}
+	if v.life.Load() == vnetDying {
+		k.sx.RUnlock()
+		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
 	}
 	v.op.Lock()
 	leave = func() {
@@ -312,103 +462,6 @@ func (k *Kernel) enter(name string) (v *vnet, leave func(), err error) {
 		return nil, nil, fmt.Errorf("vnet %s is shutting down: %w", name, syscall.EBUSY)
 	}
 	return v, leave, nil
-}
-
-// IfCreate is ifconfig NAME create: "bridge" takes the lowest free unit,
-// "bridge7" exactly that one. Errors are *Error with Op OpIfCreate: the
-// VNET (ErrNoVnet), the name (a *sdk.NameError, EEXIST), no cloner
-// (EINVAL) or the cloner's *ModuleError.
-func (k *Kernel) IfCreate(ctx context.Context, vnetName, name string) (string, error) {
-	v, leave, err := k.enter(vnetName)
-	if err != nil {
-		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
-	}
-	defer leave()
-	created, err := k.cloneCreate(ctx, v, name)
-	if err != nil {
-		return "", &Error{Op: OpIfCreate, Name: name, Err: err}
-	}
-	return created, nil
-}
-
-// cloneSite names a cloner call: the entry that made it (vnet_loif_uninit)
-// when there is one, else the plain ioctl.
-func cloneSite(mod *modRec, v *vnet, ioctl string, via Site) Site {
-	if via.Entry != "" {
-		return Site{Module: mod.decl.Name, Entry: via.Entry, Rank: via.Rank, Vnet: v.name, Cause: via.Cause}
-	}
-	return Site{Module: mod.decl.Name, Entry: ioctl, Vnet: v.name}
-}
-
-// cloneCreate is if_clone_create: the cloner that matches name creates
-// the interface in v.
-func (k *Kernel) cloneCreate(ctx context.Context, v *vnet, name string) (string, error) {
-	mod, cloner, unit, err := k.matchCloner(name)
-	if err != nil {
-		return "", err
-	}
-	if unit < 0 {
-		for i := 0; ; i++ {
-			if n := cloner + strconv.Itoa(i); v.ifunit(n) == nil {
-				name = n
-				break
-			}
-		}
-	}
-	if err := sdk.ValidIfName(name); err != nil {
-		return "", err
-	}
-	if v.ifunit(name) != nil {
-		return "", syscall.EEXIST
-	}
-	at := cloneSite(mod, v, "clone_create", Site{})
-	if err := k.call(v, mod, at, func(kp *kpi) error {
-		return mod.m.Clone(ctx, kp, sdk.CloneOp{Create: true, Cloner: cloner, Ifname: name})
-	}); err != nil {
-		return "", err
-	}
-	if v.ifunit(name) == nil {
-		return "", fmt.Errorf("cloner %s did not attach it: %w", cloner, syscall.EINVAL)
-	}
-	return name, nil
-}
-
-// IfDestroy is ifconfig NAME destroy, for cloned interfaces. Errors are
-// *Error with Op OpIfDestroy: the VNET (ErrNoVnet), the interface
-// (ErrNoInterface; EINVAL if not cloned) or the cloner's *ModuleError.
-func (k *Kernel) IfDestroy(ctx context.Context, vnetName, ifname string) error {
-	fail := func(err error) error { return &Error{Op: OpIfDestroy, Name: ifname, Err: err} }
-	v, leave, err := k.enter(vnetName)
-	if err != nil {
-		return fail(err)
-	}
-	defer leave()
-	ifp := v.ifunit(ifname)
-	if ifp == nil {
-		return fail(fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface))
-	}
-	if ifp.cloner == "" {
-		return fail(fmt.Errorf("%s is not a cloned interface: %w", ifname, syscall.EINVAL))
-	}
-	if err := k.cloneDestroy(ctx, v, ifp, Site{}); err != nil {
-		return fail(err)
-	}
-	return nil
-}
-
-// cloneDestroy is if_clone_destroy: the interface's cloner destroys it.
-func (k *Kernel) cloneDestroy(ctx context.Context, v *vnet, ifp *ifnet, via Site) error {
-	mod := ifp.owner
-	at := cloneSite(mod, v, "clone_destroy", via)
-	if err := k.call(v, mod, at, func(kp *kpi) error {
-		return mod.m.Clone(ctx, kp, sdk.CloneOp{Cloner: ifp.cloner, Ifname: ifp.name})
-	}); err != nil {
-		return err
-	}
-	if v.ifunit(ifp.name) == ifp {
-		return fmt.Errorf("cloner %s did not detach it: %w", ifp.cloner, syscall.EBUSY)
-	}
-	return nil
 }
 
 // IfControl routes an interface command to the module that owns it.
@@ -466,7 +519,7 @@ func (k *Kernel) ModControl(ctx context.Context, vnetName, module string, args [
 func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.ControlReq) (string, error) {
 	at := Site{Module: m.decl.Name, Entry: "control", Vnet: v.name}
 	var out string
-	err := k.call(v, m, at, func(kp *kpi) error {
+	err := k.call(ctx, v, m, at, func(ctx context.Context, kp *kpi) error {
 		var err error
 		out, err = m.m.Control(ctx, kp, req)
 		return err
@@ -477,10 +530,15 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 	return out, err
 }
 
-// Interfaces is ifconfig -a in one VNET, by index. The error is an
-// *Error with Op OpIfList wrapping ErrNoVnet.
+// Interfaces is ifconfig -a in one VNET, by index. A VNET being torn
+// down is not found, as a dying jail cannot be entered (DyingVnets lists
+// what is left in it). The error is an *Error with Op OpIfList wrapping
+// ErrNoVnet.
 func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	v, err := k.lookupVnet(vnetName)
+	if err == nil && v.life.Load() != vnetAlive {
+		err = fmt.Errorf("vnet %s is being destroyed: %w", vnetName, ErrNoVnet)
+	}
 	if err != nil {
 		return nil, &Error{Op: OpIfList, Name: vnetName, Err: err}
 	}
@@ -488,6 +546,9 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 	defer v.mu.Unlock()
 	var out []IfStat
 	for _, ifp := range v.ifsByIndexLocked() {
+		if ifp.arriving {
+			continue
+		}
 		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
 			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...)}
 		if st.MTU == 0 {

@@ -31,18 +31,31 @@ type Kernel struct {
 	nextMID int
 	mods    map[string]*modRec
 	cloners map[string]*modRec
-	evmods  atomic.Pointer[[]*modRec] // registered for ifnet events
-	vinit   sysTable                  // registered VNET_SYSINITs
-	vuninit sysTable                  // registered VNET_SYSUNINITs
+	// clonerOrder are the cloners' names in registration order (the
+	// order their Match functions are asked in).
+	clonerOrder []string
+	evmods      atomic.Pointer[[]*modRec] // registered for ifnet events
+	vinit       sysTable                  // registered VNET_SYSINITs
+	vuninit     sysTable                  // registered VNET_SYSUNINITs
 
-	// detachSX is FreeBSD's ifnet_detach_sxlock (r368237): one interface
-	// move at a time, held across its detach and attach, so an interface
-	// coming home (vnet_if_return) is invisible until fully attached and
-	// no other move can take it half way.
-	detachSX sync.Mutex
+	// detachSX is FreeBSD's ifnet_detach_sxlock (r368237, D27378): one
+	// interface detach, move or clone destroy at a time (curvnet.go).
+	detachSX detachLock
+	chains   atomic.Uint64 // the last chain number given (curvnet.go)
+
+	// units are the units the cloners that pick their own have
+	// allocated (IfcAllocUnit): by cloner, by unit, the witness object.
+	umu   sync.Mutex
+	units map[string]map[int]sdk.ObjID
 
 	vmu   sync.Mutex
-	vnets map[string]*vnet // by name, from the start of a create to the end of a destroy
+	vnets map[string]*vnet // by name, from the start of a create to the start of its destroy
+	// vkeys are every VNET instance that exists, by witness key: built,
+	// being built or being torn down.
+	vkeys map[string]*vnet
+	// dying are the VNETs being torn down, oldest first.
+	dying []*vnet
+	bg    sync.WaitGroup // the background teardowns (VnetDestroyAsync)
 	// The built VNETs, oldest (vnet0) to newest: a list, so a destroy
 	// takes its VNET off in O(1) and keeps nothing of it.
 	vhead, vtail *vnet
@@ -102,11 +115,15 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 		mods:    map[string]*modRec{},
 		cloners: map[string]*modRec{},
 		vnets:   map[string]*vnet{},
+		vkeys:   map[string]*vnet{},
+		units:   map[string]map[int]sdk.ObjID{},
 	}
+	k.detachSX.cond.L = &k.detachSX.mu
 	k.evmods.Store(&[]*modRec{})
-	k.vnet0 = newVnet("vnet0")
+	k.vnet0 = newVnet("vnet0", vnetKey("vnet0", 0))
 	k.vnet0.state = sdk.SubVnet
 	k.vnets["vnet0"] = k.vnet0
+	k.vkeys[k.vnet0.key] = k.vnet0
 	k.vnet0.life.Store(vnetAlive)
 	k.vnetAppend(k.vnet0)
 	k.SetStep("boot")
@@ -141,16 +158,18 @@ func (k *Kernel) LiveObjects(vnet string) []*Object {
 }
 
 // call runs fn as a call into mod, in v (nil for SYSINITs and module
-// events), with the KPI bound to the call; the KPI is retired when fn
-// returns. What the module answers comes back as a *ModuleError. A dead
-// module is not called, and a module that dies is marked dead and
-// reported once.
-func (k *Kernel) call(v *vnet, mod *modRec, at Site, fn func(*kpi) error) error {
+// events), with the KPI bound to the call, in ctx's chain (a new one if
+// it has none; curvnet.go); the KPI is retired when fn returns. What the
+// module answers comes back as a *ModuleError. A dead module is not
+// called, and a module that dies is marked dead and reported once.
+func (k *Kernel) call(ctx context.Context, v *vnet, mod *modRec, at Site, fn func(context.Context, *kpi) error) error {
 	if mod.dead.Load() {
 		return fmt.Errorf("module %s: %w", mod.decl.Name, ErrModuleDead)
 	}
+	ctx, chain := k.chainOf(ctx)
 	kp := k.kpi(v, mod, at)
-	return k.answered(kp, fn(kp))
+	kp.chain = chain
+	return k.answered(kp, fn(ctx, kp))
 }
 
 // answered ends the call kp was bound to, whose module answered err: the
@@ -185,7 +204,7 @@ func (k *Kernel) runEntry(ctx context.Context, v *vnet, se *sysEntry) (dead bool
 	}
 	at := k.entrySite(ctx, v, se)
 	off, step := k.tr.begin()
-	err = k.call(v, se.mod, at, func(kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
+	err = k.call(ctx, v, se.mod, at, func(ctx context.Context, kp *kpi) error { return se.mod.run(ctx, kp, se.e) })
 	return k.entryDone(se, at, off, step, err)
 }
 
@@ -224,7 +243,7 @@ func (k *Kernel) modEvent(ctx context.Context, mod *modRec, what sdk.ModEvent) e
 		at.Cause = causeOf(ctx, entryKey(mod.decl.Name, what.String()))
 	}
 	off, step := k.tr.begin()
-	err := k.call(nil, mod, at, func(kp *kpi) error { return mod.m.Event(ctx, kp, what) })
+	err := k.call(ctx, nil, mod, at, func(ctx context.Context, kp *kpi) error { return mod.m.Event(ctx, kp, what) })
 	// Traced without a VNET: a module event is not per-VNET.
 	ev := TraceEvent{Kind: TraceModEvent, Site: Site{Module: at.Module, Entry: at.Entry, Rank: at.Rank},
 		Start: off, Step: step, Duration: k.tr.since() - off}

@@ -3,6 +3,8 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -21,6 +23,24 @@ type kpi struct {
 	at      Site
 	global  bool
 	retired atomic.Bool
+	// chain is the operation the call belongs to (curvnet.go).
+	chain uint64
+	// parent is the KPI a CurvnetSet made this one from (nil for a
+	// call's own); lockHeld says it holds detachSX until it ends.
+	parent   *kpi
+	lockHeld bool
+	cmu      sync.Mutex
+	children []*kpi // the CurvnetSet scopes made from it, still open
+	// made, during a clone create, collects the interfaces the cloner
+	// attaches (cloneCreate); shared with the scopes made from it.
+	made *madeList
+}
+
+// madeList is what a clone create has attached so far.
+type madeList struct {
+	cloner string
+	mu     sync.Mutex
+	ifs    []*ifnet
 }
 
 var _ sdk.KPI = (*kpi)(nil)
@@ -32,17 +52,19 @@ func (k *Kernel) kpi(v *vnet, mod *modRec, at Site) *kpi {
 	return &kpi{k: k, v: v, mod: mod, at: at}
 }
 
-// scope is the VNET objects are allocated in: "" (global) for SYSINITs and
-// module events. Checks are against curvnet, p.v, always.
+// scope is the VNET objects are allocated in, as the witness keys it: ""
+// (global) for SYSINITs and module events. Checks are against curvnet,
+// p.v, always.
 func (p *kpi) scope() string {
 	if p.global {
 		return ""
 	}
-	return p.v.name
+	return p.v.key
 }
 
-// retire ends the call the KPI was bound to.
-func (p *kpi) retire() { p.retired.Store(true) }
+// retire ends the call the KPI was bound to, and the CurvnetSet scopes
+// made in it.
+func (p *kpi) retire() { p.end() }
 
 // live fails when the call the KPI was bound to has returned.
 func (p *kpi) live(op string) error {
@@ -53,16 +75,16 @@ func (p *kpi) live(op string) error {
 	return nil
 }
 
-func (p *kpi) Vnet() string   { return p.v.name }
-func (p *kpi) Module() string { return p.mod.decl.Name }
+func (p *kpi) Vnet() string    { return p.v.name }
+func (p *kpi) VnetKey() string { return p.v.key }
+func (p *kpi) Module() string  { return p.mod.decl.Name }
 
 func (p *kpi) op(name string, id sdk.ObjID, err error) {
 	if !p.k.tr.on() {
 		return
 	}
-	site := p.at
-	site.Module, site.Vnet = p.mod.decl.Name, p.v.name // curvnet, vnet0 for SYSINITs
-	ev := TraceEvent{Kind: TraceKPI, Site: site, Detail: fmt.Sprintf("%s #%d", name, id)}
+	// curvnet, vnet0 for SYSINITs
+	ev := TraceEvent{Kind: TraceKPI, Site: p.site(), Detail: fmt.Sprintf("%s #%d", name, id)}
 	if err != nil {
 		ev.Err = err.Error()
 	}
@@ -89,7 +111,7 @@ func (p *kpi) allocID(id sdk.ObjID, kind ObjKind, name string) (sdk.ObjID, error
 }
 
 func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
-	err := p.k.w.free(id, p.v.name, p.mod.decl.Name, p.at, kind)
+	err := p.k.w.free(id, p.v.key, p.mod.decl.Name, p.at, kind)
 	p.op("free "+kind.String(), id, err)
 	return err
 }
@@ -115,7 +137,7 @@ func (p *kpi) Use(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Use"); err != nil {
 		return err
 	}
-	return p.k.w.use(id, p.v.name, p.at)
+	return p.k.w.use(id, p.v.key, p.at)
 }
 
 // Hold implements sdk.Memory.
@@ -123,7 +145,7 @@ func (p *kpi) Hold(_ context.Context, holder, target sdk.ObjID) error {
 	if err := p.live("Hold"); err != nil {
 		return err
 	}
-	return p.k.w.hold(holder, target, p.v.name, p.at, true)
+	return p.k.w.hold(holder, target, p.v.key, p.at, true)
 }
 
 // Drop implements sdk.Memory.
@@ -131,7 +153,7 @@ func (p *kpi) Drop(_ context.Context, holder, target sdk.ObjID) error {
 	if err := p.live("Drop"); err != nil {
 		return err
 	}
-	return p.k.w.hold(holder, target, p.v.name, p.at, false)
+	return p.k.w.hold(holder, target, p.v.key, p.at, false)
 }
 
 // LockInit implements sdk.Locks.
@@ -155,7 +177,7 @@ func (p *kpi) Lock(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Lock"); err != nil {
 		return err
 	}
-	return p.k.w.lock(id, p.v.name, p.at, true)
+	return p.k.w.lock(id, p.v.key, p.at, true)
 }
 
 // Unlock implements sdk.Locks.
@@ -163,39 +185,61 @@ func (p *kpi) Unlock(_ context.Context, id sdk.ObjID) error {
 	if err := p.live("Unlock"); err != nil {
 		return err
 	}
-	return p.k.w.lock(id, p.v.name, p.at, false)
+	return p.k.w.lock(id, p.v.key, p.at, false)
 }
 
 // IfAttach implements sdk.Ifnets: if_alloc + if_attach in curvnet. The
-// interface is cloned when driver names one of the caller's cloners.
+// interface is cloned when driver names one of the caller's cloners; its
+// name must then be one the cloner makes (ClonerDecl.Made), and a simple
+// cloner's unit is taken in the interface's home until it is freed.
+// During a clone create, what the cloner attaches is the create's.
 func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, error) {
 	if err := p.live("IfAttach"); err != nil {
 		return sdk.IfInfo{}, err
 	}
+	ctx = inChain(ctx, p.chain)
 	if driver == "" {
 		return sdk.IfInfo{}, fmt.Errorf("if_attach %s: empty driver: %w", name, syscall.EINVAL)
 	}
 	if err := sdk.ValidIfName(name); err != nil {
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %w", err)
 	}
-	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}}
-	for _, c := range p.mod.decl.Cloners {
-		if c == driver {
-			ifp.cloner = c
+	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}, unit: -1}
+	c, cloned := p.mod.decl.Cloner(driver)
+	if cloned {
+		ifp.cloner = c.Name
+		u, ok := c.Made(name)
+		switch {
+		case !ok && !c.Match: // a Match cloner names what it makes as it likes
+			return sdk.IfInfo{}, fmt.Errorf("if_attach %s: cloner %s does not make that name (it makes %s): %w",
+				name, c.Name, strings.Join(c.Names(0), ", ")+", ...", syscall.EINVAL)
+		case ok && !c.Units:
+			ifp.unit = u
 		}
 	}
 	if err := p.v.needList(KindIfnet, "if_attach", name); err != nil {
 		return sdk.IfInfo{}, err
 	}
+	if ifp.unit >= 0 && !p.v.takeUnit(ifp.cloner, ifp.unit) {
+		return sdk.IfInfo{}, fmt.Errorf("if_attach: unit %d of %s is taken in %s (%s%d exists, or was made here and has moved): %w",
+			ifp.unit, ifp.cloner, p.v.name, ifp.cloner, ifp.unit, syscall.EEXIST)
+	}
 	if old := p.v.ifunit(name); old != nil {
 		p.lookupIn(KindIfnet, name, old.id)
+		p.v.freeUnit(ifp)
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %s already exists in %s: %w", name, p.v.name, syscall.EEXIST)
 	}
-	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.name, p.at)
+	o := p.k.w.alloc(KindIfnet, name, p.mod.decl.Name, p.v.key, p.at)
 	ifp.id = o.ID
 	if err := p.k.ifAttach(ctx, p.v, ifp, false, false, p.at); err != nil {
-		_ = p.k.w.free(o.ID, p.v.name, "", p.at, KindIfnet)
+		p.v.freeUnit(ifp)
+		_ = p.k.w.free(o.ID, p.v.key, "", p.at, KindIfnet)
 		return sdk.IfInfo{}, err
+	}
+	if m := p.made; m != nil && m.cloner == ifp.cloner {
+		m.mu.Lock()
+		m.ifs = append(m.ifs, ifp)
+		m.mu.Unlock()
 	}
 	p.op("if_attach "+name, ifp.id, nil)
 	if info, ok := p.v.ifInfo(name); ok && info.ID == ifp.id {
@@ -208,24 +252,31 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 }
 
 // IfDetach implements sdk.Ifnets: if_detach of an interface the caller
-// attached, then if_free.
+// attached, then if_free, holding detachSX (as if_detach does) so that
+// no move or other detach has it half way. Where two interfaces share
+// the name (one came home to find it taken), the caller's own is the
+// one detached.
 func (p *kpi) IfDetach(ctx context.Context, name string) error {
 	if err := p.live("IfDetach"); err != nil {
 		return err
 	}
-	ifp := p.v.ifunit(name)
+	ctx = inChain(ctx, p.chain)
+	p.k.detachSX.lock(p.chain)
+	defer p.k.detachSX.unlock(p.chain)
+	ifp := p.v.ifunitOf(name, p.mod)
 	if ifp == nil {
 		p.lookupIn(KindIfnet, name, 0)
 		return fmt.Errorf("if_detach: %s not in %s: %w", name, p.v.name, syscall.ENXIO)
 	}
-	if _, err := p.k.w.freeable(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet); err != nil {
+	if _, err := p.k.w.freeable(ifp.id, p.v.key, p.mod.decl.Name, p.at, KindIfnet); err != nil {
 		if err = reported(err); err != nil {
 			err = fmt.Errorf("if_detach: %s: %w", name, err)
 		}
 		return err
 	}
 	p.k.ifDetachInternal(ctx, ifp, false, p.at)
-	err := p.k.w.free(ifp.id, p.v.name, p.mod.decl.Name, p.at, KindIfnet)
+	err := p.k.w.free(ifp.id, p.v.key, p.mod.decl.Name, p.at, KindIfnet)
+	ifp.home.freeUnit(ifp)
 	p.op("if_free "+name, ifp.id, err)
 	return err
 }
@@ -295,13 +346,13 @@ func (p *kpi) register(kind ObjKind, op, what, name string) (sdk.ObjID, error) {
 // unregister removes a head the caller registered from curvnet's table
 // and frees it; nothing is touched when the caller may not free it.
 func (p *kpi) unregister(kind ObjKind, id sdk.ObjID) error {
-	o, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind)
+	o, err := p.k.w.freeable(id, p.v.key, p.mod.decl.Name, p.at, kind)
 	if err != nil {
 		p.op("unregister "+kind.String(), id, err)
 		return reported(err)
 	}
 	if lid := p.v.list(kind); lid != 0 {
-		_ = p.k.w.use(lid, p.v.name, p.at)
+		_ = p.k.w.use(lid, p.v.key, p.at)
 	}
 	p.v.setHead(kind, o.Name, 0, id)
 	return p.free(id, kind)
@@ -312,7 +363,7 @@ func (p *kpi) unregister(kind ObjKind, id sdk.ObjID) error {
 // With id 0 the kernel numbers the object, else it takes id (allocID).
 func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.ObjID) (sdk.ObjID, error) {
 	if lid := p.v.list(headKind); lid != 0 {
-		_ = p.k.w.use(lid, p.v.name, p.at)
+		_ = p.k.w.use(lid, p.v.key, p.at)
 	}
 	hid, ok := p.v.head(headKind, head)
 	p.lookupIn(headKind, head, hid)
@@ -323,7 +374,7 @@ func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.Obj
 	if err != nil {
 		return 0, err
 	}
-	if err := p.k.w.hold(id, hid, p.v.name, p.at, true); err != nil {
+	if err := p.k.w.hold(id, hid, p.v.key, p.at, true); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -333,7 +384,7 @@ func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.Obj
 // head it hangs on (a head already freed is a use after free) and frees
 // the object.
 func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
-	if _, err := p.k.w.freeable(id, p.v.name, p.mod.decl.Name, p.at, kind); err != nil {
+	if _, err := p.k.w.freeable(id, p.v.key, p.mod.decl.Name, p.at, kind); err != nil {
 		p.op("detach "+kind.String(), id, err)
 		return reported(err)
 	}
@@ -417,7 +468,7 @@ func (p *kpi) McastJoin(_ context.Context, ifname, group string) (sdk.ObjID, err
 		return 0, fmt.Errorf("in_joingroup %s: %s not in %s: %w", group, ifname, p.v.name, syscall.ENXIO)
 	}
 	id := p.alloc(KindMcast, group+"%"+ifname)
-	return id, p.k.w.hold(id, ifp.id, p.v.name, p.at, true)
+	return id, p.k.w.hold(id, ifp.id, p.v.key, p.at, true)
 }
 
 // McastLeave implements sdk.Multicast.
@@ -506,8 +557,9 @@ func (p *kpi) listUninit(member ObjKind) error {
 		for _, ifp := range p.v.ifsByIndex() {
 			p.k.w.assertGone(ifp.id, fmt.Sprintf("interface %s still attached at %s", ifp.name, p.at.Entry), p.at)
 			p.v.mu.Lock()
-			delete(p.v.ifs, ifp.name)
+			p.v.ifRemoveLocked(ifp)
 			p.v.mu.Unlock()
+			ifp.home.freeUnit(ifp)
 		}
 	} else {
 		for _, h := range p.v.dropHeads(member) {
@@ -517,16 +569,19 @@ func (p *kpi) listUninit(member ObjKind) error {
 	return p.free(id, listKind(member))
 }
 
-func (p *kpi) ifVmoveHome(ctx context.Context, ifname string) error {
+func (p *kpi) ifVmoveHome(ctx context.Context, id sdk.ObjID) error {
 	if err := p.live("ifVmoveHome"); err != nil {
 		return err
 	}
-	ifp := p.v.ifunit(ifname)
+	ctx = inChain(ctx, p.chain)
+	p.k.detachSX.lock(p.chain)
+	defer p.k.detachSX.unlock(p.chain)
+	ifp := p.v.ifByID(id)
 	switch {
 	case ifp == nil:
-		return fmt.Errorf("if_vmove: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+		return nil // destroyed meanwhile (a sibling's destroy): nothing to send home
 	case ifp.home == p.v:
-		return fmt.Errorf("if_vmove: %s is home in %s: %w", ifname, p.v.name, syscall.EINVAL)
+		return fmt.Errorf("if_vmove: %s is home in %s: %w", ifp.name, p.v.name, syscall.EINVAL)
 	}
 	return p.k.vmove(ctx, ifp, p.v, ifp.home, p.at)
 }
@@ -535,9 +590,13 @@ func (p *kpi) ifAttachDomains(ifname string) error {
 	if err := p.live("ifAttachDomains"); err != nil {
 		return err
 	}
+	// Held as if_detach holds it: a chain detaching this VNET's
+	// interfaces from another VNET (CURVNET_SET) cannot free one half way.
+	p.k.detachSX.lock(p.chain)
+	defer p.k.detachSX.unlock(p.chain)
 	ifp := p.v.ifunit(ifname)
 	if ifp == nil {
-		return fmt.Errorf("if_attachdomain1: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+		return nil // detached meanwhile: nothing to attach to
 	}
 	p.k.domIfattach(p.v, ifp, p.at)
 	return nil
@@ -551,9 +610,12 @@ func (p *kpi) ifDetachDomain(ifname string) error {
 	if !ok {
 		return fmt.Errorf("dom_ifdetach %s: module %s is no domain: %w", ifname, p.mod.decl.Name, syscall.EINVAL)
 	}
+	// Held as if_detach holds it (see ifAttachDomains).
+	p.k.detachSX.lock(p.chain)
+	defer p.k.detachSX.unlock(p.chain)
 	ifp := p.v.ifunit(ifname)
 	if ifp == nil {
-		return fmt.Errorf("dom_ifdetach: %s not in %s: %w", ifname, p.v.name, syscall.ENXIO)
+		return nil // detached meanwhile: its detach freed its domains' data
 	}
 	p.k.domIfdetachOne(p.v, ifp, d, p.at)
 	return nil

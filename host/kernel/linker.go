@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -50,6 +51,36 @@ func (k *Kernel) Load(ctx context.Context, name string) (FileStat, error) {
 	f, err := k.opts.Opener.OpenFile(ctx, name)
 	if err != nil {
 		return fail(err)
+	}
+	fr, err := k.load(ctx, f, true)
+	if err != nil {
+		return fail(err)
+	}
+	return k.stat(fr), nil
+}
+
+// LoadModule is kldload of the file that carries module, found through
+// the Opener (OpenModule: the module index), as `ifconfig NAME create`
+// loads the module that provides a cloner. Errors are *Error with Op
+// OpKldload and Name module: EEXIST when the module is loaded already,
+// the Opener's error, or why linking failed.
+func (k *Kernel) LoadModule(ctx context.Context, module string) (FileStat, error) {
+	k.sx.Lock()
+	defer k.sx.Unlock()
+	fail := func(err error) (FileStat, error) { return FileStat{}, &Error{Op: OpKldload, Name: module, Err: err} }
+	if k.mods[module] != nil {
+		return fail(fmt.Errorf("module %s already loaded or in kernel: %w", module, syscall.EEXIST))
+	}
+	if k.opts.Opener == nil {
+		return fail(errNoModulePath)
+	}
+	f, err := k.opts.Opener.OpenModule(ctx, module)
+	if err != nil {
+		return fail(err)
+	}
+	if k.fileByName(f.Name()) != nil {
+		f.Close()
+		return fail(fmt.Errorf("%s: module already loaded or in kernel: %w", f.Name(), syscall.EEXIST))
 	}
 	fr, err := k.load(ctx, f, true)
 	if err != nil {
@@ -250,8 +281,8 @@ func (k *Kernel) checkFile(f File, mods []Module) error {
 		}
 		seen[d.Name] = true
 		for _, c := range d.Cloners {
-			if o := k.cloners[c]; o != nil {
-				return fmt.Errorf("module %s: cloner %s already provided by %s: %w", d.Name, c, o.decl.Name, syscall.EEXIST)
+			if o := k.cloners[c.Name]; o != nil {
+				return fmt.Errorf("module %s: cloner %s already provided by %s: %w", d.Name, c.Name, o.decl.Name, syscall.EEXIST)
 			}
 		}
 	}
@@ -366,7 +397,8 @@ func (k *Kernel) unlink(ctx context.Context, fr *fileRec, uninits []*sysEntry, l
 func (k *Kernel) registerModule(m *modRec) {
 	k.mods[m.decl.Name] = m
 	for _, c := range m.decl.Cloners {
-		k.cloners[c] = m
+		k.cloners[c.Name] = m
+		k.clonerOrder = append(k.clonerOrder, c.Name)
 	}
 	if len(m.decl.Events) > 0 {
 		ev := append(append([]*modRec(nil), *k.evmods.Load()...), m)
@@ -391,8 +423,12 @@ func (k *Kernel) forget(fr *fileRec) {
 			delete(k.mods, m.decl.Name)
 		}
 		for _, c := range m.decl.Cloners {
-			if k.cloners[c] == m {
-				delete(k.cloners, c)
+			if k.cloners[c.Name] == m {
+				delete(k.cloners, c.Name)
+				k.clonerOrder = slices.DeleteFunc(k.clonerOrder, func(n string) bool { return n == c.Name })
+				k.umu.Lock()
+				delete(k.units, c.Name) // the witness reports those not freed
+				k.umu.Unlock()
 			}
 		}
 	}
@@ -563,18 +599,25 @@ func (k *Kernel) stat(fr *fileRec) FileStat {
 	return fs
 }
 
-// Shutdown tears everything down: every VNET but vnet0, newest first
-// (top-down each), in one batch (VnetDestroyBatch), then every loaded
-// file, newest first, forced. The error joins the *Error of each VNET
-// destroy and unload that failed.
+// Shutdown tears everything down: it waits for the VNETs being torn
+// down in the background, then destroys every other VNET but vnet0,
+// newest first (top-down each), in one batch (VnetDestroyBatch), then
+// unloads every loaded file, newest first, forced. The error joins the
+// *Error of each VNET destroy and unload that failed, and ctx's if it
+// ended while waiting.
 func (k *Kernel) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := k.WaitDying(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	k.bg.Wait()
 	var names []string
 	for _, v := range k.vnetsNewestFirst() {
 		if v != k.vnet0 {
 			names = append(names, v.name)
 		}
 	}
-	errs := k.destroyVnets(ctx, names, false)
+	errs = append(errs, k.destroyVnets(ctx, names, false)...)
 	k.sx.Lock()
 	defer k.sx.Unlock()
 	for len(k.files) > 1 {

@@ -3,6 +3,8 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -382,9 +384,9 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 	for _, v := range vnets {
 		ifs[v] = v.snapIfs()
 	}
+	w := k.planWorld()
 	refs := map[*fileRec]int{}
 	unloading := map[*modRec]bool{}
-	handled := map[*vnet]map[string]bool{}
 	var unload func(fr *fileRec, force bool, why string)
 	unload = func(fr *fileRec, force bool, why string) {
 		r, ok := refs[fr]
@@ -431,17 +433,9 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 			}
 			for _, v := range vnets {
 				at := pl.entry(se, v.name)
-				if handled[v] == nil {
-					handled[v] = map[string]bool{}
-				}
 				// The VNET is alive, not shutting down: the destroy path.
 				path, _ := k.detachPath(false, false)
-				for _, in := range ifs[v] {
-					if in.owner == se.mod && !handled[v][in.name] {
-						handled[v][in.name] = true
-						pl.p.Ifaces = append(pl.p.Ifaces, in.destroyed(pl.p.Steps[at].Site, path, at))
-					}
-				}
+				pl.p.Ifaces = append(pl.p.Ifaces, w.uninit(k, se.mod, v, ifs[v], pl.p.Steps[at].Site, path, at)...)
 			}
 		}
 		for i := len(fr.deps) - 1; i >= 0; i-- {
@@ -451,7 +445,7 @@ func (k *Kernel) planUnload(root *fileRec, force bool) (*Plan, error) {
 	unload(root, force, "")
 	for _, v := range vnets {
 		for _, in := range ifs[v] {
-			if !unloading[in.owner] || handled[v][in.name] {
+			if !unloading[in.owner] || w.gone[in.ifp] {
 				continue
 			}
 			pl.p.Ifaces = append(pl.p.Ifaces, in.left())
@@ -491,18 +485,20 @@ func (k *Kernel) PlanVnetCreate(ctx context.Context, name string) (*Plan, error)
 
 // PlanVnetDestroy is what VnetDestroy(ctx, name) would do: every
 // VNET_SYSUNINIT, descending, and each interface's fate: one on loan
-// sent home by vnet_if_return through the vmove path; one its owner
-// destroys, through the shutdown path when the owner's uninit runs
-// between SI_SUB_VNET and SI_SUB_VNET_DONE; or, with
-// Legacy.TeardownIfFirst, each moved or destroyed before any uninit. The
-// error is the *Error (Op OpVnetDestroy) VnetDestroy would return before
+// sent home by vnet_if_return through the vmove path (beside another of
+// its name, if its home has one); one its owner destroys, through the
+// shutdown path when the owner's uninit runs between SI_SUB_VNET and
+// SI_SUB_VNET_DONE, and with it its siblings, wherever they are; or,
+// with Legacy.TeardownIfFirst, each moved or destroyed before any
+// uninit. VnetDestroyAsync runs the same, in the background. The error
+// is the *Error (Op OpVnetDestroy) VnetDestroy would return before
 // calling a module.
 func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error) {
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	k.vmu.Lock()
 	v := k.vnets[name]
-	err := k.destroyRefused(v)
+	err := k.destroyRefused(name, v)
 	building := err == nil && v.life.Load() == vnetBuilding
 	k.vmu.Unlock()
 	if err != nil {
@@ -513,37 +509,28 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		pl.p.Notes = append(pl.p.Notes, fmt.Sprintf("vnet %s is still being built: the destroy waits for the build; "+
 			"if the build fails there is nothing to destroy (ENOENT)", name))
 	}
+	w := k.planWorld()
 	ifs := v.snapIfs()
-	gone := map[string]bool{} // moved or destroyed
-	fate := func(f PlanIface) {
-		if f.Fate == IfMoveHome || f.Fate == IfDestroy {
-			gone[f.Name] = true
-		}
-		pl.p.Ifaces = append(pl.p.Ifaces, f)
-	}
 	if k.opts.Legacy.TeardownIfFirst {
 		// interfacesFirst: by index, before any uninit, the VNET not yet
 		// in a shutdown state; a failed move goes on to the next.
 		for _, in := range ifs {
+			if w.gone[in.ifp] {
+				continue
+			}
 			switch {
 			case in.home != v:
 				by := Site{Module: ifModule, Entry: "vnet_destroy (legacy)", Vnet: name}
 				path, _ := k.detachPath(true, false)
-				if why := in.cannotGoHome(); why != "" {
-					f := in.fate(IfMoveFails, by, path, -1)
-					f.Why = why
-					fate(f)
-					continue
-				}
-				fate(in.fate(IfMoveHome, by, path, -1))
+				pl.p.Ifaces = append(pl.p.Ifaces, w.goHome(in, by, path, -1))
 			case in.cloner != "" && !in.owner.dead.Load():
 				path, _ := k.detachPath(false, shutdownAt(true, sdk.SubLast))
-				fate(in.fate(IfDestroy, Site{Module: in.owner.decl.Name, Entry: "clone_destroy", Vnet: name}, path, -1))
+				by := Site{Module: in.owner.decl.Name, Entry: "clone_destroy", Vnet: name}
+				pl.p.Ifaces = append(pl.p.Ifaces, w.destroy(k, in, v, by, path, -1)...)
 			}
 		}
 	}
 	first := map[*modRec]bool{}
-	stopped := "" // vnet_if_return stops at the first interface it fails to send home
 	un := k.vuninit.entries()
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]
@@ -555,19 +542,9 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		if se.mod.base != nil && se.mod.decl.Name == ifModule && se.e.Name == ifReturnEntry {
 			path, _ := k.detachPath(true, shutdownAt(true, se.e.Rank.Sub))
 			for _, in := range ifs {
-				if in.home == v || gone[in.name] || stopped != "" {
-					continue
+				if in.home != v && !w.gone[in.ifp] && w.where[in.ifp] == v {
+					pl.p.Ifaces = append(pl.p.Ifaces, w.goHome(in, by, path, at))
 				}
-				if why := in.cannotGoHome(); why != "" {
-					// It departs, the attach fails, it comes back; and
-					// vnet_if_return returns the error.
-					stopped = in.name
-					f := in.fate(IfMoveFails, by, path, at)
-					f.Why = why
-					fate(f)
-					continue
-				}
-				fate(in.fate(IfMoveHome, by, path, at))
 			}
 		}
 		if first[se.mod] {
@@ -575,36 +552,132 @@ func (k *Kernel) PlanVnetDestroy(ctx context.Context, name string) (*Plan, error
 		}
 		first[se.mod] = true
 		path, _ := k.detachPath(false, shutdownAt(true, se.e.Rank.Sub))
-		for _, in := range ifs {
-			if in.owner == se.mod && !gone[in.name] {
-				fate(in.destroyed(by, path, at))
-			}
-		}
+		pl.p.Ifaces = append(pl.p.Ifaces, w.uninit(k, se.mod, v, ifs, by, path, at)...)
 	}
 	for _, in := range ifs {
-		if gone[in.name] {
+		if w.gone[in.ifp] || w.where[in.ifp] != v {
 			continue
 		}
 		f := in.left()
 		if in.home != v {
 			f.Why = "its move home fails: it goes with the VNET, and the witness will report it"
-			if stopped != "" && stopped != in.name {
-				f.Why = fmt.Sprintf("%s stops at %s: it goes with the VNET, and the witness will report it", ifReturnEntry, stopped)
-			}
 		}
-		fate(f)
+		pl.p.Ifaces = append(pl.p.Ifaces, f)
 	}
 	pl.p.Notes = append(pl.p.Notes, "a VNET_SYSUNINIT cannot stop the destroy: an error is traced and the teardown goes on")
 	return pl.p, nil
 }
 
+// planWorld is where a plan has each interface of the kernel, and which
+// it has gone: its moves and destroys, worked out in order.
+type planWorld struct {
+	where map[*ifnet]*vnet
+	gone  map[*ifnet]bool
+	// groups are the interfaces of each clone create with siblings.
+	groups map[uint64][]ifSnap
+}
+
+// planWorld reads every VNET's interfaces.
+func (k *Kernel) planWorld() *planWorld {
+	w := &planWorld{where: map[*ifnet]*vnet{}, gone: map[*ifnet]bool{}, groups: map[uint64][]ifSnap{}}
+	for _, v := range k.allVnets() {
+		for _, in := range v.snapIfs() {
+			w.where[in.ifp] = v
+			if in.group != 0 {
+				w.groups[in.group] = append(w.groups[in.group], in)
+			}
+		}
+	}
+	return w
+}
+
+// goHome is in's move home by by: its fate, and where it is then. A home
+// being torn down refuses it (it comes back); one with another
+// interface of its name takes it beside the other.
+func (w *planWorld) goHome(in ifSnap, by Site, path sdk.DetachPath, at int) PlanIface {
+	if in.home.life.Load() != vnetAlive {
+		f := in.fate(IfMoveFails, by, path, at)
+		f.Why = fmt.Sprintf("its home %s is being torn down or gone (EBUSY)", in.home.name)
+		return f
+	}
+	f := in.fate(IfMoveHome, by, path, at)
+	if in.home.ifunit(in.name) != nil {
+		f.Why = fmt.Sprintf("its home %s has another %s: it comes home beside it (if_vmove cannot fail), and the witness will report the clash",
+			in.home.name, in.name)
+	}
+	w.where[in.ifp] = in.home
+	return f
+}
+
+// uninit is what mod's VNET_SYSUNINIT in v destroys, by by during step
+// at, as the cloner contract has it (sdk/cloner.go): the interfaces of
+// mod still in v (ifs, v's as the plan began), each with its siblings,
+// and, for a cloner with siblings, every create made in v, wherever its
+// interfaces are (ifc_detach_cloner). path is the detach path in v.
+func (w *planWorld) uninit(k *Kernel, mod *modRec, v *vnet, ifs []ifSnap, by Site, path sdk.DetachPath, at int) []PlanIface {
+	var out []PlanIface
+	for _, in := range ifs {
+		if in.owner == mod && !w.gone[in.ifp] && w.where[in.ifp] == v {
+			out = append(out, w.destroy(k, in, v, by, path, at)...)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(w.groups)) {
+		for _, in := range w.groups[g] {
+			c, _ := mod.decl.Cloner(in.cloner)
+			if in.owner == mod && in.home == v && c.Siblings() && !w.gone[in.ifp] {
+				out = append(out, w.destroy(k, in, v, by, path, at)...)
+			}
+		}
+	}
+	return out
+}
+
+// destroy is in's destroy by by, an entry running in v, and its
+// siblings' (their cloner destroys them together), each in the VNET
+// where it is then: path there is v's, elsewhere that VNET's own (the
+// module reaches it with CURVNET_SET). They are gone from then on.
+func (w *planWorld) destroy(k *Kernel, in ifSnap, v *vnet, by Site, path sdk.DetachPath, at int) []PlanIface {
+	pathOf := func(s ifSnap) sdk.DetachPath {
+		where := w.where[s.ifp]
+		if where == v {
+			return path
+		}
+		p, _ := k.detachPath(false, where.shuttingDown())
+		return p
+	}
+	out := []PlanIface{w.at(in, in.destroyed(by, pathOf(in), at))}
+	w.gone[in.ifp] = true
+	c, _ := in.owner.decl.Cloner(in.cloner)
+	if in.group == 0 || !c.Siblings() {
+		return out
+	}
+	for _, sib := range w.groups[in.group] {
+		if sib.ifp == in.ifp || w.gone[sib.ifp] {
+			continue
+		}
+		out = append(out, w.at(sib, sib.destroyed(by, pathOf(sib), at)))
+		w.gone[sib.ifp] = true
+	}
+	return out
+}
+
+// at is f with Vnet where the plan has in now.
+func (w *planWorld) at(in ifSnap, f PlanIface) PlanIface {
+	if v := w.where[in.ifp]; v != nil {
+		f.Vnet = v.name
+	}
+	return f
+}
+
 // ifSnap is an interface as a plan reads it.
 type ifSnap struct {
+	ifp    *ifnet // identity only: its fields are read under its VNET's mu
 	name   string
 	vnet   *vnet
 	home   *vnet
 	owner  *modRec
 	cloner string
+	group  uint64
 }
 
 // snapIfs reads v's interfaces, by index, under v.mu.
@@ -613,22 +686,10 @@ func (v *vnet) snapIfs() []ifSnap {
 	defer v.mu.Unlock()
 	var out []ifSnap
 	for _, ifp := range v.ifsByIndexLocked() {
-		out = append(out, ifSnap{name: ifp.name, vnet: v, home: ifp.home, owner: ifp.owner, cloner: ifp.cloner})
+		out = append(out, ifSnap{ifp: ifp, name: ifp.name, vnet: v, home: ifp.home, owner: ifp.owner,
+			cloner: ifp.cloner, group: ifp.group})
 	}
 	return out
-}
-
-// cannotGoHome says why a vmove home would fail (ifAttach's refusals):
-// the home is being torn down (EBUSY) or has an interface of its name
-// (EEXIST); "" when it would not.
-func (in ifSnap) cannotGoHome() string {
-	switch {
-	case in.home.life.Load() != vnetAlive:
-		return fmt.Sprintf("its home %s is being torn down or gone (EBUSY)", in.home.name)
-	case in.home.ifunit(in.name) != nil:
-		return fmt.Sprintf("its home %s has another %s (EEXIST)", in.home.name, in.name)
-	}
-	return ""
 }
 
 // destroyed is the interface destroyed by by, its owner's first

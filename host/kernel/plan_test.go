@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -509,6 +510,9 @@ func randomFiles(rng *rand.Rand, n int) (mapOpener, map[string]sdk.Rank) {
 	if rng.Intn(10) == 0 {
 		overrides[mods[0]+":nosuch"] = sdk.R(sdk.SubPseudo, sdk.OrderAny)
 	}
+	// The real if_epair: a cloner whose creates make two interfaces,
+	// destroyed together wherever they are.
+	files["if_epair"] = []*sdk.Module{epair.Module()}
 	return files, overrides
 }
 
@@ -517,7 +521,8 @@ func randomFiles(rng *rand.Rand, n int) (mapOpener, map[string]sdk.Rank) {
 // (kldload, kldunload [-f] [-i], vnet create and destroy, between clones
 // and interface moves that change what they touch) runs exactly the calls
 // its plan lists and detaches exactly the interfaces it says, or fails as
-// it says.
+// it says. The clones include if_epair's pairs, whose ends move apart
+// and are destroyed together.
 func TestPlanProperty(t *testing.T) {
 	seeds := 150
 	if testing.Short() {
@@ -560,7 +565,7 @@ func TestPlanProperty(t *testing.T) {
 				case 5:
 					a = destroyAction(vnetNames[rng.Intn(4)])
 				case 6, 7:
-					_, _ = k.IfCreate(ctx, vnetNames[rng.Intn(4)], "ptest")
+					_, _ = k.IfCreate(ctx, vnetNames[rng.Intn(4)], []string{"ptest", "epair"}[rng.Intn(2)])
 					continue
 				default:
 					vs := k.Vnets()
@@ -648,4 +653,57 @@ func TestPlanConcurrent(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// TestPlanSiblings: the plan of a VNET destroy follows if_epair's pairs:
+// an end loaned in goes home; a pair made in the VNET goes with it, both
+// ends, wherever they are, each through its own VNET's detach path; and
+// the run does exactly that.
+func TestPlanSiblings(t *testing.T) {
+	ctx := context.Background()
+	o := &planOpener{mapOpener: mapOpener{"if_epair": {epair.Module()}}}
+	k := boot(t, Options{Opener: o})
+	if _, err := k.Load(ctx, "if_epair"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"j1", "j2"} {
+		if err := k.VnetCreate(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct{ vnet, create, move, to string }{
+		{"vnet0", "epair", "epair0b", "j1"}, // loaned in: goes home
+		{"j1", "epair", "epair1b", "j2"},    // made in j1, an end in j2
+		{"j1", "epair", "epair2a", "vnet0"}, // made in j1, both ends away
+		{"j1", "", "epair2b", "j2"},
+	} {
+		if step.create != "" {
+			if _, err := k.IfCreate(ctx, step.vnet, step.create); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := k.IfMove(ctx, step.move, step.vnet, step.to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := checkPlan(t, k, o, destroyAction("j1"))
+	var got []string
+	for _, f := range p.Ifaces {
+		if strings.HasPrefix(f.Name, "epair") {
+			got = append(got, fmt.Sprintf("%s in %s: %v %v by %s", f.Name, f.Vnet, f.Fate, f.Path, f.By.Entry))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"epair0b in j1: home vmove by vnet_if_return",
+		"epair1a in j1: destroy shutdown by vnet_epair_uninit",
+		"epair1b in j2: destroy destroy by vnet_epair_uninit",
+		"epair2a in vnet0: destroy destroy by vnet_epair_uninit",
+		"epair2b in j2: destroy destroy by vnet_epair_uninit",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fates (-want +got):\n%s", diff)
+	}
+	checkPlan(t, k, o, unloadAction("if_epair", false))
+	requireClean(t, k)
 }

@@ -87,7 +87,8 @@ type VnetStat struct {
 	JID    int
 	State  sdk.Sub
 	Ifaces []string
-	// Dying is set from the start of the VNET's destroy (jls's DYING).
+	// Dying is set from the start of the VNET's destroy (jls's DYING;
+	// DyingVnets lists them).
 	Dying bool
 }
 

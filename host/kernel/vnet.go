@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +20,10 @@ import (
 // (out of the name table). Ops that take op check life afterwards.
 type vnet struct {
 	name string
+	// key names this instance of the VNET for the witness: a VNET being
+	// torn down in the background and a new one of its name each have
+	// their own (vnetKey).
+	key  string
 	seq  uint64     // creation order; op locks are taken in this order
 	op   sync.Mutex // serializes operations on this VNET; held across module calls
 	life atomic.Int32
@@ -29,7 +34,18 @@ type vnet struct {
 	mu         sync.Mutex
 	state      sdk.Sub
 	destroying bool
-	ifs        map[string]*ifnet
+	// ifs are the interfaces by name: the first attached of each name,
+	// the one ifunit finds. dups are the others of a name already taken:
+	// interfaces that came home to find their name taken, which if_vmove
+	// attaches all the same (see ifAttach).
+	ifs  map[string]*ifnet
+	dups []*ifnet
+	// units are the units of the simple cloners' interfaces whose home
+	// this is, by cloner: taken while the interface exists, wherever it
+	// has moved (ifc_alloc_unit on the VNET's cloner).
+	units map[string]map[int]bool
+	// done is closed when the VNET is gone (its teardown over).
+	done chan struct{}
 	// lists are the frameworks' lists, by the kind of object they list
 	// (KindIfnet: the ifnet list; KindPfilHead, KindHhookHead: the head
 	// lists): witness objects the frameworks' VNET_SYSINITs allocate
@@ -53,8 +69,19 @@ const (
 	vnetGone
 )
 
-func newVnet(name string) *vnet {
-	return &vnet{name: name, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{}, vars: map[string]any{}}
+func newVnet(name, key string) *vnet {
+	return &vnet{name: name, key: key, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
+		vars: map[string]any{}, done: make(chan struct{})}
+}
+
+// vnetKey is the key of the seq'th VNET called name (KPI.VnetKey, the
+// witness's key): vnet0's is its name, any other's its name, '@' and its
+// creation number, which no other VNET has. vnetName reads it back.
+func vnetKey(name string, seq uint64) string {
+	if seq == 0 {
+		return name
+	}
+	return name + "@" + strconv.FormatUint(seq, 10)
 }
 
 func (v *vnet) setState(s sdk.Sub) {
@@ -212,19 +239,46 @@ func (k *Kernel) useList(v *vnet, member ObjKind, op, name string, at Site) erro
 	if err := v.needList(member, op, name); err != nil {
 		return err
 	}
-	return k.w.use(v.list(member), v.name, at)
+	return k.w.use(v.list(member), v.key, at)
 }
 
 // lookupVnet finds a VNET by name; one still being built is not found
-// yet (a jail is invisible until its creation completes).
+// yet (a jail is invisible until its creation completes). Without one,
+// the newest of the name being torn down is found, so that what is
+// asked of it is refused as of a VNET shutting down.
 func (k *Kernel) lookupVnet(name string) (*vnet, error) {
 	k.vmu.Lock()
 	defer k.vmu.Unlock()
 	v := k.vnets[name]
+	if v == nil {
+		v = k.dyingNamed(name)
+	}
 	if v == nil || v.life.Load() == vnetBuilding {
 		return nil, fmt.Errorf("vnet %s not found: %w", name, ErrNoVnet)
 	}
 	return v, nil
+}
+
+// dyingNamed is the newest VNET called name that is being torn down, or
+// nil (k.vmu held).
+func (k *Kernel) dyingNamed(name string) *vnet {
+	for i := len(k.dying) - 1; i >= 0; i-- {
+		if k.dying[i].name == name {
+			return k.dying[i]
+		}
+	}
+	return nil
+}
+
+// vnetByKey is the VNET instance of a witness key ("": vnet0), if it
+// still exists (k.vmu taken).
+func (k *Kernel) vnetByKey(key string) *vnet {
+	if key == "" {
+		return k.vnet0
+	}
+	k.vmu.Lock()
+	defer k.vmu.Unlock()
+	return k.vkeys[key]
 }
 
 // vnetAppend puts a built VNET at the end of the list (k.vmu held).
@@ -267,17 +321,76 @@ func (k *Kernel) vnetsNewestFirst() []*vnet {
 	return out
 }
 
-// destroyRefused is why VnetDestroy refuses v, the VNET of its name (nil:
-// none), before it starts; nil when it goes ahead (or waits for v's
-// build). k.vmu is held.
-func (k *Kernel) destroyRefused(v *vnet) error {
+// VnetDestroyAsync is jail -r: it marks the VNET dying and returns,
+// while the teardown VnetDestroy would run goes on in the background, as
+// FreeBSD's prison_deref leaves vnet_destroy to a task. From then on the
+// VNET is not listed by Vnets but by DyingVnets, refuses what is asked
+// of it as a VNET shutting down does, and its name is free for a new
+// VNET. done is closed when it is gone; WaitVnet and WaitDying wait for
+// it, and Shutdown does before anything else, so a verdict taken after
+// Shutdown covers every teardown. It fails as VnetDestroy does, before
+// anything starts.
+func (k *Kernel) VnetDestroyAsync(ctx context.Context, name string) (done <-chan struct{}, err error) {
+	k.sx.RLock()
+	vs, _, errs := k.claim([]string{name}, true, true)
+	if len(errs) > 0 {
+		k.sx.RUnlock()
+		return nil, errs[0]
+	}
+	// The teardown is an operation of its own: not canceled with the
+	// request that asked for it, and not part of its chain.
+	ctx = context.WithValue(context.WithoutCancel(ctx), chainKey{}, k.newChain())
+	k.bg.Add(1)
+	go func() {
+		defer k.bg.Done()
+		defer k.sx.RUnlock()
+		k.destroyClaimed(ctx, vs)
+	}()
+	return vs[0].done, nil
+}
+
+// destroyRefused is why VnetDestroy refuses to destroy name, v being the
+// VNET of its name (nil: none), before it starts; nil when it goes ahead
+// (or waits for v's build). k.vmu is held.
+func (k *Kernel) destroyRefused(name string, v *vnet) error {
 	switch {
+	case v == nil && k.dyingNamed(name) != nil, v != nil && v.life.Load() == vnetDying:
+		return fmt.Errorf("vnet %s is being destroyed: %w", name, syscall.EBUSY)
 	case v == nil:
 		return ErrNoVnet
 	case v == k.vnet0:
 		return fmt.Errorf("vnet0 cannot be destroyed: %w", syscall.EPERM)
-	case v.life.Load() == vnetDying:
-		return fmt.Errorf("vnet %s is being destroyed: %w", v.name, syscall.EBUSY)
+	}
+	return nil
+}
+
+// WaitVnet waits until no VNET called name is being torn down in the
+// background. The error is ctx's, if it ends first.
+func (k *Kernel) WaitVnet(ctx context.Context, name string) error {
+	return k.waitDying(ctx, func(v *vnet) bool { return v.name == name })
+}
+
+// WaitDying waits until every background teardown is over. The error is
+// ctx's, if it ends first.
+func (k *Kernel) WaitDying(ctx context.Context) error {
+	return k.waitDying(ctx, func(*vnet) bool { return true })
+}
+
+func (k *Kernel) waitDying(ctx context.Context, which func(*vnet) bool) error {
+	k.vmu.Lock()
+	var done []chan struct{}
+	for _, v := range k.dying {
+		if which(v) {
+			done = append(done, v.done)
+		}
+	}
+	k.vmu.Unlock()
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return nil
 }
@@ -285,6 +398,7 @@ func (k *Kernel) destroyRefused(v *vnet) error {
 // interfacesFirst is the pre-2016 teardown: loaned interfaces go home and
 // cloned ones are destroyed before any protocol is torn down.
 func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
+	ctx, _ = k.chainOf(ctx)
 	for _, ifp := range v.ifsByIndex() {
 		if ifp.home != v {
 			_ = k.vmove(ctx, ifp, v, ifp.home, Site{Module: "if", Entry: "vnet_destroy (legacy)", Vnet: v.name})
@@ -295,7 +409,7 @@ func (k *Kernel) interfacesFirst(ctx context.Context, v *vnet) {
 }
 
 // Vnets lists the VNETs, oldest first: the built ones, not those being
-// built or destroyed.
+// built or destroyed (DyingVnets lists those).
 func (k *Kernel) Vnets() []VnetStat {
 	k.vmu.Lock()
 	list := make([]*vnet, 0, k.vcount)
@@ -303,13 +417,30 @@ func (k *Kernel) Vnets() []VnetStat {
 		list = append(list, v)
 	}
 	k.vmu.Unlock()
+	return vnetStats(list)
+}
+
+// DyingVnets lists the VNETs being torn down (by VnetDestroy, or in the
+// background after VnetDestroyAsync), oldest first, as jls -d lists
+// dying jails: with Dying set, their state the subsystem being torn down
+// and the interfaces still in them.
+func (k *Kernel) DyingVnets() []VnetStat {
+	k.vmu.Lock()
+	list := append([]*vnet(nil), k.dying...)
+	k.vmu.Unlock()
+	return vnetStats(list)
+}
+
+func vnetStats(list []*vnet) []VnetStat {
 	out := make([]VnetStat, 0, len(list))
 	for _, v := range list {
-		st := VnetStat{Name: v.name, JID: int(v.seq)}
+		st := VnetStat{Name: v.name, JID: int(v.seq), Dying: v.life.Load() >= vnetDying}
 		v.mu.Lock()
-		st.State, st.Dying = v.state, v.destroying
+		st.State = v.state
 		for _, ifp := range v.ifsByIndexLocked() {
-			st.Ifaces = append(st.Ifaces, ifp.name)
+			if !ifp.arriving {
+				st.Ifaces = append(st.Ifaces, ifp.name)
+			}
 		}
 		v.mu.Unlock()
 		out = append(out, st)
@@ -327,10 +458,11 @@ func (v *vnet) ifsByIndex() []*ifnet {
 }
 
 func (v *vnet) ifsByIndexLocked() []*ifnet {
-	out := make([]*ifnet, 0, len(v.ifs))
+	out := make([]*ifnet, 0, len(v.ifs)+len(v.dups))
 	for _, ifp := range v.ifs {
 		out = append(out, ifp)
 	}
+	out = append(out, v.dups...)
 	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
 	return out
 }

@@ -28,11 +28,12 @@ const (
 	KindMcast
 	KindIfList   // a VNET's interface list (V_ifnet)
 	KindHeadList // a VNET's list of pfil or hhook heads
+	KindUnit     // a cloner's unit (ifc_alloc_unit)
 )
 
 var kindNames = [...]string{"", "memory", "lock", "ifnet", "pfil head", "pfil hook",
 	"hhook head", "hhook", "encap table", "encap handle", "if_afdata", "multicast membership",
-	"ifnet list", "head list"}
+	"ifnet list", "head list", "cloner unit"}
 
 func (k ObjKind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -88,6 +89,11 @@ type Object struct {
 	Name  string
 	Owner string // module
 	Vnet  string // "" for global objects
+	// vkey is the witness's key of the object's VNET instance (vnet.key;
+	// "" for global objects): two VNETs of one name, a dying one and its
+	// successor, never share their objects. Vnet is a prefix of it, which
+	// shares its bytes.
+	vkey string
 	// Alloc is where it was allocated, FreeAt where it was freed (nil
 	// while it is live). Objects allocated or freed by one call share
 	// its Site.
@@ -174,6 +180,7 @@ const (
 	ModuleFault
 	ForeignFree
 	Injected
+	NameClash
 )
 
 func (k ReportKind) String() string {
@@ -194,6 +201,8 @@ func (k ReportKind) String() string {
 		return "foreign free"
 	case Injected:
 		return "injected fault"
+	case NameClash:
+		return "name clash"
 	}
 	return fmt.Sprintf("ReportKind(%d)", uint8(k))
 }
@@ -244,7 +253,7 @@ func (r Report) render(more []Report) string {
 			if r.Kind == FreeReferenced {
 				verb = "freed by"
 			}
-		case Leak:
+		case Leak, NameClash:
 			verb = "found by"
 		case ForeignFree:
 			verb = "refused for"
@@ -320,6 +329,18 @@ const IDSpaceShift = 40
 // idSpace is the space of id.
 func idSpace(id sdk.ObjID) uint64 { return uint64(id) >> IDSpaceShift }
 
+// The witness's vnet arguments are VNET keys (vnet.key): "" for global
+// objects, else the key of one VNET instance. Reports and errors name
+// the VNET (vnetName).
+
+// vnetName is the name of the VNET a key stands for (vnetKey).
+func vnetName(key string) string {
+	if i := strings.LastIndexByte(key, '@'); i >= 0 && key != "vnet0" {
+		return key[:i]
+	}
+	return key
+}
+
 func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -343,7 +364,7 @@ func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, 
 
 func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *Object {
 	w.seq++
-	o := &Object{ID: id, Kind: kind, Name: name, Owner: owner, Vnet: vnet, Alloc: w.site(at), seq: w.seq}
+	o := &Object{ID: id, Kind: kind, Name: name, Owner: owner, Vnet: vnetName(vnet), vkey: vnet, Alloc: w.site(at), seq: w.seq}
 	w.objs[o.ID] = o
 	w.peak = max(w.peak, len(w.objs))
 	w.index(o)
@@ -369,16 +390,16 @@ func (w *witness) neverAllocated(id sdk.ObjID) bool {
 	return id == 0 || id > w.next
 }
 
-func (w *witness) index(o *Object) { w.byVnet[o.Vnet] = append(w.byVnet[o.Vnet], o) }
+func (w *witness) index(o *Object) { w.byVnet[o.vkey] = append(w.byVnet[o.vkey], o) }
 
 // unindex takes o off its VNET's list.
 func (w *witness) unindex(o *Object) {
-	l := w.byVnet[o.Vnet]
+	l := w.byVnet[o.vkey]
 	for i, x := range l {
 		if x == o {
 			l[i] = l[len(l)-1]
 			l[len(l)-1] = nil
-			w.byVnet[o.Vnet] = l[:len(l)-1]
+			w.byVnet[o.vkey] = l[:len(l)-1]
 			return
 		}
 	}
@@ -399,8 +420,8 @@ func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKi
 		w.forgottenLocked(id, at, ifFreed)
 		return nil, errForgotten
 	}
-	if o.Vnet != "" && o.Vnet != vnet {
-		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnet, errCrossVnet)
+	if o.vkey != "" && o.vkey != vnet {
+		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnetName(vnet), errCrossVnet)
 	}
 	return o, nil
 }
@@ -615,7 +636,7 @@ func (w *witness) move(id sdk.ObjID, to string) {
 		return
 	}
 	w.unindex(o)
-	o.Vnet = to
+	o.Vnet, o.vkey = vnetName(to), to
 	w.index(o)
 }
 
@@ -692,7 +713,7 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 	defer w.mu.Unlock()
 	l := w.byVnet[vnet]
 	delete(w.byVnet, vnet)
-	n := w.leaks(l, func(*Object) bool { return true }, "in "+vnet+" after its destroy", at, true)
+	n := w.leaks(l, func(*Object) bool { return true }, "in "+vnetName(vnet)+" after its destroy", at, true)
 	w.ord.forgetVnet(vnet)
 	return n
 }
@@ -717,17 +738,14 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 	return w.leaks(w.all(), func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
 }
 
-// live lists the live objects, of one VNET or all, in allocation order.
+// live lists the live objects of the VNETs called vnet ("" global), or
+// all of them, in allocation order.
 func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	src := w.byVnet[vnet]
-	if all {
-		src = w.all()
-	}
 	var out []*Object
-	for _, o := range src {
-		if !o.Freed {
+	for _, o := range w.objs {
+		if !o.Freed && (all || o.Vnet == vnet) {
 			out = append(out, copyObj(o))
 		}
 	}
@@ -837,4 +855,44 @@ func (g *graves) add(o *Object, why string) {
 func (g *graves) get(id sdk.ObjID) (grave, bool) {
 	gr, ok := g.byID[id]
 	return gr, ok
+}
+
+// owned returns the key of the VNET a live object actor owns is in
+// (CURVNET_SET(obj's vnet)). An object of another module is refused with
+// EPERM and reported (ForeignFree, as any act on it is). One that is
+// gone (freed, or forgotten with its VNET or module) is ErrGone, and not
+// reported: asking where an object is is how a module learns that
+// another operation destroyed it (a sibling's destroy); it touches
+// nothing.
+func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	switch {
+	case o == nil && (id == 0 || id > w.next):
+		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
+	case o == nil:
+		return "", fmt.Errorf("object #%d: %w", id, ErrGone)
+	case o.Owner != actor:
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: o, Use: at})
+		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	case o.Freed:
+		return "", fmt.Errorf("%s: %w", o, ErrGone)
+	}
+	return o.vkey, nil
+}
+
+// nameClash reports an interface that came home to a VNET where its name
+// is taken (if_vmove attaches it all the same, as FreeBSD's does).
+func (w *witness) nameClash(id, other sdk.ObjID, claim string, at Site) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.objs[id]
+	if o == nil {
+		return
+	}
+	if h := w.objs[other]; h != nil {
+		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.Alloc)
+	}
+	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: o, Use: at})
 }

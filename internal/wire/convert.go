@@ -29,7 +29,13 @@ func declToPB(d sdk.Decl) *pb.Decl {
 		Name:    d.Name,
 		Version: int32(d.Version),
 		Rank:    rankToPB(d.Rank),
-		Cloners: append([]string(nil), d.Cloners...),
+	}
+	for _, c := range d.Cloners {
+		out.Cloners = append(out.Cloners, c.Name)
+		if c.Units || c.Match || len(c.Suffixes) > 0 {
+			out.ClonerSpecs = append(out.ClonerSpecs, &pb.ClonerSpec{Name: c.Name, Units: c.Units,
+				Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match})
+		}
 	}
 	for _, dep := range d.Depends {
 		out.Depends = append(out.Depends, &pb.Depend{
@@ -52,7 +58,18 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 		Name:    d.GetName(),
 		Version: int(d.GetVersion()),
 		Rank:    rankFromPB(d.GetRank()),
-		Cloners: append([]string(nil), d.GetCloners()...),
+	}
+	specs := map[string]*pb.ClonerSpec{}
+	for _, c := range d.GetClonerSpecs() {
+		specs[c.GetName()] = c
+	}
+	for _, name := range d.GetCloners() {
+		c := sdk.ClonerDecl{Name: name}
+		if sp := specs[name]; sp != nil {
+			c.Units, c.Match = sp.GetUnits(), sp.GetMatch()
+			c.Suffixes = append([]string(nil), sp.GetSuffixes()...)
+		}
+		out.Cloners = append(out.Cloners, c)
 	}
 	for _, dep := range d.GetDepends() {
 		out.Depends = append(out.Depends, sdk.Depend{
@@ -77,7 +94,7 @@ func configToPB(c sdk.ConfigSchema) *pb.ConfigSchema {
 	out := &pb.ConfigSchema{Vnet: settingsToPB(c.Vnet), Interface: settingsToPB(c.Interface),
 		Verbs: verbsToPB(c.Verbs), IfVerbs: verbsToPB(c.IfVerbs)}
 	for _, cmd := range c.Commands {
-		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary})
+		out.Commands = append(out.Commands, &pb.Command{Name: cmd.Name, Summary: cmd.Summary, Flags: cmd.Flags})
 	}
 	return out
 }
@@ -86,7 +103,7 @@ func configFromPB(c *pb.ConfigSchema) sdk.ConfigSchema {
 	out := sdk.ConfigSchema{Vnet: settingsFromPB(c.GetVnet()), Interface: settingsFromPB(c.GetInterface()),
 		Verbs: verbsFromPB(c.GetVerbs()), IfVerbs: verbsFromPB(c.GetIfVerbs())}
 	for _, cmd := range c.GetCommands() {
-		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary()})
+		out.Commands = append(out.Commands, sdk.Command{Name: cmd.GetName(), Summary: cmd.GetSummary(), Flags: cmd.GetFlags()})
 	}
 	return out
 }
@@ -173,15 +190,11 @@ func ifEventFromPB(ev *pb.IfEvent) sdk.IfEvent {
 }
 
 func cloneOpToPB(op sdk.CloneOp) *pb.CloneOp {
-	kind := pb.CloneOpKind_CLONE_OP_KIND_DESTROY
-	if op.Create {
-		kind = pb.CloneOpKind_CLONE_OP_KIND_CREATE
-	}
-	return &pb.CloneOp{Op: kind, Cloner: op.Cloner, Ifname: op.Ifname}
+	return &pb.CloneOp{Op: pb.CloneOpKind(op.Kind), Cloner: op.Cloner, Ifname: op.Ifname}
 }
 
 func cloneOpFromPB(r *pb.CloneOp) sdk.CloneOp {
-	return sdk.CloneOp{Create: r.GetOp() == pb.CloneOpKind_CLONE_OP_KIND_CREATE, Cloner: r.GetCloner(), Ifname: r.GetIfname()}
+	return sdk.CloneOp{Kind: sdk.CloneKind(r.GetOp()), Cloner: r.GetCloner(), Ifname: r.GetIfname()}
 }
 
 func controlReqToPB(req sdk.ControlReq) *pb.ControlRequest {

@@ -164,8 +164,9 @@ func TestRoundTrips(t *testing.T) {
 	})
 	t.Run("CloneOp", func(t *testing.T) {
 		roundTrip(t, cloneOpToPB, cloneOpFromPB,
-			sdk.CloneOp{Create: true, Cloner: "bridge", Ifname: "bridge0"},
-			sdk.CloneOp{Cloner: "gif", Ifname: "gif3"})
+			sdk.CloneOp{Kind: sdk.CloneCreate, Cloner: "bridge", Ifname: "bridge0"},
+			sdk.CloneOp{Kind: sdk.CloneDestroy, Cloner: "gif", Ifname: "gif3"},
+			sdk.CloneOp{Kind: sdk.CloneMatch, Cloner: "epair", Ifname: "epair"})
 	})
 	t.Run("ControlReq", func(t *testing.T) {
 		roundTrip(t, controlReqToPB, controlReqFromPB,

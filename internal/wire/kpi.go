@@ -78,10 +78,14 @@ type kpiClient struct {
 	index  uint32
 	b      *pb.Bound
 	module string
+	// scopeID is the host's number of the CURVNET_SET scope this KPI is
+	// (0: the run's own).
+	scopeID uint64
 
 	mu      sync.Mutex
 	heads   *pb.Heads
 	retired bool
+	scopes  []*kpiClient // made by CurvnetSet, which end with it
 }
 
 // logLocked sends op to the host one-way (k.mu held). A session that
@@ -90,12 +94,13 @@ func (k *kpiClient) logLocked(op *pb.Op) { k.pc.s.logOp(k.pc.id, k.index, op) }
 
 var _ sdk.KPI = (*kpiClient)(nil)
 
-// scope is where the objects the run allocates live: "" if global.
+// scope is where the objects the run allocates live: "" if global, else
+// curvnet's key (two VNETs of one name, one dying, are two places).
 func (k *kpiClient) scope() string {
 	if k.b.GetGlobal() {
 		return ""
 	}
-	return k.b.GetVnet()
+	return k.b.GetVnetKey()
 }
 
 func (k *kpiClient) retiredErr(op *pb.Op) error {
@@ -104,7 +109,7 @@ func (k *kpiClient) retiredErr(op *pb.Op) error {
 }
 
 // usable says the run may touch o: global, or curvnet's.
-func (k *kpiClient) usable(o known) bool { return o.scope == "" || o.scope == k.b.GetVnet() }
+func (k *kpiClient) usable(o known) bool { return o.scope == "" || o.scope == k.b.GetVnetKey() }
 
 // hasHead says curvnet has a head of kind called name, as far as the
 // plugin knows.
@@ -170,7 +175,7 @@ func (k *kpiClient) release(ctx context.Context, kind objKind, id sdk.ObjID, op 
 	}
 	k.mu.Unlock()
 	err := resultOf(k.call(ctx, op))
-	if err == nil && k.b.GetFold() {
+	if err == nil && k.pc != nil {
 		k.pc.s.forget(id)
 	}
 	return err
@@ -212,6 +217,7 @@ func (k *kpiClient) call(ctx context.Context, op *pb.Op) (*pb.Answer, error) {
 	if k.pc == nil {
 		return nil, fmt.Errorf("KPI %s: no connection to the kernel: %w", methodName(op.GetMethod()), syscall.ENOTCONN)
 	}
+	op.Scope = k.scopeID
 	a, err := k.pc.callback(ctx, k, op)
 	if err != nil {
 		return nil, err
@@ -224,11 +230,17 @@ func (k *kpiClient) call(ctx context.Context, op *pb.Op) (*pb.Answer, error) {
 	return a, errorFromPB(a.GetError())
 }
 
-// retire ends the run: later calls fail with EINVAL.
+// retire ends the run, or the scope, and the scopes made in it: later
+// calls fail with EINVAL.
 func (k *kpiClient) retire() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.retired = true
+	scopes := k.scopes
+	k.scopes = nil
+	k.mu.Unlock()
+	for _, in := range scopes {
+		in.retire()
+	}
 }
 
 // The client's answers, by answer shape.
@@ -359,8 +371,9 @@ func oid2(o *pb.Op) sdk.ObjID { return sdk.ObjID(o.GetId2()) }
 
 // Answered in the plugin, no callback.
 
-func (k *kpiClient) Vnet() string   { return k.b.GetVnet() }
-func (k *kpiClient) Module() string { return k.module }
+func (k *kpiClient) Vnet() string    { return k.b.GetVnet() }
+func (k *kpiClient) VnetKey() string { return k.b.GetVnetKey() }
+func (k *kpiClient) Module() string  { return k.module }
 
 // Memory
 
@@ -652,4 +665,118 @@ func replay(ctx context.Context, k sdk.KPI, ops []*pb.Op) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Curvnet: a CURVNET_SET scope is a KPI of its own, its calls always
+// callbacks (the plugin knows nothing of the scope's VNET), each carrying
+// the number the host gave the scope (Op.scope). The host keeps the
+// scopes of the run in progress (hostRun); they end with a restore, or
+// with the run.
+
+func (k *kpiClient) CurvnetSet(ctx context.Context, id sdk.ObjID) (sdk.KPI, error) {
+	a, err := k.call(ctx, op(pb.Method_METHOD_CURVNET_SET, ids(id)))
+	if err != nil {
+		return nil, err
+	}
+	sc := a.GetScope()
+	in := &kpiClient{pc: k.pc, index: k.index, module: k.module, scopeID: sc.GetId(),
+		b: &pb.Bound{Vnet: sc.GetVnet(), VnetKey: sc.GetVnetKey()}}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.retired {
+		return nil, k.retiredErr(op(pb.Method_METHOD_CURVNET_SET, ids(id)))
+	}
+	k.scopes = append(k.scopes, in)
+	return in, nil
+}
+
+func (k *kpiClient) CurvnetRestore(ctx context.Context) error {
+	if err := resultOf(k.call(ctx, op(pb.Method_METHOD_CURVNET_RESTORE, nil))); err != nil {
+		return err
+	}
+	k.retire()
+	return nil
+}
+
+var _ = serves(pb.Method_METHOD_CURVNET_RESTORE, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.CurvnetRestore(ctx))
+})
+
+// Units: the kernel's unit table is its own: always a callback.
+
+func (k *kpiClient) IfcAllocUnit(ctx context.Context, cloner string, unit int) (int, error) {
+	o := op(pb.Method_METHOD_IFC_ALLOC_UNIT, nil, cloner)
+	o.N = int32(unit)
+	a, err := k.call(ctx, o)
+	return int(a.GetUnit()), err
+}
+
+var _ = serves(pb.Method_METHOD_IFC_ALLOC_UNIT, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	unit, err := k.IfcAllocUnit(ctx, o.GetA(), int(o.GetN()))
+	return &pb.Answer{Unit: int32(unit), Error: errorToPB(err)}
+})
+
+func (k *kpiClient) IfcFreeUnit(ctx context.Context, cloner string, unit int) error {
+	o := op(pb.Method_METHOD_IFC_FREE_UNIT, nil, cloner)
+	o.N = int32(unit)
+	return resultOf(k.call(ctx, o))
+}
+
+var _ = serves(pb.Method_METHOD_IFC_FREE_UNIT, func(ctx context.Context, k sdk.KPI, o *pb.Op) *pb.Answer {
+	return resAnswer(k.IfcFreeUnit(ctx, o.GetA(), int(o.GetN())))
+})
+
+// hostRun is the host's side of one run of a call: the KPI the kernel
+// bound to it, and the CURVNET_SET scopes made in it, by number.
+type hostRun struct {
+	k      sdk.KPI
+	scopes map[uint64]sdk.KPI
+	last   uint64
+}
+
+// serve answers op, a callback of the run, on the KPI of the scope it
+// names (the run's own for 0). A scope made is numbered and kept; one
+// restored is forgotten, with the scopes made in it.
+func (r *hostRun) serve(ctx context.Context, o *pb.Op) *pb.Answer {
+	k := r.k
+	if id := o.GetScope(); id != 0 {
+		if k = r.scopes[id]; k == nil {
+			return resAnswer(fmt.Errorf("KPI %s in CURVNET_SET scope #%d, which is not open: %w", methodName(o.GetMethod()), id, syscall.EINVAL))
+		}
+	}
+	switch o.GetMethod() {
+	case pb.Method_METHOD_CURVNET_SET:
+		in, err := safeCurvnetSet(ctx, k, oid(o))
+		if err != nil {
+			return resAnswer(err)
+		}
+		if r.scopes == nil {
+			r.scopes = map[uint64]sdk.KPI{}
+		}
+		r.last++
+		r.scopes[r.last] = in
+		return &pb.Answer{Scope: &pb.Scope{Id: r.last, Vnet: in.Vnet(), VnetKey: in.VnetKey()}}
+	case pb.Method_METHOD_CURVNET_RESTORE:
+		a := serveOp(ctx, k, o)
+		if a.GetError() == nil && o.GetScope() != 0 {
+			// The kernel ended the scopes made in it too: their calls
+			// are refused there.
+			delete(r.scopes, o.GetScope())
+		}
+		return a
+	}
+	return serveOp(ctx, k, o)
+}
+
+// safeCurvnetSet is k.CurvnetSet, a panic under it an error.
+func safeCurvnetSet(ctx context.Context, k sdk.KPI, id sdk.ObjID) (in sdk.KPI, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in, err = nil, fmt.Errorf("kernel panic in KPI CurvnetSet: %v\n%s", r, debug.Stack())
+		}
+	}()
+	if k == nil {
+		return nil, fmt.Errorf("KPI CurvnetSet: no KPI bound to the call: %w", syscall.EINVAL)
+	}
+	return k.CurvnetSet(ctx, id)
 }

@@ -67,10 +67,12 @@ var cannedAnswer = &pb.Answer{
 	Info:  &pb.IfInfo{Name: "bridge0", Index: 3, Id: 12, Driver: "bridge", Cloned: true, Home: "j1", Vnet: "j2", Owner: "if_bridge"},
 	List:  []*pb.IfInfo{{Name: "em0", Index: 1, Id: 7}, {Name: "lo0", Index: 2, Id: 8}},
 	Error: &pb.Error{Errno: uint32(syscall.EXDEV), Message: "canned refusal"},
+	Unit:  17,
 }
 
 // opOf is the Op a call of method m with args must be: object ids in
-// id and id2, strings in a, b and c, a flag in on, in order.
+// id and id2, strings in a, b and c, a flag in on, a number in n, in
+// order.
 func opOf(t *testing.T, name string, args []reflect.Value) *pb.Op {
 	o := &pb.Op{Method: pb.Method(pb.Method_value["METHOD_"+snake(name)])}
 	var ids, strs int
@@ -88,6 +90,8 @@ func opOf(t *testing.T, name string, args []reflect.Value) *pb.Op {
 			strs++
 		case bool:
 			o.On = v
+		case int:
+			o.N = int32(v)
 		default:
 			t.Fatalf("no Op field for an argument of type %T: teach the test", v)
 		}
@@ -118,6 +122,8 @@ func args(t *testing.T, mt reflect.Type) []reflect.Value {
 			out = append(out, reflect.ValueOf(fmt.Sprintf("arg%d", i)).Convert(in))
 		case in.Kind() == reflect.Bool:
 			out = append(out, reflect.ValueOf(true).Convert(in))
+		case in.Kind() == reflect.Int:
+			out = append(out, reflect.ValueOf(30+i).Convert(in))
 		default:
 			t.Fatalf("no test argument of type %v: teach the test", in)
 		}
@@ -130,7 +136,23 @@ func args(t *testing.T, mt reflect.Type) []reflect.Value {
 func checkResults(t *testing.T, out []reflect.Value, a *pb.Answer) {
 	t.Helper()
 	for _, r := range out {
+		if r.Type() == reflect.TypeOf((*sdk.KPI)(nil)).Elem() {
+			// A CURVNET_SET scope: none when the answer is a refusal,
+			// else one in the answer's VNET.
+			k, _ := r.Interface().(sdk.KPI)
+			switch {
+			case a.GetError() != nil && k != nil:
+				t.Errorf("a scope in %s, want none with the answer's error", k.Vnet())
+			case a.GetError() == nil && (k == nil || k.Vnet() != a.GetScope().GetVnet() || k.VnetKey() != a.GetScope().GetVnetKey()):
+				t.Errorf("scope %v, want one in the answer's %v", k, a.GetScope())
+			}
+			continue
+		}
 		switch v := r.Interface().(type) {
+		case int:
+			if v != int(a.GetUnit()) {
+				t.Errorf("unit %d, want the answer's %d", v, a.GetUnit())
+			}
 		case sdk.ObjID:
 			if uint64(v) != a.GetObj() {
 				t.Errorf("object %d, want the answer's %d", v, a.GetObj())
@@ -214,7 +236,8 @@ func TestKPIOverTheWire(t *testing.T) {
 			// The host's half, bound to a KPI that puts what it is handed
 			// back on the wire.
 			answered := make(chan *pb.Answer, 1)
-			go func() { answered <- serveOp(ctx, host.kpi(&pb.Bound{Vnet: "j2"}), cb.GetOp()) }()
+			run := &hostRun{k: host.kpi(&pb.Bound{Vnet: "j2"})}
+			go func() { answered <- run.serve(ctx, cb.GetOp()) }()
 			hcb := host.next().GetCallback()
 			if diff := cmp.Diff(want, hcb.GetOp(), protocmp.Transform()); diff != "" {
 				t.Errorf("what the host handed the kernel's KPI (-sent +handed):\n%s", diff)

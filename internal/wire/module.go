@@ -267,7 +267,7 @@ func bound(k sdk.KPI) *pb.Bound {
 	if k == nil {
 		return &pb.Bound{}
 	}
-	b := &pb.Bound{Vnet: k.Vnet()}
+	b := &pb.Bound{Vnet: k.Vnet(), VnetKey: k.VnetKey()}
 	if f, ok := k.(Folder); ok {
 		b.Fold, b.Space, b.Global = true, f.IDSpace(), f.Global()
 		b.Heads = headsToPB(f.Heads())
@@ -293,8 +293,10 @@ func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, k
 		}
 		return nil
 	}
-	for _, k := range ks {
+	runs := make([]hostRun, len(ks))
+	for i, k := range ks {
 		req.Bound = append(req.Bound, bound(k))
+		runs[i].k = k
 	}
 	id, mb := s.open()
 	defer s.close(id)
@@ -321,9 +323,9 @@ func (c *Client) exchange(ctx context.Context, method string, req *pb.Request, k
 			if i != next {
 				return false, fmt.Errorf("callback from run %d while run %d is running", i, next)
 			}
-			a := serveOp(ctx, ks[i], cb.GetOp())
+			a := runs[i].serve(ctx, cb.GetOp())
 			a.Id = cb.GetId()
-			if f, ok := ks[i].(Folder); ok {
+			if f, ok := ks[i].(Folder); ok && cb.GetOp().GetScope() == 0 {
 				a.Heads = headsToPB(f.Heads())
 			}
 			if err := s.write(&pb.Frame{Call: id, Body: &pb.Frame_Answer{Answer: a}}); err != nil {

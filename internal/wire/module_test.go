@@ -51,8 +51,9 @@ func (f *fakeKPI) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeKPI) Vnet() string   { return f.vnet }
-func (f *fakeKPI) Module() string { return f.module }
+func (f *fakeKPI) Vnet() string    { return f.vnet }
+func (f *fakeKPI) VnetKey() string { return f.vnet + "@1" }
+func (f *fakeKPI) Module() string  { return f.module }
 
 func (f *fakeKPI) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
 	f.mu.Lock()
@@ -258,10 +259,10 @@ func TestClientServer(t *testing.T) {
 		{"Event", func() (string, error) { return "", c.Event(ctx, "echo", k, sdk.ModQuiesce) }, "", 0},
 		{"IfEvent", func() (string, error) { return "", c.IfEvent(ctx, "echo", k, ev) }, "", 0},
 		{"Clone create", func() (string, error) {
-			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Create: true, Cloner: "echo", Ifname: "echo0"})
+			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Kind: sdk.CloneCreate, Cloner: "echo", Ifname: "echo0"})
 		}, "", 0},
 		{"Clone destroy busy", func() (string, error) {
-			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Cloner: "echo", Ifname: "busy0"})
+			return "", c.Clone(ctx, "echo", k, sdk.CloneOp{Kind: sdk.CloneDestroy, Cloner: "echo", Ifname: "busy0"})
 		}, "", syscall.EBUSY},
 		{"Control", func() (string, error) {
 			return c.Control(ctx, "echo", k, sdk.ControlReq{Ifname: "echo0", Args: []string{"up", "mtu"}})

@@ -7,6 +7,7 @@ package all
 import (
 	"sort"
 
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -23,6 +24,7 @@ var files = map[string]func() *sdk.Module{
 	"ip_mroute":  mcast.IPMroute,
 	"ip6_mroute": mcast.IP6Mroute,
 	"if_gif":     gif.Module,
+	"if_epair":   epair.Module,
 }
 
 // Files lists the file names, sorted.

@@ -19,7 +19,7 @@ func TestDecl(t *testing.T) {
 				{Kind: sdk.VnetSysinit, Name: "vnet_bridge_init", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 				{Kind: sdk.VnetSysuninit, Name: "vnet_bridge_uninit", Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)},
 			},
-			Cloners:    []string{"bridge"},
+			Cloners:    []sdk.ClonerDecl{{Name: "bridge"}},
 			Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
 			Config:     Config,
 			EventScope: sdk.ScopeAttached,

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -47,13 +48,16 @@ var Config = sdk.ConfigSchema{
 		Doc:      "ipfw commands run in the VNET, in order (\"add 100 allow ip from any to any\")",
 		Commands: []string{Name + " {each...}"},
 	}},
-	Commands: []sdk.Command{{Name: Name, Summary: "add, delete and list the VNET's firewall rules (ipfw(8))"}},
+	Commands: []sdk.Command{{Name: Name, Flags: "qf",
+		Summary: "add, delete and list the VNET's firewall rules and tables (ipfw(8); -q quiet, -f no questions)"}},
 	Verbs: []sdk.Verb{
-		{Name: "add", Args: "[NUM] allow|deny|count PROTO from SRC to DST [in|out] [via|recv|xmit IF]", Min: 1, Max: -1, Summary: "add a rule"},
+		{Name: "add", Args: "[NUM] ACTION [ARG] [log [logamount N]] PROTO from SRC to DST [in|out] [via|recv|xmit IF]", Min: 1, Max: -1, Summary: "add a rule"},
 		{Name: "delete", Args: "NUM ...", Min: 1, Max: -1, Summary: "delete the rules with these numbers"},
 		{Name: "flush", Summary: "delete every rule but the default one"},
 		{Name: "list", Summary: "print the rules, the default rule last"},
-		{Name: "show", Summary: "print the rules, the default rule last"},
+		{Name: "show", Summary: "print the rules with their packet and byte counters"},
+		{Name: "zero", Args: "[NUM ...]", Max: -1, Summary: "zero the counters of the rules (all of them)"},
+		{Name: "table", Args: "N create|destroy|flush|list|add ADDR [VALUE]|delete ADDR", Min: 2, Max: 4, Summary: "manage lookup table N"},
 	},
 }
 
@@ -83,16 +87,27 @@ type firewall struct {
 // chain is one VNET's ip_fw_chain. Its rules change under the VnetVar's
 // lock (Update); the ids are set once, by vnet_ipfw_init.
 type chain struct {
-	mem   sdk.ObjID // the chain (with its default rule)
-	lock  sdk.ObjID // IPFW_UH lock
-	hooks []sdk.ObjID
-	rules []*rule // sorted by number, stable; the default rule is implicit
+	mem    sdk.ObjID // the chain (with its default rule)
+	lock   sdk.ObjID // IPFW_UH lock
+	hooks  []sdk.ObjID
+	rules  []*rule        // sorted by number, stable; the default rule is implicit
+	tables map[int]*table // lookup tables, by number
 }
 
 type rule struct {
 	Rule
 	mem   sdk.ObjID
 	ifRef sdk.ObjID // the ifnet IfOp names, held while it is present
+	// pcnt and bcnt are the rule's packet and byte counters. kldsim
+	// moves no packets, so they stay as zero, or zeroed, leaves them.
+	pcnt, bcnt uint64
+}
+
+// table is a lookup table: addresses (as parseAddr writes them) and
+// their values.
+type table struct {
+	mem     sdk.ObjID
+	entries map[string]uint32
 }
 
 var defaultRule = Rule{Num: DefaultRule, Action: "deny", Proto: "ip", From: "any", To: "any"}
@@ -154,6 +169,10 @@ func (c *chain) free(ctx context.Context, k sdk.KPI) error {
 		errs = append(errs, k.Unlock(ctx, c.lock))
 	}
 	c.rules = nil
+	for _, n := range sortedTables(c.tables) {
+		errs = append(errs, k.Free(ctx, c.tables[n].mem))
+	}
+	c.tables = nil
 	if c.mem != 0 {
 		errs = append(errs, k.Free(ctx, c.mem))
 	}
@@ -239,12 +258,16 @@ func (fw *firewall) departure(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) er
 	return nil
 }
 
-// control answers the module command (Ifname empty):
+// control answers the module command (Ifname empty), after its flags
+// (-q: quiet, -f: force; kldsim never asks, so -f changes nothing):
 //
-//	add [NUM] allow|deny|count PROTO from A to B [in|out] [via|recv|xmit IF]
+//	add [NUM] ACTION [ARG] [log [logamount N]] PROTO from A to B [in|out] [via|recv|xmit IF]
 //	delete NUM [NUM ...]
 //	flush
-//	list | show
+//	list
+//	show
+//	zero [NUM ...]
+//	table N create|destroy|flush|list|add ADDR [VALUE]|delete ADDR
 //
 // A request whose last word is "--json" (the host's ipfw --json) is
 // answered as JSON: list and show the rules, add the rule added. Errors
@@ -272,19 +295,22 @@ func unprefixed(err error) error { return &unprefixedError{err} }
 
 // jsonRule is ipfw --json's record of a rule (docs/JSON.md).
 type jsonRule struct {
-	Number int    `json:"number"`
-	Action string `json:"action"`
-	Proto  string `json:"proto"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Dir    string `json:"dir,omitempty"`
-	IfOp   string `json:"ifop,omitempty"`
-	Ifname string `json:"ifname,omitempty"`
-	Text   string `json:"text"`
+	Number    int    `json:"number"`
+	Action    string `json:"action"`
+	Arg       string `json:"arg,omitempty"`
+	Log       bool   `json:"log,omitempty"`
+	LogAmount int    `json:"logamount,omitempty"`
+	Proto     string `json:"proto"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Dir       string `json:"dir,omitempty"`
+	IfOp      string `json:"ifop,omitempty"`
+	Ifname    string `json:"ifname,omitempty"`
+	Text      string `json:"text"`
 }
 
 func ruleJSON(r Rule) jsonRule {
-	return jsonRule{Number: r.Num, Action: r.Action, Proto: r.Proto, From: r.From, To: r.To, Dir: r.Dir,
+	return jsonRule{Number: r.Num, Action: r.Action, Arg: r.Arg, Log: r.Log, LogAmount: r.LogAmount, Proto: r.Proto, From: r.From, To: r.To, Dir: r.Dir,
 		IfOp: r.IfOp, Ifname: r.Ifname, Text: r.String()}
 }
 
@@ -304,23 +330,47 @@ func (fw *firewall) answer(ctx context.Context, k sdk.KPI, req sdk.ControlReq, a
 	if !ok {
 		return "", fmt.Errorf("%s: not initialized in vnet %s: %w", Name, k.Vnet(), syscall.ENXIO)
 	}
-	if len(req.Args) == 0 {
-		return "", fmt.Errorf("%s: usage: add | delete | flush | list: %w", Name, syscall.EINVAL)
+	quiet := false
+	args := req.Args
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-q":
+			quiet = true
+		case "-f":
+		default:
+			return "", fmt.Errorf("%s: illegal option -- %s: %w", Name, strings.TrimPrefix(args[0], "-"), syscall.EINVAL)
+		}
+		args = args[1:]
 	}
-	switch verb, args := req.Args[0], req.Args[1:]; verb {
+	if len(args) == 0 {
+		return "", fmt.Errorf("%s: usage: add | delete | flush | list | show | zero | table: %w", Name, syscall.EINVAL)
+	}
+	switch verb, args := args[0], args[1:]; verb {
 	case "add":
 		r, err := ParseRule(args)
 		if err != nil {
 			return "", err
 		}
 		r, err = fw.add(ctx, k, c.lock, r)
-		if err != nil {
+		if err != nil || quiet {
 			return "", err
 		}
 		if asJSON {
 			return marshal(ruleJSON(r))
 		}
 		return r.String() + "\n", nil
+	case "zero":
+		var nums []int
+		for _, a := range args {
+			n, err := ParseNum(a)
+			if err != nil {
+				return "", err
+			}
+			nums = append(nums, n)
+		}
+		return fw.zero(k, nums, quiet)
+	case "table":
+		return fw.table(ctx, k, args)
 	case "delete":
 		if len(args) == 0 {
 			return "", fmt.Errorf("%s: delete: rule number required: %w", Name, syscall.EINVAL)
@@ -347,7 +397,7 @@ func (fw *firewall) answer(ctx context.Context, k sdk.KPI, req sdk.ControlReq, a
 		if asJSON {
 			return marshal(fw.rules(k))
 		}
-		return fw.list(k), nil
+		return fw.list(k, verb == "show"), nil
 	default:
 		return "", fmt.Errorf("%s: unknown command %q: %w", Name, verb, syscall.EINVAL)
 	}
@@ -362,6 +412,11 @@ func gone(k sdk.KPI) error {
 // resolve its interface, and insert it after every rule with a number at
 // most its own. lock is the chain's lock.
 func (fw *firewall) add(ctx context.Context, k sdk.KPI, lock sdk.ObjID, r Rule) (Rule, error) {
+	for _, n := range r.Tables() { // a rule naming a table makes it
+		if _, err := fw.ensureTable(ctx, k, n); err != nil {
+			return Rule{}, fmt.Errorf("%s: add: %w", Name, err)
+		}
+	}
 	var ifRef sdk.ObjID
 	if r.Ifname != "" {
 		info, err := k.IfLookup(ctx, r.Ifname)
@@ -472,14 +527,229 @@ func (fw *firewall) rules(k sdk.KPI) []jsonRule {
 	return append(out, ruleJSON(defaultRule))
 }
 
-// list prints curvnet's chain as `ipfw list` does, default rule last.
-func (fw *firewall) list(k sdk.KPI) string {
-	var b strings.Builder
+// list prints curvnet's chain as `ipfw list` does, default rule last;
+// with counters, as `ipfw show` does: the packet and byte counters after
+// each number, each column as wide as its widest value.
+func (fw *firewall) list(k sdk.KPI, counters bool) string {
+	type line struct {
+		r          Rule
+		pcnt, bcnt uint64
+	}
+	var lines []line
 	fw.chains.Update(k, func(c *chain) {
 		for _, r := range c.rules {
-			b.WriteString(r.String() + "\n")
+			lines = append(lines, line{r.Rule, r.pcnt, r.bcnt})
 		}
 	})
-	b.WriteString(defaultRule.String() + "\n")
+	lines = append(lines, line{r: defaultRule})
+	pw, bw := 1, 1
+	for _, l := range lines {
+		pw = max(pw, len(strconv.FormatUint(l.pcnt, 10)))
+		bw = max(bw, len(strconv.FormatUint(l.bcnt, 10)))
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if counters {
+			fmt.Fprintf(&b, "%05d %*d %*d %s\n", l.r.Num, pw, l.pcnt, bw, l.bcnt, l.r.Body())
+			continue
+		}
+		b.WriteString(l.r.String() + "\n")
+	}
 	return b.String()
+}
+
+// zero is ipfw zero: the counters of the rules numbered nums, or of all.
+func (fw *firewall) zero(k sdk.KPI, nums []int, quiet bool) (string, error) {
+	found := map[int]bool{}
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			if len(nums) == 0 || slices.Contains(nums, r.Num) {
+				r.pcnt, r.bcnt = 0, 0
+				found[r.Num] = true
+			}
+		}
+	})
+	for _, n := range nums {
+		if !found[n] && n != DefaultRule {
+			return "", fmt.Errorf("%s: rule %d: no such rule: %w", Name, n, syscall.ENOENT)
+		}
+	}
+	if quiet {
+		return "", nil
+	}
+	if len(nums) == 0 {
+		return "Accounting cleared.\n", nil
+	}
+	var b strings.Builder
+	for _, n := range nums {
+		fmt.Fprintf(&b, "Entry %d cleared\n", n)
+	}
+	return b.String(), nil
+}
+
+// table runs `ipfw table N ...` on curvnet's lookup tables: create,
+// destroy, flush, list, add ADDR [VALUE], delete ADDR. A table is a
+// kernel allocation of the module, from its create (or its first add,
+// or the first rule naming it) to its destroy or the chain's.
+func (fw *firewall) table(ctx context.Context, k sdk.KPI, args []string) (string, error) {
+	bad := func(format string, a ...any) (string, error) {
+		return "", fmt.Errorf("%s: "+format+": %w", append([]any{Name}, append(a, syscall.EINVAL)...)...)
+	}
+	if len(args) < 2 {
+		return bad("table needs a number and a command")
+	}
+	n, err := ParseTable(args[0])
+	if err != nil {
+		return "", err
+	}
+	verb, rest := args[1], args[2:]
+	switch verb {
+	case "create":
+		if len(rest) != 0 {
+			return bad("table %d create takes no arguments here", n)
+		}
+		made, err := fw.ensureTable(ctx, k, n)
+		if err == nil && !made {
+			err = fmt.Errorf("%s: table %d already exists: %w", Name, n, syscall.EEXIST)
+		}
+		return "", err
+	case "destroy":
+		return "", fw.destroyTable(ctx, k, n)
+	case "flush":
+		if !fw.chains.Update(k, func(c *chain) {
+			if t := c.tables[n]; t != nil {
+				t.entries = map[string]uint32{}
+			}
+		}) {
+			return "", gone(k)
+		}
+		return "", nil
+	case "list":
+		var b strings.Builder
+		fw.chains.Update(k, func(c *chain) {
+			t := c.tables[n]
+			if t == nil {
+				return
+			}
+			fmt.Fprintf(&b, "---table(%d)---\n", n)
+			keys := make([]string, 0, len(t.entries))
+			for a := range t.entries {
+				keys = append(keys, a)
+			}
+			slices.Sort(keys)
+			for _, a := range keys {
+				fmt.Fprintf(&b, "%s %d\n", a, t.entries[a])
+			}
+		})
+		if b.Len() == 0 {
+			return "", fmt.Errorf("%s: table %d: no such table: %w", Name, n, syscall.ESRCH)
+		}
+		return b.String(), nil
+	case "add", "delete":
+		if len(rest) < 1 || verb == "delete" && len(rest) != 1 || len(rest) > 2 {
+			return bad("table %d %s: want ADDR%s", n, verb, map[string]string{"add": " [VALUE]", "delete": ""}[verb])
+		}
+		a, err := parseAddr(rest[0])
+		if err != nil || strings.HasPrefix(a, "table(") || a == "any" || a == "me" || a == "me6" {
+			return bad("table %d %s: bad address ``%s''", n, verb, rest[0])
+		}
+		var val uint64
+		if len(rest) == 2 {
+			if val, err = strconv.ParseUint(rest[1], 10, 32); err != nil {
+				return bad("table %d add: bad value ``%s''", n, rest[1])
+			}
+		}
+		if verb == "add" {
+			if _, err := fw.ensureTable(ctx, k, n); err != nil {
+				return "", err
+			}
+		}
+		var had, found bool
+		fw.chains.Update(k, func(c *chain) {
+			t := c.tables[n]
+			if t == nil {
+				return
+			}
+			found = true
+			_, had = t.entries[a]
+			switch {
+			case verb == "add" && !had:
+				t.entries[a] = uint32(val)
+			case verb == "delete":
+				delete(t.entries, a)
+			}
+		})
+		switch {
+		case !found:
+			return "", fmt.Errorf("%s: table %d: no such table: %w", Name, n, syscall.ESRCH)
+		case verb == "delete" && !had:
+			return "", fmt.Errorf("%s: table %d delete %s: no such entry: %w", Name, n, a, syscall.ESRCH)
+		case verb == "add" && had:
+			return "", fmt.Errorf("%s: table %d add %s: entry exists: %w", Name, n, a, syscall.EEXIST)
+		}
+		return fmt.Sprintf("%s: %s %d\n", verb, a, val), nil
+	}
+	return bad("table %d: unknown command %q", n, verb)
+}
+
+// ensureTable makes table n in curvnet if it has none; made says it did.
+func (fw *firewall) ensureTable(ctx context.Context, k sdk.KPI, n int) (made bool, err error) {
+	exists := false
+	if !fw.chains.Update(k, func(c *chain) { exists = c.tables[n] != nil }) {
+		return false, gone(k)
+	}
+	if exists {
+		return false, nil
+	}
+	mem, err := k.Malloc(ctx, fmt.Sprintf("ipfw table %d", n))
+	if err != nil {
+		return false, err
+	}
+	fw.chains.Update(k, func(c *chain) {
+		if c.tables == nil {
+			c.tables = map[int]*table{}
+		}
+		if c.tables[n] == nil {
+			c.tables[n] = &table{mem: mem, entries: map[string]uint32{}}
+			made = true
+		}
+	})
+	if !made { // made meanwhile by another command
+		return false, k.Free(ctx, mem)
+	}
+	return true, nil
+}
+
+// destroyTable frees table n; a table a rule names is EBUSY.
+func (fw *firewall) destroyTable(ctx context.Context, k sdk.KPI, n int) error {
+	var (
+		t    *table
+		used bool
+	)
+	fw.chains.Update(k, func(c *chain) {
+		for _, r := range c.rules {
+			used = used || slices.Contains(r.Tables(), n)
+		}
+		if !used {
+			t = c.tables[n]
+			delete(c.tables, n)
+		}
+	})
+	switch {
+	case used:
+		return fmt.Errorf("%s: table %d is in use by rules: %w", Name, n, syscall.EBUSY)
+	case t == nil:
+		return fmt.Errorf("%s: table %d: no such table: %w", Name, n, syscall.ESRCH)
+	}
+	return k.Free(ctx, t.mem)
+}
+
+// sortedTables lists the numbers of tables, sorted.
+func sortedTables(ts map[int]*table) []int {
+	out := make([]int, 0, len(ts))
+	for n := range ts {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -86,9 +86,9 @@ func TestRules(t *testing.T) {
 			"65500 allow ip from me to any\n" +
 			"65535 deny ip from any to any\n", nil},
 		{"delete 150 65500", "", nil},
-		{"show", "00100 allow ip from any to any via em1\n" +
-			"00200 deny tcp from 10.0.0.0/8 to me in recv em0\n" +
-			"65535 deny ip from any to any\n", nil},
+		{"show", "00100 0 0 allow ip from any to any via em1\n" +
+			"00200 0 0 deny tcp from 10.0.0.0/8 to me in recv em0\n" +
+			"65535 0 0 deny ip from any to any\n", nil},
 		{"add 300 deny ip from any to any", "00300 deny ip from any to any\n", nil},
 		{"add allow ip from any to any", "00400 allow ip from any to any\n", nil},
 		{"delete 150", "", syscall.ENOENT},
@@ -99,7 +99,27 @@ func TestRules(t *testing.T) {
 		{"add allow ip from nowhere to any", "", syscall.EINVAL},
 		{"add", "", syscall.EINVAL},
 		{"list all", "", syscall.EINVAL},
-		{"zero", "", syscall.EINVAL},
+		{"resetall", "", syscall.EINVAL},
+		{"zero", "Accounting cleared.\n", nil},
+		{"zero 100", "Entry 100 cleared\n", nil},
+		{"zero 101", "", syscall.ENOENT},
+		{"-q zero", "", nil},
+		{"-q add 500 pipe 1 ip from any to any", "", nil},
+		{"add 600 queue 100 tcp from 192.0.2.2 to any out", "00600 queue 100 tcp from 192.0.2.2 to any out\n", nil},
+		{"add 700 fwd 198.51.100.2,8080 ip from any to any", "00700 fwd 198.51.100.2,8080 ip from any to any\n", nil},
+		{"add 800 divert 8000 ip from any to any", "00800 divert 8000 ip from any to any\n", nil},
+		{"add 900 allow log logamount 5 ip from table(1) to any", "00900 allow log logamount 5 ip from table(1) to any\n", nil},
+		{"add 1000 pipe ip from any to any", "", syscall.EINVAL},
+		{"table 1 add 192.0.2.1 7", "add: 192.0.2.1 7\n", nil},
+		{"table 1 add 192.0.2.1", "", syscall.EEXIST},
+		{"table 1 list", "---table(1)---\n192.0.2.1 7\n", nil},
+		{"table 1 destroy", "", syscall.EBUSY},
+		{"table 2 delete 192.0.2.1", "", syscall.ESRCH},
+		{"table 2 create", "", nil},
+		{"table 2 create", "", syscall.EEXIST},
+		{"table 2 destroy", "", nil},
+		{"-f flush", "", nil},
+		{"table 1 destroy", "", nil},
 		{"flush", "", nil},
 		{"list", "65535 deny ip from any to any\n", nil},
 	}

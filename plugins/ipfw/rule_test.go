@@ -32,7 +32,34 @@ func TestParseRule(t *testing.T) {
 		{"drop icmp6 from me6 to any via gif0",
 			Rule{Action: "deny", Proto: "ipv6-icmp", From: "me6", To: "any", IfOp: "via", Ifname: "gif0"},
 			"deny ipv6-icmp from me6 to any via gif0"},
+		{"reject ip from any to any", Rule{Action: "reject", Proto: "ip", From: "any", To: "any"},
+			"reject ip from any to any"},
+		{"1000 pipe 1 ip from any to any", Rule{Num: 1000, Action: "pipe", Arg: "1", Proto: "ip", From: "any", To: "any"},
+			"pipe 1 ip from any to any"},
+		{"queue 100 tcp from 192.0.2.2 to any out",
+			Rule{Action: "queue", Arg: "100", Proto: "tcp", From: "192.0.2.2", To: "any", Dir: "out"},
+			"queue 100 tcp from 192.0.2.2 to any out"},
+		{"divert tablearg ip from any to any", Rule{Action: "divert", Arg: "tablearg", Proto: "ip", From: "any", To: "any"},
+			"divert tablearg ip from any to any"},
+		{"forward 198.51.100.2:8080 ip from any to any", Rule{Action: "fwd", Arg: "198.51.100.2,8080", Proto: "ip", From: "any", To: "any"},
+			"fwd 198.51.100.2,8080 ip from any to any"},
+		{"fwd 2001:db8::2 ip6 from any to any", Rule{Action: "fwd", Arg: "2001:db8::2", Proto: "ip6", From: "any", To: "any"},
+			"fwd 2001:db8::2 ip6 from any to any"},
+		{"count log ip from table(1) to table(2,7)", Rule{Action: "count", Log: true, Proto: "ip", From: "table(1)", To: "table(2,7)"},
+			"count log ip from table(1) to table(2,7)"},
+		{"deny log logamount 10 ip from any to any", Rule{Action: "deny", Log: true, LogAmount: 10, Proto: "ip", From: "any", To: "any"},
+			"deny log logamount 10 ip from any to any"},
 		{"via em1 allow ip from any to any", Rule{}, ""},
+		{"pipe ip from any to any", Rule{}, ""},
+		{"pipe 0 ip from any to any", Rule{}, ""},
+		{"divert x ip from any to any", Rule{}, ""},
+		{"fwd", Rule{}, ""},
+		{"fwd 198.51.100.2,http ip from any to any", Rule{}, ""},
+		{"fwd nowhere ip from any to any", Rule{}, ""},
+		{"allow log logamount ip from any to any", Rule{}, ""},
+		{"allow log logamount -1 ip from any to any", Rule{}, ""},
+		{"allow ip from table(x) to any", Rule{}, ""},
+		{"allow ip from table(1 to any", Rule{}, ""},
 		{"", Rule{}, ""},
 		{"100", Rule{}, ""},
 		{"0 allow ip from any to any", Rule{}, ""},
@@ -92,6 +119,9 @@ func FuzzParseRule(f *testing.F) {
 		"65534 deny tcp from 10.0.0.0/8 to me in recv em0",
 		"count ip6 from 2001:db8::/32 to any out xmit bridge0",
 		"deny icmp6 from ::ffff:1.2.3.4 to me6",
+		"1000 pipe 1 ip from any to any",
+		"fwd 198.51.100.2,8080 log logamount 3 ip from table(1,2) to any",
+		"divert 8000 ip from any to any",
 	} {
 		f.Add(s)
 	}
@@ -120,13 +150,37 @@ func FuzzParseRule(f *testing.F) {
 // TestParseRuleNotSupported: ipfw words kldsim does not model are
 // refused as not supported (EOPNOTSUPP), not as a syntax error.
 func TestParseRuleNotSupported(t *testing.T) {
-	for _, in := range []string{"reject ip from any to any", "allow ip from any to any frag",
-		"allow tcp from any to any setup", "100 skipto 200 ip from any to any", "allow ip from any to any keep-state"} {
+	for _, in := range []string{"nat 1 ip from any to any", "unreach host ip from any to any", "allow ip from any to any frag",
+		"allow tcp from any to any setup", "allow ip from any to any keep-state"} {
 		t.Run(in, func(t *testing.T) {
 			_, err := ParseRule(strings.Fields(in))
 			if !errors.Is(err, syscall.EOPNOTSUPP) || !strings.Contains(err.Error(), "is not supported by kldsim's ipfw") {
 				t.Errorf("ParseRule(%q): %v, want not supported (EOPNOTSUPP)", in, err)
 			}
 		})
+	}
+}
+
+// TestRuleErrors: malformed rules are refused in ipfw(8)'s own words
+// (sbin/ipfw/ipfw2.c's errx messages).
+func TestRuleErrors(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", "ipfw: missing action"},
+		{"frob ip from any to any", "ipfw: invalid action frob"},
+		{"pipe", "ipfw: missing argument for pipe"},
+		{"queue x ip from any to any", "ipfw: illegal argument for queue"},
+		{"divert 0 ip from any to any", "ipfw: illegal divert/tee port"},
+		{"fwd", "ipfw: missing forward address[:port]"},
+		{"fwd 10.0.0.1,x ip from any to any", "ipfw: illegal forwarding port ``x''"},
+		{"allow log logamount", "ipfw: logamount requires argument"},
+		{"allow log logamount -3 ip from any to any", "ipfw: logamount must be positive"},
+		{"allow gre from any to any", "ipfw: invalid protocol ``gre''"},
+		{"allow ip any to any", "ipfw: missing ``from''"},
+		{"allow ip from any to any via", "ipfw: missing argument for via"},
+	} {
+		_, err := ParseRule(strings.Fields(tt.in))
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want+":") {
+			t.Errorf("ParseRule(%q) = %v, want %q", tt.in, err, tt.want)
+		}
 	}
 }

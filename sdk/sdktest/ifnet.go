@@ -21,6 +21,38 @@ func (h *Harness) TryIfCreate(vnet, name string) (string, error) {
 	return h.k.IfCreate(ctx, vnet, name)
 }
 
+// IfClone is ifconfig name create in vnet for a cloner that may make
+// several interfaces (epair: "epair0a", "epair0b"): it returns every name
+// the create made, in order, and fails the test on error.
+func (h *Harness) IfClone(vnet, name string) []string {
+	h.t.Helper()
+	names, err := h.TryIfClone(vnet, name)
+	if err != nil {
+		h.t.Fatalf("sdktest: ifconfig %s create (in %s): %v", name, vnet, err)
+	}
+	return names
+}
+
+// TryIfClone is IfClone returning the error.
+func (h *Harness) TryIfClone(vnet, name string) ([]string, error) {
+	return h.k.IfClone(ctx, vnet, name)
+}
+
+// Ifnames lists the interfaces of vnet by index, as ifconfig -l does, and
+// fails the test if the VNET does not exist.
+func (h *Harness) Ifnames(vnet string) []string {
+	h.t.Helper()
+	ifs, err := h.k.Interfaces(vnet)
+	if err != nil {
+		h.t.Fatalf("sdktest: ifconfig -l (in %s): %v", vnet, err)
+	}
+	out := []string{}
+	for _, st := range ifs {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
 // IfDestroy is ifconfig ifname destroy in vnet, failing the test on error.
 func (h *Harness) IfDestroy(vnet, ifname string) {
 	h.t.Helper()
@@ -38,9 +70,14 @@ func (h *Harness) TryIfDestroy(vnet, ifname string) error {
 // or -vnet from), failing the test on error.
 func (h *Harness) IfMove(ifname, from, to string) {
 	h.t.Helper()
-	if err := h.k.IfMove(ctx, ifname, from, to); err != nil {
+	if err := h.TryIfMove(ifname, from, to); err != nil {
 		h.t.Fatalf("sdktest: move %s %s -> %s: %v", ifname, from, to, err)
 	}
+}
+
+// TryIfMove is IfMove returning the error.
+func (h *Harness) TryIfMove(ifname, from, to string) error {
+	return h.k.IfMove(ctx, ifname, from, to)
 }
 
 // IfControl is ifconfig ifname args... in vnet, routed to the module that

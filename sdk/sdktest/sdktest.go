@@ -137,6 +137,18 @@ func (h *Harness) VnetDestroy(name string) {
 // TryVnetDestroy destroys a VNET and returns the error.
 func (h *Harness) TryVnetDestroy(name string) error { return h.k.VnetDestroy(ctx, name) }
 
+// VnetDestroyAsync is jail -r: it marks the VNET dying and returns while
+// its teardown goes on; done is closed when the VNET is gone. It fails
+// the test on error.
+func (h *Harness) VnetDestroyAsync(name string) (done <-chan struct{}) {
+	h.t.Helper()
+	done, err := h.k.VnetDestroyAsync(ctx, name)
+	if err != nil {
+		h.t.Fatalf("sdktest: vnet destroy %s (async): %v", name, err)
+	}
+	return done
+}
+
 // Reports returns the witness's reports.
 func (h *Harness) Reports() []kernel.Report { return h.k.Witness() }
 

@@ -328,6 +328,7 @@ func deref(p *int) int {
 type step struct {
 	line       string
 	expectFail bool
+	mayFail    bool // its outcome is ignored ("-")
 	scenario   bool
 	rng        hcl.Range
 }
@@ -372,7 +373,7 @@ func plan(cfg *config.Config) []step {
 		}
 	}
 	for _, s := range cfg.Scenario {
-		steps = append(steps, step{line: s.Line, expectFail: s.ExpectFail, scenario: true, rng: s.Range})
+		steps = append(steps, step{line: s.Line, expectFail: s.ExpectFail, mayFail: s.MayFail, scenario: true, rng: s.Range})
 	}
 	return steps
 }

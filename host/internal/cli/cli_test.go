@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,6 +161,40 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 					}
 				}
 				ts.Fatalf("no kernel answered on %s", sock)
+			},
+			// stopclean stops the kernel on $KLDSIM_SOCKET and checks what
+			// every lifecycle of the conformance suite must end with: the
+			// verdict clean, and no process left: the daemon, a session
+			// of its own, and its plugin processes share its process
+			// group, which must empty. It prints what kernel stop says.
+			"stopclean": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 0 {
+					ts.Fatalf("usage: stopclean")
+				}
+				sock := ts.Getenv("KLDSIM_SOCKET")
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				st, err := ctl.Do(ctx, sock, ctl.Request{Argv: []string{"kernel", "status"}})
+				ts.Check(err)
+				m := regexp.MustCompile(`(?m)^pid: +(\d+)$`).FindStringSubmatch(st.Stdout)
+				if m == nil {
+					ts.Fatalf("kernel status names no pid:\n%s", st.Stdout)
+				}
+				pid, _ := strconv.Atoi(m[1])
+				resp, err := ctl.Do(ctx, sock, ctl.Request{Argv: []string{"kernel", "stop"}})
+				ts.Check(err)
+				fmt.Fprint(ts.Stdout(), resp.Stdout)
+				fmt.Fprint(ts.Stderr(), resp.Stderr)
+				if resp.Status != 0 || !strings.Contains(resp.Stdout, "witness: clean") {
+					ts.Fatalf("kernel stop: status %d, not clean:\n%s%s", resp.Status, resp.Stdout, resp.Stderr)
+				}
+				for syscall.Kill(-pid, 0) != syscall.ESRCH {
+					if ctx.Err() != nil {
+						syscall.Kill(-pid, syscall.SIGKILL)
+						ts.Fatalf("processes of the daemon's group %d are left after kernel stop", pid)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
 			},
 			// sha256 FILE VAR sets $VAR to FILE's sha256 (for pins).
 			"sha256": func(ts *testscript.TestScript, neg bool, args []string) {

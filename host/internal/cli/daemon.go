@@ -137,6 +137,9 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		desc  = "no configuration"
 
 		cfgTraceLimit, cfgReportLimit *int
+		// The daemon's vnet destroy returns once the VNET is dying (jail
+		// -r), unless the config asks for the synchronous one.
+		async = true
 	)
 	if *file != "" {
 		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
@@ -150,6 +153,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		}
 		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
 		cfgTraceLimit, cfgReportLimit = l.cfg.Kernel.TraceLimit, l.cfg.Kernel.ReportLimit
+		async = l.cfg.Kernel.VnetDestroy != config.VnetDestroySync
 	} else {
 		if *em < 0 || *em > config.MaxEmCount {
 			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
@@ -184,7 +188,8 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "kldsim: boot: %v\n", err)
 		return ExitWitness
 	}
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, true, nil); !ok {
+	env := ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: index, AsyncDestroy: async}
+	if _, ok := execSteps(ctx, env, steps, a.stdout, a.stderr, true, nil); !ok {
 		status := teardown(context.WithoutCancel(ctx), k, a.stderr)
 		return max(status, ExitInput)
 	}
@@ -192,6 +197,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 	srv := ctl.NewServer(k, a.logger.Named("ctl"))
 	srv.WatchFaults = ld.WatchFaults
 	srv.Index = index
+	srv.AsyncDestroy = async
 	started := time.Now()
 	var (
 		stopOnce   sync.Once

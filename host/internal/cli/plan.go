@@ -77,7 +77,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	// config's business (kldsim run), not the plan's.
 	defer k.Shutdown(context.WithoutCancel(ctx))
 	p := newProgress(a.stderr, "plan "+*file, len(steps))
-	_, ok := execSteps(ctx, k, ld.WatchFaults, index, steps, a.stdout, a.stderr, false, p)
+	_, ok := execSteps(ctx, ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: index}, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	if !ok {
 		return ExitInput

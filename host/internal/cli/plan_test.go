@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
@@ -85,7 +86,7 @@ func TestPlanMatchesRunDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Shutdown(ctx)
-	if _, ok := execSteps(ctx, k, ld.WatchFaults, l.index, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
+	if _, ok := execSteps(ctx, ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: l.index}, plan(l.cfg), io.Discard, io.Discard, false, nil); !ok {
 		t.Fatal("the configuration's steps failed")
 	}
 	for _, tt := range []struct {

@@ -17,24 +17,26 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 )
 
-// execSteps runs steps against k in order and returns what each did;
-// each step's label (render.StepLabel) is the kernel's step while it
-// runs. With echo, each step is printed as "+ line" before its output,
-// which goes to stdout and stderr as it comes (the daemon); otherwise the
-// output is kept in the results only. It stops at the first step whose
-// outcome is not the expected one, saying so (and what the step printed
-// on stderr) on stderr, and returns false. watch is the loader's
-// WatchFaults, so a step during which a module process died or hung fails;
-// index is the module path's declarations (ctl.Env.Index).
-func execSteps(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
-	results, ok, _ := execStepsErr(ctx, k, watch, index, steps, stdout, stderr, echo, prog)
+// execSteps runs steps in env (its Kernel, WatchFaults, Index and
+// AsyncDestroy; each step gets its own writers) in order and returns what
+// each did; each step's label (render.StepLabel) is the kernel's step
+// while it runs. With echo, each step is printed as "+ line" before its
+// output, which goes to stdout and stderr as it comes (the daemon);
+// otherwise the output is kept in the results only. It stops at the first
+// step whose outcome is not the expected one ("-" steps have none),
+// saying so (and what the step printed on stderr) on stderr, and returns
+// false. With the loader's WatchFaults, a step during which a module
+// process died or hung fails.
+func execSteps(ctx context.Context, env ctl.Env, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool) {
+	results, ok, _ := execStepsErr(ctx, env, steps, stdout, stderr, echo, prog)
 	return results, ok
 }
 
 // execStepsErr is execSteps that also returns the error of the step
 // that ended the steps (nil when every step went as expected, or when the
 // one that did not succeeded against expectations).
-func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []error, index []sdk.Decl, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool, error) {
+func execStepsErr(ctx context.Context, env ctl.Env, steps []step, stdout, stderr io.Writer, echo bool, prog *progress) ([]render.Step, bool, error) {
+	k := env.Kernel
 	defer k.SetStep("")
 	inScenario := false
 	var results []render.Step
@@ -46,26 +48,32 @@ func execStepsErr(ctx context.Context, k *kernel.Kernel, watch func() func() []e
 			}
 		}
 		r := render.Step{Index: i + 1, Label: render.StepLabel(i+1, st.line), Line: st.line, Scenario: st.scenario,
-			ExpectFail: st.expectFail, Where: fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)}
+			ExpectFail: st.expectFail, MayFail: st.mayFail, Where: fmt.Sprintf("%s:%d", st.rng.Filename, st.rng.Start.Line)}
 		prog.set(i, len(steps), st.line)
 		var out, errb bytes.Buffer
 		w, ew := io.Writer(&out), io.Writer(&errb)
 		if echo {
 			prefix := "+ "
-			if st.expectFail {
+			switch {
+			case st.expectFail:
 				prefix = "+ ! "
+			case st.mayFail:
+				prefix = "+ - "
 			}
 			fmt.Fprintf(stdout, "%s%s\n", prefix, st.line)
 			w, ew = io.MultiWriter(stdout, &out), io.MultiWriter(stderr, &errb)
 		}
 		k.SetStep(r.Label)
-		err := runLine(ctx, &ctl.Env{Kernel: k, Stdout: w, Stderr: ew, WatchFaults: watch, Index: index}, st.line)
+		senv := env
+		senv.Stdout, senv.Stderr = w, ew
+		err := runLine(ctx, &senv, st.line)
 		r.Status, r.Stdout, r.Stderr = ctl.Status(err), out.String(), errb.String()
 		if e := sdk.ErrnoOf(err); e != 0 {
 			r.Errno = sdk.ErrnoName(e)
 		}
 		results = append(results, r)
 		switch {
+		case st.mayFail:
 		case err != nil && !st.expectFail:
 			if !echo {
 				io.WriteString(stderr, r.Stderr)
@@ -142,7 +150,10 @@ func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.O
 		p = newProgress(a.stderr, prog, len(steps))
 	}
 	r := &scenarioRun{k: k}
-	r.steps, r.stepsOK, r.stepErr = execStepsErr(ctx, k, watch, index, steps, a.stdout, a.stderr, false, p)
+	// run destroys VNETs synchronously unless the config asks otherwise.
+	env := ctl.Env{Kernel: k, WatchFaults: watch, Index: index,
+		AsyncDestroy: cfg.Kernel.VnetDestroy == config.VnetDestroyAsync}
+	r.steps, r.stepsOK, r.stepErr = execStepsErr(ctx, env, steps, a.stdout, a.stderr, false, p)
 	if p != nil {
 		p.done()
 	}

@@ -99,7 +99,18 @@ type Kernel struct {
 	// Faults fail an entry ("module:entry") the first time it runs:
 	// "error" or "crash".
 	Faults map[string]string `json:"faults,omitempty"`
+	// VnetDestroy says how `vnet destroy` behaves: VnetDestroySync (it
+	// returns when the VNET is gone) or VnetDestroyAsync (it returns once
+	// the VNET is dying, as jail -r; `vnet destroy -w` waits); "" leaves
+	// it to the command (run: sync; the daemon: async).
+	VnetDestroy string `json:"vnet_destroy,omitempty"`
 }
+
+// The values of kernel.vnet_destroy.
+const (
+	VnetDestroySync  = "sync"
+	VnetDestroyAsync = "async"
+)
 
 // Duration is a time.Duration that JSON shows as Go writes it ("10s").
 type Duration time.Duration
@@ -244,12 +255,14 @@ func (n Name) MarshalJSON() ([]byte, error) { return json.Marshal(n.Value) }
 
 // Step is one scenario command line, written with the CLI's grammar
 // ("ifconfig em1 vnet j1"). A leading "!" means the command is expected
-// to fail.
+// to fail; a leading "-" that it may fail, its outcome ignored, as a
+// FreeBSD test's cleanup ignores errors (make's "-" prefix).
 type Step struct {
 	Text string `json:"text"`
-	// Line is Text without the "!" prefix.
+	// Line is Text without the "!" or "-" prefix.
 	Line       string    `json:"line"`
 	ExpectFail bool      `json:"expect_fail,omitempty"`
+	MayFail    bool      `json:"may_fail,omitempty"`
 	Range      hcl.Range `json:"-"`
 }
 

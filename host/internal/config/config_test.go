@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -32,6 +33,7 @@ func testFiles() map[string][]sdk.Decl {
 		"/mod/if_bridge": {ifbridge.Bridge().Decl(), ifbridge.STP().Decl()},
 		"/mod/if_gif":    {gif.Module().Decl()},
 		"/mod/mcast":     {mcast.IPMroute().Decl(), mcast.IP6Mroute().Decl()},
+		"/mod/if_epair":  {epair.Module().Decl()},
 		"/mod/greeter":   {greeter()},
 		// echo declares what greeter does: the two conflict in one set.
 		"/mod/echo": {{Name: "echo", Version: 1, Config: sdk.ConfigSchema{
@@ -44,7 +46,7 @@ func testFiles() map[string][]sdk.Decl {
 // greeter declares a vnet attribute, a block with a required field, an
 // interface setting for its cloner "hi" and a command of its own.
 func greeter() sdk.Decl {
-	return sdk.Decl{Name: "greeter", Version: 1, Cloners: []string{"hi"}, Config: sdk.ConfigSchema{
+	return sdk.Decl{Name: "greeter", Version: 1, Cloners: []sdk.ClonerDecl{{Name: "hi"}}, Config: sdk.ConfigSchema{
 		Vnet: []sdk.Setting{
 			{Name: "greetings", Type: sdk.TypeList, Commands: []string{"greet {each...}"}},
 			{Name: "mood", Type: sdk.TypeBlock, Fields: []sdk.Setting{

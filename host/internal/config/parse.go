@@ -121,6 +121,7 @@ var kernelSchema = &hcl.BodySchema{
 		{Name: "call_timeout"},
 		{Name: "rank_overrides"},
 		{Name: "faults"},
+		{Name: "vnet_destroy"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "legacy"}, {Type: "tie_order"}},
 }
@@ -308,11 +309,31 @@ func (d *decoder) kernel(b *hcl.Block, k *Kernel) {
 	if a, ok := content.Attributes["call_timeout"]; ok {
 		k.CallTimeout = d.callTimeout(a.Expr)
 	}
-	for name, p := range map[string]**int{"trace_limit": &k.TraceLimit, "report_limit": &k.ReportLimit} {
-		if a, ok := content.Attributes[name]; ok {
-			if n, ok, diags := evalInt(a.Expr, d.ctx, name, 0, MaxLimit); d.add(diags) && ok {
+	if a, ok := content.Attributes["vnet_destroy"]; ok {
+		v, set, diags := evalString(a.Expr, d.ctx, "vnet_destroy")
+		if d.add(diags) && set {
+			switch v {
+			case VnetDestroySync, VnetDestroyAsync:
+				k.VnetDestroy = v
+			default:
+				d.add(hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid vnet_destroy",
+					Detail: fmt.Sprintf("vnet_destroy is %q (vnet destroy returns when the VNET is gone) or %q "+
+						"(it returns once the VNET is dying, as jail -r does; -w waits); got %q.", VnetDestroySync, VnetDestroyAsync, v),
+					Subject: a.Expr.Range().Ptr(),
+				}})
+			}
+		}
+	}
+	for _, l := range []struct {
+		name string
+		p    **int
+	}{{"trace_limit", &k.TraceLimit}, {"report_limit", &k.ReportLimit}} {
+		if a, ok := content.Attributes[l.name]; ok {
+			if n, ok, diags := evalInt(a.Expr, d.ctx, l.name, 0, MaxLimit); d.add(diags) && ok {
 				v := int(n)
-				*p = &v
+				*l.p = &v
 			}
 		}
 	}
@@ -542,6 +563,18 @@ func (d *decoder) scenario(b *hcl.Block) []Step {
 		if rest, ok := strings.CutPrefix(line, "!"); ok {
 			st.ExpectFail = true
 			line = strings.TrimSpace(rest)
+		} else if rest, ok := strings.CutPrefix(line, "-"); ok {
+			st.MayFail = true
+			line = strings.TrimSpace(rest)
+		}
+		if strings.HasPrefix(line, "!") || strings.HasPrefix(line, "-") {
+			d.add(hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid step",
+				Detail: fmt.Sprintf("%q: a step is expected to fail (\"! command\") or allowed to fail (\"- command\"), "+
+					"not both, and a command does not start with %q.", n.Value, line[:1]),
+				Subject: n.Range.Ptr(),
+			}})
 		}
 		st.Line = line
 		steps = append(steps, st)

@@ -44,6 +44,7 @@ type elsewhere struct {
 // cloner is a cloner's module and its interface settings.
 type cloner struct {
 	module   string
+	decl     sdk.ClonerDecl
 	settings []sdk.Setting
 }
 
@@ -71,11 +72,11 @@ func (s *schemaSet) add(d sdk.Decl) string {
 		s.vnet[st.Name] = declared{module: d.Name, setting: st}
 	}
 	for _, c := range d.Cloners {
-		if prev, ok := s.cloners[c]; ok {
-			conflicts = append(conflicts, fmt.Sprintf("module %s has cloner %s too", prev.module, c))
+		if prev, ok := s.cloners[c.Name]; ok {
+			conflicts = append(conflicts, fmt.Sprintf("module %s has cloner %s too", prev.module, c.Name))
 			continue
 		}
-		s.cloners[c] = cloner{module: d.Name, settings: d.Config.Interface}
+		s.cloners[c.Name] = cloner{module: d.Name, decl: c, settings: d.Config.Interface}
 	}
 	s.known(d)
 	return strings.Join(conflicts, "; ")
@@ -89,15 +90,15 @@ func (s *schemaSet) known(d sdk.Decl) {
 		}
 	}
 	for _, c := range d.Cloners {
-		if _, ok := s.otherCloners[c]; !ok {
-			s.otherCloners[c] = d.Name
+		if _, ok := s.otherCloners[c.Name]; !ok {
+			s.otherCloners[c.Name] = d.Name
 		}
 		for _, st := range d.Config.Interface {
 			e := s.ifSettings[st.Name]
 			if e.who == nil {
 				e.setting = st
 			}
-			e.who = append(e.who, fmt.Sprintf("module %s (cloner %s)", d.Name, c))
+			e.who = append(e.who, fmt.Sprintf("module %s (cloner %s)", d.Name, c.Name))
 			s.ifSettings[st.Name] = e
 		}
 	}

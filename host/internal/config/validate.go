@@ -181,7 +181,11 @@ func contains(list []string, s string) bool {
 
 func (v *validator) vnets() {
 	seen := map[string]hcl.Range{}
-	loaned := map[string]string{} // em -> vnet
+	loaned := map[string]string{} // em, or a host's cloned interface -> vnet
+	// hostMade are the interfaces the vnet0 block's interface blocks
+	// make, by the block that makes them: a later vnet block may loan
+	// them.
+	hostMade := map[string]hcl.Range{}
 	for _, vn := range v.cfg.Vnets {
 		if err := sdk.ValidVnetName(vn.Name); err != nil {
 			v.errorf(vn.Range, "Invalid VNET name", "%s.", nameReason(err))
@@ -191,13 +195,27 @@ func (v *validator) vnets() {
 			continue
 		}
 		seen[vn.Name] = vn.Range
+		if vn.Name == Vnet0 {
+			for _, ifc := range vn.Interfaces {
+				for _, n := range v.made(ifc) {
+					hostMade[n] = ifc.Range
+				}
+			}
+		}
 		for _, l := range vn.Loan {
 			if vn.Name == Vnet0 {
 				v.errorf(l.Range, "Invalid loan",
 					"%s is the home of the physical interfaces: there is nothing to loan to it.", Vnet0)
 				continue
 			}
-			if !v.isEm(l) {
+			if _, ok := hostMade[l.Value]; ok {
+				// A cloned interface of the host, made before this block.
+			} else if later, ok := v.madeByHost()[l.Value]; ok {
+				v.errorf(l.Range, "Interface not made yet",
+					"%s is made by the vnet %q block at %s, which comes after this one: blocks are built in file order, so move it before.",
+					l.Value, Vnet0, later)
+				continue
+			} else if !v.isEm(l) {
 				continue
 			}
 			if other, ok := loaned[l.Value]; ok {
@@ -213,13 +231,40 @@ func (v *validator) vnets() {
 	}
 }
 
+// madeByHost is every interface the vnet0 blocks make, with where.
+func (v *validator) madeByHost() map[string]string {
+	out := map[string]string{}
+	for _, vn := range v.cfg.Vnets {
+		if vn.Name != Vnet0 {
+			continue
+		}
+		for _, ifc := range vn.Interfaces {
+			for _, n := range v.made(ifc) {
+				out[n] = fmt.Sprintf("line %d", ifc.Range.Start.Line)
+			}
+		}
+	}
+	return out
+}
+
+// made lists the interfaces an interface block makes: its name, or, for
+// a cloner that makes several a create (epair: epair0a, epair0b), those.
+func (v *validator) made(ifc Interface) []string {
+	if c, ok := v.schemas.cloners[ifc.Driver]; ok && len(c.decl.Suffixes) > 0 {
+		if u, ok := c.decl.Takes(ifc.Name); ok && u >= 0 {
+			return c.decl.Names(u)
+		}
+	}
+	return []string{ifc.Name}
+}
+
 // isEm checks that n names one of the kernel's physical interfaces.
 func (v *validator) isEm(n Name) bool {
 	driver, u, err := sdk.SplitUnit(n.Value)
 	if err != nil || driver != "em" || u < 0 {
 		v.errorf(n.Range, "Invalid loan",
-			"%q is not a physical interface: only em0..em%d can be loaned (em_count = %d).",
-			n.Value, v.cfg.Kernel.EmCount-1, v.cfg.Kernel.EmCount)
+			"%q is not a physical interface (em0..em%d, em_count = %d) nor an interface a vnet %q block before this one makes.",
+			n.Value, v.cfg.Kernel.EmCount-1, v.cfg.Kernel.EmCount, Vnet0)
 		return false
 	}
 	if u >= v.cfg.Kernel.EmCount {
@@ -274,7 +319,12 @@ func (v *validator) vnetBody(vn *Vnet, loaned map[string]string) {
 			continue
 		}
 		declared[ifc.Name] = ifc.Range
-		present[ifc.Name] = true
+		for _, n := range v.made(ifc) {
+			// The host's, loaned away, are not there.
+			if _, gone := loaned[n]; !gone || vn.Name != Vnet0 {
+				present[n] = true
+			}
+		}
 	}
 	// Which module each interface needs: its cloner's.
 	for _, ifc := range vn.Interfaces {

@@ -452,6 +452,15 @@ func runIfconfig(ctx context.Context, env *Env, a *ifArgs) error {
 	switch {
 	case a.create:
 		created, err := env.Kernel.IfCreate(ctx, a.vnet, a.ifname)
+		if errors.Is(err, kernel.ErrNoCloner) {
+			// if_clone: no cloner takes the name; load the module that
+			// provides one, as ifconfig's ifmaybeload does.
+			if loaded, lerr := loadCloner(ctx, env, a.ifname); lerr != nil {
+				warnf(env, "ifconfig", "%s", errText(lerr))
+			} else if loaded {
+				created, err = env.Kernel.IfCreate(ctx, a.vnet, a.ifname)
+			}
+		}
 		if err != nil {
 			ifconfigErr(env, a, "", err)
 			return fail(err)
@@ -535,6 +544,26 @@ func runIfconfig(ctx context.Context, env *Env, a *ifArgs) error {
 		}
 	}
 	return nil
+}
+
+// loadCloner loads the module that provides the cloner taking ifname
+// (ifconfig's ifmaybeload, if_clone's kldload if_NAME): found through
+// the module index (linker.hints; never by running a file), by the
+// cloners' default rule. It reports whether it loaded one.
+func loadCloner(ctx context.Context, env *Env, ifname string) (bool, error) {
+	for _, d := range env.Index {
+		for _, c := range d.Cloners {
+			if _, ok := c.Takes(ifname); !ok {
+				continue
+			}
+			if _, loaded := env.Kernel.ModuleDecl(d.Name); loaded {
+				return false, nil // loaded, and still no cloner: nothing to do
+			}
+			_, err := env.Kernel.LoadModule(ctx, d.Name)
+			return err == nil, err
+		}
+	}
+	return false, nil
 }
 
 // mustExist is ifconfig.c main's if_nametoindex check: errx(1,

@@ -14,9 +14,13 @@ import (
 // from here.
 
 // moduleUsage is a module command's usage text, one line per verb.
-func moduleUsage(name string, verbs []sdk.Verb) string {
+func moduleUsage(name, flags string, verbs []sdk.Verb) string {
+	if !strings.ContainsRune(flags, 'q') {
+		flags = "q" + flags // -q is every module command's (parseModCommand)
+	}
+	head := fmt.Sprintf("%s [-%s] [-j vnet] [--json]", name, flags)
 	if len(verbs) == 0 {
-		return fmt.Sprintf("usage: %s [-q] [-j vnet] [--json] command [args ...]", name)
+		return "usage: " + head + " command [args ...]"
 	}
 	var b strings.Builder
 	for i, v := range verbs {
@@ -25,24 +29,38 @@ func moduleUsage(name string, verbs []sdk.Verb) string {
 		} else {
 			b.WriteString("\n       ")
 		}
-		fmt.Fprintf(&b, "%s [-q] [-j vnet] [--json] %s", name, v.Usage())
+		fmt.Fprintf(&b, "%s %s", head, v.Usage())
 	}
 	return b.String()
 }
 
-// parseModCommand parses `NAME [-q] [-j vnet] [--json] VERB ARGS...`, a
-// command module d declares: the words after the options are a control
-// request for d in the VNET, checked against d's verbs. -j is kldsim's
-// (FreeBSD's commands reach a jail through jexec or their own -j); -q
-// prints nothing but failures, as ipfw -q does; --json is passed on to
-// the module as the request's last word, the module answering JSON
-// where it has a record to give (docs/JSON.md).
+// parseModCommand parses `NAME [-q] [-j vnet] [--json] [-FLAGS] VERB
+// ARGS...`, a command module d declares: the words after the options are
+// a control request for d in the VNET, checked against d's verbs,
+// preceded by the flags the command declares that were given ("-f").
+// -j is kldsim's (FreeBSD's commands reach a jail through jexec or their
+// own -j); -q, unless the command declares it itself, prints nothing but
+// failures, as ipfw -q does; --json is passed on to the module as the
+// request's last word, the module answering JSON where it has a record
+// to give (docs/JSON.md).
 func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
-	o, err := getopt(args, "qj:", true)
+	flags := commandFlags(d, c.Name)
+	spec := "j:" + flags
+	quietHere := !strings.ContainsRune(flags, 'q')
+	if quietHere {
+		spec += "q"
+	}
+	o, err := getopt(args, spec, true)
 	if err != nil {
 		return nil, err
 	}
 	c.JSON = o.json
+	var given []string
+	for i := 0; i < len(flags); i++ {
+		if o.has(flags[i]) {
+			given = append(given, "-"+flags[i:i+1])
+		}
+	}
 	if len(o.rest) == 0 {
 		return nil, errUsage
 	}
@@ -52,12 +70,12 @@ func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
 		}
 	}
 	vnet := vnetArg(o)
-	words := o.rest
+	words := append(given, o.rest...)
 	if o.json {
-		words = append(append([]string(nil), words...), JSONWord)
+		words = append(words, JSONWord)
 	}
 	return func(ctx context.Context, c *Cmd, env *Env) error {
-		if o.has('q') {
+		if quietHere && o.has('q') {
 			quiet := *env
 			quiet.Stdout = io.Discard
 			env = &quiet
@@ -69,6 +87,16 @@ func parseModCommand(d sdk.Decl, c *Cmd, args []string) (runner, error) {
 // JSONWord is the word a module command's request ends with when the
 // user asked for --json (or -json): the module answers JSON.
 const JSONWord = "--json"
+
+// commandFlags are the option letters d's command called name takes.
+func commandFlags(d sdk.Decl, name string) string {
+	for _, cmd := range d.Config.Commands {
+		if cmd.Name == name {
+			return cmd.Flags
+		}
+	}
+	return ""
+}
 
 // ifVerbs are the verbs an interface of module d takes: its own and
 // those the kernel answers for every interface.

@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	usageVnet   = "usage: vnet create NAME ...\n       vnet create -n COUNT PREFIX\n       vnet destroy NAME|PATTERN ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
+	usageVnet   = "usage: vnet create NAME ...\n       vnet create -n COUNT PREFIX\n       vnet destroy [-w] NAME|PATTERN ...\n       vnet create|destroy -plan [--json] NAME\n       vnet [list] [--json]"
 	usageModctl = "usage: modctl [-j vnet] [--json] module command [args ...]"
 )
 
@@ -71,10 +71,12 @@ func parseVnetCreate(args []string) (runner, error) {
 	}, nil
 }
 
-// parseVnetDestroy parses vnet destroy's NAME|PATTERN ...; several VNETs
-// are destroyed in one batch.
+// parseVnetDestroy parses vnet destroy's [-w] NAME|PATTERN .... With the
+// daemon's kernel.vnet_destroy = "async" and no -w, each VNET is left to
+// die in the background, as jail -r leaves it; else the command returns
+// when no VNET of the names is left, several destroyed in one batch.
 func parseVnetDestroy(args []string) (runner, error) {
-	o, err := getopt(args, "", false)
+	o, err := getopt(args, "w", false)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +98,27 @@ func parseVnetDestroy(args []string) (runner, error) {
 			warnf(env, "vnet", "can't destroy: %s", errText(err))
 			return failed([]error{err})
 		}
-		if len(names) == 1 {
-			return vnetErrs(env, "destroy", names, env.Kernel.VnetDestroy(ctx, names[0]))
+		switch {
+		case env.AsyncDestroy && !o.has('w'):
+			var errs []error
+			for _, n := range names {
+				if _, err := env.Kernel.VnetDestroyAsync(ctx, n); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return vnetErrs(env, "destroy", names, errors.Join(errs...))
+		case len(names) == 1:
+			return vnetErrs(env, "destroy", names, vnetDestroyWait(ctx, env, names[0]))
 		}
-		return vnetErrs(env, "destroy", names, env.Kernel.VnetDestroyBatch(ctx, names))
+		if err := env.Kernel.VnetDestroyBatch(ctx, names); err != nil {
+			return vnetErrs(env, "destroy", names, err)
+		}
+		for _, n := range names {
+			if err := env.Kernel.WaitVnet(ctx, n); err != nil {
+				return vnetErrs(env, "destroy", []string{n}, err)
+			}
+		}
+		return nil
 	}, nil
 }
 
@@ -196,26 +215,55 @@ func vnetErrs(env *Env, verb string, names []string, err error) error {
 	return failed(errs)
 }
 
+// vnetDestroyWait is vnet destroy -w: the destroy, returning when no
+// VNET of the name is left: the one it destroys, and any an earlier
+// vnet destroy left dying, are gone.
+func vnetDestroyWait(ctx context.Context, env *Env, name string) error {
+	err := env.Kernel.VnetDestroy(ctx, name)
+	if err == nil || errors.Is(err, syscall.EBUSY) && dying(env, name) {
+		return env.Kernel.WaitVnet(ctx, name)
+	}
+	return err
+}
+
+// dying reports whether a VNET called name is being torn down.
+func dying(env *Env, name string) bool {
+	for _, v := range env.Kernel.DyingVnets() {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // jsonVnet is vnet list --json's record.
 type jsonVnet struct {
 	Name       string   `json:"name"`
 	State      string   `json:"state"`
 	Interfaces []string `json:"interfaces"`
+	// Dying says the VNET is being torn down (jls -d's dying jails).
+	Dying bool `json:"dying,omitempty"`
 }
 
+// runVnetList lists the VNETs, oldest first, then those being torn
+// down, their state "dying" (and where their teardown is in --json).
 func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
-	vs := env.Kernel.Vnets()
+	vs := append(env.Kernel.Vnets(), env.Kernel.DyingVnets()...)
 	if c.JSON {
 		out := make([]jsonVnet, 0, len(vs))
 		for _, v := range vs {
-			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...)})
+			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...), Dying: v.Dying})
 		}
 		return writeJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Name\tState\tInterfaces")
 	for _, v := range vs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.State, strings.Join(v.Ifaces, " "))
+		state := v.State.String()
+		if v.Dying {
+			state = "dying"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, state, strings.Join(v.Ifaces, " "))
 	}
 	return tw.Flush()
 }
@@ -247,7 +295,9 @@ func parseModctl(c *Cmd, args []string) (runner, error) {
 func modControl(ctx context.Context, env *Env, cmd, vnet, module string, args []string) error {
 	out, err := env.Kernel.ModControl(ctx, vnet, module, args)
 	if err != nil {
-		warnf(env, cmd, "%s", errText(err))
+		// A module's words that name its command already ("ipfw:
+		// illegal argument for pipe") are not prefixed twice.
+		warnf(env, cmd, "%s", strings.TrimPrefix(errText(err), cmd+": "))
 		return failed([]error{err})
 	}
 	writeOut(env.Stdout, out)

@@ -42,8 +42,14 @@ type Env struct {
 	WatchFaults func() (stop func() []error)
 	// Index holds the declarations of the modules on the module path
 	// (linker.hints), so that their commands parse before they are
-	// loaded (ipfw list answers "not loaded", not "unknown command").
+	// loaded (ipfw list answers "not loaded", not "unknown command"),
+	// and `ifconfig NAME create` finds the module providing a cloner.
 	Index []sdk.Decl
+	// AsyncDestroy makes `vnet destroy` return once the VNET is dying,
+	// its teardown going on in the background, as jail -r does (the
+	// daemon's default); `vnet destroy -w` waits for it. Without it
+	// every destroy waits (kldsim run's default).
+	AsyncDestroy bool
 }
 
 // Table is the command language for env: the base commands, those of
@@ -300,8 +306,8 @@ func NewTable(decls []sdk.Decl) *Table {
 		}
 		t.mods[d.Name] = d
 		for _, c := range d.Cloners {
-			if _, dup := t.cloners[c]; !dup {
-				t.cloners[c] = d.Name
+			if _, dup := t.cloners[c.Name]; !dup {
+				t.cloners[c.Name] = d.Name
 			}
 		}
 		for _, c := range d.Config.Commands {
@@ -418,7 +424,7 @@ func (t *Table) lookup(name string) command {
 	}
 	d := t.mods[m]
 	return command{
-		usage:   moduleUsage(name, d.Config.Verbs),
+		usage:   moduleUsage(name, commandFlags(d, name), d.Config.Verbs),
 		exit:    exUsage,
 		summary: commandSummary(d, name),
 		parse:   func(c *Cmd, args []string) (runner, error) { return parseModCommand(d, c, args) },

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/plugins/gif"
 	"github.com/kldsim/kldsim/plugins/ifbridge"
 	"github.com/kldsim/kldsim/plugins/ipfw"
@@ -35,6 +36,7 @@ func modulePath() map[string][]*sdk.Module {
 		"if_gif":     {gif.Module()},
 		"ip_mroute":  {mcast.IPMroute()},
 		"ip6_mroute": {mcast.IP6Mroute()},
+		"if_epair":   {epair.Module()},
 	}
 }
 
@@ -42,7 +44,7 @@ func modulePath() map[string][]*sdk.Module {
 // declaration.
 func index() []sdk.Decl {
 	var out []sdk.Decl
-	for _, name := range []string{"ipfw", "if_bridge", "bridgestp", "if_gif", "ip_mroute", "ip6_mroute"} {
+	for _, name := range []string{"ipfw", "if_bridge", "bridgestp", "if_gif", "ip_mroute", "ip6_mroute", "if_epair"} {
 		for _, m := range modulePath()[name] {
 			out = append(out, m.Decl())
 		}
@@ -214,9 +216,14 @@ func TestParse(t *testing.T) {
 		{line: "ifconfig -a em1", wantErr: "ifconfig: Address family 'em1' unknown.", status: 1},
 		{line: "ifconfig -l -a", wantErr: "usage: ifconfig", status: 1},
 		{line: "ifconfig -jj1 bridge0 addm em1", want: []string{"ifconfig", "-jj1", "bridge0", "addm", "em1"}},
-		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob" (want add, delete, flush, list, show)`, status: 64},
-		{line: "ipfw add", wantErr: "add: missing arguments: add [NUM] allow|deny|count", status: 64},
+		{line: "ipfw -j j1 frob", wantErr: `unknown command "frob" (want add, delete, flush, list, show, zero, table)`, status: 64},
+		{line: "ipfw add", wantErr: "add: missing arguments: add [NUM] ACTION [ARG]", status: 64},
 		{line: "ipfw", wantErr: "usage: ipfw", status: 64},
+		{line: "ipfw -q -f flush", want: []string{"ipfw", "-q", "-f", "flush"}},
+		{line: "ipfw -qf -j j1 add allow ip from any to any", want: []string{"ipfw", "-qf", "-j", "j1", "add", "allow", "ip", "from", "any", "to", "any"}},
+		{line: "ipfw -x flush", wantErr: "illegal option -- x", status: 64},
+		{line: "vnet destroy -w j1", want: []string{"vnet", "destroy", "-w", "j1"}},
+		{line: "vnet create -w j1", wantErr: "illegal option -- w", status: 2},
 		{line: "ipfw list now", wantErr: `list: unexpected argument "now"`, status: 64},
 		{line: "ipfw -j j1 add 100 allow ip from any to any", want: []string{"ipfw", "-j", "j1", "add", "100", "allow", "ip", "from", "any", "to", "any"}},
 		{line: "ipfw -q --json list", want: []string{"ipfw", "-q", "--json", "list"}, json: true},

@@ -59,6 +59,8 @@ type Server struct {
 	// Index is what Env.Index is to the commands served: the modules on
 	// the module path, whose commands parse before they are loaded.
 	Index []sdk.Decl
+	// AsyncDestroy is Env.AsyncDestroy to the commands served.
+	AsyncDestroy bool
 
 	mu      sync.Mutex // one command at a time
 	stopped bool
@@ -184,7 +186,7 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 		}
 		return &Response{Stdout: out.String()}
 	}
-	env := &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults, Index: s.Index}
+	env := &Env{Kernel: s.Kernel, Stdout: &out, Stderr: &errb, WatchFaults: s.WatchFaults, Index: s.Index, AsyncDestroy: s.AsyncDestroy}
 	cmd, err := env.Table().Parse(argv, req.Cwd)
 	if err != nil {
 		return usageResponse(err)

@@ -44,8 +44,9 @@ func (f *fakeKPI) id() sdk.ObjID {
 	return f.next
 }
 
-func (f *fakeKPI) Vnet() string   { return f.vnet }
-func (f *fakeKPI) Module() string { return f.module }
+func (f *fakeKPI) Vnet() string    { return f.vnet }
+func (f *fakeKPI) VnetKey() string { return f.vnet + "@1" }
+func (f *fakeKPI) Module() string  { return f.module }
 
 func (f *fakeKPI) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
 	id := f.id()

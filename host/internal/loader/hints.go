@@ -25,8 +25,12 @@ const (
 	// is not taken for an index.
 	HintsFormat = "kldsim-linker-hints"
 	// HintsVersion is the version this kldsim writes and reads. Version 2
-	// added each module's configuration schema.
-	HintsVersion = 2
+	// added each module's configuration schema; version 3 cloners that
+	// say more than their name (units, suffixes, match).
+	HintsVersion = 3
+	// hintsOldest is the oldest version this kldsim reads: a version 2
+	// file is a version 3 file whose cloners are all names.
+	hintsOldest = 2
 )
 
 // Hints is one directory's linker.hints: each plugin binary in it, its
@@ -57,8 +61,10 @@ type HintsModule struct {
 	Rank    sdk.Rank      `json:"rank"`
 	Depends []HintsDepend `json:"depends,omitempty"`
 	Entries []HintsEntry  `json:"entries,omitempty"`
-	Cloners []string      `json:"cloners,omitempty"`
-	Events  []string      `json:"events,omitempty"`
+	// Cloners are the module's cloners: each a name, or an object when
+	// it says more (sdk.ClonerDecl's JSON).
+	Cloners []sdk.ClonerDecl `json:"cloners,omitempty"`
+	Events  []string         `json:"events,omitempty"`
 	// EventScope is where the event handlers run: "attached", absent
 	// for sdk.ScopeAll.
 	EventScope string `json:"event_scope,omitempty"`
@@ -230,8 +236,8 @@ func parseHints(path string, b []byte) (*Hints, error) {
 	if h.Format != HintsFormat {
 		return nil, &HintsError{Path: path, Err: fmt.Errorf("format %q, want %q", h.Format, HintsFormat)}
 	}
-	if h.Version != HintsVersion {
-		return nil, &HintsError{Path: path, Err: fmt.Errorf("format version %d, this kldsim reads version %d", h.Version, HintsVersion)}
+	if h.Version < hintsOldest || h.Version > HintsVersion {
+		return nil, &HintsError{Path: path, Err: fmt.Errorf("format version %d, this kldsim reads versions %d to %d", h.Version, hintsOldest, HintsVersion)}
 	}
 	names := map[string]bool{}
 	for _, f := range h.Files {

@@ -138,7 +138,7 @@ func TestReadHintsErrors(t *testing.T) {
 	}{
 		{"not JSON", "hello", "not a linker.hints file"},
 		{"another format", `{"format":"x","version":2,"files":[]}`, `format "x"`},
-		{"an older version", `{"format":"kldsim-linker-hints","version":1,"files":[]}`, "format version 1, this kldsim reads version 2"},
+		{"an older version", `{"format":"kldsim-linker-hints","version":1,"files":[]}`, "format version 1, this kldsim reads versions 2 to 3"},
 		{"unknown field", `{"format":"kldsim-linker-hints","version":2,"files":[],"x":1}`, "unknown field"},
 		{"path as a name", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"../ipfw","sha256":"` + sum + `","size":1,"modules":[]}]}`, `file name "../ipfw"`},
 		{"listed twice", `{"format":"kldsim-linker-hints","version":2,"files":[{"name":"a","sha256":"` + sum + `","size":1,"modules":[]},{"name":"a","sha256":"` + sum + `","size":1,"modules":[]}]}`, "file a listed twice"},
@@ -173,6 +173,8 @@ func FuzzParseHints(f *testing.F) {
 		Modules: []HintsModule{{Name: "ipfw", Version: 3, Depends: []HintsDepend{{Module: "x", Min: 1, Pref: 1, Max: 1}}}}}}}).Encode()
 	f.Add(good)
 	f.Add([]byte(`{"format":"kldsim-linker-hints","version":2}`))
+	f.Add([]byte(`{"format":"kldsim-linker-hints","version":3,"files":[{"name":"a","sha256":"` + strings.Repeat("0", 64) +
+		`","size":1,"modules":[{"name":"m","version":1,"rank":"PSEUDO/ANY","cloners":["x",{"name":"p","units":true,"suffixes":["a","b"]}]}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseHints("linker.hints", b)
 		if err != nil {
@@ -202,7 +204,7 @@ func TestHintsDecl(t *testing.T) {
 			{Kind: sdk.Sysinit, Name: "a", Rank: sdk.R(sdk.SubPseudo, sdk.OrderFirst)},
 			{Kind: sdk.VnetSysuninit, Name: "b", Rank: sdk.R(sdk.SubProtoFirewall, sdk.OrderAny-253)},
 		},
-		Cloners:    []string{"tst"},
+		Cloners:    []sdk.ClonerDecl{{Name: "tst"}, {Name: "pair", Units: true, Suffixes: []string{"a", "b"}}, {Name: "vm", Match: true}},
 		Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
 		EventScope: sdk.ScopeAttached,
 		Config: sdk.ConfigSchema{

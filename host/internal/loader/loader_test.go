@@ -139,7 +139,7 @@ func TestRemoteCalls(t *testing.T) {
 			return "", test.Event(ctx, k, sdk.ModLoad)
 		}, "", nil},
 		{"unknown cloner is EINVAL", func() (string, error) {
-			return "", test.Clone(ctx, k, sdk.CloneOp{Create: true, Cloner: "nope", Ifname: "nope0"})
+			return "", test.Clone(ctx, k, sdk.CloneOp{Kind: sdk.CloneCreate, Cloner: "nope", Ifname: "nope0"})
 		}, "", syscall.EINVAL},
 		{"unknown entry is ENOENT", func() (string, error) {
 			return "", test.Run(ctx, k, sdk.Entry{Kind: sdk.VnetSysinit, Name: "no_such_entry"})

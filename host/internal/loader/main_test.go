@@ -17,7 +17,7 @@ import (
 
 // Where TestMain built the test plugins.
 var (
-	modDir   string // kldtest (kldtest + kldtest_aux) and kldbase (kldtest_base), with linker.hints
+	modDir   string // kldtest (kldtest + kldtest_aux), kldbase (kldtest_base) and if_epair, with linker.hints
 	badDir   string // badproto: speaks protocol version 99
 	faultDir string // declfault: fails in Declare as KLDTEST_FAULT says
 )
@@ -51,7 +51,8 @@ func buildPlugins() error {
 	// go test puts its own GOROOT/bin first on PATH.
 	gocmd := "go"
 	for dir, pkgs := range map[string][]string{
-		modDir:   {"./testdata/cmd/kldtest", "./testdata/cmd/kldbase"},
+		// The real if_epair, for the races its pairs run across VNETs.
+		modDir:   {"./testdata/cmd/kldtest", "./testdata/cmd/kldbase", "github.com/kldsim/kldsim/plugins/epair/cmd/if_epair"},
 		badDir:   {"./testdata/cmd/badproto"},
 		faultDir: {"./testdata/cmd/declfault"},
 	} {

@@ -132,11 +132,7 @@ func (m *remoteModule) IfEvent(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) e
 }
 
 func (m *remoteModule) Clone(ctx context.Context, k sdk.KPI, op sdk.CloneOp) error {
-	verb := "destroy"
-	if op.Create {
-		verb = "create"
-	}
-	what := fmt.Sprintf("cloner %s %s %s", op.Cloner, verb, op.Ifname)
+	what := fmt.Sprintf("cloner %s %v %s", op.Cloner, op.Kind, op.Ifname)
 	return m.p.call(ctx, m.name(), what, func(ctx context.Context) error {
 		return m.p.rpc.Clone(ctx, m.name(), k, op)
 	})

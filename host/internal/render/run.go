@@ -56,10 +56,12 @@ type Step struct {
 	Line       string `json:"line"`
 	Scenario   bool   `json:"scenario"`
 	ExpectFail bool   `json:"expect_fail,omitempty"`
-	Status     int    `json:"status"`
-	Errno      string `json:"errno,omitempty"`
-	Stdout     string `json:"stdout,omitempty"`
-	Stderr     string `json:"stderr,omitempty"`
+	// MayFail says the step's outcome is ignored (a "-" step).
+	MayFail bool   `json:"may_fail,omitempty"`
+	Status  int    `json:"status"`
+	Errno   string `json:"errno,omitempty"`
+	Stdout  string `json:"stdout,omitempty"`
+	Stderr  string `json:"stderr,omitempty"`
 	// Where is the step's place in the configuration (file:line).
 	Where string `json:"where"`
 }

@@ -115,8 +115,15 @@ func headline(run *Run) string {
 	}
 	if n := len(run.Steps); n > 0 {
 		s := fmt.Sprintf("%d %s", n, plural(n, "step"))
+		var notes []string
 		if x := countSteps(run, func(s Step) bool { return s.ExpectFail }); x > 0 {
-			s += fmt.Sprintf(" (%d expected to fail)", x)
+			notes = append(notes, fmt.Sprintf("%d expected to fail", x))
+		}
+		if x := countSteps(run, func(s Step) bool { return s.MayFail && s.Status != 0 }); x > 0 {
+			notes = append(notes, fmt.Sprintf("%d allowed to fail did", x))
+		}
+		if len(notes) > 0 {
+			s += " (" + strings.Join(notes, ", ") + ")"
 		}
 		parts = append(parts, s)
 	}
@@ -126,7 +133,7 @@ func headline(run *Run) string {
 		line = run.Config + ": " + line
 	}
 	for _, s := range run.Steps {
-		if (s.Status != 0) != s.ExpectFail {
+		if (s.Status != 0) != s.ExpectFail && !s.MayFail {
 			what := "failed"
 			if s.ExpectFail {
 				what = "succeeded, but the scenario expects it to fail"
@@ -350,8 +357,11 @@ func writeTranscript(w io.Writer, run *Run) {
 			fmt.Fprintf(w, "== %s\n", section)
 		}
 		bang := ""
-		if s.ExpectFail {
+		switch {
+		case s.ExpectFail:
 			bang = "! "
+		case s.MayFail:
+			bang = "- "
 		}
 		fmt.Fprintf(w, "+ %s%s\n", bang, s.Line)
 		io.WriteString(w, s.Stdout)

@@ -301,12 +301,16 @@ func (DetachPath) EnumDescriptor() ([]byte, []int) {
 	return file_kld_proto_rawDescGZIP(), []int{4}
 }
 
+// CloneOpKind is what a clone request asks (sdk.CloneKind).
 type CloneOpKind int32
 
 const (
 	CloneOpKind_CLONE_OP_KIND_UNSPECIFIED CloneOpKind = 0
 	CloneOpKind_CLONE_OP_KIND_CREATE      CloneOpKind = 1
 	CloneOpKind_CLONE_OP_KIND_DESTROY     CloneOpKind = 2
+	// MATCH asks whether the cloner takes ifname (ifc_match): the answer
+	// is no error, or one with errno ESRCH.
+	CloneOpKind_CLONE_OP_KIND_MATCH CloneOpKind = 3
 )
 
 // Enum value maps for CloneOpKind.
@@ -315,11 +319,13 @@ var (
 		0: "CLONE_OP_KIND_UNSPECIFIED",
 		1: "CLONE_OP_KIND_CREATE",
 		2: "CLONE_OP_KIND_DESTROY",
+		3: "CLONE_OP_KIND_MATCH",
 	}
 	CloneOpKind_value = map[string]int32{
 		"CLONE_OP_KIND_UNSPECIFIED": 0,
 		"CLONE_OP_KIND_CREATE":      1,
 		"CLONE_OP_KIND_DESTROY":     2,
+		"CLONE_OP_KIND_MATCH":       3,
 	}
 )
 
@@ -383,6 +389,10 @@ const (
 	Method_METHOD_ENCAP_DEREGISTER      Method = 26
 	Method_METHOD_ENCAP_ATTACH          Method = 27
 	Method_METHOD_ENCAP_DETACH          Method = 28
+	Method_METHOD_CURVNET_SET           Method = 29
+	Method_METHOD_CURVNET_RESTORE       Method = 30
+	Method_METHOD_IFC_ALLOC_UNIT        Method = 31
+	Method_METHOD_IFC_FREE_UNIT         Method = 32
 )
 
 // Enum value maps for Method.
@@ -417,6 +427,10 @@ var (
 		26: "METHOD_ENCAP_DEREGISTER",
 		27: "METHOD_ENCAP_ATTACH",
 		28: "METHOD_ENCAP_DETACH",
+		29: "METHOD_CURVNET_SET",
+		30: "METHOD_CURVNET_RESTORE",
+		31: "METHOD_IFC_ALLOC_UNIT",
+		32: "METHOD_IFC_FREE_UNIT",
 	}
 	Method_value = map[string]int32{
 		"METHOD_UNSPECIFIED":           0,
@@ -448,6 +462,10 @@ var (
 		"METHOD_ENCAP_DEREGISTER":      26,
 		"METHOD_ENCAP_ATTACH":          27,
 		"METHOD_ENCAP_DETACH":          28,
+		"METHOD_CURVNET_SET":           29,
+		"METHOD_CURVNET_RESTORE":       30,
+		"METHOD_IFC_ALLOC_UNIT":        31,
+		"METHOD_IFC_FREE_UNIT":         32,
 	}
 )
 
@@ -663,16 +681,21 @@ func (x *Depend) GetMax() int32 {
 
 // Decl is a module's declaration as data.
 type Decl struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Rank          *Rank                  `protobuf:"bytes,3,opt,name=rank,proto3" json:"rank,omitempty"`
-	Depends       []*Depend              `protobuf:"bytes,4,rep,name=depends,proto3" json:"depends,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
-	Cloners       []string               `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
-	Events        []EventKind            `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
-	Config        *ConfigSchema          `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
-	EventScope    EventScope             `protobuf:"varint,9,opt,name=event_scope,json=eventScope,proto3,enum=kldsim.v1.EventScope" json:"event_scope,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Rank    *Rank                  `protobuf:"bytes,3,opt,name=rank,proto3" json:"rank,omitempty"`
+	Depends []*Depend              `protobuf:"bytes,4,rep,name=depends,proto3" json:"depends,omitempty"`
+	Entries []*Entry               `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
+	// cloners are the cloners' names; cloner_specs say more of those
+	// that are not simple (sdk.ClonerDecl), by name.
+	Cloners    []string      `protobuf:"bytes,6,rep,name=cloners,proto3" json:"cloners,omitempty"`
+	Events     []EventKind   `protobuf:"varint,7,rep,packed,name=events,proto3,enum=kldsim.v1.EventKind" json:"events,omitempty"`
+	Config     *ConfigSchema `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	EventScope EventScope    `protobuf:"varint,9,opt,name=event_scope,json=eventScope,proto3,enum=kldsim.v1.EventScope" json:"event_scope,omitempty"`
+	// cloner_specs say more of the cloners that are not simple
+	// (sdk.ClonerDecl), by name; cloners names them all.
+	ClonerSpecs   []*ClonerSpec `protobuf:"bytes,10,rep,name=cloner_specs,json=clonerSpecs,proto3" json:"cloner_specs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +793,82 @@ func (x *Decl) GetEventScope() EventScope {
 	return EventScope_EVENT_SCOPE_ALL
 }
 
+func (x *Decl) GetClonerSpecs() []*ClonerSpec {
+	if x != nil {
+		return x.ClonerSpecs
+	}
+	return nil
+}
+
+// ClonerSpec is what a cloner declares beyond its name (sdk.ClonerDecl).
+type ClonerSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Units         bool                   `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	Suffixes      []string               `protobuf:"bytes,3,rep,name=suffixes,proto3" json:"suffixes,omitempty"`
+	Match         bool                   `protobuf:"varint,4,opt,name=match,proto3" json:"match,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClonerSpec) Reset() {
+	*x = ClonerSpec{}
+	mi := &file_kld_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClonerSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClonerSpec) ProtoMessage() {}
+
+func (x *ClonerSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClonerSpec.ProtoReflect.Descriptor instead.
+func (*ClonerSpec) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClonerSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClonerSpec) GetUnits() bool {
+	if x != nil {
+		return x.Units
+	}
+	return false
+}
+
+func (x *ClonerSpec) GetSuffixes() []string {
+	if x != nil {
+		return x.Suffixes
+	}
+	return nil
+}
+
+func (x *ClonerSpec) GetMatch() bool {
+	if x != nil {
+		return x.Match
+	}
+	return false
+}
+
 // ConfigSchema is what a module accepts from configurations and the
 // command line (sdk.ConfigSchema): settings of vnet and interface
 // blocks, commands of its own, control and interface verbs.
@@ -786,7 +885,7 @@ type ConfigSchema struct {
 
 func (x *ConfigSchema) Reset() {
 	*x = ConfigSchema{}
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +897,7 @@ func (x *ConfigSchema) String() string {
 func (*ConfigSchema) ProtoMessage() {}
 
 func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[4]
+	mi := &file_kld_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +910,7 @@ func (x *ConfigSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSchema.ProtoReflect.Descriptor instead.
 func (*ConfigSchema) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{4}
+	return file_kld_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfigSchema) GetVnet() []*Setting {
@@ -867,7 +966,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +978,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[5]
+	mi := &file_kld_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +991,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{5}
+	return file_kld_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Setting) GetName() string {
@@ -956,13 +1055,14 @@ type Command struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Summary       string                 `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	Flags         string                 `protobuf:"bytes,3,opt,name=flags,proto3" json:"flags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1074,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[6]
+	mi := &file_kld_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1087,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{6}
+	return file_kld_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Command) GetName() string {
@@ -1000,6 +1100,13 @@ func (x *Command) GetName() string {
 func (x *Command) GetSummary() string {
 	if x != nil {
 		return x.Summary
+	}
+	return ""
+}
+
+func (x *Command) GetFlags() string {
+	if x != nil {
+		return x.Flags
 	}
 	return ""
 }
@@ -1019,7 +1126,7 @@ type Verb struct {
 
 func (x *Verb) Reset() {
 	*x = Verb{}
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1138,7 @@ func (x *Verb) String() string {
 func (*Verb) ProtoMessage() {}
 
 func (x *Verb) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[7]
+	mi := &file_kld_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1151,7 @@ func (x *Verb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verb.ProtoReflect.Descriptor instead.
 func (*Verb) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{7}
+	return file_kld_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Verb) GetName() string {
@@ -1101,7 +1208,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1220,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[8]
+	mi := &file_kld_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1233,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{8}
+	return file_kld_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Capabilities) GetEventHandler() bool {
@@ -1154,7 +1261,7 @@ type ModuleInfo struct {
 
 func (x *ModuleInfo) Reset() {
 	*x = ModuleInfo{}
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1273,7 @@ func (x *ModuleInfo) String() string {
 func (*ModuleInfo) ProtoMessage() {}
 
 func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[9]
+	mi := &file_kld_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1286,7 @@ func (x *ModuleInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleInfo.ProtoReflect.Descriptor instead.
 func (*ModuleInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{9}
+	return file_kld_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ModuleInfo) GetDecl() *Decl {
@@ -1208,7 +1315,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1327,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[10]
+	mi := &file_kld_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1340,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{10}
+	return file_kld_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Error) GetErrno() uint32 {
@@ -1262,7 +1369,7 @@ type DeclareRequest struct {
 
 func (x *DeclareRequest) Reset() {
 	*x = DeclareRequest{}
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1381,7 @@ func (x *DeclareRequest) String() string {
 func (*DeclareRequest) ProtoMessage() {}
 
 func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[11]
+	mi := &file_kld_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1394,7 @@ func (x *DeclareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareRequest.ProtoReflect.Descriptor instead.
 func (*DeclareRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{11}
+	return file_kld_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeclareRequest) GetSession() string {
@@ -1309,7 +1416,7 @@ type DeclareResponse struct {
 
 func (x *DeclareResponse) Reset() {
 	*x = DeclareResponse{}
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1428,7 @@ func (x *DeclareResponse) String() string {
 func (*DeclareResponse) ProtoMessage() {}
 
 func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[12]
+	mi := &file_kld_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1441,7 @@ func (x *DeclareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareResponse.ProtoReflect.Descriptor instead.
 func (*DeclareResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{12}
+	return file_kld_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeclareResponse) GetFile() string {
@@ -1366,7 +1473,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1485,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[13]
+	mi := &file_kld_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1498,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{13}
+	return file_kld_proto_rawDescGZIP(), []int{14}
 }
 
 type PingResponse struct {
@@ -1402,7 +1509,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1521,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[14]
+	mi := &file_kld_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1534,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{14}
+	return file_kld_proto_rawDescGZIP(), []int{15}
 }
 
 // IfEvent is an interface arrival or departure.
@@ -1444,7 +1551,7 @@ type IfEvent struct {
 
 func (x *IfEvent) Reset() {
 	*x = IfEvent{}
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1563,7 @@ func (x *IfEvent) String() string {
 func (*IfEvent) ProtoMessage() {}
 
 func (x *IfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[15]
+	mi := &file_kld_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1576,7 @@ func (x *IfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfEvent.ProtoReflect.Descriptor instead.
 func (*IfEvent) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{15}
+	return file_kld_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IfEvent) GetKind() EventKind {
@@ -1518,7 +1625,7 @@ type CloneOp struct {
 
 func (x *CloneOp) Reset() {
 	*x = CloneOp{}
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1637,7 @@ func (x *CloneOp) String() string {
 func (*CloneOp) ProtoMessage() {}
 
 func (x *CloneOp) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[16]
+	mi := &file_kld_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1650,7 @@ func (x *CloneOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloneOp.ProtoReflect.Descriptor instead.
 func (*CloneOp) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{16}
+	return file_kld_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CloneOp) GetOp() CloneOpKind {
@@ -1577,7 +1684,7 @@ type ControlRequest struct {
 
 func (x *ControlRequest) Reset() {
 	*x = ControlRequest{}
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1696,7 @@ func (x *ControlRequest) String() string {
 func (*ControlRequest) ProtoMessage() {}
 
 func (x *ControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[17]
+	mi := &file_kld_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1709,7 @@ func (x *ControlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlRequest.ProtoReflect.Descriptor instead.
 func (*ControlRequest) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{17}
+	return file_kld_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ControlRequest) GetIfname() string {
@@ -1636,7 +1743,7 @@ type IfInfo struct {
 
 func (x *IfInfo) Reset() {
 	*x = IfInfo{}
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1755,7 @@ func (x *IfInfo) String() string {
 func (*IfInfo) ProtoMessage() {}
 
 func (x *IfInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[18]
+	mi := &file_kld_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1768,7 @@ func (x *IfInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IfInfo.ProtoReflect.Descriptor instead.
 func (*IfInfo) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{18}
+	return file_kld_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *IfInfo) GetName() string {
@@ -1744,7 +1851,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1863,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[19]
+	mi := &file_kld_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1876,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{19}
+	return file_kld_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Frame) GetCall() uint64 {
@@ -1910,7 +2017,7 @@ type Log struct {
 
 func (x *Log) Reset() {
 	*x = Log{}
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2029,7 @@ func (x *Log) String() string {
 func (*Log) ProtoMessage() {}
 
 func (x *Log) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[20]
+	mi := &file_kld_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2042,7 @@ func (x *Log) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Log.ProtoReflect.Descriptor instead.
 func (*Log) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{20}
+	return file_kld_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Log) GetIndex() uint32 {
@@ -1964,7 +2071,7 @@ type LogMark struct {
 
 func (x *LogMark) Reset() {
 	*x = LogMark{}
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2083,7 @@ func (x *LogMark) String() string {
 func (*LogMark) ProtoMessage() {}
 
 func (x *LogMark) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[21]
+	mi := &file_kld_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2096,7 @@ func (x *LogMark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogMark.ProtoReflect.Descriptor instead.
 func (*LogMark) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{21}
+	return file_kld_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogMark) GetLogged() uint64 {
@@ -2013,14 +2120,16 @@ type Bound struct {
 	Fold  bool   `protobuf:"varint,3,opt,name=fold,proto3" json:"fold,omitempty"`
 	Space uint64 `protobuf:"varint,4,opt,name=space,proto3" json:"space,omitempty"`
 	// heads are the names registered in curvnet (fold only).
-	Heads         *Heads `protobuf:"bytes,5,opt,name=heads,proto3" json:"heads,omitempty"`
+	Heads *Heads `protobuf:"bytes,5,opt,name=heads,proto3" json:"heads,omitempty"`
+	// vnet_key identifies this instance of curvnet (sdk.KPI.VnetKey).
+	VnetKey       string `protobuf:"bytes,6,opt,name=vnet_key,json=vnetKey,proto3" json:"vnet_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bound) Reset() {
 	*x = Bound{}
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2141,7 @@ func (x *Bound) String() string {
 func (*Bound) ProtoMessage() {}
 
 func (x *Bound) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[22]
+	mi := &file_kld_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2154,7 @@ func (x *Bound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bound.ProtoReflect.Descriptor instead.
 func (*Bound) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{22}
+	return file_kld_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Bound) GetVnet() string {
@@ -2083,6 +2192,13 @@ func (x *Bound) GetHeads() *Heads {
 	return nil
 }
 
+func (x *Bound) GetVnetKey() string {
+	if x != nil {
+		return x.VnetKey
+	}
+	return ""
+}
+
 // Heads are the names of curvnet's pfil heads, hhook heads and encap
 // tables.
 type Heads struct {
@@ -2096,7 +2212,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2224,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[23]
+	mi := &file_kld_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2237,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{23}
+	return file_kld_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Heads) GetPfil() []string {
@@ -2165,7 +2281,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2293,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[24]
+	mi := &file_kld_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2306,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{24}
+	return file_kld_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Request) GetModule() string {
@@ -2320,7 +2436,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2448,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[25]
+	mi := &file_kld_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2461,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{25}
+	return file_kld_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Done) GetIndex() uint32 {
@@ -2383,7 +2499,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2511,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[26]
+	mi := &file_kld_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2524,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{26}
+	return file_kld_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Reply) GetDone() *Done {
@@ -2447,7 +2563,7 @@ type Callback struct {
 
 func (x *Callback) Reset() {
 	*x = Callback{}
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2575,7 @@ func (x *Callback) String() string {
 func (*Callback) ProtoMessage() {}
 
 func (x *Callback) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[27]
+	mi := &file_kld_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2588,7 @@ func (x *Callback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Callback.ProtoReflect.Descriptor instead.
 func (*Callback) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{27}
+	return file_kld_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Callback) GetIndex() uint32 {
@@ -2506,20 +2622,24 @@ func (x *Callback) GetLogged() uint64 {
 // Answer is the kernel's answer to a Callback, with curvnet's heads as
 // they are now.
 type Answer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Obj           uint64                 `protobuf:"varint,2,opt,name=obj,proto3" json:"obj,omitempty"`
-	Info          *IfInfo                `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
-	List          []*IfInfo              `protobuf:"bytes,4,rep,name=list,proto3" json:"list,omitempty"`
-	Error         *Error                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	Heads         *Heads                 `protobuf:"bytes,6,opt,name=heads,proto3" json:"heads,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Obj   uint64                 `protobuf:"varint,2,opt,name=obj,proto3" json:"obj,omitempty"`
+	Info  *IfInfo                `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	List  []*IfInfo              `protobuf:"bytes,4,rep,name=list,proto3" json:"list,omitempty"`
+	Error *Error                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Heads *Heads                 `protobuf:"bytes,6,opt,name=heads,proto3" json:"heads,omitempty"`
+	// scope is the CURVNET_SET scope a CurvnetSet made.
+	Scope *Scope `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	// unit is the unit IfcAllocUnit took.
+	Unit          int32 `protobuf:"varint,8,opt,name=unit,proto3" json:"unit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2651,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[28]
+	mi := &file_kld_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2664,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{28}
+	return file_kld_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Answer) GetId() uint64 {
@@ -2589,6 +2709,83 @@ func (x *Answer) GetHeads() *Heads {
 	return nil
 }
 
+func (x *Answer) GetScope() *Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *Answer) GetUnit() int32 {
+	if x != nil {
+		return x.Unit
+	}
+	return 0
+}
+
+// Scope is a CURVNET_SET scope: the number the calls made in it carry
+// (Op.scope), valid until a CurvnetRestore in it or the end of the run
+// that made it, and its curvnet.
+type Scope struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Vnet          string                 `protobuf:"bytes,2,opt,name=vnet,proto3" json:"vnet,omitempty"`
+	VnetKey       string                 `protobuf:"bytes,3,opt,name=vnet_key,json=vnetKey,proto3" json:"vnet_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scope) Reset() {
+	*x = Scope{}
+	mi := &file_kld_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scope) ProtoMessage() {}
+
+func (x *Scope) ProtoReflect() protoreflect.Message {
+	mi := &file_kld_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scope.ProtoReflect.Descriptor instead.
+func (*Scope) Descriptor() ([]byte, []int) {
+	return file_kld_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Scope) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Scope) GetVnet() string {
+	if x != nil {
+		return x.Vnet
+	}
+	return ""
+}
+
+func (x *Scope) GetVnetKey() string {
+	if x != nil {
+		return x.VnetKey
+	}
+	return ""
+}
+
 type Cancel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2597,7 +2794,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +2806,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[29]
+	mi := &file_kld_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,12 +2819,14 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{29}
+	return file_kld_proto_rawDescGZIP(), []int{31}
 }
 
 // Op is one KPI call: its method's arguments in order, object ids first
-// (id, id2), then strings (a, b, c), then a flag. In a log, id of an
-// allocating call is the object's, which the module chose.
+// (id, id2), then strings (a, b, c), then a flag and a number. In a log,
+// id of an allocating call is the object's, which the module chose.
+// scope is the CURVNET_SET scope the call is made in (Answer.scope), 0
+// for the run's own KPI.
 type Op struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Method        Method                 `protobuf:"varint,1,opt,name=method,proto3,enum=kldsim.v1.Method" json:"method,omitempty"`
@@ -2637,13 +2836,15 @@ type Op struct {
 	B             string                 `protobuf:"bytes,5,opt,name=b,proto3" json:"b,omitempty"`
 	C             string                 `protobuf:"bytes,6,opt,name=c,proto3" json:"c,omitempty"`
 	On            bool                   `protobuf:"varint,7,opt,name=on,proto3" json:"on,omitempty"`
+	Scope         uint64                 `protobuf:"varint,8,opt,name=scope,proto3" json:"scope,omitempty"`
+	N             int32                  `protobuf:"varint,9,opt,name=n,proto3" json:"n,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2856,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_kld_proto_msgTypes[30]
+	mi := &file_kld_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2869,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_kld_proto_rawDescGZIP(), []int{30}
+	return file_kld_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Op) GetMethod() Method {
@@ -2720,6 +2921,20 @@ func (x *Op) GetOn() bool {
 	return false
 }
 
+func (x *Op) GetScope() uint64 {
+	if x != nil {
+		return x.Scope
+	}
+	return 0
+}
+
+func (x *Op) GetN() int32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
 var File_kld_proto protoreflect.FileDescriptor
 
 const file_kld_proto_rawDesc = "" +
@@ -2736,7 +2951,7 @@ const file_kld_proto_rawDesc = "" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x10\n" +
 	"\x03min\x18\x02 \x01(\x05R\x03min\x12\x12\n" +
 	"\x04pref\x18\x03 \x01(\x05R\x04pref\x12\x10\n" +
-	"\x03max\x18\x04 \x01(\x05R\x03max\"\xe3\x02\n" +
+	"\x03max\x18\x04 \x01(\x05R\x03max\"\x9d\x03\n" +
 	"\x04Decl\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12#\n" +
@@ -2747,7 +2962,15 @@ const file_kld_proto_rawDesc = "" +
 	"\x06events\x18\a \x03(\x0e2\x14.kldsim.v1.EventKindR\x06events\x12/\n" +
 	"\x06config\x18\b \x01(\v2\x17.kldsim.v1.ConfigSchemaR\x06config\x126\n" +
 	"\vevent_scope\x18\t \x01(\x0e2\x15.kldsim.v1.EventScopeR\n" +
-	"eventScope\"\xeb\x01\n" +
+	"eventScope\x128\n" +
+	"\fcloner_specs\x18\n" +
+	" \x03(\v2\x15.kldsim.v1.ClonerSpecR\vclonerSpecs\"h\n" +
+	"\n" +
+	"ClonerSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05units\x18\x02 \x01(\bR\x05units\x12\x1a\n" +
+	"\bsuffixes\x18\x03 \x03(\tR\bsuffixes\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\bR\x05match\"\xeb\x01\n" +
 	"\fConfigSchema\x12&\n" +
 	"\x04vnet\x18\x01 \x03(\v2\x12.kldsim.v1.SettingR\x04vnet\x120\n" +
 	"\tinterface\x18\x02 \x03(\v2\x12.kldsim.v1.SettingR\tinterface\x12.\n" +
@@ -2762,10 +2985,11 @@ const file_kld_proto_rawDesc = "" +
 	"\brequired\x18\x05 \x01(\bR\brequired\x12\x10\n" +
 	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06unique\x18\a \x01(\bR\x06unique\x12\x1a\n" +
-	"\bcommands\x18\b \x03(\tR\bcommands\"7\n" +
+	"\bcommands\x18\b \x03(\tR\bcommands\"M\n" +
 	"\aCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\asummary\x18\x02 \x01(\tR\asummary\"|\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\tR\x05flags\"|\n" +
 	"\x04Verb\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04args\x18\x02 \x01(\tR\x04args\x12\x10\n" +
@@ -2827,13 +3051,14 @@ const file_kld_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1f\n" +
 	"\x03ops\x18\x02 \x03(\v2\r.kldsim.v1.OpR\x03ops\"!\n" +
 	"\aLogMark\x12\x16\n" +
-	"\x06logged\x18\x01 \x01(\x04R\x06logged\"\x85\x01\n" +
+	"\x06logged\x18\x01 \x01(\x04R\x06logged\"\xa0\x01\n" +
 	"\x05Bound\x12\x12\n" +
 	"\x04vnet\x18\x01 \x01(\tR\x04vnet\x12\x16\n" +
 	"\x06global\x18\x02 \x01(\bR\x06global\x12\x12\n" +
 	"\x04fold\x18\x03 \x01(\bR\x04fold\x12\x14\n" +
 	"\x05space\x18\x04 \x01(\x04R\x05space\x12&\n" +
-	"\x05heads\x18\x05 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\"G\n" +
+	"\x05heads\x18\x05 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\x12\x19\n" +
+	"\bvnet_key\x18\x06 \x01(\tR\avnetKey\"G\n" +
 	"\x05Heads\x12\x12\n" +
 	"\x04pfil\x18\x01 \x03(\tR\x04pfil\x12\x14\n" +
 	"\x05hhook\x18\x02 \x03(\tR\x05hhook\x12\x14\n" +
@@ -2860,15 +3085,21 @@ const file_kld_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1d\n" +
 	"\x02op\x18\x02 \x01(\v2\r.kldsim.v1.OpR\x02op\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\x04R\x02id\x12\x16\n" +
-	"\x06logged\x18\x04 \x01(\x04R\x06logged\"\xc8\x01\n" +
+	"\x06logged\x18\x04 \x01(\x04R\x06logged\"\x84\x02\n" +
 	"\x06Answer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
 	"\x03obj\x18\x02 \x01(\x04R\x03obj\x12%\n" +
 	"\x04info\x18\x03 \x01(\v2\x11.kldsim.v1.IfInfoR\x04info\x12%\n" +
 	"\x04list\x18\x04 \x03(\v2\x11.kldsim.v1.IfInfoR\x04list\x12&\n" +
 	"\x05error\x18\x05 \x01(\v2\x10.kldsim.v1.ErrorR\x05error\x12&\n" +
-	"\x05heads\x18\x06 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\"\b\n" +
-	"\x06Cancel\"\x8b\x01\n" +
+	"\x05heads\x18\x06 \x01(\v2\x10.kldsim.v1.HeadsR\x05heads\x12&\n" +
+	"\x05scope\x18\a \x01(\v2\x10.kldsim.v1.ScopeR\x05scope\x12\x12\n" +
+	"\x04unit\x18\b \x01(\x05R\x04unit\"F\n" +
+	"\x05Scope\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04vnet\x18\x02 \x01(\tR\x04vnet\x12\x19\n" +
+	"\bvnet_key\x18\x03 \x01(\tR\avnetKey\"\b\n" +
+	"\x06Cancel\"\xaf\x01\n" +
 	"\x02Op\x12)\n" +
 	"\x06method\x18\x01 \x01(\x0e2\x11.kldsim.v1.MethodR\x06method\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x10\n" +
@@ -2876,7 +3107,9 @@ const file_kld_proto_rawDesc = "" +
 	"\x01a\x18\x04 \x01(\tR\x01a\x12\f\n" +
 	"\x01b\x18\x05 \x01(\tR\x01b\x12\f\n" +
 	"\x01c\x18\x06 \x01(\tR\x01c\x12\x0e\n" +
-	"\x02on\x18\a \x01(\bR\x02on*\x95\x01\n" +
+	"\x02on\x18\a \x01(\bR\x02on\x12\x14\n" +
+	"\x05scope\x18\b \x01(\x04R\x05scope\x12\f\n" +
+	"\x01n\x18\t \x01(\x05R\x01n*\x95\x01\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ENTRY_KIND_SYSINIT\x10\x01\x12\x18\n" +
@@ -2902,11 +3135,12 @@ const file_kld_proto_rawDesc = "" +
 	"\x10DETACH_PATH_NONE\x10\x00\x12\x17\n" +
 	"\x13DETACH_PATH_DESTROY\x10\x01\x12\x15\n" +
 	"\x11DETACH_PATH_VMOVE\x10\x02\x12\x18\n" +
-	"\x14DETACH_PATH_SHUTDOWN\x10\x03*a\n" +
+	"\x14DETACH_PATH_SHUTDOWN\x10\x03*z\n" +
 	"\vCloneOpKind\x12\x1d\n" +
 	"\x19CLONE_OP_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CLONE_OP_KIND_CREATE\x10\x01\x12\x19\n" +
-	"\x15CLONE_OP_KIND_DESTROY\x10\x02*\xb8\x05\n" +
+	"\x15CLONE_OP_KIND_DESTROY\x10\x02\x12\x17\n" +
+	"\x13CLONE_OP_KIND_MATCH\x10\x03*\xa1\x06\n" +
 	"\x06Method\x12\x16\n" +
 	"\x12METHOD_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMETHOD_MALLOC\x10\x01\x12\x0f\n" +
@@ -2938,7 +3172,11 @@ const file_kld_proto_rawDesc = "" +
 	"\x15METHOD_ENCAP_REGISTER\x10\x19\x12\x1b\n" +
 	"\x17METHOD_ENCAP_DEREGISTER\x10\x1a\x12\x17\n" +
 	"\x13METHOD_ENCAP_ATTACH\x10\x1b\x12\x17\n" +
-	"\x13METHOD_ENCAP_DETACH\x10\x1c2\x83\x01\n" +
+	"\x13METHOD_ENCAP_DETACH\x10\x1c\x12\x16\n" +
+	"\x12METHOD_CURVNET_SET\x10\x1d\x12\x1a\n" +
+	"\x16METHOD_CURVNET_RESTORE\x10\x1e\x12\x19\n" +
+	"\x15METHOD_IFC_ALLOC_UNIT\x10\x1f\x12\x18\n" +
+	"\x14METHOD_IFC_FREE_UNIT\x10 2\x83\x01\n" +
 	"\x06Module\x12@\n" +
 	"\aDeclare\x12\x19.kldsim.v1.DeclareRequest\x1a\x1a.kldsim.v1.DeclareResponse\x127\n" +
 	"\x04Ping\x12\x16.kldsim.v1.PingRequest\x1a\x17.kldsim.v1.PingResponseB.Z,github.com/kldsim/kldsim/internal/wire/protob\x06proto3"
@@ -2956,7 +3194,7 @@ func file_kld_proto_rawDescGZIP() []byte {
 }
 
 var file_kld_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_kld_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_kld_proto_goTypes = []any{
 	(EntryKind)(0),          // 0: kldsim.v1.EntryKind
 	(EventKind)(0),          // 1: kldsim.v1.EventKind
@@ -2969,33 +3207,35 @@ var file_kld_proto_goTypes = []any{
 	(*Entry)(nil),           // 8: kldsim.v1.Entry
 	(*Depend)(nil),          // 9: kldsim.v1.Depend
 	(*Decl)(nil),            // 10: kldsim.v1.Decl
-	(*ConfigSchema)(nil),    // 11: kldsim.v1.ConfigSchema
-	(*Setting)(nil),         // 12: kldsim.v1.Setting
-	(*Command)(nil),         // 13: kldsim.v1.Command
-	(*Verb)(nil),            // 14: kldsim.v1.Verb
-	(*Capabilities)(nil),    // 15: kldsim.v1.Capabilities
-	(*ModuleInfo)(nil),      // 16: kldsim.v1.ModuleInfo
-	(*Error)(nil),           // 17: kldsim.v1.Error
-	(*DeclareRequest)(nil),  // 18: kldsim.v1.DeclareRequest
-	(*DeclareResponse)(nil), // 19: kldsim.v1.DeclareResponse
-	(*PingRequest)(nil),     // 20: kldsim.v1.PingRequest
-	(*PingResponse)(nil),    // 21: kldsim.v1.PingResponse
-	(*IfEvent)(nil),         // 22: kldsim.v1.IfEvent
-	(*CloneOp)(nil),         // 23: kldsim.v1.CloneOp
-	(*ControlRequest)(nil),  // 24: kldsim.v1.ControlRequest
-	(*IfInfo)(nil),          // 25: kldsim.v1.IfInfo
-	(*Frame)(nil),           // 26: kldsim.v1.Frame
-	(*Log)(nil),             // 27: kldsim.v1.Log
-	(*LogMark)(nil),         // 28: kldsim.v1.LogMark
-	(*Bound)(nil),           // 29: kldsim.v1.Bound
-	(*Heads)(nil),           // 30: kldsim.v1.Heads
-	(*Request)(nil),         // 31: kldsim.v1.Request
-	(*Done)(nil),            // 32: kldsim.v1.Done
-	(*Reply)(nil),           // 33: kldsim.v1.Reply
-	(*Callback)(nil),        // 34: kldsim.v1.Callback
-	(*Answer)(nil),          // 35: kldsim.v1.Answer
-	(*Cancel)(nil),          // 36: kldsim.v1.Cancel
-	(*Op)(nil),              // 37: kldsim.v1.Op
+	(*ClonerSpec)(nil),      // 11: kldsim.v1.ClonerSpec
+	(*ConfigSchema)(nil),    // 12: kldsim.v1.ConfigSchema
+	(*Setting)(nil),         // 13: kldsim.v1.Setting
+	(*Command)(nil),         // 14: kldsim.v1.Command
+	(*Verb)(nil),            // 15: kldsim.v1.Verb
+	(*Capabilities)(nil),    // 16: kldsim.v1.Capabilities
+	(*ModuleInfo)(nil),      // 17: kldsim.v1.ModuleInfo
+	(*Error)(nil),           // 18: kldsim.v1.Error
+	(*DeclareRequest)(nil),  // 19: kldsim.v1.DeclareRequest
+	(*DeclareResponse)(nil), // 20: kldsim.v1.DeclareResponse
+	(*PingRequest)(nil),     // 21: kldsim.v1.PingRequest
+	(*PingResponse)(nil),    // 22: kldsim.v1.PingResponse
+	(*IfEvent)(nil),         // 23: kldsim.v1.IfEvent
+	(*CloneOp)(nil),         // 24: kldsim.v1.CloneOp
+	(*ControlRequest)(nil),  // 25: kldsim.v1.ControlRequest
+	(*IfInfo)(nil),          // 26: kldsim.v1.IfInfo
+	(*Frame)(nil),           // 27: kldsim.v1.Frame
+	(*Log)(nil),             // 28: kldsim.v1.Log
+	(*LogMark)(nil),         // 29: kldsim.v1.LogMark
+	(*Bound)(nil),           // 30: kldsim.v1.Bound
+	(*Heads)(nil),           // 31: kldsim.v1.Heads
+	(*Request)(nil),         // 32: kldsim.v1.Request
+	(*Done)(nil),            // 33: kldsim.v1.Done
+	(*Reply)(nil),           // 34: kldsim.v1.Reply
+	(*Callback)(nil),        // 35: kldsim.v1.Callback
+	(*Answer)(nil),          // 36: kldsim.v1.Answer
+	(*Scope)(nil),           // 37: kldsim.v1.Scope
+	(*Cancel)(nil),          // 38: kldsim.v1.Cancel
+	(*Op)(nil),              // 39: kldsim.v1.Op
 }
 var file_kld_proto_depIdxs = []int32{
 	0,  // 0: kldsim.v1.Entry.kind:type_name -> kldsim.v1.EntryKind
@@ -3004,54 +3244,56 @@ var file_kld_proto_depIdxs = []int32{
 	9,  // 3: kldsim.v1.Decl.depends:type_name -> kldsim.v1.Depend
 	8,  // 4: kldsim.v1.Decl.entries:type_name -> kldsim.v1.Entry
 	1,  // 5: kldsim.v1.Decl.events:type_name -> kldsim.v1.EventKind
-	11, // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
+	12, // 6: kldsim.v1.Decl.config:type_name -> kldsim.v1.ConfigSchema
 	2,  // 7: kldsim.v1.Decl.event_scope:type_name -> kldsim.v1.EventScope
-	12, // 8: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
-	12, // 9: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
-	13, // 10: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
-	14, // 11: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
-	14, // 12: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
-	12, // 13: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
-	10, // 14: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
-	15, // 15: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
-	16, // 16: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
-	17, // 17: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
-	1,  // 18: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
-	4,  // 19: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
-	5,  // 20: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
-	31, // 21: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
-	33, // 22: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
-	34, // 23: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
-	35, // 24: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
-	36, // 25: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
-	27, // 26: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
-	28, // 27: kldsim.v1.Frame.log_mark:type_name -> kldsim.v1.LogMark
-	37, // 28: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
-	30, // 29: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
-	29, // 30: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
-	8,  // 31: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
-	3,  // 32: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
-	22, // 33: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
-	23, // 34: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
-	24, // 35: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
-	20, // 36: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
-	17, // 37: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
-	32, // 38: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
-	37, // 39: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
-	25, // 40: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
-	25, // 41: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
-	17, // 42: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
-	30, // 43: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
-	6,  // 44: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
-	18, // 45: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
-	20, // 46: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
-	19, // 47: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
-	21, // 48: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
-	47, // [47:49] is the sub-list for method output_type
-	45, // [45:47] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	11, // 8: kldsim.v1.Decl.cloner_specs:type_name -> kldsim.v1.ClonerSpec
+	13, // 9: kldsim.v1.ConfigSchema.vnet:type_name -> kldsim.v1.Setting
+	13, // 10: kldsim.v1.ConfigSchema.interface:type_name -> kldsim.v1.Setting
+	14, // 11: kldsim.v1.ConfigSchema.commands:type_name -> kldsim.v1.Command
+	15, // 12: kldsim.v1.ConfigSchema.verbs:type_name -> kldsim.v1.Verb
+	15, // 13: kldsim.v1.ConfigSchema.if_verbs:type_name -> kldsim.v1.Verb
+	13, // 14: kldsim.v1.Setting.fields:type_name -> kldsim.v1.Setting
+	10, // 15: kldsim.v1.ModuleInfo.decl:type_name -> kldsim.v1.Decl
+	16, // 16: kldsim.v1.ModuleInfo.caps:type_name -> kldsim.v1.Capabilities
+	17, // 17: kldsim.v1.DeclareResponse.modules:type_name -> kldsim.v1.ModuleInfo
+	18, // 18: kldsim.v1.DeclareResponse.error:type_name -> kldsim.v1.Error
+	1,  // 19: kldsim.v1.IfEvent.kind:type_name -> kldsim.v1.EventKind
+	4,  // 20: kldsim.v1.IfEvent.path:type_name -> kldsim.v1.DetachPath
+	5,  // 21: kldsim.v1.CloneOp.op:type_name -> kldsim.v1.CloneOpKind
+	32, // 22: kldsim.v1.Frame.request:type_name -> kldsim.v1.Request
+	34, // 23: kldsim.v1.Frame.reply:type_name -> kldsim.v1.Reply
+	35, // 24: kldsim.v1.Frame.callback:type_name -> kldsim.v1.Callback
+	36, // 25: kldsim.v1.Frame.answer:type_name -> kldsim.v1.Answer
+	38, // 26: kldsim.v1.Frame.cancel:type_name -> kldsim.v1.Cancel
+	28, // 27: kldsim.v1.Frame.log:type_name -> kldsim.v1.Log
+	29, // 28: kldsim.v1.Frame.log_mark:type_name -> kldsim.v1.LogMark
+	39, // 29: kldsim.v1.Log.ops:type_name -> kldsim.v1.Op
+	31, // 30: kldsim.v1.Bound.heads:type_name -> kldsim.v1.Heads
+	30, // 31: kldsim.v1.Request.bound:type_name -> kldsim.v1.Bound
+	8,  // 32: kldsim.v1.Request.run:type_name -> kldsim.v1.Entry
+	3,  // 33: kldsim.v1.Request.event:type_name -> kldsim.v1.ModEvent
+	23, // 34: kldsim.v1.Request.if_event:type_name -> kldsim.v1.IfEvent
+	24, // 35: kldsim.v1.Request.clone:type_name -> kldsim.v1.CloneOp
+	25, // 36: kldsim.v1.Request.control:type_name -> kldsim.v1.ControlRequest
+	21, // 37: kldsim.v1.Request.ping:type_name -> kldsim.v1.PingRequest
+	18, // 38: kldsim.v1.Done.error:type_name -> kldsim.v1.Error
+	33, // 39: kldsim.v1.Reply.done:type_name -> kldsim.v1.Done
+	39, // 40: kldsim.v1.Callback.op:type_name -> kldsim.v1.Op
+	26, // 41: kldsim.v1.Answer.info:type_name -> kldsim.v1.IfInfo
+	26, // 42: kldsim.v1.Answer.list:type_name -> kldsim.v1.IfInfo
+	18, // 43: kldsim.v1.Answer.error:type_name -> kldsim.v1.Error
+	31, // 44: kldsim.v1.Answer.heads:type_name -> kldsim.v1.Heads
+	37, // 45: kldsim.v1.Answer.scope:type_name -> kldsim.v1.Scope
+	6,  // 46: kldsim.v1.Op.method:type_name -> kldsim.v1.Method
+	19, // 47: kldsim.v1.Module.Declare:input_type -> kldsim.v1.DeclareRequest
+	21, // 48: kldsim.v1.Module.Ping:input_type -> kldsim.v1.PingRequest
+	20, // 49: kldsim.v1.Module.Declare:output_type -> kldsim.v1.DeclareResponse
+	22, // 50: kldsim.v1.Module.Ping:output_type -> kldsim.v1.PingResponse
+	49, // [49:51] is the sub-list for method output_type
+	47, // [47:49] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_kld_proto_init() }
@@ -3059,7 +3301,7 @@ func file_kld_proto_init() {
 	if File_kld_proto != nil {
 		return
 	}
-	file_kld_proto_msgTypes[19].OneofWrappers = []any{
+	file_kld_proto_msgTypes[20].OneofWrappers = []any{
 		(*Frame_Request)(nil),
 		(*Frame_Reply)(nil),
 		(*Frame_Callback)(nil),
@@ -3068,7 +3310,7 @@ func file_kld_proto_init() {
 		(*Frame_Log)(nil),
 		(*Frame_LogMark)(nil),
 	}
-	file_kld_proto_msgTypes[24].OneofWrappers = []any{
+	file_kld_proto_msgTypes[25].OneofWrappers = []any{
 		(*Request_Run)(nil),
 		(*Request_Event)(nil),
 		(*Request_IfEvent)(nil),
@@ -3082,7 +3324,7 @@ func file_kld_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kld_proto_rawDesc), len(file_kld_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

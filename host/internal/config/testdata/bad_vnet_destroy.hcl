@@ -1,0 +1,7 @@
+kernel {
+  vnet_destroy = "later"
+}
+
+scenario {
+  steps = ["-! vnet list", "- - vnet list"]
+}
