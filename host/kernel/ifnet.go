@@ -144,16 +144,14 @@ func (v *vnet) ifRemoveLocked(ifp *ifnet) {
 func (v *vnet) takeUnit(cloner string, unit int) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.units[cloner][unit] {
+	u := cloneUnit{cloner, unit}
+	if _, taken := v.units[u]; taken {
 		return false
 	}
-	if v.units == nil {
-		v.units = map[string]map[int]bool{}
+	if v.units == nil { // most VNETs have one: lo0
+		v.units = map[cloneUnit]struct{}{}
 	}
-	if v.units[cloner] == nil {
-		v.units[cloner] = map[int]bool{}
-	}
-	v.units[cloner][unit] = true
+	v.units[u] = struct{}{}
 	return true
 }
 
@@ -161,7 +159,8 @@ func (v *vnet) takeUnit(cloner string, unit int) bool {
 func (v *vnet) unitFree(cloner string, unit int) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return !v.units[cloner][unit]
+	_, taken := v.units[cloneUnit{cloner, unit}]
+	return !taken
 }
 
 // freeUnit gives back the unit ifp holds in v, its home, if any.
@@ -171,7 +170,7 @@ func (v *vnet) freeUnit(ifp *ifnet) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	delete(v.units[ifp.cloner], ifp.unit)
+	delete(v.units, cloneUnit{ifp.cloner, ifp.unit})
 }
 
 // ifInfo describes the interface called name in v, read under v.mu: a

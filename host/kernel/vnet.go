@@ -43,7 +43,7 @@ type vnet struct {
 	// units are the units of the simple cloners' interfaces whose home
 	// this is, by cloner: taken while the interface exists, wherever it
 	// has moved (ifc_alloc_unit on the VNET's cloner).
-	units map[string]map[int]bool
+	units map[cloneUnit]struct{}
 	// done is closed when the VNET is gone (its teardown over).
 	done chan struct{}
 	// lists are the frameworks' lists, by the kind of object they list
@@ -59,6 +59,12 @@ type vnet struct {
 	// vars are the base-system modules' per-VNET state (their
 	// VNET_DEFINEs, base.vnetVar), by module.
 	vars map[string]any
+}
+
+// cloneUnit is a unit of a simple cloner.
+type cloneUnit struct {
+	cloner string
+	unit   int
 }
 
 // Life states of a vnet (vnet.life).
