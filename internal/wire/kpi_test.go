@@ -186,7 +186,7 @@ func checkResults(t *testing.T, out []reflect.Value, a *pb.Answer) {
 // (its Method in kld.proto, its two halves in kpi.go) is covered here
 // unchanged. As a callback (no folding), the plugin's half must send its
 // arguments in the Op's fields, in order, and return what the answer
-// says, errno included; the host's half (serveOp) must hand the KPI bound
+// says, errno included; the host's half (hostRun.serve) must hand the KPI bound
 // to the run exactly those arguments (here that KPI is another
 // kpiClient, so they are seen on the wire again) and answer what it
 // returned. Methods without a ctx (Vnet, Module) are answered in the
