@@ -24,15 +24,7 @@ var benchFiles = []string{"if_bridge", "ipfw", "if_gif", "ip_mroute"}
 func pluginKernel(t *testing.T, dir string) (*kernel.Kernel, *loader.Loader) {
 	t.Helper()
 	ctx := context.Background()
-	l, err := loader.New(loader.Config{
-		ModulePath:  []string{dir},
-		Logger:      hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr}),
-		CallTimeout: 30 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := e2eLoader(t, dir)
 	k, err := kernel.New(ctx, kernel.Options{EmCount: 4, Opener: l})
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +35,21 @@ func pluginKernel(t *testing.T, dir string) (*kernel.Kernel, *loader.Loader) {
 		}
 	}
 	return k, l
+}
+
+// e2eLoader is a loader of the plugins in dir, closed when the test ends.
+func e2eLoader(t *testing.T, dir string) *loader.Loader {
+	t.Helper()
+	l, err := loader.New(loader.Config{
+		ModulePath:  []string{dir},
+		Logger:      hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr}),
+		CallTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 var e2eIDRe = regexp.MustCompile(`#[0-9]+`)

@@ -140,16 +140,8 @@ func TestPluginsE2E(t *testing.T) {
 	}
 	dir := buildPlugins(t)
 	ctx := context.Background()
-	l, err := loader.New(loader.Config{
-		ModulePath:  []string{dir},
-		Logger:      hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr}),
-		CallTimeout: 30 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e2eLoader(t, dir)
 	op := &pidOpener{l: l, pids: map[int]string{}}
-	defer l.Close()
 	k, err := kernel.New(ctx, kernel.Options{EmCount: 4, Opener: op})
 	if err != nil {
 		t.Fatal(err)

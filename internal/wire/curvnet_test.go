@@ -31,8 +31,8 @@ func (s *scopeKPI) CurvnetSet(_ context.Context, id sdk.ObjID) (sdk.KPI, error) 
 	if id == 0 {
 		return nil, fmt.Errorf("CURVNET_SET #0: %w", syscall.EPERM)
 	}
-	s.record("CurvnetSet %d", id)
-	in := newScopeKPI(s.module, fmt.Sprintf("j%d", id), id*100)
+	s.Record("CurvnetSet %d", id)
+	in := newScopeKPI(s.Module(), fmt.Sprintf("j%d", id), id*100)
 	s.scopes = append(s.scopes, in)
 	return in, nil
 }

@@ -306,15 +306,15 @@ func (f *folder) Heads() (pfil, hhook, encap []string) {
 	return f.pfil, nil, nil
 }
 func (f *folder) MallocAt(_ context.Context, id sdk.ObjID, name string) error {
-	f.record("MallocAt %d %q", id, name)
+	f.Record("MallocAt %d %q", id, name)
 	return nil
 }
 func (f *folder) LockInitAt(_ context.Context, id sdk.ObjID, name string) error {
-	f.record("LockInitAt %d %q", id, name)
+	f.Record("LockInitAt %d %q", id, name)
 	return nil
 }
 func (f *folder) PfilHookAddAt(_ context.Context, id sdk.ObjID, head, hook string) error {
-	f.record("PfilHookAddAt %d %s %s", id, head, hook)
+	f.Record("PfilHookAddAt %d %s %s", id, head, hook)
 	if f.refuse {
 		return fmt.Errorf("pfil head %s not registered: %w", head, syscall.ENOENT)
 	}
@@ -323,19 +323,19 @@ func (f *folder) PfilHookAddAt(_ context.Context, id sdk.ObjID, head, hook strin
 func (f *folder) HhookAddAt(context.Context, sdk.ObjID, string, string) error    { return nil }
 func (f *folder) EncapAttachAt(context.Context, sdk.ObjID, string, string) error { return nil }
 func (f *folder) Use(_ context.Context, id sdk.ObjID) error {
-	f.record("Use %d", id)
+	f.Record("Use %d", id)
 	return nil
 }
 func (f *folder) LockDestroy(_ context.Context, id sdk.ObjID) error {
-	f.record("LockDestroy %d", id)
+	f.Record("LockDestroy %d", id)
 	return nil
 }
 func (f *folder) PfilHookRemove(_ context.Context, id sdk.ObjID) error {
-	f.record("PfilHookRemove %d", id)
+	f.Record("PfilHookRemove %d", id)
 	return nil
 }
 func (f *folder) PfilHookAdd(_ context.Context, head, hook string) (sdk.ObjID, error) {
-	f.record("PfilHookAdd %s %s", head, hook)
+	f.Record("PfilHookAdd %s %s", head, hook)
 	return 0, fmt.Errorf("pfil head %s not registered: %w", head, syscall.ENOENT)
 }
 

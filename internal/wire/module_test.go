@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	plugin "github.com/hashicorp/go-plugin"
+	"github.com/kldsim/kldsim/internal/kpifake"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
 	"google.golang.org/grpc"
@@ -26,57 +27,9 @@ import (
 // fakeKPI is a KPI as the host binds it for a call, but not the kernel's
 // (no Folder): every KPI call of the module is a callback. It records
 // those that reach it.
-type fakeKPI struct {
-	sdk.KPI      // methods not overridden panic: a test reaches only those it expects
-	vnet, module string
+type fakeKPI = kpifake.KPI
 
-	mu    sync.Mutex
-	calls []string
-	next  sdk.ObjID
-}
-
-func newFakeKPI(module, vnet string, base sdk.ObjID) *fakeKPI {
-	return &fakeKPI{vnet: vnet, module: module, next: base}
-}
-
-func (f *fakeKPI) record(format string, args ...any) {
-	f.mu.Lock()
-	f.calls = append(f.calls, fmt.Sprintf(format, args...))
-	f.mu.Unlock()
-}
-
-func (f *fakeKPI) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
-
-func (f *fakeKPI) Vnet() string    { return f.vnet }
-func (f *fakeKPI) VnetKey() string { return f.vnet + "@1" }
-func (f *fakeKPI) Module() string  { return f.module }
-
-func (f *fakeKPI) Malloc(_ context.Context, name string) (sdk.ObjID, error) {
-	f.mu.Lock()
-	f.next++
-	id := f.next
-	f.mu.Unlock()
-	f.record("Malloc %q = %d", name, id)
-	return id, nil
-}
-
-func (f *fakeKPI) Free(_ context.Context, id sdk.ObjID) error {
-	f.record("Free %d", id)
-	return nil
-}
-
-// Unlock refuses, with an errno, to show KPI errors cross the wire.
-func (f *fakeKPI) Unlock(_ context.Context, id sdk.ObjID) error {
-	f.record("Unlock %d", id)
-	if id == 0 {
-		return fmt.Errorf("unlock of no lock: %w", syscall.EINVAL)
-	}
-	return nil
-}
+var newFakeKPI = kpifake.New
 
 // pairTLS makes both ends' TLS material, as the loader and serve.Serve
 // make it: the plugin's through what the host writes to its pipe.

@@ -85,7 +85,7 @@ func TestTokenDispatch(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if err := m.Run(context.Background(), k, e); err != nil {
-				t.Errorf("Run in %s: %v", k.vnet, err)
+				t.Errorf("Run in %s: %v", k.Vnet(), err)
 			}
 		}()
 	}
