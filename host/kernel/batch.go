@@ -134,13 +134,15 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 	fail := func(name string, err error) []error {
 		return []error{&Error{Op: OpVnetCreate, Name: name, Err: err}}
 	}
-	for i, name := range names {
+	seen := make(map[string]struct{}, len(names))
+	for _, name := range names {
 		if err := sdk.ValidVnetName(name); err != nil {
 			return fail(name, err)
 		}
-		if slices.Contains(names[:i], name) {
+		if _, twice := seen[name]; twice {
 			return fail(name, fmt.Errorf("named twice: %w", syscall.EINVAL))
 		}
+		seen[name] = struct{}{}
 	}
 	k.sx.RLock()
 	defer k.sx.RUnlock()
@@ -285,14 +287,16 @@ func (k *Kernel) claim(names []string, strict, free bool) (vs []*vnet, serial bo
 	for {
 		vs, errs = nil, nil
 		var building *vnet
+		seen := make(map[string]struct{}, len(names))
 		k.vmu.Lock()
-		for i, name := range names {
+		for _, name := range names {
 			fail := func(err error) { errs = append(errs, &Error{Op: OpVnetDestroy, Name: name, Err: err}) }
 			v := k.vnets[name]
-			if slices.Contains(names[:i], name) {
+			if _, twice := seen[name]; twice {
 				fail(fmt.Errorf("named twice: %w", syscall.EINVAL))
 				continue
 			}
+			seen[name] = struct{}{}
 			if err := k.destroyRefused(name, v); err != nil {
 				fail(err)
 				continue

@@ -288,6 +288,8 @@ type order struct {
 	injectedDead map[string]bool
 	fired        map[string]bool
 	fp           map[string]*fpSets
+	// fpNames remembers footprint keys (footprintOf).
+	fpNames map[ObjectKey]string
 }
 
 type fpSets struct{ reads, writes map[string]bool }
@@ -296,7 +298,28 @@ func newOrder() *order {
 	return &order{entries: map[string]*entryInfo{}, modules: map[string][]string{}, cons: map[consKey]*consRec{},
 		registrars: map[string][]string{}, failed: map[string]map[string][]failedLookup{},
 		unregistered: map[string]map[string]Cause{}, injectedDead: map[string]bool{}, fired: map[string]bool{},
-		fp: map[string]*fpSets{}}
+		fp: map[string]*fpSets{}, fpNames: map[ObjectKey]string{}}
+}
+
+// maxFootprintNames bounds footprintOf's memory: past it, keys are
+// formatted each time.
+const maxFootprintNames = 4096
+
+// footprintOf is k.footprint(), remembered: the entries of every pass
+// touch the same few keys over and over, and formatting one costs more
+// than the rest of an access (w.mu held).
+func (o *order) footprintOf(k ObjectKey) string {
+	if k.Kind.slot() {
+		k.Owner = "" // a slot's key is its kind and name
+	}
+	if s, ok := o.fpNames[k]; ok {
+		return s
+	}
+	s := k.footprint()
+	if len(o.fpNames) < maxFootprintNames {
+		o.fpNames[k] = s
+	}
+	return s
 }
 
 // ordering makes the kernel's tie orders and ordering options once; the
@@ -383,11 +406,11 @@ func (w *witness) allocated(o *Object, at Site) {
 	}
 	ord := w.ord
 	key := keyOf(o)
-	ord.touch(c.Entry, key.footprint(), true)
+	slot := ord.footprintOf(key)
+	ord.touch(c.Entry, slot, true)
 	if !o.Kind.slot() || c.Kind != PassInit {
 		return
 	}
-	slot := key.footprint()
 	regs := ord.registrars[slot]
 	if regs != nil || len(ord.registrars) < maxRegistrars {
 		have := false
@@ -428,7 +451,7 @@ func (w *witness) access(o *Object, at Site, rule Rule, write bool) {
 		return
 	}
 	ord := w.ord
-	ord.touch(c.Entry, keyOf(o).footprint(), write)
+	ord.touch(c.Entry, ord.footprintOf(keyOf(o)), write)
 	switch c.Kind {
 	case PassInit:
 		// Rule 1: what an init entry uses, its allocator must have made.
@@ -458,7 +481,7 @@ func (w *witness) freeing(o *Object, at Site) {
 	ord := w.ord
 	key := keyOf(o)
 	if c.Ranked() {
-		ord.touch(c.Entry, key.footprint(), true)
+		ord.touch(c.Entry, ord.footprintOf(key), true)
 	}
 	if c.Kind == PassUninit && o.ord != nil {
 		for _, u := range o.ord.users {
@@ -474,7 +497,7 @@ func (w *witness) freeing(o *Object, at Site) {
 			m = map[string]Cause{}
 			ord.unregistered[o.vkey] = m
 		}
-		m[key.footprint()] = c
+		m[ord.footprintOf(key)] = c
 	}
 }
 
@@ -497,7 +520,7 @@ func (w *witness) lookup(vnet string, kind ObjKind, name string, id sdk.ObjID, a
 		return
 	}
 	ord := w.ord
-	slot := slotKey(kind, name)
+	slot := ord.footprintOf(ObjectKey{Kind: kind, Name: name})
 	ord.touch(c.Entry, slot, false)
 	switch c.Kind {
 	case PassInit:

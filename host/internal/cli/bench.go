@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/kldsim/kldsim/host/internal/bench"
@@ -31,7 +33,7 @@ type benchReport struct {
 // config. The witness stays on and its verdict decides the exit status as
 // for run.
 func (a *app) bench(ctx context.Context, args []string) int {
-	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-batch N] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS]"
+	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-batch N] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS] [-cpuprofile FILE]"
 	fs := a.newFlags("bench")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
 	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each teardown from N")
@@ -41,6 +43,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
 	vars := varFlags(fs)
 	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	cpuProfile := fs.String("cpuprofile", "", "write the host's CPU profile of the run to this `file` (go tool pprof reads it)")
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -112,6 +115,19 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		o.Plugins = ld
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: -cpuprofile: %v\n", err)
+			return ExitInput
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: -cpuprofile: %v\n", err)
+			return ExitInput
+		}
+		defer pprof.StopCPUProfile()
+	}
 	prog := newProgress(a.stderr, "bench", 1)
 	o.Progress = func(phase string, done, total int) { prog.set(done, total, phase) }
 	res, err := bench.Run(ctx, o)
