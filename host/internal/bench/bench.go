@@ -77,6 +77,10 @@ type Plugins interface {
 	// Ping makes one round trip to a plugin: a bare go-plugin call, or
 	// one on kldsim's session.
 	Ping(ctx context.Context, session bool) error
+	// PingEach makes one round trip on kldsim's session to the next
+	// plugin process in turn, which slept since its last call, as each
+	// call of a VNET's lifecycle finds its process.
+	PingEach(ctx context.Context) error
 }
 
 // Phase names, in the order Run measures them.
@@ -84,6 +88,7 @@ const (
 	PhaseFloorSocket  = "floor: unix socket"    // a raw round trip on a unix socket, with /bin/cat
 	PhaseFloorGRPC    = "floor: go-plugin call" // a bare gRPC call on a plugin's go-plugin connection
 	PhaseFloorSession = "floor: session call"   // a call on a plugin's session that runs nothing
+	PhaseFloorEach    = "floor: each in turn"   // the same, to each plugin process in turn
 	PhaseLoad         = "kldload"               // one file (and what it depends on) loaded
 	PhaseUnload       = "kldunload"             // the same file unloaded again
 	PhaseCycle        = "create+destroy"        // one VNET created then destroyed, no other VNET but vnet0
@@ -318,7 +323,8 @@ func (b *bench) measure(ctx context.Context) error {
 
 // floors times the round trips below kldsim's calls: one on a raw unix
 // socket (to /bin/cat, skipped where there is none), a bare go-plugin
-// gRPC call and a call on the session, to a plugin of the set.
+// gRPC call and a call on the session, to a plugin of the set, and a call
+// on the session to each plugin in turn.
 func (b *bench) floors(ctx context.Context) error {
 	if ds, err := socketFloor(ctx, b.o.Floors); err == nil {
 		b.res.Phases = append(b.res.Phases, summarize(Phase{Name: PhaseFloorSocket}, ds))
@@ -326,12 +332,17 @@ func (b *bench) floors(ctx context.Context) error {
 	for _, f := range []struct {
 		name    string
 		session bool
-	}{{PhaseFloorGRPC, false}, {PhaseFloorSession, true}} {
+		each    bool
+	}{{PhaseFloorGRPC, false, false}, {PhaseFloorSession, true, false}, {PhaseFloorEach, true, true}} {
 		ds := make([]time.Duration, 0, b.o.Floors)
 		b.mark()
 		for range b.o.Floors {
 			start := time.Now()
-			if err := b.o.Plugins.Ping(ctx, f.session); err != nil {
+			ping := func() error { return b.o.Plugins.Ping(ctx, f.session) }
+			if f.each {
+				ping = func() error { return b.o.Plugins.PingEach(ctx) }
+			}
+			if err := ping(); err != nil {
 				return err
 			}
 			ds = append(ds, time.Since(start))

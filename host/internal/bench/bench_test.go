@@ -299,6 +299,7 @@ func (f *fakePlugins) Ping(context.Context, bool) error {
 	f.pings++
 	return nil
 }
+func (f *fakePlugins) PingEach(ctx context.Context) error { return f.Ping(ctx, true) }
 
 // TestRunBatchesAndPlugins: with Batch, the batch phases create and
 // destroy that many VNETs per round, VNETs per second; with Plugins, each
@@ -314,21 +315,21 @@ func TestRunBatchesAndPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"kldload ipfw", "kldunload ipfw", PhaseFloorSocket, PhaseFloorGRPC, PhaseFloorSession,
-		PhaseCycle, PhaseCreate, PhaseDestroy, PhaseBuild, PhaseTeardown, PhaseBatchCreate, PhaseBatchDestroy, PhaseShutdown}
+		PhaseFloorEach, PhaseCycle, PhaseCreate, PhaseDestroy, PhaseBuild, PhaseTeardown, PhaseBatchCreate, PhaseBatchDestroy, PhaseShutdown}
 	if _, err := exec.LookPath("cat"); err != nil {
 		want = slices.DeleteFunc(want, func(s string) bool { return s == PhaseFloorSocket })
 	}
 	if diff := cmp.Diff(want, phaseNames(res)); diff != "" {
 		t.Errorf("phases (-want +got):\n%s", diff)
 	}
-	for _, name := range []string{PhaseFloorGRPC, PhaseFloorSession} {
+	for _, name := range []string{PhaseFloorGRPC, PhaseFloorSession, PhaseFloorEach} {
 		p := checkPhase(t, res, name, "", 7)
 		if p.RoundTrips == nil || *p.RoundTrips != 1 {
 			t.Errorf("%s: round trips %v, want 1 per op", name, p.RoundTrips)
 		}
 	}
-	if fp.pings != 14 {
-		t.Errorf("%d pings, want 14", fp.pings)
+	if fp.pings != 21 {
+		t.Errorf("%d pings, want 21", fp.pings)
 	}
 	for _, name := range []string{PhaseBatchCreate, PhaseBatchDestroy} {
 		p := checkPhase(t, res, name, "", 2)
@@ -345,7 +346,7 @@ func TestRunBatchesAndPlugins(t *testing.T) {
 		}
 		if p.RoundTrips == nil {
 			t.Errorf("%s %s: no round trips", p.Name, p.File)
-		} else if p.Name != PhaseFloorGRPC && p.Name != PhaseFloorSession && *p.RoundTrips != 0 {
+		} else if !strings.HasPrefix(p.Name, "floor: ") && *p.RoundTrips != 0 {
 			t.Errorf("%s %s: %v round trips per op, want 0 (no ping)", p.Name, p.File, *p.RoundTrips)
 		}
 	}

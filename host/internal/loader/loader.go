@@ -28,12 +28,14 @@
 package loader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +87,7 @@ type Loader struct {
 	mu     sync.Mutex
 	files  map[*File]struct{} // open files, stopped by Close
 	closed bool
+	turn   int // the process PingEach called last, by rank in pid order
 
 	faults faultLog
 	starts atomic.Int64 // plugin processes started, for tests
@@ -248,6 +251,30 @@ func (l *Loader) Ping(ctx context.Context, session bool) error {
 		return f.proc.rpc.SessionPing(ctx)
 	}
 	return f.proc.rpc.Ping(ctx)
+}
+
+// PingEach makes one call that runs nothing on the session of the next
+// running plugin process in turn (by pid), as a VNET's lifecycle calls
+// one plugin after another: each call finds its process asleep since its
+// last. It is kldsim bench's floor of a lifecycle's calls; ENOENT when no
+// plugin runs.
+func (l *Loader) PingEach(ctx context.Context) error {
+	l.mu.Lock()
+	var running []*File
+	for f := range l.files {
+		if f.proc.dead() == nil {
+			running = append(running, f)
+		}
+	}
+	if len(running) == 0 {
+		l.mu.Unlock()
+		return fmt.Errorf("no plugin process runs: %w", syscall.ENOENT)
+	}
+	slices.SortFunc(running, func(a, b *File) int { return cmp.Compare(a.proc.pid, b.proc.pid) })
+	l.turn = (l.turn + 1) % len(running)
+	f := running[l.turn]
+	l.mu.Unlock()
+	return f.proc.rpc.SessionPing(ctx)
 }
 
 func (l *Loader) pathString() string {
