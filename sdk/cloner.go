@@ -82,7 +82,22 @@ type ClonerDecl struct {
 	// Match says the cloner has a Match function: it may take names no
 	// default rule takes, which only the running module can tell.
 	Match bool `json:"match,omitempty"`
+	// Caps are the capabilities the interfaces it makes have enabled
+	// (if_capenable), which ifconfig prints as options=: if_gif's
+	// LINKSTATE, if_epair's VLAN_MTU.
+	Caps IfCap `json:"caps,omitempty"`
+	// MTU is the MTU the interfaces it makes start with (if_mtu at
+	// attach): if_gif's 1280 (GIF_MTU), if_lo's 16384 (LOMTU). 0 is
+	// Ethernet's 1500; else in [MinMTU, MaxMTU].
+	MTU int `json:"mtu,omitempty"`
 }
+
+// The bounds FreeBSD's ifhwioctl puts on an MTU (IF_MINMTU, IF_MAXMTU):
+// SIOCSIFMTU refuses others with EINVAL.
+const (
+	MinMTU = 72
+	MaxMTU = 65535
+)
 
 // Takes reports whether the default rule gives name to this cloner, and
 // the unit it asks for (-1: any): the cloner's name, then nothing or a
@@ -142,6 +157,10 @@ func (c ClonerDecl) validate() error {
 		return &NameError{Kind: "driver", Name: c.Name,
 			Reason: "suffixes need Units: a cloner that names several interfaces picks its units itself"}
 	}
+	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
+		return &NameError{Kind: "driver", Name: c.Name,
+			Reason: fmt.Sprintf("MTU %d outside [%d, %d] (IF_MINMTU, IF_MAXMTU)", c.MTU, MinMTU, MaxMTU)}
+	}
 	longest := 0
 	for i, s := range c.Suffixes {
 		if s == "" || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != "" {
@@ -163,7 +182,7 @@ func (c ClonerDecl) validate() error {
 // form linker.hints had before cloners said more, and any other as an
 // object.
 func (c ClonerDecl) MarshalJSON() ([]byte, error) {
-	if !c.Units && !c.Match && len(c.Suffixes) == 0 {
+	if !c.Units && !c.Match && len(c.Suffixes) == 0 && c.Caps == 0 && c.MTU == 0 {
 		return json.Marshal(c.Name)
 	}
 	type plain ClonerDecl

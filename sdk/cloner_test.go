@@ -69,6 +69,9 @@ func TestClonerDeclValidate(t *testing.T) {
 		{ClonerDecl{Name: "epair", Units: true, Suffixes: []string{""}}, "letters and '_' only"},
 		{ClonerDecl{Name: "abcdefghijkl", Units: true, Suffixes: []string{"xyz"}}, "longer than 15 bytes"},
 		{ClonerDecl{Name: "br0"}, "only letters and '_'"},
+		{ClonerDecl{Name: "gif", MTU: 1280}, ""},
+		{ClonerDecl{Name: "gif", MTU: 71}, "MTU 71 outside [72, 65535]"},
+		{ClonerDecl{Name: "gif", MTU: 65536}, "MTU 65536 outside"},
 	} {
 		err := tt.c.validate()
 		switch {
@@ -83,12 +86,13 @@ func TestClonerDeclValidate(t *testing.T) {
 // TestClonerDeclJSON: a plain cloner is its name in linker.hints, one
 // that says more an object; both read back as they were.
 func TestClonerDeclJSON(t *testing.T) {
-	in := []ClonerDecl{{Name: "bridge"}, {Name: "epair", Units: true, Suffixes: []string{"a", "b"}}, {Name: "vm", Match: true}}
+	in := []ClonerDecl{{Name: "bridge"}, {Name: "epair", Units: true, Suffixes: []string{"a", "b"}}, {Name: "vm", Match: true},
+		{Name: "gif", Caps: IfCapLinkstate, MTU: 1280}}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `["bridge",{"name":"epair","units":true,"suffixes":["a","b"]},{"name":"vm","match":true}]`
+	want := `["bridge",{"name":"epair","units":true,"suffixes":["a","b"]},{"name":"vm","match":true},{"name":"gif","caps":["LINKSTATE"],"mtu":1280}]`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}
@@ -101,6 +105,9 @@ func TestClonerDeclJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`[{"name":"x","colour":1}]`), &out); err == nil {
 		t.Error("an unknown field was accepted")
+	}
+	if err := json.Unmarshal([]byte(`[{"name":"x","caps":["WARP"]}]`), &out); err == nil || !strings.Contains(err.Error(), `no interface capability "WARP"`) {
+		t.Errorf("an unknown capability: %v", err)
 	}
 }
 

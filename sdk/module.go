@@ -42,6 +42,10 @@ type Cloner struct {
 	Units bool
 	// Suffixes name what one create makes (ClonerDecl.Suffixes).
 	Suffixes []string
+	// Caps are the capabilities of what it makes (ClonerDecl.Caps).
+	Caps IfCap
+	// MTU is the MTU of what it makes (ClonerDecl.MTU).
+	MTU int
 }
 
 // Module is a module being declared, and the value that runs it. Build it
@@ -145,7 +149,7 @@ func (m *Module) Cloner(name string, c Cloner) *Module {
 		m.errs = append(m.errs, fmt.Errorf("module %s: cloner %s needs Create and Destroy", m.decl.Name, name))
 	}
 	m.decl.Cloners = append(m.decl.Cloners, ClonerDecl{Name: name, Units: c.Units,
-		Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match != nil})
+		Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match != nil, Caps: c.Caps, MTU: c.MTU})
 	m.cloners[name] = c
 	return m
 }

@@ -172,7 +172,9 @@ func newBuiltinFile(emCount int) *builtinFile {
 	lo := declareBase("if_lo", sdk.SubPseudo, sdk.OrderAny).
 		vnetSysinit("vnet_loif_init", sdk.SubPseudo, sdk.OrderAny, loifInit).
 		vnetSysuninit("vnet_loif_uninit", sdk.SubInitIf, sdk.OrderSecond, loifUninit)
-	lo.Cloner("lo", sdk.Cloner{Create: simpleCreate("lo"), Destroy: simpleDestroy})
+	// if_lo.c: LOMTU, IFCAP_HWCSUM | IFCAP_HWCSUM_IPV6 | IFCAP_LINKSTATE.
+	lo.Cloner("lo", sdk.Cloner{Create: simpleCreate("lo"), Destroy: simpleDestroy, MTU: 16384,
+		Caps: sdk.IfCapRxcsum | sdk.IfCapTxcsum | sdk.IfCapRxcsumIPv6 | sdk.IfCapTxcsumIPv6 | sdk.IfCapLinkstate})
 	lo.EventHandler(func(_ context.Context, _ sdk.KPI, what sdk.ModEvent) error {
 		if what == sdk.ModUnload {
 			return fmt.Errorf("if_lo cannot be unloaded: %w", syscall.EINVAL)

@@ -33,21 +33,9 @@ type IfAddr struct {
 	Prefix netip.Prefix
 }
 
-// The bounds FreeBSD's ifhwioctl puts on SIOCSIFMTU (IF_MINMTU,
-// IF_MAXMTU).
-const (
-	MinMTU = 72
-	MaxMTU = 65535
-)
-
-// defaultMTU is the MTU an interface starts with: lo's 16384
-// (LOMTU), else Ethernet's 1500.
-func defaultMTU(ifp *ifnet) int {
-	if ifp.driver == "lo" {
-		return 16384
-	}
-	return 1500
-}
+// defaultMTU is the MTU an interface starts with when its cloner
+// declares none: Ethernet's 1500 (ETHERMTU).
+const defaultMTU = 1500
 
 // ether is the interface's link-level address, made from its ifnet
 // object so that it is the same in every run and kept across moves; ""
@@ -91,10 +79,10 @@ func (k *Kernel) IfSetUp(_ context.Context, vnetName, ifname string, up bool) er
 }
 
 // IfSetMTU sets an interface's MTU (ifconfig IF mtu N): EINVAL outside
-// [MinMTU, MaxMTU].
+// [sdk.MinMTU, sdk.MaxMTU].
 func (k *Kernel) IfSetMTU(_ context.Context, vnetName, ifname string, mtu int) error {
 	return k.ifOp(vnetName, ifname, OpIfMTU, func(_ *vnet, ifp *ifnet) error {
-		if mtu < MinMTU || mtu > MaxMTU {
+		if mtu < sdk.MinMTU || mtu > sdk.MaxMTU {
 			return syscall.EINVAL
 		}
 		ifp.mtu = mtu

@@ -38,6 +38,16 @@ type ifnet struct {
 	// group numbers the clone create that made it, shared with its
 	// siblings (0: none).
 	group uint64
+	// caps are its enabled capabilities (if_capenable): its cloner's
+	// declaration, or its physical driver's (physCaps).
+	caps sdk.IfCap
+}
+
+// physCaps are the capabilities of the kernel's physical drivers'
+// interfaces: em(4)'s as FreeBSD's ifconfig shows an emulated 82540EM.
+var physCaps = map[string]sdk.IfCap{
+	"em": sdk.IfCapRxcsum | sdk.IfCapTxcsum | sdk.IfCapVlanMTU | sdk.IfCapVlanHwtagging | sdk.IfCapVlanHwcsum |
+		sdk.IfCapVlanHwfilter | sdk.IfCapHwstats | sdk.IfCapNomap,
 }
 
 func (ifp *ifnet) info() sdk.IfInfo {
@@ -549,9 +559,9 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 			continue
 		}
 		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
-			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...)}
+			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...), Caps: ifp.caps}
 		if st.MTU == 0 {
-			st.MTU = defaultMTU(ifp)
+			st.MTU = defaultMTU
 		}
 		for f, n := range ifp.flags {
 			st.Flags[f] = n

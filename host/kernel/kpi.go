@@ -206,8 +206,9 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	}
 	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}, unit: -1}
 	c, cloned := p.mod.decl.Cloner(driver)
+	ifp.caps = physCaps[driver]
 	if cloned {
-		ifp.cloner = c.Name
+		ifp.cloner, ifp.caps, ifp.mtu = c.Name, c.Caps, c.MTU
 		u, ok := c.Made(name)
 		switch {
 		case !ok && !c.Match: // a Match cloner names what it makes as it likes

@@ -107,6 +107,9 @@ type IfStat struct {
 	// Addrs are the interface's addresses, inet then inet6, each in
 	// the order added.
 	Addrs []IfAddr
+	// Caps are its enabled capabilities (if_capenable), what ifconfig
+	// prints as options=.
+	Caps sdk.IfCap
 }
 
 // SysinitRow is one row of the VNET_SYSINIT/VNET_SYSUNINIT table.

@@ -32,9 +32,9 @@ func declToPB(d sdk.Decl) *pb.Decl {
 	}
 	for _, c := range d.Cloners {
 		out.Cloners = append(out.Cloners, c.Name)
-		if c.Units || c.Match || len(c.Suffixes) > 0 {
+		if c.Units || c.Match || len(c.Suffixes) > 0 || c.Caps != 0 || c.MTU != 0 {
 			out.ClonerSpecs = append(out.ClonerSpecs, &pb.ClonerSpec{Name: c.Name, Units: c.Units,
-				Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match})
+				Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match, Caps: uint32(c.Caps), Mtu: int32(c.MTU)})
 		}
 	}
 	for _, dep := range d.Depends {
@@ -66,7 +66,7 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 	for _, name := range d.GetCloners() {
 		c := sdk.ClonerDecl{Name: name}
 		if sp := specs[name]; sp != nil {
-			c.Units, c.Match = sp.GetUnits(), sp.GetMatch()
+			c.Units, c.Match, c.Caps, c.MTU = sp.GetUnits(), sp.GetMatch(), sdk.IfCap(sp.GetCaps()), int(sp.GetMtu())
 			c.Suffixes = append([]string(nil), sp.GetSuffixes()...)
 		}
 		out.Cloners = append(out.Cloners, c)

@@ -145,7 +145,11 @@ func TestRoundTrips(t *testing.T) {
 		full := testModule().Decl()
 		full.Events = append(full.Events, sdk.IfArrival)
 		full.EventScope = sdk.ScopeAttached
-		roundTrip(t, declToPB, declFromPB, full, sdk.Decl{Name: "bare", Version: 1})
+		cloners := sdk.Decl{Name: "cloners", Version: 1, Cloners: []sdk.ClonerDecl{
+			{Name: "gif", Caps: sdk.IfCapLinkstate, MTU: 1280},
+			{Name: "epair", Units: true, Suffixes: []string{"a", "b"}, Caps: sdk.IfCapVlanMTU},
+			{Name: "vm", Match: true}, {Name: "bridge"}}}
+		roundTrip(t, declToPB, declFromPB, full, sdk.Decl{Name: "bare", Version: 1}, cloners)
 	})
 	t.Run("Entry", func(t *testing.T) {
 		roundTrip(t, entryToPB, entryFromPB,

@@ -22,7 +22,7 @@ func TestDecl(t *testing.T) {
 			{Kind: sdk.VnetSysinit, Name: "vnet_epair_init", Rank: sdk.R(sdk.SubPseudo, sdk.OrderAny)},
 			{Kind: sdk.VnetSysuninit, Name: "vnet_epair_uninit", Rank: sdk.R(sdk.SubInitIf, sdk.OrderAny)},
 		},
-		Cloners: []sdk.ClonerDecl{{Name: "epair", Units: true, Suffixes: []string{"a", "b"}}},
+		Cloners: []sdk.ClonerDecl{{Name: "epair", Units: true, Suffixes: []string{"a", "b"}, Caps: sdk.IfCapVlanMTU}},
 	}
 	if diff := cmp.Diff(want, m.Decl()); diff != "" {
 		t.Errorf("Decl (-want +got):\n%s", diff)

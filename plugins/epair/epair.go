@@ -35,7 +35,8 @@ const (
 
 // cloner is the cloner's declaration: units of its own, two interfaces
 // per create.
-var cloner = sdk.ClonerDecl{Name: ClonerName, Units: true, Suffixes: []string{"a", "b"}}
+var cloner = sdk.ClonerDecl{Name: ClonerName, Units: true, Suffixes: []string{"a", "b"},
+	Caps: sdk.IfCapVlanMTU} // epair_clone_create: if_capenable = IFCAP_VLAN_MTU
 
 // Module returns a new if_epair module with its own, empty state.
 func Module() *sdk.Module {
@@ -46,7 +47,7 @@ func Module() *sdk.Module {
 		VnetSysinit(EntryInit, sdk.SubPseudo, sdk.OrderAny, e.vnetInit).
 		VnetSysuninit(EntryUninit, sdk.SubInitIf, sdk.OrderAny, e.vnetUninit).
 		Cloner(ClonerName, sdk.Cloner{Create: e.create, Destroy: e.destroy,
-			Units: cloner.Units, Suffixes: cloner.Suffixes})
+			Units: cloner.Units, Suffixes: cloner.Suffixes, Caps: cloner.Caps})
 }
 
 // epairs is the module's state. A pair spans VNETs, so pairs are kept by

@@ -60,7 +60,8 @@ func Module() *sdk.Module {
 		Version(1).
 		VnetSysinit(EntryInit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, g.vnetInit).
 		VnetSysuninit(EntryUninit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, g.vnetUninit).
-		Cloner(ClonerName, sdk.Cloner{Create: g.create, Destroy: g.destroy}).
+		// gif_clone_create: if_mtu = GIF_MTU, if_capenable |= IFCAP_LINKSTATE.
+		Cloner(ClonerName, sdk.Cloner{Create: g.create, Destroy: g.destroy, MTU: 1280, Caps: sdk.IfCapLinkstate}).
 		OnIfnet(sdk.IfArrival, g.arrival).
 		OnIfnet(sdk.IfDeparture, g.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state

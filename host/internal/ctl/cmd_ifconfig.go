@@ -697,6 +697,7 @@ type jsonIf struct {
 	FlagNames []string       `json:"flag_names"`
 	Metric    int            `json:"metric"`
 	MTU       int            `json:"mtu"`
+	Options   sdk.IfCap      `json:"options"`
 	Descr     string         `json:"description,omitempty"`
 	Ether     string         `json:"ether,omitempty"`
 	Inet      []jsonAddr     `json:"inet"`
@@ -720,7 +721,7 @@ type jsonAddr struct {
 
 func toJSONIf(st kernel.IfStat, details []string) jsonIf {
 	f := ifFlags(st)
-	j := jsonIf{Name: st.Name, Index: st.Index, Flags: f, Metric: 0, MTU: st.MTU, Descr: st.Descr, Ether: st.Ether,
+	j := jsonIf{Name: st.Name, Index: st.Index, Flags: f, Metric: 0, MTU: st.MTU, Options: st.Caps, Descr: st.Descr, Ether: st.Ether,
 		Inet: []jsonAddr{}, Inet6: []jsonAddr{}, Groups: []string{}, Driver: st.Driver, Cloned: st.Cloned, Up: st.Up,
 		Home: st.Home, Vnet: st.Vnet, Owner: st.Owner, Details: details, FlagNames: []string{}}
 	for _, n := range iffNames {
@@ -817,12 +818,16 @@ func ifconfigList(ctx context.Context, c *Cmd, env *Env, a *ifArgs, only string,
 }
 
 // writeStatus prints one interface as ifconfig.c's status() does: the
-// flags line, description, ether, inet and inet6, the driver's lines,
-// groups; with -v, kldsim's own facts on a line of their own.
+// flags line, description, options (if_capenable, when not 0), ether,
+// inet and inet6, the driver's lines, groups; with -v, kldsim's own
+// facts on a line of their own.
 func writeStatus(w io.Writer, j jsonIf, verbose bool) {
 	fmt.Fprintf(w, "%s: %s metric %d mtu %d\n", j.Name, printb("flags", j.Flags), j.Metric, j.MTU)
 	if j.Descr != "" {
 		fmt.Fprintf(w, "\tdescription: %s\n", j.Descr)
+	}
+	if j.Options != 0 {
+		fmt.Fprintf(w, "\toptions=%s\n", j.Options)
 	}
 	if j.Ether != "" {
 		fmt.Fprintf(w, "\tether %s\n", j.Ether)
