@@ -191,38 +191,51 @@ func (m *Module) Run(ctx context.Context, k KPI, e Entry) error {
 	if fn == nil {
 		return fmt.Errorf("module %s: no entry %s: %w", m.decl.Name, e.Name, syscall.ENOENT)
 	}
-	if m.decl.EventScope != ScopeAttached || !e.Kind.PerVnet() {
+	if !m.attached.Follows(m.decl.EventScope, e) {
 		return fn(ctx, k)
 	}
-	m.attached.Enter(e.Kind, k.Vnet())
+	m.attached.Enter(e.Kind, k)
 	err := fn(ctx, k)
-	m.attached.Leave(e.Kind, k.Vnet(), err)
+	m.attached.Leave(e.Kind, k, err)
 	return err
 }
 
-// Ignores reports whether the module ignores an interface event in vnet
-// without running a handler: its scope is ScopeAttached and it is not
-// attached there.
-func (m *Module) Ignores(vnet string) bool {
-	return m.decl.EventScope == ScopeAttached && !m.attached.Has(vnet)
-}
+// Ignores reports whether the module ignores an interface event in k's
+// VNET without running a handler: its scope is ScopeAttached and it is
+// not attached there.
+func (m *Module) Ignores(k KPI) bool { return m.attached.Ignores(m.decl.EventScope, k) }
 
 // Attachment is the set of VNETs where a module is attached, for
 // ScopeAttached, followed through its VNET entries: Module keeps one, and
 // so does a transport that runs a module in another process, so that it
-// knows, as the module does, which events the module ignores. The zero
-// value is empty; it is safe for concurrent use.
+// knows, as the module does, which events the module ignores. VNETs are
+// VNET instances (KPI.VnetKey): a VNET torn down in the background and a
+// new one of its name are two. The zero value is empty; it is safe for
+// concurrent use.
 type Attachment struct {
 	mu    sync.Mutex
 	vnets map[string]struct{}
 }
 
+// Follows reports whether entry e of a module of scope moves its
+// attachment: a VNET entry of a ScopeAttached module.
+func (a *Attachment) Follows(scope EventScope, e Entry) bool {
+	return scope == ScopeAttached && e.Kind.PerVnet()
+}
+
+// Ignores reports whether a module of scope ignores an interface event
+// in k's VNET: it is ScopeAttached and not attached there.
+func (a *Attachment) Ignores(scope EventScope, k KPI) bool {
+	return scope == ScopeAttached && !a.Has(k)
+}
+
 // Enter is called before each VNET_SYSINIT or VNET_SYSUNINIT of the
-// module, in vnet: a VNET_SYSINIT attaches it there.
-func (a *Attachment) Enter(kind EntryKind, vnet string) {
+// module, with its KPI: a VNET_SYSINIT attaches it in that VNET.
+func (a *Attachment) Enter(kind EntryKind, k KPI) {
 	if kind != VnetSysinit {
 		return
 	}
+	vnet := k.VnetKey()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.vnets == nil {
@@ -232,20 +245,20 @@ func (a *Attachment) Enter(kind EntryKind, vnet string) {
 }
 
 // Leave is called after each, with the module's answer: a VNET_SYSINIT
-// that failed, or any VNET_SYSUNINIT, detaches it from vnet.
-func (a *Attachment) Leave(kind EntryKind, vnet string, err error) {
+// that failed, or any VNET_SYSUNINIT, detaches it from k's VNET.
+func (a *Attachment) Leave(kind EntryKind, k KPI, err error) {
 	if (kind == VnetSysinit && err != nil) || kind == VnetSysuninit {
 		a.mu.Lock()
-		delete(a.vnets, vnet)
+		delete(a.vnets, k.VnetKey())
 		a.mu.Unlock()
 	}
 }
 
-// Has reports whether the module is attached in vnet.
-func (a *Attachment) Has(vnet string) bool {
+// Has reports whether the module is attached in k's VNET.
+func (a *Attachment) Has(k KPI) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.vnets[vnet]
+	_, ok := a.vnets[k.VnetKey()]
 	return ok
 }
 
@@ -261,7 +274,7 @@ func (m *Module) Event(ctx context.Context, k KPI, what ModEvent) error {
 // its scope.
 func (m *Module) IfEvent(ctx context.Context, k KPI, ev IfEvent) error {
 	fn := m.ifevents[ev.Kind]
-	if fn == nil || m.Ignores(k.Vnet()) {
+	if fn == nil || m.Ignores(k) {
 		return nil
 	}
 	return fn(ctx, k, ev)

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,9 +14,11 @@ import (
 type vnetKPI struct {
 	KPI
 	vnet string
+	seq  int // the instance of the VNET called vnet
 }
 
-func (k vnetKPI) Vnet() string { return k.vnet }
+func (k vnetKPI) Vnet() string    { return k.vnet }
+func (k vnetKPI) VnetKey() string { return fmt.Sprintf("%s@%d", k.vnet, k.seq) }
 
 // TestScopeAttached: a module of ScopeAttached hears interface events only
 // in the VNETs where it is attached: from the start of its VNET_SYSINIT
@@ -64,18 +67,25 @@ func TestScopeAttached(t *testing.T) {
 			deliver(j1, "attached")
 			_ = mod.Run(ctx, bad, init)
 			deliver(bad, "after a failed init")
+			// A new j1 while the old one is torn down (jail -r, then
+			// jail -c of the name): two instances, each its own.
+			newJ1 := vnetKPI{vnet: "j1", seq: 1}
+			_ = mod.Run(ctx, newJ1, init)
 			_ = mod.Run(ctx, j1, uninit)
 			deliver(j1, "after")
+			deliver(newJ1, "new, after the old one's uninit")
 
 			want := []string{"j1 before", "j1 during init", "j1 attached", "bad during init",
-				"bad after a failed init", "j1 during uninit", "j1 after"}
+				"bad after a failed init", "j1 during init", "j1 during uninit", "j1 after",
+				"j1 new, after the old one's uninit"}
 			if scope == ScopeAttached {
-				want = []string{"j1 during init", "j1 attached", "bad during init", "j1 during uninit"}
+				want = []string{"j1 during init", "j1 attached", "bad during init", "j1 during init",
+					"j1 during uninit", "j1 new, after the old one's uninit"}
 			}
 			if diff := cmp.Diff(want, heard); diff != "" {
 				t.Errorf("events heard (-want +got):\n%s", diff)
 			}
-			if got, want := mod.Ignores("j1"), scope == ScopeAttached; got != want {
+			if got, want := mod.Ignores(j1), scope == ScopeAttached; got != want {
 				t.Errorf("Ignores(j1) = %v, want %v", got, want)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kldsim/kldsim/host/internal/explore"
+	"github.com/kldsim/kldsim/host/kernel"
 )
 
 // BenchmarkExploreOrders measures orders explored per second on
@@ -44,5 +45,32 @@ func BenchmarkExploreOrders(b *testing.B) {
 			b.ReportMetric(float64(runs)/b.Elapsed().Seconds(), "orders/s")
 			b.ReportMetric(float64(runs)/float64(b.N), "runs/op")
 		})
+	}
+}
+
+// TestVocabularyMatchesKernel: the explorer's pass and fault kinds are
+// the kernel's, by name both ways (the runner converts by name).
+func TestVocabularyMatchesKernel(t *testing.T) {
+	for _, p := range []explore.PassKind{explore.PassInit, explore.PassUninit} {
+		k, err := kernel.ParsePassKind(p.String())
+		if err != nil || k.String() != p.String() {
+			t.Errorf("pass kind %v: the kernel reads %v, %v", p, k, err)
+		}
+	}
+	for _, p := range []kernel.PassKind{kernel.PassInit, kernel.PassUninit} {
+		if _, err := explore.ParsePassKind(p.String()); err != nil {
+			t.Errorf("kernel pass kind %v: %v", p, err)
+		}
+	}
+	for _, f := range []explore.FaultKind{explore.FaultError, explore.FaultCrash} {
+		k, err := kernel.ParseFaultKind(f.String())
+		if err != nil || k.String() != f.String() {
+			t.Errorf("fault kind %v: the kernel reads %v, %v", f, k, err)
+		}
+	}
+	for _, f := range []kernel.FaultKind{kernel.FaultError, kernel.FaultCrash} {
+		if ks, err := explore.ParseFaultKinds(f.String()); err != nil || len(ks) != 1 || ks[0].String() != f.String() {
+			t.Errorf("kernel fault kind %v: the explorer reads %v, %v", f, ks, err)
+		}
 	}
 }

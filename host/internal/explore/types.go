@@ -35,7 +35,11 @@ func (k EntryKey) Entry() string {
 
 // PassKind is the kind of a rank-ordered walk: init passes run ascending
 // (VNET create, the load pass of a file, boot), uninit passes descending
-// (VNET destroy, create rollback, the unload pass).
+// (VNET destroy, create rollback, the unload pass). It mirrors
+// kernel.PassKind, as FaultKind mirrors kernel.FaultKind: the kernel's
+// own tests drive the explorer, so the explorer cannot import the kernel.
+// Runners convert by name; TestVocabularyMatchesKernel (host/internal/cli)
+// keeps the two alike.
 type PassKind uint8
 
 // Pass kinds.

@@ -42,31 +42,29 @@ func (m *remoteModule) Decl() sdk.Decl { return m.info.Decl }
 func (m *remoteModule) name() string { return m.info.Decl.Name }
 
 // scoped says whether the adapter follows e for the module's scope.
-func (m *remoteModule) scoped(e sdk.Entry) bool {
-	return m.info.Decl.EventScope == sdk.ScopeAttached && e.Kind.PerVnet()
-}
+func (m *remoteModule) scoped(e sdk.Entry) bool { return m.attached.Follows(m.info.Decl.EventScope, e) }
 
-// leave follows the module's answer to e in vnet: its own answer (a
+// leave follows the module's answer to e in k's VNET: its own answer (a
 // *wire.RemoteError), not an error of the transport or of a replayed KPI
 // call, which the module did not see.
-func (m *remoteModule) leave(e sdk.Entry, vnet string, err error) {
+func (m *remoteModule) leave(e sdk.Entry, k sdk.KPI, err error) {
 	var own *wire.RemoteError
 	if errors.As(err, &own) {
-		m.attached.Leave(e.Kind, vnet, own)
+		m.attached.Leave(e.Kind, k, own)
 		return
 	}
-	m.attached.Leave(e.Kind, vnet, nil)
+	m.attached.Leave(e.Kind, k, nil)
 }
 
 func (m *remoteModule) Run(ctx context.Context, k sdk.KPI, e sdk.Entry) error {
 	if m.scoped(e) {
-		m.attached.Enter(e.Kind, k.Vnet())
+		m.attached.Enter(e.Kind, k)
 	}
 	err := m.p.call(ctx, m.name(), e.Name, func(ctx context.Context) error {
 		return m.p.rpc.Run(ctx, m.name(), k, e)
 	})
 	if m.scoped(e) {
-		m.leave(e, k.Vnet(), err)
+		m.leave(e, k, err)
 	}
 	return err
 }
@@ -83,12 +81,12 @@ func (m *remoteModule) RunBatch(ctx context.Context, e sdk.Entry, calls []kernel
 		done := 0
 		for i, c := range chunk {
 			if m.scoped(e) {
-				m.attached.Enter(e.Kind, c.KPI.Vnet())
+				m.attached.Enter(e.Kind, c.KPI)
 			}
 			wcalls[i] = wire.BatchCall{KPI: c.KPI, Done: func(err error) {
 				done++
 				if m.scoped(e) {
-					m.leave(e, c.KPI.Vnet(), err)
+					m.leave(e, c.KPI, err)
 				}
 				c.Done(err)
 			}}
@@ -122,8 +120,7 @@ func (m *remoteModule) Event(ctx context.Context, k sdk.KPI, what sdk.ModEvent) 
 
 func (m *remoteModule) IfEvent(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
 	what := fmt.Sprintf("%v(%s)", ev.Kind, ev.Ifname)
-	ignored := m.info.Decl.EventScope == sdk.ScopeAttached && !m.attached.Has(k.Vnet())
-	if !m.info.Decl.Handles(ev.Kind) || ignored {
+	if !m.info.Decl.Handles(ev.Kind) || m.attached.Ignores(m.info.Decl.EventScope, k) {
 		return m.deadOr(what, nil)
 	}
 	return m.p.call(ctx, m.name(), what, func(ctx context.Context) error {
