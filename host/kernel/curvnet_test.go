@@ -227,3 +227,24 @@ func TestCurvnetScopeHoldsDetachLock(t *testing.T) {
 	}
 	requireClean(t, k)
 }
+
+// TestOwnedModuleNumbered: where an object is, for CURVNET_SET, knows
+// the ids modules number themselves: one forgotten (its VNET gone) is
+// gone (ENXIO), one never numbered does not exist (ENOENT).
+func TestOwnedModuleNumbered(t *testing.T) {
+	w := newWitness(&tracer{off: true}, 0)
+	id := sdk.ObjID(3<<IDSpaceShift + 1)
+	if _, err := w.allocAt(id, KindMemory, "softc", "if_epair", "j1@1", Site{}); err != nil {
+		t.Fatal(err)
+	}
+	if key, err := w.owned(id, "if_epair", Site{}); err != nil || key != "j1@1" {
+		t.Fatalf("owned = %q, %v; want j1@1", key, err)
+	}
+	w.vnetGone("j1@1", Site{})
+	if _, err := w.owned(id, "if_epair", Site{}); !errors.Is(err, ErrGone) {
+		t.Errorf("a forgotten module-numbered object: %v, want ErrGone", err)
+	}
+	if _, err := w.owned(id+1, "if_epair", Site{}); !errors.Is(err, errNoObj) {
+		t.Errorf("an id never numbered: %v, want errNoObj", err)
+	}
+}

@@ -48,7 +48,10 @@ func ParseFaultKind(s string) (FaultKind, error) {
 var ErrInjected = fmt.Errorf("injected fault: %w", syscall.EIO)
 
 // faultModule wraps a module whose entries Options.Faults fails: the
-// first run of each faulted entry fails instead of reaching the module.
+// first run of each faulted entry fails instead of reaching the module
+// (modRec.run asks fire, so that a base-system module's entries, which
+// do not go through Module.Run, are faulted too), and once an injected
+// crash has killed it, nothing reaches it.
 type faultModule struct {
 	Module
 	w      *witness
@@ -60,11 +63,13 @@ type faultModule struct {
 	dead bool
 }
 
-// withFaults wraps m when a fault names one of its entries; f is the file
-// that carries it, closed by a crash.
-func (k *Kernel) withFaults(m Module, f File) Module {
+// withFaults wraps m when a fault names one of its entries, and returns
+// the wrapper twice: as the Module, and for modRec.run (nil and m itself
+// when no fault names it); f is the file that carries it, closed by a
+// crash.
+func (k *Kernel) withFaults(m Module, f File) (Module, *faultModule) {
 	if len(k.opts.Faults) == 0 {
-		return m
+		return m, nil
 	}
 	name := m.Decl().Name
 	mine := map[string]FaultKind{}
@@ -74,9 +79,10 @@ func (k *Kernel) withFaults(m Module, f File) Module {
 		}
 	}
 	if len(mine) == 0 {
-		return m
+		return m, nil
 	}
-	return &faultModule{Module: m, w: k.w, file: f, name: name, faults: mine}
+	fm := &faultModule{Module: m, w: k.w, file: f, name: name, faults: mine}
+	return fm, fm
 }
 
 func (fm *faultModule) deadErr() error {
@@ -123,14 +129,6 @@ func (fm *faultModule) alive() error {
 		return fm.deadErr()
 	}
 	return nil
-}
-
-// Run implements Module.
-func (fm *faultModule) Run(ctx context.Context, kp sdk.KPI, e sdk.Entry) error {
-	if err := fm.fire(kp, e.Name); err != nil {
-		return err
-	}
-	return fm.Module.Run(ctx, kp, e)
 }
 
 // Event implements Module; MOD_LOAD is the registration's entry.

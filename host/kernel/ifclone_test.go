@@ -305,7 +305,7 @@ func TestCloneMatch(t *testing.T) {
 // it was away comes home all the same (if_vmove cannot fail there, and
 // it must never be in no VNET), beside the other; the witness reports
 // the clash, naming both, and nothing else: no leak blamed on anyone.
-// ifunit finds the older; detaching it gives the name to the other.
+// ifunit finds the older; renaming it gives the name to the other.
 func TestNameClashOnReturn(t *testing.T) {
 	ctx := context.Background()
 	k := boot(t, Options{})
@@ -365,9 +365,13 @@ func TestNameClashOnReturn(t *testing.T) {
 	if len(reps) != 1 || reps[0].Kind != NameClash || !strings.Contains(reps[0].Claim, "fx0 came home to vnet0, where another fx0 is") {
 		t.Fatalf("reports = %v, want one name clash", reps)
 	}
-	// Detaching by name takes the older; the name then finds the other.
+	// Renaming the older gives its name to the other, as detaching it
+	// would; detaching by name then takes each.
+	if err := k.IfRename(ctx, "vnet0", "fx0", "fx1"); err != nil {
+		t.Fatal(err)
+	}
 	mod("detach", "fx0")
-	mod("detach", "fx0")
+	mod("detach", "fx1")
 	if got := ifnames(t, k, "vnet0"); slices.Contains(got, "fx0") {
 		t.Errorf("vnet0 still has fx0: %v", got)
 	}

@@ -109,9 +109,11 @@ func (k *Kernel) IfRename(_ context.Context, vnetName, ifname, newname string) e
 		if v.ifs[newname] != nil {
 			return syscall.EEXIST
 		}
-		delete(v.ifs, ifname)
+		// Off the list under its old name (a duplicate of the name, come
+		// home to find it taken, takes it), on under the new.
+		v.ifRemoveLocked(ifp)
 		ifp.name = newname
-		v.ifs[newname] = ifp
+		v.ifAddLocked(ifp)
 		return nil
 	})
 }

@@ -89,11 +89,19 @@ type modRec struct {
 	// base is set for the kernel file's own modules, whose entries run
 	// with the base capability (builtins.go).
 	base baseRunner
+	// faults are the injected faults of its entries (Options.Faults),
+	// nil for none.
+	faults *faultModule
 }
 
 // run runs entry e of the module, with the base capability if it is one
 // of the kernel file's.
 func (m *modRec) run(ctx context.Context, kp *kpi, e sdk.Entry) error {
+	if m.faults != nil {
+		if err := m.faults.fire(kp, e.Name); err != nil {
+			return err
+		}
+	}
 	if m.base != nil {
 		return m.base.runBase(ctx, kp, e)
 	}

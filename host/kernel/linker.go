@@ -198,9 +198,9 @@ func (k *Kernel) linkFile(ctx context.Context, n *depNode, user bool) (*fileRec,
 	fr.id = k.nextFID
 	fr.addr = k.nextAddr()
 	for _, m := range n.mods {
-		m = k.withFaults(m, f)
+		wrapped, faults := k.withFaults(m, f)
 		k.nextMID++
-		mr := &modRec{id: k.nextMID, m: m, decl: k.linkDecl(m), file: fr}
+		mr := &modRec{id: k.nextMID, m: wrapped, decl: k.linkDecl(m), file: fr, faults: faults}
 		if br, ok := m.(baseRunner); ok { // only this package's types can be
 			mr.base = br
 		}

@@ -255,6 +255,21 @@ func TestFaults(t *testing.T) {
 			t.Errorf("leak's Release = %q, want am_uninit with its rank", got)
 		}
 	})
+	t.Run("error at a base-system entry", func(t *testing.T) {
+		// The kernel's own modules run through their base capability:
+		// the fault fails the entry all the same, and boot is unharmed.
+		k := boot(t, Options{Faults: map[string]FaultKind{"inet:ip_destroy": FaultError}})
+		if err := k.VnetCreate(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.VnetDestroy(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		}
+		rcs := FoldReports(k.Witness())
+		if len(rcs) == 0 || rcs[0].Kind != Injected || !rcs[0].Injected || rcs[0].Use.Entry != "ip_destroy" {
+			t.Fatalf("root causes %v, want the injected fault first", kinds(rcs))
+		}
+	})
 	t.Run("crash", func(t *testing.T) {
 		k := boot(t, Options{Faults: map[string]FaultKind{"am:am_uninit": FaultCrash}})
 		f := &closeCounting{testFile: testFile{name: "am", mods: []*sdk.Module{allocModule()}}}

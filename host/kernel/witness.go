@@ -869,7 +869,7 @@ func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
 	defer w.mu.Unlock()
 	o := w.objs[id]
 	switch {
-	case o == nil && (id == 0 || id > w.next):
+	case o == nil && w.neverAllocated(id):
 		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
 	case o == nil:
 		return "", fmt.Errorf("object #%d: %w", id, ErrGone)
