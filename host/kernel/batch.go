@@ -73,8 +73,10 @@ type stepResult struct {
 // VNET. ctx is the batch's.
 func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry) []stepResult {
 	res := make([]stepResult, len(ws))
+	// A module with injected faults is wrapped (fault.go) and so no
+	// BatchRunner: its runs go one by one, through modRec.run.
 	br, ok := se.mod.m.(BatchRunner)
-	if !ok || se.mod.base != nil || len(ws) < 2 || se.mod.dead.Load() {
+	if !ok || len(ws) < 2 || se.mod.dead.Load() {
 		for i, w := range ws {
 			res[i].dead, res[i].err = k.runEntry(w.ctx, w.v, se)
 		}
@@ -104,7 +106,9 @@ func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry) []stepRes
 	}
 	br.RunBatch(ctx, se.e, calls)
 	for i := range calls {
-		calls[i].Done(fmt.Errorf("module %s: %s not run in %s: %w", se.mod.decl.Name, se.e.Name, ws[i].v.name, ErrModuleDead))
+		if !done[i] {
+			calls[i].Done(fmt.Errorf("module %s: %s not run in %s: %w", se.mod.decl.Name, se.e.Name, ws[i].v.name, ErrModuleDead))
+		}
 	}
 	return res
 }
@@ -131,6 +135,7 @@ func (k *Kernel) VnetCreate(ctx context.Context, name string) error {
 
 // createVnets builds names; the errors are the batch's, or one per name.
 func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
+	ctx, _ = k.chainOf(ctx) // the batch is one operation
 	fail := func(name string, err error) []error {
 		return []error{&Error{Op: OpVnetCreate, Name: name, Err: err}}
 	}
@@ -251,6 +256,7 @@ func (k *Kernel) VnetDestroy(ctx context.Context, name string) error {
 // destroyed refuses them all; else it is skipped, and its error is among
 // those returned with the others'.
 func (k *Kernel) destroyVnets(ctx context.Context, names []string, strict bool) []error {
+	ctx, _ = k.chainOf(ctx) // the batch is one operation
 	k.sx.RLock()
 	defer k.sx.RUnlock()
 	vs, serial, errs := k.claim(names, strict, false)

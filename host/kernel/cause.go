@@ -115,7 +115,7 @@ func causeOf(ctx context.Context, key string) Cause {
 func entryKey(module, entry string) string { return module + ":" + entry }
 
 // key is the entry's "module:entry".
-func (se *sysEntry) key() string { return entryKey(se.mod.decl.Name, se.e.Name) }
+func (se *sysEntry) key() string { return se.ek }
 
 // pass is the kind of pass that runs the entry: MOD_LOAD, SYSINITs and
 // VNET_SYSINITs run in init passes, the uninits in uninit passes.

@@ -380,10 +380,14 @@ func (o *order) add(pass PassKind, before, after string, obj ObjectKey, rule Rul
 	o.cons[k] = &consRec{obj: obj, rule: rule, violated: violated, seq: o.seq}
 }
 
-func (o *order) touch(entry, key string, write bool) {
+// touch records that entry read or wrote the object of key in its
+// footprint, when footprints are kept (Options.Footprints): nothing is
+// computed otherwise.
+func (o *order) touch(entry string, obj ObjectKey, write bool) {
 	if !o.footprints {
 		return
 	}
+	key := o.footprintOf(obj)
 	s := o.fp[entry]
 	if s == nil {
 		s = &fpSets{reads: map[string]bool{}, writes: map[string]bool{}}
@@ -406,11 +410,11 @@ func (w *witness) allocated(o *Object, at Site) {
 	}
 	ord := w.ord
 	key := keyOf(o)
-	slot := ord.footprintOf(key)
-	ord.touch(c.Entry, slot, true)
+	ord.touch(c.Entry, key, true)
 	if !o.Kind.slot() || c.Kind != PassInit {
 		return
 	}
+	slot := ord.footprintOf(key)
 	regs := ord.registrars[slot]
 	if regs != nil || len(ord.registrars) < maxRegistrars {
 		have := false
@@ -451,7 +455,7 @@ func (w *witness) access(o *Object, at Site, rule Rule, write bool) {
 		return
 	}
 	ord := w.ord
-	ord.touch(c.Entry, ord.footprintOf(keyOf(o)), write)
+	ord.touch(c.Entry, keyOf(o), write)
 	switch c.Kind {
 	case PassInit:
 		// Rule 1: what an init entry uses, its allocator must have made.
@@ -481,7 +485,7 @@ func (w *witness) freeing(o *Object, at Site) {
 	ord := w.ord
 	key := keyOf(o)
 	if c.Ranked() {
-		ord.touch(c.Entry, ord.footprintOf(key), true)
+		ord.touch(c.Entry, key, true)
 	}
 	if c.Kind == PassUninit && o.ord != nil {
 		for _, u := range o.ord.users {
@@ -520,8 +524,8 @@ func (w *witness) lookup(vnet string, kind ObjKind, name string, id sdk.ObjID, a
 		return
 	}
 	ord := w.ord
+	ord.touch(c.Entry, ObjectKey{Kind: kind, Name: name}, false)
 	slot := ord.footprintOf(ObjectKey{Kind: kind, Name: name})
-	ord.touch(c.Entry, slot, false)
 	switch c.Kind {
 	case PassInit:
 		for _, a := range ord.registrars[slot] {

@@ -118,13 +118,13 @@ func (p *kpi) CurvnetSet(ctx context.Context, id sdk.ObjID) (sdk.KPI, error) {
 	}()
 	key, err := p.k.w.owned(id, p.mod.decl.Name, p.site())
 	if err != nil {
-		p.op(fmt.Sprintf("CURVNET_SET #%d", id), id, err)
+		p.op("CURVNET_SET", id, err)
 		return nil, fmt.Errorf("CURVNET_SET: %w", err)
 	}
 	v := p.k.vnetByKey(key)
 	if v == nil || v.life.Load() == vnetGone {
 		err := fmt.Errorf("CURVNET_SET #%d: its vnet %s is gone: %w", id, vnetName(key), syscall.ENXIO)
-		p.op(fmt.Sprintf("CURVNET_SET #%d", id), id, err)
+		p.op("CURVNET_SET", id, err)
 		return nil, err
 	}
 	child := &kpi{k: p.k, v: v, mod: p.mod, at: p.at, chain: p.chain, parent: p, lockHeld: true}

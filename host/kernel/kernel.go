@@ -17,8 +17,10 @@ import (
 // Locking: sx is the linker lock (kld_sx): load and unload hold it
 // exclusively, VNET and interface operations share it, so many VNETs can be
 // built and torn down at once. Each VNET has its own op lock, held across
-// the module calls of one operation, and mu, held only around its data;
-// no lock but op is held while a module runs.
+// the module calls of one operation, and mu, held only around its data.
+// While a module runs, the locks held are op (and sx) and, across an
+// interface detach or move, a clone destroy or a CURVNET_SET scope,
+// detachSX (curvnet.go); never mu.
 type Kernel struct {
 	opts Options
 	tr   *tracer
@@ -49,7 +51,7 @@ type Kernel struct {
 	units map[string]map[int]sdk.ObjID
 
 	vmu   sync.Mutex
-	vnets map[string]*vnet // by name, from the start of a create to the start of its destroy
+	vnets map[string]*vnet // by name, from the start of a create until it is gone (VnetDestroyAsync: the start of its destroy)
 	// vkeys are every VNET instance that exists, by witness key: built,
 	// being built or being torn down.
 	vkeys map[string]*vnet

@@ -137,6 +137,7 @@ func depErr(mod string, d sdk.Depend, cause error) error {
 // failure nothing stays loaded and every file opened for it, f too, is
 // closed.
 func (k *Kernel) load(ctx context.Context, f File, user bool) (*fileRec, error) {
+	ctx, _ = k.chainOf(ctx) // one chain for the load and what it loads
 	var openModule func(context.Context, string) (File, error)
 	if k.opts.Opener != nil {
 		openModule = k.opts.Opener.OpenModule
@@ -461,6 +462,7 @@ func (k *Kernel) UnloadID(ctx context.Context, id int, force bool) error {
 }
 
 func (k *Kernel) userUnload(ctx context.Context, fr *fileRec, force bool) error {
+	ctx, _ = k.chainOf(ctx)
 	fail := func(err error) error {
 		e := &Error{Op: OpKldunload, Name: fr.f.Name(), Err: err}
 		k.console(e)

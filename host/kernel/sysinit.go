@@ -25,6 +25,7 @@ type sysEntry struct {
 	decl int    // declaration index in the module; MOD_LOAD is 0
 	tieo int    // position in its rank's tie order, ascending; -1: none
 	reg  bool   // module registration (MOD_LOAD) rather than an entry
+	ek   string // its key, "module:entry", made once (key)
 }
 
 // makeEntries makes a module's registration and its declared entries (with
@@ -48,7 +49,7 @@ func (k *Kernel) makeEntriesFrom(m *modRec, next func() uint64) {
 	}
 	ties := k.tieOrders()
 	mk := func(e sdk.Entry, decl int, reg bool) *sysEntry {
-		se := &sysEntry{mod: m, e: e, pos: pos, decl: decl, reg: reg}
+		se := &sysEntry{mod: m, e: e, pos: pos, decl: decl, reg: reg, ek: entryKey(m.decl.Name, e.Name)}
 		se.tieo = ties.position(se.pass(), e.Rank, se.key())
 		return se
 	}

@@ -229,7 +229,7 @@ func (f *inprocFile) Modules() []kernel.Module {
 
 // OpenFile implements kernel.Opener.
 func (inprocOpener) OpenFile(_ context.Context, name string) (kernel.File, error) {
-	n := strings.TrimSuffix(filepath.Base(name), ".ko")
+	n := kernel.FileName(name)
 	mods, ok := all.Modules(n)
 	if !ok {
 		return nil, fmt.Errorf("%s: no shipped module file of that name to run in-process: %w", name, syscall.ENOENT)
