@@ -365,7 +365,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	shardFlag := fs.String("shard", "", "run only shard I of N (I/N), for `explore merge`")
 	jobs := fs.Int("j", runtime.GOMAXPROCS(0), "runs at once")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	outFile := fs.String("o", "", "write the result's JSON to FILE (the text goes to stdout)")
+	outFile := fs.String("o", "", "write the result's JSON to FILE (stdout gets the text, or with -json the JSON too)")
 	inprocess := fs.Bool("inprocess", false, "run the shipped modules in-process (faster; plugins/all) instead of as plugin processes")
 	timeout := callTimeoutFlag(fs)
 	vars := varFlags(fs)
@@ -446,8 +446,8 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	return ExitOK
 }
 
-// writeExplore prints a result: JSON to stdout (-json), or to outFile
-// with the text on stdout, or the text only.
+// writeExplore prints a result: its JSON to outFile (made whole or not
+// at all) when one is named, and to stdout with -json, else its text.
 func (a *app) writeExplore(res *explore.Result, asJSON bool, outFile string) int {
 	if asJSON || outFile != "" {
 		data, err := res.JSON()
@@ -456,11 +456,16 @@ func (a *app) writeExplore(res *explore.Result, asJSON bool, outFile string) int
 			return ExitWitness
 		}
 		if outFile != "" {
-			if err := os.WriteFile(outFile, data, 0o644); err != nil {
-				fmt.Fprintf(a.stderr, "kldsim explore: %v\n", err)
+			out, err := createOut(outFile)
+			if err == nil {
+				err = out.commit(func(w io.Writer) error { _, err := w.Write(data); return err })
+			}
+			if err != nil {
+				fmt.Fprintf(a.stderr, "kldsim explore: -o %s: %v\n", outFile, err)
 				return ExitInput
 			}
-		} else {
+		}
+		if asJSON {
 			a.stdout.Write(data)
 			return ExitOK
 		}
@@ -475,7 +480,7 @@ func (a *app) writeExplore(res *explore.Result, asJSON bool, outFile string) int
 func (a *app) exploreMerge(args []string) int {
 	fs := a.newFlags("explore merge")
 	asJSON := fs.Bool("json", false, "print the merged result as JSON")
-	outFile := fs.String("o", "", "write the merged result's JSON to FILE (the text goes to stdout)")
+	outFile := fs.String("o", "", "write the merged result's JSON to FILE (stdout gets the text, or with -json the JSON too)")
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}

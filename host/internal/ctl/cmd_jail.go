@@ -1,9 +1,11 @@
 package ctl
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,7 +165,12 @@ func parseJls(c *Cmd, args []string) (runner, error) {
 	only, hasOnly := o.arg['j']
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		var jails []jsonJail
-		for _, v := range env.Kernel.Vnets() {
+		vnets := env.Kernel.Vnets()
+		if o.has('d') { // dying jails as well as active ones
+			vnets = append(vnets, env.Kernel.DyingVnets()...)
+			slices.SortFunc(vnets, func(a, b kernel.VnetStat) int { return cmp.Compare(a.JID, b.JID) })
+		}
+		for _, v := range vnets {
 			if v.JID == 0 || hasOnly && v.Name != only && strconv.Itoa(v.JID) != only {
 				continue
 			}

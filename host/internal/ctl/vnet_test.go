@@ -93,6 +93,17 @@ func TestVnetDestroyAsync(t *testing.T) {
 	if _, _, err := runIn(t, k, true, "ifconfig -j j1 -a"); err == nil {
 		t.Error("ifconfig in the dying j1 succeeded")
 	}
+	// jls lists the active jails; -d the dying ones too, -v with their
+	// state.
+	if got := must("jls name"); got != "j2\n" {
+		t.Errorf("jls name = %q, want j2 only", got)
+	}
+	if got := must("jls -d name dying"); got != "j1 true\nj2 false\n" {
+		t.Errorf("jls -d name dying = %q, want the dying j1 first (JID 1), then j2", got)
+	}
+	if got := must("jls -dv"); !strings.Contains(got, "DYING") {
+		t.Errorf("jls -dv shows no DYING jail:\n%s", got)
+	}
 	must("vnet create j1") // the name is free again
 
 	// -w on the dying j1's name: destroys the new j1, then waits for

@@ -143,10 +143,17 @@ func equalKeys(a, b []EntryKey) bool {
 	return true
 }
 
-// PlanFaults lists a fault of each kind for each pass entry, in table order.
+// PlanFaults lists a fault of each kind for each pass entry of the
+// scenario's loadable modules, in table order. The base system's entries
+// (file "kernel") are the kernel's own, not the user's to change: a fault
+// there finds only what the kernel's teardown does without a step of its
+// own (a config's kernel block can still fault them by hand).
 func PlanFaults(entries []PassEntry, kinds []FaultKind) []Fault {
 	var out []Fault
 	for _, e := range entries {
+		if e.File == "kernel" {
+			continue
+		}
 		for _, k := range kinds {
 			out = append(out, Fault{Entry: e.Key, Kind: k})
 		}
