@@ -24,8 +24,6 @@ func (r *ring[T]) add(v T) (old T, dropped bool) {
 }
 
 // len is how many values are kept.
-func (r *ring[T]) len() int { return len(r.buf) }
-
 // at is the i-th kept value, oldest first.
 func (r *ring[T]) at(i int) T { return r.buf[(r.start+i)%len(r.buf)] }
 

@@ -33,7 +33,6 @@ type benchReport struct {
 // config. The witness stays on and its verdict decides the exit status as
 // for run.
 func (a *app) bench(ctx context.Context, args []string) int {
-	const usageLine = "kldsim bench [-json] [-vnets N] [-rounds R] [-batch N] [-modules LIST | -config FILE [-var NAME=VALUE]] [-module-path DIRS] [-cpuprofile FILE]"
 	fs := a.newFlags("bench")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of the table")
 	vnets := fs.Int("vnets", bench.DefaultVnets, "VNETs per round: created one at a time, and built before each teardown from N")

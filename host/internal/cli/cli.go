@@ -100,7 +100,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
 	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
 	version := fs.Bool("version", false, "print the version and commit")
-	fs.Bool("v", false, "")
 	help := false
 	fs.BoolVar(&help, "help", false, "")
 	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {

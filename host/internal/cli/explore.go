@@ -381,7 +381,9 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	if fs.NArg() != 1 {
 		return bad("want one configuration file, got %d arguments", fs.NArg())
 	}
-	opts := explore.Options{Limits: explore.Limits{MaxOrders: *maxOrders}, MoveSpan: *moveSpan, Concurrency: *jobs, Progress: a.stderr}
+	prog := newProgress(a.stderr, "explore", 0)
+	opts := explore.Options{Limits: explore.Limits{MaxOrders: *maxOrders}, MoveSpan: *moveSpan, Concurrency: *jobs,
+		Progress: func(phase string, done, total int) { prog.set(done, total, phase) }}
 	var err error
 	if *faultsFlag != "" {
 		if opts.Faults, err = explore.ParseFaultKinds(*faultsFlag); err != nil {
@@ -426,6 +428,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	}
 	quiet := &app{stdout: io.Discard, stderr: io.Discard, logger: a.logger}
 	res, err := explore.Explore(ctx, &scenarioRunner{a: quiet, ld: ld, o: lo, inprocess: *inprocess}, opts)
+	prog.done()
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim explore: %s: %v\n", file, err)
 		var ce *explore.CapError

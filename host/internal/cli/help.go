@@ -123,16 +123,6 @@ func init() {
 	}
 }
 
-// lookupVerb returns the verb called name ("kernel start").
-func lookupVerb(name string) (verb, bool) {
-	for _, v := range verbs {
-		if v.name == name {
-			return v, true
-		}
-	}
-	return verb{}, false
-}
-
 // multiCall lists the names under which the binary acts as that command:
 // FreeBSD's base commands, and the commands the modules of the default
 // module path declare (from linker.hints).

@@ -104,27 +104,6 @@ func ifVerbs(d sdk.Decl) []sdk.Verb {
 	return append(append([]sdk.Verb(nil), sdk.HostIfVerbs...), d.Config.IfVerbs...)
 }
 
-// checkIfVerbs checks `ifconfig IF WORDS...` where the table knows the
-// module whose cloner IF's name says; elsewhere it is checked when the
-// command runs, against the interface's owner (ownerVerbs).
-func (t *Table) checkIfVerbs(ifname string, words []string) error {
-	if t == nil || len(words) == 0 {
-		return nil
-	}
-	driver, _, err := sdk.SplitUnit(ifname)
-	if err != nil {
-		return nil
-	}
-	d, ok := t.Cloner(driver)
-	if !ok {
-		return nil
-	}
-	if _, err := sdk.MatchVerbs(ifVerbs(d), words, false); err != nil {
-		return fmt.Errorf("%s: %w", ifname, err)
-	}
-	return nil
-}
-
 // ownerVerbs checks words against the verbs of the module that owns the
 // interface and returns them as calls. Where the interface or its VNET
 // is not found, it checks nothing: IfControl says what is missing.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,9 +64,10 @@ type Options struct {
 	Shard Shard
 	// Concurrency is how many runs go at once; 0 means 1.
 	Concurrency int
-	// Progress, when it is a terminal, shows a progress bar. Nil or any
-	// other writer: silent.
-	Progress io.Writer
+	// Progress, when set, is told how far each phase ("probing",
+	// "exploring", "minimising") has got: done of total steps. It is
+	// called from one goroutine at a time.
+	Progress func(phase string, done, total int)
 	// ConfigHash identifies what was explored (config, variables, module
 	// binaries), so Merge refuses results of different inputs. Opaque.
 	ConfigHash string
@@ -266,11 +266,10 @@ func Explore(ctx context.Context, r Runner, opts Options) (*Result, error) {
 	}
 	x := &explorer{r: r, cache: map[string]*cached{}}
 	bar := newProgress(opts.Progress)
-	defer bar.finish()
 
 	// 1. Probes: the default order gives the tables and footprints, every
 	// group reversed adds the footprints of the other side of each tie.
-	bar.phase("probing", 2)
+	bar.start("probing", 2)
 	defRes, defOut, err := x.run(ctx, Variant{})
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
@@ -325,7 +324,7 @@ func Explore(ctx context.Context, r Runner, opts Options) (*Result, error) {
 		mine = append(mine, i)
 	}
 	results := make([]*runResult, plan.Len())
-	bar.phase("exploring", len(mine))
+	bar.start("exploring", len(mine))
 	err = forEach(ctx, conc, mine, func(ctx context.Context, i int) error {
 		res, _, err := x.run(ctx, plan.Variant(i))
 		if err != nil {
@@ -403,7 +402,7 @@ func Explore(ctx context.Context, r Runner, opts Options) (*Result, error) {
 		todo[i] = i
 	}
 	if len(todo) > 0 {
-		bar.phase("minimising", len(todo))
+		bar.start("minimising", len(todo))
 	}
 	err = forEach(ctx, conc, todo, func(ctx context.Context, i int) error {
 		e := extra[i]

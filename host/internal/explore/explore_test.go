@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -447,24 +446,35 @@ func TestRunsOnce(t *testing.T) {
 	}
 }
 
-type ttyBuffer struct{ bytes.Buffer }
-
+// TestProgress: each phase is reported from its start (0 done) to its
+// end (all done), in order, with the plan's sizes.
 func TestProgress(t *testing.T) {
-	var plain bytes.Buffer
-	explore(t, pfwatchModel(), Options{Progress: &plain})
-	if plain.Len() != 0 {
-		t.Errorf("progress on a non-terminal wrote %q", plain.String())
+	type step struct {
+		phase       string
+		done, total int
 	}
-
-	old := isTerminal
-	isTerminal = func(w io.Writer) bool { _, ok := w.(*ttyBuffer); return ok }
-	defer func() { isTerminal = old }()
-	var tty ttyBuffer
-	res := explore(t, pfwatchModel(), Options{Progress: &tty, Faults: []FaultKind{FaultError}})
-	for _, want := range []string{"explore: probing", "explore: exploring", "(0/10"} {
-		if !strings.Contains(tty.String(), want) {
-			t.Errorf("progress output lacks %q:\n%q", want, tty.String())
+	var steps []step
+	res := explore(t, pfwatchModel(), Options{Faults: []FaultKind{FaultError}, Concurrency: 4,
+		Progress: func(phase string, done, total int) { steps = append(steps, step{phase, done, total}) }})
+	var phases []string
+	last := map[string]step{}
+	for _, s := range steps {
+		if s.done == 0 {
+			phases = append(phases, s.phase)
 		}
+		if p, ok := last[s.phase]; ok && s.done != p.done+1 {
+			t.Errorf("%s went from %d to %d", s.phase, p.done, s.done)
+		}
+		last[s.phase] = s
+	}
+	if diff := cmp.Diff([]string{"probing", "exploring"}, phases); diff != "" {
+		t.Errorf("phases (-want +got):\n%s", diff)
+	}
+	if got := last["exploring"]; got.done != 10 || got.total != 10 {
+		t.Errorf("exploring ended at %d of %d, want 10 of 10", got.done, got.total)
+	}
+	if got := last["probing"]; got.done != 2 || got.total != 2 {
+		t.Errorf("probing ended at %d of %d, want 2 of 2", got.done, got.total)
 	}
 	// Progress does not change the result.
 	if diff := cmp.Diff(string(jsonOf(t, explore(t, pfwatchModel(), Options{Faults: []FaultKind{FaultError}}))), string(jsonOf(t, res))); diff != "" {

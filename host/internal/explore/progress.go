@@ -1,59 +1,40 @@
 package explore
 
-import (
-	"io"
-	"time"
+import "sync"
 
-	"github.com/mattn/go-isatty"
-	"github.com/schollz/progressbar/v3"
-)
-
-// isTerminal reports whether w is a terminal; tests replace it.
-var isTerminal = func(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
-}
-
-// progress shows one bar per phase on a terminal; on anything else it
-// does nothing. Its methods are safe for concurrent use.
+// progress reports how far Explore has got to Options.Progress, one phase
+// at a time; its methods are safe for concurrent use (runs go in
+// parallel) and do nothing without a callback.
 type progress struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
+	report func(phase string, done, total int)
+
+	mu          sync.Mutex
+	phase       string
+	done, total int
 }
 
-func newProgress(w io.Writer) *progress {
-	if w == nil || !isTerminal(w) {
-		return &progress{}
-	}
-	return &progress{w: w}
+func newProgress(report func(phase string, done, total int)) *progress {
+	return &progress{report: report}
 }
 
-// phase starts a bar of total steps, closing the previous one.
-func (p *progress) phase(desc string, total int) {
-	if p.w == nil {
+// start begins a phase of total steps.
+func (p *progress) start(phase string, total int) {
+	if p.report == nil {
 		return
 	}
-	p.finish()
-	p.bar = progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(p.w),
-		progressbar.OptionSetDescription("explore: "+desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetRenderBlankState(true),
-	)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.phase, p.done, p.total = phase, 0, total
+	p.report(phase, 0, total)
 }
 
+// add says n more steps of the phase are done.
 func (p *progress) add(n int) {
-	if p.bar != nil {
-		_ = p.bar.Add(n) // a progress bar that cannot write is no reason to fail
+	if p.report == nil {
+		return
 	}
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		p.bar = nil
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.report(p.phase, p.done, p.total)
 }
