@@ -63,13 +63,14 @@ type IfInfo struct {
 //   - PfilHookAdd, HhookAdd and EncapAttach of a head registered in
 //     curvnet: each call into the module carries curvnet's heads, and
 //     each answer the kernel gives it their current list;
-//   - Free, LockDestroy, Use, Lock, Unlock, Hold, Drop, PfilHookRemove,
-//     HhookRemove, EncapDetach, McastLeave, PfilHeadUnregister,
-//     HhookHeadDeregister and EncapDeregister of objects the module itself
-//     allocated through this KPI (its own calls), of the right kind,
-//     global or curvnet's: the kernel answers them nil, whatever the
-//     witness finds (a double free, a use after free is reported, not
-//     returned).
+//   - Free, LockDestroy, PfilHookRemove, HhookRemove, EncapDetach,
+//     McastLeave, PfilHeadUnregister, HhookHeadDeregister and
+//     EncapDeregister of objects the module itself allocated through this
+//     KPI (its own calls), of the right kind, global or curvnet's; and
+//     Use, Hold and Drop (and Lock and Unlock of a lock) of objects any
+//     module of the same plugin file allocated, global or curvnet's: the
+//     kernel answers them nil, whatever the witness finds (a double free,
+//     a use after free is reported, not returned).
 //
 // Every other call, and any of these whose answer would be an error,
 // waits for the kernel, as in the kernel's own process. So a module is

@@ -35,10 +35,10 @@ import (
 //     HhookAdd and EncapAttach when the head is among curvnet's, which the
 //     host sends with the call (Bound.heads) and with each answer. The
 //     module numbers the object itself, in its id space (Folder.IDSpace).
-//   - a call on objects of the module's own, which the plugin remembers
-//     (kind, owner, VNET) from their allocation: frees, uses, locks and
-//     references of objects of the right kind, the module's, in curvnet
-//     or global. The kernel's answer to those is nil, whatever the
+//   - a call on objects the plugin remembers (kind, owner, VNET) from
+//     their allocation: frees of the module's own objects of the right
+//     kind; uses, locks and references of any module of the file's
+//     objects (of the right kind for locks); all in curvnet or global. The kernel's answer to those is nil, whatever the
 //     witness says of them (a double free, a use after free are reported,
 //     not returned).
 //

@@ -48,14 +48,5 @@ func (l *Loader) describe(name, path string) (kernel.FileDesc, error) {
 			"no %s lists it, so what it carries is not known until it runs, and a plan runs nothing; run kldsim kldxref %s",
 			HintsName, dir))
 	}
-	fd := kernel.FileDesc{Name: filepath.Base(path), Path: path}
-	for _, m := range in.Hints.Modules {
-		d, err := m.Decl()
-		if err != nil {
-			return kernel.FileDesc{}, loadErr(path, ErrStale, fmt.Sprintf("%s: %v; rerun kldsim kldxref %s",
-				filepath.Join(filepath.Dir(path), HintsName), err, filepath.Dir(path)))
-		}
-		fd.Decls = append(fd.Decls, d)
-	}
-	return fd, nil
+	return kernel.FileDesc{Name: filepath.Base(path), Path: path, Decls: in.Hints.Decls()}, nil
 }
