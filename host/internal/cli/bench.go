@@ -63,7 +63,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	case *modules != "" && *file != "":
 		return bad("-modules and -config are exclusive")
 	case vars.given() && *file == "":
-		return bad("-var needs -config")
+		return bad("-var and -var-file need -config")
 	}
 
 	o := bench.Options{Vnets: *vnets, Rounds: *rounds, Batch: *batch}

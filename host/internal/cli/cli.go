@@ -1,15 +1,16 @@
 // Package cli is kldsim's command line: run, validate and fmt for
-// configuration files, trace (a run's exports, see host/internal/render),
-// bench (timings, see host/internal/bench), the kernel daemon (kernel
-// start|stop|status), and the commands of the command language (package
-// ctl: kldload, kldunload, kldstat, ifconfig, vnet, sysinit, witness,
-// modctl, and the commands modules declare) sent to the daemon over its
-// control socket. Its own commands are a table (verbs), which help is
-// made from.
+// configuration files, check, explore and plan (the ordering analysis),
+// trace (a run's exports, see host/internal/render), bench (timings, see
+// host/internal/bench), kldxref, the kernel daemon (kernel
+// start|stop|status), links and man, and the commands of the command
+// language (package ctl: kldload, kldunload, kldstat, ifconfig, jail, jls,
+// jexec, dmesg, vnet, sysinit, witness, modctl, and the commands modules
+// declare) sent to the daemon over its control socket. Its own commands
+// are a table (verbs), which help is made from.
 //
-// Invoked through a link named kldload, kldunload, kldstat or ifconfig,
-// or after a command a module of the module path declares, the binary
-// acts as that command (see `kldsim links`).
+// Invoked through a link named after one of FreeBSD's commands (ctl's
+// FreeBSD) or after a command a module of the module path declares, the
+// binary acts as that command (see `kldsim links`).
 package cli
 
 import (

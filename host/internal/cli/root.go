@@ -116,7 +116,7 @@ func (a *app) newRoot() *cobra.Command {
 	}
 	foot.WriteString("\nEnvironment: KLDSIM_LOG (log level), KLDSIM_SOCKET (control socket; default kldsim.sock,\n" +
 		"with the daemon's kldsim.log, in the private directory $XDG_RUNTIME_DIR/kldsim or\n" +
-		"/tmp/kldsim-$UID), KLDSIM_MODULE_PATH (module directories, ':'-separated), KLDSIM_VAR_name\n" +
+		"$TMPDIR/kldsim-$UID), KLDSIM_MODULE_PATH (module directories, ':'-separated), KLDSIM_VAR_name\n" +
 		"(a config variable's value).\n" +
 		"Exit status: 0 clean, 1 the witness found something or a command failed, 2 bad input;\n" +
 		"FreeBSD's commands exit as FreeBSD's do.")

@@ -147,7 +147,12 @@ func parseIfconfig(c *Cmd, args []string) (runner, error) {
 	}
 	a.ifname, rest = rest[0], rest[1:]
 	if err := sdk.ValidIfName(a.ifname); err != nil {
-		return nil, errx("%s: interface name too long", a.ifname)
+		// ifconfig.c: errx(1, "%s: interface name too long") at
+		// IFNAMSIZ; any other name no interface can have does not exist.
+		if len(a.ifname) > sdk.MaxIfNameLen {
+			return nil, errx("%s: interface name too long", a.ifname)
+		}
+		return nil, errx("interface %s does not exist", a.ifname)
 	}
 	if len(rest) == 0 {
 		return func(ctx context.Context, c *Cmd, env *Env) error {

@@ -237,9 +237,9 @@ func parseJls(c *Cmd, args []string) (runner, error) {
 	}, nil
 }
 
-// jexecTakesJ are the commands jexec runs in a jail by giving them -j:
-// those that act in a VNET. Others run as they would on the host when
-// they only read (kldstat, jls); any other is not found in the jail.
+// jexecReadOnly are the commands jexec runs as they would on the host,
+// as they only read. jexec runs those that act in a VNET by giving them
+// -j; any other is not found in the jail.
 var jexecReadOnly = map[string]bool{"kldstat": true, "jls": true}
 
 func parseJexec(c *Cmd, args []string) (runner, error) {

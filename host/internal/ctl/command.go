@@ -1,8 +1,8 @@
 // Package ctl is kldsim's command language and its control socket.
 //
 // The base commands are FreeBSD's, with their flags, words and errno
-// texts: kldload, kldunload, kldstat and ifconfig, plus vnet (create,
-// destroy, list), sysinit, witness and modctl. Modules add commands of
+// texts: kldload, kldunload, kldstat, ifconfig, jail, jls, jexec and
+// dmesg, plus vnet (create, destroy, list), sysinit, witness and modctl. Modules add commands of
 // their own (ipfw) and the verbs their control handlers and interfaces
 // answer, as they declare them (sdk.ConfigSchema): a Table is the base
 // commands plus those of a set of declarations (linker.hints, the loaded

@@ -261,7 +261,7 @@ func TestParse(t *testing.T) {
 		{line: "vnet destroy 42", wantErr: `bad vnet name "42": digits only`, status: 2},
 		{line: "vnet create 'x\x1b[2J'", wantErr: `bad vnet name "x\x1b[2J": byte 1 is "\x1b"`, status: 2},
 		{line: "ipfw -j 'a b' list", wantErr: `bad vnet name "a b"`, status: 64},
-		{line: "ifconfig 'em 1' up", wantErr: "ifconfig: em 1: interface name too long", status: 1},
+		{line: "ifconfig 'em 1' up", wantErr: "ifconfig: interface em 1 does not exist", status: 1},
 		{line: "ifconfig bridge1234567890123 create", wantErr: "interface name too long", status: 1},
 	}
 	table := NewTable(index())
