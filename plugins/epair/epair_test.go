@@ -1,6 +1,7 @@
 package epair_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/kpifake"
 	"github.com/kldsim/kldsim/plugins/epair"
+	"github.com/kldsim/kldsim/sdk"
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
 
@@ -157,11 +160,22 @@ func TestUnload(t *testing.T) {
 	h.ShutdownClean(epair.Name)
 }
 
-// A VNET where vnet_epair_init did not run has no epair cloner.
+// TestNotInitialized: in a VNET where vnet_epair_init did not run, the
+// cloner refuses with ENXIO before it touches anything (the fake KPI
+// would panic at any call); where it ran, a create works.
 func TestNotInitialized(t *testing.T) {
+	m := epair.Module()
+	err := m.Clone(context.Background(), kpifake.New(epair.Name, "j9", 0),
+		sdk.CloneOp{Kind: sdk.CloneCreate, Cloner: epair.ClonerName, Ifname: "epair"})
+	if !errors.Is(err, syscall.ENXIO) || !strings.Contains(err.Error(), "not initialized in vnet j9") {
+		t.Errorf("create in j9 = %v, want ENXIO: not initialized", err)
+	}
+
 	h := sdktest.New(t, sdktest.Options{})
 	h.VnetCreate("j1") // before the module: its VNET_SYSINIT runs on load
 	h.Load(epair.Module())
-	h.IfClone("j1", "epair")
+	if got := h.IfClone("j1", "epair"); len(got) != 2 {
+		t.Errorf("create in j1 made %v, want a pair", got)
+	}
 	h.ShutdownClean(epair.Name)
 }

@@ -362,7 +362,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	move := fs.String("move", "", "also run MODULE:ENTRY at each distinct position among its pass table's ranks")
 	moveSpan := fs.Int("move-span", 0, "with -move, only the N nearest distinct ranks on each side (0: all)")
 	maxOrders := fs.Int("max-orders", 0, "cap on the tie orders to run (default 10000)")
-	shardFlag := fs.String("shard", "", "run only shard I of N (I/N), for `explore merge`")
+	shardFlag := fs.String("shard", "", "run only shard `I/N` (0 <= I < N), to be put together by explore merge")
 	jobs := fs.Int("j", runtime.GOMAXPROCS(0), "runs at once")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	outFile := fs.String("o", "", "write the result's JSON to FILE (stdout gets the text, or with -json the JSON too)")
