@@ -179,11 +179,10 @@ func (a *app) check(ctx context.Context, args []string) int {
 		return ExitInput
 	}
 	file := fs.Arg(0)
-	run, k, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "check")
+	run, k, an, exit := a.execute(ctx, loadOpts{file: file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "check")
 	if run == nil {
 		return exit
 	}
-	an := k.Analysis()
 	if exit == ExitOK && !an.Clean() {
 		exit = ExitWitness
 	}

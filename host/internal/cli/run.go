@@ -178,18 +178,19 @@ func (a *app) runScenario(ctx context.Context, cfg *config.Config, opts kernel.O
 // and scenario steps, the teardown (even when a step failed or ctx was
 // cancelled: the witness needs the whole run). It returns the run, with
 // its ordering constraints, or nil when nothing could run; the torn-down
-// kernel, for its analysis; and the exit status. Bad configurations are
+// kernel (its windows); the ordering analysis, made once; and the exit
+// status. Bad configurations are
 // reported on stderr (ExitInput).
-func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, *kernel.Kernel, int) {
+func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run, *kernel.Kernel, kernel.Analysis, int) {
 	ld, ok := a.loadConfig(o)
 	if !ok {
-		return nil, nil, ExitInput
+		return nil, nil, kernel.Analysis{}, ExitInput
 	}
 	cfg := ld.cfg
 	mods, err := a.newLoader(ld, o)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
-		return nil, nil, ExitInput
+		return nil, nil, kernel.Analysis{}, ExitInput
 	}
 	defer mods.Close()
 
@@ -201,17 +202,18 @@ func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run
 		} else {
 			fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", o.file, err)
 		}
-		return nil, nil, exitFor(err)
+		return nil, nil, kernel.Analysis{}, exitFor(err)
 	}
 	k := sr.k
 	if err := k.UnusedOptions(); err != nil {
 		fmt.Fprintf(a.stderr, "kldsim: %s: %v\n", o.file, err)
-		return nil, nil, ExitInput
+		return nil, nil, kernel.Analysis{}, ExitInput
 	}
 	trace := k.Trace()
+	an := k.Analysis()
 	run := &render.Run{Schema: render.Schema, Config: o.file, Experiments: cfg.Kernel.Experiments(), Steps: sr.steps,
 		Modules: sr.modules, Trace: render.Events(trace), Witness: render.Reports(k.Witness(), trace),
-		Constraints: render.Constraints(k.Constraints(), k.Analysis())}
+		Constraints: render.Constraints(k.Constraints(), an)}
 	run.Verdict = render.Verdict(run.Witness)
 	switch {
 	case len(run.Witness) > 0, sr.shutdownErr != nil:
@@ -219,7 +221,7 @@ func (a *app) execute(ctx context.Context, o loadOpts, prog string) (*render.Run
 	case !sr.stepsOK:
 		run.Exit = ExitInput
 	}
-	return run, k, run.Exit
+	return run, k, an, run.Exit
 }
 
 // outFile is an output file made whole or not at all: written to a
@@ -300,7 +302,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		defer out.discard()
 	}
 
-	run, _, exit := a.execute(ctx, loadOpts{file: file, src: src, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
+	run, _, _, exit := a.execute(ctx, loadOpts{file: file, src: src, vars: vars, modulePath: *mp, callTimeout: timeout.d}, "run")
 	if run == nil {
 		return exit
 	}

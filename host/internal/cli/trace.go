@@ -103,7 +103,7 @@ func (a *app) traceInput(ctx context.Context, in string, o loadOpts) (*render.Ru
 		head, _ := br.Peek(512)
 		if !strings.HasPrefix(strings.TrimSpace(string(head)), "{") {
 			f.Close()
-			run, _, exit := a.execute(ctx, o, "trace")
+			run, _, _, exit := a.execute(ctx, o, "trace")
 			return run, exit, nil
 		}
 		r = br
