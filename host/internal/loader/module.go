@@ -119,8 +119,12 @@ func (m *remoteModule) Event(ctx context.Context, k sdk.KPI, what sdk.ModEvent) 
 }
 
 func (m *remoteModule) IfEvent(ctx context.Context, k sdk.KPI, ev sdk.IfEvent) error {
+	ignored := !m.info.Decl.Handles(ev.Kind) || m.attached.Ignores(m.info.Decl.EventScope, k)
+	if ignored && m.p.dead() == nil {
+		return nil // the common case: no call, and no label to make
+	}
 	what := fmt.Sprintf("%v(%s)", ev.Kind, ev.Ifname)
-	if !m.info.Decl.Handles(ev.Kind) || m.attached.Ignores(m.info.Decl.EventScope, k) {
+	if ignored {
 		return m.deadOr(what, nil)
 	}
 	return m.p.call(ctx, m.name(), what, func(ctx context.Context) error {
