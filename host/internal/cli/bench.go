@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -156,9 +155,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		if err != nil {
 			rep.Error = err.Error()
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := ctl.WriteJSON(a.stdout, rep); err != nil {
 			fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
 		}
 		return exit

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	"github.com/kldsim/kldsim/host/internal/config"
+	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
 )
@@ -192,9 +192,7 @@ func (a *app) check(ctx context.Context, args []string) int {
 		if *withWindows {
 			rep.Windows = k.Windows()
 		}
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := ctl.WriteJSON(a.stdout, rep); err != nil {
 			fmt.Fprintf(a.stderr, "kldsim: %v\n", err)
 			return ExitWitness
 		}

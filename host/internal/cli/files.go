@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -174,11 +173,7 @@ func snippet(src []byte, r hcl.Range) *snippetJSON {
 		HighlightEndOffset: end, Values: []any{}}
 }
 
-func (v *validateJSON) write(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (v *validateJSON) write(w io.Writer) error { return ctl.WriteJSON(w, v) }
 
 // deepCheck builds a checked configuration in a throwaway kernel: every
 // setup command of its plan (module loads, VNETs, interfaces, module

@@ -814,7 +814,7 @@ func ifconfigList(ctx context.Context, c *Cmd, env *Env, a *ifArgs, only string,
 		out = append(out, toJSONIf(st, details))
 	}
 	if c.JSON {
-		return writeJSON(env.Stdout, out)
+		return WriteJSON(env.Stdout, out)
 	}
 	for _, j := range out {
 		writeStatus(env.Stdout, j, a.o.has('v'))

@@ -47,7 +47,7 @@ func parseSysinit(c *Cmd, args []string) (runner, error) {
 			for _, r := range rows {
 				out = append(out, jsonSysinit{Kind: r.Kind.String(), Rank: r.Rank, Module: r.Module, Entry: r.Entry, File: r.File})
 			}
-			return writeJSON(env.Stdout, out)
+			return WriteJSON(env.Stdout, out)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "Kind\tSubsystem\tOrder\tModule\tEntry")
@@ -72,7 +72,7 @@ func sysinitRan(c *Cmd, env *Env, vnet string) error {
 		for _, ev := range rows {
 			out = append(out, traceJSON(ev))
 		}
-		return writeJSON(env.Stdout, out)
+		return WriteJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Kind\tSubsystem\tOrder\tModule\tEntry\tTime")
@@ -155,7 +155,7 @@ func parseWitness(c *Cmd, args []string) (runner, error) {
 	return func(ctx context.Context, c *Cmd, env *Env) error {
 		reports := env.Kernel.Witness()
 		if c.JSON {
-			return writeJSON(env.Stdout, map[string]any{"verdict": KernelVerdict(env.Kernel), "reports": render.Reports(reports, env.Kernel.Trace())})
+			return WriteJSON(env.Stdout, map[string]any{"verdict": KernelVerdict(env.Kernel), "reports": render.Reports(reports, env.Kernel.Trace())})
 		}
 		WriteKernelWitness(env.Stdout, env.Kernel)
 		return nil

@@ -185,7 +185,7 @@ func parseJls(c *Cmd, args []string) (runner, error) {
 			if jails == nil {
 				jails = []jsonJail{}
 			}
-			return writeJSON(env.Stdout, jails)
+			return WriteJSON(env.Stdout, jails)
 		}
 		w := env.Stdout
 		switch {

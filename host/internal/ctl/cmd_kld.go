@@ -289,7 +289,9 @@ func toJSONFile(f kernel.FileStat) jsonFile {
 	return j
 }
 
-func writeJSON(w io.Writer, v any) error {
+// WriteJSON writes v as the commands' --json do: indented by two spaces,
+// one value, a newline.
+func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -336,7 +338,7 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 			if c.JSON {
 				j := toJSONModule(m)
 				j.Refs = refs
-				return writeJSON(env.Stdout, j)
+				return WriteJSON(env.Stdout, j)
 			}
 			if data {
 				fmt.Fprintf(env.Stdout, "Id  Refs Name data..(int, uint, ulong)\n%3d %4d %s%s\n", m.ID, refs, m.Name, modData)
@@ -381,7 +383,7 @@ func parseKldstat(c *Cmd, args []string) (runner, error) {
 			for _, f := range files {
 				out = append(out, toJSONFile(f))
 			}
-			return writeJSON(env.Stdout, out)
+			return WriteJSON(env.Stdout, out)
 		}
 		kldstatHeader(env.Stdout, human)
 		for _, f := range files {
@@ -403,7 +405,7 @@ func parseDmesg(c *Cmd, args []string) (runner, error) {
 			if lines == nil {
 				lines = []string{}
 			}
-			return writeJSON(env.Stdout, map[string]any{"lines": lines})
+			return WriteJSON(env.Stdout, map[string]any{"lines": lines})
 		}
 		for _, l := range lines {
 			fmt.Fprintln(env.Stdout, l)

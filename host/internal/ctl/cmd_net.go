@@ -254,7 +254,7 @@ func runVnetList(ctx context.Context, c *Cmd, env *Env) error {
 		for _, v := range vs {
 			out = append(out, jsonVnet{Name: v.Name, State: v.State.String(), Interfaces: append([]string{}, v.Ifaces...), Dying: v.Dying})
 		}
-		return writeJSON(env.Stdout, out)
+		return WriteJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Name\tState\tInterfaces")

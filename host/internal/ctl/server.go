@@ -179,7 +179,7 @@ func (s *Server) Exec(ctx context.Context, req Request) *Response {
 		if s.Status != nil {
 			st := s.Status()
 			if len(argv) == 3 {
-				writeJSON(&out, st)
+				WriteJSON(&out, st)
 			} else {
 				st.WriteText(&out)
 			}
