@@ -377,3 +377,43 @@ func plan(cfg *config.Config) []step {
 	}
 	return steps
 }
+
+// bootSource is what a kernel that is not a run's boots from (kernel
+// start, plan): a configuration, or the module path and -em alone.
+type bootSource struct {
+	ld    *loader.Loader
+	cfg   *config.Config // nil without a configuration
+	opts  kernel.Options
+	steps []step
+	index []sdk.Decl // the declarations commands are parsed against
+}
+
+// bootFrom loads o's configuration, if it names one, and makes the
+// loader and kernel options to boot with; without one, em em(4)
+// interfaces and the module path's linker.hints. Errors go to stderr
+// after prefix; the caller closes the loader.
+func (a *app) bootFrom(prefix string, o loadOpts, em int) (*bootSource, bool) {
+	if o.file != "" {
+		l, ok := a.loadConfig(o)
+		if !ok {
+			return nil, false
+		}
+		ld, err := a.newLoader(l, o)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "%s: %v\n", prefix, err)
+			return nil, false
+		}
+		return &bootSource{ld: ld, cfg: l.cfg, opts: kernelOptions(l.cfg, ld), steps: plan(l.cfg), index: l.index}, true
+	}
+	if em < 0 || em > config.MaxEmCount {
+		fmt.Fprintf(a.stderr, "%s: -em %d: want 0..%d\n", prefix, em, config.MaxEmCount)
+		return nil, false
+	}
+	ld, err := loader.New(loader.Config{ModulePath: modulePath(o.modulePath, nil), Logger: a.logger, CallTimeout: o.callTimeout})
+	if err != nil {
+		fmt.Fprintf(a.stderr, "%s: %v\n", prefix, err)
+		return nil, false
+	}
+	return &bootSource{ld: ld, opts: kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: em}}, ld),
+		index: newHintsIndex(ld.ModulePath(), nil).Modules()}, true
+}

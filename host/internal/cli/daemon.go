@@ -141,33 +141,17 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 		// -r), unless the config asks for the synchronous one.
 		async = true
 	)
-	if *file != "" {
-		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
-		l, ok := a.loadConfig(o)
-		if !ok {
-			return ExitInput
-		}
-		if ld, err = a.newLoader(l, o); err != nil {
-			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
-			return ExitInput
-		}
-		opts, steps, desc, index = kernelOptions(l.cfg, ld), plan(l.cfg), *file, l.index
-		cfgTraceLimit, cfgReportLimit = l.cfg.Kernel.TraceLimit, l.cfg.Kernel.ReportLimit
-		async = l.cfg.Kernel.VnetDestroy != config.VnetDestroySync
-	} else {
-		if *em < 0 || *em > config.MaxEmCount {
-			fmt.Fprintf(a.stderr, "kldsim: kernel start: -em %d: want 0..%d\n", *em, config.MaxEmCount)
-			return ExitInput
-		}
-		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger, CallTimeout: timeout.d})
-		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim: kernel start: %v\n", err)
-			return ExitInput
-		}
-		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
-		index = newHintsIndex(ld.ModulePath(), nil).Modules()
+	b, ok := a.bootFrom("kldsim: kernel start", loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, *em)
+	if !ok {
+		return ExitInput
 	}
-	defer ld.Close()
+	defer b.ld.Close()
+	ld, opts, steps, index = b.ld, b.opts, b.steps, b.index
+	if b.cfg != nil {
+		desc = *file
+		cfgTraceLimit, cfgReportLimit = b.cfg.Kernel.TraceLimit, b.cfg.Kernel.ReportLimit
+		async = b.cfg.Kernel.VnetDestroy != config.VnetDestroySync
+	}
 	// A daemon lives long: unless the config or a flag says otherwise,
 	// it keeps the newest events and reports only (counting the rest).
 	set := map[string]bool{}

@@ -7,9 +7,7 @@ import (
 
 	"github.com/kldsim/kldsim/host/internal/config"
 	"github.com/kldsim/kldsim/host/internal/ctl"
-	"github.com/kldsim/kldsim/host/internal/loader"
 	"github.com/kldsim/kldsim/host/kernel"
-	"github.com/kldsim/kldsim/sdk"
 )
 
 // planAction is `kldsim plan`: build a configuration's state (boot, setup and
@@ -37,36 +35,12 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 		return ExitInput
 	}
 
-	var (
-		ld    *loader.Loader
-		opts  kernel.Options
-		steps []step
-		index []sdk.Decl
-	)
-	if *file != "" {
-		o := loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}
-		l, ok := a.loadConfig(o)
-		if !ok {
-			return ExitInput
-		}
-		if ld, err = a.newLoader(l, o); err != nil {
-			fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
-			return ExitInput
-		}
-		opts, steps, index = kernelOptions(l.cfg, ld), plan(l.cfg), l.index
-	} else {
-		if *em < 0 || *em > config.MaxEmCount {
-			fmt.Fprintf(a.stderr, "kldsim plan: -em %d: want 0..%d\n", *em, config.MaxEmCount)
-			return ExitInput
-		}
-		ld, err = loader.New(loader.Config{ModulePath: modulePath(*mp, nil), Logger: a.logger, CallTimeout: timeout.d})
-		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim plan: %v\n", err)
-			return ExitInput
-		}
-		opts = kernelOptions(&config.Config{Kernel: config.Kernel{EmCount: *em}}, ld)
+	b, ok := a.bootFrom("kldsim plan", loadOpts{file: *file, vars: vars, modulePath: *mp, callTimeout: timeout.d}, *em)
+	if !ok {
+		return ExitInput
 	}
-	defer ld.Close()
+	defer b.ld.Close()
+	ld, opts, steps, index := b.ld, b.opts, b.steps, b.index
 
 	k, err := kernel.New(ctx, opts)
 	if err != nil {
@@ -77,7 +51,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	// config's business (kldsim run), not the plan's.
 	defer k.Shutdown(context.WithoutCancel(ctx))
 	p := newProgress(a.stderr, "plan "+*file, len(steps))
-	_, ok := execSteps(ctx, ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: index}, steps, a.stdout, a.stderr, false, p)
+	_, ok = execSteps(ctx, ctl.Env{Kernel: k, WatchFaults: ld.WatchFaults, Index: index}, steps, a.stdout, a.stderr, false, p)
 	p.done()
 	if !ok {
 		return ExitInput
