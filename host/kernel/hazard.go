@@ -127,7 +127,7 @@ func classify(c Constraint, before, after *entryInfo) Class {
 	case cmp > 0:
 		return Violation
 	case before.Module == after.Module:
-		if (c.Pass == PassInit) == (before.decl < after.decl) {
+		if declOrderHolds(c.Pass, before.decl, after.decl) {
 			return DeclOrder
 		}
 		return Violation

@@ -161,3 +161,9 @@ func (k *Kernel) Sysinits() []SysinitRow {
 	}
 	return rows
 }
+
+// declOrderHolds reports whether one module's declaration order (decl
+// indexes) runs before ahead of after in a pass of kind pass: an init
+// pass walks a module's entries in declaration order, an uninit pass in
+// reverse.
+func declOrderHolds(pass PassKind, before, after int) bool { return (pass == PassInit) == (before < after) }

@@ -198,7 +198,7 @@ func (k *Kernel) checkOrdering(mods []Module) error {
 				a, b := mine[i-1], mine[i]
 				// Ascending walks keep declaration order; a descending walk
 				// runs a module's tied entries last declared first.
-				if (slot.pass == PassInit) != (a.decl < b.decl) {
+				if !declOrderHolds(slot.pass, a.decl, b.decl) {
 					errs = append(errs, fmt.Errorf("tie order %v %v runs %s before %s, against module %s's own order (a module's entries never change their relative order)",
 						slot.pass, slot.rank, a.key, b.key, d.Name))
 				}

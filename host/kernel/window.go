@@ -139,7 +139,7 @@ func windows(es map[string]*entryInfo, cons []Constraint) map[string]*Window {
 		// ties: a tie between the two keeps them in the required order
 		// (one module's entries, in declaration order; a descending walk
 		// runs them last declared first).
-		ties := same && (c.Pass == PassInit) == (before.decl < after.decl)
+		ties := same && declOrderHolds(c.Pass, before.decl, after.decl)
 		// init: before < after, so before's rank bounds after from below;
 		// uninit: before > after, so after's rank bounds before from below.
 		beforeLow := c.Pass == PassUninit
