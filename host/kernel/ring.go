@@ -23,7 +23,6 @@ func (r *ring[T]) add(v T) (old T, dropped bool) {
 	return old, true
 }
 
-// len is how many values are kept.
 // at is the i-th kept value, oldest first.
 func (r *ring[T]) at(i int) T { return r.buf[(r.start+i)%len(r.buf)] }
 

@@ -815,10 +815,9 @@ const graveLimit = 4096
 // oldest out first, so a late use of one reads like any other report
 // while memory stays bounded.
 type graves struct {
-	limit int
+	limit int // 0: no graves kept
 	byID  map[sdk.ObjID]grave
-	ring  []sdk.ObjID
-	next  int // the ring slot to reuse once it is full
+	order ring[sdk.ObjID] // the ids buried, the oldest dug up first
 }
 
 type grave struct {
@@ -841,13 +840,10 @@ func (g *graves) add(o *Object, why string) {
 	}
 	if g.byID == nil {
 		g.byID = map[sdk.ObjID]grave{}
+		g.order.limit = g.limit
 	}
-	if len(g.ring) < g.limit {
-		g.ring = append(g.ring, o.ID)
-	} else {
-		delete(g.byID, g.ring[g.next])
-		g.ring[g.next] = o.ID
-		g.next = (g.next + 1) % len(g.ring)
+	if old, dropped := g.order.add(o.ID); dropped {
+		delete(g.byID, old)
 	}
 	g.byID[o.ID] = grave{obj: *copyObj(o), why: why}
 }
