@@ -348,10 +348,14 @@ func (k *Kernel) claim(names []string, strict, free bool) (vs []*vnet, serial bo
 // homesAmong reports whether an interface in one of vs has its home in
 // another of them.
 func homesAmong(vs []*vnet) bool {
+	among := make(map[*vnet]bool, len(vs))
+	for _, v := range vs {
+		among[v] = true
+	}
 	for _, v := range vs {
 		v.mu.Lock()
 		for _, ifp := range v.ifs {
-			if ifp.home != v && slices.Contains(vs, ifp.home) {
+			if ifp.home != v && among[ifp.home] {
 				v.mu.Unlock()
 				return true
 			}
