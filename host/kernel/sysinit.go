@@ -166,4 +166,6 @@ func (k *Kernel) Sysinits() []SysinitRow {
 // indexes) runs before ahead of after in a pass of kind pass: an init
 // pass walks a module's entries in declaration order, an uninit pass in
 // reverse.
-func declOrderHolds(pass PassKind, before, after int) bool { return (pass == PassInit) == (before < after) }
+func declOrderHolds(pass PassKind, before, after int) bool {
+	return (pass == PassInit) == (before < after)
+}
