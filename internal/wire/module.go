@@ -450,7 +450,11 @@ func (s *hostSession) close(id uint64) {
 }
 
 // passLocked lets another caller than id read, if nobody does (s.mu
-// held).
+// held). Every other caller is woken: one waiting for its frames takes
+// over, the others go back to waiting. Waking one alone could wake a
+// caller that is not waiting (its goroutine serving a callback in the
+// kernel, perhaps until a waiting caller's answer arrives), and leave
+// nobody reading.
 func (s *hostSession) passLocked(id uint64) {
 	if s.reading {
 		return
@@ -458,7 +462,6 @@ func (s *hostSession) passLocked(id uint64) {
 	for other, mb := range s.calls {
 		if other != id {
 			mb.wake()
-			return
 		}
 	}
 }
@@ -503,6 +506,12 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 			// then.
 			mine, _ = s.drain(id, ^uint64(0))
 		}
+		if err == nil && f.GetCall() != id {
+			// Into its caller's mailbox before anyone else may read:
+			// a caller that took over first would read on for a frame
+			// that is already here, and wait forever.
+			s.route(f)
+		}
 		s.mu.Lock()
 		s.reading = false
 		if err != nil {
@@ -522,7 +531,6 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 		if f.GetCall() == id {
 			return append(mine, f), nil
 		}
-		s.route(f)
 		if len(mine) > 0 {
 			return mine, nil
 		}
