@@ -171,7 +171,7 @@ func acceptSession(ctx context.Context, ln net.Listener, cfg *tls.Config, out ch
 			out <- acceptResult{err: err}
 			return
 		}
-		tc := tls.Server(c, cfg)
+		tc := tls.Server(newSessionConn(c, true), cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			continue
@@ -764,21 +764,20 @@ func (s *moduleServer) dial(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("dial the kernel's session: %v: %w", err, syscall.ENOTCONN)
 	}
-	tc := tls.Client(c, s.tls.sessionConfig())
+	tc := tls.Client(newSessionConn(c, false), s.tls.sessionConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return fmt.Errorf("TLS with the kernel's session: %v: %w", err, syscall.ENOTCONN)
 	}
 	ps := newPluginSession(s, tc)
 	if s.logFile != nil {
-		lc, err := logConn(s.logFile)
-		s.logFile.Close() // lc has a copy
-		s.logFile = nil
+		lw, err := newLogWriter(s.logFile)
+		s.logFile = nil // lw's now
 		if err != nil {
 			tc.Close()
 			return err
 		}
-		ps.log = newFramer(lc)
+		ps.log = newWriteFramer(lw)
 	}
 	s.sess = ps
 	go ps.read()

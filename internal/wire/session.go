@@ -28,7 +28,8 @@ const maxFrame = 64 << 20
 // framer reads and writes the frames of one end of a session. Writes may
 // come from any goroutine, whole frames at a time; one goroutine reads.
 type framer struct {
-	c  net.Conn // nil for a reader only (the host's end of the log)
+	c  net.Conn  // nil for a reader or a writer only (the log's ends)
+	w  io.Writer // where frames are written: c, or the plugin's end of the log
 	br *bufio.Reader
 
 	wmu sync.Mutex
@@ -36,8 +37,11 @@ type framer struct {
 }
 
 func newFramer(c net.Conn) *framer {
-	return &framer{c: c, br: bufio.NewReaderSize(c, 32<<10)}
+	return &framer{c: c, w: c, br: bufio.NewReaderSize(c, 32<<10)}
 }
+
+// newWriteFramer writes frames to w.
+func newWriteFramer(w io.Writer) *framer { return &framer{w: w} }
 
 // newReadFramer reads frames from r.
 func newReadFramer(r io.Reader) *framer { return &framer{br: bufio.NewReaderSize(r, 32<<10)} }
@@ -60,7 +64,7 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", len(b)-4, maxFrame)
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	_, err = f.c.Write(b)
+	_, err = f.w.Write(b)
 	if cap(b) <= 1<<20 {
 		f.wb = b // keep a small buffer, not a batch's
 	}
@@ -103,17 +107,66 @@ const (
 	logMarkEvery = 64 << 10
 )
 
-// logConn makes f, the plugin's end of the log channel's socket pair, a
-// connection with room for what the plugin logs before the host reads it.
-func logConn(f *os.File) (net.Conn, error) {
-	c, err := net.FileConn(f)
-	if err != nil {
+// logWriter is the plugin's end of the log channel. It is not the
+// runtime's to poll either: a socket in the runtime's poller is watched
+// for room to write as well, and the host reading the log would wake a
+// thread of the plugin at every call to say there is. The host never
+// lets the channel fill (logMarkEvery), so a write finds room; if it does
+// not, it waits in a blocking write, off the runtime's books.
+type logWriter struct {
+	fd int
+	f  *os.File // keeps fd open
+}
+
+// newLogWriter makes f, the plugin's end of the log channel's socket
+// pair, a writer with room for what the plugin logs before the host
+// reads it.
+func newLogWriter(f *os.File) (*logWriter, error) {
+	fd := int(f.Fd())
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, logBuffer)
+	if err := syscall.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("log channel: %w", err)
 	}
-	if uc, ok := c.(*net.UnixConn); ok {
-		_ = uc.SetWriteBuffer(logBuffer)
+	return &logWriter{fd: fd, f: f}, nil
+}
+
+// Write writes all of p (see sessionConn for why the system call is raw).
+func (w *logWriter) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, e := rawIO(syscall.SYS_WRITE, uintptr(w.fd), p[done:])
+		switch {
+		case e == syscall.EAGAIN:
+			m, err := w.wait(p[done:])
+			done += m
+			if err != nil {
+				return done, err
+			}
+		case e != 0:
+			return done, fmt.Errorf("log channel: %w", e)
+		default:
+			done += n
+		}
 	}
-	return c, nil
+	return done, nil
+}
+
+// wait writes p with the descriptor blocking, for the channel is full.
+func (w *logWriter) wait(p []byte) (int, error) {
+	if err := syscall.SetNonblock(w.fd, false); err != nil {
+		return 0, fmt.Errorf("log channel: %w", err)
+	}
+	defer syscall.SetNonblock(w.fd, true)
+	for {
+		n, err := syscall.Write(w.fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return max(n, 0), fmt.Errorf("log channel: %w", err)
+		}
+		return n, nil
+	}
 }
 
 // logReader is the host's end of the log channel. It is not the

@@ -1,0 +1,6 @@
+//go:build race
+
+package wire
+
+// raceEnabled: built with -race (see checkedIO).
+const raceEnabled = true
