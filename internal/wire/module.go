@@ -803,13 +803,49 @@ type pluginSession struct {
 	lmu            sync.Mutex
 	logged, marked uint64
 
+	// work hands a call to a worker waiting for one; idle counts those
+	// (see serveAll).
+	work chan job
+	idle atomic.Int32
+
 	gone chan struct{}
+}
+
+// job is a call for a worker.
+type job struct {
+	ctx context.Context
+	id  uint64
+	req *pb.Request
 }
 
 func newPluginSession(srv *moduleServer, c net.Conn) *pluginSession {
 	return &pluginSession{framer: newFramer(c), srv: srv, calls: map[uint64]context.CancelFunc{},
 		waits: map[uint64]chan *pb.Answer{}, objs: map[sdk.ObjID]known{}, last: map[uint64]sdk.ObjID{},
-		gone: make(chan struct{})}
+		work: make(chan job), gone: make(chan struct{})}
+}
+
+// maxIdle is how many workers wait for calls; more than that exit after
+// their call.
+const maxIdle = 4
+
+// serveAll serves j, then the calls handed to it while it waits, until
+// enough others wait. A worker keeps the stack its calls grew: a
+// goroutine per call grew a new one, by copying, in every call.
+func (s *pluginSession) serveAll(j job) {
+	for {
+		s.serve(j.ctx, j.id, j.req)
+		if s.idle.Add(1) > maxIdle {
+			s.idle.Add(-1)
+			return
+		}
+		select {
+		case j = <-s.work:
+			// The reader counted us out of the idle ones.
+		case <-s.gone:
+			s.idle.Add(-1)
+			return
+		}
+	}
 }
 
 // logOp sends op, logged by run index of call id: on the log channel,
@@ -858,7 +894,13 @@ func (s *pluginSession) read() {
 			s.mu.Lock()
 			s.calls[f.GetCall()] = cancel
 			s.mu.Unlock()
-			go s.serve(ctx, f.GetCall(), b.Request)
+			j := job{ctx, f.GetCall(), b.Request}
+			select {
+			case s.work <- j:
+				s.idle.Add(-1)
+			default:
+				go s.serveAll(j)
+			}
 		case *pb.Frame_Answer:
 			s.mu.Lock()
 			ch := s.waits[b.Answer.GetId()]
