@@ -171,9 +171,14 @@ func acceptSession(ctx context.Context, ln net.Listener, cfg *tls.Config, out ch
 			out <- acceptResult{err: err}
 			return
 		}
-		tc := tls.Server(newSessionConn(c, true), cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hc, err := newHostConn(c)
+		if err != nil {
 			c.Close()
+			continue
+		}
+		tc := tls.Server(hc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			hc.Close()
 			continue
 		}
 		out <- acceptResult{conn: tc}
@@ -764,7 +769,7 @@ func (s *moduleServer) dial(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("dial the kernel's session: %v: %w", err, syscall.ENOTCONN)
 	}
-	tc := tls.Client(newSessionConn(c, false), s.tls.sessionConfig())
+	tc := tls.Client(newPluginConn(c), s.tls.sessionConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return fmt.Errorf("TLS with the kernel's session: %v: %w", err, syscall.ENOTCONN)
