@@ -13,7 +13,10 @@
 //	                 GRPCPlugin, both halves
 //	tls.go           mutual TLS: the host's Identity, a plugin's Pair,
 //	                 what the plugin reads (PluginTLS)
-//	session.go       framing on the session's connection
+//	session.go       framing on the session's connection, the log channel
+//	sessionconn.go   the session's sockets under the TLS: raw reads and
+//	                 writes, the host's end polled for answers and out of
+//	                 the runtime's poller
 //	module.go        the calls: the host's Client and the plugin's server,
 //	                 each end side by side
 //	kpi.go           the KPI: the sdk.KPI a module sees in its process and

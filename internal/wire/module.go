@@ -882,10 +882,11 @@ func (s *pluginSession) loggedNow() uint64 {
 	return s.logged
 }
 
-// read reads the session and serves each call on a goroutine of its own,
-// so that a call waiting for the kernel, or slow, holds up no other.
-// (Plugins run with one processor, GOMAXPROCS=1, unless told otherwise:
-// the new goroutine then runs on the reader's, with no thread to wake.)
+// read reads the session and serves each call on a goroutine of its own
+// (a waiting worker, or a new one: serveAll), so that a call waiting for
+// the kernel, or slow, holds up no other. (Plugins run with one
+// processor, GOMAXPROCS=1, unless told otherwise: the worker then runs on
+// the reader's, with no thread to wake.)
 func (s *pluginSession) read() {
 	for {
 		f, err := s.framer.read()
