@@ -33,7 +33,7 @@ import (
 //     reading the call, then writing its answer, woke an idle thread of
 //     the host twice per call, on the plugin's CPU, for the reader that
 //     was already there. And a read that finds nothing polls the socket
-//     for up to spinFor before it waits (in ppoll): a reader that waited
+//     for up to spinFor before it waits (in poll(2)): a reader that waited
 //     must be woken, through the hypervisor. Polling keeps the caller's
 //     CPU awake for the answer and costs at most spinFor of it per read.
 //     One reader polls at a time, and only with a processor to spare:
@@ -163,7 +163,7 @@ func opError(op string, err error, addr net.Addr) error {
 // plugin take, far shorter than a scheduler's time slice.
 const spinFor = 200 * time.Microsecond
 
-// maxWait bounds one wait in ppoll, so that a deadline set while a read
+// maxWait bounds one wait in poll(2), so that a deadline set while a read
 // or write waits is seen (Close wakes a waiter at once).
 const maxWait = 50 * time.Millisecond
 
@@ -171,7 +171,7 @@ const maxWait = 50 * time.Millisecond
 var spinners atomic.Int32
 
 // hostConn is the host's end of a session (see above): a socket out of
-// the runtime's poller, read with polling first, waiting in ppoll.
+// the runtime's poller, read with polling first, waiting in poll(2).
 type hostConn struct {
 	fd            int
 	local, remote net.Addr
@@ -283,7 +283,7 @@ func (c *hostConn) Write(p []byte) (int, error) {
 	return done, nil
 }
 
-// wait waits in ppoll until the socket is ready for events, the deadline
+// wait waits in poll(2) until the socket is ready for events, the deadline
 // in dl passes (os.ErrDeadlineExceeded), or maxWait does (nil: the caller
 // tries again).
 func (c *hostConn) wait(events int16, dl *atomic.Int64) error {
@@ -295,9 +295,9 @@ func (c *hostConn) wait(events int16, dl *atomic.Int64) error {
 		}
 		timeout = min(timeout, left)
 	}
-	ts := unix.NsecToTimespec(int64(timeout))
+	ms := int((timeout + time.Millisecond - 1) / time.Millisecond)
 	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}}
-	if _, err := unix.Ppoll(fds, &ts, nil); err != nil && err != unix.EINTR {
+	if _, err := unix.Poll(fds, ms); err != nil && err != unix.EINTR {
 		return err
 	}
 	return nil

@@ -67,6 +67,10 @@ const (
 	killWait = 5 * time.Second
 )
 
+// testHookBeforeExec, when set by a test, runs after the binary is
+// checked and before it runs.
+var testHookBeforeExec func(path string)
+
 // start spawns the plugin, completes the handshake and asks for its
 // declarations. On any failure the process is gone when start returns;
 // a process that dies or hangs in Declare is a *Fault, recorded.
@@ -164,15 +168,26 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		}
 	}()
 	// The binary is checked right before it runs, as go-plugin's
-	// SecureConfig would check it (sums.go keeps what was hashed).
+	// SecureConfig would check it (sums.go keeps what was hashed), and
+	// run through the descriptor it was checked by: a file put at its
+	// path in between is not the one that runs.
 	if s.sum != "" {
-		got, err := sha256File(s.path)
+		bin, err := openBinary(s.path)
+		if err != nil {
+			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("error verifying checksum: %v", err))
+		}
+		defer bin.Close() // the process runs once client.Client returns
+		got, err := sha256Open(bin, s.path)
 		if err != nil {
 			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("error verifying checksum: %v", err))
 		}
 		if got != s.sum {
 			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 is %s, want %s: it changed as it was loaded", got, s.sum))
 		}
+		cmd.Path = execPath(bin, s.path) // Args[0] stays the path
+	}
+	if testHookBeforeExec != nil {
+		testHookBeforeExec(s.path)
 	}
 	proto, err := client.Client()
 	if err != nil {

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -13,10 +14,10 @@ type fileStamp struct {
 	mtime, ctime syscall.Timespec
 }
 
-// stampOf stamps the file at path; false if it cannot (then its sum is
+// stampOf stamps the open file f; false if it cannot (then its sum is
 // never kept).
-func stampOf(path string) (fileStamp, bool) {
-	fi, err := os.Stat(path)
+func stampOf(f *os.File) (fileStamp, bool) {
+	fi, err := f.Stat()
 	if err != nil {
 		return fileStamp{}, false
 	}
@@ -25,4 +26,42 @@ func stampOf(path string) (fileStamp, bool) {
 		return fileStamp{}, false
 	}
 	return fileStamp{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, true
+}
+
+// minExecFD is the lowest descriptor a binary is held open at for exec:
+// above those the plugin inherits (3 and 4, which the child dup2s into
+// place before it execs, and would overwrite).
+const minExecFD = 10
+
+// openBinary opens the plugin binary at path to be checked, then run
+// through the descriptor (execPath).
+func openBinary(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, _, e := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_DUPFD_CLOEXEC, minExecFD)
+	if e != 0 {
+		return nil, &os.PathError{Op: "dup", Path: path, Err: e}
+	}
+	return os.NewFile(fd, path), nil
+}
+
+// execPath is what exec runs bin by: /proc/self/fd/N, which the new
+// process resolves before its close-on-exec descriptors close. The file
+// checked is then the file run, whatever is put at its path in between.
+// It is the path without /proc, and for a script (#!), whose interpreter
+// opens the file again after those descriptors closed; a script runs
+// others, which no checksum of its own covers anyway.
+func execPath(bin *os.File, path string) string {
+	var magic [2]byte
+	if _, err := bin.ReadAt(magic[:], 0); err != nil || string(magic[:]) == "#!" {
+		return path
+	}
+	p := fmt.Sprintf("/proc/self/fd/%d", bin.Fd())
+	if _, err := os.Stat(p); err != nil {
+		return path
+	}
+	return p
 }

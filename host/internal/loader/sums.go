@@ -31,7 +31,19 @@ type keptSum struct {
 // sha256File returns the hex sha256 of the file at path: the kept one
 // when the file is unchanged since it was hashed.
 func sha256File(path string) (string, error) {
-	before, stamped := stampOf(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return sha256Open(f, path)
+}
+
+// sha256Open returns the hex sha256 of f, open on the file at path (the
+// key of its kept sum): the kept one when the file is unchanged since it
+// was hashed. f is read from its start, whatever its offset.
+func sha256Open(f *os.File, path string) (string, error) {
+	before, stamped := stampOf(f)
 	if stamped {
 		sums.mu.Lock()
 		k, ok := sums.m[path]
@@ -40,12 +52,13 @@ func sha256File(path string) (string, error) {
 			return k.sum, nil
 		}
 	}
-	sum, err := hashFile(path)
-	if err != nil {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
 		return "", err
 	}
+	sum := hex.EncodeToString(h.Sum(nil))
 	// Kept only if nothing touched the file while it was read.
-	if after, ok := stampOf(path); stamped && ok && after == before {
+	if after, ok := stampOf(f); stamped && ok && after == before {
 		sums.mu.Lock()
 		if sums.m == nil {
 			sums.m = map[string]keptSum{}
@@ -54,17 +67,4 @@ func sha256File(path string) (string, error) {
 		sums.mu.Unlock()
 	}
 	return sum, nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
