@@ -140,25 +140,7 @@ func TestSessionConn(t *testing.T) {
 				// reader and writes all of it, in order.
 				a, b := unixPair(t)
 				c := end.wrap(t, a)
-				want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
-				errc := make(chan error, 1)
-				go func() {
-					n, err := c.Write(want)
-					if err == nil && n != len(want) {
-						err = io.ErrShortWrite
-					}
-					errc <- err
-				}()
-				got, err := io.ReadAll(io.LimitReader(b, int64(len(want))))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := <-errc; err != nil {
-					t.Fatalf("Write: %v", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
-				}
+				writeAllThrough(t, c, b, bytes.Repeat([]byte("0123456789abcdef"), 1<<18)) // 4 MiB
 			})
 			t.Run("write deadline", func(t *testing.T) {
 				// Nobody reads: the write fills the socket, then waits
@@ -208,7 +190,14 @@ func TestLogWriterWaitsWhenFull(t *testing.T) {
 	defer w.f.Close()
 	r := os.NewFile(uintptr(fds[1]), "host")
 	defer r.Close()
-	want := bytes.Repeat([]byte{7}, 4*logBuffer)
+	writeAllThrough(t, w, r, bytes.Repeat([]byte{7}, 4*logBuffer))
+}
+
+// writeAllThrough writes want to w, more than its socket holds, while r,
+// the other end, reads it: the write must wait for room and write it all,
+// in order.
+func writeAllThrough(t *testing.T, w io.Writer, r io.Reader, want []byte) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		n, err := w.Write(want)
