@@ -209,22 +209,13 @@ func evalVariables(blocks hcl.Blocks, in varInputs, funcs map[string]function.Fu
 			}
 			val = v
 		case inFile:
-			v, d := fileAttr.Expr.Value(constCtx)
+			v, d := typedValue(fileAttr.Expr, constCtx, ty, "Invalid value for variable",
+				fmt.Sprintf("The value for variable %q", name))
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				continue
 			}
-			cv, err := convert.Convert(v, ty)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Invalid value for variable",
-					Detail:   fmt.Sprintf("The value for variable %q does not match its type: %s.", name, err),
-					Subject:  fileAttr.Expr.Range().Ptr(),
-				})
-				continue
-			}
-			val = cv
+			val = v
 		case inEnv:
 			v, d := parseOverride(name, envRaw, ty)
 			for _, x := range d {
@@ -236,23 +227,13 @@ func evalVariables(blocks hcl.Blocks, in varInputs, funcs map[string]function.Fu
 			}
 			val = v
 		case content.Attributes["default"] != nil:
-			a := content.Attributes["default"]
-			v, d := a.Expr.Value(constCtx)
+			v, d := typedValue(content.Attributes["default"].Expr, constCtx, ty, "Invalid default value for variable",
+				fmt.Sprintf("The default for variable %q", name))
 			diags = append(diags, d...)
 			if d.HasErrors() {
 				continue
 			}
-			cv, err := convert.Convert(v, ty)
-			if err != nil {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Invalid default value for variable",
-					Detail:   fmt.Sprintf("The default for variable %q does not match its type: %s.", name, err),
-					Subject:  a.Expr.Range().Ptr(),
-				})
-				continue
-			}
-			val = cv
+			val = v
 		default:
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -627,4 +608,23 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// typedValue evaluates expr and converts it to ty; a value of another
+// type is summary, "what does not match its type: why", at expr.
+func typedValue(expr hcl.Expression, ctx *hcl.EvalContext, ty cty.Type, summary, what string) (cty.Value, hcl.Diagnostics) {
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() {
+		return cty.NilVal, diags
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		return cty.NilVal, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  summary,
+			Detail:   fmt.Sprintf("%s does not match its type: %s.", what, err),
+			Subject:  expr.Range().Ptr(),
+		})
+	}
+	return cv, diags
 }
