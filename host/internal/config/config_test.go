@@ -344,3 +344,41 @@ func (ix fileIndex) Modules() []sdk.Decl {
 	}
 	return out
 }
+
+// TestVarOfTheWrongType: a -var-file value, or a default, that does not
+// convert to the variable's type is an error at that value, naming it.
+func TestVarOfTheWrongType(t *testing.T) {
+	dir := t.TempDir()
+	varFile := filepath.Join(dir, "wrong.vars")
+	if err := os.WriteFile(varFile, []byte("ems = \"five\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		src      string
+		varFiles []string
+		want     []string
+	}{
+		{
+			name: "default",
+			src:  "variable \"ems\" {\n  type    = number\n  default = \"two\"\n}\n",
+			want: []string{"Invalid default value for variable", `The default for variable "ems" does not match its type`, "vars.hcl:3"},
+		},
+		{
+			name:     "var file",
+			src:      "variable \"ems\" {\n  type    = number\n  default = 2\n}\n",
+			varFiles: []string{varFile},
+			want:     []string{"Invalid value for variable", `The value for variable "ems" does not match its type`, "wrong.vars:1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := NewParser(Options{VarFiles: tt.varFiles}).Parse([]byte(tt.src), "vars.hcl")
+			for _, w := range tt.want {
+				if !strings.Contains(diags.Error(), w) {
+					t.Errorf("diags = %v, want %q", diags, w)
+				}
+			}
+		})
+	}
+}
