@@ -40,7 +40,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	modules := fs.String("modules", "", "files to load, ','-separated (default: none, the base system only)")
 	file := fs.String("config", "", "take the modules and kernel options of this config (its VNETs and scenario are not run)")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write the host's CPU profile of the run to this `file` (go tool pprof reads it)")
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st

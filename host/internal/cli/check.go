@@ -169,7 +169,7 @@ func (a *app) check(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	withWindows := fs.Bool("windows", false, "print each entry's safe rank window")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	timeout := callTimeoutFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st

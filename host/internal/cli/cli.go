@@ -228,6 +228,11 @@ func (f *durationFlag) Set(s string) error {
 	return nil
 }
 
+// modulePathFlag adds -module-path to fs (modulePath says what wins).
+func modulePathFlag(fs *flag.FlagSet) *string {
+	return fs.String("module-path", "", "module directories, ':'-separated")
+}
+
 // callTimeoutFlag adds -call-timeout to fs.
 func callTimeoutFlag(fs *flag.FlagSet) *durationFlag {
 	f := &durationFlag{}

@@ -81,7 +81,7 @@ func (a *app) kernelStart(ctx context.Context, args []string) int {
 	fs := a.newFlags("kernel start")
 	file := fs.String("config", "", "configuration to build (its scenario runs too)")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	fg := fs.Bool("foreground", false, "stay in the foreground, logging to stderr")
 	traceLimit := fs.Int("trace-limit", DaemonTraceLimit, "trace events kept, newest first (0: all; default: the config's trace_limit, else this)")

@@ -369,7 +369,7 @@ func (a *app) explore(ctx context.Context, args []string) int {
 	inprocess := fs.Bool("inprocess", false, "run the shipped modules in-process (faster; plugins/all) instead of as plugin processes")
 	timeout := callTimeoutFlag(fs)
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}

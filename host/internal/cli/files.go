@@ -28,7 +28,7 @@ import (
 func (a *app) validate(ctx context.Context, args []string) int {
 	fs := a.newFlags("validate")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	deep := fs.Bool("deep", false, "also load the modules and build the VNETs, so modules check their own settings (runs the module binaries)")
 	asJSON := fs.Bool("json", false, "print the diagnostics as JSON, in terraform validate -json's shape (docs/JSON.md)")
 	if st := a.parseFlags(fs, args); st >= 0 {

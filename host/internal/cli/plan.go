@@ -21,7 +21,7 @@ func (a *app) planAction(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/TRACE.md)")
 	file := fs.String("config", "", "configuration whose state the action is planned against (its scenario runs too)")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	em := fs.Int("em", config.DefaultEmCount, "em(4) interfaces, without -config")
 	timeout := callTimeoutFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {

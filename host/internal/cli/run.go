@@ -271,7 +271,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	verbose := fs.Bool("v", false, "also print each step's output and every entry that ran")
 	report := fs.String("report", "", "write a self-contained HTML report of the run to `FILE`")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	timeout := callTimeoutFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st

@@ -32,7 +32,7 @@ func (a *app) trace(ctx context.Context, args []string) int {
 	format := fs.String("format", "perfetto", "what to write: "+traceFormatList)
 	outPath := fs.String("o", "", "write to `FILE` (made whole or not at all) instead of standard output")
 	vars := varFlags(fs)
-	mp := fs.String("module-path", "", "module directories, ':'-separated")
+	mp := modulePathFlag(fs)
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
