@@ -98,9 +98,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 	// --socket alike), as they always have.
 	fs := flag.NewFlagSet("kldsim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.logLevel, "log-level", a.logLevel, "log level: trace, debug, info, warn, error, off")
-	fs.StringVar(&a.socket, "socket", a.socket, "control socket path")
-	version := fs.Bool("version", false, "print the version and commit")
+	fs.StringVar(&a.logLevel, "log-level", a.logLevel, globalUsage("log-level"))
+	fs.StringVar(&a.socket, "socket", a.socket, globalUsage("socket"))
+	version := fs.Bool("version", false, globalUsage("version"))
 	help := false
 	fs.BoolVar(&help, "help", false, "")
 	if err := fs.Parse(args); err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -226,6 +226,24 @@ func (f *durationFlag) Set(s string) error {
 	}
 	f.d = v
 	return nil
+}
+
+// globalFlags are kldsim's own flags, given before the command: Main
+// parses them, the root command shows them (help, completion, man pages).
+var globalFlags = []struct{ name, arg, usage string }{
+	{"log-level", "LEVEL", "log level: trace, debug, info, warn, error, off (or KLDSIM_LOG)"},
+	{"socket", "PATH", "control socket path (or KLDSIM_SOCKET)"},
+	{"version", "", "print the version and commit"},
+}
+
+// globalUsage is the usage of the global flag called name.
+func globalUsage(name string) string {
+	for _, f := range globalFlags {
+		if f.name == name {
+			return f.usage
+		}
+	}
+	return ""
 }
 
 // modulePathFlag adds -module-path to fs (modulePath says what wins).

@@ -62,9 +62,16 @@ func (a *app) newRoot() *cobra.Command {
 	root.SetUsageTemplate(usageTemplate)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.Flags().String("log-level", "", "log level: trace, debug, info, warn, error, off (or KLDSIM_LOG)")
-	root.Flags().String("socket", "", "control socket path (or KLDSIM_SOCKET)")
-	root.Flags().Bool("version", false, "print the version and commit")
+	var flagLines strings.Builder
+	for _, f := range globalFlags {
+		if f.arg == "" {
+			root.Flags().Bool(f.name, false, f.usage)
+		} else {
+			root.Flags().String(f.name, "", f.usage)
+		}
+		fmt.Fprintf(&flagLines, "  %-24s%s\n", "-"+strings.TrimSpace(f.name+" "+f.arg), f.usage)
+	}
+	flagLines.WriteString("  -h                      this help")
 	for _, g := range groupTitles {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
 	}
@@ -121,10 +128,7 @@ func (a *app) newRoot() *cobra.Command {
 		"Exit status: 0 clean, 1 the witness found something or a command failed, 2 bad input;\n" +
 		"FreeBSD's commands exit as FreeBSD's do.")
 	root.Annotations = map[string]string{"footer": strings.TrimLeft(foot.String(), "\n"),
-		"flags": "  -log-level LEVEL        log level: trace, debug, info, warn, error, off (or KLDSIM_LOG)\n" +
-			"  -socket PATH            control socket path (or KLDSIM_SOCKET)\n" +
-			"  -version                print the version and commit\n" +
-			"  -h                      this help"}
+		"flags": flagLines.String()}
 	return root
 }
 
