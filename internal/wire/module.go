@@ -90,6 +90,7 @@ func (c *Client) Close() error {
 func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
 	req := &pb.DeclareRequest{}
 	var accepted chan acceptResult
+	taken := false // the session accepted became the Client's, or failed
 	if c.kpi {
 		if c.pair == nil || c.dir == "" {
 			return nil, fmt.Errorf("Declare: no TLS certificates or socket directory for the session: %w", syscall.EINVAL)
@@ -98,11 +99,20 @@ func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("Declare: session socket: %w", err)
 		}
+		accepted = make(chan acceptResult, 1)
 		defer func() {
 			ln.Close()
 			os.Remove(path)
+			if !taken {
+				// Declare failed: a session accepted is closed, so that
+				// the plugin sees it end (acceptSession always answers).
+				go func() {
+					if a := <-accepted; a.conn != nil {
+						a.conn.Close()
+					}
+				}()
+			}
 		}()
-		accepted = make(chan acceptResult, 1)
 		go acceptSession(ctx, ln, c.pair.sessionConfig(), accepted)
 		req.Session = path
 	}
@@ -113,6 +123,7 @@ func (c *Client) Declare(ctx context.Context) ([]ModuleInfo, error) {
 	if c.kpi {
 		select {
 		case a := <-accepted:
+			taken = true
 			if a.err != nil {
 				return nil, &TransportError{Method: "Declare", Err: a.err}
 			}

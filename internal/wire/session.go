@@ -178,6 +178,11 @@ func (w *logWriter) wait(p []byte) (int, error) {
 type logReader struct {
 	fd int
 	f  *os.File // keeps fd open
+	// mu is held shared by reads, exclusively by Close, which so closes
+	// no descriptor a read still uses (its number could be another
+	// file's by the time the read is made).
+	mu     sync.RWMutex
+	closed bool
 }
 
 func newLogReader(f *os.File) (*logReader, error) {
@@ -187,6 +192,11 @@ func newLogReader(f *os.File) (*logReader, error) {
 }
 
 func (r *logReader) Read(p []byte) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return 0, net.ErrClosed
+	}
 	for {
 		n, _, err := syscall.Recvfrom(r.fd, p, syscall.MSG_DONTWAIT)
 		switch {
@@ -203,7 +213,16 @@ func (r *logReader) Read(p []byte) (int, error) {
 	}
 }
 
-func (r *logReader) Close() error { return r.f.Close() }
+// Close closes the host's end once no read uses it.
+func (r *logReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return net.ErrClosed
+	}
+	r.closed = true
+	return r.f.Close()
+}
 
 // loggedOf is how far into the log channel a session frame says the
 // plugin had written when it sent it (0: nothing to read first).

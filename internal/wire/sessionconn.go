@@ -125,11 +125,13 @@ func (c *pluginConn) Write(p []byte) (int, error) {
 		for done < len(p) && e == 0 {
 			var n int
 			n, e = rawIO(syscall.SYS_WRITE, fd, p[done:])
-			if e == syscall.EAGAIN {
+			switch e {
+			case 0:
+				done += n
+			case syscall.EAGAIN:
 				e = 0
 				return false
 			}
-			done += n
 		}
 		return true
 	})
@@ -232,11 +234,15 @@ func (c *hostConn) Read(p []byte) (int, error) {
 	}()
 	var start time.Time
 	for {
-		if c.closed.Load() {
-			return 0, opError("read", net.ErrClosed, c.remote)
+		if err := c.usable(&c.rdl); err != nil {
+			return 0, opError("read", err, c.remote)
 		}
 		n, e := rawIO(syscall.SYS_READ, uintptr(c.fd), p)
 		if e != syscall.EAGAIN {
+			if (e != 0 || n == 0) && c.closed.Load() {
+				// Close shut it down: not the peer's end.
+				return 0, opError("read", net.ErrClosed, c.remote)
+			}
 			var err error
 			if e != 0 {
 				err = e
@@ -265,8 +271,8 @@ func (c *hostConn) Write(p []byte) (int, error) {
 	defer c.mu.RUnlock()
 	done := 0
 	for done < len(p) {
-		if c.closed.Load() {
-			return done, opError("write", net.ErrClosed, c.remote)
+		if err := c.usable(&c.wdl); err != nil {
+			return done, opError("write", err, c.remote)
 		}
 		n, e := rawIO(syscall.SYS_WRITE, uintptr(c.fd), p[done:])
 		switch e {
@@ -277,10 +283,26 @@ func (c *hostConn) Write(p []byte) (int, error) {
 				return done, opError("write", err, c.remote)
 			}
 		default:
+			if c.closed.Load() {
+				// Close shut it down (EPIPE): not the peer's end.
+				return done, opError("write", net.ErrClosed, c.remote)
+			}
 			return done, opError("write", e, c.remote)
 		}
 	}
 	return done, nil
+}
+
+// usable says why the connection may not be read or written now (through
+// the deadline in dl): net.ErrClosed, os.ErrDeadlineExceeded, or nil.
+func (c *hostConn) usable(dl *atomic.Int64) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if d := dl.Load(); d != 0 && time.Now().UnixNano() >= d {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
 }
 
 // wait waits in poll(2) until the socket is ready for events, the deadline

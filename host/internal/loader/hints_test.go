@@ -435,35 +435,3 @@ func TestIndexDecls(t *testing.T) {
 		t.Errorf("Decls (-want +got):\n%s", diff)
 	}
 }
-
-// TestExecRunsTheFileChecked: the binary runs through the descriptor its
-// checksum was checked by, so a file put at its path between the check
-// and the exec (here a shell script that says so and fails) does not run.
-func TestExecRunsTheFileChecked(t *testing.T) {
-	dir := t.TempDir()
-	copyFile(t, filepath.Join(modDir, "kldbase"), filepath.Join(dir, "kldbase"), "")
-	mustKldxref(t, dir)
-	swapped := filepath.Join(dir, "swapped")
-	if err := os.WriteFile(swapped, []byte("#!/bin/sh\necho swapped in >&2\nexit 7\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testHookBeforeExec = func(path string) {
-		if err := os.Rename(swapped, path); err != nil {
-			t.Errorf("swap: %v", err)
-		}
-	}
-	t.Cleanup(func() { testHookBeforeExec = nil })
-
-	l := newLoader(t, Config{ModulePath: []string{dir}})
-	f, err := l.OpenFile(context.Background(), "kldbase")
-	if err != nil {
-		t.Fatalf("kldbase with another file put at its path after the check: %v", err)
-	}
-	var names []string
-	for _, m := range f.Modules() {
-		names = append(names, m.Decl().Name)
-	}
-	if diff := cmp.Diff([]string{kldtest.BaseName}, names); diff != "" {
-		t.Errorf("modules of the file run (-want +got):\n%s", diff)
-	}
-}

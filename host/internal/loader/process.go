@@ -184,7 +184,9 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 		if got != s.sum {
 			return nil, nil, loadErr(s.path, ErrChecksum, fmt.Sprintf("sha256 is %s, want %s: it changed as it was loaded", got, s.sum))
 		}
-		cmd.Path = execPath(bin, s.path) // Args[0] stays the path
+		xp, ran := execPath(bin, s.path, l.sockDir)
+		defer ran()
+		cmd.Path = xp // Args[0] stays the path
 	}
 	if testHookBeforeExec != nil {
 		testHookBeforeExec(s.path)

@@ -3,6 +3,7 @@ package loader
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -48,20 +49,35 @@ func openBinary(path string) (*os.File, error) {
 	return os.NewFile(fd, path), nil
 }
 
-// execPath is what exec runs bin by: /proc/self/fd/N, which the new
-// process resolves before its close-on-exec descriptors close. The file
-// checked is then the file run, whatever is put at its path in between.
-// It is the path without /proc, and for a script (#!), whose interpreter
-// opens the file again after those descriptors closed; a script runs
-// others, which no checksum of its own covers anyway.
-func execPath(bin *os.File, path string) string {
+// execPath is what exec runs bin by, and what to call once it ran (its
+// process started): a link named as the file, in a directory of its own
+// under dir (private), to /proc/self/fd/N, which the new process
+// resolves before its close-on-exec descriptors close. The file checked
+// is then the file run, whatever is put at its path in between; and the
+// process is named after the file (its comm: ps, pgrep; go-plugin's
+// logger of its output), not "N".
+//
+// It is the path itself without /proc, and for a script (#!), whose
+// interpreter opens the file again after those descriptors closed; a
+// script runs others, which no checksum of its own covers anyway.
+func execPath(bin *os.File, path, dir string) (string, func()) {
+	none := func() {}
 	var magic [2]byte
 	if _, err := bin.ReadAt(magic[:], 0); err != nil || string(magic[:]) == "#!" {
-		return path
+		return path, none
 	}
-	p := fmt.Sprintf("/proc/self/fd/%d", bin.Fd())
-	if _, err := os.Stat(p); err != nil {
-		return path
+	fdPath := fmt.Sprintf("/proc/self/fd/%d", bin.Fd())
+	if _, err := os.Stat(fdPath); err != nil {
+		return path, none
 	}
-	return p
+	d, err := os.MkdirTemp(dir, "exec-")
+	if err != nil {
+		return fdPath, none
+	}
+	link := filepath.Join(d, filepath.Base(path))
+	if err := os.Symlink(fdPath, link); err != nil {
+		os.RemoveAll(d)
+		return fdPath, none
+	}
+	return link, func() { os.RemoveAll(d) }
 }

@@ -14,4 +14,4 @@ func openBinary(path string) (*os.File, error) { return os.Open(path) }
 
 // execPath is the path: without /proc/self/fd, exec runs the file at the
 // path it was checked at.
-func execPath(_ *os.File, path string) string { return path }
+func execPath(_ *os.File, path, _ string) (string, func()) { return path, func() {} }
