@@ -90,6 +90,19 @@ type ClonerDecl struct {
 	// attach): if_gif's 1280 (GIF_MTU), if_lo's 16384 (LOMTU). 0 is
 	// Ethernet's 1500; else in [MinMTU, MaxMTU].
 	MTU int `json:"mtu,omitempty"`
+	// StatusFirst says ifconfig prints the driver's lines about one of
+	// its interfaces (its answer to "ifconfig IF show") before the
+	// interface's addresses, where FreeBSD's ifconfig prints a tunnel's
+	// outer addresses (tunnel_status, right after options=), rather than
+	// after them, where it prints a driver's own status (af_other_status:
+	// a bridge's members).
+	StatusFirst bool `json:"status_first,omitempty"`
+}
+
+// Simple says the cloner declares nothing but its name: linker.hints and
+// the wire then carry the name alone.
+func (c ClonerDecl) Simple() bool {
+	return !c.Units && !c.Match && len(c.Suffixes) == 0 && c.Caps == 0 && c.MTU == 0 && !c.StatusFirst
 }
 
 // The bounds FreeBSD's ifhwioctl puts on an MTU (IF_MINMTU, IF_MAXMTU):
@@ -182,7 +195,7 @@ func (c ClonerDecl) validate() error {
 // form linker.hints had before cloners said more, and any other as an
 // object.
 func (c ClonerDecl) MarshalJSON() ([]byte, error) {
-	if !c.Units && !c.Match && len(c.Suffixes) == 0 && c.Caps == 0 && c.MTU == 0 {
+	if c.Simple() {
 		return json.Marshal(c.Name)
 	}
 	type plain ClonerDecl

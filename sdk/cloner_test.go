@@ -87,12 +87,12 @@ func TestClonerDeclValidate(t *testing.T) {
 // that says more an object; both read back as they were.
 func TestClonerDeclJSON(t *testing.T) {
 	in := []ClonerDecl{{Name: "bridge"}, {Name: "epair", Units: true, Suffixes: []string{"a", "b"}}, {Name: "vm", Match: true},
-		{Name: "gif", Caps: IfCapLinkstate, MTU: 1280}}
+		{Name: "gif", Caps: IfCapLinkstate, MTU: 1280}, {Name: "tun", StatusFirst: true}}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `["bridge",{"name":"epair","units":true,"suffixes":["a","b"]},{"name":"vm","match":true},{"name":"gif","caps":["LINKSTATE"],"mtu":1280}]`
+	want := `["bridge",{"name":"epair","units":true,"suffixes":["a","b"]},{"name":"vm","match":true},{"name":"gif","caps":["LINKSTATE"],"mtu":1280},{"name":"tun","status_first":true}]`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
 	}

@@ -46,6 +46,9 @@ type Cloner struct {
 	Caps IfCap
 	// MTU is the MTU of what it makes (ClonerDecl.MTU).
 	MTU int
+	// StatusFirst puts the driver's ifconfig lines before the addresses
+	// (ClonerDecl.StatusFirst).
+	StatusFirst bool
 }
 
 // Module is a module being declared, and the value that runs it. Build it
@@ -149,7 +152,8 @@ func (m *Module) Cloner(name string, c Cloner) *Module {
 		m.errs = append(m.errs, fmt.Errorf("module %s: cloner %s needs Create and Destroy", m.decl.Name, name))
 	}
 	m.decl.Cloners = append(m.decl.Cloners, ClonerDecl{Name: name, Units: c.Units,
-		Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match != nil, Caps: c.Caps, MTU: c.MTU})
+		Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match != nil, Caps: c.Caps, MTU: c.MTU,
+		StatusFirst: c.StatusFirst})
 	m.cloners[name] = c
 	return m
 }

@@ -41,6 +41,8 @@ type ifnet struct {
 	// caps are its enabled capabilities (if_capenable): its cloner's
 	// declaration, or its physical driver's (physCaps).
 	caps sdk.IfCap
+	// statusFirst is its cloner's StatusFirst.
+	statusFirst bool
 }
 
 // physCaps are the capabilities of the kernel's physical drivers'
@@ -559,7 +561,8 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 			continue
 		}
 		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
-			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...), Caps: ifp.caps}
+			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...), Caps: ifp.caps,
+			StatusFirst: ifp.statusFirst}
 		if st.MTU == 0 {
 			st.MTU = defaultMTU
 		}

@@ -110,6 +110,9 @@ type IfStat struct {
 	// Caps are its enabled capabilities (if_capenable), what ifconfig
 	// prints as options=.
 	Caps sdk.IfCap
+	// StatusFirst: its cloner's ifconfig lines go before the addresses
+	// (sdk.ClonerDecl.StatusFirst).
+	StatusFirst bool
 }
 
 // SysinitRow is one row of the VNET_SYSINIT/VNET_SYSUNINIT table.

@@ -32,9 +32,10 @@ func declToPB(d sdk.Decl) *pb.Decl {
 	}
 	for _, c := range d.Cloners {
 		out.Cloners = append(out.Cloners, c.Name)
-		if c.Units || c.Match || len(c.Suffixes) > 0 || c.Caps != 0 || c.MTU != 0 {
+		if !c.Simple() {
 			out.ClonerSpecs = append(out.ClonerSpecs, &pb.ClonerSpec{Name: c.Name, Units: c.Units,
-				Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match, Caps: uint32(c.Caps), Mtu: int32(c.MTU)})
+				Suffixes: append([]string(nil), c.Suffixes...), Match: c.Match, Caps: uint32(c.Caps), Mtu: int32(c.MTU),
+				StatusFirst: c.StatusFirst})
 		}
 	}
 	for _, dep := range d.Depends {
@@ -67,6 +68,7 @@ func declFromPB(d *pb.Decl) sdk.Decl {
 		c := sdk.ClonerDecl{Name: name}
 		if sp := specs[name]; sp != nil {
 			c.Units, c.Match, c.Caps, c.MTU = sp.GetUnits(), sp.GetMatch(), sdk.IfCap(sp.GetCaps()), int(sp.GetMtu())
+			c.StatusFirst = sp.GetStatusFirst()
 			c.Suffixes = append([]string(nil), sp.GetSuffixes()...)
 		}
 		out.Cloners = append(out.Cloners, c)

@@ -146,7 +146,8 @@ func TestRoundTrips(t *testing.T) {
 		full.Events = append(full.Events, sdk.IfArrival)
 		full.EventScope = sdk.ScopeAttached
 		cloners := sdk.Decl{Name: "cloners", Version: 1, Cloners: []sdk.ClonerDecl{
-			{Name: "gif", Caps: sdk.IfCapLinkstate, MTU: 1280},
+			{Name: "gif", Caps: sdk.IfCapLinkstate, MTU: 1280, StatusFirst: true},
+			{Name: "tun", StatusFirst: true},
 			{Name: "epair", Units: true, Suffixes: []string{"a", "b"}, Caps: sdk.IfCapVlanMTU},
 			{Name: "vm", Match: true}, {Name: "bridge"}}}
 		roundTrip(t, declToPB, declFromPB, full, sdk.Decl{Name: "bare", Version: 1}, cloners)

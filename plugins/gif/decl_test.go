@@ -18,7 +18,7 @@ func TestDecl(t *testing.T) {
 			{Kind: sdk.VnetSysinit, Name: "vnet_gif_init", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 			{Kind: sdk.VnetSysuninit, Name: "vnet_gif_uninit", Rank: sdk.R(sdk.SubProtoIfAttachDomain, sdk.OrderAny)},
 		},
-		Cloners:    []sdk.ClonerDecl{{Name: "gif", Caps: sdk.IfCapLinkstate, MTU: 1280}},
+		Cloners:    []sdk.ClonerDecl{{Name: "gif", Caps: sdk.IfCapLinkstate, MTU: 1280, StatusFirst: true}},
 		Events:     []sdk.EventKind{sdk.IfArrival, sdk.IfDeparture},
 		Config:     Config,
 		EventScope: sdk.ScopeAttached,

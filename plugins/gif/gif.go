@@ -61,7 +61,8 @@ func Module() *sdk.Module {
 		VnetSysinit(EntryInit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, g.vnetInit).
 		VnetSysuninit(EntryUninit, sdk.SubProtoIfAttachDomain, sdk.OrderAny, g.vnetUninit).
 		// gif_clone_create: if_mtu = GIF_MTU, if_capenable |= IFCAP_LINKSTATE.
-		Cloner(ClonerName, sdk.Cloner{Create: g.create, Destroy: g.destroy, MTU: 1280, Caps: sdk.IfCapLinkstate}).
+		Cloner(ClonerName, sdk.Cloner{Create: g.create, Destroy: g.destroy, MTU: 1280, Caps: sdk.IfCapLinkstate,
+			StatusFirst: true}). // the tunnel line, before the addresses
 		OnIfnet(sdk.IfArrival, g.arrival).
 		OnIfnet(sdk.IfDeparture, g.departure).
 		EventScope(sdk.ScopeAttached). // the handlers need the VNET's state

@@ -716,6 +716,9 @@ type jsonIf struct {
 	Owner     string         `json:"owner"`
 	Counted   map[string]int `json:"counted_flags,omitempty"`
 	Details   []string       `json:"details,omitempty"`
+	// detailsFirst prints Details before the addresses
+	// (kernel.IfStat.StatusFirst).
+	detailsFirst bool
 }
 
 // jsonAddr is an address of jsonIf.
@@ -728,7 +731,8 @@ func toJSONIf(st kernel.IfStat, details []string) jsonIf {
 	f := ifFlags(st)
 	j := jsonIf{Name: st.Name, Index: st.Index, Flags: f, Metric: 0, MTU: st.MTU, Options: st.Caps, Descr: st.Descr, Ether: st.Ether,
 		Inet: []jsonAddr{}, Inet6: []jsonAddr{}, Groups: []string{}, Driver: st.Driver, Cloned: st.Cloned, Up: st.Up,
-		Home: st.Home, Vnet: st.Vnet, Owner: st.Owner, Details: details, FlagNames: []string{}}
+		Home: st.Home, Vnet: st.Vnet, Owner: st.Owner, Details: details, FlagNames: []string{},
+		detailsFirst: st.StatusFirst}
 	for _, n := range iffNames {
 		if f&n.bit != 0 {
 			j.FlagNames = append(j.FlagNames, n.name)
@@ -823,9 +827,10 @@ func ifconfigList(ctx context.Context, c *Cmd, env *Env, a *ifArgs, only string,
 }
 
 // writeStatus prints one interface as ifconfig.c's status() does: the
-// flags line, description, options (if_capenable, when not 0), ether,
-// inet and inet6, the driver's lines, groups; with -v, kldsim's own
-// facts on a line of their own.
+// flags line, description, options (if_capenable, when not 0), the
+// driver's lines if its cloner puts them first (tunnel_status), ether,
+// inet and inet6, else the driver's lines there (af_other_status),
+// groups; with -v, kldsim's own facts on a line of their own.
 func writeStatus(w io.Writer, j jsonIf, verbose bool) {
 	fmt.Fprintf(w, "%s: %s metric %d mtu %d\n", j.Name, printb("flags", j.Flags), j.Metric, j.MTU)
 	if j.Descr != "" {
@@ -833,6 +838,14 @@ func writeStatus(w io.Writer, j jsonIf, verbose bool) {
 	}
 	if j.Options != 0 {
 		fmt.Fprintf(w, "\toptions=%s\n", j.Options)
+	}
+	details := func() {
+		for _, l := range j.Details {
+			fmt.Fprintf(w, "\t%s\n", l)
+		}
+	}
+	if j.detailsFirst {
+		details()
 	}
 	if j.Ether != "" {
 		fmt.Fprintf(w, "\tether %s\n", j.Ether)
@@ -859,8 +872,8 @@ func writeStatus(w io.Writer, j jsonIf, verbose bool) {
 			fmt.Fprintf(w, "\tinet6 %s prefixlen %d\n", a.Addr, a.PrefixLen)
 		}
 	}
-	for _, l := range j.Details {
-		fmt.Fprintf(w, "\t%s\n", l)
+	if !j.detailsFirst {
+		details()
 	}
 	if len(j.Groups) > 0 {
 		fmt.Fprintf(w, "\tgroups: %s\n", strings.Join(j.Groups, " "))

@@ -808,8 +808,10 @@ type ClonerSpec struct {
 	Suffixes []string               `protobuf:"bytes,3,rep,name=suffixes,proto3" json:"suffixes,omitempty"`
 	Match    bool                   `protobuf:"varint,4,opt,name=match,proto3" json:"match,omitempty"`
 	// caps are the interfaces' capabilities (sdk.IfCap).
-	Caps          uint32 `protobuf:"varint,5,opt,name=caps,proto3" json:"caps,omitempty"`
-	Mtu           int32  `protobuf:"varint,6,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Caps uint32 `protobuf:"varint,5,opt,name=caps,proto3" json:"caps,omitempty"`
+	Mtu  int32  `protobuf:"varint,6,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	// status_first puts the driver's ifconfig lines before the addresses.
+	StatusFirst   bool `protobuf:"varint,7,opt,name=status_first,json=statusFirst,proto3" json:"status_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -884,6 +886,13 @@ func (x *ClonerSpec) GetMtu() int32 {
 		return x.Mtu
 	}
 	return 0
+}
+
+func (x *ClonerSpec) GetStatusFirst() bool {
+	if x != nil {
+		return x.StatusFirst
+	}
+	return false
 }
 
 // ConfigSchema is what a module accepts from configurations and the
@@ -2981,7 +2990,7 @@ const file_kld_proto_rawDesc = "" +
 	"\vevent_scope\x18\t \x01(\x0e2\x15.kldsim.v1.EventScopeR\n" +
 	"eventScope\x128\n" +
 	"\fcloner_specs\x18\n" +
-	" \x03(\v2\x15.kldsim.v1.ClonerSpecR\vclonerSpecs\"\x8e\x01\n" +
+	" \x03(\v2\x15.kldsim.v1.ClonerSpecR\vclonerSpecs\"\xb1\x01\n" +
 	"\n" +
 	"ClonerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2989,7 +2998,8 @@ const file_kld_proto_rawDesc = "" +
 	"\bsuffixes\x18\x03 \x03(\tR\bsuffixes\x12\x14\n" +
 	"\x05match\x18\x04 \x01(\bR\x05match\x12\x12\n" +
 	"\x04caps\x18\x05 \x01(\rR\x04caps\x12\x10\n" +
-	"\x03mtu\x18\x06 \x01(\x05R\x03mtu\"\xeb\x01\n" +
+	"\x03mtu\x18\x06 \x01(\x05R\x03mtu\x12!\n" +
+	"\fstatus_first\x18\a \x01(\bR\vstatusFirst\"\xeb\x01\n" +
 	"\fConfigSchema\x12&\n" +
 	"\x04vnet\x18\x01 \x03(\v2\x12.kldsim.v1.SettingR\x04vnet\x120\n" +
 	"\tinterface\x18\x02 \x03(\v2\x12.kldsim.v1.SettingR\tinterface\x12.\n" +
