@@ -130,7 +130,7 @@ func newLogWriter(f *os.File) (*logWriter, error) {
 	return &logWriter{fd: fd, f: f}, nil
 }
 
-// Write writes all of p (see sessionConn for why the system call is raw).
+// Write writes all of p (sessionconn.go says why the system call is raw).
 func (w *logWriter) Write(p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
