@@ -509,6 +509,13 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 				return nil, errStopped
 			}
 		}
+		if mb.pending() {
+			// The reader before put them there, after the check above
+			// and before it stopped reading: reading on would wait for
+			// frames that have already come.
+			s.mu.Unlock()
+			return nil, nil
+		}
 		s.reading, s.reader = true, id
 		s.mu.Unlock()
 		f, err := s.framer.read()
