@@ -516,6 +516,15 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 			s.mu.Unlock()
 			return nil, nil
 		}
+		select {
+		case <-stop:
+			// The call is over (its deadline passed, which closes the
+			// session only under a caller reading it then): reading on
+			// could wait for good.
+			s.mu.Unlock()
+			return nil, errStopped
+		default:
+		}
 		s.reading, s.reader = true, id
 		s.mu.Unlock()
 		f, err := s.framer.read()
