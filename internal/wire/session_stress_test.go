@@ -519,42 +519,36 @@ func stressSession(t *testing.T, withLog bool, workers int, d time.Duration, sto
 	t.Logf("%d calls, %d stopped", calls.Load(), stops.Load())
 }
 
-// TestStressSessionCalls: many callers at once on one session, each call
-// a random mix of logs, callbacks (answered before the plugin goes on)
-// and replies of successive runs, the plugin's calls interleaving as
-// they will; calls end and new ones open all the while. Every caller
-// gets all its frames, in order, and no other call's.
-func TestStressSessionCalls(t *testing.T) {
-	stressSession(t, false, 12, 300*time.Millisecond, 0, 0)
-}
-
-// TestStressSessionCallsLogChannel: the same, the logs on the log
-// channel, read by the reader as far as each session frame says.
-func TestStressSessionCallsLogChannel(t *testing.T) {
-	stressSession(t, true, 12, 300*time.Millisecond, 0, 0)
-}
-
-// TestStressSessionStops: the same, with callers that give up midway
-// (stop, a Cancel, then close) while the plugin goes on a while.
-func TestStressSessionStops(t *testing.T) {
-	stressSession(t, false, 12, 300*time.Millisecond, 4, 0)
-}
-
-func TestStressSessionStopsLogChannel(t *testing.T) {
-	stressSession(t, true, 12, 300*time.Millisecond, 4, 0)
-}
-
-// TestStressSessionTwoCallers: two callers only, short calls, so that
-// the reading changes hands at every frame.
-func TestStressSessionTwoCallers(t *testing.T) {
-	stressSession(t, true, 2, 300*time.Millisecond, 8, 0)
-}
-
-// TestStressSessionNested: calls nested in callbacks (the caller busy in
-// the kernel, which calls the plugin again on its goroutine), some calls
-// given up, logs on the log channel.
-func TestStressSessionNested(t *testing.T) {
-	stressSession(t, true, 8, 300*time.Millisecond, 6, 3)
+// TestStressSession: many callers at once on one session, each call a
+// random mix of logs, callbacks (answered before the plugin goes on) and
+// replies of successive runs, the plugin's calls interleaving as they
+// will; calls end and new ones open all the while. Every caller gets all
+// its frames, in order, and no other call's.
+func TestStressSession(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		logChannel           bool
+		callers              int
+		stopOneIn, nestOneIn int // 0: none
+	}{
+		{name: "calls", callers: 12},
+		// The logs read from the log channel as far as each frame says.
+		{name: "calls, log channel", logChannel: true, callers: 12},
+		// Callers that give up midway (stop, a Cancel, then close)
+		// while the plugin goes on a while.
+		{name: "stops", callers: 12, stopOneIn: 4},
+		{name: "stops, log channel", logChannel: true, callers: 12, stopOneIn: 4},
+		// Two callers, short calls: the reading changes hands at every
+		// frame.
+		{name: "two callers", logChannel: true, callers: 2, stopOneIn: 8},
+		// Calls nested in callbacks (the caller busy in the kernel,
+		// which calls the plugin again on its goroutine).
+		{name: "nested", logChannel: true, callers: 8, stopOneIn: 6, nestOneIn: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stressSession(t, tc.logChannel, tc.callers, 300*time.Millisecond, tc.stopOneIn, tc.nestOneIn)
+		})
+	}
 }
 
 // TestStressSessionLost: the plugin's end of the session closes at a
