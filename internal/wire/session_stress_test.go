@@ -437,17 +437,7 @@ func stressSession(t *testing.T, withLog bool, workers int, d time.Duration, sto
 		}
 	})
 	if withLog {
-		hf, pf := logPair(t)
-		lr, err := newLogReader(hf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lw, err := newLogWriter(pf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.log, s.logr = newReadFramer(lr), lr
-		p.log = newWriteFramer(lw)
+		lr, pf := withLogChannel(t, s, p)
 		closers = append(closers, func() { lr.Close(); pf.Close() })
 	}
 	t.Cleanup(func() {
@@ -565,18 +555,7 @@ func TestStressSessionLost(t *testing.T) {
 		var lr *logReader
 		var pf *os.File
 		if withLog {
-			var hf *os.File
-			hf, pf = logPair(t)
-			var err error
-			if lr, err = newLogReader(hf); err != nil {
-				t.Fatal(err)
-			}
-			lw, err := newLogWriter(pf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.log, s.logr = newReadFramer(lr), lr
-			p.log = newWriteFramer(lw)
+			lr, pf = withLogChannel(t, s, p)
 		}
 		go p.read()
 		const callers = 8
@@ -890,4 +869,22 @@ func TestStressClientCalls(t *testing.T) {
 		t.Errorf("the session after the stress: %v", err)
 	}
 	t.Logf("%d calls, %d canceled", calls.Load(), canceled.Load())
+}
+
+// withLogChannel gives s and p a log channel: the host's end, and the
+// file of the plugin's, for the caller to close.
+func withLogChannel(t *testing.T, s *hostSession, p *stressPlugin) (*logReader, *os.File) {
+	t.Helper()
+	hf, pf := logPair(t)
+	lr, err := newLogReader(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw, err := newLogWriter(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.log, s.logr = newReadFramer(lr), lr
+	p.log = newWriteFramer(lw)
+	return lr, pf
 }
