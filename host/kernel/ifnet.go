@@ -41,8 +41,6 @@ type ifnet struct {
 	// caps are its enabled capabilities (if_capenable): its cloner's
 	// declaration, or its physical driver's (physCaps).
 	caps sdk.IfCap
-	// statusFirst is its cloner's StatusFirst.
-	statusFirst bool
 }
 
 // physCaps are the capabilities of the kernel's physical drivers'
@@ -541,6 +539,16 @@ func (k *Kernel) control(ctx context.Context, v *vnet, m *modRec, req sdk.Contro
 	return out, err
 }
 
+// statusFirst is its cloner's StatusFirst: its driver's ifconfig lines
+// go before its addresses.
+func (ifp *ifnet) statusFirst() bool {
+	if ifp.cloner == "" || ifp.owner == nil {
+		return false
+	}
+	c, ok := ifp.owner.decl.Cloner(ifp.cloner)
+	return ok && c.StatusFirst
+}
+
 // Interfaces is ifconfig -a in one VNET, by index. A VNET being torn
 // down is not found, as a dying jail cannot be entered (DyingVnets lists
 // what is left in it). The error is an *Error with Op OpIfList wrapping
@@ -562,7 +570,7 @@ func (k *Kernel) Interfaces(vnetName string) ([]IfStat, error) {
 		}
 		st := IfStat{IfInfo: ifp.info(), Up: ifp.up, Flags: map[string]int{}, MTU: ifp.mtu, Descr: ifp.descr,
 			Ether: ifp.ether(), Addrs: append([]IfAddr(nil), ifp.addrs...), Caps: ifp.caps,
-			StatusFirst: ifp.statusFirst}
+			StatusFirst: ifp.statusFirst()}
 		if st.MTU == 0 {
 			st.MTU = defaultMTU
 		}

@@ -208,7 +208,7 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	c, cloned := p.mod.decl.Cloner(driver)
 	ifp.caps = physCaps[driver]
 	if cloned {
-		ifp.cloner, ifp.caps, ifp.mtu, ifp.statusFirst = c.Name, c.Caps, c.MTU, c.StatusFirst
+		ifp.cloner, ifp.caps, ifp.mtu = c.Name, c.Caps, c.MTU
 		u, ok := c.Made(name)
 		switch {
 		case !ok && !c.Match: // a Match cloner names what it makes as it likes
