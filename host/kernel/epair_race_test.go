@@ -3,7 +3,6 @@ package kernel_test
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,18 +10,6 @@ import (
 	"github.com/kldsim/kldsim/plugins/epair"
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
-
-// pairs lists the epair interfaces of vnet, sorted.
-func pairs(h *sdktest.Harness, vnet string) []string {
-	var out []string
-	for _, n := range h.Ifnames(vnet) {
-		if strings.HasPrefix(n, "epair") {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 // TestDestroyRacesReturn: the races FreeBSD's r368237 (D27378) fixed
 // (PRs 238870, 234985, 244703, 250870), run many times at once with the
@@ -65,7 +52,7 @@ func TestDestroyRacesReturn(t *testing.T) {
 		}
 		// Whatever the order, each pair is gone: destroyed at home, or sent
 		// home and then destroyed, or destroyed in the jail.
-		if got := pairs(h, "vnet0"); len(got) != 0 {
+		if got := h.IfnamesOf("vnet0", "epair"); len(got) != 0 {
 			t.Fatalf("round %d: vnet0 still has %v", round, got)
 		}
 		if got := h.Kernel().Vnets(); len(got) != 1 {

@@ -3,7 +3,6 @@ package epair_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,18 +14,6 @@ import (
 	"github.com/kldsim/kldsim/sdk"
 	"github.com/kldsim/kldsim/sdk/sdktest"
 )
-
-// pairs lists the epair interfaces of vnet, sorted.
-func pairs(h *sdktest.Harness, vnet string) []string {
-	var out []string
-	for _, n := range h.Ifnames(vnet) {
-		if strings.HasPrefix(n, "epair") {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 // if_clone_test.sh's epair_basic and FreeBSD's units: a create makes
 // both ends, named after the unit it allocated; a unit in use is EEXIST,
@@ -57,12 +44,12 @@ func TestCreateDestroy(t *testing.T) {
 		}
 	}
 	want := []string{"epair0a", "epair0b", "epair1a", "epair1b", "epair7a", "epair7b"}
-	if diff := cmp.Diff(want, pairs(h, "vnet0")); diff != "" {
+	if diff := cmp.Diff(want, h.IfnamesOf("vnet0", "epair")); diff != "" {
 		t.Fatalf("interfaces (-want +got):\n%s", diff)
 	}
 	h.IfDestroy("vnet0", "epair0b")
 	h.IfDestroy("vnet0", "epair7a")
-	if diff := cmp.Diff([]string{"epair1a", "epair1b"}, pairs(h, "vnet0")); diff != "" {
+	if diff := cmp.Diff([]string{"epair1a", "epair1b"}, h.IfnamesOf("vnet0", "epair")); diff != "" {
 		t.Errorf("after destroying one end of epair0 and epair7 (-want +got):\n%s", diff)
 	}
 	if got := h.IfCreate("vnet0", "epair"); got != "epair0a" {
@@ -80,16 +67,16 @@ func TestLoanedEndReturnsHome(t *testing.T) {
 	h.VnetCreate("j1")
 	h.IfClone("vnet0", "epair")
 	h.IfMove("epair0b", "vnet0", "j1")
-	if diff := cmp.Diff([]string{"epair0b"}, pairs(h, "j1")); diff != "" {
+	if diff := cmp.Diff([]string{"epair0b"}, h.IfnamesOf("j1", "epair")); diff != "" {
 		t.Fatalf("j1 (-want +got):\n%s", diff)
 	}
 	h.VnetDestroy("j1")
-	if diff := cmp.Diff([]string{"epair0a", "epair0b"}, pairs(h, "vnet0")); diff != "" {
+	if diff := cmp.Diff([]string{"epair0a", "epair0b"}, h.IfnamesOf("vnet0", "epair")); diff != "" {
 		t.Fatalf("vnet0 after j1's destroy (-want +got):\n%s", diff)
 	}
 	h.RequireClean()
 	h.IfDestroy("vnet0", "epair0a")
-	if got := pairs(h, "vnet0"); len(got) != 0 {
+	if got := h.IfnamesOf("vnet0", "epair"); len(got) != 0 {
 		t.Errorf("left: %v", got)
 	}
 	h.ShutdownClean(epair.Name)
@@ -104,7 +91,7 @@ func TestDestroyReachesOtherVnet(t *testing.T) {
 	h.IfClone("vnet0", "epair")
 	h.IfMove("epair0b", "vnet0", "j1")
 	h.IfDestroy("vnet0", "epair0a")
-	if got := append(pairs(h, "vnet0"), pairs(h, "j1")...); len(got) != 0 {
+	if got := append(h.IfnamesOf("vnet0", "epair"), h.IfnamesOf("j1", "epair")...); len(got) != 0 {
 		t.Fatalf("left after destroying epair0a: %v", got)
 	}
 	var set, restore bool
@@ -132,7 +119,7 @@ func TestJailUninitDestroysBothEnds(t *testing.T) {
 	h.IfClone("j1", "epair")
 	h.IfMove("epair0b", "j1", "j2")
 	h.VnetDestroy("j1")
-	if got := pairs(h, "j2"); len(got) != 0 {
+	if got := h.IfnamesOf("j2", "epair"); len(got) != 0 {
 		t.Fatalf("j2 still has %v after j1, the pair's home, was destroyed", got)
 	}
 	h.RequireClean()
@@ -153,7 +140,7 @@ func TestUnload(t *testing.T) {
 	h.IfMove("epair1b", "j1", "j2")
 	h.Unload(epair.Name, false)
 	for _, v := range []string{"vnet0", "j1", "j2"} {
-		if got := pairs(h, v); len(got) != 0 {
+		if got := h.IfnamesOf(v, "epair"); len(got) != 0 {
 			t.Errorf("%s still has %v after the unload", v, got)
 		}
 	}

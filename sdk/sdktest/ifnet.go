@@ -1,6 +1,7 @@
 package sdktest
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -50,6 +51,25 @@ func (h *Harness) Ifnames(vnet string) []string {
 	for _, st := range ifs {
 		out = append(out, st.Name)
 	}
+	return out
+}
+
+// IfnamesOf lists the interfaces of vnet that driver made (a cloner's
+// name: "epair"), sorted by name, and fails the test if the VNET does not
+// exist.
+func (h *Harness) IfnamesOf(vnet, driver string) []string {
+	h.t.Helper()
+	ifs, err := h.k.Interfaces(vnet)
+	if err != nil {
+		h.t.Fatalf("sdktest: ifconfig -l (in %s): %v", vnet, err)
+	}
+	out := []string{}
+	for _, st := range ifs {
+		if st.Driver == driver {
+			out = append(out, st.Name)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
