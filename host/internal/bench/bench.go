@@ -63,6 +63,12 @@ type Options struct {
 	// operation: the phase it belongs to, the operations done so far
 	// and how many Run times in all.
 	Progress func(phase string, done, total int)
+	// Peak, when set, is called on Run's goroutine in the last round,
+	// when the most VNETs are alive: after the batch is created, or
+	// after the N VNETs are built when there is no batch. It is where a
+	// heap profile shows what VNETs cost. vnets are the VNETs alive,
+	// vnet0 aside.
+	Peak func(vnets int)
 }
 
 // DefaultFloors is Options.Floors' zero value.
@@ -264,6 +270,13 @@ func (b *bench) phase(p Phase, ds []time.Duration) Phase {
 		p.RoundTrips = &rt
 	}
 	return p
+}
+
+// peak calls Options.Peak, if any.
+func (b *bench) peak(vnets int) {
+	if b.o.Peak != nil {
+		b.o.Peak(vnets)
+	}
 }
 
 // memory records the RSS of the host and of the plugins now.
@@ -500,6 +513,9 @@ func (b *bench) batch(ctx context.Context) error {
 		}
 		if r == b.o.Rounds-1 {
 			b.memory("built", len(names))
+			if b.o.Batch == 0 {
+				b.peak(len(names))
+			}
 		}
 		// What was built goes again, even after a failure: the
 		// teardown is measured either way.
@@ -554,6 +570,7 @@ func (b *bench) batches(ctx context.Context) error {
 		b.tick(PhaseBatchCreate)
 		if r == b.o.Rounds-1 {
 			b.memory("batch", len(b.k.Vnets())-1)
+			b.peak(len(b.k.Vnets()) - 1)
 		}
 		// Newest first, as Shutdown destroys them; what the batch built
 		// goes again, even after a failure.

@@ -114,6 +114,31 @@ func TestRunBaseSystem(t *testing.T) {
 	}
 }
 
+// TestRunPeak checks Peak is called once, in the last round, when the
+// most VNETs are alive: the batch when there is one, else the N built.
+func TestRunPeak(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		batch int
+		want  []int
+	}{
+		{"batch", 6, []int{6}},
+		{"no batch", 0, []int{4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []int
+			o := Options{Vnets: 4, Rounds: 2, Batch: tc.batch}
+			o.Peak = func(vnets int) { got = append(got, vnets) }
+			if _, err := Run(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("VNETs alive at each Peak (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestRunDefaults(t *testing.T) {
 	res, err := Run(context.Background(), Options{})
 	if err != nil {

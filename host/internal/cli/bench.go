@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 
@@ -42,6 +43,7 @@ func (a *app) bench(ctx context.Context, args []string) int {
 	vars := varFlags(fs)
 	mp := modulePathFlag(fs)
 	cpuProfile := fs.String("cpuprofile", "", "write the host's CPU profile of the run to this `file` (go tool pprof reads it)")
+	memProfile := fs.String("memprofile", "", "write the host's heap profile to this `file` when the most VNETs are alive (go tool pprof reads it)")
 	if st := a.parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -125,6 +127,21 @@ func (a *app) bench(ctx context.Context, args []string) int {
 			return ExitInput
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		// Created now: a path that cannot be written fails before the run.
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: -memprofile: %v\n", err)
+			return ExitInput
+		}
+		defer f.Close()
+		o.Peak = func(int) {
+			runtime.GC() // the profile shows what is live, as of this collection
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(a.stderr, "kldsim bench: -memprofile: %v\n", err)
+			}
+		}
 	}
 	prog := newProgress(a.stderr, "bench", 1)
 	o.Progress = func(phase string, done, total int) { prog.set(done, total, phase) }
