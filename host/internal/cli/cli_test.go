@@ -25,6 +25,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/kldsim/kldsim/host/internal/ctl"
+	"github.com/kldsim/kldsim/host/internal/layout"
 	"github.com/kldsim/kldsim/host/kernel"
 )
 
@@ -87,6 +88,9 @@ func plugins(t testing.TB) (modules, testmods string) {
 			// kldtest crashes, hangs or stops where KLDTEST_FAULT says.
 			{buildDirs.testmods, "./host/internal/loader/testdata/cmd/kldtest"},
 			{buildDirs.testmods, "./host/internal/loader/testdata/cmd/kldbase"},
+			// The HTML report's graph is laid out by the helper that
+			// make build puts beside kldsim; the test binary has none.
+			{buildDirs.root, "./host/kldsim-dot"},
 		} {
 			cmd := exec.Command("go", "build", "-o", b.out+string(filepath.Separator), b.pkg)
 			cmd.Dir = root
@@ -130,6 +134,7 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			sock := filepath.Join(sockDir, "k.sock")
 			env.Setenv("KLDSIM_SOCKET", sock)
 			env.Setenv("KLDSIM_MODULE_PATH", modules)
+			env.Setenv(layout.EnvHelper, filepath.Join(buildDirs.root, layout.Helper))
 			env.Setenv("TESTMODS", testmods)
 			env.Setenv("MODULES", modules)
 			env.Setenv("CONFIGS", filepath.Join(root, "configs"))

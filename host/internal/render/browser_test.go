@@ -14,6 +14,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/kldsim/kldsim/host/internal/layout/layouttest"
 )
 
 // chromium finds the browser: $KLDSIM_CHROMIUM, else chromium on PATH
@@ -49,6 +51,8 @@ func chromium(t *testing.T) string {
 func TestReportInBrowser(t *testing.T) {
 	exe := chromium(t)
 	run := fixture(t)
+	run.Constraints = handGraph() // laid out by the helper, drawn by the browser
+	layouttest.Use(t)
 	page := filepath.Join(t.TempDir(), "report.html")
 	f, err := os.Create(page)
 	if err != nil {
@@ -121,6 +125,10 @@ func TestReportInBrowser(t *testing.T) {
 	}
 
 	do("open the report", chromedp.Navigate("file://"+page), chromedp.WaitVisible(chromedp.CSS("svg.timeline")))
+	if nodes, edges := num("graph nodes", `document.querySelectorAll(".graph-box g.node").length`),
+		num("graph edges", `document.querySelectorAll(".graph-box g.edge").length`); nodes != len(run.Constraints.Nodes) || edges != len(run.Constraints.Edges) {
+		t.Errorf("constraint graph: %d nodes and %d edges drawn, want %d and %d", nodes, edges, len(run.Constraints.Nodes), len(run.Constraints.Edges))
+	}
 	if bars, want := num("bars", `document.querySelectorAll("svg.timeline rect.ev").length`), len(run.Entries()); bars < want {
 		t.Errorf("timeline draws %d bars, want at least the %d entries", bars, want)
 	}

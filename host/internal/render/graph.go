@@ -8,8 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/goccy/go-graphviz"
-
+	"github.com/kldsim/kldsim/host/internal/layout"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -185,31 +184,13 @@ func dotQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// SVG lays the graph out with Graphviz's dot (compiled to WebAssembly
-// and run in-process: no graphviz binary, no network) and returns the
-// <svg> element.
+// SVG lays the graph out with Graphviz's dot (package layout: the helper
+// kldsim-dot, Graphviz compiled to WebAssembly; no graphviz binary, no
+// network) and returns the <svg> element.
 func (g *Graph) SVG(ctx context.Context) ([]byte, error) {
 	var dot bytes.Buffer
 	if err := g.WriteDOT(&dot); err != nil {
 		return nil, err
 	}
-	gv, err := graphviz.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("graphviz: %w", err)
-	}
-	defer gv.Close()
-	gr, err := graphviz.ParseBytes(dot.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("graphviz: parse: %w", err)
-	}
-	defer gr.Close()
-	var out bytes.Buffer
-	if err := gv.Render(ctx, gr, graphviz.SVG, &out); err != nil {
-		return nil, fmt.Errorf("graphviz: render: %w", err)
-	}
-	svg := out.Bytes()
-	if i := bytes.Index(svg, []byte("<svg")); i >= 0 {
-		svg = svg[i:]
-	}
-	return svg, nil
+	return layout.SVG(ctx, dot.Bytes())
 }

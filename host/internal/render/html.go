@@ -53,10 +53,10 @@ type htmlData struct {
 // network to view: the verdict and headline, the timeline, each VNET's
 // create and destroy order, the witness reports — each a button that
 // reveals the trace events it cites and highlights them on the timeline —
-// the constraint graph (laid out in-process by Graphviz, see Graph.SVG),
-// blame, the steps and the whole trace; filters by VNET and module dim
-// the timeline and hide the rows that do not match. ctx bounds the
-// graph's layout.
+// the constraint graph (laid out by Graphviz in the helper kldsim-dot,
+// see Graph.SVG), blame, the steps and the whole trace; filters by VNET
+// and module dim the timeline and hide the rows that do not match. ctx
+// bounds the graph's layout.
 func WriteHTML(ctx context.Context, w io.Writer, run *Run) error {
 	var tl bytes.Buffer
 	if err := WriteTimeline(&tl, run); err != nil {

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kldsim/kldsim/host/internal/layout/layouttest"
 	"github.com/kldsim/kldsim/sdk"
 )
 
 // TestGolden renders the recorded fixture in every form.
 func TestGolden(t *testing.T) {
+	layouttest.Use(t) // the report lays its graph out
 	run := fixture(t)
 	run.Constraints = handGraph()
 	for _, tc := range []struct {
@@ -110,9 +112,10 @@ func TestGraphErrors(t *testing.T) {
 	}
 }
 
-// TestGraphLayout: Graphviz (in-process) reads our DOT and draws every
-// node and edge; hazards and violations come out red.
+// TestGraphLayout: Graphviz (the helper kldsim-dot) reads our DOT and
+// draws every node and edge; hazards and violations come out red.
 func TestGraphLayout(t *testing.T) {
+	layouttest.Use(t)
 	g := handGraph()
 	svg, err := g.SVG(context.Background())
 	if err != nil {

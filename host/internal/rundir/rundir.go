@@ -83,6 +83,12 @@ func ensure(dir string, uid int) error {
 	return check(dir, uid)
 }
 
+// Check applies the run directory's rule to an existing directory: it
+// must be a directory, not a symbolic link, owned by the current user,
+// with mode 0700. The error is a *NotPrivateError naming what is wrong,
+// or one matching fs.ErrNotExist.
+func Check(dir string) error { return check(dir, os.Getuid()) }
+
 // check is the rule for an existing run directory.
 func check(dir string, uid int) error {
 	fi, err := Owned(dir, uid, fs.ModeDir)

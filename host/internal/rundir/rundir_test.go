@@ -192,6 +192,53 @@ func TestDir(t *testing.T) {
 	}
 }
 
+// TestCheck: an existing directory passes only as a run directory would.
+func TestCheck(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name string, mode os.FileMode) string {
+		p := filepath.Join(root, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	private := mk("private", 0o700)
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(private, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir, want string
+	}{
+		{"private", private, ""},
+		{"shared", mk("shared", 0o755), "has mode 0755, want 0700"},
+		{"sticky /tmp-like", mk("tmp", 0o1777), "has mode 0777, want 0700"},
+		{"symbolic link", link, "is a symbolic link, not a directory"},
+		{"missing", filepath.Join(root, "none"), "no such file or directory"},
+		{"empty", "", "no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.dir)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check(%q) = %v, want an error containing %q", tc.dir, err, tc.want)
+			}
+			var np *NotPrivateError
+			if notExist := errors.Is(err, fs.ErrNotExist); notExist == errors.As(err, &np) {
+				t.Errorf("Check(%q) = %v: want a *NotPrivateError or fs.ErrNotExist, one of them", tc.dir, err)
+			}
+		})
+	}
+}
+
 // TestScratch: directories left by processes no longer running are
 // removed at the next start; those of live processes, and anything else,
 // are kept.
