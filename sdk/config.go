@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kldsim/kldsim/internal/plural"
 )
 
 // ConfigSchema is what a module accepts from kldsim's configuration files
@@ -242,7 +244,7 @@ func MatchVerbs(verbs []Verb, words []string, one bool) ([]VerbCall, error) {
 		}
 		if n < v.Min {
 			if v.Min == v.Max {
-				return nil, usageErrorf("%s: wants %s", v.Name, plural(v.Min, "argument")+": "+v.Usage())
+				return nil, usageErrorf("%s: wants %s", v.Name, plural.Count(v.Min, "argument")+": "+v.Usage())
 			}
 			return nil, usageErrorf("%s: missing arguments: %s", v.Name, v.Usage())
 		}
@@ -285,13 +287,6 @@ func verbNames(verbs []Verb) string {
 		names[i] = v.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // Value is a setting's value as the host decoded it from a configuration.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/plural"
 )
 
 // WriteTable prints what was measured: a line saying how, then one row
@@ -26,7 +27,7 @@ func WriteTable(w io.Writer, r *Result) error {
 		batch = fmt.Sprintf(", batches of %d", r.Batch)
 	}
 	fmt.Fprintf(w, "kldsim bench: %d VNETs x %d %s%s, %s; trace off; %s %s/%s, %d CPUs\n\n",
-		r.Vnets, r.Rounds, plural(r.Rounds, "round", "rounds"), batch, set, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+		r.Vnets, r.Rounds, plural.Of(r.Rounds, "round"), batch, set, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Phase\tOps\tTotal\tPer sec\tMean\tp50\tp99\tMax\tRound trips")
 	for _, p := range r.Phases {
@@ -127,11 +128,4 @@ func fmtRate(ops int, r float64) string {
 		return fmt.Sprintf("%.0f", r)
 	}
 	return fmt.Sprintf("%.1f", r)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

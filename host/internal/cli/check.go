@@ -11,6 +11,7 @@ import (
 	"github.com/kldsim/kldsim/host/internal/ctl"
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/plural"
 )
 
 // This file is `kldsim check` (docs/ORDERING.md): run a configuration's
@@ -68,17 +69,10 @@ func faults(cfg *config.Config) map[string]kernel.FaultKind {
 	return out
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, one)
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
 // orderingSummary reads "2 violations, 1 hazard (14 constraints)".
 func orderingSummary(an kernel.Analysis) string {
-	s := fmt.Sprintf("%s, %s (%s)", plural(len(an.Violations), "violation", "violations"),
-		plural(len(an.Hazards), "hazard", "hazards"), plural(an.Constraints, "constraint", "constraints"))
+	s := fmt.Sprintf("%s, %s (%s)", plural.Count(len(an.Violations), "violation"),
+		plural.Count(len(an.Hazards), "hazard"), plural.Count(an.Constraints, "constraint"))
 	if an.Dropped > 0 {
 		s += fmt.Sprintf(", %d more constraints not kept", an.Dropped)
 	}

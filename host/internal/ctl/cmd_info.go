@@ -11,6 +11,7 @@ import (
 
 	"github.com/kldsim/kldsim/host/internal/render"
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/plural"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -108,14 +109,7 @@ func KernelVerdict(k *kernel.Kernel) string {
 		parts = append(parts, fmt.Sprintf("%d %s", dropped[kind], kind))
 	}
 	return fmt.Sprintf("%s; %d older %s not kept (%s): raise report_limit to keep them",
-		v, n, plural(n, "report"), strings.Join(parts, ", "))
-}
-
-func plural(n uint64, noun string) string {
-	if n == 1 {
-		return noun
-	}
-	return noun + "s"
+		v, n, plural.Of(int(n), "report"), strings.Join(parts, ", "))
 }
 
 // WriteWitness prints every report, those one root cause caused folded

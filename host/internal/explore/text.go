@@ -4,25 +4,21 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/kldsim/kldsim/internal/plural"
 )
 
 // WriteText prints r for people: the counts, each finding with its
 // reproducer, and the move positions. Same result, same bytes.
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	plural := func(n int, one string) string {
-		if n == 1 {
-			return fmt.Sprintf("%d %s", n, one)
-		}
-		return fmt.Sprintf("%d %ss", n, one)
-	}
 	fmt.Fprintf(&b, "explore: %s; orders: %v allowed, %d run, %v pruned",
-		plural(len(r.Groups), "tie group"), r.Orders.Total, r.Orders.Run, r.Orders.Pruned)
+		plural.Count(len(r.Groups), "tie group"), r.Orders.Total, r.Orders.Run, r.Orders.Pruned)
 	if r.FaultVariants > 0 {
-		fmt.Fprintf(&b, "; %s", plural(r.FaultVariants, "fault variant"))
+		fmt.Fprintf(&b, "; %s", plural.Count(r.FaultVariants, "fault variant"))
 	}
 	if r.MoveVariants > 0 {
-		fmt.Fprintf(&b, "; %s", plural(r.MoveVariants, "move position"))
+		fmt.Fprintf(&b, "; %s", plural.Count(r.MoveVariants, "move position"))
 	}
 	b.WriteString("\n")
 	if sh := r.Shard.norm(); sh.Count > 1 {

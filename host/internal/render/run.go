@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kldsim/kldsim/host/kernel"
+	"github.com/kldsim/kldsim/internal/plural"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -284,14 +285,7 @@ func Verdict(reports []Report) string {
 	for i, k := range order {
 		parts[i] = fmt.Sprintf("%d %s", kinds[k], k)
 	}
-	return fmt.Sprintf("witness: %d %s (%s)", len(reports), plural(len(reports), "violation"), strings.Join(parts, ", "))
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return noun
-	}
-	return noun + "s"
+	return fmt.Sprintf("witness: %d %s (%s)", len(reports), plural.Of(len(reports), "violation"), strings.Join(parts, ", "))
 }
 
 // Write writes run as indented JSON, the form Read reads.
@@ -471,10 +465,10 @@ func (run *Run) VerdictLine() string {
 	case 0:
 		v += ", no hazards"
 	default:
-		v += fmt.Sprintf(", %d %s", h, plural(h, "hazard"))
+		v += fmt.Sprintf(", %d %s", h, plural.Of(h, "hazard"))
 	}
 	if n := run.Constraints.count(Violation); n > 0 {
-		v += fmt.Sprintf(", %d rank %s", n, plural(n, "violation"))
+		v += fmt.Sprintf(", %d rank %s", n, plural.Of(n, "violation"))
 	}
 	return v
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kldsim/kldsim/internal/plural"
 )
 
 // Detail says how much WriteSummary prints.
@@ -89,9 +91,9 @@ func headline(run *Run) string {
 	built, destroyed, failed := vnetCounts(run)
 	switch {
 	case built == destroyed:
-		parts = append(parts, fmt.Sprintf("%d %s built and destroyed", built, plural(built, "VNET")))
+		parts = append(parts, fmt.Sprintf("%d %s built and destroyed", built, plural.Of(built, "VNET")))
 	default:
-		parts = append(parts, fmt.Sprintf("%d %s built, %d destroyed", built, plural(built, "VNET"), destroyed))
+		parts = append(parts, fmt.Sprintf("%d %s built, %d destroyed", built, plural.Of(built, "VNET"), destroyed))
 	}
 	if failed > 0 {
 		parts[0] += fmt.Sprintf(" (%d failed to build)", failed)
@@ -109,12 +111,12 @@ func headline(run *Run) string {
 		}
 	}
 	if len(files) > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s in %d %s", len(mods), plural(len(mods), "module"), len(files), plural(len(files), "file")))
+		parts = append(parts, fmt.Sprintf("%d %s in %d %s", len(mods), plural.Of(len(mods), "module"), len(files), plural.Of(len(files), "file")))
 	} else {
-		parts = append(parts, fmt.Sprintf("%d %s", len(mods), plural(len(mods), "module")))
+		parts = append(parts, fmt.Sprintf("%d %s", len(mods), plural.Of(len(mods), "module")))
 	}
 	if n := len(run.Steps); n > 0 {
-		s := fmt.Sprintf("%d %s", n, plural(n, "step"))
+		s := fmt.Sprintf("%d %s", n, plural.Of(n, "step"))
 		var notes []string
 		if x := countSteps(run, func(s Step) bool { return s.ExpectFail }); x > 0 {
 			notes = append(notes, fmt.Sprintf("%d expected to fail", x))
