@@ -115,24 +115,18 @@ func (a *app) bench(ctx context.Context, args []string) int {
 		o.Plugins = ld
 	}
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	// Profiles' files are created before the run: a path that cannot be
+	// written fails before anything is measured.
+	profile := func(flag, path string) (*os.File, bool) {
+		f, err := os.Create(path)
 		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim bench: -cpuprofile: %v\n", err)
-			return ExitInput
+			fmt.Fprintf(a.stderr, "kldsim bench: -%s: %v\n", flag, err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(a.stderr, "kldsim bench: -cpuprofile: %v\n", err)
-			return ExitInput
-		}
-		defer pprof.StopCPUProfile()
+		return f, err == nil
 	}
 	if *memProfile != "" {
-		// Created now: a path that cannot be written fails before the run.
-		f, err := os.Create(*memProfile)
-		if err != nil {
-			fmt.Fprintf(a.stderr, "kldsim bench: -memprofile: %v\n", err)
+		f, ok := profile("memprofile", *memProfile)
+		if !ok {
 			return ExitInput
 		}
 		defer f.Close()
@@ -142,6 +136,18 @@ func (a *app) bench(ctx context.Context, args []string) int {
 				fmt.Fprintf(a.stderr, "kldsim bench: -memprofile: %v\n", err)
 			}
 		}
+	}
+	if *cpuProfile != "" {
+		f, ok := profile("cpuprofile", *cpuProfile)
+		if !ok {
+			return ExitInput
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(a.stderr, "kldsim bench: -cpuprofile: %v\n", err)
+			return ExitInput
+		}
+		defer pprof.StopCPUProfile()
 	}
 	prog := newProgress(a.stderr, "bench", 1)
 	o.Progress = func(phase string, done, total int) { prog.set(done, total, phase) }
