@@ -585,7 +585,8 @@ func (s *hostSession) route(f *pb.Frame) {
 		cb := f.GetCallback()
 		err := fmt.Errorf("KPI %s outside of any call from the kernel (the call that issued it has returned): %w",
 			methodName(cb.GetOp().GetMethod()), syscall.EINVAL)
-		_ = s.write(&pb.Frame{Call: f.GetCall(), Body: &pb.Frame_Answer{Answer: &pb.Answer{Id: cb.GetId(), Error: errorToPB(err)}}})
+		// Posted: the reader must not wait on a write (framer).
+		s.post(&pb.Frame{Call: f.GetCall(), Body: &pb.Frame_Answer{Answer: &pb.Answer{Id: cb.GetId(), Error: errorToPB(err)}}})
 	}
 }
 
@@ -949,7 +950,8 @@ func (s *pluginSession) read() {
 			}
 			s.mu.Unlock()
 			// Noted: the host's caller may be waiting on the session.
-			_ = s.write(f)
+			// Posted: the reader must not wait on a write (framer).
+			s.post(f)
 		}
 	}
 }

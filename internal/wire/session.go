@@ -27,6 +27,9 @@ const maxFrame = 64 << 20
 
 // framer reads and writes the frames of one end of a session. Writes may
 // come from any goroutine, whole frames at a time; one goroutine reads.
+// The reader never writes (post): a write waits for the peer to read,
+// perhaps behind another goroutine's large frame, and the peer's reader
+// may be waiting likewise for this one to read.
 type framer struct {
 	c  net.Conn  // nil for a reader or a writer only (the log's ends)
 	w  io.Writer // where frames are written: c, or the plugin's end of the log
@@ -34,6 +37,13 @@ type framer struct {
 
 	wmu sync.Mutex
 	wb  []byte
+
+	// What post queued, and whether a goroutine writes it; lost once a
+	// write of it failed (the session is).
+	pmu     sync.Mutex
+	posted  []*pb.Frame
+	posting bool
+	lost    bool
 }
 
 func newFramer(c net.Conn) *framer {
@@ -69,6 +79,51 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 		f.wb = b // keep a small buffer, not a batch's
 	}
 	return len(b), err
+}
+
+// post queues fr, to be written after the frames posted before it, by a
+// goroutine of the framer's own (one at a time, while there is something
+// to write), and returns at once: it is for the reader's answers, which
+// must not wait on a write. They are few and small (an Answer refusing a
+// callback, the echo of a Cancel), and nothing orders them with the
+// other writers' frames. Once a write fails (the session is lost), what
+// was posted and what is posted then are dropped.
+func (f *framer) post(fr *pb.Frame) {
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	if f.lost {
+		return
+	}
+	f.posted = append(f.posted, fr)
+	if !f.posting {
+		f.posting = true
+		go f.flush()
+	}
+}
+
+// flush writes what was posted, oldest first, until nothing is left or a
+// write fails.
+func (f *framer) flush() {
+	for {
+		f.pmu.Lock()
+		q := f.posted
+		f.posted = nil
+		if len(q) == 0 {
+			f.posting = false
+			f.pmu.Unlock()
+			return
+		}
+		f.pmu.Unlock()
+		for _, fr := range q {
+			if err := f.write(fr); err != nil {
+				// The connection failed (what we post always encodes).
+				f.pmu.Lock()
+				f.lost, f.posted, f.posting = true, nil, false
+				f.pmu.Unlock()
+				return
+			}
+		}
+	}
 }
 
 // read returns the next frame.
