@@ -57,6 +57,9 @@ func (k ObjectKey) footprint() string {
 
 func keyOf(o *Object) ObjectKey { return ObjectKey{Kind: o.Kind, Name: o.Name, Owner: o.Owner} }
 
+// key is o's ObjectKey.
+func (o *obj) key() ObjectKey { return ObjectKey{Kind: o.Kind, Name: o.Name, Owner: o.owner()} }
+
 // slot reports whether objects of the kind are registered by name in a
 // VNET, so that others look them up by that name: pfil and hhook heads,
 // encap tables, interfaces.
@@ -403,13 +406,13 @@ func (o *order) touch(entry string, obj ObjectKey, write bool) {
 // allocated records o's allocation at at (w.mu held): the allocating
 // entry, and for a named slot registered in an init pass, its registrar
 // and the lookups of that pass that missed it.
-func (w *witness) allocated(o *Object, at Site) {
+func (w *witness) allocated(o *obj, at Site) {
 	c := at.Cause
 	if !c.Ranked() {
 		return
 	}
 	ord := w.ord
-	key := keyOf(o)
+	key := o.key()
 	ord.touch(c.Entry, key, true)
 	if !o.Kind.slot() || c.Kind != PassInit {
 		return
@@ -425,23 +428,23 @@ func (w *witness) allocated(o *Object, at Site) {
 			ord.registrars[slot] = append(regs, c.Entry)
 		}
 	}
-	for _, f := range ord.failed[o.vkey][slot] {
+	for _, f := range ord.failed[o.vkey()][slot] {
 		if f.pass == c.Pass && f.entry != c.Entry {
 			ord.add(PassInit, c.Entry, f.entry, key, RuleLookup, true)
 		}
 	}
-	delete(ord.failed[o.vkey], slot)
+	delete(ord.failed[o.vkey()], slot)
 }
 
 // dependent reports whether h's reference is part of its target's own
 // lifecycle, not an order between entries: an interface's per-domain
 // data (if_afdata) is made when the interface attaches and freed by its
 // detach, whichever entry runs first.
-func dependent(h *Object) bool { return h.Kind == KindAfdata }
+func dependent(h *obj) bool { return h.Kind == KindAfdata }
 
 // accessHeld records a hold or release by h of t (w.mu held), unless h's
 // reference is dependent.
-func (w *witness) accessHeld(h, t *Object, at Site) {
+func (w *witness) accessHeld(h, t *obj, at Site) {
 	if !dependent(h) {
 		w.access(t, at, RuleHold, true)
 	}
@@ -449,57 +452,61 @@ func (w *witness) accessHeld(h, t *Object, at Site) {
 
 // access records an entry's use of o (w.mu held): rule says how, write
 // whether it changes what o is (a hold or release) rather than reading it.
-func (w *witness) access(o *Object, at Site, rule Rule, write bool) {
+func (w *witness) access(o *obj, at Site, rule Rule, write bool) {
 	c := at.Cause
 	if !c.Ranked() {
 		return
 	}
 	ord := w.ord
-	ord.touch(c.Entry, keyOf(o), write)
+	ord.touch(c.Entry, o.key(), write)
 	switch c.Kind {
 	case PassInit:
 		// Rule 1: what an init entry uses, its allocator must have made.
-		if a := o.Alloc.Cause; !o.Freed && a.Kind == PassInit && a.Ranked() && a.Entry != c.Entry {
-			ord.add(PassInit, a.Entry, c.Entry, keyOf(o), rule, false)
+		if a := o.at.cause(); !o.Freed && a.Kind == PassInit && a.Ranked() && a.Entry != c.Entry {
+			ord.add(PassInit, a.Entry, c.Entry, o.key(), rule, false)
 		}
 	case PassUninit:
 		if o.Freed {
 			// Rules 3 and 4, broken: a use or release after the free.
-			if f := o.FreeAt.Cause; f.Kind == PassUninit && f.Pass == c.Pass && f.Entry != c.Entry {
-				ord.add(PassUninit, c.Entry, f.Entry, keyOf(o), rule, true)
+			if f := o.freeAt().cause(); f.Kind == PassUninit && f.Pass == c.Pass && f.Entry != c.Entry {
+				ord.add(PassUninit, c.Entry, f.Entry, o.key(), rule, true)
 			}
 			return
 		}
-		if o.ord == nil {
-			o.ord = &objOrder{}
+		x := o.extra()
+		if x.ord == nil {
+			x.ord = &objOrder{}
 		}
-		o.ord.use(c.Pass, c.Entry, rule)
+		x.ord.use(c.Pass, c.Entry, rule)
 	}
 }
 
 // freeing records o's free at at, before it is marked freed (w.mu held):
 // every entry of the same uninit pass that used it, or released a
 // reference to it, must run before the freeing entry (rules 3 and 4).
-func (w *witness) freeing(o *Object, at Site) {
+func (w *witness) freeing(o *obj, at Site) {
 	c := at.Cause
 	ord := w.ord
-	key := keyOf(o)
+	key := o.key()
 	if c.Ranked() {
 		ord.touch(c.Entry, key, true)
 	}
-	if c.Kind == PassUninit && o.ord != nil {
-		for _, u := range o.ord.users {
+	if oo := o.ord(); c.Kind == PassUninit && oo != nil {
+		for _, u := range oo.users {
 			if u.pass == c.Pass && u.entry != c.Entry {
 				ord.add(PassUninit, u.entry, c.Entry, key, u.rule, false)
 			}
 		}
 	}
-	o.ord = nil
+	if o.x != nil {
+		o.x.ord = nil
+		o.tidy()
+	}
 	if o.Kind.slot() && c.Kind == PassUninit {
-		m := ord.unregistered[o.vkey]
+		m := ord.unregistered[o.vkey()]
 		if m == nil {
 			m = map[string]Cause{}
-			ord.unregistered[o.vkey] = m
+			ord.unregistered[o.vkey()] = m
 		}
 		m[ord.footprintOf(key)] = c
 	}

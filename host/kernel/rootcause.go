@@ -192,16 +192,16 @@ func (r Report) Entries() []string {
 	return out
 }
 
-// releaser says which entries should have released o, for a leak report:
-// its owner's VNET_SYSUNINITs for an object of a VNET, SYSUNINITs for a
-// global one (w.mu held).
-func (o *order) releaser(obj *Object) string {
-	keys, ok := o.modules[obj.Owner]
+// releaser says which entries should have released an object of owner,
+// for a leak report: owner's VNET_SYSUNINITs for an object of a VNET,
+// its SYSUNINITs for a global one (w.mu held).
+func (o *order) releaser(owner string, global bool) string {
+	keys, ok := o.modules[owner]
 	if !ok {
 		return ""
 	}
 	want := sdk.VnetSysuninit
-	if obj.Vnet == "" {
+	if global {
 		want = sdk.Sysuninit
 	}
 	var parts []string
@@ -211,7 +211,7 @@ func (o *order) releaser(obj *Object) string {
 		}
 	}
 	if len(parts) == 0 {
-		return fmt.Sprintf("module %s's %s, but it declares none", obj.Owner, want)
+		return fmt.Sprintf("module %s's %s, but it declares none", owner, want)
 	}
 	return strings.Join(parts, " or ")
 }

@@ -74,37 +74,182 @@ func (s Site) String() string {
 	return b.String()
 }
 
-// Object is a kernel object in the witness's ledger. It is kept small:
-// a kernel with many VNETs holds one per allocation (docs/PERFORMANCE.md).
+// Object is a kernel object as the witness describes it in a report or
+// a listing (Kernel.LiveObjects): a copy made then, which reads on its
+// own. The ledger keeps each object as a smaller record (obj).
 type Object struct {
-	ID     sdk.ObjID
-	Kind   ObjKind
-	Freed  bool
-	locked bool
+	ID    sdk.ObjID
+	Kind  ObjKind
+	Freed bool
+	Name  string
+	Owner string // module
+	Vnet  string // "" for global objects
+	// Alloc is where it was allocated, FreeAt where it was freed (nil
+	// while it is live).
+	Alloc  *Site
+	FreeAt *Site
+	seq    uint32 // obj.seq
+}
+
+func (o *Object) String() string { return objString(o.Kind, o.Name, o.ID, o.Owner) }
+
+func objString(kind ObjKind, name string, id sdk.ObjID, owner string) string {
+	return fmt.Sprintf("%s %q (#%d, owner %s)", kind, name, id, owner)
+}
+
+// obj is an object's record in the ledger. A kernel with many VNETs
+// holds one per allocation (docs/PERFORMANCE.md), so it is kept to 48
+// bytes, a size class of Go's allocator (TestObjSize): what the objects
+// one call allocates share (where, their owner and VNET) is in their
+// shared allocation site, and what few objects have (a free, references,
+// ordering state) behind x.
+type obj struct {
+	ID sdk.ObjID
 	// seq is the allocation order (ids of objects modules numbered
 	// themselves do not follow it), modulo 2^32: compared by
 	// difference, it orders any two objects allocated fewer than 2^31
 	// allocations apart, as the live ones of a kernel are.
-	seq   uint32
-	Name  string
-	Owner string // module
-	Vnet  string // "" for global objects
-	// vkey is the witness's key of the object's VNET instance (vnet.key;
-	// "" for global objects): two VNETs of one name, a dying one and its
-	// successor, never share their objects. Vnet is a prefix of it, which
-	// shares its bytes.
-	vkey string
-	// Alloc is where it was allocated, FreeAt where it was freed (nil
-	// while it is live). Objects allocated or freed by one call share
-	// its Site.
-	Alloc  *Site
-	FreeAt *Site
+	seq    uint32
+	Kind   ObjKind
+	Freed  bool
+	locked bool
+	Name   string
+	// at is where it was allocated, by whom (its owner) and in which
+	// VNET (vl): a move to another VNET gives it a site of its own.
+	at *callSite
+	x  *objExtra
+}
+
+// objExtra is what few objects have: nil for the many that are live,
+// hold nothing and are held by nothing, outside of an uninit pass.
+type objExtra struct {
+	// freeAt is where it was freed, nil while it is live.
+	freeAt *callSite
 	// refs are the objects this one references (holds) and those that
-	// reference it (holders), nil for the many that do neither.
-	refs *objRefs
+	// reference it (holders).
+	refs objRefs
 	// ord is what the ordering analysis keeps while uninit passes touch
-	// it (constraints.go), nil for the many they do not.
+	// it (constraints.go).
 	ord *objOrder
+}
+
+// callSite is a Site as the ledger keeps it, shared by the objects one
+// call allocates or frees: what every VNET's run of an entry shares is
+// in fixed, one per witness (siteFixed); the VNET and the pass instance
+// are its own.
+type callSite struct {
+	fixed *siteFixed
+	vnet  string // Site.Vnet
+	pass  uint64 // Site.Cause.Pass
+	// vl is the VNET of the objects allocated here (nil for a free).
+	vl *vledger
+}
+
+// siteFixed is a Site without its VNET and pass instance, with the owner
+// of what is allocated there.
+type siteFixed struct {
+	module, entry, via string
+	rank               sdk.Rank
+	causeKind          PassKind
+	causeEntry         string
+	owner              string
+}
+
+// maxSiteFixed bounds the witness's table of siteFixed: past it, sites
+// keep their own.
+const maxSiteFixed = 1 << 14
+
+// site is the Site c stands for.
+func (c *callSite) site() Site {
+	f := c.fixed
+	return Site{Module: f.module, Entry: f.entry, Rank: f.rank, Vnet: c.vnet, Via: f.via,
+		Cause: Cause{Pass: c.pass, Kind: f.causeKind, Entry: f.causeEntry}}
+}
+
+// cause is c's Site.Cause.
+func (c *callSite) cause() Cause {
+	return Cause{Pass: c.pass, Kind: c.fixed.causeKind, Entry: c.fixed.causeEntry}
+}
+
+// is reports whether c is at, for owner's objects in vl.
+func (c *callSite) is(at Site, owner string, vl *vledger) bool {
+	f := c.fixed
+	return c.vl == vl && c.vnet == at.Vnet && c.pass == at.Cause.Pass && f.owner == owner &&
+		f.module == at.Module && f.entry == at.Entry && f.rank == at.Rank && f.via == at.Via &&
+		f.causeKind == at.Cause.Kind && f.causeEntry == at.Cause.Entry
+}
+
+// vledger is one VNET instance's part of the ledger, or the global
+// objects' (key ""): its key (vnet.key), its name, and its objects, in
+// no particular order.
+type vledger struct {
+	key, name string
+	objs      []*obj
+}
+
+func (o *obj) owner() string { return o.at.fixed.owner }
+
+// vnet is the name of the object's VNET, "" for a global one.
+func (o *obj) vnet() string { return o.at.vl.name }
+
+// vkey is the witness's key of the object's VNET instance (vnet.key; ""
+// for global objects): two VNETs of one name, a dying one and its
+// successor, never share their objects.
+func (o *obj) vkey() string { return o.at.vl.key }
+
+func (o *obj) freeAt() *callSite {
+	if o.x == nil {
+		return nil
+	}
+	return o.x.freeAt
+}
+
+func (o *obj) ord() *objOrder {
+	if o.x == nil {
+		return nil
+	}
+	return o.x.ord
+}
+
+func (o *obj) extra() *objExtra {
+	if o.x == nil {
+		o.x = &objExtra{}
+	}
+	return o.x
+}
+
+// tidy lets x go once it holds nothing.
+func (o *obj) tidy() {
+	if x := o.x; x != nil && x.freeAt == nil && x.ord == nil && len(x.refs.holds) == 0 && len(x.refs.holders) == 0 {
+		o.x = nil
+	}
+}
+
+func (o *obj) String() string { return objString(o.Kind, o.Name, o.ID, o.owner()) }
+
+// view is the Object o stands for (nil for nil), for a report or a
+// listing; sites maps the ledger's sites to the Sites made so far, so
+// the views of one listing share them as the objects do (nil: none).
+func view(o *obj, sites map[*callSite]*Site) *Object {
+	if o == nil {
+		return nil
+	}
+	site := func(c *callSite) *Site {
+		if s := sites[c]; s != nil {
+			return s
+		}
+		s := c.site()
+		if sites != nil {
+			sites[c] = &s
+		}
+		return &s
+	}
+	v := &Object{ID: o.ID, Kind: o.Kind, Freed: o.Freed, Name: o.Name, Owner: o.owner(), Vnet: o.vnet(),
+		Alloc: site(o.at), seq: o.seq}
+	if f := o.freeAt(); f != nil {
+		v.FreeAt = site(f)
+	}
+	return v
 }
 
 // objRefs are an object's references, each with its count.
@@ -142,29 +287,18 @@ func (l *refList) sub(id sdk.ObjID, all bool) {
 	}
 }
 
-func (o *Object) holds() refList {
-	if o.refs == nil {
+func (o *obj) holds() refList {
+	if o.x == nil {
 		return nil
 	}
-	return o.refs.holds
+	return o.x.refs.holds
 }
 
-func (o *Object) holders() refList {
-	if o.refs == nil {
+func (o *obj) holders() refList {
+	if o.x == nil {
 		return nil
 	}
-	return o.refs.holders
-}
-
-func (o *Object) ensureRefs() *objRefs {
-	if o.refs == nil {
-		o.refs = &objRefs{}
-	}
-	return o.refs
-}
-
-func (o *Object) String() string {
-	return fmt.Sprintf("%s %q (#%d, owner %s)", o.Kind, o.Name, o.ID, o.Owner)
+	return o.x.refs.holders
 }
 
 // ReportKind classifies a witness report.
@@ -293,15 +427,18 @@ type witness struct {
 	// (allocAt), by space.
 	spaces map[uint64]sdk.ObjID
 	seq    uint32
-	objs   map[sdk.ObjID]*Object
-	// byVnet lists each VNET's objects ("" the global ones), in no
-	// particular order.
-	byVnet  map[string][]*Object
-	peak    int   // the most objects objs held since it was last rebuilt
-	lastAt  *Site // the Site of the last allocation or free, to share
-	reports ring[Report]
-	dropped map[ReportKind]uint64 // reports the ring dropped, by kind
-	trace   *tracer
+	objs   map[sdk.ObjID]*obj
+	// byVnet is each VNET instance's part of the ledger, by key (""
+	// the global objects').
+	byVnet map[string]*vledger
+	peak   int // the most objects objs held since it was last rebuilt
+	// lastAlloc and lastFree are the sites of the last allocation and
+	// free, to share; fixed is the table of what sites share.
+	lastAlloc, lastFree *callSite
+	fixed               map[siteFixed]*siteFixed
+	reports             ring[Report]
+	dropped             map[ReportKind]uint64 // reports the ring dropped, by kind
+	trace               *tracer
 	// dead are the modules that died, and where, until their objects are
 	// forgotten: a free of what they held names them as the cause.
 	dead map[string]Site
@@ -314,9 +451,9 @@ type witness struct {
 // newWitness makes a witness that keeps the newest reportLimit reports
 // (0: all of them).
 func newWitness(t *tracer, reportLimit int) *witness {
-	return &witness{objs: map[sdk.ObjID]*Object{}, byVnet: map[string][]*Object{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
-		dead: map[string]Site{}, graves: graves{limit: graveLimit}, reports: ring[Report]{limit: reportLimit},
-		dropped: map[ReportKind]uint64{}, ord: newOrder()}
+	return &witness{objs: map[sdk.ObjID]*obj{}, byVnet: map[string]*vledger{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
+		fixed: map[siteFixed]*siteFixed{}, dead: map[string]Site{}, graves: graves{limit: graveLimit},
+		reports: ring[Report]{limit: reportLimit}, dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
 
 // IDSpaceShift splits an object id: the bits above it are its space,
@@ -341,7 +478,7 @@ func vnetName(key string) string {
 	return key
 }
 
-func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object {
+func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *obj {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.next++
@@ -351,7 +488,7 @@ func (w *witness) alloc(kind ObjKind, name, owner, vnet string, at Site) *Object
 // allocAt records an object whose id a module chose in its space: it
 // must be above every id of that space recorded so far (ids are never
 // reused), else EINVAL and nothing is recorded.
-func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) (*Object, error) {
+func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) (*obj, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sp := idSpace(id)
@@ -362,9 +499,9 @@ func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, 
 	return w.allocLocked(id, kind, name, owner, vnet, at), nil
 }
 
-func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *Object {
+func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *obj {
 	w.seq++
-	o := &Object{ID: id, Kind: kind, Name: name, Owner: owner, Vnet: vnetName(vnet), vkey: vnet, Alloc: w.site(at), seq: w.seq}
+	o := &obj{ID: id, Kind: kind, Name: name, at: w.allocSite(at, owner, w.ledger(vnet)), seq: w.seq}
 	w.objs[o.ID] = o
 	w.peak = max(w.peak, len(w.objs))
 	w.index(o)
@@ -372,13 +509,48 @@ func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet stri
 	return o
 }
 
-// site returns at as a pointer to keep, the previous one when it is the
-// same: the objects one call allocates or frees share one Site.
-func (w *witness) site(at Site) *Site {
-	if w.lastAt == nil || *w.lastAt != at {
-		w.lastAt = &at
+// ledger is the part of the ledger of the VNET keyed vnet, made when
+// its first object is allocated.
+func (w *witness) ledger(vnet string) *vledger {
+	vl := w.byVnet[vnet]
+	if vl == nil {
+		vl = &vledger{key: vnet, name: vnetName(vnet)}
+		w.byVnet[vnet] = vl
 	}
-	return w.lastAt
+	return vl
+}
+
+// allocSite is the site of an allocation at at of owner's object in vl,
+// the previous one when it is the same: the objects one call allocates
+// share it.
+func (w *witness) allocSite(at Site, owner string, vl *vledger) *callSite {
+	if c := w.lastAlloc; c == nil || !c.is(at, owner, vl) {
+		w.lastAlloc = &callSite{fixed: w.siteFixed(at, owner), vnet: at.Vnet, pass: at.Cause.Pass, vl: vl}
+	}
+	return w.lastAlloc
+}
+
+// freeSite is the site of a free at at, shared as allocSite's are.
+func (w *witness) freeSite(at Site) *callSite {
+	if c := w.lastFree; c == nil || !c.is(at, "", nil) {
+		w.lastFree = &callSite{fixed: w.siteFixed(at, ""), vnet: at.Vnet, pass: at.Cause.Pass}
+	}
+	return w.lastFree
+}
+
+// siteFixed is the part of at that every VNET's run of its entry shares,
+// for owner's objects: one per witness, up to maxSiteFixed.
+func (w *witness) siteFixed(at Site, owner string) *siteFixed {
+	f := siteFixed{module: at.Module, entry: at.Entry, via: at.Via, rank: at.Rank,
+		causeKind: at.Cause.Kind, causeEntry: at.Cause.Entry, owner: owner}
+	if p := w.fixed[f]; p != nil {
+		return p
+	}
+	p := &f
+	if len(w.fixed) < maxSiteFixed {
+		w.fixed[f] = p
+	}
+	return p
 }
 
 // neverAllocated says that no object ever had id: ids are handed out in
@@ -390,16 +562,20 @@ func (w *witness) neverAllocated(id sdk.ObjID) bool {
 	return id == 0 || id > w.next
 }
 
-func (w *witness) index(o *Object) { w.byVnet[o.vkey] = append(w.byVnet[o.vkey], o) }
+func (w *witness) index(o *obj) {
+	vl := o.at.vl
+	vl.objs = append(vl.objs, o)
+}
 
 // unindex takes o off its VNET's list.
-func (w *witness) unindex(o *Object) {
-	l := w.byVnet[o.vkey]
+func (w *witness) unindex(o *obj) {
+	vl := o.at.vl
+	l := vl.objs
 	for i, x := range l {
 		if x == o {
 			l[i] = l[len(l)-1]
 			l[len(l)-1] = nil
-			w.byVnet[o.vkey] = l[:len(l)-1]
+			vl.objs = l[:len(l)-1]
 			return
 		}
 	}
@@ -411,7 +587,7 @@ func (w *witness) unindex(o *Object) {
 // (its VNET or module went); that use is reported as a use after free
 // (ifFreed when it had been freed: a double free, a destroyed lock), and
 // the caller carries on as after any reported violation.
-func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*Object, error) {
+func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*obj, error) {
 	o := w.objs[id]
 	if o == nil {
 		if w.neverAllocated(id) {
@@ -420,8 +596,8 @@ func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKi
 		w.forgottenLocked(id, at, ifFreed)
 		return nil, errForgotten
 	}
-	if o.vkey != "" && o.vkey != vnet {
-		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.Vnet, vnetName(vnet), errCrossVnet)
+	if k := o.vkey(); k != "" && k != vnet {
+		return nil, fmt.Errorf("%s belongs to %s, curvnet is %s: %w", o, o.vnet(), vnetName(vnet), errCrossVnet)
 	}
 	return o, nil
 }
@@ -441,7 +617,7 @@ func (w *witness) forgottenLocked(id sdk.ObjID, at Site, ifFreed ReportKind) {
 	if g.obj.Freed {
 		kind = ifFreed
 	}
-	w.reportLocked(Report{Kind: kind, Object: &g.obj, Use: at,
+	w.reportLocked(Report{Kind: kind, Object: view(&g.obj, nil), Use: at,
 		Claim: fmt.Sprintf("use of %s after the witness forgot it: %s", &g.obj, g.reason())})
 }
 
@@ -454,17 +630,7 @@ func reported(err error) error {
 	return err
 }
 
-func copyObj(o *Object) *Object {
-	if o == nil {
-		return nil
-	}
-	c := *o
-	c.refs, c.ord = nil, nil
-	return &c
-}
-
 func (w *witness) reportLocked(r Report) {
-	r.Object, r.Holder = copyObj(r.Object), copyObj(r.Holder)
 	r.Tail = w.trace.tail(6)
 	if old, dropped := w.reports.add(r); dropped {
 		w.dropped[old.Kind]++
@@ -484,7 +650,7 @@ func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) 
 		return reported(err)
 	}
 	if o.Freed {
-		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: o, Use: at})
+		w.reportLocked(Report{Kind: DoubleFree, Claim: fmt.Sprintf("%s freed twice", o), Object: view(o, nil), Use: at})
 		return nil
 	}
 	w.freeLocked(o, at)
@@ -497,20 +663,20 @@ func (w *witness) free(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) 
 // VNET (EPERM) or of another kind (EINVAL). actor "" is the kernel itself.
 // A forgotten object is reported and fails with errForgotten (see
 // reported).
-func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*obj, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.freeableLocked(id, vnet, actor, at, want)
 }
 
-func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*Object, error) {
+func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*obj, error) {
 	o := w.objs[id]
 	if o == nil {
 		return w.getLocked(id, vnet, at, DoubleFree)
 	}
-	if actor != "" && o.Owner != actor {
-		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s", actor, o), Object: o, Use: at})
-		return nil, fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	if actor != "" && o.owner() != actor {
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s", actor, o), Object: view(o, nil), Use: at})
+		return nil, fmt.Errorf("%s belongs to module %s: %w", o, o.owner(), errForeign)
 	}
 	if _, err := w.getLocked(id, vnet, at, DoubleFree); err != nil {
 		return nil, err
@@ -521,31 +687,43 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 	return o, nil
 }
 
-func (w *witness) freeLocked(o *Object, at Site) {
+func (w *witness) freeLocked(o *obj, at Site) {
 	w.freeing(o, at)
 	for _, hr := range o.holders() {
 		h := w.objs[hr.id]
 		if h != nil && !h.Freed {
 			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
-			if died, ok := w.dead[h.Owner]; ok {
-				claim += fmt.Sprintf(": module %s is dead (it died in %s) and can no longer release it", h.Owner, died)
+			if died, ok := w.dead[h.owner()]; ok {
+				claim += fmt.Sprintf(": module %s is dead (it died in %s) and can no longer release it", h.owner(), died)
 			}
-			w.reportLocked(Report{Kind: FreeReferenced, Claim: claim, Object: o, Holder: h, Use: at})
+			w.reportLocked(Report{Kind: FreeReferenced, Claim: claim, Object: view(o, nil), Holder: view(h, nil), Use: at})
 		}
 	}
-	o.Freed, o.FreeAt = true, w.site(at)
+	o.Freed = true
+	o.extra().freeAt = w.freeSite(at)
 	// A freed holder releases what it held, so the targets' holder sets
 	// stay truthful.
+	w.releaseLocked(o, at, false)
+}
+
+// releaseLocked drops every reference o holds, touching each target
+// (used: a release that uses what it releases).
+func (w *witness) releaseLocked(o *obj, at Site, used bool) {
 	for _, tr := range o.holds() {
 		if t := w.objs[tr.id]; t != nil {
 			w.accessHeld(o, t, at)
-			if t.refs != nil {
-				t.refs.holders.sub(o.ID, true)
+			if used {
+				w.useLocked(t, at)
+			}
+			if t.x != nil {
+				t.x.refs.holders.sub(o.ID, true)
+				t.tidy()
 			}
 		}
 	}
-	if o.refs != nil {
-		o.refs.holds = nil
+	if o.x != nil {
+		o.x.refs.holds = nil
+		o.tidy()
 	}
 }
 
@@ -562,9 +740,9 @@ func (w *witness) use(id sdk.ObjID, vnet string, at Site) error {
 	return nil
 }
 
-func (w *witness) useLocked(o *Object, at Site) {
+func (w *witness) useLocked(o *obj, at Site) {
 	if o.Freed {
-		w.reportLocked(Report{Kind: UseAfterFree, Claim: fmt.Sprintf("use of freed %s", o), Object: o, Use: at})
+		w.reportLocked(Report{Kind: UseAfterFree, Claim: fmt.Sprintf("use of freed %s", o), Object: view(o, nil), Use: at})
 	}
 }
 
@@ -586,7 +764,7 @@ func (w *witness) lock(id sdk.ObjID, vnet string, at Site, acquire bool) error {
 	if o.Freed {
 		// Releasing after a reported acquisition adds nothing.
 		if acquire {
-			w.reportLocked(Report{Kind: DestroyedLock, Claim: fmt.Sprintf("lock %q", o.Name), Object: o, Use: at})
+			w.reportLocked(Report{Kind: DestroyedLock, Claim: fmt.Sprintf("lock %q", o.Name), Object: view(o, nil), Use: at})
 		}
 		return nil
 	}
@@ -613,17 +791,19 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 	return nil
 }
 
-func (w *witness) holdLocked(h, t *Object, on bool) {
+func (w *witness) holdLocked(h, t *obj, on bool) {
 	if on {
-		h.ensureRefs().holds.add(t.ID)
-		t.ensureRefs().holders.add(h.ID)
+		h.extra().refs.holds.add(t.ID)
+		t.extra().refs.holders.add(h.ID)
 		return
 	}
-	if h.refs != nil {
-		h.refs.holds.sub(t.ID, false)
+	if h.x != nil {
+		h.x.refs.holds.sub(t.ID, false)
+		h.tidy()
 	}
-	if t.refs != nil {
-		t.refs.holders.sub(h.ID, false)
+	if t.x != nil {
+		t.x.refs.holders.sub(h.ID, false)
+		t.tidy()
 	}
 }
 
@@ -636,7 +816,9 @@ func (w *witness) move(id sdk.ObjID, to string) {
 		return
 	}
 	w.unindex(o)
-	o.Vnet, o.vkey = vnetName(to), to
+	at := *o.at
+	at.vl = w.ledger(to)
+	o.at = &at
 	w.index(o)
 }
 
@@ -649,15 +831,15 @@ func (w *witness) fault(module, claim string, at Site) {
 }
 
 // byAlloc orders objects as they were allocated.
-func byAlloc(objs []*Object) {
+func byAlloc(objs []*obj) {
 	sort.Slice(objs, func(i, j int) bool { return int32(objs[i].seq-objs[j].seq) < 0 })
 }
 
 // leaks reports every live object of objs matching keep, in allocation
 // order, then, with prune, forgets every one that matched (its VNET or
 // module is gone).
-func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at Site, prune bool) int {
-	var matched []*Object
+func (w *witness) leaks(objs []*obj, keep func(*obj) bool, why string, at Site, prune bool) int {
+	var matched []*obj
 	for _, o := range objs {
 		if keep(o) {
 			matched = append(matched, o)
@@ -668,7 +850,7 @@ func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at 
 	for _, o := range matched {
 		if !o.Freed {
 			n++
-			w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: o, Use: at, Release: w.ord.releaser(o)})
+			w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s left %s", o, why), Object: view(o, nil), Use: at, Release: w.ord.releaser(o.owner(), o.vkey() == "")})
 		}
 	}
 	if prune {
@@ -682,7 +864,7 @@ func (w *witness) leaks(objs []*Object, keep func(*Object) bool, why string, at 
 
 // dropLocked forgets o, keeping its details in the graves; why says how
 // it was left, for a leaked object.
-func (w *witness) dropLocked(o *Object, why string) {
+func (w *witness) dropLocked(o *obj, why string) {
 	w.graves.add(o, why)
 	delete(w.objs, o.ID)
 	w.unindex(o)
@@ -695,12 +877,12 @@ func (w *witness) shrink() {
 	if w.peak < 4096 || len(w.objs) > w.peak/4 {
 		return
 	}
-	objs := make(map[sdk.ObjID]*Object, len(w.objs))
+	objs := make(map[sdk.ObjID]*obj, len(w.objs))
 	for id, o := range w.objs {
 		objs[id] = o
 	}
 	w.objs, w.peak = objs, len(objs)
-	byVnet := make(map[string][]*Object, len(w.byVnet))
+	byVnet := make(map[string]*vledger, len(w.byVnet))
 	for v, l := range w.byVnet {
 		byVnet[v] = l
 	}
@@ -711,16 +893,21 @@ func (w *witness) shrink() {
 func (w *witness) vnetGone(vnet string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	l := w.byVnet[vnet]
-	delete(w.byVnet, vnet)
-	n := w.leaks(l, func(*Object) bool { return true }, "in "+vnetName(vnet)+" after its destroy", at, true)
+	var l []*obj
+	if vl := w.byVnet[vnet]; vl != nil {
+		// Taken off first, so that forgetting each object does not
+		// look for it in the list.
+		l, vl.objs = vl.objs, nil
+		delete(w.byVnet, vnet)
+	}
+	n := w.leaks(l, func(*obj) bool { return true }, "in "+vnetName(vnet)+" after its destroy", at, true)
 	w.ord.forgetVnet(vnet)
 	return n
 }
 
 // all lists every object in the ledger.
-func (w *witness) all() []*Object {
-	out := make([]*Object, 0, len(w.objs))
+func (w *witness) all() []*obj {
+	out := make([]*obj, 0, len(w.objs))
 	for _, o := range w.objs {
 		out = append(out, o)
 	}
@@ -735,7 +922,7 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.dead, module)
-	return w.leaks(w.all(), func(o *Object) bool { return o.Owner == module }, "owned by "+module+" after "+why, at, true)
+	return w.leaks(w.all(), func(o *obj) bool { return o.owner() == module }, "owned by "+module+" after "+why, at, true)
 }
 
 // live lists the live objects of the VNETs called vnet ("" global), or
@@ -743,13 +930,18 @@ func (w *witness) moduleGone(module, why string, at Site) int {
 func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []*Object
+	var objs []*obj
 	for _, o := range w.objs {
-		if !o.Freed && (all || o.Vnet == vnet) {
-			out = append(out, copyObj(o))
+		if !o.Freed && (all || o.vnet() == vnet) {
+			objs = append(objs, o)
 		}
 	}
-	byAlloc(out)
+	byAlloc(objs)
+	out := make([]*Object, len(objs))
+	sites := map[*callSite]*Site{}
+	for i, o := range objs {
+		out[i] = view(o, sites)
+	}
 	return out
 }
 
@@ -778,18 +970,7 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 	if o == nil {
 		return
 	}
-	for _, tr := range o.holds() {
-		if t := w.objs[tr.id]; t != nil {
-			w.accessHeld(o, t, at)
-			w.useLocked(t, at)
-			if t.refs != nil {
-				t.refs.holders.sub(id, true)
-			}
-		}
-	}
-	if o.refs != nil {
-		o.refs.holds = nil
-	}
+	w.releaseLocked(o, at, true)
 }
 
 // assertGone reports a live object that should be gone by now (a
@@ -803,7 +984,7 @@ func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 		return
 	}
 	if !o.Freed {
-		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: o, Use: at, Release: w.ord.releaser(o)})
+		w.reportLocked(Report{Kind: Leak, Claim: fmt.Sprintf("%s %s", o, claim), Object: view(o, nil), Use: at, Release: w.ord.releaser(o.owner(), o.vkey() == "")})
 	}
 	w.dropLocked(o, claim)
 }
@@ -821,7 +1002,7 @@ type graves struct {
 }
 
 type grave struct {
-	obj Object // a copy, without references
+	obj obj    // a copy
 	why string // how a leaked object was left
 }
 
@@ -829,12 +1010,12 @@ type grave struct {
 // made when a late use needs it, not for every object forgotten.
 func (g grave) reason() string {
 	if g.obj.Freed {
-		return "freed by " + g.obj.FreeAt.String()
+		return "freed by " + g.obj.freeAt().site().String()
 	}
 	return g.why
 }
 
-func (g *graves) add(o *Object, why string) {
+func (g *graves) add(o *obj, why string) {
 	if g.limit <= 0 {
 		return
 	}
@@ -845,7 +1026,7 @@ func (g *graves) add(o *Object, why string) {
 	if old, dropped := g.order.add(o.ID); dropped {
 		delete(g.byID, old)
 	}
-	g.byID[o.ID] = grave{obj: *copyObj(o), why: why}
+	g.byID[o.ID] = grave{obj: *o, why: why}
 }
 
 func (g *graves) get(id sdk.ObjID) (grave, bool) {
@@ -869,13 +1050,13 @@ func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
 		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
 	case o == nil:
 		return "", fmt.Errorf("object #%d: %w", id, ErrGone)
-	case o.Owner != actor:
-		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: o, Use: at})
-		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.Owner, errForeign)
+	case o.owner() != actor:
+		w.reportLocked(Report{Kind: ForeignFree, Claim: fmt.Sprintf("%s does not own %s: CURVNET_SET to it refused", actor, o), Object: view(o, nil), Use: at})
+		return "", fmt.Errorf("%s belongs to module %s: %w", o, o.owner(), errForeign)
 	case o.Freed:
 		return "", fmt.Errorf("%s: %w", o, ErrGone)
 	}
-	return o.vkey, nil
+	return o.vkey(), nil
 }
 
 // nameClash reports an interface that came home to a VNET where its name
@@ -888,7 +1069,7 @@ func (w *witness) nameClash(id, other sdk.ObjID, claim string, at Site) {
 		return
 	}
 	if h := w.objs[other]; h != nil {
-		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.Alloc)
+		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.at.site())
 	}
-	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: o, Use: at})
+	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: view(o, nil), Use: at})
 }
