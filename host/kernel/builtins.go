@@ -436,7 +436,7 @@ func (k *Kernel) domIfattach(v *vnet, ifp *ifnet, via Site) {
 		o := k.w.alloc(KindAfdata, d.afdata+"("+ifp.name+")", d.module, v.key, at)
 		_ = k.w.hold(o.ID, ifp.id, v.key, at, true)
 		v.mu.Lock()
-		ifp.afdata[d.module] = o.ID
+		ifp.afdata.set(d.module, o.ID)
 		v.mu.Unlock()
 	}
 }
@@ -450,8 +450,7 @@ func (k *Kernel) domIfdetach(v *vnet, ifp *ifnet, via Site) {
 
 func (k *Kernel) domIfdetachOne(v *vnet, ifp *ifnet, d domain, via Site) {
 	v.mu.Lock()
-	id := ifp.afdata[d.module]
-	delete(ifp.afdata, d.module)
+	id := ifp.afdata.take(d.module)
 	ifp.dropAddrs(d.module)
 	v.mu.Unlock()
 	if id == 0 {

@@ -125,7 +125,7 @@ func (k *Kernel) IfRename(_ context.Context, vnetName, ifname, newname string) e
 // interface (not attached in the VNET yet, or gone).
 func (k *Kernel) IfAddAddr(_ context.Context, vnetName, ifname string, a IfAddr, alias bool) error {
 	return k.ifOp(vnetName, ifname, OpIfAddAddr, func(_ *vnet, ifp *ifnet) error {
-		if ifp.afdata[a.Family] == 0 {
+		if ifp.afdata.of(a.Family) == 0 {
 			return fmt.Errorf("%s is not attached to %s: %w", a.Family, ifname, syscall.EAFNOSUPPORT)
 		}
 		for _, o := range ifp.addrs {

@@ -21,11 +21,11 @@ type ifnet struct {
 	home   *vnet
 	vnet   *vnet
 	owner  *modRec
-	cloner string // "" for physical interfaces
-	flags  map[string]int
+	cloner string         // "" for physical interfaces
+	flags  map[string]int // nil until a flag is set
 	up     bool
-	afdata map[string]sdk.ObjID // per-domain data (if_afdata[AF_INET6] ...)
-	mtu    int                  // 0: defaultMTU
+	afdata afdataList // per-domain data (if_afdata[AF_INET6] ...)
+	mtu    int        // 0: defaultMTU
 	descr  string
 	addrs  []IfAddr // each kept while its domain's afdata is (ifconf.go)
 	// unit is a simple cloner's unit, taken in home's units until the
@@ -41,6 +41,48 @@ type ifnet struct {
 	// caps are its enabled capabilities (if_capenable): its cloner's
 	// declaration, or its physical driver's (physCaps).
 	caps sdk.IfCap
+}
+
+// afdataList is an interface's per-domain data: the witness object of
+// each domain attached (two at most, inet and inet6), so a list, not a
+// map.
+type afdataList []afdatum
+
+type afdatum struct {
+	domain string
+	id     sdk.ObjID
+}
+
+// of is domain's object, 0 if none.
+func (l afdataList) of(domain string) sdk.ObjID {
+	for _, d := range l {
+		if d.domain == domain {
+			return d.id
+		}
+	}
+	return 0
+}
+
+// set records domain's object.
+func (l *afdataList) set(domain string, id sdk.ObjID) {
+	for i, d := range *l {
+		if d.domain == domain {
+			(*l)[i].id = id
+			return
+		}
+	}
+	*l = append(*l, afdatum{domain: domain, id: id})
+}
+
+// take forgets domain's object and returns it, 0 if none.
+func (l *afdataList) take(domain string) sdk.ObjID {
+	for i, d := range *l {
+		if d.domain == domain {
+			*l = slices.Delete(*l, i, i+1)
+			return d.id
+		}
+	}
+	return 0
 }
 
 // physCaps are the capabilities of the kernel's physical drivers'
@@ -155,13 +197,10 @@ func (v *vnet) takeUnit(cloner string, unit int) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	u := cloneUnit{cloner, unit}
-	if _, taken := v.units[u]; taken {
+	if slices.Contains(v.units, u) {
 		return false
 	}
-	if v.units == nil { // most VNETs have one: lo0
-		v.units = map[cloneUnit]struct{}{}
-	}
-	v.units[u] = struct{}{}
+	v.units = append(v.units, u)
 	return true
 }
 
@@ -169,8 +208,7 @@ func (v *vnet) takeUnit(cloner string, unit int) bool {
 func (v *vnet) unitFree(cloner string, unit int) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	_, taken := v.units[cloneUnit{cloner, unit}]
-	return !taken
+	return !slices.Contains(v.units, cloneUnit{cloner, unit})
 }
 
 // freeUnit gives back the unit ifp holds in v, its home, if any.
@@ -180,7 +218,9 @@ func (v *vnet) freeUnit(ifp *ifnet) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	delete(v.units, cloneUnit{ifp.cloner, ifp.unit})
+	if i := slices.Index(v.units, cloneUnit{ifp.cloner, ifp.unit}); i >= 0 {
+		v.units = slices.Delete(v.units, i, i+1)
+	}
 }
 
 // ifInfo describes the interface called name in v, read under v.mu: a

@@ -204,7 +204,7 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 	if err := sdk.ValidIfName(name); err != nil {
 		return sdk.IfInfo{}, fmt.Errorf("if_attach: %w", err)
 	}
-	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, flags: map[string]int{}, afdata: map[string]sdk.ObjID{}, unit: -1}
+	ifp := &ifnet{name: name, driver: driver, home: p.v, owner: p.mod, unit: -1}
 	c, cloned := p.mod.decl.Cloner(driver)
 	ifp.caps = physCaps[driver]
 	if cloned {
@@ -321,6 +321,9 @@ func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
 		n--
 	} else {
 		return fmt.Errorf("%s: %s: flag not set: %w", flag, name, syscall.EINVAL)
+	}
+	if ifp.flags == nil {
+		ifp.flags = map[string]int{}
 	}
 	ifp.flags[flag] = n
 	return nil
@@ -520,7 +523,7 @@ var _ base = (*kpi)(nil)
 func (p *kpi) vnetVar() any {
 	p.v.mu.Lock()
 	defer p.v.mu.Unlock()
-	return p.v.vars[p.mod.decl.Name]
+	return p.v.varLocked(p.mod.decl.Name)
 }
 
 func (p *kpi) setVnetVar(val any) { p.v.setVar(p.mod.decl.Name, val) }
@@ -530,7 +533,8 @@ func (p *kpi) listInit(member ObjKind, name string) error {
 		return err
 	}
 	li, ok := listInfos[member]
-	if !ok {
+	slot, listed := listSlot(member)
+	if !ok || !listed {
 		return fmt.Errorf("%s: no list of %v: %w", name, member, syscall.EINVAL)
 	}
 	if p.v.list(member) != 0 {
@@ -538,7 +542,7 @@ func (p *kpi) listInit(member ObjKind, name string) error {
 	}
 	id := p.alloc(listKind(member), name)
 	p.v.mu.Lock()
-	p.v.lists[member] = id
+	p.v.lists[slot] = id
 	p.v.mu.Unlock()
 	return nil
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -41,24 +42,31 @@ type vnet struct {
 	ifs  map[string]*ifnet
 	dups []*ifnet
 	// units are the units of the simple cloners' interfaces whose home
-	// this is, by cloner: taken while the interface exists, wherever it
-	// has moved (ifc_alloc_unit on the VNET's cloner).
-	units map[cloneUnit]struct{}
+	// this is: taken while the interface exists, wherever it has moved
+	// (ifc_alloc_unit on the VNET's cloner). Most VNETs have one, lo0's,
+	// so a list, not a map.
+	units []cloneUnit
 	// done is closed when the VNET is gone (its teardown over).
 	done chan struct{}
 	// lists are the frameworks' lists, by the kind of object they list
-	// (KindIfnet: the ifnet list; KindPfilHead, KindHhookHead: the head
-	// lists): witness objects the frameworks' VNET_SYSINITs allocate
-	// (base.listInit). An id stays after its list is freed, as a V_
-	// pointer does, so a late use is reported as a use after free.
-	lists map[ObjKind]sdk.ObjID
+	// (listSlot: the ifnet list, the pfil and hhook head lists): witness
+	// objects the frameworks' VNET_SYSINITs allocate (base.listInit). An
+	// id stays after its list is freed, as a V_ pointer does, so a late
+	// use is reported as a use after free.
+	lists [len(listKinds)]sdk.ObjID
 	// heads are the named heads modules registered through the KPI
 	// (pfil heads, hhook heads, encap tables): a few per VNET, so a
 	// list, not maps.
 	heads []namedHead
 	// vars are the base-system modules' per-VNET state (their
-	// VNET_DEFINEs, base.vnetVar), by module.
-	vars map[string]any
+	// VNET_DEFINEs, base.vnetVar): a few, so a list, not a map.
+	vars []varEntry
+}
+
+// varEntry is a module's per-VNET state in a VNET.
+type varEntry struct {
+	module string
+	val    any
 }
 
 // cloneUnit is a unit of a simple cloner.
@@ -76,8 +84,7 @@ const (
 )
 
 func newVnet(name, key string) *vnet {
-	return &vnet{name: name, key: key, ifs: map[string]*ifnet{}, lists: map[ObjKind]sdk.ObjID{},
-		vars: map[string]any{}, done: make(chan struct{})}
+	return &vnet{name: name, key: key, ifs: map[string]*ifnet{}, done: make(chan struct{})}
 }
 
 // vnetKey is the key of the seq'th VNET called name (KPI.VnetKey, the
@@ -113,19 +120,38 @@ func shutdownAt(destroying bool, state sdk.Sub) bool {
 func varOf[T any](v *vnet, module string) (T, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	val, ok := v.vars[module].(T)
+	val, ok := v.varLocked(module).(T)
 	return val, ok
+}
+
+// varLocked is module's per-VNET state in v, nil if none (v.mu held).
+func (v *vnet) varLocked(module string) any {
+	for _, x := range v.vars {
+		if x.module == module {
+			return x.val
+		}
+	}
+	return nil
 }
 
 // setVar stores module's per-VNET state in v; nil forgets it.
 func (v *vnet) setVar(module string, val any) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if val == nil {
-		delete(v.vars, module)
+	for i, x := range v.vars {
+		if x.module != module {
+			continue
+		}
+		if val == nil {
+			v.vars = slices.Delete(v.vars, i, i+1)
+		} else {
+			v.vars[i].val = val
+		}
 		return
 	}
-	v.vars[module] = val
+	if val != nil {
+		v.vars = append(v.vars, varEntry{module: module, val: val})
+	}
 }
 
 // namedHead is a head of a kind registered under a name in a VNET.
@@ -207,7 +233,20 @@ func (v *vnet) dropHeads(kind ObjKind) []namedHead {
 func (v *vnet) list(member ObjKind) sdk.ObjID {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.lists[member]
+	if i, ok := listSlot(member); ok {
+		return v.lists[i]
+	}
+	return 0
+}
+
+// listKinds are the kinds of the objects the frameworks list, each at
+// its slot of vnet.lists.
+var listKinds = [...]ObjKind{KindIfnet, KindPfilHead, KindHhookHead}
+
+// listSlot is the slot of the list of member objects in vnet.lists.
+func listSlot(member ObjKind) (int, bool) {
+	i := slices.Index(listKinds[:], member)
+	return i, i >= 0
 }
 
 // listInfo names a framework's list, for messages: what it is and the
