@@ -1,8 +1,11 @@
 package kernel
 
 import (
+	"errors"
 	"testing"
 	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestLedgerRecordSizes: the ledger holds one obj per object allocated
@@ -18,12 +21,41 @@ func TestLedgerRecordSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"obj", unsafe.Sizeof(obj{}), 48},
-		{"callSite", unsafe.Sizeof(callSite{}), 48},
+		{"callSite", unsafe.Sizeof(callSite{}), 32},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.size > tt.max {
 				t.Errorf("%s is %d bytes, want at most %d (its size class)", tt.name, tt.size, tt.max)
 			}
 		})
+	}
+}
+
+// TestLedgerMoveKeepsSites: an object moved to another VNET (an ifnet on
+// vmove) is listed in its new VNET, while where it was allocated, and
+// the other objects allocated by the same call, still name the old one.
+func TestLedgerMoveKeepsSites(t *testing.T) {
+	w := newWitness(&tracer{off: true}, 0)
+	at := Site{Module: "m", Entry: "e", Vnet: "j1"}
+	moved := w.alloc(KindIfnet, "em0", "m", "j1@1", at)
+	stays := w.alloc(KindMemory, "softc", "m", "j1@1", at)
+	w.move(moved.ID, "j2@2")
+	type got struct{ Name, Vnet, AllocVnet string }
+	var gots []got
+	for _, o := range w.live("", true) {
+		gots = append(gots, got{o.Name, o.Vnet, o.Alloc.Vnet})
+	}
+	want := []got{{"em0", "j2", "j1"}, {"softc", "j1", "j1"}}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("objects after the move (-want +got):\n%s", diff)
+	}
+	if _, err := w.getLocked(stays.ID, "j1@1", at, UseAfterFree); err != nil {
+		t.Errorf("the object that stayed, from j1: %v", err)
+	}
+	if _, err := w.getLocked(moved.ID, "j2@2", at, UseAfterFree); err != nil {
+		t.Errorf("the moved object, from j2: %v", err)
+	}
+	if _, err := w.getLocked(moved.ID, "j1@1", at, UseAfterFree); !errors.Is(err, errCrossVnet) {
+		t.Errorf("the moved object, from j1: %v, want errCrossVnet", err)
 	}
 }

@@ -135,14 +135,16 @@ type objExtra struct {
 
 // callSite is a Site as the ledger keeps it, shared by the objects one
 // call allocates or frees: what every VNET's run of an entry shares is
-// in fixed, one per witness (siteFixed); the VNET and the pass instance
+// in fixed, one per witness (siteFixed); the pass instance and the VNET
 // are its own.
 type callSite struct {
 	fixed *siteFixed
-	vnet  string // Site.Vnet
 	pass  uint64 // Site.Cause.Pass
-	// vl is the VNET of the objects allocated here (nil for a free).
+	// vl is the VNET of the objects allocated or freed here.
 	vl *vledger
+	// vnet is Site.Vnet when it is not vl's name (nil when it is, as
+	// for most: the objects of a VNET's entry are in that VNET).
+	vnet *string
 }
 
 // siteFixed is a Site without its VNET and pass instance, with the owner
@@ -162,7 +164,7 @@ const maxSiteFixed = 1 << 14
 // site is the Site c stands for.
 func (c *callSite) site() Site {
 	f := c.fixed
-	return Site{Module: f.module, Entry: f.entry, Rank: f.rank, Vnet: c.vnet, Via: f.via,
+	return Site{Module: f.module, Entry: f.entry, Rank: f.rank, Vnet: c.vnetName(), Via: f.via,
 		Cause: Cause{Pass: c.pass, Kind: f.causeKind, Entry: f.causeEntry}}
 }
 
@@ -171,10 +173,18 @@ func (c *callSite) cause() Cause {
 	return Cause{Pass: c.pass, Kind: c.fixed.causeKind, Entry: c.fixed.causeEntry}
 }
 
+// vnetName is c's Site.Vnet.
+func (c *callSite) vnetName() string {
+	if c.vnet != nil {
+		return *c.vnet
+	}
+	return c.vl.name
+}
+
 // is reports whether c is at, for owner's objects in vl.
 func (c *callSite) is(at Site, owner string, vl *vledger) bool {
 	f := c.fixed
-	return c.vl == vl && c.vnet == at.Vnet && c.pass == at.Cause.Pass && f.owner == owner &&
+	return c.vl == vl && c.vnetName() == at.Vnet && c.pass == at.Cause.Pass && f.owner == owner &&
 		f.module == at.Module && f.entry == at.Entry && f.rank == at.Rank && f.via == at.Via &&
 		f.causeKind == at.Cause.Kind && f.causeEntry == at.Cause.Entry
 }
@@ -525,17 +535,27 @@ func (w *witness) ledger(vnet string) *vledger {
 // share it.
 func (w *witness) allocSite(at Site, owner string, vl *vledger) *callSite {
 	if c := w.lastAlloc; c == nil || !c.is(at, owner, vl) {
-		w.lastAlloc = &callSite{fixed: w.siteFixed(at, owner), vnet: at.Vnet, pass: at.Cause.Pass, vl: vl}
+		w.lastAlloc = w.newSite(at, owner, vl)
 	}
 	return w.lastAlloc
 }
 
-// freeSite is the site of a free at at, shared as allocSite's are.
-func (w *witness) freeSite(at Site) *callSite {
-	if c := w.lastFree; c == nil || !c.is(at, "", nil) {
-		w.lastFree = &callSite{fixed: w.siteFixed(at, ""), vnet: at.Vnet, pass: at.Cause.Pass}
+// freeSite is the site of a free at at of an object in vl, shared as
+// allocSite's are.
+func (w *witness) freeSite(at Site, vl *vledger) *callSite {
+	if c := w.lastFree; c == nil || !c.is(at, "", vl) {
+		w.lastFree = w.newSite(at, "", vl)
 	}
 	return w.lastFree
+}
+
+func (w *witness) newSite(at Site, owner string, vl *vledger) *callSite {
+	c := &callSite{fixed: w.siteFixed(at, owner), pass: at.Cause.Pass, vl: vl}
+	if at.Vnet != vl.name {
+		v := at.Vnet
+		c.vnet = &v
+	}
+	return c
 }
 
 // siteFixed is the part of at that every VNET's run of its entry shares,
@@ -700,7 +720,7 @@ func (w *witness) freeLocked(o *obj, at Site) {
 		}
 	}
 	o.Freed = true
-	o.extra().freeAt = w.freeSite(at)
+	o.extra().freeAt = w.freeSite(at, o.at.vl)
 	// A freed holder releases what it held, so the targets' holder sets
 	// stay truthful.
 	w.releaseLocked(o, at, false)
@@ -816,8 +836,10 @@ func (w *witness) move(id sdk.ObjID, to string) {
 		return
 	}
 	w.unindex(o)
+	// A site of its own, still naming the VNET it was allocated in.
 	at := *o.at
-	at.vl = w.ledger(to)
+	name := o.at.vnetName()
+	at.vl, at.vnet = w.ledger(to), &name
 	o.at = &at
 	w.index(o)
 }
