@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -126,8 +128,8 @@ type objExtra struct {
 	// freeAt is where it was freed, nil while it is live.
 	freeAt *callSite
 	// refs are the objects this one references (holds) and those that
-	// reference it (holders).
-	refs objRefs
+	// reference it (holders), in one list.
+	refs refList
 	// ord is what the ordering analysis keeps while uninit passes touch
 	// it (constraints.go).
 	ord *objOrder
@@ -230,7 +232,7 @@ func (o *obj) extra() *objExtra {
 
 // tidy lets x go once it holds nothing.
 func (o *obj) tidy() {
-	if x := o.x; x != nil && x.freeAt == nil && x.ord == nil && len(x.refs.holds) == 0 && len(x.refs.holders) == 0 {
+	if x := o.x; x != nil && x.freeAt == nil && x.ord == nil && len(x.refs) == 0 {
 		o.x = nil
 	}
 }
@@ -262,31 +264,35 @@ func view(o *obj, sites map[*callSite]*Site) *Object {
 	return v
 }
 
-// objRefs are an object's references, each with its count.
-type objRefs struct{ holds, holders refList }
-
-// refList is a small multiset of object ids: objects hold a few others.
+// refList is an object's references, each with its count: a small
+// multiset of the objects it holds and of those that hold it (objects
+// hold a few others).
 type refList []objRef
 
 type objRef struct {
 	id sdk.ObjID
-	n  int
+	// n counts the references; it stays at its maximum, past 4 billion.
+	n uint32
+	// holder says id holds the object; else the object holds id.
+	holder bool
 }
 
-func (l *refList) add(id sdk.ObjID) {
-	for i := range *l {
-		if (*l)[i].id == id {
-			(*l)[i].n++
+func (l *refList) add(id sdk.ObjID, holder bool) {
+	for i, r := range *l {
+		if r.id == id && r.holder == holder {
+			if r.n < math.MaxUint32 {
+				(*l)[i].n++
+			}
 			return
 		}
 	}
-	*l = append(*l, objRef{id: id, n: 1})
+	*l = append(*l, objRef{id: id, n: 1, holder: holder})
 }
 
-// sub takes one reference to id away, all of them with all.
-func (l *refList) sub(id sdk.ObjID, all bool) {
+// sub takes one reference to or from id away, all of them with all.
+func (l *refList) sub(id sdk.ObjID, holder, all bool) {
 	for i, r := range *l {
-		if r.id == id {
+		if r.id == id && r.holder == holder {
 			if r.n > 1 && !all {
 				(*l)[i].n--
 				return
@@ -297,18 +303,18 @@ func (l *refList) sub(id sdk.ObjID, all bool) {
 	}
 }
 
-func (o *obj) holds() refList {
+// refs lists the objects o holds (holders false) or those that hold it.
+func (o *obj) refs(holders bool) []sdk.ObjID {
 	if o.x == nil {
 		return nil
 	}
-	return o.x.refs.holds
-}
-
-func (o *obj) holders() refList {
-	if o.x == nil {
-		return nil
+	var out []sdk.ObjID
+	for _, r := range o.x.refs {
+		if r.holder == holders {
+			out = append(out, r.id)
+		}
 	}
-	return o.x.refs.holders
+	return out
 }
 
 // ReportKind classifies a witness report.
@@ -709,8 +715,8 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 
 func (w *witness) freeLocked(o *obj, at Site) {
 	w.freeing(o, at)
-	for _, hr := range o.holders() {
-		h := w.objs[hr.id]
+	for _, hid := range o.refs(true) {
+		h := w.objs[hid]
 		if h != nil && !h.Freed {
 			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
 			if died, ok := w.dead[h.owner()]; ok {
@@ -729,20 +735,20 @@ func (w *witness) freeLocked(o *obj, at Site) {
 // releaseLocked drops every reference o holds, touching each target
 // (used: a release that uses what it releases).
 func (w *witness) releaseLocked(o *obj, at Site, used bool) {
-	for _, tr := range o.holds() {
-		if t := w.objs[tr.id]; t != nil {
+	for _, tid := range o.refs(false) {
+		if t := w.objs[tid]; t != nil {
 			w.accessHeld(o, t, at)
 			if used {
 				w.useLocked(t, at)
 			}
 			if t.x != nil {
-				t.x.refs.holders.sub(o.ID, true)
+				t.x.refs.sub(o.ID, true, true)
 				t.tidy()
 			}
 		}
 	}
 	if o.x != nil {
-		o.x.refs.holds = nil
+		o.x.refs = slices.DeleteFunc(o.x.refs, func(r objRef) bool { return !r.holder })
 		o.tidy()
 	}
 }
@@ -813,16 +819,16 @@ func (w *witness) hold(holder, target sdk.ObjID, vnet string, at Site, on bool) 
 
 func (w *witness) holdLocked(h, t *obj, on bool) {
 	if on {
-		h.extra().refs.holds.add(t.ID)
-		t.extra().refs.holders.add(h.ID)
+		h.extra().refs.add(t.ID, false)
+		t.extra().refs.add(h.ID, true)
 		return
 	}
 	if h.x != nil {
-		h.x.refs.holds.sub(t.ID, false)
+		h.x.refs.sub(t.ID, false, false)
 		h.tidy()
 	}
 	if t.x != nil {
-		t.x.refs.holders.sub(h.ID, false)
+		t.x.refs.sub(h.ID, true, false)
 		t.tidy()
 	}
 }
