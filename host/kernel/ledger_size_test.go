@@ -24,6 +24,7 @@ func TestLedgerRecordSizes(t *testing.T) {
 		{"obj", unsafe.Sizeof(obj{}), 48},
 		{"objExtra", unsafe.Sizeof(objExtra{}), 48},
 		{"callSite", unsafe.Sizeof(callSite{}), 32},
+		{"vledger", unsafe.Sizeof(vledger{}), 48},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.size > tt.max {

@@ -180,7 +180,7 @@ func (c *callSite) vnetName() string {
 	if c.vnet != nil {
 		return *c.vnet
 	}
-	return c.vl.name
+	return c.vl.name()
 }
 
 // is reports whether c is at, for owner's objects in vl.
@@ -192,17 +192,20 @@ func (c *callSite) is(at Site, owner string, vl *vledger) bool {
 }
 
 // vledger is one VNET instance's part of the ledger, or the global
-// objects' (key ""): its key (vnet.key), its name, and its objects, in
-// no particular order.
+// objects' (key ""): its key (vnet.key) and its objects, in no
+// particular order.
 type vledger struct {
-	key, name string
-	objs      []*obj
+	key  string
+	objs []*obj
 }
+
+// name is the name of the VNET (vnetName).
+func (vl *vledger) name() string { return vnetName(vl.key) }
 
 func (o *obj) owner() string { return o.at.fixed.owner }
 
 // vnet is the name of the object's VNET, "" for a global one.
-func (o *obj) vnet() string { return o.at.vl.name }
+func (o *obj) vnet() string { return o.at.vl.name() }
 
 // vkey is the witness's key of the object's VNET instance (vnet.key; ""
 // for global objects): two VNETs of one name, a dying one and its
@@ -530,7 +533,7 @@ func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet stri
 func (w *witness) ledger(vnet string) *vledger {
 	vl := w.byVnet[vnet]
 	if vl == nil {
-		vl = &vledger{key: vnet, name: vnetName(vnet)}
+		vl = &vledger{key: vnet}
 		w.byVnet[vnet] = vl
 	}
 	return vl
@@ -557,7 +560,7 @@ func (w *witness) freeSite(at Site, vl *vledger) *callSite {
 
 func (w *witness) newSite(at Site, owner string, vl *vledger) *callSite {
 	c := &callSite{fixed: w.siteFixed(at, owner), pass: at.Cause.Pass, vl: vl}
-	if at.Vnet != vl.name {
+	if at.Vnet != vl.name() {
 		v := at.Vnet
 		c.vnet = &v
 	}
