@@ -525,7 +525,7 @@ func (w *witness) lookup(vnet string, kind ObjKind, name string, id sdk.ObjID, a
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if id != 0 {
-		if o := w.objs[id]; o != nil {
+		if o := w.objs.get(id); o != nil {
 			w.access(o, at, RuleLookup, false)
 		}
 		return

@@ -83,6 +83,6 @@ func TestLedgerGivesMemoryBack(t *testing.T) {
 	k.w.mu.Lock()
 	defer k.w.mu.Unlock()
 	if k.w.peak > peak/4 || len(k.w.byVnet) > 2 {
-		t.Errorf("after the destroy the ledger is sized for %d objects and %d VNETs, for %d objects now", k.w.peak, len(k.w.byVnet), len(k.w.objs))
+		t.Errorf("after the destroy the ledger is sized for %d objects and %d VNETs, for %d objects now", k.w.peak, len(k.w.byVnet), k.w.objs.len())
 	}
 }

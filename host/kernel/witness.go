@@ -446,7 +446,7 @@ type witness struct {
 	// (allocAt), by space.
 	spaces map[uint64]sdk.ObjID
 	seq    uint32
-	objs   map[sdk.ObjID]*obj
+	objs   objTable
 	// byVnet is each VNET instance's part of the ledger, by key (""
 	// the global objects').
 	byVnet map[string]*vledger
@@ -470,7 +470,7 @@ type witness struct {
 // newWitness makes a witness that keeps the newest reportLimit reports
 // (0: all of them).
 func newWitness(t *tracer, reportLimit int) *witness {
-	return &witness{objs: map[sdk.ObjID]*obj{}, byVnet: map[string]*vledger{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
+	return &witness{byVnet: map[string]*vledger{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
 		fixed: map[siteFixed]*siteFixed{}, dead: map[string]Site{}, graves: graves{limit: graveLimit},
 		reports: ring[Report]{limit: reportLimit}, dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
@@ -521,8 +521,8 @@ func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, 
 func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *obj {
 	w.seq++
 	o := &obj{ID: id, Kind: kind, Name: name, at: w.allocSite(at, owner, w.ledger(vnet)), seq: w.seq}
-	w.objs[o.ID] = o
-	w.peak = max(w.peak, len(w.objs))
+	w.objs.put(o)
+	w.peak = max(w.peak, w.objs.len())
 	w.index(o)
 	w.allocated(o, at)
 	return o
@@ -617,7 +617,7 @@ func (w *witness) unindex(o *obj) {
 // (ifFreed when it had been freed: a double free, a destroyed lock), and
 // the caller carries on as after any reported violation.
 func (w *witness) getLocked(id sdk.ObjID, vnet string, at Site, ifFreed ReportKind) (*obj, error) {
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		if w.neverAllocated(id) {
 			return nil, fmt.Errorf("object #%d: %w", id, errNoObj)
@@ -699,7 +699,7 @@ func (w *witness) freeable(id sdk.ObjID, vnet, actor string, at Site, want ObjKi
 }
 
 func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want ObjKind) (*obj, error) {
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		return w.getLocked(id, vnet, at, DoubleFree)
 	}
@@ -719,7 +719,7 @@ func (w *witness) freeableLocked(id sdk.ObjID, vnet, actor string, at Site, want
 func (w *witness) freeLocked(o *obj, at Site) {
 	w.freeing(o, at)
 	for _, hid := range o.refs(true) {
-		h := w.objs[hid]
+		h := w.objs.get(hid)
 		if h != nil && !h.Freed {
 			claim := fmt.Sprintf("%s freed while %s still references it", o, h)
 			if died, ok := w.dead[h.owner()]; ok {
@@ -739,7 +739,7 @@ func (w *witness) freeLocked(o *obj, at Site) {
 // (used: a release that uses what it releases).
 func (w *witness) releaseLocked(o *obj, at Site, used bool) {
 	for _, tid := range o.refs(false) {
-		if t := w.objs[tid]; t != nil {
+		if t := w.objs.get(tid); t != nil {
 			w.accessHeld(o, t, at)
 			if used {
 				w.useLocked(t, at)
@@ -840,7 +840,7 @@ func (w *witness) holdLocked(h, t *obj, on bool) {
 func (w *witness) move(id sdk.ObjID, to string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		return
 	}
@@ -897,7 +897,7 @@ func (w *witness) leaks(objs []*obj, keep func(*obj) bool, why string, at Site, 
 // it was left, for a leaked object.
 func (w *witness) dropLocked(o *obj, why string) {
 	w.graves.add(o, why)
-	delete(w.objs, o.ID)
+	w.objs.del(o.ID)
 	w.unindex(o)
 }
 
@@ -905,14 +905,14 @@ func (w *witness) dropLocked(o *obj, why string) {
 // room its peak needed, so once a quarter or less of it is used the
 // ledger is copied to one of the right size.
 func (w *witness) shrink() {
-	if w.peak < 4096 || len(w.objs) > w.peak/4 {
+	if w.peak < 4096 || w.objs.len() > w.peak/4 {
 		return
 	}
-	objs := make(map[sdk.ObjID]*obj, len(w.objs))
-	for id, o := range w.objs {
-		objs[id] = o
+	objs := newObjTable(w.objs.len())
+	for o := range w.objs.all() {
+		objs.put(o)
 	}
-	w.objs, w.peak = objs, len(objs)
+	w.objs, w.peak = objs, objs.len()
 	byVnet := make(map[string]*vledger, len(w.byVnet))
 	for v, l := range w.byVnet {
 		byVnet[v] = l
@@ -938,8 +938,8 @@ func (w *witness) vnetGone(vnet string, at Site) int {
 
 // all lists every object in the ledger.
 func (w *witness) all() []*obj {
-	out := make([]*obj, 0, len(w.objs))
-	for _, o := range w.objs {
+	out := make([]*obj, 0, w.objs.len())
+	for o := range w.objs.all() {
 		out = append(out, o)
 	}
 	return out
@@ -962,7 +962,7 @@ func (w *witness) live(vnet string, all bool) []*Object {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var objs []*obj
-	for _, o := range w.objs {
+	for o := range w.objs.all() {
 		if !o.Freed && (all || o.vnet() == vnet) {
 			objs = append(objs, o)
 		}
@@ -997,7 +997,7 @@ func (w *witness) droppedReports() map[ReportKind]uint64 {
 func (w *witness) release(id sdk.ObjID, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		return
 	}
@@ -1010,7 +1010,7 @@ func (w *witness) release(id sdk.ObjID, at Site) {
 func (w *witness) assertGone(id sdk.ObjID, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		return
 	}
@@ -1075,7 +1075,7 @@ func (g *graves) get(id sdk.ObjID) (grave, bool) {
 func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.objs[id]
+	o := w.objs.get(id)
 	switch {
 	case o == nil && w.neverAllocated(id):
 		return "", fmt.Errorf("object #%d: %w", id, errNoObj)
@@ -1095,11 +1095,11 @@ func (w *witness) owned(id sdk.ObjID, actor string, at Site) (string, error) {
 func (w *witness) nameClash(id, other sdk.ObjID, claim string, at Site) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	o := w.objs[id]
+	o := w.objs.get(id)
 	if o == nil {
 		return
 	}
-	if h := w.objs[other]; h != nil {
+	if h := w.objs.get(other); h != nil {
 		claim += fmt.Sprintf(" (the other is %s, allocated by %s)", h, h.at.site())
 	}
 	w.reportLocked(Report{Kind: NameClash, Claim: claim, Object: view(o, nil), Use: at})
