@@ -354,7 +354,7 @@ func homesAmong(vs []*vnet) bool {
 	}
 	for _, v := range vs {
 		v.mu.Lock()
-		for _, ifp := range v.ifs {
+		for ifp := range v.ifs.all() {
 			if ifp.home != v && among[ifp.home] {
 				v.mu.Unlock()
 				return true
@@ -427,7 +427,7 @@ func (k *Kernel) teardown(ctx context.Context, vs []*vnet, which func(*vnet, *mo
 		v.setState(sdk.SubDummy)
 		k.w.vnetGone(v.key, Site{Module: "kernel", Entry: "vnet_destroy", Vnet: v.name})
 		v.mu.Lock()
-		v.ifs = map[string]*ifnet{}
+		v.ifs = ifTable{}
 		v.dups = nil
 		v.mu.Unlock()
 	}

@@ -60,7 +60,7 @@ func (k *Kernel) ifOp(vnetName, ifname, op string, fn func(v *vnet, ifp *ifnet) 
 	defer leave()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	ifp := v.ifs[ifname]
+	ifp := v.ifs.get(ifname)
 	if ifp == nil {
 		return fail(fmt.Errorf("interface %s does not exist in %s: %w", ifname, vnetName, ErrNoInterface))
 	}
@@ -106,7 +106,7 @@ func (k *Kernel) IfRename(_ context.Context, vnetName, ifname, newname string) e
 		if err := sdk.ValidIfName(newname); err != nil {
 			return err
 		}
-		if v.ifs[newname] != nil {
+		if v.ifs.get(newname) != nil {
 			return syscall.EEXIST
 		}
 		// Off the list under its old name (a duplicate of the name, come

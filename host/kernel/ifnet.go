@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"syscall"
@@ -41,6 +42,96 @@ type ifnet struct {
 	// caps are its enabled capabilities (if_capenable): its cloner's
 	// declaration, or its physical driver's (physCaps).
 	caps sdk.IfCap
+}
+
+// ifTable is a VNET's interfaces by name. Most VNETs have one or two
+// (lo0, an epair's end), so they are a list until there are more than
+// ifTableList, then a map.
+type ifTable struct {
+	list   []*ifnet
+	byName map[string]*ifnet
+}
+
+// ifTableList is the most interfaces an ifTable keeps in a list.
+const ifTableList = 8
+
+// get is the interface called name, nil if none.
+func (t *ifTable) get(name string) *ifnet {
+	if t.byName != nil {
+		return t.byName[name]
+	}
+	for _, ifp := range t.list {
+		if ifp.name == name {
+			return ifp
+		}
+	}
+	return nil
+}
+
+// put puts ifp under its name, in place of any other of that name.
+func (t *ifTable) put(ifp *ifnet) {
+	if t.byName != nil {
+		t.byName[ifp.name] = ifp
+		return
+	}
+	for i, x := range t.list {
+		if x.name == ifp.name {
+			t.list[i] = ifp
+			return
+		}
+	}
+	if len(t.list) < ifTableList {
+		t.list = append(t.list, ifp)
+		return
+	}
+	t.byName = make(map[string]*ifnet, 2*ifTableList)
+	for _, x := range t.list {
+		t.byName[x.name] = x
+	}
+	t.byName[ifp.name] = ifp
+	t.list = nil
+}
+
+// del takes the interface called name off.
+func (t *ifTable) del(name string) {
+	if t.byName != nil {
+		delete(t.byName, name)
+		return
+	}
+	for i, x := range t.list {
+		if x.name == name {
+			t.list = slices.Delete(t.list, i, i+1)
+			return
+		}
+	}
+}
+
+// len is how many interfaces there are.
+func (t *ifTable) len() int {
+	if t.byName != nil {
+		return len(t.byName)
+	}
+	return len(t.list)
+}
+
+// all yields the interfaces, in no particular order. The table must not
+// change meanwhile.
+func (t *ifTable) all() iter.Seq[*ifnet] {
+	return func(yield func(*ifnet) bool) {
+		if t.byName != nil {
+			for _, ifp := range t.byName {
+				if !yield(ifp) {
+					return
+				}
+			}
+			return
+		}
+		for _, ifp := range t.list {
+			if !yield(ifp) {
+				return
+			}
+		}
+	}
 }
 
 // afdataList is an interface's per-domain data: the witness object of
@@ -109,7 +200,7 @@ func (ifp *ifnet) info() sdk.IfInfo {
 func (v *vnet) ifunit(name string) *ifnet {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.ifs[name]
+	return v.ifs.get(name)
 }
 
 // ifunitOf is ifunit for an act of mod: where two interfaces share the
@@ -117,7 +208,7 @@ func (v *vnet) ifunit(name string) *ifnet {
 func (v *vnet) ifunitOf(name string, mod *modRec) *ifnet {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	ifp := v.ifs[name]
+	ifp := v.ifs.get(name)
 	if ifp == nil || ifp.owner == mod {
 		return ifp
 	}
@@ -133,7 +224,7 @@ func (v *vnet) ifunitOf(name string, mod *modRec) *ifnet {
 func (v *vnet) ifByID(id sdk.ObjID) *ifnet {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, ifp := range v.ifs {
+	for ifp := range v.ifs.all() {
 		if ifp.id == id {
 			return ifp
 		}
@@ -148,7 +239,7 @@ func (v *vnet) ifByID(id sdk.ObjID) *ifnet {
 
 // has reports whether ifp is in v (v.mu held).
 func (v *vnet) hasLocked(ifp *ifnet) bool {
-	if v.ifs[ifp.name] == ifp {
+	if v.ifs.get(ifp.name) == ifp {
 		return true
 	}
 	for _, d := range v.dups {
@@ -162,8 +253,8 @@ func (v *vnet) hasLocked(ifp *ifnet) bool {
 // ifAddLocked puts ifp on v's list: under its name, or among the
 // duplicates when another has the name (v.mu held).
 func (v *vnet) ifAddLocked(ifp *ifnet) {
-	if v.ifs[ifp.name] == nil {
-		v.ifs[ifp.name] = ifp
+	if v.ifs.get(ifp.name) == nil {
+		v.ifs.put(ifp)
 		return
 	}
 	v.dups = append(v.dups, ifp)
@@ -178,13 +269,13 @@ func (v *vnet) ifRemoveLocked(ifp *ifnet) {
 			return
 		}
 	}
-	if v.ifs[ifp.name] != ifp {
+	if v.ifs.get(ifp.name) != ifp {
 		return
 	}
-	delete(v.ifs, ifp.name)
+	v.ifs.del(ifp.name)
 	for i, d := range v.dups {
 		if d.name == ifp.name {
-			v.ifs[d.name] = d
+			v.ifs.put(d)
 			v.dups = slices.Delete(v.dups, i, i+1)
 			return
 		}
@@ -229,7 +320,7 @@ func (v *vnet) freeUnit(ifp *ifnet) {
 func (v *vnet) ifInfo(name string) (sdk.IfInfo, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	ifp := v.ifs[name]
+	ifp := v.ifs.get(name)
 	if ifp == nil {
 		return sdk.IfInfo{}, false
 	}
@@ -249,8 +340,8 @@ func (v *vnet) ifInfos() []sdk.IfInfo {
 
 // freeIndex is the lowest unused interface index in v (v.mu held).
 func (v *vnet) freeIndex() int {
-	used := make(map[int]bool, len(v.ifs)+len(v.dups))
-	for _, ifp := range v.ifs {
+	used := make(map[int]bool, v.ifs.len()+len(v.dups))
+	for ifp := range v.ifs.all() {
 		used[ifp.index] = true
 	}
 	for _, ifp := range v.dups {
@@ -281,7 +372,7 @@ func (k *Kernel) ifAttach(ctx context.Context, v *vnet, ifp *ifnet, vmove, back 
 		return err
 	}
 	v.mu.Lock()
-	other := v.ifs[ifp.name]
+	other := v.ifs.get(ifp.name)
 	comingHome := vmove && !back && ifp.home == v
 	if other != nil && !comingHome {
 		v.mu.Unlock()

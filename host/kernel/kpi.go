@@ -310,7 +310,7 @@ func (p *kpi) IfSetFlag(_ context.Context, name, flag string, on bool) error {
 	}
 	p.v.mu.Lock()
 	defer p.v.mu.Unlock()
-	ifp := p.v.ifs[name]
+	ifp := p.v.ifs.get(name)
 	if ifp == nil {
 		return fmt.Errorf("%s: %s not in %s: %w", flag, name, p.v.name, syscall.ENXIO)
 	}

@@ -39,7 +39,7 @@ type vnet struct {
 	// the one ifunit finds. dups are the others of a name already taken:
 	// interfaces that came home to find their name taken, which if_vmove
 	// attaches all the same (see ifAttach).
-	ifs  map[string]*ifnet
+	ifs  ifTable
 	dups []*ifnet
 	// units are the units of the simple cloners' interfaces whose home
 	// this is: taken while the interface exists, wherever it has moved
@@ -84,7 +84,7 @@ const (
 )
 
 func newVnet(name, key string) *vnet {
-	return &vnet{name: name, key: key, ifs: map[string]*ifnet{}, done: make(chan struct{})}
+	return &vnet{name: name, key: key, done: make(chan struct{})}
 }
 
 // vnetKey is the key of the seq'th VNET called name (KPI.VnetKey, the
@@ -503,8 +503,8 @@ func (v *vnet) ifsByIndex() []*ifnet {
 }
 
 func (v *vnet) ifsByIndexLocked() []*ifnet {
-	out := make([]*ifnet, 0, len(v.ifs)+len(v.dups))
-	for _, ifp := range v.ifs {
+	out := make([]*ifnet, 0, v.ifs.len()+len(v.dups))
+	for ifp := range v.ifs.all() {
 		out = append(out, ifp)
 	}
 	out = append(out, v.dups...)
