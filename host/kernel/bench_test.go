@@ -158,3 +158,54 @@ func BenchmarkLifecycleMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLiveVnetMemory creates 10,000 VNETs of the base system in one
+// batch, witness on, and reports the heap in use (after a GC) per live
+// VNET, and the ledger's objects and sites per VNET: what issue #12's
+// 10,000 live VNETs cost the host (docs/PERFORMANCE.md, "Memory: 10,000
+// VNETs"). Run it with -benchtime 1x.
+func BenchmarkLiveVnetMemory(b *testing.B) {
+	ctx := context.Background()
+	const n = 10_000
+	heap := func() float64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapInuse)
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprint("m", i)
+	}
+	var perVnet, objs, sites float64
+	for b.Loop() {
+		b.StopTimer()
+		k := boot(b, Options{NoTrace: true})
+		start := heap()
+		b.StartTimer()
+		if err := k.VnetCreateBatch(ctx, names); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		perVnet = (heap() - start) / n
+		v, err := k.lookupVnet(names[n/2])
+		if err != nil {
+			b.Fatal(err)
+		}
+		k.w.mu.Lock()
+		vl := k.w.byVnet[v.key]
+		seen := map[*callSite]bool{}
+		for _, o := range vl.objs {
+			seen[o.at] = true
+		}
+		objs, sites = float64(len(vl.objs)), float64(len(seen))
+		k.w.mu.Unlock()
+		if err := k.Shutdown(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(perVnet, "heap-B/vnet")
+	b.ReportMetric(objs, "objects/vnet")
+	b.ReportMetric(sites, "sites/vnet")
+}
