@@ -101,10 +101,10 @@ func objString(kind ObjKind, name string, id sdk.ObjID, owner string) string {
 
 // obj is an object's record in the ledger. A kernel with many VNETs
 // holds one per allocation (docs/PERFORMANCE.md), so it is kept to 48
-// bytes, a size class of Go's allocator (TestObjSize): what the objects
-// one call allocates share (where, their owner and VNET) is in their
-// shared allocation site, and what few objects have (a free, references,
-// ordering state) behind x.
+// bytes, a size class of Go's allocator (TestLedgerRecordSizes): what
+// the objects one call allocates share (where, their owner and VNET) is
+// in their shared allocation site, and what few objects have (a free,
+// references, ordering state) behind x.
 type obj struct {
 	ID sdk.ObjID
 	// seq is the allocation order (ids of objects modules numbered
