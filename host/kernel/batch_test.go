@@ -483,3 +483,40 @@ func TestBatchConstraintsAreSerial(t *testing.T) {
 		t.Errorf("footprints (-serial +batch):\n%s", diff)
 	}
 }
+
+// TestBatchReleasesMemory: a batch of releaseAfter VNETs or more gives
+// the unused heap back when it is over, created or destroyed; smaller
+// ones, and VNETs one at a time, leave it to the runtime.
+func TestBatchReleasesMemory(t *testing.T) {
+	ctx := context.Background()
+	k := boot(t, Options{NoTrace: true})
+	released := 0
+	k.release = func() { released++ }
+	names := func(prefix string, n int) []string {
+		var ns []string
+		for i := range n {
+			ns = append(ns, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return ns
+	}
+	small, large := names("s", releaseAfter-1), names("l", releaseAfter)
+	for _, step := range []struct {
+		what string
+		do   func() error
+		want int
+	}{
+		{"a small batch created", func() error { return k.VnetCreateBatch(ctx, small) }, 0},
+		{"a small batch destroyed", func() error { return k.VnetDestroyBatch(ctx, small) }, 0},
+		{"one VNET created", func() error { return k.VnetCreate(ctx, "one") }, 0},
+		{"one VNET destroyed", func() error { return k.VnetDestroy(ctx, "one") }, 0},
+		{"a large batch created", func() error { return k.VnetCreateBatch(ctx, large) }, 1},
+		{"a large batch destroyed", func() error { return k.VnetDestroyBatch(ctx, large) }, 2},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		if released != step.want {
+			t.Errorf("after %s: released %d times, want %d", step.what, released, step.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Kernel struct {
 	vnet0        *vnet
 
 	msg msgbuf // the kernel message buffer (dmesg)
+
+	// release gives the heap the kernel no longer uses back to the
+	// system, after a large batch (batch.go); tests count the calls.
+	release func()
 }
 
 type fileRec struct {
@@ -127,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Kernel, error) {
 		vnets:   map[string]*vnet{},
 		vkeys:   map[string]*vnet{},
 		units:   map[string]map[int]sdk.ObjID{},
+		release: debug.FreeOSMemory,
 	}
 	k.detachSX.cond.L = &k.detachSX.mu
 	k.evmods.Store(&[]*modRec{})
