@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -63,11 +65,88 @@ const (
 	objMcast
 )
 
-// known is what the plugin remembers of an object its modules allocated.
+// known is what the plugin remembers of an object its modules
+// allocated: its kind and module (the module's number in the file, see
+// moduleServer.num). Where it lives is the list it is on (objTable).
 type known struct {
-	kind   objKind
-	module string
-	scope  string // "" for a global object, else its VNET
+	id   sdk.ObjID
+	kind objKind
+	mod  uint16
+}
+
+// objTable is what the plugin remembers of its modules' objects, by
+// place: "" for the global ones, else their VNET's key; each place's
+// objects sorted by id. A run may fold a call only on objects that are
+// global or curvnet's, so those two lists are all it searches; a place
+// whose objects are all gone is dropped, and the table is made anew
+// when it has shrunk to a quarter of its peak (a Go map never gives
+// back its room), so that a VNET destroyed leaves nothing behind.
+type objTable struct {
+	places map[string][]known
+	peak   int
+}
+
+// shrinkFrom is the fewest places whose table is worth making anew.
+const shrinkFrom = 1024
+
+// find returns o's index in place's list, or where it would go.
+func (t *objTable) find(place string, id sdk.ObjID) ([]known, int, bool) {
+	l := t.places[place]
+	i, ok := slices.BinarySearchFunc(l, id, func(o known, id sdk.ObjID) int { return cmp.Compare(o.id, id) })
+	return l, i, ok
+}
+
+// add remembers o in place.
+func (t *objTable) add(place string, o known) {
+	if t.places == nil {
+		t.places = map[string][]known{}
+	}
+	l, i, ok := t.find(place, o.id)
+	if ok {
+		l[i] = o
+		return
+	}
+	if len(l) == 0 {
+		// Exactly the room needed: most places hold a few objects.
+		l = make([]known, 0, 1)
+	}
+	t.places[place] = slices.Insert(l, i, o)
+	t.peak = max(t.peak, len(t.places))
+}
+
+// lookup finds id among the objects a run in scope (curvnet's key) may
+// use: global or scope's.
+func (t *objTable) lookup(scope string, id sdk.ObjID) (known, string, bool) {
+	for _, place := range [2]string{"", scope} {
+		if l, i, ok := t.find(place, id); ok {
+			return l[i], place, true
+		}
+		if scope == "" {
+			break
+		}
+	}
+	return known{}, "", false
+}
+
+// remove forgets id, among the objects a run in scope may use (the
+// kernel frees no other VNET's object).
+func (t *objTable) remove(scope string, id sdk.ObjID) {
+	_, place, ok := t.lookup(scope, id)
+	if !ok {
+		return
+	}
+	l, i, _ := t.find(place, id)
+	if len(l) == 1 {
+		delete(t.places, place)
+		if t.peak >= shrinkFrom && len(t.places) <= t.peak/4 {
+			// Copied, not maps.Clone: a clone keeps the room.
+			m := make(map[string][]known, len(t.places))
+			maps.Copy(m, t.places)
+			t.places, t.peak = m, len(m)
+		}
+		return
+	}
+	t.places[place] = slices.Delete(l, i, i+1)
 }
 
 // kpiClient is the KPI of one run of a call (one Bound): curvnet, and
@@ -78,6 +157,7 @@ type kpiClient struct {
 	index  uint32
 	b      *pb.Bound
 	module string
+	mod    uint16 // module's number (known.mod)
 	// scopeID is the host's number of the CURVNET_SET scope this KPI is
 	// (0: the run's own).
 	scopeID uint64
@@ -108,9 +188,6 @@ func (k *kpiClient) retiredErr(op *pb.Op) error {
 		"(the call that issued it has returned): %w", methodName(op.GetMethod()), k.module, syscall.EINVAL)
 }
 
-// usable says the run may touch o: global, or curvnet's.
-func (k *kpiClient) usable(o known) bool { return o.scope == "" || o.scope == k.b.GetVnetKey() }
-
 // hasHead says curvnet has a head of kind called name, as far as the
 // plugin knows.
 func (k *kpiClient) hasHead(kind objKind, name string) bool {
@@ -139,7 +216,7 @@ func (k *kpiClient) alloc(ctx context.Context, kind objKind, op *pb.Op, head obj
 		return 0, k.retiredErr(op)
 	}
 	if k.b.GetFold() && (head == 0 || k.hasHead(head, op.GetA())) {
-		id := k.pc.s.newID(k.b.GetSpace(), known{kind: kind, module: k.module, scope: k.scope()})
+		id := k.pc.s.newID(k.b.GetSpace(), k.scope(), known{kind: kind, mod: k.mod})
 		op.Id = uint64(id)
 		k.logLocked(op)
 		k.mu.Unlock()
@@ -148,7 +225,7 @@ func (k *kpiClient) alloc(ctx context.Context, kind objKind, op *pb.Op, head obj
 	k.mu.Unlock()
 	id, err := objOf(k.call(ctx, op))
 	if err == nil && id != 0 && k.b.GetFold() {
-		k.pc.s.remember(id, known{kind: kind, module: k.module, scope: k.scope()})
+		k.pc.s.remember(k.scope(), known{id: id, kind: kind, mod: k.mod})
 	}
 	return id, err
 }
@@ -163,8 +240,8 @@ func (k *kpiClient) release(ctx context.Context, kind objKind, id sdk.ObjID, op 
 		return k.retiredErr(op)
 	}
 	if k.b.GetFold() {
-		if o, ok := k.pc.s.known(id); ok && o.kind == kind && o.module == k.module && k.usable(o) {
-			k.pc.s.forget(id)
+		if o, ok := k.pc.s.known(k.b.GetVnetKey(), id); ok && o.kind == kind && o.mod == k.mod {
+			k.pc.s.forget(k.b.GetVnetKey(), id)
 			k.logLocked(op)
 			if kind == objPfilHead || kind == objHhookHead || kind == objEncapTable {
 				k.heads = nil
@@ -176,7 +253,7 @@ func (k *kpiClient) release(ctx context.Context, kind objKind, id sdk.ObjID, op 
 	k.mu.Unlock()
 	err := resultOf(k.call(ctx, op))
 	if err == nil && k.pc != nil {
-		k.pc.s.forget(id)
+		k.pc.s.forget(k.b.GetVnetKey(), id)
 	}
 	return err
 }
@@ -194,8 +271,8 @@ func (k *kpiClient) touch(ctx context.Context, kind objKind, op *pb.Op, ids ...s
 		if !ok {
 			break
 		}
-		o, found := k.pc.s.known(id)
-		ok = found && k.usable(o) && (kind == 0 || o.kind == kind)
+		o, found := k.pc.s.known(k.b.GetVnetKey(), id)
+		ok = found && (kind == 0 || o.kind == kind)
 	}
 	if ok {
 		k.logLocked(op)
@@ -524,7 +601,7 @@ func (k *kpiClient) PfilHeadRegister(ctx context.Context, name string) (sdk.ObjI
 func (k *kpiClient) register(ctx context.Context, kind objKind, o *pb.Op) (sdk.ObjID, error) {
 	id, err := objOf(k.call(ctx, o))
 	if err == nil && id != 0 && k.b.GetFold() {
-		k.pc.s.remember(id, known{kind: kind, module: k.module, scope: k.scope()})
+		k.pc.s.remember(k.scope(), known{id: id, kind: kind, mod: k.mod})
 	}
 	return id, err
 }
@@ -679,7 +756,7 @@ func (k *kpiClient) CurvnetSet(ctx context.Context, id sdk.ObjID) (sdk.KPI, erro
 		return nil, err
 	}
 	sc := a.GetScope()
-	in := &kpiClient{pc: k.pc, index: k.index, module: k.module, scopeID: sc.GetId(),
+	in := &kpiClient{pc: k.pc, index: k.index, module: k.module, mod: k.mod, scopeID: sc.GetId(),
 		b: &pb.Bound{Vnet: sc.GetVnet(), VnetKey: sc.GetVnetKey()}}
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -749,6 +749,7 @@ type moduleServer struct {
 	file    string
 	mods    []*sdk.Module
 	byName  map[string]*sdk.Module
+	num     map[string]uint16 // each module's number, from 1, in the file's order
 	tls     *PluginTLS
 	logFile *os.File // the plugin's end of the log channel, nil if none
 
@@ -757,9 +758,10 @@ type moduleServer struct {
 }
 
 func newModuleServer(file string, mods []*sdk.Module, t *PluginTLS) *moduleServer {
-	s := &moduleServer{file: file, mods: mods, byName: map[string]*sdk.Module{}, tls: t}
-	for _, m := range mods {
+	s := &moduleServer{file: file, mods: mods, byName: map[string]*sdk.Module{}, num: map[string]uint16{}, tls: t}
+	for i, m := range mods {
 		s.byName[m.Decl().Name] = m
+		s.num[m.Decl().Name] = uint16(i + 1)
 	}
 	return s
 }
@@ -827,7 +829,7 @@ type pluginSession struct {
 	calls  map[uint64]context.CancelFunc
 	waits  map[uint64]chan *pb.Answer
 	nextCB uint64
-	objs   map[sdk.ObjID]known
+	objs   objTable
 	last   map[uint64]sdk.ObjID // the last id numbered, by space
 
 	// log is the log channel, nil if none; logged counts the bytes
@@ -853,7 +855,7 @@ type job struct {
 
 func newPluginSession(srv *moduleServer, c net.Conn) *pluginSession {
 	return &pluginSession{framer: newFramer(c), srv: srv, calls: map[uint64]context.CancelFunc{},
-		waits: map[uint64]chan *pb.Answer{}, objs: map[sdk.ObjID]known{}, last: map[uint64]sdk.ObjID{},
+		waits: map[uint64]chan *pb.Answer{}, last: map[uint64]sdk.ObjID{},
 		work: make(chan job), gone: make(chan struct{})}
 }
 
@@ -980,7 +982,7 @@ func (s *pluginSession) serve(ctx context.Context, id uint64, req *pb.Request) {
 	pc := &pcall{s: s, id: id}
 	m := s.srv.byName[req.GetModule()]
 	for i, b := range req.GetBound() {
-		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), heads: b.GetHeads()}
+		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), mod: s.srv.num[req.GetModule()], heads: b.GetHeads()}
 		out, err := s.srv.run(ctx, m, req, k)
 		pc.over(k, out, err, i == len(req.GetBound())-1)
 	}
@@ -1022,8 +1024,8 @@ func (s *moduleServer) run(ctx context.Context, m *sdk.Module, req *pb.Request, 
 	return "", fmt.Errorf("a call of no kind: %w", syscall.EINVAL)
 }
 
-// newID numbers an object of space, and remembers it.
-func (s *pluginSession) newID(space uint64, o known) sdk.ObjID {
+// newID numbers an object of space, and remembers it in place.
+func (s *pluginSession) newID(space uint64, place string, o known) sdk.ObjID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.last[space]
@@ -1032,29 +1034,33 @@ func (s *pluginSession) newID(space uint64, o known) sdk.ObjID {
 	}
 	id++
 	s.last[space] = id
-	s.objs[id] = o
+	o.id = id
+	s.objs.add(place, o)
 	return id
 }
 
 // idSpaceShift is the kernel's split of an object id (kernel.IDSpaceShift).
 const idSpaceShift = 40
 
-func (s *pluginSession) remember(id sdk.ObjID, o known) {
+func (s *pluginSession) remember(place string, o known) {
 	s.mu.Lock()
-	s.objs[id] = o
+	s.objs.add(place, o)
 	s.mu.Unlock()
 }
 
-func (s *pluginSession) forget(id sdk.ObjID) {
+// forget forgets id, global or scope's (curvnet's key).
+func (s *pluginSession) forget(scope string, id sdk.ObjID) {
 	s.mu.Lock()
-	delete(s.objs, id)
+	s.objs.remove(scope, id)
 	s.mu.Unlock()
 }
 
-func (s *pluginSession) known(id sdk.ObjID) (known, bool) {
+// known finds id among the objects a run in scope (curvnet's key) may
+// use.
+func (s *pluginSession) known(scope string, id sdk.ObjID) (known, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, ok := s.objs[id]
+	o, _, ok := s.objs.lookup(scope, id)
 	return o, ok
 }
 
