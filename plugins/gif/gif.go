@@ -80,7 +80,7 @@ type gifs struct {
 // list and the softcs change under the VnetVar's lock; table is set once.
 type vnetState struct {
 	table sdk.ObjID
-	list  map[string]*softc
+	list  map[string]*softc // nil until the first gif (most VNETs have none)
 }
 
 // softc is one gif (struct gif_softc).
@@ -117,7 +117,7 @@ func (g *gifs) vnetInit(ctx context.Context, k sdk.KPI) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, EntryInit, err)
 	}
-	if err := g.vnets.Init(k, vnetState{table: table, list: map[string]*softc{}}); err != nil {
+	if err := g.vnets.Init(k, vnetState{table: table}); err != nil {
 		return fmt.Errorf("%s: %s: %w", Name, EntryInit, errors.Join(err, k.Free(ctx, table)))
 	}
 	return nil
@@ -178,7 +178,12 @@ func (g *gifs) adopt(ctx context.Context, k sdk.KPI, info sdk.IfInfo) error {
 		return errors.Join(err, k.Free(ctx, mem))
 	}
 	sc := &softc{name: info.Name, ifID: info.ID, mem: mem}
-	if !g.vnets.Update(k, func(vs *vnetState) { vs.list[info.Name] = sc }) {
+	if !g.vnets.Update(k, func(vs *vnetState) {
+		if vs.list == nil {
+			vs.list = map[string]*softc{}
+		}
+		vs.list[info.Name] = sc
+	}) {
 		return errors.Join(notHere(k), release(ctx, k, sc))
 	}
 	return nil

@@ -84,7 +84,7 @@ type bridges struct {
 // list changes under the VnetVar's lock (Update); listLock is set once.
 type vnetState struct {
 	listLock sdk.ObjID
-	list     map[string]*softc // by interface name
+	list     map[string]*softc // by interface name; nil until the first bridge (most VNETs have none)
 }
 
 // softc is one bridge (struct bridge_softc).
@@ -113,7 +113,7 @@ func (b *bridges) vnetInit(ctx context.Context, k sdk.KPI) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", EntryInit, err)
 	}
-	if err := b.vnets.Init(k, vnetState{listLock: lock, list: map[string]*softc{}}); err != nil {
+	if err := b.vnets.Init(k, vnetState{listLock: lock}); err != nil {
 		// Not reachable through the kernel; undo rather than leak.
 		return errors.Join(fmt.Errorf("%s: %w", EntryInit, err), k.LockDestroy(ctx, lock))
 	}
@@ -191,7 +191,12 @@ func (b *bridges) link(ctx context.Context, k sdk.KPI, listLock sdk.ObjID, sc *s
 		return errors.Join(err, freeSoftc(ctx, k, sc))
 	}
 	var err error
-	if !b.vnets.Update(k, func(vs *vnetState) { vs.list[sc.name] = sc }) {
+	if !b.vnets.Update(k, func(vs *vnetState) {
+		if vs.list == nil {
+			vs.list = map[string]*softc{}
+		}
+		vs.list[sc.name] = sc
+	}) {
 		err = errors.Join(notHere(k), freeSoftc(ctx, k, sc))
 	}
 	return errors.Join(err, k.Unlock(ctx, listLock))
