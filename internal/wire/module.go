@@ -989,16 +989,17 @@ func (s *pluginSession) serve(ctx context.Context, id uint64, req *pb.Request) {
 	if len(req.GetBound()) == 0 {
 		pc.send(&pb.Reply{Last: true})
 	}
-	if r, ok := req.GetWhat().(*pb.Request_Run); ok && len(req.GetBound()) >= releaseAfter &&
-		r.Run.GetKind() == pb.EntryKind_ENTRY_KIND_VNET_SYSUNINIT {
-		// Many VNETs torn down at once: give the system back what their
-		// state held now, not when the runtime next gets to it.
+	if _, ok := req.GetWhat().(*pb.Request_Run); ok && len(req.GetBound()) >= releaseAfter {
+		// Many VNETs built or torn down at once: give the system back
+		// now, not when the runtime next gets to it, what the call held
+		// (its request, one Bound per VNET, and what answering them
+		// made) and, for a teardown, what the VNETs' state held.
 		debug.FreeOSMemory()
 	}
 }
 
-// releaseAfter is how many VNETs one VNET_SYSUNINIT call of a batch must
-// tear down for the plugin to give their memory back at once.
+// releaseAfter is how many VNETs one call of a batch must build or tear
+// down for the plugin to give back the memory it no longer uses at once.
 const releaseAfter = 256
 
 // run runs what req asks of m, with the KPI of one run.
