@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+
+	"github.com/kldsim/kldsim/internal/mapshrink"
 )
 
 // Func is a SYSINIT/SYSUNINIT/VNET_SYSINIT/VNET_SYSUNINIT function.
@@ -219,6 +221,7 @@ func (m *Module) Ignores(k KPI) bool { return m.attached.Ignores(m.decl.EventSco
 type Attachment struct {
 	mu    sync.Mutex
 	vnets map[string]struct{}
+	peak  mapshrink.Peak // Leave gives back the room of VNETs gone
 }
 
 // Follows reports whether entry e of a module of scope moves its
@@ -246,6 +249,7 @@ func (a *Attachment) Enter(kind EntryKind, k KPI) {
 		a.vnets = map[string]struct{}{}
 	}
 	a.vnets[vnet] = struct{}{}
+	a.peak.Grew(len(a.vnets))
 }
 
 // Leave is called after each, with the module's answer: a VNET_SYSINIT
@@ -254,6 +258,7 @@ func (a *Attachment) Leave(kind EntryKind, k KPI, err error) {
 	if (kind == VnetSysinit && err != nil) || kind == VnetSysuninit {
 		a.mu.Lock()
 		delete(a.vnets, k.VnetKey())
+		a.vnets = mapshrink.Shrunk(&a.peak, a.vnets)
 		a.mu.Unlock()
 	}
 }

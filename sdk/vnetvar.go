@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+
+	"github.com/kldsim/kldsim/internal/mapshrink"
 )
 
 // VnetVar is a module's per-VNET state: FreeBSD's VNET_DEFINE(T, name),
@@ -41,8 +43,9 @@ import (
 // The zero VnetVar is empty and ready to use. It must not be copied
 // after first use.
 type VnetVar[T any] struct {
-	mu sync.Mutex
-	m  map[string]*vnetVal[T] // by VnetKey
+	mu   sync.Mutex
+	m    map[string]*vnetVal[T] // by VnetKey
+	peak mapshrink.Peak         // Delete gives back the room of VNETs gone
 }
 
 // vnetVal is one VNET's value, with the VNET's name.
@@ -64,6 +67,7 @@ func (v *VnetVar[T]) Init(k KPI, val T) error {
 		v.m = map[string]*vnetVal[T]{}
 	}
 	v.m[key] = &vnetVal[T]{name: k.Vnet(), val: val}
+	v.peak.Grew(len(v.m))
 	return nil
 }
 
@@ -105,6 +109,7 @@ func (v *VnetVar[T]) Delete(k KPI) (T, bool) {
 		return zero, false
 	}
 	delete(v.m, key)
+	v.m = mapshrink.Shrunk(&v.peak, v.m)
 	return p.val, true
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kldsim/kldsim/internal/mapshrink"
 )
 
 // curvnet is a KPI that only knows its VNET: enough for a VnetVar.
@@ -152,5 +153,40 @@ func TestVnetVarInstances(t *testing.T) {
 	v.Range(func(vnet string, _ *int) bool { names = append(names, vnet); return true })
 	if diff := cmp.Diff([]string{"j1"}, names); diff != "" {
 		t.Errorf("Range names (-want +got):\n%s", diff)
+	}
+}
+
+// TestGivesBackVnetsGone: once the VNETs' values are deleted (and the
+// module detached from them), the maps that held them are made anew:
+// a destroyed VNET leaves no room behind in a VnetVar or an Attachment.
+func TestGivesBackVnetsGone(t *testing.T) {
+	const n = 4 * mapshrink.From
+	var v VnetVar[int]
+	var a Attachment
+	for i := range n {
+		k := curvnet{vnet: fmt.Sprint("j", i)}
+		if err := v.Init(k, i); err != nil {
+			t.Fatal(err)
+		}
+		a.Enter(VnetSysinit, k)
+	}
+	if v.peak.N() != n || a.peak.N() != n {
+		t.Fatalf("peaks = %d, %d; want %d", v.peak.N(), a.peak.N(), n)
+	}
+	for i := range n {
+		k := curvnet{vnet: fmt.Sprint("j", i)}
+		if _, ok := v.Delete(k); !ok {
+			t.Fatalf("Delete(j%d) found nothing", i)
+		}
+		a.Leave(VnetSysuninit, k, nil)
+	}
+	if v.Len() != 0 || len(a.vnets) != 0 {
+		t.Fatalf("left: %d values, %d attachments", v.Len(), len(a.vnets))
+	}
+	if v.peak.N() >= mapshrink.From {
+		t.Errorf("VnetVar: peak = %d after every VNET went: its map was not made anew", v.peak.N())
+	}
+	if a.peak.N() >= mapshrink.From {
+		t.Errorf("Attachment: peak = %d after every VNET went: its map was not made anew", a.peak.N())
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/kldsim/kldsim/internal/mapshrink"
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
 	"github.com/kldsim/kldsim/sdk"
 )
@@ -78,16 +78,13 @@ type known struct {
 // place: "" for the global ones, else their VNET's key; each place's
 // objects sorted by id. A run may fold a call only on objects that are
 // global or curvnet's, so those two lists are all it searches; a place
-// whose objects are all gone is dropped, and the table is made anew
-// when it has shrunk to a quarter of its peak (a Go map never gives
-// back its room), so that a VNET destroyed leaves nothing behind.
+// whose objects are all gone is dropped, and the table made anew when
+// it has shrunk (mapshrink), so that a VNET destroyed leaves nothing
+// behind.
 type objTable struct {
 	places map[string][]known
-	peak   int
+	peak   mapshrink.Peak
 }
-
-// shrinkFrom is the fewest places whose table is worth making anew.
-const shrinkFrom = 1024
 
 // find returns o's index in place's list, or where it would go.
 func (t *objTable) find(place string, id sdk.ObjID) ([]known, int, bool) {
@@ -111,7 +108,7 @@ func (t *objTable) add(place string, o known) {
 		l = make([]known, 0, 1)
 	}
 	t.places[place] = slices.Insert(l, i, o)
-	t.peak = max(t.peak, len(t.places))
+	t.peak.Grew(len(t.places))
 }
 
 // lookup finds id among the objects a run in scope (curvnet's key) may
@@ -138,12 +135,7 @@ func (t *objTable) remove(scope string, id sdk.ObjID) {
 	l, i, _ := t.find(place, id)
 	if len(l) == 1 {
 		delete(t.places, place)
-		if t.peak >= shrinkFrom && len(t.places) <= t.peak/4 {
-			// Copied, not maps.Clone: a clone keeps the room.
-			m := make(map[string][]known, len(t.places))
-			maps.Copy(m, t.places)
-			t.places, t.peak = m, len(m)
-		}
+		t.places = mapshrink.Shrunk(&t.peak, t.places)
 		return
 	}
 	t.places[place] = slices.Delete(l, i, i+1)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kldsim/kldsim/internal/mapshrink"
 	"github.com/kldsim/kldsim/sdk"
 )
 
@@ -58,15 +59,15 @@ func TestObjTable(t *testing.T) {
 // TestObjTableGivesBack: once the VNETs' objects are gone, their places
 // are, and the table is made anew (a Go map keeps the room it grew to).
 func TestObjTableGivesBack(t *testing.T) {
-	const n = 4 * shrinkFrom
+	const n = 4 * mapshrink.From
 	var tab objTable
 	for i := range n {
 		place := fmt.Sprintf("j%d@%d", i, i+1)
 		tab.add(place, known{id: sdk.ObjID(2*i + 1), kind: objMemory, mod: 1})
 		tab.add(place, known{id: sdk.ObjID(2*i + 2), kind: objLock, mod: 1})
 	}
-	if tab.peak != n {
-		t.Fatalf("peak = %d, want %d", tab.peak, n)
+	if tab.peak.N() != n {
+		t.Fatalf("peak = %d, want %d", tab.peak.N(), n)
 	}
 	for i := range n {
 		place := fmt.Sprintf("j%d@%d", i, i+1)
@@ -76,9 +77,7 @@ func TestObjTableGivesBack(t *testing.T) {
 	if len(tab.places) != 0 {
 		t.Errorf("%d places left", len(tab.places))
 	}
-	// Made anew at a quarter of n, then of that, ...: never more than a
-	// quarter of shrinkFrom places' room is kept.
-	if tab.peak >= shrinkFrom {
-		t.Errorf("peak = %d after every VNET's objects went: the table was not made anew", tab.peak)
+	if tab.peak.N() >= mapshrink.From {
+		t.Errorf("peak = %d after every VNET's objects went: the table was not made anew", tab.peak.N())
 	}
 }
