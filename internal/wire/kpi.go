@@ -86,7 +86,7 @@ type objTable struct {
 	peak   mapshrink.Peak
 }
 
-// find returns o's index in place's list, or where it would go.
+// find returns place's list and id's index in it, or where it would go.
 func (t *objTable) find(place string, id sdk.ObjID) ([]known, int, bool) {
 	l := t.places[place]
 	i, ok := slices.BinarySearchFunc(l, id, func(o known, id sdk.ObjID) int { return cmp.Compare(o.id, id) })
