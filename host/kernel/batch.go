@@ -231,6 +231,8 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 	}
 	for _, w := range building {
 		w.v.setState(sdk.SubLast) // fully built: not shutting down
+		w.v.compact()
+		k.w.compact(w.v.key)
 	}
 	k.vmu.Lock()
 	for _, w := range building {

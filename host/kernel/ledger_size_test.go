@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"unsafe"
@@ -60,5 +61,44 @@ func TestLedgerMoveKeepsSites(t *testing.T) {
 	}
 	if _, err := w.getLocked(moved.ID, "j1@1", at, UseAfterFree); !errors.Is(err, errCrossVnet) {
 		t.Errorf("the moved object, from j1: %v, want errCrossVnet", err)
+	}
+}
+
+// TestBuiltVnetKeepsNoSpareRoom: once a VNET is built its lists, which
+// grew by doubling while its modules ran, are trimmed to their length,
+// as is its part of the ledger; one VNET's worth of spare room is kept
+// by every VNET of a large kernel otherwise.
+func TestBuiltVnetKeepsNoSpareRoom(t *testing.T) {
+	ctx := context.Background()
+	k := boot(t, Options{NoTrace: true})
+	for _, name := range []string{"one", "two"} {
+		if err := k.VnetCreate(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.VnetCreateBatch(ctx, []string{"b1", "b2", "b3"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"one", "two", "b1", "b3"} {
+		v := k.vnets[name]
+		v.mu.Lock()
+		heads, vars := len(v.heads), len(v.vars)
+		spare := map[string]int{"heads": cap(v.heads) - heads, "vars": cap(v.vars) - vars,
+			"units": cap(v.units) - len(v.units), "dups": cap(v.dups) - len(v.dups)}
+		v.mu.Unlock()
+		k.w.mu.Lock()
+		objs := k.w.byVnet[v.key].objs
+		spare["ledger"] = cap(objs) - len(objs)
+		k.w.mu.Unlock()
+		if heads == 0 || vars == 0 || len(objs) == 0 {
+			t.Fatalf("%s: %d heads, %d vars, %d objects: the base system registers some of each", name, heads, vars, len(objs))
+		}
+		// Trimmed lists keep what the allocator's size class rounds up
+		// to, no more: under one element's worth per 8.
+		for list, n := range spare {
+			if n > 0 && n*8 > heads+vars+len(objs) {
+				t.Errorf("%s: %s keeps %d spare elements", name, list, n)
+			}
+		}
 	}
 }

@@ -63,6 +63,23 @@ type vnet struct {
 	vars []varEntry
 }
 
+// compact trims v's lists to their length once it is built: they grew
+// by doubling while its modules ran, and a kernel holding thousands of
+// VNETs would keep the room (docs/PERFORMANCE.md, "Memory").
+func (v *vnet) compact() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.heads, v.vars, v.units, v.dups = trimmed(v.heads), trimmed(v.vars), trimmed(v.units), trimmed(v.dups)
+}
+
+// trimmed is s, or a copy of it without its spare room.
+func trimmed[S ~[]E, E any](s S) S {
+	if cap(s) == len(s) {
+		return s
+	}
+	return slices.Clone(s)
+}
+
 // varEntry is a module's per-VNET state in a VNET.
 type varEntry struct {
 	module string

@@ -539,6 +539,16 @@ func (w *witness) ledger(vnet string) *vledger {
 	return vl
 }
 
+// compact trims the list of the objects of VNET instance key once it is
+// built, as vnet.compact does its own lists.
+func (w *witness) compact(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if vl := w.byVnet[key]; vl != nil {
+		vl.objs = trimmed(vl.objs)
+	}
+}
+
 // allocSite is the site of an allocation at at of owner's object in vl,
 // the previous one when it is the same: the objects one call allocates
 // share it.
