@@ -107,12 +107,7 @@ func BenchmarkVnetDestroyOrder(b *testing.B) {
 func BenchmarkLifecycleMemory(b *testing.B) {
 	ctx := context.Background()
 	const lifecycles = 100_000
-	heap := func() float64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return float64(ms.HeapInuse) / (1 << 20)
-	}
+	heap := func() float64 { return heapInUse() / (1 << 20) }
 	for _, bc := range []struct {
 		name string
 		opts Options
@@ -167,12 +162,7 @@ func BenchmarkLifecycleMemory(b *testing.B) {
 func BenchmarkLiveVnetMemory(b *testing.B) {
 	ctx := context.Background()
 	const n = 10_000
-	heap := func() float64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return float64(ms.HeapInuse)
-	}
+	heap := heapInUse
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprint("m", i)
@@ -208,4 +198,12 @@ func BenchmarkLiveVnetMemory(b *testing.B) {
 	b.ReportMetric(perVnet, "heap-B/vnet")
 	b.ReportMetric(objs, "objects/vnet")
 	b.ReportMetric(sites, "sites/vnet")
+}
+
+// heapInUse is the heap in use after a collection, in bytes.
+func heapInUse() float64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse)
 }
