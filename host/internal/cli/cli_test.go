@@ -135,6 +135,8 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			env.Setenv("KLDSIM_SOCKET", sock)
 			env.Setenv("KLDSIM_MODULE_PATH", modules)
 			env.Setenv(layout.EnvHelper, filepath.Join(buildDirs.root, layout.Helper))
+			// The helper's cache, shared by the scripts, not in a home.
+			env.Setenv("XDG_CACHE_HOME", filepath.Join(buildDirs.root, "cache"))
 			env.Setenv("TESTMODS", testmods)
 			env.Setenv("MODULES", modules)
 			env.Setenv("CONFIGS", filepath.Join(root, "configs"))

@@ -3,9 +3,10 @@
 // kldsim itself does not link Graphviz: its WebAssembly is compiled when a
 // program linking it starts, which every command would pay for.
 //
-// The helper runs with TMPDIR set to kldsim's private run directory, the
+// The helper runs with TMPDIR set to a private directory of kldsim's, the
 // one place it may keep the compiled code between runs (see package
-// dotcache).
+// dotcache): kldsim in the user's cache directory ($XDG_CACHE_HOME or
+// ~/.cache), else the run directory.
 package layout
 
 import (
@@ -48,7 +49,7 @@ func SVG(ctx context.Context, dot []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := rundir.Dir()
+	dir, err := cacheDir()
 	if err != nil {
 		return nil, fmt.Errorf("layout: %w", err)
 	}
@@ -87,6 +88,20 @@ func SVG(ctx context.Context, dot []byte) ([]byte, error) {
 		return nil, fmt.Errorf("layout: %s wrote no <svg> element", path)
 	}
 	return svg, nil
+}
+
+// cacheDir is where the helper may keep Graphviz's compiled code: a cache
+// (12 MB), so on disk in the user's cache directory rather than in the
+// run directory, which is often in memory ($XDG_RUNTIME_DIR); the run
+// directory when there is no private cache directory to be had.
+func cacheDir() (string, error) {
+	if base, err := os.UserCacheDir(); err == nil && os.MkdirAll(base, 0o700) == nil {
+		d := filepath.Join(base, "kldsim")
+		if rundir.Ensure(d) == nil {
+			return d, nil
+		}
+	}
+	return rundir.Dir()
 }
 
 // helperPath is where the helper is: EnvHelper, else beside the running

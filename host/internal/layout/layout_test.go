@@ -15,28 +15,53 @@ import (
 )
 
 // TestSVG: the helper lays a graph out, each node and edge drawn, and
-// keeps Graphviz's compiled code in the private run directory.
+// keeps Graphviz's compiled code in kldsim's private cache directory, or
+// in the run directory when there is no cache directory to be had.
 func TestSVG(t *testing.T) {
 	layouttest.Use(t)
-	xdg := t.TempDir()
-	t.Setenv("XDG_RUNTIME_DIR", xdg)
-	svg, err := layout.SVG(context.Background(), []byte(`digraph { "a:init" -> "b:init" }`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"<svg", "<title>a:init</title>", "<title>a:init&#45;&gt;b:init</title>"} {
-		if !strings.Contains(string(svg), want) {
-			t.Errorf("SVG lacks %q:\n%s", want, svg)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(xdg, "kldsim", "go-graphviz")); err != nil {
-		t.Errorf("no compiled code cached in the run directory: %v", err)
+	for _, tc := range []struct {
+		name  string
+		cache func(t *testing.T) string // XDG_CACHE_HOME
+		where string                    // "cache" or "run"
+	}{
+		{"cache directory", func(t *testing.T) string { return filepath.Join(t.TempDir(), "new") }, "cache"},
+		{"cache directory not private", func(t *testing.T) string {
+			d := t.TempDir()
+			if err := os.Mkdir(filepath.Join(d, "kldsim"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, "run"},
+		{"no cache directory", func(t *testing.T) string { return "relative" }, "run"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cache, run := tc.cache(t), t.TempDir()
+			t.Setenv("XDG_CACHE_HOME", cache)
+			t.Setenv("HOME", "/nonexistent")
+			t.Setenv("XDG_RUNTIME_DIR", run)
+			svg, err := layout.SVG(context.Background(), []byte(`digraph { "a:init" -> "b:init" }`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"<svg", "<title>a:init</title>", "<title>a:init&#45;&gt;b:init</title>"} {
+				if !strings.Contains(string(svg), want) {
+					t.Errorf("SVG lacks %q:\n%s", want, svg)
+				}
+			}
+			dirs := map[string]string{"cache": filepath.Join(cache, "kldsim"), "run": filepath.Join(run, "kldsim")}
+			for where, dir := range dirs {
+				_, err := os.Stat(filepath.Join(dir, "go-graphviz"))
+				if cached := err == nil; cached != (where == tc.where) {
+					t.Errorf("compiled code cached in the %s directory %s: %v, want %v", where, dir, cached, where == tc.where)
+				}
+			}
+		})
 	}
 }
 
 // TestSVGErrors: each way of failing says what failed.
 func TestSVGErrors(t *testing.T) {
-	helper := layouttest.Build(t, t.TempDir())
+	helper := layouttest.Use(t)
 	script := func(body string) string {
 		p := filepath.Join(t.TempDir(), "fake-dot")
 		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {

@@ -68,6 +68,11 @@ func Dir() (string, error) {
 	return d, nil
 }
 
+// Ensure creates dir with mode 0700, or checks an existing one, by the
+// run directory's rule (Check): for another private directory of
+// kldsim's, such as its cache. The error is as Dir's, without its prefix.
+func Ensure(dir string) error { return ensure(dir, os.Getuid()) }
+
 // ensure creates dir 0700, or checks an existing one, for uid.
 func ensure(dir string, uid int) error {
 	err := os.Mkdir(dir, 0o700)

@@ -12,7 +12,8 @@
 // the WebAssembly runtime go-graphviz needs first, and this package
 // imports only what that runtime imports too; TestCacheOnlyInAPrivateDir
 // checks it) and leaves TMPDIR alone only if it names a private
-// directory, as kldsim's run directory is (rundir.Check); otherwise it
+// directory (rundir.Check), as kldsim gives it (package layout: its cache
+// directory, or its run directory); otherwise it
 // points TMPDIR at /dev/null, where no cache can be made, and Graphviz is
 // compiled afresh, which is slower but runs only the code in the binary.
 package dotcache

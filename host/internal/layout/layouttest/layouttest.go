@@ -24,11 +24,13 @@ func Build(t testing.TB, dir string) string {
 }
 
 // Use builds the helper into a directory of the test's own and points
-// layout.EnvHelper at it for the rest of the test (t.Setenv: not in
-// parallel tests).
+// layout.EnvHelper at it for the rest of the test, with a cache
+// directory of the test's own too (XDG_CACHE_HOME: the user's is left
+// alone). t.Setenv: not in parallel tests.
 func Use(t testing.TB) string {
 	t.Helper()
 	p := Build(t, t.TempDir())
 	t.Setenv(layout.EnvHelper, p)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	return p
 }
