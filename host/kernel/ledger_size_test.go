@@ -3,6 +3,8 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -100,5 +102,25 @@ func TestBuiltVnetKeepsNoSpareRoom(t *testing.T) {
 				t.Errorf("%s: %s keeps %d spare elements", name, list, n)
 			}
 		}
+	}
+}
+
+// TestLedgerInternsNames: objects of one name share its bytes, however
+// each name came (a plugin's are decoded anew in every VNET), and the
+// table of names stops growing at its bound.
+func TestLedgerInternsNames(t *testing.T) {
+	w := newWitness(&tracer{off: true}, 0)
+	at := Site{Module: "m", Entry: "e"}
+	a := w.alloc(KindMemory, strings.Clone("pfil head inet"), "m", "j1@1", at)
+	b := w.alloc(KindMemory, strings.Clone("pfil head inet"), "m", "j2@2", at)
+	if unsafe.StringData(a.Name) != unsafe.StringData(b.Name) {
+		t.Errorf("two objects named %q keep a copy each", a.Name)
+	}
+	for i := len(w.names); i < maxSiteFixed; i++ {
+		w.intern(fmt.Sprint("name", i))
+	}
+	c := w.alloc(KindMemory, strings.Clone("one more"), "m", "j1@1", at)
+	if len(w.names) != maxSiteFixed || c.Name != "one more" {
+		t.Errorf("past the bound: %d names kept (want %d), the object named %q", len(w.names), maxSiteFixed, c.Name)
 	}
 }

@@ -159,8 +159,8 @@ type siteFixed struct {
 	owner              string
 }
 
-// maxSiteFixed bounds the witness's table of siteFixed: past it, sites
-// keep their own.
+// maxSiteFixed bounds the witness's table of siteFixed, and of the names
+// it interns: past it, sites and names keep their own.
 const maxSiteFixed = 1 << 14
 
 // site is the Site c stands for.
@@ -455,9 +455,11 @@ type witness struct {
 	// free, to share; fixed is the table of what sites share.
 	lastAlloc, lastFree *callSite
 	fixed               map[siteFixed]*siteFixed
-	reports             ring[Report]
-	dropped             map[ReportKind]uint64 // reports the ring dropped, by kind
-	trace               *tracer
+	// names are the objects' names, one copy of each (intern).
+	names   map[string]string
+	reports ring[Report]
+	dropped map[ReportKind]uint64 // reports the ring dropped, by kind
+	trace   *tracer
 	// dead are the modules that died, and where, until their objects are
 	// forgotten: a free of what they held names them as the cause.
 	dead map[string]Site
@@ -471,7 +473,7 @@ type witness struct {
 // (0: all of them).
 func newWitness(t *tracer, reportLimit int) *witness {
 	return &witness{byVnet: map[string]*vledger{}, spaces: map[uint64]sdk.ObjID{}, trace: t,
-		fixed: map[siteFixed]*siteFixed{}, dead: map[string]Site{}, graves: graves{limit: graveLimit},
+		fixed: map[siteFixed]*siteFixed{}, names: map[string]string{}, dead: map[string]Site{}, graves: graves{limit: graveLimit},
 		reports: ring[Report]{limit: reportLimit}, dropped: map[ReportKind]uint64{}, ord: newOrder()}
 }
 
@@ -520,7 +522,7 @@ func (w *witness) allocAt(id sdk.ObjID, kind ObjKind, name, owner, vnet string, 
 
 func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet string, at Site) *obj {
 	w.seq++
-	o := &obj{ID: id, Kind: kind, Name: name, at: w.allocSite(at, owner, w.ledger(vnet)), seq: w.seq}
+	o := &obj{ID: id, Kind: kind, Name: w.intern(name), at: w.allocSite(at, owner, w.ledger(vnet)), seq: w.seq}
 	w.objs.put(o)
 	w.peak = max(w.peak, w.objs.len())
 	w.index(o)
@@ -590,6 +592,19 @@ func (w *witness) siteFixed(at Site, owner string) *siteFixed {
 		w.fixed[f] = p
 	}
 	return p
+}
+
+// intern is name as the ledger keeps it: one copy of each, up to
+// maxSiteFixed names, however many VNETs' objects bear it. A plugin's
+// objects' names are decoded anew for each VNET.
+func (w *witness) intern(name string) string {
+	if s, ok := w.names[name]; ok {
+		return s
+	}
+	if len(w.names) < maxSiteFixed {
+		w.names[name] = name
+	}
+	return name
 }
 
 // neverAllocated says that no object ever had id: ids are handed out in
