@@ -116,11 +116,11 @@ func TestLedgerInternsNames(t *testing.T) {
 	if unsafe.StringData(a.Name) != unsafe.StringData(b.Name) {
 		t.Errorf("two objects named %q keep a copy each", a.Name)
 	}
-	for i := len(w.names); i < maxSiteFixed; i++ {
+	for i := len(w.names); i < maxInterned; i++ {
 		w.intern(fmt.Sprint("name", i))
 	}
 	c := w.alloc(KindMemory, strings.Clone("one more"), "m", "j1@1", at)
-	if len(w.names) != maxSiteFixed || c.Name != "one more" {
-		t.Errorf("past the bound: %d names kept (want %d), the object named %q", len(w.names), maxSiteFixed, c.Name)
+	if len(w.names) != maxInterned || c.Name != "one more" {
+		t.Errorf("past the bound: %d names kept (want %d), the object named %q", len(w.names), maxInterned, c.Name)
 	}
 }

@@ -72,7 +72,7 @@ func TestLedgerGivesMemoryBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.w.mu.Lock()
-	peak := k.w.peak
+	peak := k.w.peak.N()
 	k.w.mu.Unlock()
 	if peak < 400*18 {
 		t.Fatalf("peak %d objects, want at least %d", peak, 400*18)
@@ -82,7 +82,7 @@ func TestLedgerGivesMemoryBack(t *testing.T) {
 	}
 	k.w.mu.Lock()
 	defer k.w.mu.Unlock()
-	if k.w.peak > peak/4 || len(k.w.byVnet) > 2 {
-		t.Errorf("after the destroy the ledger is sized for %d objects and %d VNETs, for %d objects now", k.w.peak, len(k.w.byVnet), k.w.objs.len())
+	if k.w.peak.N() > peak/4 || len(k.w.byVnet) > 2 {
+		t.Errorf("after the destroy the ledger is sized for %d objects and %d VNETs, for %d objects now", k.w.peak.N(), len(k.w.byVnet), k.w.objs.len())
 	}
 }

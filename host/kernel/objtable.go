@@ -60,7 +60,7 @@ func (t *objTable) get(id sdk.ObjID) *obj {
 // put adds o, or replaces the object of its id.
 func (t *objTable) put(o *obj) {
 	if (t.n+1)*8 > len(t.slots)*7 {
-		t.resize(max(objTableMin, 2*len(t.slots)))
+		t.resize(len(t.slots) * 7 / 4) // twice the slots
 	}
 	mask := len(t.slots) - 1
 	for i := t.home(o.ID); ; i = (i + 1) & mask {
@@ -84,10 +84,11 @@ func (t *objTable) del(id sdk.ObjID) {
 	}
 	mask := len(t.slots) - 1
 	i := t.home(id)
-	for ; t.slots[i] == nil || t.slots[i].ID != id; i = (i + 1) & mask {
-		if t.slots[i] == nil {
-			return
-		}
+	for t.slots[i] != nil && t.slots[i].ID != id {
+		i = (i + 1) & mask
+	}
+	if t.slots[i] == nil {
+		return
 	}
 	for j := (i + 1) & mask; t.slots[j] != nil; j = (j + 1) & mask {
 		// The object at j stays if its home is cyclically in (i, j].
@@ -114,9 +115,11 @@ func (t *objTable) all() iter.Seq[*obj] {
 	}
 }
 
-func (t *objTable) resize(size int) {
+// resize makes the table anew with room for n objects (newObjTable),
+// holding the same.
+func (t *objTable) resize(n int) {
 	old := t.slots
-	*t = newObjTable(size * 7 / 8)
+	*t = newObjTable(n)
 	for _, o := range old {
 		if o != nil {
 			t.put(o)

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"github.com/kldsim/kldsim/internal/mapshrink"
 	"math"
 	"slices"
 	"sort"
@@ -159,9 +160,22 @@ type siteFixed struct {
 	owner              string
 }
 
-// maxSiteFixed bounds the witness's table of siteFixed, and of the names
-// it interns: past it, sites and names keep their own.
-const maxSiteFixed = 1 << 14
+// maxInterned bounds each of the witness's tables of what it keeps one
+// copy of (siteFixed, names): past it, new ones keep their own.
+const maxInterned = 1 << 14
+
+// interned is the value kept for k in m, made by mk and kept (up to
+// maxInterned) when there is none.
+func interned[K comparable, V any](m map[K]V, k K, mk func() V) V {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	v := mk()
+	if len(m) < maxInterned {
+		m[k] = v
+	}
+	return v
+}
 
 // site is the Site c stands for.
 func (c *callSite) site() Site {
@@ -450,7 +464,7 @@ type witness struct {
 	// byVnet is each VNET instance's part of the ledger, by key (""
 	// the global objects').
 	byVnet map[string]*vledger
-	peak   int // the most objects objs held since it was last rebuilt
+	peak   mapshrink.Peak // of objs, since it was last rebuilt
 	// lastAlloc and lastFree are the sites of the last allocation and
 	// free, to share; fixed is the table of what sites share.
 	lastAlloc, lastFree *callSite
@@ -524,7 +538,7 @@ func (w *witness) allocLocked(id sdk.ObjID, kind ObjKind, name, owner, vnet stri
 	w.seq++
 	o := &obj{ID: id, Kind: kind, Name: w.intern(name), at: w.allocSite(at, owner, w.ledger(vnet)), seq: w.seq}
 	w.objs.put(o)
-	w.peak = max(w.peak, w.objs.len())
+	w.peak.Grew(w.objs.len())
 	w.index(o)
 	w.allocated(o, at)
 	return o
@@ -580,31 +594,18 @@ func (w *witness) newSite(at Site, owner string, vl *vledger) *callSite {
 }
 
 // siteFixed is the part of at that every VNET's run of its entry shares,
-// for owner's objects: one per witness, up to maxSiteFixed.
+// for owner's objects: one per witness (interned).
 func (w *witness) siteFixed(at Site, owner string) *siteFixed {
 	f := siteFixed{module: at.Module, entry: at.Entry, via: at.Via, rank: at.Rank,
 		causeKind: at.Cause.Kind, causeEntry: at.Cause.Entry, owner: owner}
-	if p := w.fixed[f]; p != nil {
-		return p
-	}
-	p := &f
-	if len(w.fixed) < maxSiteFixed {
-		w.fixed[f] = p
-	}
-	return p
+	return interned(w.fixed, f, func() *siteFixed { return &f })
 }
 
-// intern is name as the ledger keeps it: one copy of each, up to
-// maxSiteFixed names, however many VNETs' objects bear it. A plugin's
-// objects' names are decoded anew for each VNET.
+// intern is name as the ledger keeps it: one copy of each (interned),
+// however many VNETs' objects bear it. A plugin's objects' names are
+// decoded anew for each VNET.
 func (w *witness) intern(name string) string {
-	if s, ok := w.names[name]; ok {
-		return s
-	}
-	if len(w.names) < maxSiteFixed {
-		w.names[name] = name
-	}
-	return name
+	return interned(w.names, name, func() string { return name })
 }
 
 // neverAllocated says that no object ever had id: ids are handed out in
@@ -926,18 +927,14 @@ func (w *witness) dropLocked(o *obj, why string) {
 	w.unindex(o)
 }
 
-// shrink gives the memory of forgotten objects back: a Go map keeps the
-// room its peak needed, so once a quarter or less of it is used the
-// ledger is copied to one of the right size.
+// shrink gives the memory of forgotten objects back: the object table
+// and a Go map keep the room their peak needed, so once it is due
+// (mapshrink) the ledger is copied to one of the right size.
 func (w *witness) shrink() {
-	if w.peak < 4096 || w.objs.len() > w.peak/4 {
+	if !w.peak.Due(w.objs.len()) {
 		return
 	}
-	objs := newObjTable(w.objs.len())
-	for o := range w.objs.all() {
-		objs.put(o)
-	}
-	w.objs, w.peak = objs, objs.len()
+	w.objs.resize(w.objs.len())
 	byVnet := make(map[string]*vledger, len(w.byVnet))
 	for v, l := range w.byVnet {
 		byVnet[v] = l
@@ -1082,7 +1079,14 @@ func (g *graves) add(o *obj, why string) {
 	if old, dropped := g.order.add(o.ID); dropped {
 		delete(g.byID, old)
 	}
-	g.byID[o.ID] = grave{obj: *o, why: why}
+	// A copy without what it referenced or the analysis kept: only
+	// where it was freed is read again (reason).
+	c := *o
+	c.x = nil
+	if f := o.freeAt(); f != nil {
+		c.x = &objExtra{freeAt: f}
+	}
+	g.byID[o.ID] = grave{obj: c, why: why}
 }
 
 func (g *graves) get(id sdk.ObjID) (grave, bool) {

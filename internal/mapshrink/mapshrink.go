@@ -19,16 +19,26 @@ func (p *Peak) Grew(n int) { p.n = max(p.n, n) }
 // N is the peak noted.
 func (p *Peak) N() int { return p.n }
 
+// Due reports whether a table that has n entries now, after a delete,
+// is to be made anew at its size: it has shrunk to a quarter of a peak
+// of From entries or more. Copying at a quarter costs each entry at most
+// a third of a copy over the table's life. When it is due, n is noted as
+// the new peak.
+func (p *Peak) Due(n int) bool {
+	if p.n < From || n > p.n/4 {
+		return false
+	}
+	p.n = n
+	return true
+}
+
 // Shrunk is called after a delete from m: it returns m, or a copy of it
-// made to its size when it has shrunk to a quarter of a peak of From
-// entries or more. Copying at a quarter costs each entry at most a
-// third of a copy over the map's life.
+// made to its size when that is Due.
 func Shrunk[M ~map[K]V, K comparable, V any](p *Peak, m M) M {
-	if p.n < From || len(m) > p.n/4 {
+	if !p.Due(len(m)) {
 		return m
 	}
 	c := make(M, len(m))
 	maps.Copy(c, m)
-	p.n = len(c)
 	return c
 }
