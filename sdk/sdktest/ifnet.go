@@ -43,15 +43,7 @@ func (h *Harness) TryIfClone(vnet, name string) ([]string, error) {
 // fails the test if the VNET does not exist.
 func (h *Harness) Ifnames(vnet string) []string {
 	h.t.Helper()
-	ifs, err := h.k.Interfaces(vnet)
-	if err != nil {
-		h.t.Fatalf("sdktest: ifconfig -l (in %s): %v", vnet, err)
-	}
-	out := []string{}
-	for _, st := range ifs {
-		out = append(out, st.Name)
-	}
-	return out
+	return h.ifnames(vnet, func(string) bool { return true })
 }
 
 // IfnamesOf lists the interfaces of vnet that driver made (a cloner's
@@ -59,17 +51,25 @@ func (h *Harness) Ifnames(vnet string) []string {
 // exist.
 func (h *Harness) IfnamesOf(vnet, driver string) []string {
 	h.t.Helper()
+	out := h.ifnames(vnet, func(d string) bool { return d == driver })
+	slices.Sort(out)
+	return out
+}
+
+// ifnames lists the interfaces of vnet whose driver keep accepts, by
+// index, and fails the test if the VNET does not exist.
+func (h *Harness) ifnames(vnet string, keep func(driver string) bool) []string {
+	h.t.Helper()
 	ifs, err := h.k.Interfaces(vnet)
 	if err != nil {
 		h.t.Fatalf("sdktest: ifconfig -l (in %s): %v", vnet, err)
 	}
 	out := []string{}
 	for _, st := range ifs {
-		if st.Driver == driver {
+		if keep(st.Driver) {
 			out = append(out, st.Name)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
