@@ -417,11 +417,28 @@ func stackDump() string {
 	return string(b[:runtime.Stack(b, true)])
 }
 
+// newStressPair is a fresh session over a pipe and the scripted plugin
+// at its other end, not reading yet.
+func newStressPair() (host, plugin net.Conn, s *hostSession, p *stressPlugin) {
+	host, plugin = net.Pipe()
+	return host, plugin, newHostSession(host, nil), newStressPlugin(plugin)
+}
+
+// stressRounds calls round, numbered from 0, until d has passed, with
+// one random source seeded from the clock (round reports the seed with
+// a failure, to replay it).
+func stressRounds(d time.Duration, round func(r *rand.Rand, seed uint64, n int)) {
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 0))
+	end := time.Now().Add(d)
+	for n := 0; time.Now().Before(end); n++ {
+		round(r, seed, n)
+	}
+}
+
 // stressSession runs workers making calls on one session for d.
 func stressSession(t *testing.T, withLog bool, workers int, d time.Duration, stopOneIn int, nestOneIn int) {
-	host, plugin := net.Pipe()
-	s := newHostSession(host, nil)
-	p := newStressPlugin(plugin)
+	host, plugin, s, p := newStressPair()
 	var closers []func()
 	closers = append(closers, func() {
 		host.Close()
@@ -544,13 +561,8 @@ func TestStressSession(t *testing.T) {
 // TestStressSessionLost: the plugin's end of the session closes at a
 // random moment while calls are open: every caller returns, none hangs.
 func TestStressSessionLost(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	r := rand.New(rand.NewPCG(seed, 0))
-	end := time.Now().Add(400 * time.Millisecond)
-	for round := 0; time.Now().Before(end); round++ {
-		host, plugin := net.Pipe()
-		s := newHostSession(host, nil)
-		p := newStressPlugin(plugin)
+	stressRounds(400*time.Millisecond, func(r *rand.Rand, seed uint64, round int) {
+		host, plugin, s, p := newStressPair()
 		withLog := round%2 == 1
 		var lr *logReader
 		var pf *os.File
@@ -592,7 +604,7 @@ func TestStressSessionLost(t *testing.T) {
 			lr.Close()
 			pf.Close()
 		}
-	}
+	})
 }
 
 // TestStressSessionDeadlines: rounds of calls on a fresh session, one of
@@ -600,13 +612,8 @@ func TestStressSessionLost(t *testing.T) {
 // (past the call's deadline), the others ordinary. Every caller returns:
 // the hung one past its deadline, whoever reads the session then.
 func TestStressSessionDeadlines(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	r := rand.New(rand.NewPCG(seed, 0))
-	end := time.Now().Add(400 * time.Millisecond)
-	for round := 0; time.Now().Before(end); round++ {
-		host, plugin := net.Pipe()
-		s := newHostSession(host, nil)
-		p := newStressPlugin(plugin)
+	stressRounds(400*time.Millisecond, func(r *rand.Rand, seed uint64, round int) {
+		host, plugin, s, p := newStressPair()
 		go p.read()
 		const callers = 6
 		hung := r.IntN(callers)
@@ -649,7 +656,7 @@ func TestStressSessionDeadlines(t *testing.T) {
 		plugin.Close()
 		<-p.gone
 		p.wg.Wait()
-	}
+	})
 }
 
 // TestSessionDeadlinePassedWhileBusy: a call whose deadline passes while
