@@ -112,27 +112,35 @@ func (t *objTable) add(place string, o known) {
 }
 
 // lookup finds id among the objects a run in scope (curvnet's key) may
-// use: global or scope's.
+// use: global or scope's; it says in which place.
 func (t *objTable) lookup(scope string, id sdk.ObjID) (known, string, bool) {
+	l, i, place, ok := t.locate(scope, id)
+	if !ok {
+		return known{}, "", false
+	}
+	return l[i], place, true
+}
+
+// locate is lookup's search: the place's list and id's index in it.
+func (t *objTable) locate(scope string, id sdk.ObjID) ([]known, int, string, bool) {
 	for _, place := range [2]string{"", scope} {
 		if l, i, ok := t.find(place, id); ok {
-			return l[i], place, true
+			return l, i, place, true
 		}
 		if scope == "" {
 			break
 		}
 	}
-	return known{}, "", false
+	return nil, 0, "", false
 }
 
 // remove forgets id, among the objects a run in scope may use (the
 // kernel frees no other VNET's object).
 func (t *objTable) remove(scope string, id sdk.ObjID) {
-	_, place, ok := t.lookup(scope, id)
+	l, i, place, ok := t.locate(scope, id)
 	if !ok {
 		return
 	}
-	l, i, _ := t.find(place, id)
 	if len(l) == 1 {
 		delete(t.places, place)
 		t.places = mapshrink.Shrunk(&t.peak, t.places)
