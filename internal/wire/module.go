@@ -980,9 +980,9 @@ func (s *pluginSession) serve(ctx context.Context, id uint64, req *pb.Request) {
 		s.mu.Unlock()
 	}()
 	pc := &pcall{s: s, id: id}
-	m := s.srv.byName[req.GetModule()]
+	m, mod := s.srv.byName[req.GetModule()], s.srv.num[req.GetModule()]
 	for i, b := range req.GetBound() {
-		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), mod: s.srv.num[req.GetModule()], heads: b.GetHeads()}
+		k := &kpiClient{pc: pc, index: uint32(i), b: b, module: req.GetModule(), mod: mod, heads: b.GetHeads()}
 		out, err := s.srv.run(ctx, m, req, k)
 		pc.over(k, out, err, i == len(req.GetBound())-1)
 	}
@@ -999,7 +999,8 @@ func (s *pluginSession) serve(ctx context.Context, id uint64, req *pb.Request) {
 }
 
 // releaseAfter is how many VNETs one call of a batch must build or tear
-// down for the plugin to give back the memory it no longer uses at once.
+// down for the plugin to give back the memory it no longer uses at once;
+// the kernel does the same after a batch (host/kernel's releaseAfter).
 const releaseAfter = 256
 
 // run runs what req asks of m, with the KPI of one run.
