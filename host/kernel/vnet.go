@@ -72,9 +72,13 @@ func (v *vnet) compact() {
 	v.heads, v.vars, v.units, v.dups = trimmed(v.heads), trimmed(v.vars), trimmed(v.units), trimmed(v.dups)
 }
 
-// trimmed is s, or a copy of it without its spare room.
+// trimmed is s, or a copy of it without its spare room; nil when it is
+// empty (a clone of an empty slice still points into its array).
 func trimmed[S ~[]E, E any](s S) S {
-	if cap(s) == len(s) {
+	switch {
+	case len(s) == 0:
+		return nil
+	case cap(s) == len(s):
 		return s
 	}
 	return slices.Clone(s)
