@@ -25,6 +25,15 @@ import (
 // maxFrame bounds a frame: a batch of VNETs is the largest.
 const maxFrame = 64 << 20
 
+// maxPosted bounds what a framer's post queues unwritten. Only a peer
+// that keeps asking for answers while it reads none fills it (each
+// answer waits for it to read): that peer has broken the session.
+const maxPosted = 4096
+
+// errUnread is why a session was closed when its peer left maxPosted
+// answers unread.
+var errUnread = fmt.Errorf("the peer reads none of the %d answers it asked for: %w", maxPosted, syscall.EPROTO)
+
 // framer reads and writes the frames of one end of a session. Writes may
 // come from any goroutine, whole frames at a time; one goroutine reads.
 // The reader never writes (post): a write waits for the peer to read,
@@ -39,11 +48,13 @@ type framer struct {
 	wb  []byte
 
 	// What post queued, and whether a goroutine writes it; lost once a
-	// write of it failed (the session is).
+	// write of it failed (the session is), or the peer left maxPosted
+	// unread (broke: errUnread).
 	pmu     sync.Mutex
 	posted  []*pb.Frame
 	posting bool
 	lost    bool
+	broke   error
 }
 
 func newFramer(c net.Conn) *framer {
@@ -87,11 +98,20 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 // must not wait on a write. They are few and small (an Answer refusing a
 // callback, the echo of a Cancel), and nothing orders them with the
 // other writers' frames. Once a write fails (the session is lost), what
-// was posted and what is posted then are dropped.
+// was posted and what is posted then are dropped. A peer that leaves
+// maxPosted of them unread has its connection closed (broken).
 func (f *framer) post(fr *pb.Frame) {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
 	if f.lost {
+		return
+	}
+	if len(f.posted) >= maxPosted {
+		f.lost, f.posted, f.broke = true, nil, errUnread
+		// Not here: the caller is a reader, which must not wait, and
+		// closing may wait for the writes in progress to end. The close
+		// ends them, and the reader's next read.
+		go f.c.Close()
 		return
 	}
 	f.posted = append(f.posted, fr)
@@ -124,6 +144,17 @@ func (f *framer) flush() {
 			}
 		}
 	}
+}
+
+// broken says why the session failed, given err, what a read or write
+// of it returned: errUnread if post broke it, else err.
+func (f *framer) broken(err error) error {
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	if f.broke != nil {
+		return f.broke
+	}
+	return err
 }
 
 // read returns the next frame.

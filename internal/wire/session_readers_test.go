@@ -481,5 +481,89 @@ func TestFramerPost(t *testing.T) {
 			t.Errorf("posted on a lost session: writing %v, %d frames queued, lost %v; want false, 0, true",
 				posting, queued, lost)
 		}
+		if err := f.broken(net.ErrClosed); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("broken = %v; want what the write said, the session was not broken", err)
+		}
 	})
+	t.Run("bounded", func(t *testing.T) {
+		// The peer reads nothing: past maxPosted queued (and what the
+		// writing goroutine took first), the connection is closed.
+		f, _, big := start(t)
+		postAll(t, f, 2*maxPosted)
+		select {
+		case err := <-big:
+			if err == nil {
+				t.Fatal("the big frame was written, the peer reading nothing")
+			}
+		case <-time.After(wedged):
+			t.Fatalf("%d answers queued unread, and the connection is still open", 2*maxPosted)
+		}
+		idle(t, f)
+		if _, queued, lost := state(f); queued != 0 || !lost {
+			t.Errorf("%d frames queued, lost %v; want 0, true", queued, lost)
+		}
+		if err := f.broken(net.ErrClosed); !errors.Is(err, errUnread) || !errors.Is(err, syscall.EPROTO) {
+			t.Errorf("broken = %v; want errUnread (EPROTO)", err)
+		}
+	})
+}
+
+// TestHostSessionBoundsUnreadAnswers: a plugin that sends callbacks of
+// calls that are over and never reads the host's refusals breaks its
+// session, instead of growing the host's queue of them without bound.
+// The caller reading the session learns why.
+func TestHostSessionBoundsUnreadAnswers(t *testing.T) {
+	a, b := smallPair(t)
+	hc, err := newHostConn(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Close() })
+	s := newHostSession(hc, nil)
+	pf := newFramer(b) // the plugin, played by the test: it never reads
+	t.Cleanup(func() { b.Close() })
+
+	id, mb := s.open()
+	stop := make(chan struct{})
+	defer close(stop)
+	got := make(chan error, 1)
+	go func() {
+		for {
+			fs, err := s.await(id, mb, stop)
+			if err != nil {
+				got <- err
+				return
+			}
+			if len(fs) > 0 || mb.pending() {
+				got <- nil
+				return
+			}
+		}
+	}()
+	go func() {
+		// Until the host closes the session: the writes then fail.
+		for i := uint64(1); ; i++ {
+			if pf.write(&pb.Frame{Call: 999, Body: &pb.Frame_Callback{Callback: &pb.Callback{Id: i,
+				Op: &pb.Op{Method: pb.Method_METHOD_MALLOC}}}}) != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-got:
+		if !errors.Is(err, errUnread) {
+			t.Fatalf("the call ended with %v; want the session broken by errUnread", err)
+		}
+		if want := "session with the plugin lost: the peer reads none of the 4096 answers it asked for"; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q; want it to begin %q", err, want)
+		}
+	case <-time.After(wedged):
+		t.Fatalf("the plugin left answers unread for %v, and the session is still up; %s", wedged, sessionState(s))
+	}
+	s.pmu.Lock()
+	queued := len(s.posted)
+	s.pmu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d answers still queued; want none once the session is broken", queued)
+	}
 }
