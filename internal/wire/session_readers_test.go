@@ -72,20 +72,56 @@ func heldFor(mu *sync.Mutex, d time.Duration, done <-chan struct{}) bool {
 	}
 }
 
-// TestHostReaderDoesNotWaitOnAWrite: the host's reader refuses a
-// callback of a call that is over (EINVAL) while another caller's big
-// request waits for the plugin to read: it must go on reading, and
-// hand a waiting call its answer, and the refusal must still reach the
-// plugin, after the request.
-func TestHostReaderDoesNotWaitOnAWrite(t *testing.T) {
+// playedPlugin is a host session on smallPair whose plugin the test
+// plays through pf, which reads nothing until the test tells it to.
+func playedPlugin(t *testing.T) (s *hostSession, hc net.Conn, pf *framer) {
+	t.Helper()
 	a, b := smallPair(t)
 	hc, err := newHostConn(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hc.Close() })
-	s := newHostSession(hc, nil)
-	pf := newFramer(b) // the plugin, played by the test: it reads nothing until told
+	return newHostSession(hc, nil), hc, newFramer(b)
+}
+
+// awaited is what a call waiting on a session got: its first frames, or
+// why the session broke.
+type awaited struct {
+	frames []*pb.Frame
+	err    error
+}
+
+// awaitFrames waits in a goroutine for call id's first frames, reading
+// the session when its turn comes, as a caller does.
+func awaitFrames(s *hostSession, id uint64, mb *mailbox, stop <-chan struct{}) <-chan awaited {
+	got := make(chan awaited, 1)
+	go func() {
+		for {
+			fs, err := s.await(id, mb, stop)
+			if err != nil {
+				got <- awaited{err: err}
+				return
+			}
+			if fs == nil {
+				fs = mb.take()
+			}
+			if len(fs) > 0 {
+				got <- awaited{frames: fs}
+				return
+			}
+		}
+	}()
+	return got
+}
+
+// TestHostReaderDoesNotWaitOnAWrite: the host's reader refuses a
+// callback of a call that is over (EINVAL) while another caller's big
+// request waits for the plugin to read: it must go on reading, and
+// hand a waiting call its answer, and the refusal must still reach the
+// plugin, after the request.
+func TestHostReaderDoesNotWaitOnAWrite(t *testing.T) {
+	s, hc, pf := playedPlugin(t)
 
 	// A big request: it waits for the plugin to read, holding the
 	// session's writes.
@@ -102,23 +138,7 @@ func TestHostReaderDoesNotWaitOnAWrite(t *testing.T) {
 	id, mb := s.open()
 	stop := make(chan struct{})
 	defer close(stop)
-	got := make(chan []*pb.Frame, 1)
-	go func() {
-		for {
-			fs, err := s.await(id, mb, stop)
-			if err != nil {
-				got <- nil
-				return
-			}
-			if fs == nil {
-				fs = mb.take()
-			}
-			if len(fs) > 0 {
-				got <- fs
-				return
-			}
-		}
-	}()
+	got := awaitFrames(s, id, mb, stop)
 
 	// The plugin: a callback of a call that is over (999), then the
 	// answer of the waiting one.
@@ -131,9 +151,9 @@ func TestHostReaderDoesNotWaitOnAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case fs := <-got:
-		if len(fs) != 1 || fs[0].GetReply() == nil {
-			t.Fatalf("the waiting call got %v, want its Reply", fs)
+	case a := <-got:
+		if len(a.frames) != 1 || a.frames[0].GetReply() == nil {
+			t.Fatalf("the waiting call got %v, %v; want its Reply", a.frames, a.err)
 		}
 	case <-time.After(wedged):
 		state := sessionState(s)
@@ -513,33 +533,12 @@ func TestFramerPost(t *testing.T) {
 // session, instead of growing the host's queue of them without bound.
 // The caller reading the session learns why.
 func TestHostSessionBoundsUnreadAnswers(t *testing.T) {
-	a, b := smallPair(t)
-	hc, err := newHostConn(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hc.Close() })
-	s := newHostSession(hc, nil)
-	pf := newFramer(b) // the plugin, played by the test: it never reads
-	t.Cleanup(func() { b.Close() })
+	s, _, pf := playedPlugin(t) // it never reads
 
 	id, mb := s.open()
 	stop := make(chan struct{})
 	defer close(stop)
-	got := make(chan error, 1)
-	go func() {
-		for {
-			fs, err := s.await(id, mb, stop)
-			if err != nil {
-				got <- err
-				return
-			}
-			if len(fs) > 0 || mb.pending() {
-				got <- nil
-				return
-			}
-		}
-	}()
+	got := awaitFrames(s, id, mb, stop)
 	go func() {
 		// Until the host closes the session: the writes then fail.
 		for i := uint64(1); ; i++ {
@@ -550,9 +549,10 @@ func TestHostSessionBoundsUnreadAnswers(t *testing.T) {
 		}
 	}()
 	select {
-	case err := <-got:
+	case a := <-got:
+		err := a.err
 		if !errors.Is(err, errUnread) {
-			t.Fatalf("the call ended with %v; want the session broken by errUnread", err)
+			t.Fatalf("the call ended with %v, %v; want the session broken by errUnread", a.frames, err)
 		}
 		if want := "session with the plugin lost: the peer reads none of the 4096 answers it asked for"; !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error %q; want it to begin %q", err, want)
