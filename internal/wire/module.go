@@ -548,7 +548,7 @@ func (s *hostSession) await(id uint64, mb *mailbox, stop <-chan struct{}) ([]*pb
 		s.reading = false
 		if err != nil {
 			if s.err == nil {
-				s.err = fmt.Errorf("session with the plugin lost: %w", s.broken(err))
+				s.err = fmt.Errorf("session with the plugin lost: %w", err)
 				s.c.Close()
 			}
 			for _, other := range s.calls {

@@ -85,7 +85,9 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", len(b)-4, maxFrame)
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	_, err = f.w.Write(b)
+	if _, err = f.w.Write(b); err != nil {
+		err = f.broken(err)
+	}
 	if cap(b) <= 1<<20 {
 		f.wb = b // keep a small buffer, not a batch's
 	}
@@ -111,7 +113,9 @@ func (f *framer) post(fr *pb.Frame) {
 		// Not here: the caller is a reader, which must not wait, and
 		// closing may wait for the writes in progress to end. The close
 		// ends them, and the reader's next read.
-		go f.c.Close()
+		if f.c != nil {
+			go f.c.Close()
+		}
 		return
 	}
 	f.posted = append(f.posted, fr)
@@ -146,8 +150,8 @@ func (f *framer) flush() {
 	}
 }
 
-// broken says why the session failed, given err, what a read or write
-// of it returned: errUnread if post broke it, else err.
+// broken says why a read or write failed with err: errUnread if post
+// broke the session (closing it), else err. Callers so learn why.
 func (f *framer) broken(err error) error {
 	f.pmu.Lock()
 	defer f.pmu.Unlock()
@@ -167,7 +171,7 @@ func (f *framer) read() (*pb.Frame, error) {
 func (f *framer) readSized() (*pb.Frame, int, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(f.br, hdr[:]); err != nil {
-		return nil, 0, err
+		return nil, 0, f.broken(err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > maxFrame {
@@ -175,7 +179,7 @@ func (f *framer) readSized() (*pb.Frame, int, error) {
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(f.br, buf); err != nil {
-		return nil, 0, err
+		return nil, 0, f.broken(err)
 	}
 	fr := &pb.Frame{}
 	if err := proto.Unmarshal(buf, fr); err != nil {
