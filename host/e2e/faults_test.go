@@ -17,9 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,15 +55,8 @@ type faultBins struct {
 func buildFaultPlugins(t *testing.T) faultBins {
 	t.Helper()
 	dir := t.TempDir()
-	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gocmd); err != nil {
-		gocmd = "go"
-	}
 	pkg := "github.com/kldsim/kldsim/host/internal/loader/testdata/cmd/"
-	cmd := exec.Command(gocmd, "build", "-o", dir+string(filepath.Separator), pkg+"kldtest", pkg+"kldbase", pkg+"declfault")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build test plugins: %v\n%s", err, out)
-	}
+	goBuild(t, dir, pkg+"kldtest", pkg+"kldbase", pkg+"declfault")
 	// Index kldtest and kldbase; declfault is loaded by path.
 	idx := filepath.Join(dir, "indexed")
 	if err := os.Mkdir(idx, 0o755); err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -48,16 +47,19 @@ func buildPlugins(t testing.TB) string {
 // buildPluginsIn builds every plugin binary into dir and indexes it.
 func buildPluginsIn(t testing.TB, dir string) string {
 	t.Helper()
-	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gocmd); err != nil {
-		gocmd = "go"
-	}
-	cmd := exec.Command(gocmd, append([]string{"build", "-o", dir + string(filepath.Separator)}, pluginPkgs...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build plugins: %v\n%s", err, out)
-	}
+	goBuild(t, dir, pluginPkgs...)
 	kldxref(t, dir)
 	return dir
+}
+
+// goBuild builds pkgs into dir. go test puts its own GOROOT/bin first on
+// PATH, so "go" is the toolchain running the test.
+func goBuild(t testing.TB, dir string, pkgs ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
+	}
 }
 
 // kldxref writes dir's linker.hints, as make build does for bin/modules:

@@ -338,6 +338,7 @@ func (k *Kernel) claim(names []string, strict, free bool) (vs []*vnet, serial bo
 		if building != nil {
 			k.vmu.Unlock()
 			building.op.Lock() // the build holds it until it is done
+			//lint:ignore SA2001 a wait for the build, not a critical section
 			building.op.Unlock()
 			continue
 		}

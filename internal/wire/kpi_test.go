@@ -294,10 +294,9 @@ func TestServeOpRefuses(t *testing.T) {
 // kernel's KPI to see what the plugin folds.
 type folder struct {
 	*fakeKPI
-	space   uint64
-	pfil    []string
-	refuse  bool // PfilHookAddAt refuses (the head went meanwhile)
-	handled []string
+	space  uint64
+	pfil   []string
+	refuse bool // PfilHookAddAt refuses (the head went meanwhile)
 }
 
 func (f *folder) IDSpace() uint64 { return f.space }
