@@ -13,7 +13,9 @@
 //	                 GRPCPlugin, both halves
 //	tls.go           mutual TLS: the host's Identity, a plugin's Pair,
 //	                 what the plugin reads (PluginTLS)
-//	session.go       framing on the session's connection, the log channel
+//	session.go       framing on the session's connection
+//	logring.go       the log channel: a ring in shared memory (a memfd)
+//	                 for the KPI calls the plugin does not wait for
 //	sessionconn.go   the session's sockets under the TLS: raw reads and
 //	                 writes, the host's end polled for answers and out of
 //	                 the runtime's poller

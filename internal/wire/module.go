@@ -812,6 +812,7 @@ func (s *moduleServer) dial(ctx context.Context, path string) error {
 			tc.Close()
 			return err
 		}
+		lw.gone = ps.gone
 		ps.log = newWriteFramer(lw)
 	}
 	s.sess = ps

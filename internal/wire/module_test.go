@@ -114,15 +114,14 @@ func (b *both) GRPCClient(ctx context.Context, br *plugin.GRPCBroker, c *grpc.Cl
 	return b.host.GRPCClient(ctx, br, c)
 }
 
-// logPair makes the log channel's socket pair: the host's end and the
-// plugin's.
+// logPair makes a log channel: the host's end and the plugin's.
 func logPair(t testing.TB) (*os.File, *os.File) {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	h, p, err := NewLogChannel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return os.NewFile(uintptr(fds[0]), "log"), os.NewFile(uintptr(fds[1]), "log")
+	return h, p
 }
 
 func TestDeclareCapabilities(t *testing.T) {

@@ -66,10 +66,11 @@ type Plugin struct {
 	// TLS is the plugin's key and certificates, for the session. Plugin
 	// side.
 	TLS *PluginTLS
-	// Log is this side's end of the log channel: a socket pair the host
-	// makes and hands the plugin at its start, on which the plugin sends
-	// the KPI calls it does not wait for (kpi.go); nil sends them on the
-	// session. Both sides; the Client or the server owns it.
+	// Log is this side's end of the log channel: shared memory the host
+	// makes (NewLogChannel) and hands the plugin at its start, in which
+	// the plugin writes the KPI calls it does not wait for (kpi.go,
+	// logring.go); nil sends them on the session. Both sides; the Client
+	// or the server owns it.
 	Log *os.File
 
 	// KPI makes the host open a session for the plugin's calls and

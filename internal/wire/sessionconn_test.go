@@ -176,23 +176,6 @@ func TestHostConnIsOutOfThePoller(t *testing.T) {
 	}
 }
 
-// TestLogWriterWaitsWhenFull: the plugin's end of the log channel writes
-// all of a frame even when the channel is full, once the host reads.
-func TestLogWriterWaitsWhenFull(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := newLogWriter(os.NewFile(uintptr(fds[0]), "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.f.Close()
-	r := os.NewFile(uintptr(fds[1]), "host")
-	defer r.Close()
-	writeAllThrough(t, w, r, bytes.Repeat([]byte{7}, 4*logBuffer))
-}
-
 // writeAllThrough writes want to w, more than its socket holds, while r,
 // the other end, reads it: the write must wait for room and write it all,
 // in order.

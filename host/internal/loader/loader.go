@@ -13,7 +13,7 @@
 //
 // Each plugin gets: a magic-cookie handshake on a negotiated protocol
 // version, gRPC only, mutual TLS with P-256 certificates the loader makes
-// (its key handed over a pipe at exec), a socket pair for the KPI calls
+// (its key handed over a pipe at exec), shared memory for the KPI calls
 // it does not wait for (the log channel), an optional sha256 pin checked
 // right before exec, a start timeout, GOMAXPROCS=1 unless the
 // environment sets it, a deadline on every call, and its logs forwarded

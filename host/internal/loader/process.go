@@ -101,16 +101,15 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 
 	cmd := exec.Command(s.path)
 	cmd.ExtraFiles = []*os.File{tlsR} // fd 3
-	// The log channel (wire.Plugin.Log): a socket pair, the plugin's end
-	// at fd 4.
+	// The log channel (wire.Plugin.Log): memory both processes map, the
+	// plugin's at fd 4.
 	var hostLog *os.File
 	if s.withKPI {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		var pluginLog *os.File
+		hostLog, pluginLog, err = wire.NewLogChannel()
 		if err != nil {
-			return nil, nil, loadErr(s.path, ErrNotPlugin, fmt.Sprintf("log channel: %v", err))
+			return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 		}
-		hostLog = os.NewFile(uintptr(fds[0]), "kldsim-log")
-		pluginLog := os.NewFile(uintptr(fds[1]), "kldsim-log")
 		defer pluginLog.Close()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, pluginLog)
 	}

@@ -2031,8 +2031,9 @@ func (*Frame_LogMark) isFrame_Body() {}
 // Log is KPI calls run index made without waiting for their answer, sent
 // as they are made (so that they reach the host even if the plugin dies
 // right after), for the host to replay in order. Logs go on the log
-// channel (a socket pair the host hands the plugin at its start, which
-// the host reads only when it must), or, without one, on the session.
+// channel (memory the host and the plugin share, the plugin's handed at
+// its start, which the host reads only when it must), or, without one,
+// on the session.
 type Log struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
