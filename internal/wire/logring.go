@@ -127,8 +127,12 @@ func newLogWriter(f *os.File) (*logWriter, error) {
 func (w *logWriter) Write(p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
-		room := logRing - int(w.written-w.drained().Load())
-		if room <= 0 {
+		used := w.written - w.drained().Load()
+		if used > logRing {
+			used = logRing // drained past what was written: wait, as full
+		}
+		room := logRing - int(used)
+		if room == 0 {
 			// Full (or a host that says it read what was never
 			// written, which only waiting can make true).
 			select {

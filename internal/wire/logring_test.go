@@ -165,29 +165,47 @@ func TestLogRingGivesBackMemory(t *testing.T) {
 }
 
 // TestLogWriterGivesUpWhenTheHostIsGone: a write waiting for room the
-// host will not make (the ring full, nobody reading) fails once the
-// session is lost, instead of waiting for good.
+// host will not make fails once the session is lost, instead of waiting
+// for good: the ring full, nobody reading; or a host that says it read
+// past what was written, which the writer takes for no room, not more.
 func TestLogWriterGivesUpWhenTheHostIsGone(t *testing.T) {
-	w, _ := logEnds(t)
-	gone := make(chan struct{})
-	w.gone = gone
-	errc := make(chan error, 1)
-	go func() {
-		_, err := w.Write(make([]byte, logRing+1))
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		t.Fatalf("Write of more than the ring returned %v with nothing read", err)
-	case <-time.After(20 * time.Millisecond):
-	}
-	close(gone)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Write = %v; want net.ErrClosed once the host is gone", err)
-		}
-	case <-time.After(wedged):
-		t.Fatal("the write still waits for room after the session was lost")
+	for _, tt := range []struct {
+		name  string
+		setup func(w *logWriter) []byte // what to write
+	}{
+		{"full", func(*logWriter) []byte { return make([]byte, logRing+1) }},
+		{"drained past written", func(w *logWriter) []byte {
+			w.drained().Store(w.written + pageSize)
+			return []byte("x")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w, _ := logEnds(t)
+			gone := make(chan struct{})
+			w.gone = gone
+			p := tt.setup(w)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := w.Write(p)
+				errc <- err
+			}()
+			select {
+			case err := <-errc:
+				t.Fatalf("Write returned %v with no room made", err)
+			case <-time.After(20 * time.Millisecond):
+			}
+			close(gone)
+			select {
+			case err := <-errc:
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("Write = %v; want net.ErrClosed once the host is gone", err)
+				}
+			case <-time.After(wedged):
+				t.Fatal("the write still waits for room after the session was lost")
+			}
+			if got := w.tail().Load(); got > logRing {
+				t.Errorf("tail %d: the writer wrote past the ring's %d", got, logRing)
+			}
+		})
 	}
 }
