@@ -911,8 +911,9 @@ func (w *witness) leaks(objs []*obj, keep func(*obj) bool, why string, at Site, 
 		}
 	}
 	if prune {
+		left := "left " + why
 		for _, o := range matched {
-			w.dropLocked(o, "left "+why)
+			w.dropLocked(o, left)
 		}
 		w.shrink()
 	}
@@ -1080,11 +1081,15 @@ func (g *graves) add(o *obj, why string) {
 		delete(g.byID, old)
 	}
 	// A copy without what it referenced or the analysis kept: only
-	// where it was freed is read again (reason).
+	// where it was freed is read again (reason). Its extra record is the
+	// copy's as it is when it holds nothing else (mostly: o is forgotten,
+	// nothing changes it any more).
 	c := *o
-	c.x = nil
-	if f := o.freeAt(); f != nil {
-		c.x = &objExtra{freeAt: f}
+	if x := o.x; x != nil && (x.ord != nil || len(x.refs) > 0) {
+		c.x = nil
+		if x.freeAt != nil {
+			c.x = &objExtra{freeAt: x.freeAt}
+		}
 	}
 	g.byID[o.ID] = grave{obj: c, why: why}
 }
