@@ -70,9 +70,11 @@ type stepResult struct {
 
 // runStep runs entry se in each walk of ws, in order, as runEntry does:
 // in one call to the module if it is a BatchRunner, else one call per
-// VNET. ctx is the batch's.
-func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry) []stepResult {
-	res := make([]stepResult, len(ws))
+// VNET. ctx is the batch's. The results go in buf's room (a pass's steps
+// reuse one), grown if need be.
+func (k *Kernel) runStep(ctx context.Context, ws []walk, se *sysEntry, buf []stepResult) []stepResult {
+	res := slices.Grow(buf[:0], len(ws))[:len(ws)]
+	clear(res)
 	// A module with injected faults is wrapped (fault.go) and so no
 	// BatchRunner: its runs go one by one, through modRec.run.
 	br, ok := se.mod.m.(BatchRunner)
@@ -196,6 +198,7 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 		ran[i] = map[*modRec]bool{}
 		index[v] = i
 	}
+	var res []stepResult
 	for _, se := range k.vinit.entries() {
 		if len(building) == 0 {
 			break
@@ -203,7 +206,7 @@ func (k *Kernel) createVnets(ctx context.Context, names []string) []error {
 		for _, w := range building {
 			w.v.setState(se.e.Rank.Sub)
 		}
-		res := k.runStep(ctx, building, se)
+		res = k.runStep(ctx, building, se, res)
 		left := building[:0]
 		for j, w := range building {
 			v := w.v
@@ -432,6 +435,7 @@ func (k *Kernel) teardown(ctx context.Context, vs []*vnet, which func(*vnet, *mo
 	ws := walks(ctx, PassUninit, vs)
 	un := k.vuninit.entries()
 	step := make([]walk, 0, len(vs))
+	var res []stepResult
 	for i := len(un) - 1; i >= 0; i-- {
 		se := un[i]
 		step = step[:0]
@@ -442,7 +446,7 @@ func (k *Kernel) teardown(ctx context.Context, vs []*vnet, which func(*vnet, *mo
 			}
 		}
 		if len(step) > 0 {
-			k.runStep(ctx, step, se) // SYSUNINITs cannot fail the teardown
+			res = k.runStep(ctx, step, se, res) // SYSUNINITs cannot fail the teardown
 		}
 	}
 	for _, v := range vs {
