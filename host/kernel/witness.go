@@ -164,13 +164,14 @@ type siteFixed struct {
 // copy of (siteFixed, names): past it, new ones keep their own.
 const maxInterned = 1 << 14
 
-// interned is the value kept for k in m, made by mk and kept (up to
-// maxInterned) when there is none.
-func interned[K comparable, V any](m map[K]V, k K, mk func() V) V {
+// interned is the value kept for k in m, made from k by mk and kept (up
+// to maxInterned) when there is none. mk takes k rather than capturing
+// it, so that k is copied to the heap only when it is kept.
+func interned[K comparable, V any](m map[K]V, k K, mk func(K) V) V {
 	if v, ok := m[k]; ok {
 		return v
 	}
-	v := mk()
+	v := mk(k)
 	if len(m) < maxInterned {
 		m[k] = v
 	}
@@ -598,14 +599,14 @@ func (w *witness) newSite(at Site, owner string, vl *vledger) *callSite {
 func (w *witness) siteFixed(at Site, owner string) *siteFixed {
 	f := siteFixed{module: at.Module, entry: at.Entry, via: at.Via, rank: at.Rank,
 		causeKind: at.Cause.Kind, causeEntry: at.Cause.Entry, owner: owner}
-	return interned(w.fixed, f, func() *siteFixed { return &f })
+	return interned(w.fixed, f, func(f siteFixed) *siteFixed { return &f })
 }
 
 // intern is name as the ledger keeps it: one copy of each (interned),
 // however many VNETs' objects bear it. A plugin's objects' names are
 // decoded anew for each VNET.
 func (w *witness) intern(name string) string {
-	return interned(w.names, name, func() string { return name })
+	return interned(w.names, name, func(name string) string { return name })
 }
 
 // neverAllocated says that no object ever had id: ids are handed out in
