@@ -287,7 +287,9 @@ func (p *kpi) IfcAllocUnit(_ context.Context, cloner string, unit int) (int, err
 	}
 	o := p.k.w.alloc(KindUnit, cloner+strconv.Itoa(unit), p.mod.decl.Name, "", p.at)
 	taken[unit] = o.ID
-	p.op(fmt.Sprintf("ifc_alloc_unit %s %d", cloner, unit), o.ID, nil)
+	if p.k.tr.on() {
+		p.op(fmt.Sprintf("ifc_alloc_unit %s %d", cloner, unit), o.ID, nil)
+	}
 	return unit, nil
 }
 
@@ -309,7 +311,9 @@ func (p *kpi) IfcFreeUnit(_ context.Context, cloner string, unit int) error {
 		return fmt.Errorf("ifc_free_unit %s: unit %d is not allocated: %w", cloner, unit, syscall.EINVAL)
 	}
 	err := p.k.w.free(id, "", p.mod.decl.Name, p.at, KindUnit)
-	p.op(fmt.Sprintf("ifc_free_unit %s %d", cloner, unit), id, err)
+	if p.k.tr.on() {
+		p.op(fmt.Sprintf("ifc_free_unit %s %d", cloner, unit), id, err)
+	}
 	return err
 }
 

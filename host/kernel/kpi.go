@@ -79,6 +79,9 @@ func (p *kpi) Vnet() string    { return p.v.name }
 func (p *kpi) VnetKey() string { return p.v.key }
 func (p *kpi) Module() string  { return p.mod.decl.Name }
 
+// op traces a KPI call, when the trace is on. A caller that builds name
+// checks p.k.tr.on() first: the name is the trace's only, and building
+// it for nothing was allocations in every entry.
 func (p *kpi) op(name string, id sdk.ObjID, err error) {
 	if !p.k.tr.on() {
 		return
@@ -106,13 +109,17 @@ func (p *kpi) allocID(id sdk.ObjID, kind ObjKind, name string) (sdk.ObjID, error
 	} else if _, err := p.k.w.allocAt(id, kind, name, p.mod.decl.Name, p.scope(), p.at); err != nil {
 		return 0, err
 	}
-	p.op("alloc "+kind.String()+" "+name, id, nil)
+	if p.k.tr.on() {
+		p.op("alloc "+kind.String()+" "+name, id, nil)
+	}
 	return id, nil
 }
 
 func (p *kpi) free(id sdk.ObjID, kind ObjKind) error {
 	err := p.k.w.free(id, p.v.key, p.mod.decl.Name, p.at, kind)
-	p.op("free "+kind.String(), id, err)
+	if p.k.tr.on() {
+		p.op("free "+kind.String(), id, err)
+	}
 	return err
 }
 
@@ -242,7 +249,9 @@ func (p *kpi) IfAttach(ctx context.Context, name, driver string) (sdk.IfInfo, er
 		m.ifs = append(m.ifs, ifp)
 		m.mu.Unlock()
 	}
-	p.op("if_attach "+name, ifp.id, nil)
+	if p.k.tr.on() {
+		p.op("if_attach "+name, ifp.id, nil)
+	}
 	if info, ok := p.v.ifInfo(name); ok && info.ID == ifp.id {
 		return info, nil
 	}
@@ -278,7 +287,9 @@ func (p *kpi) IfDetach(ctx context.Context, name string) error {
 	p.k.ifDetachInternal(ctx, ifp, false, p.at)
 	err := p.k.w.free(ifp.id, p.v.key, p.mod.decl.Name, p.at, KindIfnet)
 	ifp.home.freeUnit(ifp)
-	p.op("if_free "+name, ifp.id, err)
+	if p.k.tr.on() {
+		p.op("if_free "+name, ifp.id, err)
+	}
 	return err
 }
 
@@ -352,7 +363,9 @@ func (p *kpi) register(kind ObjKind, op, what, name string) (sdk.ObjID, error) {
 func (p *kpi) unregister(kind ObjKind, id sdk.ObjID) error {
 	o, err := p.k.w.freeable(id, p.v.key, p.mod.decl.Name, p.at, kind)
 	if err != nil {
-		p.op("unregister "+kind.String(), id, err)
+		if p.k.tr.on() {
+			p.op("unregister "+kind.String(), id, err)
+		}
 		return reported(err)
 	}
 	if lid := p.v.list(kind); lid != 0 {
@@ -389,7 +402,9 @@ func (p *kpi) attach(headKind, kind ObjKind, what, head, name string, id sdk.Obj
 // the object.
 func (p *kpi) detach(id sdk.ObjID, kind ObjKind) error {
 	if _, err := p.k.w.freeable(id, p.v.key, p.mod.decl.Name, p.at, kind); err != nil {
-		p.op("detach "+kind.String(), id, err)
+		if p.k.tr.on() {
+			p.op("detach "+kind.String(), id, err)
+		}
 		return reported(err)
 	}
 	p.k.w.release(id, p.at)
