@@ -331,8 +331,12 @@ func (v *vnet) ifInfo(name string) (sdk.IfInfo, bool) {
 func (v *vnet) ifInfos() []sdk.IfInfo {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var out []sdk.IfInfo
-	for _, ifp := range v.ifsByIndexLocked() {
+	ifs := v.ifsByIndexLocked()
+	if len(ifs) == 0 {
+		return nil
+	}
+	out := make([]sdk.IfInfo, 0, len(ifs))
+	for _, ifp := range ifs {
 		out = append(out, ifp.info())
 	}
 	return out

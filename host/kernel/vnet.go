@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -529,6 +530,6 @@ func (v *vnet) ifsByIndexLocked() []*ifnet {
 		out = append(out, ifp)
 	}
 	out = append(out, v.dups...)
-	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
+	slices.SortFunc(out, func(a, b *ifnet) int { return cmp.Compare(a.index, b.index) })
 	return out
 }
