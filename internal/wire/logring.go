@@ -187,9 +187,12 @@ func (r *logReader) Read(p []byte) (int, error) {
 	if r.closed {
 		return 0, net.ErrClosed
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	tail := r.tail().Load()
 	unread := tail - r.read // wraps if tail went back: caught below
-	if unread == 0 || len(p) == 0 {
+	if unread == 0 {
 		return 0, io.EOF
 	}
 	if unread > logRing {
