@@ -50,8 +50,11 @@ const (
 // NewLogChannel makes the log channel's shared memory: the host's file
 // and the plugin's (the same memory; the plugin's to be inherited at
 // exec, and closed by the caller once it is).
-func NewLogChannel() (host, plugin *os.File, err error) {
-	host, err = newLogFile()
+func NewLogChannel() (host, plugin *os.File, err error) { return logChannel(newLogFile) }
+
+// logChannel is NewLogChannel in the file mk makes.
+func logChannel(mk func() (*os.File, error)) (host, plugin *os.File, err error) {
+	host, err = mk()
 	if err != nil {
 		return nil, nil, fmt.Errorf("log channel: %w", err)
 	}
@@ -65,6 +68,21 @@ func NewLogChannel() (host, plugin *os.File, err error) {
 		return nil, nil, fmt.Errorf("log channel: %w", err)
 	}
 	return host, os.NewFile(uintptr(fd), "kldsim-log"), nil
+}
+
+// unlinkedLogFile is the log channel's memory where there is no memfd: a
+// file created private (0600, O_EXCL) and removed at once, so that no
+// other process can open it.
+func unlinkedLogFile() (*os.File, error) {
+	f, err := os.CreateTemp("", "kldsim-log")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // logMap is one end's mapping of the log channel.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -86,6 +87,41 @@ func TestLogRingInOrder(t *testing.T) {
 	}
 	if n, err := r.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("Read after all = %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+// TestLogRingOnAnUnlinkedFile: where there is no memfd, the ring is an
+// unlinked file, shared the same way.
+func TestLogRingOnAnUnlinkedFile(t *testing.T) {
+	hf, pf, err := logChannel(unlinkedLogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newLogReader(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := newLogWriter(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if hf.Name() == "kldsim-log" {
+		t.Fatal("a memfd, not the unlinked file")
+	}
+	if _, err := os.Stat(hf.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s is still there to be opened by name: %v", hf.Name(), err)
+	}
+	want := bytes.Repeat([]byte("abc"), logRing) // three turns
+	go w.Write(want)
+	var got []byte
+	buf := make([]byte, 4093)
+	for end := time.Now().Add(wedged); len(got) < len(want) && time.Now().Before(end); {
+		got = append(got, readAvailable(t, r, buf)...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, not the %d written in order", len(got), len(want))
 	}
 }
 
