@@ -32,9 +32,9 @@ import (
 // to store), and how far the host has read and given back (drained, the
 // host's, in whole pages). The plugin writes a frame whole, then stores
 // tail; it writes only where the host has read (below drained +
-// logRing). The host trusts nothing it
-// reads there: tail is checked against what the ring can hold, and
-// bytes are copied out before they are decoded.
+// logRing). The host trusts nothing it reads there: tail is checked
+// against what the ring can hold, and bytes are copied out before they
+// are decoded.
 const (
 	logHeader = 4096    // the header's page: tail at 0, drained at 8
 	logRing   = 1 << 20 // the ring's bytes, a multiple of the page size
@@ -49,12 +49,15 @@ const (
 
 // NewLogChannel makes the log channel's shared memory: the host's file
 // and the plugin's (the same memory; the plugin's to be inherited at
-// exec, and closed by the caller once it is).
-func NewLogChannel() (host, plugin *os.File, err error) { return logChannel(newLogFile) }
+// exec, and closed by the caller once it is). dir is a private
+// directory, for the file that stands in where there is no memfd.
+func NewLogChannel(dir string) (host, plugin *os.File, err error) {
+	return logChannel(dir, newLogFile)
+}
 
-// logChannel is NewLogChannel in the file mk makes.
-func logChannel(mk func() (*os.File, error)) (host, plugin *os.File, err error) {
-	host, err = mk()
+// logChannel is NewLogChannel in the file mk makes in dir.
+func logChannel(dir string, mk func(dir string) (*os.File, error)) (host, plugin *os.File, err error) {
+	host, err = mk(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log channel: %w", err)
 	}
@@ -71,10 +74,10 @@ func logChannel(mk func() (*os.File, error)) (host, plugin *os.File, err error) 
 }
 
 // unlinkedLogFile is the log channel's memory where there is no memfd: a
-// file created private (0600, O_EXCL) and removed at once, so that no
-// other process can open it.
-func unlinkedLogFile() (*os.File, error) {
-	f, err := os.CreateTemp("", "kldsim-log")
+// file created in dir (private: the caller's), 0600 and O_EXCL, and
+// removed at once, so that no other process can open it.
+func unlinkedLogFile(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "kldsim-log")
 	if err != nil {
 		return nil, err
 	}

@@ -7,12 +7,12 @@ import (
 )
 
 // newLogFile makes the log channel's memory: a memfd, which no other
-// process can open by name; an unlinked file where memfd_create is
-// refused (a seccomp filter, say).
-func newLogFile() (*os.File, error) {
+// process can open by name; an unlinked file in dir where memfd_create
+// is refused (a seccomp filter, say).
+func newLogFile(dir string) (*os.File, error) {
 	fd, err := unix.MemfdCreate("kldsim-log", unix.MFD_CLOEXEC)
 	if err != nil {
-		return unlinkedLogFile()
+		return unlinkedLogFile(dir)
 	}
 	return os.NewFile(uintptr(fd), "kldsim-log"), nil
 }

@@ -93,7 +93,7 @@ func TestLogRingInOrder(t *testing.T) {
 // TestLogRingOnAnUnlinkedFile: where there is no memfd, the ring is an
 // unlinked file, shared the same way.
 func TestLogRingOnAnUnlinkedFile(t *testing.T) {
-	hf, pf, err := logChannel(unlinkedLogFile)
+	hf, pf, err := logChannel(t.TempDir(), unlinkedLogFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (b *both) GRPCClient(ctx context.Context, br *plugin.GRPCBroker, c *grpc.Cl
 // logPair makes a log channel: the host's end and the plugin's.
 func logPair(t testing.TB) (*os.File, *os.File) {
 	t.Helper()
-	h, p, err := NewLogChannel()
+	h, p, err := NewLogChannel(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func (l *Loader) start(ctx context.Context, s startSpec) (*process, []wire.Modul
 	var hostLog *os.File
 	if s.withKPI {
 		var pluginLog *os.File
-		hostLog, pluginLog, err = wire.NewLogChannel()
+		hostLog, pluginLog, err = wire.NewLogChannel(l.sockDir)
 		if err != nil {
 			return nil, nil, loadErr(s.path, ErrNotPlugin, err.Error())
 		}
