@@ -95,20 +95,31 @@ type logMap struct {
 	ring []byte
 }
 
-// mapLog maps f, an end of the log channel, shared.
+// mapLog maps f, an end of the log channel, shared. It owns f: f is
+// closed if it cannot be mapped.
 func mapLog(f *os.File) (*logMap, error) {
-	st, err := f.Stat()
+	mem, err := mapLogFile(f)
 	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("log channel: %w", err)
 	}
+	return &logMap{f: f, mem: mem, ring: mem[logHeader:]}, nil
+}
+
+// mapLogFile maps f whole, checking it is the channel's size.
+func mapLogFile(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	if st.Size() != logHeader+logRing {
-		return nil, fmt.Errorf("log channel: %d bytes, want %d: %w", st.Size(), logHeader+logRing, syscall.EINVAL)
+		return nil, fmt.Errorf("%d bytes, want %d: %w", st.Size(), logHeader+logRing, syscall.EINVAL)
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, logHeader+logRing, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("log channel: mmap: %w", err)
+		return nil, fmt.Errorf("mmap: %w", err)
 	}
-	return &logMap{f: f, mem: mem, ring: mem[logHeader:]}, nil
+	return mem, nil
 }
 
 // tail and drained are the header's counters.
