@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 
 	pb "github.com/kldsim/kldsim/internal/wire/proto"
-	"google.golang.org/protobuf/proto"
 )
 
 // The session: one connection per plugin (a unix socket in the host's
@@ -46,6 +46,8 @@ type framer struct {
 	wmu sync.Mutex
 	wb  []byte
 
+	rb []byte // the reader's; a frame decoded keeps none of it
+
 	// What post queued, and whether a goroutine writes it; lost once a
 	// write of it failed (the session is), or the peer left maxPosted
 	// unread (broke: errUnread).
@@ -76,15 +78,17 @@ func (f *framer) write(fr *pb.Frame) error {
 func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	b, err := proto.MarshalOptions{}.MarshalAppend(append(f.wb[:0], 0, 0, 0, 0), fr)
-	if err != nil {
+	size := fr.SizeVT()
+	if size > maxFrame {
+		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", size, maxFrame)
+	}
+	b := slices.Grow(f.wb[:0], 4+size)[:4+size]
+	if _, err := fr.MarshalToSizedBufferVT(b[4:]); err != nil {
 		return 0, err
 	}
-	if len(b)-4 > maxFrame {
-		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", len(b)-4, maxFrame)
-	}
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	if _, err = f.w.Write(b); err != nil {
+	binary.BigEndian.PutUint32(b, uint32(size))
+	_, err := f.w.Write(b)
+	if err != nil {
 		err = f.broken(err)
 	}
 	if cap(b) <= 1<<20 {
@@ -176,12 +180,21 @@ func (f *framer) readSized() (*pb.Frame, int, error) {
 	if n > maxFrame {
 		return nil, 0, fmt.Errorf("session frame of %d bytes exceeds %d", n, maxFrame)
 	}
-	buf := make([]byte, n)
+	buf := f.rb
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if cap(buf) <= 1<<20 {
+		f.rb = buf // keep a small buffer, not a batch's
+	}
 	if _, err := io.ReadFull(f.br, buf); err != nil {
 		return nil, 0, f.broken(err)
 	}
+	// UnmarshalVT copies what the frame keeps (strings, unknown fields:
+	// the contract has no bytes field), so buf is free again after it.
 	fr := &pb.Frame{}
-	if err := proto.Unmarshal(buf, fr); err != nil {
+	if err := fr.UnmarshalVT(buf); err != nil {
 		return nil, 0, fmt.Errorf("session frame: %w", err)
 	}
 	return fr, 4 + int(n), nil
