@@ -191,8 +191,9 @@ func (f *framer) readSized() (*pb.Frame, int, error) {
 	if _, err := io.ReadFull(f.br, buf); err != nil {
 		return nil, 0, f.broken(err)
 	}
-	// UnmarshalVT copies what the frame keeps (strings, unknown fields:
-	// the contract has no bytes field), so buf is free again after it.
+	// UnmarshalVT copies what the frame keeps (it is generated without
+	// vtprotobuf's unsafe decoding; FuzzFrameCodec checks), so buf is free
+	// again after it.
 	fr := &pb.Frame{}
 	if err := fr.UnmarshalVT(buf); err != nil {
 		return nil, 0, fmt.Errorf("session frame: %w", err)
