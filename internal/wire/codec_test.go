@@ -163,3 +163,35 @@ func hasUnknown(m protoreflect.Message) bool {
 	})
 	return found
 }
+
+// BenchmarkFrameCodec encodes and decodes a call's request and a KPI
+// call's log frame with each codec: what item 17 of docs/PERFORMANCE.md
+// gained per frame.
+func BenchmarkFrameCodec(b *testing.B) {
+	frames := codecFrames()
+	codecs := []struct {
+		name      string
+		marshal   func(*pb.Frame) ([]byte, error)
+		unmarshal func([]byte, *pb.Frame) error
+	}{
+		{"proto", func(f *pb.Frame) ([]byte, error) { return proto.Marshal(f) }, func(b []byte, f *pb.Frame) error { return proto.Unmarshal(b, f) }},
+		{"vtproto", (*pb.Frame).MarshalVT, func(b []byte, f *pb.Frame) error { return f.UnmarshalVT(b) }},
+	}
+	for _, frame := range []string{"request run", "log", "reply"} {
+		for _, c := range codecs {
+			b.Run(frame+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					data, err := c.marshal(frames[frame])
+					if err != nil {
+						b.Fatal(err)
+					}
+					var fr pb.Frame
+					if err := c.unmarshal(data, &fr); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
