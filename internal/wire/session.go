@@ -83,12 +83,17 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 		return 0, fmt.Errorf("session frame of %d bytes exceeds %d", size, maxFrame)
 	}
 	b := slices.Grow(f.wb[:0], 4+size)[:4+size]
-	if _, err := fr.MarshalToSizedBufferVT(b[4:]); err != nil {
+	n, err := fr.MarshalToSizedBufferVT(b[4:])
+	if err != nil {
 		return 0, err
 	}
+	if n != size {
+		// Written from the end back: a frame changed since SizeVT
+		// would leave stale bytes at the front.
+		return 0, fmt.Errorf("session frame of %d bytes encoded as %d", size, n)
+	}
 	binary.BigEndian.PutUint32(b, uint32(size))
-	_, err := f.w.Write(b)
-	if err != nil {
+	if _, err = f.w.Write(b); err != nil {
 		err = f.broken(err)
 	}
 	if cap(b) <= 1<<20 {
