@@ -160,7 +160,9 @@ type Result struct {
 	// the kernel: Modules and their dependencies.
 	Loaded []string `json:"loaded"`
 	// Batch is Options.Batch.
-	Batch  int      `json:"batch"`
+	Batch int `json:"batch"`
+	// Idle is how the machine's idle CPUs wait; nil where unknown.
+	Idle   *Idle    `json:"idle,omitempty"`
 	Phases []Phase  `json:"phases"`
 	Memory []Memory `json:"memory"`
 	// Reports are the witness's reports after shutdown.
@@ -217,7 +219,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Vnets: o.Vnets, Rounds: o.Rounds, Batch: o.Batch, Modules: append([]string{}, o.Modules...),
-		Loaded: []string{}, Phases: []Phase{}, Memory: []Memory{}}
+		Loaded: []string{}, Phases: []Phase{}, Memory: []Memory{}, Idle: readIdle("/sys")}
 	b := &bench{k: k, o: o, res: res}
 	err = b.measure(ctx)
 

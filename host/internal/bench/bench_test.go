@@ -412,3 +412,52 @@ func TestSocketFloor(t *testing.T) {
 		t.Errorf("cat outlived the floor: waited for the deadline")
 	}
 }
+
+// TestReadIdle reads the idle policy from sysfs trees made for it.
+func TestReadIdle(t *testing.T) {
+	ns := func(n int64) *int64 { return &n }
+	tests := []struct {
+		name   string
+		files  map[string]string // path under the root: content
+		want   *Idle
+		header string // what the bench's header says of it
+	}{
+		{"no cpuidle", nil, nil, ""},
+		{"no driver", map[string]string{"devices/system/cpu/cpuidle/current_driver": "none\n"}, nil, ""},
+		{"intel_idle", map[string]string{"devices/system/cpu/cpuidle/current_driver": "intel_idle\n"},
+			&Idle{Driver: "intel_idle"}, "cpuidle intel_idle"},
+		{"haltpoll, halts at once", map[string]string{
+			"devices/system/cpu/cpuidle/current_driver":     "haltpoll\n",
+			"module/haltpoll/parameters/guest_halt_poll_ns": "0\n",
+		}, &Idle{Driver: "haltpoll", HaltPollNs: ns(0)}, "cpuidle haltpoll, no polling: an idle CPU halts at once, so each plugin woken goes through the hypervisor"},
+		{"haltpoll, polls", map[string]string{
+			"devices/system/cpu/cpuidle/current_driver":     "haltpoll\n",
+			"module/haltpoll/parameters/guest_halt_poll_ns": "200000\n",
+		}, &Idle{Driver: "haltpoll", HaltPollNs: ns(200000)}, "cpuidle haltpoll, polling up to 200µs before halting"},
+		{"haltpoll, parameter unreadable", map[string]string{
+			"devices/system/cpu/cpuidle/current_driver":     "haltpoll\n",
+			"module/haltpoll/parameters/guest_halt_poll_ns": "many\n",
+		}, &Idle{Driver: "haltpoll"}, "cpuidle haltpoll"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for path, content := range tt.files {
+				p := root + "/" + path
+				if err := os.MkdirAll(p[:strings.LastIndex(p, "/")], 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := readIdle(root)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("readIdle (-want +got):\n%s", diff)
+			}
+			if got != nil && got.String() != tt.header {
+				t.Errorf("String() = %q, want %q", got.String(), tt.header)
+			}
+		})
+	}
+}

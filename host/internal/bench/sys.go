@@ -76,3 +76,52 @@ func socketFloor(ctx context.Context, n int) ([]time.Duration, error) {
 	}
 	return ds, nil
 }
+
+// Idle is how the machine's idle CPUs wait, which sets what waking a
+// plugin costs (docs/PERFORMANCE.md, "The floor of a serial lifecycle"):
+// a CPU that halts at once must be woken by an interrupt, through the
+// hypervisor on a virtual machine.
+type Idle struct {
+	// Driver is the cpuidle driver (haltpoll, intel_idle, acpi_idle...).
+	Driver string `json:"driver"`
+	// HaltPollNs is how long, with the haltpoll driver, an idle CPU polls
+	// before it halts (guest_halt_poll_ns); nil with another driver.
+	HaltPollNs *int64 `json:"halt_poll_ns,omitempty"`
+}
+
+// String says it for the bench's header.
+func (i *Idle) String() string {
+	switch {
+	case i.HaltPollNs == nil:
+		return "cpuidle " + i.Driver
+	case *i.HaltPollNs == 0:
+		return "cpuidle haltpoll, no polling: an idle CPU halts at once, so each plugin woken goes through the hypervisor"
+	default:
+		return fmt.Sprintf("cpuidle haltpoll, polling up to %s before halting", time.Duration(*i.HaltPollNs))
+	}
+}
+
+// readIdle reads the idle policy under sys (/sys); nil where there is
+// none to read (not Linux, no cpuidle).
+func readIdle(sys string) *Idle {
+	b, err := os.ReadFile(sys + "/devices/system/cpu/cpuidle/current_driver")
+	if err != nil {
+		return nil
+	}
+	driver := string(bytes.TrimSpace(b))
+	if driver == "" || driver == "none" {
+		return nil
+	}
+	idle := &Idle{Driver: driver}
+	if driver != "haltpoll" {
+		return idle
+	}
+	b, err = os.ReadFile(sys + "/module/haltpoll/parameters/guest_halt_poll_ns")
+	if err != nil {
+		return idle
+	}
+	if ns, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err == nil && ns >= 0 {
+		idle.HaltPollNs = &ns
+	}
+	return idle
+}

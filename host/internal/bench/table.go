@@ -26,8 +26,12 @@ func WriteTable(w io.Writer, r *Result) error {
 	if r.Batch > 0 {
 		batch = fmt.Sprintf(", batches of %d", r.Batch)
 	}
-	fmt.Fprintf(w, "kldsim bench: %d VNETs x %d %s%s, %s; trace off; %s %s/%s, %d CPUs\n\n",
+	fmt.Fprintf(w, "kldsim bench: %d VNETs x %d %s%s, %s; trace off; %s %s/%s, %d CPUs\n",
 		r.Vnets, r.Rounds, plural.Of(r.Rounds, "round"), batch, set, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	if r.Idle != nil {
+		fmt.Fprintf(w, "idle CPUs: %s\n", r.Idle)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "Phase\tOps\tTotal\tPer sec\tMean\tp50\tp99\tMax\tRound trips")
 	for _, p := range r.Phases {
