@@ -24,6 +24,10 @@ import (
 // maxFrame bounds a frame: a batch of VNETs is the largest.
 const maxFrame = 64 << 20
 
+// keptBuf bounds the buffer a framer keeps between frames, for reading
+// or for writing: a small one, not a batch's.
+const keptBuf = 1 << 20
+
 // maxPosted bounds what a framer's post queues unwritten. Only a peer
 // that keeps asking for answers while it reads none fills it (each
 // answer waits for it to read): that peer has broken the session.
@@ -96,8 +100,8 @@ func (f *framer) writeSized(fr *pb.Frame) (int, error) {
 	if _, err = f.w.Write(b); err != nil {
 		err = f.broken(err)
 	}
-	if cap(b) <= 1<<20 {
-		f.wb = b // keep a small buffer, not a batch's
+	if cap(b) <= keptBuf {
+		f.wb = b
 	}
 	return len(b), err
 }
@@ -190,8 +194,8 @@ func (f *framer) readSized() (*pb.Frame, int, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if cap(buf) <= 1<<20 {
-		f.rb = buf // keep a small buffer, not a batch's
+	if cap(buf) <= keptBuf {
+		f.rb = buf
 	}
 	if _, err := io.ReadFull(f.br, buf); err != nil {
 		return nil, 0, f.broken(err)
