@@ -114,7 +114,11 @@ func TestLogRingOnAnUnlinkedFile(t *testing.T) {
 		t.Fatalf("%s is still there to be opened by name: %v", hf.Name(), err)
 	}
 	want := bytes.Repeat([]byte("abc"), logRing) // three turns
-	go w.Write(want)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.Write(want)
+		errc <- err
+	}()
 	var got []byte
 	buf := make([]byte, 4093)
 	for end := time.Now().Add(wedged); len(got) < len(want) && time.Now().Before(end); {
@@ -122,6 +126,9 @@ func TestLogRingOnAnUnlinkedFile(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes, not the %d written in order", len(got), len(want))
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Write: %v", err)
 	}
 }
 
